@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# make bench: every benchmark, each printing its figure beside its baseline.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BUILD=${1:-build}
+bash bench/records.sh "$BUILD"

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages ogd builds, runs and tests with; only what is missing.
+# Idempotent: a second run with everything present does nothing and prints nothing.
+set -euo pipefail
+
+PACKAGES=(
+  build-essential cmake pkg-config clang-format
+  libuv1-dev node-llhttp libjansson-dev libyaml-dev libsqlite3-dev sqlite3
+  libspng-dev zlib1g-dev libdeflate-dev libssl-dev libcurl4-openssl-dev libpq-dev
+  libhdf5-dev libsodium-dev libldap-dev
+  libcmocka-dev python3-pytest python3-requests python3-numpy python3-h5py
+  wrk curl libclang-rt-14-dev
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "install-deps: installing ${missing[*]}" >&2
+SUDO=""
+[ "$(id -u)" -ne 0 ] && SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+# Refresh the package lists once if they are absent or older than a day.
+if [ -z "$(find /var/lib/apt/lists -maxdepth 1 -name '*Packages*' -mtime -1 2>/dev/null | head -1)" ]; then
+  $SUDO apt-get update -qq
+fi
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,57 @@
+/*
+ * api: the HTTP handlers of the OperationsGateway API and what they share.
+ *
+ * app_t is one worker's context (config, store, object store, loop); every handler
+ * reaches it through req->app. Handlers parse and validate parameters on the loop
+ * thread (cheap, bounded), hand the slow part to the store / object store (off the
+ * loop), and serialise large results on the thread pool (api_respond_json). Errors
+ * go out as {"detail": ...} with the statuses of the reference (spec/data.md §3.2,
+ * spec/control.md §4); query-parameter validation failures as 422 in FastAPI's shape.
+ */
+#ifndef OGD_API_API_H
+#define OGD_API_API_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "config/config.h"
+#include "http/http.h"
+#include "objstore/objstore.h"
+#include "store/store.h"
+
+#define OGD_VERSION "0.1.0"
+
+typedef struct app {
+    const ogd_config *cfg; /** borrowed, lives as long as the worker */
+    uv_loop_t *loop;
+    store_t *store;
+    objstore_t *objstore;
+} app_t;
+
+extern const http_route api_routes[];
+extern const size_t api_nroutes;
+
+/* 422 in FastAPI's shape for one query parameter. ctx_json: e.g. {"ge":0} or NULL. */
+void api_respond_422(http_request_t *req, const char *type, const char *loc_kind,
+                     const char *name, const char *msg, const char *input, const char *ctx_json);
+/* Responds with the store op's error: 400 for bad queries, 503 unavailable, else 500 with
+ * `detail500`. */
+void api_respond_store_error(http_request_t *req, const store_op_t *op, const char *detail500);
+/* Serialises v (takes ownership) on the thread pool and responds with it. */
+void api_respond_json(http_request_t *req, int status, json_t *v);
+
+/* Query parameter parsers. Each returns true when the value is usable; on false the
+ * 422 response has been sent. `present` tells whether the parameter was given. */
+bool api_query_int(http_request_t *req, const char *name, int64_t def, int64_t *out);
+bool api_query_int_range(http_request_t *req, const char *name, int64_t def, int64_t lo,
+                         int64_t hi, int64_t *out);
+bool api_query_bool(http_request_t *req, const char *name, bool def, bool *out);
+/* Parses a JSON parameter; absent -> def_text parsed. Returns a new reference. */
+bool api_query_json(http_request_t *req, const char *name, const char *def_text, json_t **out);
+
+/* Seconds-since-epoch microseconds now. */
+int64_t api_now_us(void);
+
+#endif

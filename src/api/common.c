@@ -1,0 +1,228 @@
+/*
+ * common.c: parameter parsing, error responses and off-loop JSON serialisation shared by
+ * the handlers. The 422 bodies follow FastAPI/pydantic so the reference's clients parse
+ * them: {"detail":[{"type","loc","msg","input"[,"ctx"]}]}.
+ */
+#include "api/api.h"
+
+#include "runtime/taskgroup.h"
+#include "util/jsonw.h"
+#include "util/log.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/time.h>
+
+int64_t api_now_us(void)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    return (int64_t)tv.tv_sec * 1000000 + tv.tv_usec;
+}
+
+void api_respond_422(http_request_t *req, const char *type, const char *loc_kind,
+                     const char *name, const char *msg, const char *input, const char *ctx_json)
+{
+    buf_t b;
+    buf_init(&b, 1 << 20);
+    buf_puts(&b, "{\"detail\":[{\"type\":");
+    jsonw_string(&b, type, strlen(type));
+    buf_puts(&b, ",\"loc\":[");
+    jsonw_string(&b, loc_kind, strlen(loc_kind));
+    buf_putc(&b, ',');
+    jsonw_string(&b, name, strlen(name));
+    buf_puts(&b, "],\"msg\":");
+    jsonw_string(&b, msg, strlen(msg));
+    buf_puts(&b, ",\"input\":");
+    if (input) {
+        size_t n = strlen(input);
+        jsonw_string(&b, input, n > 1000 ? 1000 : n);
+    } else {
+        buf_puts(&b, "null");
+    }
+    if (ctx_json) {
+        buf_puts(&b, ",\"ctx\":");
+        buf_puts(&b, ctx_json);
+    }
+    buf_puts(&b, "}]}");
+    size_t len = b.len;
+    http_respond_take(req, 422, "application/json", buf_take(&b), len);
+}
+
+void api_respond_store_error(http_request_t *req, const store_op_t *op, const char *detail500)
+{
+    if (op->status == STORE_EBADQUERY) {
+        http_respond_error(req, 400, op->err);
+        return;
+    }
+    if (op->status == STORE_EUNAVAILABLE) {
+        log_error("database unavailable: %s", op->err);
+        http_add_header(req, "Retry-After", "1");
+        http_respond_error(req, 503, "Database unavailable");
+        return;
+    }
+    log_error("database error: %s (status %d)", op->err, op->status);
+    http_respond_error(req, 500, detail500);
+}
+
+typedef struct json_job {
+    http_request_t *req;
+    json_t *value;
+    char *text;
+    size_t len;
+    int status;
+} json_job;
+
+static void json_job_run(void *data)
+{
+    json_job *j = data;
+    j->text = jsonw_dumps(j->value, &j->len);
+}
+
+static void json_job_done(void *data, int status)
+{
+    json_job *j = data;
+    (void)status;
+    json_decref(j->value);
+    if (!j->text)
+        http_respond_error(j->req, 500, "Unknown error");
+    else
+        http_respond_take(j->req, j->status, "application/json", j->text, j->len);
+    free(j);
+}
+
+void api_respond_json(http_request_t *req, int status, json_t *v)
+{
+    /* Small values are cheaper to write here than to ship to a pool thread. */
+    if (!json_is_array(v) || json_array_size(v) < 8) {
+        size_t len = 0;
+        char *text = jsonw_dumps(v, &len);
+        json_decref(v);
+        if (!text) {
+            http_respond_error(req, 500, "Unknown error");
+            return;
+        }
+        http_respond_take(req, status, "application/json", text, len);
+        return;
+    }
+    json_job *j = calloc(1, sizeof(*j));
+    if (!j) {
+        json_decref(v);
+        http_respond_error(req, 500, "Unknown error");
+        return;
+    }
+    j->req = req;
+    j->value = v;
+    j->status = status;
+    app_t *app = req->app;
+    if (work_submit(app->loop, json_job_run, json_job_done, j, NULL) != 0) {
+        json_decref(v);
+        free(j);
+        http_respond_error(req, 500, "Unknown error");
+    }
+}
+
+static bool parse_int64(const char *s, int64_t *out)
+{
+    if (!*s)
+        return false;
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    /* pydantic accepts surrounding whitespace and a leading +; nothing else. */
+    while (*end == ' ')
+        end++;
+    if (errno || *end)
+        return false;
+    *out = v;
+    return true;
+}
+
+bool api_query_int(http_request_t *req, const char *name, int64_t def, int64_t *out)
+{
+    const char *v = http_query_get(req, name);
+    if (!v) {
+        *out = def;
+        return true;
+    }
+    if (!parse_int64(v, out)) {
+        api_respond_422(req, "int_parsing", "query", name,
+                        "Input should be a valid integer, unable to parse string as an integer",
+                        v, NULL);
+        return false;
+    }
+    return true;
+}
+
+bool api_query_int_range(http_request_t *req, const char *name, int64_t def, int64_t lo,
+                         int64_t hi, int64_t *out)
+{
+    if (!api_query_int(req, name, def, out))
+        return false;
+    char msg[96], ctx[48];
+    if (*out < lo) {
+        snprintf(msg, sizeof(msg), "Input should be greater than or equal to %lld",
+                 (long long)lo);
+        snprintf(ctx, sizeof(ctx), "{\"ge\":%lld}", (long long)lo);
+        api_respond_422(req, "greater_than_equal", "query", name, msg,
+                        http_query_get(req, name), ctx);
+        return false;
+    }
+    if (*out > hi) {
+        snprintf(msg, sizeof(msg), "Input should be less than or equal to %lld", (long long)hi);
+        snprintf(ctx, sizeof(ctx), "{\"le\":%lld}", (long long)hi);
+        api_respond_422(req, "less_than_equal", "query", name, msg, http_query_get(req, name),
+                        ctx);
+        return false;
+    }
+    return true;
+}
+
+bool api_query_bool(http_request_t *req, const char *name, bool def, bool *out)
+{
+    static const char *const yes[] = {"true", "1", "yes", "on", "t", "y"};
+    static const char *const no[] = {"false", "0", "no", "off", "f", "n"};
+    const char *v = http_query_get(req, name);
+    if (!v) {
+        *out = def;
+        return true;
+    }
+    for (int i = 0; i < 6; i++) {
+        if (strcasecmp(v, yes[i]) == 0) {
+            *out = true;
+            return true;
+        }
+        if (strcasecmp(v, no[i]) == 0) {
+            *out = false;
+            return true;
+        }
+    }
+    api_respond_422(req, "bool_parsing", "query", name,
+                    "Input should be a valid boolean, unable to interpret input", v, NULL);
+    return false;
+}
+
+bool api_query_json(http_request_t *req, const char *name, const char *def_text, json_t **out)
+{
+    const char *v = http_query_get(req, name);
+    const char *text = v ? v : def_text;
+    json_error_t e;
+    /* Depth is bounded by jansson (2048); the body size by the header limit. */
+    json_t *j = json_loads(text, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &e);
+    if (!j) {
+        char ctx[300];
+        buf_t cb;
+        buf_init(&cb, 1024);
+        buf_puts(&cb, "{\"error\":");
+        jsonw_string(&cb, e.text, strlen(e.text));
+        buf_putc(&cb, '}');
+        snprintf(ctx, sizeof(ctx), "%s", cb.data);
+        buf_free(&cb);
+        api_respond_422(req, "json_invalid", "query", name, "Invalid JSON", text, ctx);
+        return false;
+    }
+    *out = j;
+    return true;
+}

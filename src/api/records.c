@@ -1,0 +1,459 @@
+/*
+ * records.c: GET /records, /records/count, /records/range_converter, /records/{id_} and
+ * DELETE /records/{id_} (spec/data.md §4.1-4.5).
+ *
+ * Each request gets a small context in its arena: the parsed parameters, the compiled
+ * filter and one store op. The op runs off the loop; its callback shapes the result
+ * (truncate) and hands serialisation to the pool. A client that goes away cancels the
+ * op through the request's abort hook.
+ */
+#include "api/api.h"
+#include "api/handlers.h"
+
+#include "objstore/keys.h"
+#include "store/timestamp.h"
+#include "util/log.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct records_ctx {
+    http_request_t *req;
+    store_op_t op;
+    filter_t *filter;
+    bool truncate;
+    /* delete */
+    char prefixes[8][256];
+    int pending;
+    int failed;
+    char fail_detail[512];
+} records_ctx;
+
+static void abort_op(http_request_t *req, void *data)
+{
+    records_ctx *ctx = data;
+    (void)req;
+    store_cancel(&ctx->op);
+}
+
+static records_ctx *ctx_new(http_request_t *req, store_op_kind kind)
+{
+    records_ctx *ctx = arena_alloc(&req->arena, sizeof(*ctx));
+    if (!ctx) {
+        http_respond_error(req, 500, "Unknown error");
+        return NULL;
+    }
+    memset(ctx, 0, sizeof(*ctx));
+    ctx->req = req;
+    store_op_init(&ctx->op, kind);
+    http_set_abort(req, abort_op, ctx);
+    return ctx;
+}
+
+static void ctx_done(records_ctx *ctx)
+{
+    store_op_cleanup(&ctx->op);
+    filter_free(ctx->filter);
+    ctx->filter = NULL;
+    http_set_abort(ctx->req, NULL, NULL);
+}
+
+/* Compiles `conditions` (a JSON object) into ctx->filter; responds on failure. */
+static bool compile_conditions(records_ctx *ctx, json_t *cond, bool convert_dates)
+{
+    char err[256];
+    if (!json_is_object(cond)) {
+        http_respond_error(ctx->req, 400, "conditions must be a JSON object");
+        return false;
+    }
+    if (filter_compile(cond, convert_dates, &ctx->filter, err, sizeof(err)) != 0) {
+        http_respond_error(ctx->req, 400, err);
+        return false;
+    }
+    return true;
+}
+
+static void truncate_thumbnails(json_t *rec)
+{
+    json_t *channels = json_object_get(rec, "channels");
+    const char *name;
+    json_t *ch;
+    json_object_foreach(channels, name, ch)
+    {
+        json_t *t = json_object_get(ch, "thumbnail");
+        if (json_is_string(t) && json_string_length(t) > 50)
+            json_string_setn(t, json_string_value(t), 50);
+    }
+}
+
+/* ---- GET /records ---- */
+
+static void find_done(store_op_t *op)
+{
+    records_ctx *ctx = op->data;
+    http_request_t *req = ctx->req;
+    if (op->status != 0) {
+        api_respond_store_error(req, op, "Database operation failed during query_to_list");
+        ctx_done(ctx);
+        return;
+    }
+    json_t *result = op->result;
+    op->result = NULL;
+    if (ctx->truncate) {
+        size_t i;
+        json_t *rec;
+        json_array_foreach(result, i, rec) truncate_thumbnails(rec);
+    }
+    ctx_done(ctx);
+    api_respond_json(req, 200, result);
+}
+
+/* Parameters /records and /export share: conditions, skip, limit, order, projection. */
+static bool parse_list_params(records_ctx *ctx)
+{
+    http_request_t *req = ctx->req;
+    app_t *app = req->app;
+    json_t *cond = NULL;
+    int64_t skip, limit;
+    if (!api_query_json(req, "conditions", "{}", &cond))
+        return false;
+    bool ok = compile_conditions(ctx, cond, true);
+    json_decref(cond);
+    if (!ok)
+        return false;
+    if (!api_query_int(req, "skip", 0, &skip) || !api_query_int(req, "limit", 0, &limit))
+        return false;
+    if (skip < 0) {
+        http_respond_error(req, 400, "skip must be zero or positive");
+        return false;
+    }
+    ctx->op.filter = ctx->filter;
+    ctx->op.skip = skip;
+    ctx->op.limit = limit;
+    ctx->op.max_documents = app->cfg->mongodb.max_documents;
+    const char **order, **projection;
+    ctx->op.norder = http_query_all(req, "order", &order);
+    ctx->op.order = order;
+    ctx->op.nprojection = http_query_all(req, "projection", &projection);
+    ctx->op.projection = projection;
+    return true;
+}
+
+void api_records_list(http_request_t *req)
+{
+    records_ctx *ctx = ctx_new(req, STORE_RECORDS_FIND);
+    if (!ctx)
+        return;
+    int64_t lower, upper;
+    if (!parse_list_params(ctx) || !api_query_bool(req, "truncate", false, &ctx->truncate) ||
+        !api_query_int_range(req, "lower_level", 0, 0, 255, &lower) ||
+        !api_query_int_range(req, "upper_level", 255, 0, 255, &upper)) {
+        ctx_done(ctx);
+        return;
+    }
+    app_t *app = req->app;
+    if (store_submit(app->store, &ctx->op, find_done, ctx) != 0) {
+        ctx_done(ctx);
+        http_respond_error(req, 500, "Database operation failed during query_to_list");
+    }
+}
+
+/* ---- GET /records/count ---- */
+
+static void count_done(store_op_t *op)
+{
+    records_ctx *ctx = op->data;
+    http_request_t *req = ctx->req;
+    if (op->status != 0) {
+        api_respond_store_error(req, op,
+                                "Error counting the number of documents in collection %s");
+    } else {
+        char text[32];
+        int n = snprintf(text, sizeof(text), "%lld", (long long)op->count);
+        http_respond(req, 200, "application/json", text, (size_t)n);
+    }
+    ctx_done(ctx);
+}
+
+void api_records_count(http_request_t *req)
+{
+    records_ctx *ctx = ctx_new(req, STORE_RECORDS_COUNT);
+    if (!ctx)
+        return;
+    json_t *cond = NULL;
+    if (!api_query_json(req, "conditions", "{}", &cond)) {
+        ctx_done(ctx);
+        return;
+    }
+    bool ok = compile_conditions(ctx, cond, true);
+    json_decref(cond);
+    if (!ok) {
+        ctx_done(ctx);
+        return;
+    }
+    ctx->op.filter = ctx->filter;
+    app_t *app = req->app;
+    if (store_submit(app->store, &ctx->op, count_done, ctx) != 0) {
+        ctx_done(ctx);
+        http_respond_error(req, 500, "Error counting the number of documents in collection %s");
+    }
+}
+
+/* ---- GET /records/range_converter ---- */
+
+static void range_done(store_op_t *op)
+{
+    records_ctx *ctx = op->data;
+    http_request_t *req = ctx->req;
+    if (op->status == -ENOENT) {
+        http_respond_error(req, 500, "No results have been found from database query");
+    } else if (op->status != 0) {
+        api_respond_store_error(req, op, "Database operation failed during aggregate");
+    } else {
+        json_t *r = op->result;
+        op->result = NULL;
+        ctx_done(ctx);
+        api_respond_json(req, 200, r);
+        return;
+    }
+    ctx_done(ctx);
+}
+
+/* One bound of a range: an integer (shot number / date given as int) or a datetime. */
+static int range_bound(json_t *v, bool want_date, int64_t *out, const char *field, buf_t *err)
+{
+    if (!v) {
+        buf_printf(err, "%s\n  Field required [type=missing]\n", field);
+        return -1;
+    }
+    if (json_is_integer(v)) {
+        /* An int where a date is expected validates but then matches nothing. */
+        *out = want_date ? INT64_MIN : json_integer_value(v);
+        return want_date ? 1 : 0;
+    }
+    if (json_is_string(v) || json_is_real(v)) {
+        int64_t us;
+        if (json_is_string(v) && timestamp_parse_iso(json_string_value(v), &us) == 0) {
+            *out = us;
+            return want_date ? 0 : 1;
+        }
+        if (json_is_real(v)) {
+            *out = 0;
+            return 1;
+        }
+    }
+    buf_printf(err,
+               "%s\n  Input should be a valid integer or a valid datetime "
+               "[type=int_or_datetime_type]\n",
+               field);
+    return -1;
+}
+
+void api_records_range(http_request_t *req)
+{
+    records_ctx *ctx = ctx_new(req, STORE_RECORDS_RANGE);
+    if (!ctx)
+        return;
+    json_t *shot = NULL, *date = NULL;
+    if (!api_query_json(req, "shotnum_range", "{}", &shot)) {
+        ctx_done(ctx);
+        return;
+    }
+    if (!api_query_json(req, "date_range", "{}", &date)) {
+        json_decref(shot);
+        ctx_done(ctx);
+        return;
+    }
+    bool has_shot = json_is_object(shot) ? json_object_size(shot) > 0 : !json_is_null(shot);
+    bool has_date = json_is_object(date) ? json_object_size(date) > 0 : !json_is_null(date);
+    buf_t err;
+    buf_init(&err, 4096);
+    if (has_shot && has_date) {
+        http_respond_error(req, 400,
+                           "Query parameters cannot contain both date_range and shotnum_range");
+        goto out;
+    }
+    if (!has_shot && !has_date) {
+        http_respond_error(req, 500, "Both date range and shot number range are None");
+        goto out;
+    }
+    json_t *range = has_shot ? shot : date;
+    const char *klo = has_shot ? "min" : "from", *khi = has_shot ? "max" : "to";
+    if (!json_is_object(range)) {
+        http_respond_error(req, 400, has_shot ? "shotnum_range must be a JSON object"
+                                              : "date_range must be a JSON object");
+        goto out;
+    }
+    int64_t lo = 0, hi = 0;
+    buf_printf(&err, "validation errors for %s\n",
+               has_shot ? "ShotnumConverterRange" : "DateConverterRange");
+    size_t head = err.len;
+    int r1 = range_bound(json_object_get(range, klo), has_date, &lo, klo, &err);
+    int r2 = range_bound(json_object_get(range, khi), has_date, &hi, khi, &err);
+    if (err.len > head) {
+        while (err.len && err.data[err.len - 1] == '\n')
+            err.data[--err.len] = '\0';
+        http_respond_error(req, 400, err.data);
+        goto out;
+    }
+    if (r1 == 0 && r2 == 0 && hi < lo) {
+        http_respond_error(req, 400, has_shot ? "max cannot be less than min value"
+                                              : "to cannot be less than from value");
+        goto out;
+    }
+    if (r1 || r2) {
+        /* Valid input of the other kind: nothing can match. */
+        http_respond_error(req, 500, "No results have been found from database query");
+        goto out;
+    }
+    ctx->op.range_by_shotnum = has_shot;
+    ctx->op.lo = lo;
+    ctx->op.hi = hi;
+    app_t *app = req->app;
+    if (store_submit(app->store, &ctx->op, range_done, ctx) != 0) {
+        ctx_done(ctx);
+        http_respond_error(req, 500, "Database operation failed during aggregate");
+    }
+    json_decref(shot);
+    json_decref(date);
+    buf_free(&err);
+    return;
+out:
+    json_decref(shot);
+    json_decref(date);
+    buf_free(&err);
+    ctx_done(ctx);
+}
+
+/* ---- GET /records/{id_} ---- */
+
+static void get_one_done(store_op_t *op)
+{
+    records_ctx *ctx = op->data;
+    http_request_t *req = ctx->req;
+    if (op->status != 0) {
+        api_respond_store_error(req, op, "Database operation failed during find_one");
+        ctx_done(ctx);
+        return;
+    }
+    if (json_array_size(op->result) == 0) {
+        http_respond_error(req, 404, "Record cannot be found");
+        ctx_done(ctx);
+        return;
+    }
+    json_t *rec = json_incref(json_array_get(op->result, 0));
+    if (ctx->truncate)
+        truncate_thumbnails(rec);
+    ctx_done(ctx);
+    api_respond_json(req, 200, rec);
+}
+
+void api_records_get(http_request_t *req)
+{
+    records_ctx *ctx = ctx_new(req, STORE_RECORDS_FIND);
+    if (!ctx)
+        return;
+    json_t *cond = NULL;
+    int64_t lower, upper;
+    if (!api_query_json(req, "conditions", "{}", &cond)) {
+        ctx_done(ctx);
+        return;
+    }
+    if (!api_query_bool(req, "truncate", false, &ctx->truncate) ||
+        !api_query_int_range(req, "lower_level", 0, 0, 255, &lower) ||
+        !api_query_int_range(req, "upper_level", 255, 0, 255, &upper)) {
+        json_decref(cond);
+        ctx_done(ctx);
+        return;
+    }
+    /* {"_id": id, **conditions}: a _id in conditions overrides the path. */
+    json_t *merged = json_pack("{ss}", "_id", req->params[0]);
+    if (json_is_object(cond))
+        json_object_update(merged, cond);
+    bool ok = json_is_object(cond) ? compile_conditions(ctx, merged, false)
+                                   : compile_conditions(ctx, cond, false);
+    json_decref(merged);
+    json_decref(cond);
+    if (!ok) {
+        ctx_done(ctx);
+        return;
+    }
+    ctx->op.filter = ctx->filter;
+    ctx->op.limit = 1;
+    app_t *app = req->app;
+    if (store_submit(app->store, &ctx->op, get_one_done, ctx) != 0) {
+        ctx_done(ctx);
+        http_respond_error(req, 500, "Database operation failed during find_one");
+    }
+}
+
+/* ---- DELETE /records/{id_} ---- */
+
+static void delete_finish(records_ctx *ctx)
+{
+    http_request_t *req = ctx->req;
+    app_t *app = req->app;
+    objstore_cache_clear(app->objstore);
+    ctx_done(ctx);
+    if (ctx->failed)
+        http_respond_error(req, 500, ctx->fail_detail);
+    else
+        http_respond(req, 204, NULL, "", 0);
+}
+
+static void prefix_deleted(int status, size_t removed, void *data)
+{
+    records_ctx *ctx = data;
+    (void)removed;
+    if (status < 0 && status != -ENOENT && !ctx->failed) {
+        ctx->failed = 1;
+        int idx = 0;
+        snprintf(ctx->fail_detail, sizeof(ctx->fail_detail),
+                 "%s when deleting directory '%s'", status == -ECANCELED ? "Canceled" : "Error",
+                 ctx->prefixes[idx]);
+    }
+    if (--ctx->pending == 0)
+        delete_finish(ctx);
+}
+
+static void delete_done(store_op_t *op)
+{
+    records_ctx *ctx = op->data;
+    http_request_t *req = ctx->req;
+    if (op->status != 0) {
+        api_respond_store_error(req, op, "Database operation failed during delete_one");
+        ctx_done(ctx);
+        return;
+    }
+    app_t *app = req->app;
+    char (*prefixes)[256] = ctx->prefixes;
+    int n = objstore_record_prefixes(req->params[0], prefixes);
+    ctx->pending = 1; /* held until every delete is submitted */
+    for (int i = 0; i < n; i++) {
+        ctx->pending++;
+        if (objstore_delete_prefix(app->objstore, prefixes[i], prefix_deleted, ctx) != 0) {
+            ctx->pending--;
+            ctx->failed = 1;
+            snprintf(ctx->fail_detail, sizeof(ctx->fail_detail),
+                     "Error when deleting directory '%s'", prefixes[i]);
+        }
+    }
+    if (--ctx->pending == 0)
+        delete_finish(ctx);
+}
+
+void api_records_delete(http_request_t *req)
+{
+    records_ctx *ctx = ctx_new(req, STORE_RECORD_DELETE);
+    if (!ctx)
+        return;
+    ctx->op.id = req->params[0];
+    app_t *app = req->app;
+    if (store_submit(app->store, &ctx->op, delete_done, ctx) != 0) {
+        ctx_done(ctx);
+        http_respond_error(req, 500, "Database operation failed during delete_one");
+    }
+}
+

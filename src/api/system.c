@@ -1,0 +1,111 @@
+/*
+ * system.c: GET /version, /healthz (the worker's loop answers), /readyz (the database
+ * and the object store both answer), and, in builds with test hooks, a route that blocks
+ * the loop so the watchdog can be tested.
+ */
+#include "api/api.h"
+#include "api/handlers.h"
+
+#include "util/log.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+void api_version(http_request_t *req)
+{
+    static const char body[] = "{\"version\":\"" OGD_VERSION "\"}";
+    http_respond(req, 200, "application/json", body, sizeof(body) - 1);
+}
+
+void api_healthz(http_request_t *req)
+{
+    static const char body[] = "{\"status\":\"ok\"}";
+    http_respond(req, 200, "application/json", body, sizeof(body) - 1);
+}
+
+typedef struct ready_ctx {
+    http_request_t *req;
+    store_op_t op;
+    int pending;
+    bool db_ok, objects_ok;
+    char db_err[128];
+} ready_ctx;
+
+static void ready_finish(ready_ctx *ctx)
+{
+    if (--ctx->pending > 0)
+        return;
+    http_request_t *req = ctx->req;
+    http_set_abort(req, NULL, NULL);
+    json_t *body = json_pack("{ss ss ss}", "status",
+                             ctx->db_ok && ctx->objects_ok ? "ready" : "unavailable",
+                             "database", ctx->db_ok ? "ok" : "unavailable", "object_store",
+                             ctx->objects_ok ? "ok" : "unavailable");
+    api_respond_json(req, ctx->db_ok && ctx->objects_ok ? 200 : 503, body);
+}
+
+static void ready_db(store_op_t *op)
+{
+    ready_ctx *ctx = op->data;
+    ctx->db_ok = op->status == 0;
+    if (!ctx->db_ok)
+        log_warn("readyz: database: %s", op->err);
+    store_op_cleanup(op);
+    ready_finish(ctx);
+}
+
+static void ready_objects(int status, const objstore_blob_t *blob, void *data)
+{
+    ready_ctx *ctx = data;
+    (void)blob;
+    /* A missing probe object means the store answered. */
+    ctx->objects_ok = status == 0 || status == -ENOENT;
+    ready_finish(ctx);
+}
+
+static void ready_abort(http_request_t *req, void *data)
+{
+    ready_ctx *ctx = data;
+    (void)req;
+    store_cancel(&ctx->op);
+}
+
+void api_readyz(http_request_t *req)
+{
+    app_t *app = req->app;
+    ready_ctx *ctx = arena_alloc(&req->arena, sizeof(*ctx));
+    if (!ctx) {
+        http_respond_error(req, 500, "Unknown error");
+        return;
+    }
+    memset(ctx, 0, sizeof(*ctx));
+    ctx->req = req;
+    ctx->pending = 1;
+    store_op_init(&ctx->op, STORE_PING);
+    http_set_abort(req, ready_abort, ctx);
+    ctx->pending++;
+    if (store_submit(app->store, &ctx->op, ready_db, ctx) != 0)
+        ctx->pending--;
+    ctx->pending++;
+    if (objstore_get(app->objstore, ".ogd-readiness-probe", ready_objects, ctx, NULL) != 0)
+        ctx->pending--;
+    ready_finish(ctx);
+}
+
+#ifdef OGD_TEST_HOOKS
+/* Blocks the loop thread for ?seconds=N (at most 60): only for the watchdog test. */
+void api_test_block(http_request_t *req)
+{
+    int64_t secs;
+    if (!api_query_int_range(req, "seconds", 1, 0, 60, &secs))
+        return;
+    if (!getenv("OGD_ENABLE_TEST_HOOKS")) {
+        http_respond_error(req, 404, "Not Found");
+        return;
+    }
+    sleep((unsigned)secs);
+    http_respond(req, 200, "application/json", "{}", 2);
+}
+#endif

@@ -1,0 +1,151 @@
+/*
+ * http: the HTTP/1.1 server of a worker: connections, parsing (llhttp), limits, routing,
+ * and the response writer. One instance per worker loop.
+ *
+ * Flow: uv listener -> http_conn (read buffer, llhttp parser, timers) -> on a complete
+ * request: CORS preflight, router match (404/405/307), body limits per route -> handler.
+ * A handler gets an http_request_t and must finish it exactly once with one of the
+ * http_respond* calls, or start a stream (http_stream_*) and end it. Requests on a
+ * connection are served one at a time (pipelined requests wait, parsed in order).
+ *
+ * If the client goes away while a handler is working, the request is marked aborted and
+ * its abort hook runs (handlers cancel their pending store/object-store work there); the
+ * handler must still finish the request, which then writes nothing. Memory a handler
+ * takes from req->arena lives until the request is finished.
+ */
+#ifndef OGD_HTTP_HTTP_H
+#define OGD_HTTP_HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "util/arena.h"
+#include "util/buf.h"
+
+#define HTTP_MAX_HEADERS 100
+#define HTTP_MAX_PARAMS 4
+
+typedef struct http_server http_server_t;
+typedef struct http_conn http_conn_t;
+typedef struct http_request http_request_t;
+typedef void (*http_handler)(http_request_t *req);
+typedef void (*http_abort_cb)(http_request_t *req, void *data);
+typedef void (*http_write_cb)(http_request_t *req, int status, void *data);
+
+typedef enum {
+    OGD_GET = 1,
+    OGD_POST = 3,
+    OGD_PUT = 4,
+    OGD_DELETE = 0,
+    OGD_OPTIONS = 6,
+    OGD_PATCH = 28,
+} http_method; /* values are llhttp's */
+
+typedef enum {
+    AUTH_NONE,       /** anyone */
+    AUTH_TOKEN,      /** any valid bearer token */
+    AUTH_PERMISSION, /** a token whose authorised_routes holds route->permission */
+} http_auth;
+
+typedef struct http_route {
+    http_method method;
+    const char *pattern;    /** "/records/{id_}": {x} matches one non-empty segment */
+    http_handler handler;
+    http_auth auth;
+    const char *permission; /** for AUTH_PERMISSION, e.g. "/records/{id_} DELETE" */
+    size_t max_body;        /** 0 = server.max_body_bytes */
+    const char *name;       /** label for logs and metrics; defaults to pattern */
+} http_route;
+
+typedef struct http_header {
+    char *name;  /** lower-cased */
+    char *value;
+} http_header;
+
+typedef struct http_limits {
+    size_t max_header_bytes;
+    size_t max_body_bytes;
+    unsigned header_timeout_ms;
+    unsigned body_timeout_ms;
+    unsigned keepalive_ms;
+    unsigned max_connections;
+} http_limits;
+
+struct http_request {
+    http_conn_t *conn;
+    http_server_t *server;
+    arena_t arena;
+    http_method method;
+    const char *method_name;
+    char *target;           /** raw request target */
+    char *path;             /** percent-decoded path, url_prefix removed */
+    char *query;            /** raw query string without '?', "" if none */
+    http_header headers[HTTP_MAX_HEADERS];
+    size_t nheaders;
+    buf_t body;
+    const http_route *route;
+    char *params[HTTP_MAX_PARAMS]; /** decoded path parameters, in pattern order */
+    size_t nparams;
+    uint64_t start_ns;
+    char id[17];            /** request id for logs */
+    bool aborted;           /** the client went away */
+    bool finished;
+    bool streaming;
+    bool keep_alive;
+    int status;
+    uint64_t bytes_out;
+    buf_t resp_headers;     /** extra headers added by the handler, CRLF-terminated lines */
+    http_abort_cb on_abort;
+    void *abort_data;
+    void *app;              /** the worker's application context */
+};
+
+/* Creates the server for a loop. listen_fd: a listening socket (inherited). routes: a
+ * static table, borrowed. */
+int http_server_create(uv_loop_t *loop, int listen_fd, const http_route *routes,
+                       size_t nroutes, const http_limits *limits, const char *url_prefix,
+                       const char *const *cors_origins, size_t ncors, void *app,
+                       http_server_t **out);
+/* Stops accepting; open connections finish their current request and close. done is
+ * called (on the loop) when the last connection has closed. */
+void http_server_drain(http_server_t *s, void (*done)(void *), void *data);
+/* Closes everything now (fast stop). */
+void http_server_close(http_server_t *s);
+void http_server_free(http_server_t *s);
+uint64_t http_server_requests(const http_server_t *s);
+unsigned http_server_connections(const http_server_t *s);
+/* Called after each finished request (for max_requests). */
+void http_server_on_request_done(http_server_t *s, void (*cb)(void *), void *data);
+
+const char *http_header_get(const http_request_t *req, const char *name);
+/* Query parameters: first value of name (decoded, arena memory) or NULL. */
+const char *http_query_get(http_request_t *req, const char *name);
+/* All values of a repeated parameter; returns count, *out in arena memory. */
+size_t http_query_all(http_request_t *req, const char *name, const char ***out);
+void http_set_abort(http_request_t *req, http_abort_cb cb, void *data);
+
+/* Adds a response header (before the response starts). */
+void http_add_header(http_request_t *req, const char *name, const char *value);
+/* Whole responses: the body is copied. */
+void http_respond(http_request_t *req, int status, const char *content_type, const void *body,
+                  size_t len);
+/* Takes ownership of body (malloc'd). */
+void http_respond_take(http_request_t *req, int status, const char *content_type, char *body,
+                       size_t len);
+/* {"detail": "<message>"} */
+void http_respond_error(http_request_t *req, int status, const char *detail);
+
+/* Streaming (chunked) responses: start, write (cb when the bytes left the process or the
+ * client went away; at most one write in flight), end. */
+void http_stream_start(http_request_t *req, int status, const char *content_type);
+int http_stream_write(http_request_t *req, const void *data, size_t len, http_write_cb cb,
+                      void *cbdata);
+void http_stream_end(http_request_t *req);
+
+const char *http_status_text(int status);
+/* Percent-decodes s[0..len) into arena memory; plus_as_space for query strings. */
+char *http_decode(arena_t *a, const char *s, size_t len, bool plus_as_space);
+
+#endif

@@ -1,0 +1,1102 @@
+/*
+ * server.c: connections, llhttp glue, limits, timers, dispatch and the response writer.
+ * See http.h for the request life cycle.
+ *
+ * Per connection: bytes read are appended to an input buffer and fed to llhttp. The
+ * parser is paused at the end of each message, reading stops, and the request is
+ * dispatched; when its response has been queued (or its stream ended) parsing resumes
+ * on the bytes already buffered, so pipelined requests are answered in order. One
+ * uv_timer per connection enforces the header, body and keep-alive timeouts; it is
+ * stopped while a handler works (a long export is not a slow client).
+ */
+#include "http/http.h"
+
+#include "http/router.h"
+#include "util/jsonw.h"
+#include "util/log.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <llhttp.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define READ_CHUNK 65536
+#define REQUEST_ARENA_MAX (64u << 20)
+
+typedef enum { CONN_IDLE, CONN_HEADERS, CONN_BODY, CONN_PROCESSING } conn_state;
+
+struct http_conn {
+    uv_tcp_t tcp;
+    uv_timer_t timer;
+    http_server_t *server;
+    llhttp_t parser;
+    char *in;
+    size_t inlen, inpos, incap;
+    http_request_t *req;
+    conn_state state;
+    size_t header_bytes;
+    size_t max_body;
+    buf_t field, value;
+    bool in_value;
+    int handles; /* open uv handles */
+    bool closing;
+    bool reading;
+    bool parse_error_pending;
+    unsigned served; /* requests finished on this connection */
+    const char *exec_start; /* first byte of the current llhttp_execute call */
+    char prev_last;         /* last byte fed to the previous call */
+    bool obs_fold;
+    bool lingering;       /* response sent, discarding input until the peer closes */
+    uv_shutdown_t shutdown_req;
+    http_conn_t *prev, *next;
+};
+
+struct http_server {
+    uv_loop_t *loop;
+    uv_tcp_t listener;
+    bool listening;
+    const http_route *routes;
+    size_t nroutes;
+    http_limits limits;
+    char *url_prefix;
+    char **cors_origins;
+    size_t ncors;
+    void *app;
+    http_conn_t *conns;
+    unsigned nconns;
+    uint64_t requests;
+    uint64_t next_id;
+    bool draining;
+    void (*drain_done)(void *);
+    void *drain_data;
+    void (*on_done)(void *);
+    void *on_done_data;
+};
+
+typedef struct write_req {
+    uv_write_t w;
+    http_conn_t *conn;
+    http_request_t *req; /* for stream write callbacks */
+    char *head;
+    char *body;
+    uv_buf_t bufs[3];
+    http_write_cb cb;
+    void *cbdata;
+    bool close_after;
+} write_req;
+
+static void conn_close(http_conn_t *c);
+static void conn_linger(http_conn_t *c);
+static void conn_continue(http_conn_t *c);
+static void request_free(http_request_t *req);
+
+static uint64_t now_ns(void)
+{
+    return uv_hrtime();
+}
+
+const char *http_status_text(int status)
+{
+    switch (status) {
+    case 200: return "OK";
+    case 201: return "Created";
+    case 204: return "No Content";
+    case 304: return "Not Modified";
+    case 307: return "Temporary Redirect";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 409: return "Conflict";
+    case 411: return "Length Required";
+    case 413: return "Content Too Large";
+    case 415: return "Unsupported Media Type";
+    case 422: return "Unprocessable Content";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    default: return "Unknown";
+    }
+}
+
+static int hexval(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    c = tolower(c);
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    return -1;
+}
+
+char *http_decode(arena_t *a, const char *s, size_t len, bool plus_as_space)
+{
+    char *out = arena_alloc(a, len + 1);
+    if (!out)
+        return NULL;
+    size_t o = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] == '%' && i + 2 < len + 0 && hexval(s[i + 1]) >= 0 && hexval(s[i + 2]) >= 0) {
+            out[o++] = (char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
+            i += 2;
+        } else if (s[i] == '+' && plus_as_space) {
+            out[o++] = ' ';
+        } else {
+            out[o++] = s[i];
+        }
+    }
+    out[o] = '\0';
+    return out;
+}
+
+/* ---- request accessors ---- */
+
+const char *http_header_get(const http_request_t *req, const char *name)
+{
+    for (size_t i = 0; i < req->nheaders; i++)
+        if (strcmp(req->headers[i].name, name) == 0)
+            return req->headers[i].value;
+    return NULL;
+}
+
+size_t http_query_all(http_request_t *req, const char *name, const char ***out)
+{
+    size_t n = 0, cap = 0;
+    const char **vals = NULL;
+    const char *q = req->query;
+    size_t nlen = strlen(name);
+    while (*q) {
+        const char *amp = strchr(q, '&');
+        size_t plen = amp ? (size_t)(amp - q) : strlen(q);
+        const char *eq = memchr(q, '=', plen);
+        size_t klen = eq ? (size_t)(eq - q) : plen;
+        char *key = http_decode(&req->arena, q, klen, true);
+        if (key && strlen(key) == nlen && memcmp(key, name, nlen) == 0) {
+            if (n == cap) {
+                size_t ncap = cap ? cap * 2 : 4;
+                const char **nv = arena_alloc(&req->arena, ncap * sizeof(*nv));
+                if (!nv)
+                    break;
+                if (n)
+                    memcpy(nv, vals, n * sizeof(*nv));
+                vals = nv;
+                cap = ncap;
+            }
+            vals[n++] = eq ? http_decode(&req->arena, eq + 1, plen - klen - 1, true) : "";
+        }
+        if (!amp)
+            break;
+        q = amp + 1;
+    }
+    *out = vals;
+    return n;
+}
+
+const char *http_query_get(http_request_t *req, const char *name)
+{
+    const char **vals;
+    size_t n = http_query_all(req, name, &vals);
+    return n ? vals[0] : NULL;
+}
+
+void http_set_abort(http_request_t *req, http_abort_cb cb, void *data)
+{
+    req->on_abort = cb;
+    req->abort_data = data;
+}
+
+void http_add_header(http_request_t *req, const char *name, const char *value)
+{
+    /* Header injection guard: no CR/LF in what handlers pass through. */
+    if (strpbrk(name, "\r\n") || strpbrk(value, "\r\n"))
+        return;
+    buf_printf(&req->resp_headers, "%s: %s\r\n", name, value);
+}
+
+/* ---- response writing ---- */
+
+static bool origin_allowed(http_server_t *s, const char *origin)
+{
+    for (size_t i = 0; i < s->ncors; i++)
+        if (strcmp(s->cors_origins[i], origin) == 0)
+            return true;
+    return false;
+}
+
+static void cors_headers(http_request_t *req, buf_t *h)
+{
+    const char *origin = http_header_get(req, "origin");
+    if (!origin)
+        return;
+    http_server_t *s = req->server;
+    if (origin_allowed(s, origin) && !strpbrk(origin, "\r\n")) {
+        buf_printf(h,
+                   "Access-Control-Allow-Origin: %s\r\nVary: Origin\r\n"
+                   "Access-Control-Allow-Credentials: true\r\n",
+                   origin);
+    } else {
+        buf_puts(h, "Access-Control-Allow-Origin: *\r\n");
+    }
+    buf_puts(h, "Access-Control-Expose-Headers: Content-Disposition\r\n");
+}
+
+static void build_head(http_request_t *req, buf_t *h, int status, const char *content_type,
+                       long long content_length, bool chunked)
+{
+    buf_printf(h, "HTTP/1.1 %d %s\r\n", status, http_status_text(status));
+    if (content_type)
+        buf_printf(h, "Content-Type: %s\r\n", content_type);
+    if (chunked)
+        buf_puts(h, "Transfer-Encoding: chunked\r\n");
+    else if (content_length >= 0 && status != 204 && status != 304)
+        buf_printf(h, "Content-Length: %lld\r\n", content_length);
+    if (!req->keep_alive)
+        buf_puts(h, "Connection: close\r\n");
+    cors_headers(req, h);
+    if (req->resp_headers.len)
+        buf_append(h, req->resp_headers.data, req->resp_headers.len);
+    buf_puts(h, "\r\n");
+}
+
+static void access_log(http_request_t *req)
+{
+    char fields[512];
+    double ms = (double)(now_ns() - req->start_ns) / 1e6;
+    buf_t f;
+    buf_init(&f, 1024);
+    buf_printf(&f, "\"rid\":\"%s\",\"method\":\"%s\",\"route\":", req->id,
+               req->method_name ? req->method_name : "?");
+    const char *rname = req->route ? (req->route->name ? req->route->name : req->route->pattern)
+                                   : "-";
+    jsonw_string(&f, rname, strlen(rname));
+    buf_printf(&f, ",\"status\":%d,\"bytes\":%llu,\"duration_ms\":%.3f%s", req->status,
+               (unsigned long long)req->bytes_out, ms, req->aborted ? ",\"aborted\":true" : "");
+    snprintf(fields, sizeof(fields), "%s", f.data ? f.data : "");
+    buf_free(&f);
+    log_write(LOG_INFO, fields, "request");
+}
+
+static void write_done(uv_write_t *w, int status)
+{
+    write_req *wr = (write_req *)w;
+    http_conn_t *c = wr->conn;
+    if (wr->cb)
+        wr->cb(wr->req, status < 0 ? status : 0, wr->cbdata);
+    free(wr->head);
+    free(wr->body);
+    if (wr->close_after && !c->closing)
+        conn_linger(c);
+    free(wr);
+}
+
+static int queue_write(http_conn_t *c, http_request_t *req, char *head, size_t hlen, char *body,
+                       size_t blen, const char *tail, http_write_cb cb, void *cbdata,
+                       bool close_after)
+{
+    write_req *wr = calloc(1, sizeof(*wr));
+    if (!wr) {
+        free(head);
+        free(body);
+        return -ENOMEM;
+    }
+    wr->conn = c;
+    wr->req = req;
+    wr->head = head;
+    wr->body = body;
+    wr->cb = cb;
+    wr->cbdata = cbdata;
+    wr->close_after = close_after;
+    unsigned n = 0;
+    if (hlen)
+        wr->bufs[n++] = uv_buf_init(head, (unsigned)hlen);
+    if (blen)
+        wr->bufs[n++] = uv_buf_init(body, (unsigned)blen);
+    if (tail)
+        wr->bufs[n++] = uv_buf_init((char *)tail, (unsigned)strlen(tail));
+    if (c->closing || n == 0) {
+        /* Nothing to send, or the peer is gone: complete asynchronously-safe now. */
+        if (cb)
+            cb(req, c->closing ? UV_ECANCELED : 0, cbdata);
+        free(head);
+        free(body);
+        free(wr);
+        if (close_after && !c->closing)
+            conn_close(c);
+        return 0;
+    }
+    int rc = uv_write(&wr->w, (uv_stream_t *)&c->tcp, wr->bufs, n, write_done);
+    if (rc < 0) {
+        if (cb)
+            cb(req, rc, cbdata);
+        free(head);
+        free(body);
+        free(wr);
+        conn_close(c);
+        return rc;
+    }
+    return 0;
+}
+
+static void continue_cb(uv_timer_t *t)
+{
+    conn_continue(t->data);
+}
+
+/* Ends the request: logs it, frees it, and lets the connection go on or close. */
+static void request_finish(http_request_t *req)
+{
+    http_conn_t *c = req->conn;
+    http_server_t *s = req->server;
+    req->finished = true;
+    access_log(req);
+    s->requests++;
+    bool keep = req->keep_alive && !req->aborted;
+    c->served++;
+    request_free(req);
+    c->req = NULL;
+    if (s->on_done)
+        s->on_done(s->on_done_data);
+    if (c->closing) {
+        conn_close(c); /* frees once handles are closed */
+        return;
+    }
+    if (!keep) {
+        /* The close happens in write_done of the last write (close_after). */
+        return;
+    }
+    c->state = CONN_IDLE;
+    /* Continue on the next loop turn, not inside the handler's call stack: a buffer of
+     * pipelined requests must not become a deep recursion. */
+    uv_timer_start(&c->timer, continue_cb, 0, 0);
+}
+
+void http_respond_take(http_request_t *req, int status, const char *content_type, char *body,
+                       size_t len)
+{
+    if (req->finished || req->streaming) {
+        free(body);
+        return;
+    }
+    http_conn_t *c = req->conn;
+    req->status = status;
+    if (req->aborted || c->closing) {
+        free(body);
+        request_finish(req);
+        return;
+    }
+    if (req->method == OGD_OPTIONS && status == 0)
+        status = 200;
+    if (req->server->draining)
+        req->keep_alive = false;
+    bool no_body = status == 204 || status == 304;
+    buf_t h;
+    buf_init(&h, 1 << 20);
+    build_head(req, &h, status, no_body ? NULL : content_type, no_body ? -1 : (long long)len,
+               false);
+    size_t hlen = h.len;
+    req->bytes_out = no_body ? 0 : len;
+    bool close_after = !req->keep_alive;
+    queue_write(c, req, buf_take(&h), hlen, no_body ? (free(body), NULL) : body,
+                no_body ? 0 : len, NULL, NULL, NULL, close_after);
+    request_finish(req);
+}
+
+void http_respond(http_request_t *req, int status, const char *content_type, const void *body,
+                  size_t len)
+{
+    char *copy = malloc(len ? len : 1);
+    if (!copy) {
+        req->keep_alive = false;
+        http_respond_take(req, 500, "text/plain", NULL, 0);
+        return;
+    }
+    if (len)
+        memcpy(copy, body, len);
+    http_respond_take(req, status, content_type, copy, len);
+}
+
+void http_respond_error(http_request_t *req, int status, const char *detail)
+{
+    buf_t b;
+    buf_init(&b, 1 << 20);
+    buf_puts(&b, "{\"detail\":");
+    jsonw_string(&b, detail, strlen(detail));
+    buf_putc(&b, '}');
+    size_t len = b.len;
+    http_respond_take(req, status, "application/json", buf_take(&b), len);
+}
+
+void http_stream_start(http_request_t *req, int status, const char *content_type)
+{
+    if (req->finished || req->streaming)
+        return;
+    req->streaming = true;
+    req->status = status;
+    if (req->aborted || req->conn->closing)
+        return;
+    if (req->server->draining)
+        req->keep_alive = false;
+    buf_t h;
+    buf_init(&h, 1 << 20);
+    build_head(req, &h, status, content_type, -1, true);
+    size_t hlen = h.len;
+    queue_write(req->conn, req, buf_take(&h), hlen, NULL, 0, NULL, NULL, NULL, false);
+}
+
+int http_stream_write(http_request_t *req, const void *data, size_t len, http_write_cb cb,
+                      void *cbdata)
+{
+    if (!req->streaming || req->finished)
+        return -EINVAL;
+    if (req->aborted || req->conn->closing)
+        return -ECANCELED;
+    if (len == 0) {
+        if (cb)
+            cb(req, 0, cbdata);
+        return 0;
+    }
+    char head[24];
+    int hl = snprintf(head, sizeof(head), "%zx\r\n", len);
+    char *h = malloc((size_t)hl);
+    char *body = malloc(len);
+    if (!h || !body) {
+        free(h);
+        free(body);
+        return -ENOMEM;
+    }
+    memcpy(h, head, (size_t)hl);
+    memcpy(body, data, len);
+    req->bytes_out += len;
+    return queue_write(req->conn, req, h, (size_t)hl, body, len, "\r\n", cb, cbdata, false);
+}
+
+void http_stream_end(http_request_t *req)
+{
+    if (!req->streaming || req->finished)
+        return;
+    http_conn_t *c = req->conn;
+    if (!req->aborted && !c->closing) {
+        char *tail = malloc(5);
+        if (tail) {
+            memcpy(tail, "0\r\n\r\n", 5);
+            queue_write(c, req, tail, 5, NULL, 0, NULL, NULL, NULL, !req->keep_alive);
+        }
+    }
+    request_finish(req);
+}
+
+/* ---- connection ---- */
+
+static void request_free(http_request_t *req)
+{
+    buf_free(&req->body);
+    buf_free(&req->resp_headers);
+    arena_free(&req->arena);
+    free(req);
+}
+
+static http_request_t *request_new(http_conn_t *c)
+{
+    http_request_t *req = calloc(1, sizeof(*req));
+    if (!req)
+        return NULL;
+    req->conn = c;
+    req->server = c->server;
+    req->app = c->server->app;
+    arena_init(&req->arena, REQUEST_ARENA_MAX);
+    buf_init(&req->body, c->server->limits.max_body_bytes);
+    buf_init(&req->resp_headers, 64 * 1024);
+    req->start_ns = now_ns();
+    req->keep_alive = true;
+    snprintf(req->id, sizeof(req->id), "%08x%08llx", (unsigned)getpid(),
+             (unsigned long long)++c->server->next_id);
+    return req;
+}
+
+static void conn_free_if_done(http_conn_t *c)
+{
+    if (c->handles > 0 || c->req)
+        return;
+    http_server_t *s = c->server;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        s->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    s->nconns--;
+    buf_free(&c->field);
+    buf_free(&c->value);
+    free(c->in);
+    free(c);
+    if (s->draining && s->nconns == 0 && s->drain_done) {
+        void (*done)(void *) = s->drain_done;
+        s->drain_done = NULL;
+        done(s->drain_data);
+    }
+}
+
+static void handle_closed(uv_handle_t *h)
+{
+    http_conn_t *c = h->data;
+    c->handles--;
+    conn_free_if_done(c);
+}
+
+static void conn_close(http_conn_t *c)
+{
+    if (c->closing) {
+        conn_free_if_done(c);
+        return;
+    }
+    c->closing = true;
+    uv_timer_stop(&c->timer);
+    uv_close((uv_handle_t *)&c->tcp, handle_closed);
+    uv_close((uv_handle_t *)&c->timer, handle_closed);
+    if (c->req && !c->req->finished) {
+        http_request_t *req = c->req;
+        req->aborted = true;
+        if (c->state == CONN_PROCESSING) {
+            if (req->on_abort)
+                req->on_abort(req, req->abort_data);
+        } else {
+            /* Still being parsed: no handler owns it. */
+            c->req = NULL;
+            request_free(req);
+        }
+    }
+}
+
+static void timer_fired(uv_timer_t *t)
+{
+    http_conn_t *c = t->data;
+    if (c->state == CONN_HEADERS || c->state == CONN_BODY) {
+        /* A client that stalls mid-request gets 408 and the connection closes. */
+        static const char resp[] = "HTTP/1.1 408 Request Timeout\r\nContent-Type: "
+                                   "application/json\r\nContent-Length: 32\r\nConnection: "
+                                   "close\r\n\r\n{\"detail\":\"Request Timeout\"}   ";
+        uv_buf_t b = uv_buf_init((char *)resp, sizeof(resp) - 1);
+        uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+    }
+    conn_close(c);
+}
+
+static void arm_timer(http_conn_t *c, unsigned ms)
+{
+    if (!c->closing)
+        uv_timer_start(&c->timer, timer_fired, ms, 0);
+}
+
+/* Answers a protocol error directly (no handler) and closes. */
+static void reject(http_conn_t *c, int status, const char *detail)
+{
+    if (c->closing)
+        return;
+    http_request_t *req = c->req;
+    if (!req) {
+        req = request_new(c);
+        if (!req) {
+            conn_close(c);
+            return;
+        }
+        c->req = req;
+    }
+    uv_read_stop((uv_stream_t *)&c->tcp);
+    c->reading = false;
+    uv_timer_stop(&c->timer);
+    c->state = CONN_PROCESSING;
+    req->keep_alive = false;
+    http_respond_error(req, status, detail);
+}
+
+static int on_message_begin(llhttp_t *p)
+{
+    http_conn_t *c = p->data;
+    c->req = request_new(c);
+    if (!c->req)
+        return -1;
+    c->state = CONN_HEADERS;
+    c->header_bytes = 0;
+    c->in_value = false;
+    buf_reset(&c->field);
+    buf_reset(&c->value);
+    arm_timer(c, c->server->limits.header_timeout_ms);
+    return 0;
+}
+
+static int count_header_bytes(http_conn_t *c, size_t n)
+{
+    c->header_bytes += n;
+    if (c->header_bytes > c->server->limits.max_header_bytes) {
+        c->parse_error_pending = true;
+        return -1;
+    }
+    return 0;
+}
+
+static int on_url(llhttp_t *p, const char *at, size_t len)
+{
+    http_conn_t *c = p->data;
+    if (count_header_bytes(c, len))
+        return -1;
+    return buf_append(&c->value, at, len) ? -1 : 0;
+}
+
+static int on_url_complete(llhttp_t *p)
+{
+    http_conn_t *c = p->data;
+    c->req->target = arena_strndup(&c->req->arena, c->value.data ? c->value.data : "",
+                                   c->value.len);
+    buf_reset(&c->value);
+    return c->req->target ? 0 : -1;
+}
+
+static int on_header_field(llhttp_t *p, const char *at, size_t len)
+{
+    http_conn_t *c = p->data;
+    if (count_header_bytes(c, len))
+        return -1;
+    return buf_append(&c->field, at, len) ? -1 : 0;
+}
+
+static int on_header_value(llhttp_t *p, const char *at, size_t len)
+{
+    http_conn_t *c = p->data;
+    /* llhttp 8 accepts obs-fold (a value continued on a line that starts with SP/HT) and
+     * hands the continuation over as more value. Smuggling rules: reject it. A value
+     * chunk starting with whitespace right after a line feed is such a continuation. */
+    if (len && (at[0] == ' ' || at[0] == '\t')) {
+        char before = at > c->exec_start ? at[-1] : c->prev_last;
+        if (before == '\n') {
+            c->obs_fold = true;
+            return -1;
+        }
+    }
+    if (count_header_bytes(c, len))
+        return -1;
+    return buf_append(&c->value, at, len) ? -1 : 0;
+}
+
+static int on_header_value_complete(llhttp_t *p)
+{
+    http_conn_t *c = p->data;
+    http_request_t *req = c->req;
+    if (req->nheaders >= HTTP_MAX_HEADERS) {
+        c->parse_error_pending = true;
+        return -1;
+    }
+
+    char *name = arena_strndup(&req->arena, c->field.data ? c->field.data : "", c->field.len);
+    char *value = arena_strndup(&req->arena, c->value.data ? c->value.data : "", c->value.len);
+    if (!name || !value)
+        return -1;
+    for (char *q = name; *q; q++)
+        *q = (char)tolower((unsigned char)*q);
+    req->headers[req->nheaders].name = name;
+    req->headers[req->nheaders].value = value;
+    req->nheaders++;
+    buf_reset(&c->field);
+    buf_reset(&c->value);
+    return 0;
+}
+
+static int on_headers_complete(llhttp_t *p)
+{
+    http_conn_t *c = p->data;
+    http_request_t *req = c->req;
+    http_server_t *s = c->server;
+    req->method = (http_method)llhttp_get_method(p);
+    req->method_name = llhttp_method_name(llhttp_get_method(p));
+    req->keep_alive = llhttp_should_keep_alive(p) != 0;
+    int host_count = 0;
+    for (size_t i = 0; i < req->nheaders; i++)
+        if (strcmp(req->headers[i].name, "host") == 0)
+            host_count++;
+    if (host_count > 1) {
+        c->parse_error_pending = true;
+        return -1;
+    }
+
+    /* Split target into path and query; strip the url_prefix. */
+    const char *t = req->target;
+    const char *qm = strchr(t, '?');
+    size_t plen = qm ? (size_t)(qm - t) : strlen(t);
+    req->query = arena_strdup(&req->arena, qm ? qm + 1 : "");
+    req->path = http_decode(&req->arena, t, plen, false);
+    if (!req->path || !req->query)
+        return -1;
+    size_t pre = strlen(s->url_prefix);
+    if (pre && strncmp(req->path, s->url_prefix, pre) == 0 &&
+        (req->path[pre] == '/' || req->path[pre] == '\0')) {
+        req->path += pre;
+        if (!*req->path)
+            req->path = "/";
+    }
+    router_match(s->routes, s->nroutes, req);
+    c->max_body = s->limits.max_body_bytes;
+    if (req->route && req->route->max_body)
+        c->max_body = req->route->max_body;
+    req->body.max = c->max_body;
+    if (p->flags & F_CONTENT_LENGTH && p->content_length > c->max_body) {
+        c->parse_error_pending = true;
+        return -1;
+    }
+    c->state = CONN_BODY;
+    arm_timer(c, s->limits.body_timeout_ms);
+    return 0;
+}
+
+static int on_body(llhttp_t *p, const char *at, size_t len)
+{
+    http_conn_t *c = p->data;
+    if (buf_append(&c->req->body, at, len)) {
+        c->parse_error_pending = true;
+        return -1;
+    }
+    return 0;
+}
+
+static int on_message_complete(llhttp_t *p)
+{
+    http_conn_t *c = p->data;
+    c->state = CONN_PROCESSING;
+    uv_timer_stop(&c->timer);
+    return HPE_PAUSED;
+}
+
+static llhttp_settings_t parser_settings;
+
+static void dispatch(http_conn_t *c)
+{
+    http_request_t *req = c->req;
+    router_dispatch(req);
+}
+
+/* Feeds buffered input to the parser until a request is complete, input runs out, or an
+ * error closes the connection. */
+static void conn_parse(http_conn_t *c)
+{
+    while (!c->closing && c->inpos < c->inlen) {
+        const char *start = c->in + c->inpos;
+        c->exec_start = start;
+        llhttp_errno_t err = llhttp_execute(&c->parser, start, c->inlen - c->inpos);
+        c->prev_last = c->in[c->inlen - 1];
+        if (err == HPE_OK) {
+            c->inpos = c->inlen;
+            break;
+        }
+        if (err == HPE_PAUSED) {
+            const char *pos = llhttp_get_error_pos(&c->parser);
+            c->inpos = (size_t)(pos - c->in);
+            llhttp_resume(&c->parser);
+            uv_read_stop((uv_stream_t *)&c->tcp);
+            c->reading = false;
+            dispatch(c);
+            return;
+        }
+        /* Parse errors: the limits we set, or malformed / smuggling-shaped input. */
+        if (c->parse_error_pending && c->req) {
+            c->parse_error_pending = false;
+            if (c->state == CONN_BODY || (c->parser.flags & F_CONTENT_LENGTH &&
+                                          c->parser.content_length > c->max_body))
+                reject(c, 413, "Request body too large");
+            else if (c->req->nheaders >= HTTP_MAX_HEADERS || c->header_bytes >
+                                                                c->server->limits.max_header_bytes)
+                reject(c, 431, "Request header fields too large");
+            else
+                reject(c, 400, "Bad request");
+        } else {
+            char msg[160];
+            snprintf(msg, sizeof(msg), "Bad request: %s", llhttp_get_error_reason(&c->parser)
+                                                             ? llhttp_get_error_reason(&c->parser)
+                                                             : llhttp_errno_name(err));
+            reject(c, 400, msg);
+        }
+        return;
+    }
+    /* All input consumed; compact the buffer. */
+    if (c->inpos == c->inlen) {
+        c->inpos = c->inlen = 0;
+    }
+}
+
+static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *b)
+{
+    http_conn_t *c = h->data;
+    (void)suggested;
+    if (c->incap - c->inlen < READ_CHUNK) {
+        if (c->inpos > 0) {
+            memmove(c->in, c->in + c->inpos, c->inlen - c->inpos);
+            c->inlen -= c->inpos;
+            c->inpos = 0;
+        }
+        if (c->incap - c->inlen < READ_CHUNK) {
+            size_t ncap = c->inlen + READ_CHUNK;
+            char *n = realloc(c->in, ncap);
+            if (!n) {
+                *b = uv_buf_init(NULL, 0);
+                return;
+            }
+            c->in = n;
+            c->incap = ncap;
+        }
+    }
+    *b = uv_buf_init(c->in + c->inlen, (unsigned)(c->incap - c->inlen));
+}
+
+static void read_cb(uv_stream_t *st, ssize_t n, const uv_buf_t *b)
+{
+    http_conn_t *c = st->data;
+    (void)b;
+    if (n < 0) {
+        conn_close(c);
+        return;
+    }
+    if (c->lingering) {
+        c->inlen = c->inpos = 0; /* discard */
+        return;
+    }
+    if (n == 0)
+        return;
+    c->inlen += (size_t)n;
+    if (c->state == CONN_IDLE)
+        arm_timer(c, c->server->limits.header_timeout_ms);
+    conn_parse(c);
+}
+
+static void conn_continue(http_conn_t *c)
+{
+    if (c->closing)
+        return;
+    if (c->server->draining && c->inpos == c->inlen) {
+        conn_close(c);
+        return;
+    }
+    arm_timer(c, c->server->limits.keepalive_ms);
+    if (c->inpos < c->inlen) {
+        conn_parse(c);
+        if (c->state == CONN_PROCESSING || c->closing)
+            return;
+    }
+    if (!c->reading && !c->closing) {
+        uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb);
+        c->reading = true;
+    }
+}
+
+static void linger_timeout(uv_timer_t *t)
+{
+    conn_close(t->data);
+}
+
+static void shutdown_done(uv_shutdown_t *req, int status)
+{
+    http_conn_t *c = req->data;
+    if (status < 0 || c->closing) {
+        conn_close(c);
+        return;
+    }
+    /* Keep reading (and dropping) what the client still sends, so that closing does not
+     * turn unread input into a reset that destroys the response before it is read. */
+    if (!c->reading) {
+        uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb);
+        c->reading = true;
+    }
+    uv_timer_start(&c->timer, linger_timeout, 2000, 0);
+}
+
+/* Closes after the response: half-close, drain input briefly, then close. */
+static void conn_linger(http_conn_t *c)
+{
+    if (c->closing || c->lingering)
+        return;
+    c->lingering = true;
+    uv_timer_stop(&c->timer);
+    c->shutdown_req.data = c;
+    if (uv_shutdown(&c->shutdown_req, (uv_stream_t *)&c->tcp, shutdown_done) != 0)
+        conn_close(c);
+}
+
+static void reject_busy(http_server_t *s, uv_tcp_t *client)
+{
+    static const char resp[] = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: "
+                               "application/json\r\nRetry-After: 1\r\nContent-Length: "
+                               "40\r\nConnection: close\r\n\r\n"
+                               "{\"detail\":\"Server busy, try again later\"}";
+    (void)s;
+    uv_buf_t b = uv_buf_init((char *)resp, sizeof(resp) - 1);
+    uv_try_write((uv_stream_t *)client, &b, 1);
+    uv_close((uv_handle_t *)client, (uv_close_cb)free);
+}
+
+static void on_connection(uv_stream_t *listener, int status)
+{
+    http_server_t *s = listener->data;
+    if (status < 0)
+        return;
+    if (s->nconns >= s->limits.max_connections) {
+        uv_tcp_t *client = malloc(sizeof(*client));
+        if (!client)
+            return;
+        uv_tcp_init(s->loop, client);
+        if (uv_accept(listener, (uv_stream_t *)client) == 0)
+            reject_busy(s, client);
+        else
+            uv_close((uv_handle_t *)client, (uv_close_cb)free);
+        return;
+    }
+    http_conn_t *c = calloc(1, sizeof(*c));
+    if (!c)
+        return;
+    c->server = s;
+    uv_tcp_init(s->loop, &c->tcp);
+    uv_timer_init(s->loop, &c->timer);
+    c->handles = 2;
+    c->tcp.data = c;
+    c->timer.data = c;
+    c->next = s->conns;
+    if (s->conns)
+        s->conns->prev = c;
+    s->conns = c;
+    s->nconns++;
+    buf_init(&c->field, s->limits.max_header_bytes);
+    buf_init(&c->value, s->limits.max_header_bytes);
+    if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0) {
+        conn_close(c);
+        return;
+    }
+    uv_tcp_nodelay(&c->tcp, 1);
+    llhttp_init(&c->parser, HTTP_REQUEST, &parser_settings);
+    c->parser.data = c;
+    c->state = CONN_IDLE;
+    arm_timer(c, s->limits.keepalive_ms);
+    uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb);
+    c->reading = true;
+}
+
+int http_server_create(uv_loop_t *loop, int listen_fd, const http_route *routes,
+                       size_t nroutes, const http_limits *limits, const char *url_prefix,
+                       const char *const *cors_origins, size_t ncors, void *app,
+                       http_server_t **out)
+{
+    llhttp_settings_init(&parser_settings);
+    parser_settings.on_message_begin = on_message_begin;
+    parser_settings.on_url = on_url;
+    parser_settings.on_url_complete = on_url_complete;
+    parser_settings.on_header_field = on_header_field;
+    parser_settings.on_header_value = on_header_value;
+    parser_settings.on_header_value_complete = on_header_value_complete;
+    parser_settings.on_headers_complete = on_headers_complete;
+    parser_settings.on_body = on_body;
+    parser_settings.on_message_complete = on_message_complete;
+
+    http_server_t *s = calloc(1, sizeof(*s));
+    if (!s)
+        return -ENOMEM;
+    s->loop = loop;
+    s->routes = routes;
+    s->nroutes = nroutes;
+    s->limits = *limits;
+    s->app = app;
+    /* A trailing slash in the prefix is ignored: "/api/" and "/api" mean the same. */
+    s->url_prefix = strdup(url_prefix ? url_prefix : "");
+    size_t pl = strlen(s->url_prefix);
+    while (pl > 0 && s->url_prefix[pl - 1] == '/')
+        s->url_prefix[--pl] = '\0';
+    s->cors_origins = calloc(ncors ? ncors : 1, sizeof(char *));
+    for (size_t i = 0; i < ncors; i++)
+        s->cors_origins[i] = strdup(cors_origins[i]);
+    s->ncors = ncors;
+    if (listen_fd >= 0) {
+        uv_tcp_init(loop, &s->listener);
+        s->listener.data = s;
+        int rc = uv_tcp_open(&s->listener, listen_fd);
+        if (rc == 0)
+            rc = uv_listen((uv_stream_t *)&s->listener, 1024, on_connection);
+        if (rc < 0) {
+            uv_close((uv_handle_t *)&s->listener, NULL);
+            *out = s;
+            return rc;
+        }
+        s->listening = true;
+    }
+    *out = s;
+    return 0;
+}
+
+void http_server_drain(http_server_t *s, void (*done)(void *), void *data)
+{
+    s->draining = true;
+    s->drain_done = done;
+    s->drain_data = data;
+    if (s->listening) {
+        uv_close((uv_handle_t *)&s->listener, NULL);
+        s->listening = false;
+    }
+    http_conn_t *c = s->conns;
+    while (c) {
+        http_conn_t *next = c->next;
+        /* Only idle keep-alive connections close now. A fresh connection has had no
+         * request yet: its client is about to send one, so it is served (bounded by the
+         * header timeout) and then closed. */
+        if (c->state == CONN_IDLE && c->inpos == c->inlen && !c->req && c->served > 0)
+            conn_close(c);
+        c = next;
+    }
+    if (s->nconns == 0 && s->drain_done) {
+        s->drain_done = NULL;
+        done(data);
+    }
+}
+
+void http_server_close(http_server_t *s)
+{
+    s->draining = true;
+    s->drain_done = NULL;
+    if (s->listening) {
+        uv_close((uv_handle_t *)&s->listener, NULL);
+        s->listening = false;
+    }
+    http_conn_t *c = s->conns;
+    while (c) {
+        http_conn_t *next = c->next;
+        conn_close(c);
+        c = next;
+    }
+}
+
+void http_server_free(http_server_t *s)
+{
+    if (!s)
+        return;
+    for (size_t i = 0; i < s->ncors; i++)
+        free(s->cors_origins[i]);
+    free(s->cors_origins);
+    free(s->url_prefix);
+    free(s);
+}
+
+uint64_t http_server_requests(const http_server_t *s)
+{
+    return s->requests;
+}
+
+unsigned http_server_connections(const http_server_t *s)
+{
+    return s->nconns;
+}
+
+void http_server_on_request_done(http_server_t *s, void (*cb)(void *), void *data)
+{
+    s->on_done = cb;
+    s->on_done_data = data;
+}

@@ -1,0 +1,233 @@
+/*
+ * main.c: the ogd command line.
+ *
+ *   ogd serve [--config FILE]          run the server (master + workers)
+ *   ogd check-config [FILE]            validate a configuration, print the effective one
+ *   ogd demo [--config FILE] [--records N] [--seed S] [--no-images]
+ *                                      fill an empty data directory with demo data
+ *   ogd import [--config FILE] --collection records|channels|users FILE...
+ *                                      load mongoexport JSON documents
+ *   ogd version
+ *
+ * Configuration: FILE, else $OGD_CONFIG, else built-in defaults (the embedded SQLite +
+ * local object directory under ./var); OGD_<SECTION>__<KEY> environment variables
+ * override either.
+ */
+#include "cli/import.h"
+#include "config/config.h"
+#include "demo/demo.h"
+#include "objstore/objstore.h"
+#include "runtime/runtime.h"
+#include "store/store.h"
+#include "util/log.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define OGD_VERSION_TEXT "0.1.0"
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage:\n"
+               "  ogd serve [--config FILE]\n"
+               "  ogd check-config [FILE]\n"
+               "  ogd demo [--config FILE] [--records N] [--seed S] [--no-images]\n"
+               "  ogd import [--config FILE] --collection records|channels|users FILE...\n"
+               "  ogd version\n");
+}
+
+static const char *option(int argc, char **argv, const char *name)
+{
+    for (int i = 2; i < argc - 1; i++)
+        if (strcmp(argv[i], name) == 0)
+            return argv[i + 1];
+    return NULL;
+}
+
+static bool flag(int argc, char **argv, const char *name)
+{
+    for (int i = 2; i < argc; i++)
+        if (strcmp(argv[i], name) == 0)
+            return true;
+    return false;
+}
+
+/* Loads defaults + file + environment and resolves derived values. */
+static int load_config(const char *path, ogd_config *cfg)
+{
+    char *errors = NULL;
+    config_defaults(cfg);
+    if (!path)
+        path = getenv("OGD_CONFIG");
+    if ((path && config_load(cfg, path, &errors) != 0) ||
+        config_apply_env(cfg, environ, &errors) != 0 || config_resolve(cfg, &errors) != 0) {
+        fprintf(stderr, "%s\n", errors ? errors : "configuration error");
+        free(errors);
+        return -1;
+    }
+    free(errors);
+    return 0;
+}
+
+static int mkdir_p(const char *path)
+{
+    char tmp[4096];
+    snprintf(tmp, sizeof(tmp), "%s", path);
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p == '/') {
+            *p = '\0';
+            mkdir(tmp, 0750);
+            *p = '/';
+        }
+    }
+    if (mkdir(tmp, 0750) != 0 && errno != EEXIST)
+        return -errno;
+    return 0;
+}
+
+static int cmd_serve(int argc, char **argv)
+{
+    ogd_config cfg;
+    if (load_config(option(argc, argv, "--config"), &cfg) != 0)
+        return 2;
+    log_level lvl = LOG_INFO;
+    log_level_parse(cfg.server.log_level, &lvl);
+    if (log_open(cfg.server.log_file, lvl) != 0) {
+        fprintf(stderr, "cannot open log file %s\n", cfg.server.log_file);
+        return 2;
+    }
+    mkdir_p(cfg.server.data_dir);
+    int rc = master_run(option(argc, argv, "--config"), &cfg);
+    config_free(&cfg);
+    return rc;
+}
+
+static int cmd_check_config(int argc, char **argv)
+{
+    ogd_config cfg;
+    const char *path = argc > 2 ? argv[2] : NULL;
+    if (load_config(path, &cfg) != 0)
+        return 2;
+    config_dump(&cfg, stdout);
+    config_free(&cfg);
+    return 0;
+}
+
+static int cmd_demo(int argc, char **argv)
+{
+    ogd_config cfg;
+    if (load_config(option(argc, argv, "--config"), &cfg) != 0)
+        return 2;
+    int status = 1;
+    char err[512];
+    store_t *store = NULL;
+    objstore_t *os = NULL;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    mkdir_p(cfg.server.data_dir);
+    if (store_migrate(cfg.database.url, err, sizeof(err)) != 0 ||
+        store_open(cfg.database.url, NULL, &store, err, sizeof(err)) != 0) {
+        fprintf(stderr, "demo: %s\n", err);
+        goto out;
+    }
+    objstore_options oo;
+    memset(&oo, 0, sizeof(oo));
+    oo.bucket = cfg.echo.bucket_name;
+    if (objstore_open(cfg.echo.url, &oo, &loop, &os, err, sizeof(err)) != 0) {
+        fprintf(stderr, "demo: %s\n", err);
+        goto out;
+    }
+    demo_options opts;
+    demo_options_default(&opts);
+    const char *n = option(argc, argv, "--records");
+    const char *seed = option(argc, argv, "--seed");
+    if (n)
+        opts.records = strtol(n, NULL, 10);
+    if (seed)
+        opts.seed = strtoull(seed, NULL, 10);
+    if (flag(argc, argv, "--no-images"))
+        opts.images = false;
+    opts.skip_if_not_empty = true;
+    opts.image_thumb_w = (uint32_t)cfg.images.thumbnail_size[0];
+    opts.image_thumb_h = (uint32_t)cfg.images.thumbnail_size[1];
+    if (demo_generate(&opts, store, os, &loop, stderr) != 0)
+        goto out;
+    status = 0;
+out:
+    if (os) {
+        objstore_close(os);
+        uv_run(&loop, UV_RUN_DEFAULT);
+    }
+    uv_loop_close(&loop);
+    store_close(store);
+    config_free(&cfg);
+    return status;
+}
+
+static int cmd_import(int argc, char **argv)
+{
+    const char *collection = option(argc, argv, "--collection");
+    if (!collection) {
+        usage(stderr);
+        return 2;
+    }
+    ogd_config cfg;
+    if (load_config(option(argc, argv, "--config"), &cfg) != 0)
+        return 2;
+    char err[512];
+    store_t *store = NULL;
+    int status = 0;
+    mkdir_p(cfg.server.data_dir);
+    if (store_migrate(cfg.database.url, err, sizeof(err)) != 0 ||
+        store_open(cfg.database.url, NULL, &store, err, sizeof(err)) != 0) {
+        fprintf(stderr, "import: %s\n", err);
+        config_free(&cfg);
+        return 1;
+    }
+    for (int i = 2; i < argc; i++) {
+        if (argv[i][0] == '-') {
+            i++; /* an option and its value */
+            continue;
+        }
+        long n = import_file(store, collection, argv[i], stderr);
+        if (n < 0) {
+            status = 1;
+            break;
+        }
+        fprintf(stderr, "import: %s: %ld %s documents\n", argv[i], n, collection);
+    }
+    store_close(store);
+    config_free(&cfg);
+    return status;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "serve") == 0)
+        return cmd_serve(argc, argv);
+    if (strcmp(cmd, "check-config") == 0)
+        return cmd_check_config(argc, argv);
+    if (strcmp(cmd, "demo") == 0)
+        return cmd_demo(argc, argv);
+    if (strcmp(cmd, "import") == 0)
+        return cmd_import(argc, argv);
+    if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
+        printf("ogd %s\n", OGD_VERSION_TEXT);
+        return 0;
+    }
+    if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    fprintf(stderr, "ogd: unknown command \"%s\"\n", cmd);
+    usage(stderr);
+    return 2;
+}

@@ -1,0 +1,45 @@
+/*
+ * runtime: the process model of `ogd serve` (DESIGN §2).
+ *
+ * The master binds the listening socket, runs migrations, forks `workers` workers and
+ * supervises them; it never serves. Each worker runs one libuv loop (worker.c) with the
+ * HTTP server, the store and the object store. Workers write a heartbeat into a shared
+ * slot from a loop timer; a worker whose heartbeat is older than `timeout` has a blocked
+ * loop and is killed and replaced. A worker that reached max_requests asks to retire
+ * through its slot; the master starts its replacement first, then drains it.
+ *
+ * Signals to the master: TERM/INT fast stop, QUIT graceful stop, HUP reload the config and
+ * roll every worker (new ones first), USR1 reopen logs (forwarded to workers).
+ */
+#ifndef OGD_RUNTIME_RUNTIME_H
+#define OGD_RUNTIME_RUNTIME_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "config/config.h"
+
+/* One per worker, in memory shared between master and workers. */
+typedef struct worker_slot {
+    _Atomic uint64_t heartbeat_ms; /** CLOCK_MONOTONIC ms of the last loop tick */
+    _Atomic int retire;            /** the worker asks to be replaced (max_requests) */
+    pid_t pid;                     /** master-side bookkeeping */
+    int state;                     /** master-side: SLOT_* */
+    uint64_t started_ms;
+    uint64_t drain_started_ms;
+    int generation;
+} worker_slot;
+
+enum { SLOT_FREE, SLOT_RUNNING, SLOT_DRAINING };
+
+/* Runs the master until it stops. config_path may be NULL (defaults). Returns the exit
+ * status for main. cfg is owned by the master (it is replaced on HUP). */
+int master_run(const char *config_path, ogd_config *cfg);
+
+/* Runs one worker to completion; never returns (exits the process). */
+void worker_run(const ogd_config *cfg, int listen_fd, worker_slot *slot);
+
+uint64_t runtime_monotonic_ms(void);
+
+#endif

@@ -1,0 +1,207 @@
+/*
+ * taskgroup.c: see taskgroup.h. Running tasks sit in a doubly linked list (so cancel can
+ * reach them), waiting tasks in a FIFO. Completion is counted, not polled.
+ */
+#include "runtime/taskgroup.h"
+
+#include <errno.h>
+#include <stdlib.h>
+
+enum { TASK_QUEUED, TASK_RUNNING, TASK_CANCELING };
+
+static void maybe_finish(taskgroup_t *tg)
+{
+    if (tg->done && !tg->in_start && tg->running == 0 && tg->queued == 0) {
+        taskgroup_done_cb cb = tg->done;
+        tg->done = NULL;
+        cb(tg, tg->status, tg->done_data);
+    }
+}
+
+static void run_list_add(taskgroup_t *tg, task_t *t)
+{
+    t->prev = NULL;
+    t->next = tg->run_head;
+    if (tg->run_head)
+        tg->run_head->prev = t;
+    tg->run_head = t;
+}
+
+static void run_list_remove(taskgroup_t *tg, task_t *t)
+{
+    if (t->prev)
+        t->prev->next = t->next;
+    else
+        tg->run_head = t->next;
+    if (t->next)
+        t->next->prev = t->prev;
+}
+
+static void fail(taskgroup_t *tg, int status);
+
+/* Starts queued tasks while the window has room. */
+static void pump(taskgroup_t *tg)
+{
+    bool outer = !tg->in_start;
+    tg->in_start = true;
+    while (tg->queue_head && !tg->canceled &&
+           (tg->max_in_flight == 0 || tg->running < tg->max_in_flight)) {
+        task_t *t = tg->queue_head;
+        tg->queue_head = t->next;
+        if (!tg->queue_head)
+            tg->queue_tail = NULL;
+        tg->queued--;
+        t->state = TASK_RUNNING;
+        tg->running++;
+        run_list_add(tg, t);
+        int rc = t->start(t);
+        if (rc < 0)
+            taskgroup_task_done(t, rc);
+    }
+    if (outer) {
+        tg->in_start = false;
+        maybe_finish(tg);
+    }
+}
+
+static void drop_queue(taskgroup_t *tg)
+{
+    task_t *t = tg->queue_head;
+    while (t) {
+        task_t *next = t->next;
+        free(t);
+        tg->queued--;
+        tg->finished++;
+        t = next;
+    }
+    tg->queue_head = tg->queue_tail = NULL;
+}
+
+static void fail(taskgroup_t *tg, int status)
+{
+    if (tg->canceled)
+        return;
+    tg->canceled = true;
+    if (tg->status == 0)
+        tg->status = status;
+    drop_queue(tg);
+    bool outer = !tg->in_start;
+    tg->in_start = true;
+    /* A cancel function may finish its task at once (freeing it): step first. A task
+     * only ever finishes itself, so the saved successor stays valid. */
+    task_t *t = tg->run_head;
+    while (t) {
+        task_t *next = t->next;
+        if (t->state == TASK_RUNNING && t->cancel) {
+            t->state = TASK_CANCELING;
+            t->cancel(t);
+        }
+        t = next;
+    }
+    if (outer) {
+        tg->in_start = false;
+        maybe_finish(tg);
+    }
+}
+
+void taskgroup_init(taskgroup_t *tg, uv_loop_t *loop, size_t max_in_flight)
+{
+    *tg = (taskgroup_t){.loop = loop, .max_in_flight = max_in_flight};
+}
+
+task_t *taskgroup_spawn(taskgroup_t *tg, task_start_fn start, task_cancel_fn cancel, void *arg)
+{
+    if (tg->canceled)
+        return NULL;
+    task_t *t = calloc(1, sizeof(*t));
+    if (!t) {
+        fail(tg, -ENOMEM);
+        return NULL;
+    }
+    t->group = tg;
+    t->start = start;
+    t->cancel = cancel;
+    t->arg = arg;
+    t->state = TASK_QUEUED;
+    if (tg->queue_tail)
+        tg->queue_tail->next = t;
+    else
+        tg->queue_head = t;
+    tg->queue_tail = t;
+    tg->queued++;
+    tg->spawned++;
+    pump(tg);
+    return t;
+}
+
+void taskgroup_task_done(task_t *t, int status)
+{
+    taskgroup_t *tg = t->group;
+    run_list_remove(tg, t);
+    tg->running--;
+    tg->finished++;
+    free(t);
+    if (status < 0)
+        fail(tg, status);
+    pump(tg);
+}
+
+void taskgroup_wait(taskgroup_t *tg, taskgroup_done_cb cb, void *data)
+{
+    tg->done = cb;
+    tg->done_data = data;
+    maybe_finish(tg);
+}
+
+void taskgroup_cancel(taskgroup_t *tg, int status)
+{
+    fail(tg, status ? status : -ECANCELED);
+}
+
+/* ---- work ---- */
+
+struct work {
+    uv_work_t req;
+    work_fn run;
+    work_done_fn done;
+    void *data;
+};
+
+static void work_run(uv_work_t *req)
+{
+    work_t *w = req->data;
+    w->run(w->data);
+}
+
+static void work_after(uv_work_t *req, int status)
+{
+    work_t *w = req->data;
+    work_done_fn done = w->done;
+    void *data = w->data;
+    free(w);
+    done(data, status == UV_ECANCELED ? -ECANCELED : 0);
+}
+
+int work_submit(uv_loop_t *loop, work_fn run, work_done_fn done, void *data, work_t **out)
+{
+    work_t *w = calloc(1, sizeof(*w));
+    if (!w)
+        return -ENOMEM;
+    w->run = run;
+    w->done = done;
+    w->data = data;
+    w->req.data = w;
+    int rc = uv_queue_work(loop, &w->req, work_run, work_after);
+    if (rc < 0) {
+        free(w);
+        return rc;
+    }
+    if (out)
+        *out = w;
+    return 0;
+}
+
+void work_cancel(work_t *w)
+{
+    uv_cancel((uv_req_t *)&w->req);
+}

@@ -1,0 +1,180 @@
+/*
+ * worker.c: one serving process. Owns a libuv loop and, on it, the HTTP server, the
+ * store, the object store, the heartbeat timer and the signal handlers. Fast stop closes
+ * everything at once; graceful stop drains: no new connections, in-flight requests
+ * finish, then the process exits.
+ */
+#include "runtime/runtime.h"
+
+#include "api/api.h"
+#include "util/log.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+typedef struct worker {
+    uv_loop_t loop;
+    app_t app;
+    http_server_t *server;
+    worker_slot *slot;
+    uv_timer_t heartbeat;
+    uv_timer_t drain_deadline;
+    uv_signal_t sig_term, sig_quit, sig_usr1;
+    uint64_t max_requests;
+    bool stopping;
+} worker;
+
+uint64_t runtime_monotonic_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void beat(uv_timer_t *t)
+{
+    worker *w = t->data;
+    atomic_store(&w->slot->heartbeat_ms, runtime_monotonic_ms());
+}
+
+static void close_walk(uv_handle_t *h, void *arg)
+{
+    (void)arg;
+    if (!uv_is_closing(h))
+        uv_close(h, NULL);
+}
+
+static void stop_loop(worker *w)
+{
+    w->stopping = true;
+    uv_stop(&w->loop);
+}
+
+static void drained(void *data)
+{
+    stop_loop(data);
+}
+
+static void drain_expired(uv_timer_t *t)
+{
+    worker *w = t->data;
+    log_warn("graceful stop: connections still open after graceful_timeout, closing them");
+    http_server_close(w->server);
+    stop_loop(w);
+}
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+    worker *w = s->data;
+    if (signum == SIGUSR1) {
+        log_reopen();
+        return;
+    }
+    if (signum == SIGQUIT) {
+        if (w->stopping)
+            return;
+        w->stopping = true;
+        uv_timer_start(&w->drain_deadline, drain_expired,
+                       (uint64_t)w->app.cfg->server.graceful_timeout * 1000, 0);
+        http_server_drain(w->server, drained, w);
+        return;
+    }
+    http_server_close(w->server);
+    stop_loop(w);
+}
+
+static void request_done(void *data)
+{
+    worker *w = data;
+    if (w->max_requests && http_server_requests(w->server) >= w->max_requests &&
+        !atomic_load(&w->slot->retire)) {
+        /* The master starts a replacement, then sends QUIT to drain this worker. */
+        atomic_store(&w->slot->retire, 1);
+        kill(getppid(), SIGCHLD);
+    }
+}
+
+void worker_run(const ogd_config *cfg, int listen_fd, worker_slot *slot)
+{
+    signal(SIGINT, SIG_IGN); /* a terminal's ^C reaches the master, which decides */
+    signal(SIGPIPE, SIG_IGN);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+
+    worker *w = calloc(1, sizeof(*w));
+    if (!w)
+        _exit(1);
+    char err[512];
+    w->slot = slot;
+    atomic_store(&slot->heartbeat_ms, runtime_monotonic_ms());
+    uv_loop_init(&w->loop);
+    w->app.cfg = cfg;
+    w->app.loop = &w->loop;
+
+    if (store_open(cfg->database.url, &w->loop, &w->app.store, err, sizeof(err)) != 0) {
+        log_error("worker: %s", err);
+        _exit(3);
+    }
+    objstore_options oo;
+    memset(&oo, 0, sizeof(oo));
+    oo.cache_max_entries = (size_t)cfg->echo.cache_maxsize;
+    oo.cache_max_bytes = (size_t)cfg->echo.cache_max_bytes;
+    oo.bucket = cfg->echo.bucket_name;
+    if (objstore_open(cfg->echo.url, &oo, &w->loop, &w->app.objstore, err, sizeof(err)) != 0) {
+        log_error("worker: %s", err);
+        _exit(3);
+    }
+    http_limits lim = {
+        .max_header_bytes = (size_t)cfg->server.max_header_bytes,
+        .max_body_bytes = (size_t)cfg->server.max_body_bytes,
+        .header_timeout_ms = (unsigned)cfg->server.header_timeout * 1000,
+        .body_timeout_ms = (unsigned)cfg->server.body_timeout * 1000,
+        .keepalive_ms = (unsigned)cfg->server.keepalive * 1000,
+        .max_connections = (unsigned)cfg->server.worker_connections,
+    };
+    int rc = http_server_create(&w->loop, listen_fd, api_routes, api_nroutes, &lim,
+                                cfg->app.url_prefix, (const char *const *)cfg->app.cors_origins,
+                                cfg->app.cors_origins_count, &w->app, &w->server);
+    if (rc != 0) {
+        log_error("worker: cannot listen: %s", uv_strerror(rc));
+        _exit(3);
+    }
+    w->max_requests = (uint64_t)cfg->server.max_requests;
+    if (w->max_requests && cfg->server.max_requests_jitter > 0)
+        w->max_requests += (uint64_t)(getpid() % (cfg->server.max_requests_jitter + 1));
+    http_server_on_request_done(w->server, request_done, w);
+
+    uv_timer_init(&w->loop, &w->heartbeat);
+    w->heartbeat.data = w;
+    uv_timer_start(&w->heartbeat, beat, 0, 250);
+    uv_timer_init(&w->loop, &w->drain_deadline);
+    w->drain_deadline.data = w;
+    uv_signal_t *sigs[] = {&w->sig_term, &w->sig_quit, &w->sig_usr1};
+    int nums[] = {SIGTERM, SIGQUIT, SIGUSR1};
+    for (int i = 0; i < 3; i++) {
+        uv_signal_init(&w->loop, sigs[i]);
+        sigs[i]->data = w;
+        uv_signal_start(sigs[i], on_signal, nums[i]);
+    }
+    log_info("worker started");
+
+    uv_run(&w->loop, UV_RUN_DEFAULT);
+
+    /* Stop: close what is left, let pending work callbacks run, release everything. */
+    http_server_close(w->server);
+    uv_walk(&w->loop, close_walk, NULL);
+    objstore_close(w->app.objstore);
+    uv_run(&w->loop, UV_RUN_DEFAULT);
+    store_close(w->app.store);
+    http_server_free(w->server);
+    uv_loop_close(&w->loop);
+    log_info("worker stopped");
+    free(w);
+    exit(0);
+}

@@ -1,0 +1,888 @@
+/*
+ * sqlite.c: the SQLite back end of the store (the embedded default).
+ *
+ * Runs on libuv thread-pool threads (and in the caller's thread for store_run_sync).
+ * Each thread gets its own connection to the database file, opened on first use and kept
+ * in a registry so store_close can close them all; statements are prepared once per
+ * connection and reused. The database runs in WAL mode, so readers never wait for the
+ * single writer; writers wait up to busy_timeout for each other.
+ *
+ * Data layout: a record is split over `records` (typed, indexed hot fields and the
+ * metadata object as JSON) and `record_channels` (one row per channel: its JSON body plus
+ * the scalar `data` as typed num/str columns, so channel filters use an index lookup
+ * instead of parsing whole documents). Documents are rebuilt from rows and then
+ * projected (store/projection.c). Filters and sorts come from store/filter.c as SQL text
+ * with bound parameters only.
+ */
+#include "store/projection.h"
+#include "store/store.h"
+#include "store/timestamp.h"
+#include "util/buf.h"
+
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define STMT_CACHE 48
+
+typedef struct sqlite_conn {
+    sqlite3 *db;
+    struct {
+        char *sql;
+        sqlite3_stmt *stmt;
+        uint64_t used;
+    } cache[STMT_CACHE];
+    uint64_t tick;
+    struct sqlite_conn *next;
+} sqlite_conn;
+
+typedef struct sqlite_store {
+    store_t base;
+    char *path;
+    pthread_key_t key;  /* this store's connection for the current thread */
+    pthread_mutex_t lock;
+    sqlite_conn *conns; /* every connection opened, for close */
+} sqlite_store;
+
+static const char *const migrations[] = {
+    /* 1: the reference's collections */
+    "CREATE TABLE records ("
+    "  id TEXT PRIMARY KEY NOT NULL,"
+    "  version INTEGER,"
+    "  ts_us INTEGER,"
+    "  shotnum INTEGER,"
+    "  active_area TEXT,"
+    "  active_experiment TEXT,"
+    "  epac_ops_data_version TEXT,"
+    "  metadata TEXT NOT NULL DEFAULT '{}'"
+    ");"
+    "CREATE INDEX records_ts ON records(ts_us);"
+    "CREATE INDEX records_shotnum ON records(shotnum);"
+    "CREATE TABLE record_channels ("
+    "  record_id TEXT NOT NULL,"
+    "  name TEXT NOT NULL,"
+    "  ord INTEGER NOT NULL,"
+    "  dtype TEXT,"
+    "  num REAL,"
+    "  str TEXT,"
+    "  body TEXT NOT NULL,"
+    "  PRIMARY KEY (record_id, name)"
+    ") WITHOUT ROWID;"
+    "CREATE INDEX record_channels_name ON record_channels(name, record_id);"
+    "CREATE TABLE channel_manifests (id TEXT PRIMARY KEY NOT NULL, doc TEXT NOT NULL);"
+    "CREATE TABLE users (id TEXT PRIMARY KEY NOT NULL, doc TEXT NOT NULL);"
+    "CREATE TABLE sessions ("
+    "  id TEXT PRIMARY KEY NOT NULL, username TEXT NOT NULL, name TEXT NOT NULL,"
+    "  doc TEXT NOT NULL, UNIQUE (username, name));"
+    "CREATE TABLE favourite_filters ("
+    "  id TEXT PRIMARY KEY NOT NULL, username TEXT NOT NULL, doc TEXT NOT NULL);"
+    "CREATE TABLE experiments (id TEXT PRIMARY KEY NOT NULL, doc TEXT NOT NULL);",
+};
+
+static int url_to_path(const char *url, char **path, char *err, size_t errlen)
+{
+    const char *p = url + strlen("sqlite://");
+    if (!*p) {
+        snprintf(err, errlen, "database.url: no file path in \"%.60s\"", url);
+        return -EINVAL;
+    }
+    *path = strdup(p);
+    return *path ? 0 : -ENOMEM;
+}
+
+static int conn_setup(sqlite3 *db, char *err, size_t errlen)
+{
+    sqlite3_busy_timeout(db, 10000);
+    char *msg = NULL;
+    int rc = sqlite3_exec(db,
+                          "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+                          "PRAGMA foreign_keys=ON; PRAGMA temp_store=MEMORY;"
+                          "PRAGMA cache_size=-65536;",
+                          NULL, NULL, &msg);
+    if (rc != SQLITE_OK) {
+        snprintf(err, errlen, "sqlite setup: %s", msg ? msg : sqlite3_errstr(rc));
+        sqlite3_free(msg);
+        return STORE_EDB;
+    }
+    return 0;
+}
+
+static int sqlite_migrate(const char *url, char *err, size_t errlen)
+{
+    char *path = NULL;
+    int rc = url_to_path(url, &path, err, errlen);
+    if (rc)
+        return rc;
+    sqlite3 *db = NULL;
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
+        SQLITE_OK) {
+        snprintf(err, errlen, "cannot open database %s: %s", path,
+                 db ? sqlite3_errmsg(db) : "out of memory");
+        rc = STORE_EUNAVAILABLE;
+        goto out;
+    }
+    rc = conn_setup(db, err, errlen);
+    if (rc)
+        goto out;
+    char *msg = NULL;
+    if (sqlite3_exec(db,
+                     "BEGIN IMMEDIATE;"
+                     "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);",
+                     NULL, NULL, &msg) != SQLITE_OK) {
+        snprintf(err, errlen, "migration: %s", msg);
+        sqlite3_free(msg);
+        rc = STORE_EDB;
+        goto out;
+    }
+    sqlite3_stmt *st = NULL;
+    int version = 0;
+    if (sqlite3_prepare_v2(db, "SELECT max(version) FROM schema_version", -1, &st, NULL) ==
+            SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+        version = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    int target = (int)(sizeof(migrations) / sizeof(migrations[0]));
+    if (version > target) {
+        snprintf(err, errlen, "database schema version %d is newer than this ogd (%d)",
+                 version, target);
+        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+        rc = STORE_EDB;
+        goto out;
+    }
+    for (int v = version; v < target; v++) {
+        if (sqlite3_exec(db, migrations[v], NULL, NULL, &msg) != SQLITE_OK) {
+            snprintf(err, errlen, "migration %d: %s", v + 1, msg);
+            sqlite3_free(msg);
+            sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+            rc = STORE_EDB;
+            goto out;
+        }
+        char sql[96];
+        snprintf(sql, sizeof(sql), "INSERT INTO schema_version VALUES (%d)", v + 1);
+        sqlite3_exec(db, sql, NULL, NULL, NULL);
+    }
+    if (sqlite3_exec(db, "COMMIT", NULL, NULL, &msg) != SQLITE_OK) {
+        snprintf(err, errlen, "migration commit: %s", msg);
+        sqlite3_free(msg);
+        rc = STORE_EDB;
+    }
+out:
+    sqlite3_close(db);
+    free(path);
+    return rc;
+}
+
+static int sqlite_open(const char *url, store_t **out, char *err, size_t errlen)
+{
+    sqlite_store *s = calloc(1, sizeof(*s));
+    if (!s)
+        return -ENOMEM;
+    int rc = url_to_path(url, &s->path, err, errlen);
+    if (rc) {
+        free(s);
+        return rc;
+    }
+    pthread_key_create(&s->key, NULL);
+    pthread_mutex_init(&s->lock, NULL);
+    *out = &s->base;
+    return 0;
+}
+
+static void conn_free(sqlite_conn *c)
+{
+    for (int i = 0; i < STMT_CACHE; i++) {
+        if (c->cache[i].stmt)
+            sqlite3_finalize(c->cache[i].stmt);
+        free(c->cache[i].sql);
+    }
+    sqlite3_close(c->db);
+    free(c);
+}
+
+static void sqlite_close(store_t *base)
+{
+    sqlite_store *s = (sqlite_store *)base;
+    sqlite_conn *c = s->conns;
+    while (c) {
+        sqlite_conn *next = c->next;
+        conn_free(c);
+        c = next;
+    }
+    pthread_key_delete(s->key);
+    pthread_mutex_destroy(&s->lock);
+    free(s->path);
+    free(s);
+}
+
+static sqlite_conn *conn_get(sqlite_store *s, store_op_t *op)
+{
+    sqlite_conn *c = pthread_getspecific(s->key);
+    if (c)
+        return c;
+    c = calloc(1, sizeof(*c));
+    if (!c) {
+        op->status = -ENOMEM;
+        return NULL;
+    }
+    if (sqlite3_open_v2(s->path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
+            SQLITE_OK ||
+        conn_setup(c->db, op->err, sizeof(op->err)) != 0) {
+        snprintf(op->err, sizeof(op->err), "cannot open database: %s",
+                 c->db ? sqlite3_errmsg(c->db) : "out of memory");
+        sqlite3_close(c->db);
+        free(c);
+        op->status = STORE_EUNAVAILABLE;
+        return NULL;
+    }
+    pthread_mutex_lock(&s->lock);
+    c->next = s->conns;
+    s->conns = c;
+    pthread_mutex_unlock(&s->lock);
+    pthread_setspecific(s->key, c);
+    return c;
+}
+
+/* Returns a reset, unbound statement for sql from the connection's cache. */
+static sqlite3_stmt *stmt_get(sqlite_conn *c, store_op_t *op, const char *sql)
+{
+    int victim = 0;
+    for (int i = 0; i < STMT_CACHE; i++) {
+        if (c->cache[i].sql && strcmp(c->cache[i].sql, sql) == 0) {
+            c->cache[i].used = ++c->tick;
+            sqlite3_reset(c->cache[i].stmt);
+            sqlite3_clear_bindings(c->cache[i].stmt);
+            return c->cache[i].stmt;
+        }
+        if (c->cache[i].used < c->cache[victim].used)
+            victim = i;
+    }
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v3(c->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL) != SQLITE_OK) {
+        snprintf(op->err, sizeof(op->err), "prepare: %s", sqlite3_errmsg(c->db));
+        op->status = STORE_EDB;
+        return NULL;
+    }
+    if (c->cache[victim].stmt)
+        sqlite3_finalize(c->cache[victim].stmt);
+    free(c->cache[victim].sql);
+    c->cache[victim].sql = strdup(sql);
+    if (!c->cache[victim].sql) {
+        sqlite3_finalize(st);
+        c->cache[victim].stmt = NULL;
+        op->status = -ENOMEM;
+        return NULL;
+    }
+    c->cache[victim].stmt = st;
+    c->cache[victim].used = ++c->tick;
+    return st;
+}
+
+static void db_error(store_op_t *op, sqlite_conn *c, const char *what)
+{
+    snprintf(op->err, sizeof(op->err), "%s: %s", what, sqlite3_errmsg(c->db));
+    op->status = STORE_EDB;
+}
+
+static json_t *column_json(sqlite3_stmt *st, int col)
+{
+    const char *text = (const char *)sqlite3_column_text(st, col);
+    if (!text)
+        return NULL;
+    return json_loadb(text, (size_t)sqlite3_column_bytes(st, col), JSON_DECODE_ANY, NULL);
+}
+
+/* Appends " WHERE <filter>" (or nothing) to q, text and parameters. */
+static int where_clause(store_op_t *op, sql_fragment *q)
+{
+    if (!op->filter)
+        return 0;
+    int rc = buf_puts(&q->text, " WHERE ");
+    if (rc == 0)
+        rc = filter_emit_sqlite(op->filter, q);
+    if (rc) {
+        snprintf(op->err, sizeof(op->err), "filter too large");
+        op->status = STORE_EBADQUERY;
+    }
+    return rc;
+}
+
+/* Loads the channels of one record into an object; names: NULL = all, else a JSON array. */
+static int load_channels(sqlite_conn *c, store_op_t *op, const char *id, const char *names,
+                         json_t *channels)
+{
+    const char *sql =
+        names ? "SELECT name, body FROM record_channels WHERE record_id = ?1 AND name IN "
+                "(SELECT value FROM json_each(?2)) ORDER BY ord"
+              : "SELECT name, body FROM record_channels WHERE record_id = ?1 ORDER BY ord";
+    sqlite3_stmt *st = stmt_get(c, op, sql);
+    if (!st)
+        return op->status;
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    if (names)
+        sqlite3_bind_text(st, 2, names, -1, SQLITE_STATIC);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        json_t *body = column_json(st, 1);
+        if (!body)
+            body = json_object();
+        json_object_set_new(channels, (const char *)sqlite3_column_text(st, 0), body);
+    }
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE) {
+        db_error(op, c, "reading channels");
+        return op->status;
+    }
+    return 0;
+}
+
+static void op_find(sqlite_conn *c, store_op_t *op)
+{
+    projection_t *proj = NULL;
+    sql_fragment q;
+    sql_fragment_init(&q);
+    char *names = NULL;
+    json_t *out = json_array();
+
+    if (op->nprojection) {
+        if (projection_compile(op->projection, op->nprojection, &proj, op->err,
+                               sizeof(op->err))) {
+            op->status = STORE_EBADQUERY;
+            goto done;
+        }
+    }
+    buf_puts(&q.text, "SELECT r.id, r.version, r.metadata FROM records r");
+    if (where_clause(op, &q))
+        goto done;
+    if (op->norder) {
+        sql_fragment order;
+        sql_fragment_init(&order);
+        if (sort_compile_sqlite(op->order, op->norder, &order, op->err, sizeof(op->err))) {
+            sql_fragment_free(&order);
+            op->status = STORE_EBADQUERY;
+            goto done;
+        }
+        if (order.text.len) {
+            buf_puts(&q.text, " ORDER BY ");
+            sql_fragment_append(&q, &order);
+        }
+        sql_fragment_free(&order);
+    }
+    int64_t limit = op->limit < 0 ? -op->limit : op->limit;
+    if (op->max_documents > 0 && (limit == 0 || limit > op->max_documents))
+        limit = op->max_documents;
+    if (limit == 0)
+        limit = -1;
+    if (buf_printf(&q.text, " LIMIT %lld OFFSET %lld", (long long)limit, (long long)op->skip)) {
+        snprintf(op->err, sizeof(op->err), "query too large");
+        op->status = STORE_EBADQUERY;
+        goto done;
+    }
+
+    sqlite3_stmt *st = stmt_get(c, op, q.text.data);
+    if (!st)
+        goto done;
+    if (sql_fragment_bind_sqlite(&q, st, 1) != SQLITE_OK) {
+        db_error(op, c, "binding");
+        goto done;
+    }
+    bool want_meta = !proj || projection_wants(proj, "metadata");
+    bool want_version = !proj || projection_wants(proj, "version");
+    bool want_channels = !proj || projection_wants(proj, "channels");
+    if (proj && want_channels) {
+        json_t *list = projection_channel_names(proj);
+        if (list) {
+            names = json_dumps(list, JSON_COMPACT);
+            json_decref(list);
+        }
+    }
+    /* Collect the rows first: the channel loads reuse statements. */
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        json_t *rec = json_object();
+        json_object_set_new(rec, "_id", json_string((const char *)sqlite3_column_text(st, 0)));
+        if (want_version && sqlite3_column_type(st, 1) != SQLITE_NULL)
+            json_object_set_new(rec, "version", json_integer(sqlite3_column_int64(st, 1)));
+        if (want_meta) {
+            json_t *m = column_json(st, 2);
+            json_object_set_new(rec, "metadata", m ? m : json_object());
+        }
+        json_array_append_new(out, rec);
+    }
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE) {
+        db_error(op, c, "query");
+        goto done;
+    }
+    if (want_channels) {
+        size_t i;
+        json_t *rec;
+        json_array_foreach(out, i, rec)
+        {
+            json_t *channels = json_object();
+            const char *id = json_string_value(json_object_get(rec, "_id"));
+            if (load_channels(c, op, id, names, channels)) {
+                json_decref(channels);
+                goto done;
+            }
+            json_object_set_new(rec, "channels", channels);
+        }
+    }
+    if (proj) {
+        size_t i;
+        json_t *rec;
+        json_array_foreach(out, i, rec) projection_apply(proj, rec);
+    }
+    op->result = out;
+    out = NULL;
+done:
+    json_decref(out);
+    free(names);
+    projection_free(proj);
+    sql_fragment_free(&q);
+}
+
+static void op_count(sqlite_conn *c, store_op_t *op)
+{
+    sql_fragment q;
+    sql_fragment_init(&q);
+    buf_puts(&q.text, "SELECT count(*) FROM records r");
+    if (where_clause(op, &q))
+        goto done;
+    sqlite3_stmt *st = stmt_get(c, op, q.text.data);
+    if (!st)
+        goto done;
+    if (sql_fragment_bind_sqlite(&q, st, 1) != SQLITE_OK || sqlite3_step(st) != SQLITE_ROW) {
+        db_error(op, c, "count");
+        goto done;
+    }
+    op->count = sqlite3_column_int64(st, 0);
+    sqlite3_reset(st);
+done:
+    sql_fragment_free(&q);
+}
+
+static void op_range(sqlite_conn *c, store_op_t *op)
+{
+    const char *sql = op->range_by_shotnum
+                          ? "SELECT count(*), min(ts_us), max(ts_us), count(ts_us) FROM records "
+                            "WHERE shotnum BETWEEN ?1 AND ?2"
+                          : "SELECT count(*), min(shotnum), max(shotnum), count(shotnum) FROM "
+                            "records WHERE ts_us BETWEEN ?1 AND ?2";
+    sqlite3_stmt *st = stmt_get(c, op, sql);
+    if (!st)
+        return;
+    sqlite3_bind_int64(st, 1, op->lo);
+    sqlite3_bind_int64(st, 2, op->hi);
+    if (sqlite3_step(st) != SQLITE_ROW) {
+        db_error(op, c, "range");
+        return;
+    }
+    int64_t n = sqlite3_column_int64(st, 0);
+    int64_t nfield = sqlite3_column_int64(st, 3);
+    int64_t lo = sqlite3_column_int64(st, 1), hi = sqlite3_column_int64(st, 2);
+    sqlite3_reset(st);
+    op->count = n;
+    if (n == 0) {
+        op->status = -ENOENT;
+        return;
+    }
+    json_t *r = json_object();
+    if (op->range_by_shotnum) {
+        char a[32], b[32];
+        store_format_timestamp(lo, a);
+        store_format_timestamp(hi, b);
+        json_object_set_new(r, "from", nfield ? json_string(a) : json_null());
+        json_object_set_new(r, "to", nfield ? json_string(b) : json_null());
+    } else {
+        json_object_set_new(r, "min", nfield ? json_integer(lo) : json_null());
+        json_object_set_new(r, "max", nfield ? json_integer(hi) : json_null());
+    }
+    op->result = r;
+}
+
+static int exec_simple(sqlite_conn *c, store_op_t *op, const char *sql)
+{
+    char *msg = NULL;
+    if (sqlite3_exec(c->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+        snprintf(op->err, sizeof(op->err), "%s: %s", sql, msg ? msg : "");
+        sqlite3_free(msg);
+        op->status = STORE_EDB;
+        return op->status;
+    }
+    return 0;
+}
+
+static int step_done(sqlite_conn *c, store_op_t *op, sqlite3_stmt *st, const char *what)
+{
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE) {
+        if (rc == SQLITE_CONSTRAINT) {
+            op->status = -EEXIST;
+            snprintf(op->err, sizeof(op->err), "%s: already exists", what);
+        } else {
+            db_error(op, c, what);
+        }
+        return op->status;
+    }
+    return 0;
+}
+
+static void op_delete(sqlite_conn *c, store_op_t *op)
+{
+    if (exec_simple(c, op, "BEGIN IMMEDIATE"))
+        return;
+    sqlite3_stmt *st = stmt_get(c, op, "DELETE FROM record_channels WHERE record_id = ?1");
+    if (!st)
+        goto fail;
+    sqlite3_bind_text(st, 1, op->id, -1, SQLITE_STATIC);
+    if (step_done(c, op, st, "delete channels"))
+        goto fail;
+    st = stmt_get(c, op, "DELETE FROM records WHERE id = ?1");
+    if (!st)
+        goto fail;
+    sqlite3_bind_text(st, 1, op->id, -1, SQLITE_STATIC);
+    if (step_done(c, op, st, "delete record"))
+        goto fail;
+    op->count = sqlite3_changes(c->db);
+    if (exec_simple(c, op, "COMMIT"))
+        goto fail;
+    return;
+fail:
+    sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+static void bind_opt_text(sqlite3_stmt *st, int idx, json_t *v)
+{
+    if (json_is_string(v))
+        sqlite3_bind_text(st, idx, json_string_value(v), -1, SQLITE_TRANSIENT);
+    else
+        sqlite3_bind_null(st, idx);
+}
+
+/* Inserts a whole record. The timestamp in metadata is normalised to the API's text form. */
+static void op_put(sqlite_conn *c, store_op_t *op)
+{
+    json_t *doc = op->doc;
+    const char *id = json_string_value(json_object_get(doc, "_id"));
+    if (!id) {
+        snprintf(op->err, sizeof(op->err), "record has no string _id");
+        op->status = STORE_EBADQUERY;
+        return;
+    }
+    json_t *meta = json_object_get(doc, "metadata");
+    json_t *meta_copy = json_is_object(meta) ? json_deep_copy(meta) : json_object();
+    json_t *ts = json_object_get(meta_copy, "timestamp");
+    int64_t ts_us = 0;
+    bool has_ts = false;
+    if (ts) {
+        if (timestamp_from_json(ts, &ts_us) != 0) {
+            snprintf(op->err, sizeof(op->err), "record %s: metadata.timestamp is not a date",
+                     id);
+            op->status = STORE_EBADQUERY;
+            json_decref(meta_copy);
+            return;
+        }
+        char text[32];
+        store_format_timestamp(ts_us, text);
+        json_object_set_new(meta_copy, "timestamp", json_string(text));
+        has_ts = true;
+    }
+    char *meta_text = json_dumps(meta_copy, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_t *shot = json_object_get(meta_copy, "shotnum");
+
+    if (exec_simple(c, op, "BEGIN IMMEDIATE"))
+        goto out;
+    sqlite3_stmt *st;
+    if (op->replace) {
+        st = stmt_get(c, op, "DELETE FROM record_channels WHERE record_id = ?1");
+        if (!st)
+            goto fail;
+        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+        if (step_done(c, op, st, "replace channels"))
+            goto fail;
+        st = stmt_get(c, op, "DELETE FROM records WHERE id = ?1");
+        if (!st)
+            goto fail;
+        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+        if (step_done(c, op, st, "replace record"))
+            goto fail;
+    }
+    st = stmt_get(c, op,
+                  "INSERT INTO records (id, version, ts_us, shotnum, active_area, "
+                  "active_experiment, epac_ops_data_version, metadata) VALUES "
+                  "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)");
+    if (!st)
+        goto fail;
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    json_t *ver = json_object_get(doc, "version");
+    if (json_is_integer(ver))
+        sqlite3_bind_int64(st, 2, json_integer_value(ver));
+    if (has_ts)
+        sqlite3_bind_int64(st, 3, ts_us);
+    if (json_is_integer(shot))
+        sqlite3_bind_int64(st, 4, json_integer_value(shot));
+    else if (json_is_real(shot))
+        sqlite3_bind_int64(st, 4, (int64_t)json_real_value(shot));
+    bind_opt_text(st, 5, json_object_get(meta_copy, "active_area"));
+    bind_opt_text(st, 6, json_object_get(meta_copy, "active_experiment"));
+    bind_opt_text(st, 7, json_object_get(meta_copy, "epac_ops_data_version"));
+    sqlite3_bind_text(st, 8, meta_text, -1, SQLITE_STATIC);
+    if (step_done(c, op, st, "insert record"))
+        goto fail;
+
+    json_t *channels = json_object_get(doc, "channels");
+    const char *name;
+    json_t *ch;
+    int64_t ord = 0;
+    json_object_foreach(channels, name, ch)
+    {
+        st = stmt_get(c, op,
+                      "INSERT INTO record_channels (record_id, name, ord, dtype, num, str, "
+                      "body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)");
+        if (!st)
+            goto fail;
+        char *body = json_dumps(ch, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY);
+        json_t *data = json_object_get(ch, "data");
+        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 3, ord++);
+        bind_opt_text(st, 4, json_object_get(json_object_get(ch, "metadata"), "channel_dtype"));
+        if (json_is_number(data))
+            sqlite3_bind_double(st, 5, json_number_value(data));
+        if (json_is_string(data))
+            sqlite3_bind_text(st, 6, json_string_value(data), -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 7, body, -1, SQLITE_STATIC);
+        int rc = step_done(c, op, st, "insert channel");
+        free(body);
+        if (rc)
+            goto fail;
+    }
+    if (exec_simple(c, op, "COMMIT"))
+        goto fail;
+    goto out;
+fail:
+    sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+out:
+    free(meta_text);
+    json_decref(meta_copy);
+}
+
+static void op_channel_count(sqlite_conn *c, store_op_t *op)
+{
+    sqlite3_stmt *st = stmt_get(
+        c, op, "SELECT count(*) FROM record_channels WHERE record_id = ?1 AND name = ?2");
+    if (!st)
+        return;
+    sqlite3_bind_text(st, 1, op->id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, op->channel, -1, SQLITE_STATIC);
+    if (sqlite3_step(st) != SQLITE_ROW) {
+        db_error(op, c, "channel count");
+        return;
+    }
+    op->count = sqlite3_column_int64(st, 0);
+    sqlite3_reset(st);
+}
+
+/* Fetches one document column by a single text key; -ENOENT when no row. */
+static void get_doc(sqlite_conn *c, store_op_t *op, const char *sql, const char *key)
+{
+    sqlite3_stmt *st = stmt_get(c, op, sql);
+    if (!st)
+        return;
+    if (key)
+        sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        op->result = column_json(st, 0);
+        if (!op->result)
+            db_error(op, c, "stored document is not JSON");
+    } else if (rc == SQLITE_DONE) {
+        op->status = -ENOENT;
+    } else {
+        db_error(op, c, "get");
+    }
+    sqlite3_reset(st);
+}
+
+static void put_doc(sqlite_conn *c, store_op_t *op, const char *sql_insert,
+                    const char *sql_upsert)
+{
+    const char *id = json_string_value(json_object_get(op->doc, "_id"));
+    if (!id) {
+        snprintf(op->err, sizeof(op->err), "document has no string _id");
+        op->status = STORE_EBADQUERY;
+        return;
+    }
+    sqlite3_stmt *st = stmt_get(c, op, op->replace ? sql_upsert : sql_insert);
+    if (!st)
+        return;
+    char *text = json_dumps(op->doc, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, text, -1, SQLITE_STATIC);
+    step_done(c, op, st, "put");
+    free(text);
+}
+
+static void op_summary(sqlite_conn *c, store_op_t *op)
+{
+    static const char *const edge[2] = {
+        "SELECT r.ts_us FROM record_channels c JOIN records r ON r.id = c.record_id "
+        "WHERE c.name = ?1 ORDER BY c.record_id ASC LIMIT 1",
+        "SELECT r.ts_us FROM record_channels c JOIN records r ON r.id = c.record_id "
+        "WHERE c.name = ?1 ORDER BY c.record_id DESC LIMIT 1",
+    };
+    static const char *const keys[2] = {"first_date", "most_recent_date"};
+    json_t *res = json_object();
+    for (int i = 0; i < 2; i++) {
+        sqlite3_stmt *st = stmt_get(c, op, edge[i]);
+        if (!st)
+            goto fail;
+        sqlite3_bind_text(st, 1, op->channel, -1, SQLITE_STATIC);
+        int rc = sqlite3_step(st);
+        if (rc == SQLITE_DONE) {
+            sqlite3_reset(st);
+            op->status = -ENOENT;
+            goto fail;
+        }
+        if (rc != SQLITE_ROW) {
+            db_error(op, c, "summary");
+            goto fail;
+        }
+        if (sqlite3_column_type(st, 0) == SQLITE_NULL) {
+            json_object_set_new(res, keys[i], json_null());
+        } else {
+            char text[32];
+            store_format_timestamp(sqlite3_column_int64(st, 0), text);
+            json_object_set_new(res, keys[i], json_string(text));
+        }
+        sqlite3_reset(st);
+    }
+    sqlite3_stmt *st = stmt_get(c, op,
+                                "SELECT r.ts_us, c.body FROM record_channels c JOIN records r "
+                                "ON r.id = c.record_id WHERE c.name = ?1 "
+                                "ORDER BY c.record_id DESC LIMIT 3");
+    if (!st)
+        goto fail;
+    sqlite3_bind_text(st, 1, op->channel, -1, SQLITE_STATIC);
+    json_t *recent = json_array();
+    json_object_set_new(res, "recent", recent);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        json_t *item = json_object();
+        if (sqlite3_column_type(st, 0) == SQLITE_NULL) {
+            json_object_set_new(item, "timestamp", json_null());
+        } else {
+            char text[32];
+            store_format_timestamp(sqlite3_column_int64(st, 0), text);
+            json_object_set_new(item, "timestamp", json_string(text));
+        }
+        json_t *body = column_json(st, 1);
+        json_object_set_new(item, "channel", body ? body : json_object());
+        json_array_append_new(recent, item);
+    }
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE) {
+        db_error(op, c, "summary sample");
+        goto fail;
+    }
+    op->result = res;
+    return;
+fail:
+    json_decref(res);
+}
+
+/* One record by id, through the same path as find so shaping is identical. */
+static void op_get(sqlite_conn *c, store_op_t *op)
+{
+    json_t *cond = json_pack("{ss}", "_id", op->id);
+    filter_t *f = NULL;
+    if (!cond || filter_compile(cond, false, &f, op->err, sizeof(op->err)) != 0) {
+        op->status = STORE_EDB;
+        json_decref(cond);
+        return;
+    }
+    store_op_t find;
+    store_op_init(&find, STORE_RECORDS_FIND);
+    find.filter = f;
+    find.limit = 1;
+    op_find(c, &find);
+    op->status = find.status;
+    memcpy(op->err, find.err, sizeof(op->err));
+    if (find.status == 0 && json_array_size(find.result) == 1)
+        op->result = json_incref(json_array_get(find.result, 0));
+    else if (find.status == 0)
+        op->status = -ENOENT;
+    store_op_cleanup(&find);
+    filter_free(f);
+    json_decref(cond);
+}
+
+static void sqlite_execute(store_t *base, store_op_t *op)
+{
+    sqlite_store *s = (sqlite_store *)base;
+    sqlite_conn *c = conn_get(s, op);
+    if (!c)
+        return;
+    switch (op->kind) {
+    case STORE_PING: {
+        sqlite3_stmt *st = stmt_get(c, op, "SELECT 1 FROM schema_version LIMIT 1");
+        if (st) {
+            if (sqlite3_step(st) != SQLITE_ROW)
+                db_error(op, c, "ping");
+            sqlite3_reset(st);
+        }
+        break;
+    }
+    case STORE_RECORDS_FIND:
+        op_find(c, op);
+        break;
+    case STORE_RECORDS_COUNT:
+        op_count(c, op);
+        break;
+    case STORE_RECORD_GET:
+        op_get(c, op);
+        break;
+    case STORE_RECORDS_RANGE:
+        op_range(c, op);
+        break;
+    case STORE_RECORD_DELETE:
+        op_delete(c, op);
+        break;
+    case STORE_RECORD_PUT:
+        op_put(c, op);
+        break;
+    case STORE_CHANNEL_COUNT:
+        op_channel_count(c, op);
+        break;
+    case STORE_MANIFEST_LATEST:
+        get_doc(c, op, "SELECT doc FROM channel_manifests ORDER BY id DESC LIMIT 1", NULL);
+        break;
+    case STORE_MANIFEST_PUT:
+        put_doc(c, op, "INSERT INTO channel_manifests (id, doc) VALUES (?1, ?2)",
+                "INSERT OR REPLACE INTO channel_manifests (id, doc) VALUES (?1, ?2)");
+        break;
+    case STORE_CHANNEL_SUMMARY:
+        op_summary(c, op);
+        break;
+    case STORE_USER_GET:
+        get_doc(c, op, "SELECT doc FROM users WHERE id = ?1", op->id);
+        break;
+    case STORE_USER_PUT:
+        put_doc(c, op, "INSERT INTO users (id, doc) VALUES (?1, ?2)",
+                "INSERT OR REPLACE INTO users (id, doc) VALUES (?1, ?2)");
+        break;
+    }
+}
+
+const store_backend store_sqlite_backend = {
+    .scheme = "sqlite",
+    .open = sqlite_open,
+    .migrate = sqlite_migrate,
+    .close = sqlite_close,
+    .execute = sqlite_execute,
+};

@@ -1,0 +1,134 @@
+/*
+ * store.c: the back-end-independent half of the store: choosing a back end from the URL,
+ * running ops on the libuv thread pool (or synchronously for CLI tools), cancellation,
+ * and small shared helpers. The SQL lives in the back ends (sqlite.c).
+ */
+#include "store/store.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+static const store_backend *const backends[] = {&store_sqlite_backend};
+
+static const store_backend *backend_for(const char *url)
+{
+    for (size_t i = 0; i < sizeof(backends) / sizeof(backends[0]); i++) {
+        size_t n = strlen(backends[i]->scheme);
+        if (strncmp(url, backends[i]->scheme, n) == 0 && strncmp(url + n, "://", 3) == 0)
+            return backends[i];
+    }
+    return NULL;
+}
+
+int store_open(const char *url, uv_loop_t *loop, store_t **out, char *err, size_t errlen)
+{
+    const store_backend *be = backend_for(url);
+    if (!be) {
+        snprintf(err, errlen, "database.url: unsupported database URL scheme in \"%.60s\"", url);
+        return -EINVAL;
+    }
+    int rc = be->open(url, out, err, errlen);
+    if (rc)
+        return rc;
+    (*out)->backend = be;
+    (*out)->loop = loop;
+    return 0;
+}
+
+int store_migrate(const char *url, char *err, size_t errlen)
+{
+    const store_backend *be = backend_for(url);
+    if (!be) {
+        snprintf(err, errlen, "database.url: unsupported database URL scheme in \"%.60s\"", url);
+        return -EINVAL;
+    }
+    return be->migrate(url, err, errlen);
+}
+
+void store_close(store_t *s)
+{
+    if (s)
+        s->backend->close(s);
+}
+
+void store_op_init(store_op_t *op, store_op_kind kind)
+{
+    memset(op, 0, sizeof(*op));
+    op->kind = kind;
+}
+
+void store_op_cleanup(store_op_t *op)
+{
+    if (op->result) {
+        json_decref(op->result);
+        op->result = NULL;
+    }
+}
+
+static void op_work(uv_work_t *w)
+{
+    store_op_t *op = w->data;
+    if (op->canceled) {
+        op->status = -ECANCELED;
+        return;
+    }
+    op->store->backend->execute(op->store, op);
+}
+
+static void op_after(uv_work_t *w, int status)
+{
+    store_op_t *op = w->data;
+    if (status == UV_ECANCELED || op->canceled) {
+        op->status = -ECANCELED;
+        store_op_cleanup(op);
+    }
+    op->cb(op);
+}
+
+int store_submit(store_t *s, store_op_t *op, store_cb cb, void *data)
+{
+    if (!s->loop)
+        return -EINVAL;
+    op->store = s;
+    op->cb = cb;
+    op->data = data;
+    op->status = 0;
+    op->err[0] = '\0';
+    op->work.data = op;
+    int rc = uv_queue_work(s->loop, &op->work, op_work, op_after);
+    return rc < 0 ? rc : 0;
+}
+
+int store_run_sync(store_t *s, store_op_t *op)
+{
+    op->store = s;
+    op->status = 0;
+    op->err[0] = '\0';
+    s->backend->execute(s, op);
+    return op->status;
+}
+
+void store_cancel(store_op_t *op)
+{
+    op->canceled = true;
+    /* If the work has not started, the pool drops it and op_after sees UV_ECANCELED. */
+    uv_cancel((uv_req_t *)&op->work);
+}
+
+void store_format_timestamp(int64_t us, char *out)
+{
+    int64_t secs = us / 1000000;
+    int64_t frac = us % 1000000;
+    if (frac < 0) {
+        frac += 1000000;
+        secs -= 1;
+    }
+    time_t t = (time_t)secs;
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    size_t n = strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
+    if (frac)
+        snprintf(out + n, 32 - n, ".%06lld", (long long)frac);
+}

@@ -1,0 +1,125 @@
+/*
+ * store: the metadata store interface (records, channel manifests, users, sessions, ...).
+ *
+ * One interface, several back ends (SQLite now, PostgreSQL later) behind a vtable. Every
+ * operation is a `store_op_t` the caller fills in and submits; the back end runs it off
+ * the worker's loop thread (SQLite: the libuv thread pool, one connection per thread) and
+ * calls the completion callback once, on the loop thread. If store_submit returns an
+ * error the callback is never called. CLI tools without a server loop use store_run_sync,
+ * which runs the same code in the calling thread.
+ *
+ * Inputs in an op are borrowed until its callback; outputs (result, err) belong to the op
+ * and are released by store_op_cleanup. Records come back as jansson documents shaped as
+ * the API emits them: keys `_id`, `version` (only when stored), `metadata`, `channels`,
+ * with `metadata.timestamp` as a naive ISO-8601 UTC string.
+ *
+ * Schema and migrations live in the back ends; `store_migrate` brings a database to the
+ * current version and is run once at start-up before workers exist.
+ */
+#ifndef OGD_STORE_STORE_H
+#define OGD_STORE_STORE_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "store/filter.h"
+
+typedef struct store store_t;
+typedef struct store_op store_op_t;
+typedef void (*store_cb)(store_op_t *op);
+
+typedef enum store_op_kind {
+    STORE_PING,               /* readiness check */
+    STORE_RECORDS_FIND,       /* filter, order, skip, limit, projection -> result: array */
+    STORE_RECORDS_COUNT,      /* filter -> count */
+    STORE_RECORD_GET,         /* id (+ filter ANDed) -> result: record or -ENOENT */
+    STORE_RECORDS_RANGE,      /* range_by_shotnum, lo, hi -> result {from,to} or {min,max} */
+    STORE_RECORD_DELETE,      /* id -> count (0 or 1) */
+    STORE_RECORD_PUT,         /* doc (a whole record); replace => upsert, else -EEXIST */
+    STORE_CHANNEL_COUNT,      /* id, channel -> count of records with that id and channel */
+    STORE_MANIFEST_LATEST,    /* -> result: {"_id", "channels"} or -ENOENT */
+    STORE_MANIFEST_PUT,       /* doc {"_id", "channels"} */
+    STORE_CHANNEL_SUMMARY,    /* channel -> result {first_date, most_recent_date, recent:[{ts, channel-doc}]} */
+    STORE_USER_GET,           /* id -> result: user document or -ENOENT */
+    STORE_USER_PUT,           /* doc (a user, "_id" = username); replace => upsert */
+} store_op_kind;
+
+/* Statuses besides 0 and negative errno values (-ENOENT, -EEXIST, -ECANCELED). */
+#define STORE_EBADQUERY (-10001) /* the query is not valid: err holds a client message (400) */
+#define STORE_EDB (-10002)       /* the database failed: err holds a log message (500) */
+#define STORE_EUNAVAILABLE (-10003) /* cannot reach the database (503) */
+
+struct store_op {
+    store_op_kind kind;
+
+    /* Inputs, borrowed until the callback. */
+    const filter_t *filter;        /* NULL = match everything */
+    const char *const *order;      /* "field asc|desc" entries */
+    size_t norder;
+    const char *const *projection; /* dotted paths; none = whole records */
+    size_t nprojection;
+    int64_t skip;
+    int64_t limit;           /* 0 = no limit */
+    int64_t max_documents;   /* hard cap on returned documents (0 = none) */
+    const char *id;
+    const char *channel;
+    json_t *doc;             /* for puts */
+    bool replace;
+    bool range_by_shotnum;   /* true: lo/hi are shot numbers; false: microseconds */
+    int64_t lo, hi;
+
+    /* Outputs, owned by the op until store_op_cleanup. */
+    int status;
+    char err[256];
+    json_t *result;
+    int64_t count;
+
+    /* Private to the store. */
+    store_t *store;
+    store_cb cb;
+    void *data;
+    uv_work_t work;
+    bool canceled;
+};
+
+/* Opens a store for one loop (NULL for CLI use with store_run_sync only).
+ * url: sqlite:///abs/path, sqlite://rel/path. */
+int store_open(const char *url, uv_loop_t *loop, store_t **out, char *err, size_t errlen);
+/* Creates the database if needed and applies pending migrations. */
+int store_migrate(const char *url, char *err, size_t errlen);
+/* Closes the store. All submitted ops must have completed. */
+void store_close(store_t *s);
+
+/* Submits op; cb is called once on the loop thread. op must stay valid until then. */
+int store_submit(store_t *s, store_op_t *op, store_cb cb, void *data);
+/* Runs op in the calling thread and returns op->status. */
+int store_run_sync(store_t *s, store_op_t *op);
+/* Marks op canceled: its callback still runs, with -ECANCELED, and its result is dropped. */
+void store_cancel(store_op_t *op);
+void store_op_init(store_op_t *op, store_op_kind kind);
+void store_op_cleanup(store_op_t *op);
+
+/* Back-end vtable; each back end provides one. */
+typedef struct store_backend {
+    const char *scheme;  /* "sqlite" */
+    int (*open)(const char *url, store_t **out, char *err, size_t errlen);
+    int (*migrate)(const char *url, char *err, size_t errlen);
+    void (*close)(store_t *s);
+    /* Runs op synchronously in the calling (pool) thread. */
+    void (*execute)(store_t *s, store_op_t *op);
+} store_backend;
+
+struct store {
+    const store_backend *backend;
+    uv_loop_t *loop;
+};
+
+extern const store_backend store_sqlite_backend;
+
+/* Formats microseconds since the epoch as the API's naive ISO-8601 text
+ * (YYYY-MM-DDTHH:MM:SS, plus .ffffff only when non-zero). out: at least 32 bytes. */
+void store_format_timestamp(int64_t us, char *out);
+
+#endif

@@ -1,0 +1,17 @@
+/*
+ * timestamp: parsing the date forms a record's metadata.timestamp arrives in (ISO-8601
+ * text with optional fraction and offset, MongoDB Extended JSON {"$date": ...} as text or
+ * milliseconds) into microseconds since the epoch, UTC.
+ */
+#ifndef OGD_STORE_TIMESTAMP_H
+#define OGD_STORE_TIMESTAMP_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+/* ISO-8601 "YYYY-MM-DD[T ]HH:MM:SS[.f{1,6}][Z|±HH:MM|±HHMM]"; naive = UTC. 0 or -EINVAL. */
+int timestamp_parse_iso(const char *s, int64_t *us);
+/* A string as above, or {"$date": string | milliseconds | {"$numberLong": "ms"}}. */
+int timestamp_from_json(const json_t *v, int64_t *us);
+
+#endif

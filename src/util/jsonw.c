@@ -1,0 +1,217 @@
+/* jsonw.c: see jsonw.h. */
+#include "util/jsonw.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char hexdigits[] = "0123456789abcdef";
+
+/* Length of the valid UTF-8 sequence at s (at most n bytes), or 0 if invalid. */
+static size_t utf8_len(const unsigned char *s, size_t n)
+{
+    unsigned char c = s[0];
+    size_t len;
+    unsigned int min;
+    if (c < 0x80)
+        return 1;
+    if ((c & 0xE0) == 0xC0) {
+        len = 2;
+        min = 0x80;
+    } else if ((c & 0xF0) == 0xE0) {
+        len = 3;
+        min = 0x800;
+    } else if ((c & 0xF8) == 0xF0) {
+        len = 4;
+        min = 0x10000;
+    } else {
+        return 0;
+    }
+    if (n < len)
+        return 0;
+    unsigned int cp = c & (0x7F >> len);
+    for (size_t i = 1; i < len; i++) {
+        if ((s[i] & 0xC0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (s[i] & 0x3F);
+    }
+    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+        return 0;
+    return len;
+}
+
+int jsonw_string(buf_t *b, const char *s, size_t len)
+{
+    int rc = buf_reserve(b, len + 2);
+    if (rc)
+        return rc;
+    buf_putc(b, '"');
+    const unsigned char *p = (const unsigned char *)s;
+    size_t run = 0;
+    size_t i = 0;
+    while (i < len) {
+        unsigned char c = p[i];
+        const char *esc = NULL;
+        char u[7];
+        size_t adv = 1;
+        if (c == '"')
+            esc = "\\\"";
+        else if (c == '\\')
+            esc = "\\\\";
+        else if (c == '\n')
+            esc = "\\n";
+        else if (c == '\r')
+            esc = "\\r";
+        else if (c == '\t')
+            esc = "\\t";
+        else if (c == '\b')
+            esc = "\\b";
+        else if (c == '\f')
+            esc = "\\f";
+        else if (c < 0x20) {
+            u[0] = '\\';
+            u[1] = 'u';
+            u[2] = '0';
+            u[3] = '0';
+            u[4] = hexdigits[c >> 4];
+            u[5] = hexdigits[c & 15];
+            u[6] = '\0';
+            esc = u;
+        } else if (c >= 0x80) {
+            adv = utf8_len(p + i, len - i);
+            if (adv == 0) {
+                esc = "\xEF\xBF\xBD";
+                adv = 1;
+            }
+        }
+        if (esc) {
+            if (run) {
+                rc = buf_append(b, s + i - run, run);
+                if (rc)
+                    return rc;
+                run = 0;
+            }
+            rc = buf_puts(b, esc);
+            if (rc)
+                return rc;
+        } else {
+            run += adv;
+        }
+        i += adv;
+    }
+    if (run) {
+        rc = buf_append(b, s + len - run, run);
+        if (rc)
+            return rc;
+    }
+    return buf_putc(b, '"');
+}
+
+void jsonw_format_double(double d, char *out)
+{
+    if (d == 0) {
+        strcpy(out, signbit(d) ? "-0.0" : "0.0");
+        return;
+    }
+    char tmp[40];
+    for (int prec = 1; prec <= 17; prec++) {
+        snprintf(tmp, sizeof(tmp), "%.*g", prec, d);
+        if (strtod(tmp, NULL) == d)
+            break;
+    }
+    /* Normalise C's exponent form (1e-05, 1e+16) to 1e-5, 1e16; integral values get .0 */
+    char *e = strchr(tmp, 'e');
+    if (!e) {
+        if (!strchr(tmp, '.'))
+            strcat(tmp, ".0");
+        strcpy(out, tmp);
+        return;
+    }
+    size_t mant = (size_t)(e - tmp);
+    memcpy(out, tmp, mant);
+    char *o = out + mant;
+    *o++ = 'e';
+    const char *x = e + 1;
+    if (*x == '+')
+        x++;
+    else if (*x == '-')
+        *o++ = *x++;
+    while (*x == '0' && x[1])
+        x++;
+    strcpy(o, x);
+}
+
+int jsonw_double(buf_t *b, double d)
+{
+    if (!isfinite(d))
+        return buf_puts(b, "null");
+    char tmp[40];
+    jsonw_format_double(d, tmp);
+    return buf_puts(b, tmp);
+}
+
+int jsonw_value(buf_t *b, const json_t *v)
+{
+    int rc = 0;
+    switch (json_typeof(v)) {
+    case JSON_OBJECT: {
+        rc = buf_putc(b, '{');
+        const char *key;
+        json_t *val;
+        int first = 1;
+        json_object_foreach((json_t *)v, key, val)
+        {
+            if (!first)
+                rc |= buf_putc(b, ',');
+            first = 0;
+            rc |= jsonw_string(b, key, strlen(key));
+            rc |= buf_putc(b, ':');
+            rc |= jsonw_value(b, val);
+            if (rc)
+                return rc;
+        }
+        return buf_putc(b, '}');
+    }
+    case JSON_ARRAY: {
+        rc = buf_putc(b, '[');
+        size_t i;
+        json_t *val;
+        json_array_foreach(v, i, val)
+        {
+            if (i)
+                rc |= buf_putc(b, ',');
+            rc |= jsonw_value(b, val);
+            if (rc)
+                return rc;
+        }
+        return buf_putc(b, ']');
+    }
+    case JSON_STRING:
+        return jsonw_string(b, json_string_value(v), json_string_length(v));
+    case JSON_INTEGER:
+        return buf_printf(b, "%lld", (long long)json_integer_value(v));
+    case JSON_REAL:
+        return jsonw_double(b, json_real_value(v));
+    case JSON_TRUE:
+        return buf_puts(b, "true");
+    case JSON_FALSE:
+        return buf_puts(b, "false");
+    case JSON_NULL:
+        return buf_puts(b, "null");
+    }
+    return rc;
+}
+
+char *jsonw_dumps(const json_t *v, size_t *len)
+{
+    buf_t b;
+    buf_init(&b, BUF_UNLIMITED);
+    if (jsonw_value(&b, v)) {
+        buf_free(&b);
+        return NULL;
+    }
+    if (len)
+        *len = b.len;
+    return buf_take(&b);
+}

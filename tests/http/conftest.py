@@ -1,0 +1,156 @@
+"""Fixtures for the HTTP-level tests: real `ogd serve` processes on free ports.
+
+Each server gets its own temporary data directory (SQLite database + object directory),
+filled by `ogd demo`, and a config file written from a dict. `ogd_server` is shared by a
+whole test session (read-only tests); `make_server` starts a private one for tests that
+change data or kill processes.
+"""
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+import pytest
+import requests
+
+OGD = os.environ.get("OGD_BIN", os.path.join(os.path.dirname(__file__), "../../build/ogd"))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def to_yaml(cfg):
+    """Writes the small nested dict we use as YAML (JSON scalars are valid YAML)."""
+    lines = []
+    for section, values in cfg.items():
+        lines.append(f"{section}:")
+        for key, value in values.items():
+            lines.append(f"  {key}: {json.dumps(value)}")
+    return "\n".join(lines) + "\n"
+
+
+class OgdServer:
+    def __init__(self, data_dir, config, env=None):
+        self.data_dir = data_dir
+        self.port = free_port()
+        cfg = {"server": {"bind": f"127.0.0.1:{self.port}", "workers": 2,
+                          "data_dir": data_dir, "timeout": 30, "graceful_timeout": 10}}
+        for section, values in (config or {}).items():
+            cfg.setdefault(section, {}).update(values)
+        self.config_path = os.path.join(data_dir, "config.yml")
+        with open(self.config_path, "w") as f:
+            f.write(to_yaml(cfg))
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = os.path.join(data_dir, "ogd.log")
+        self.env = dict(os.environ, **(env or {}))
+        self.proc = None
+
+    def demo(self, records=30, images=True):
+        args = [OGD, "demo", "--config", self.config_path, "--records", str(records)]
+        if not images:
+            args.append("--no-images")
+        subprocess.run(args, check=True, env=self.env, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, timeout=300)
+
+    def import_fixtures(self):
+        data = os.path.join(os.path.dirname(__file__), "data")
+        for coll in ("records", "channels"):
+            subprocess.run([OGD, "import", "--config", self.config_path, "--collection", coll,
+                            os.path.join(data, coll + ".jsonl")], check=True, env=self.env,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60)
+
+    def start(self):
+        self.log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen([OGD, "serve", "--config", self.config_path],
+                                     stdout=self.log, stderr=self.log, env=self.env)
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("ogd exited early:\n" + self.read_log())
+            try:
+                if requests.get(self.url + "/healthz", timeout=1).status_code == 200:
+                    return self
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError("ogd did not start:\n" + self.read_log())
+
+    def read_log(self):
+        with open(self.log_path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def worker_pids(self):
+        out = subprocess.run(["pgrep", "-P", str(self.proc.pid)], capture_output=True,
+                             text=True).stdout
+        return sorted(int(p) for p in out.split())
+
+    def get(self, path, **kw):
+        kw.setdefault("timeout", 30)
+        return requests.get(self.url + path, **kw)
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc:
+            self.log.close()
+        return self.proc.returncode if self.proc else None
+
+
+@pytest.fixture
+def make_server():
+    servers = []
+    dirs = []
+
+    def make(config=None, records=30, images=True, env=None):
+        d = tempfile.mkdtemp(prefix="ogd-test-")
+        dirs.append(d)
+        s = OgdServer(d, config, env)
+        if records:
+            s.demo(records, images)
+        servers.append(s)
+        return s.start()
+
+    yield make
+    for s in servers:
+        rc = s.stop()
+        # A sanitizer report makes the process exit non-zero: fail the test on it.
+        assert rc == 0, "ogd exited with %r:\n%s" % (rc, s.read_log()[-5000:])
+    for d in dirs:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def ogd_server():
+    d = tempfile.mkdtemp(prefix="ogd-test-")
+    s = OgdServer(d, None)
+    s.demo(40, True)
+    s.start()
+    yield s
+    rc = s.stop()
+    shutil.rmtree(d, ignore_errors=True)
+    assert rc == 0
+
+
+@pytest.fixture(scope="session")
+def fixture_server():
+    """A server holding only the hand-written records of tests/http/data (spec examples)."""
+    d = tempfile.mkdtemp(prefix="ogd-test-")
+    s = OgdServer(d, None)
+    s.import_fixtures()
+    s.start()
+    yield s
+    rc = s.stop()
+    shutil.rmtree(d, ignore_errors=True)
+    assert rc == 0

@@ -1,0 +1,225 @@
+/* Unit tests for the SQLite store back end (src/store/sqlite.c), run synchronously. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "store/store.h"
+
+typedef struct fixture {
+    char dir[64];
+    char url[128];
+    store_t *store;
+} fixture;
+
+static int setup(void **state)
+{
+    fixture *f = calloc(1, sizeof(*f));
+    strcpy(f->dir, "/tmp/ogd-store-XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    snprintf(f->url, sizeof(f->url), "sqlite://%s/db.sqlite3", f->dir);
+    char err[256];
+    assert_int_equal(store_migrate(f->url, err, sizeof(err)), 0);
+    assert_int_equal(store_migrate(f->url, err, sizeof(err)), 0); /* idempotent */
+    assert_int_equal(store_open(f->url, NULL, &f->store, err, sizeof(err)), 0);
+    const char *docs[] = {
+        "{\"_id\":\"20230605080000\",\"metadata\":{\"shotnum\":1,\"timestamp\":"
+        "\"2023-06-05T08:00:00\",\"active_area\":\"ea1\"},\"channels\":{\"A\":{\"metadata\":{"
+        "\"channel_dtype\":\"scalar\"},\"data\":5},\"B\":{\"metadata\":{\"channel_dtype\":"
+        "\"scalar\"},\"data\":\"x\"}}}",
+        "{\"_id\":\"20230605090000\",\"version\":2,\"metadata\":{\"shotnum\":2,\"timestamp\":{"
+        "\"$date\":\"2023-06-05T09:00:00Z\"}},\"channels\":{\"A\":{\"metadata\":{"
+        "\"channel_dtype\":\"scalar\"},\"data\":7.5}}}",
+        "{\"_id\":\"20230605100000\",\"metadata\":{\"timestamp\":\"2023-06-05T10:00:00\"},"
+        "\"channels\":{}}",
+    };
+    for (int i = 0; i < 3; i++) {
+        store_op_t op;
+        store_op_init(&op, STORE_RECORD_PUT);
+        op.doc = json_loads(docs[i], 0, NULL);
+        assert_non_null(op.doc);
+        assert_int_equal(store_run_sync(f->store, &op), 0);
+        json_decref(op.doc);
+    }
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+    store_close(f->store);
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
+    assert_int_equal(system(cmd), 0);
+    free(f);
+    return 0;
+}
+
+static json_t *find(fixture *f, const char *cond, const char *order, const char **proj,
+                    size_t nproj, int expect_status)
+{
+    store_op_t op;
+    store_op_init(&op, STORE_RECORDS_FIND);
+    filter_t *flt = NULL;
+    char err[256];
+    json_t *c = json_loads(cond, 0, NULL);
+    assert_int_equal(filter_compile(c, true, &flt, err, sizeof(err)), 0);
+    op.filter = flt;
+    if (order) {
+        op.order = &order;
+        op.norder = 1;
+    }
+    op.projection = proj;
+    op.nprojection = nproj;
+    assert_int_equal(store_run_sync(f->store, &op), expect_status);
+    json_t *r = op.result ? json_incref(op.result) : NULL;
+    store_op_cleanup(&op);
+    filter_free(flt);
+    json_decref(c);
+    return r;
+}
+
+static void test_find_shapes_documents(void **state)
+{
+    fixture *f = *state;
+    json_t *r = find(f, "{}", NULL, NULL, 0, 0);
+    assert_int_equal(json_array_size(r), 3);
+    json_t *second = json_array_get(r, 1);
+    assert_int_equal(json_integer_value(json_object_get(second, "version")), 2);
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(second, "metadata"), "timestamp")),
+        "2023-06-05T09:00:00");
+    json_decref(r);
+
+    const char *proj[] = {"channels.A.data"};
+    r = find(f, "{\"channels.A.data\":{\"$gt\":6}}", NULL, proj, 1, 0);
+    char *text = json_dumps(r, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    assert_string_equal(text, "[{\"_id\":\"20230605090000\",\"channels\":{\"A\":{\"data\":7.5}}}]");
+    free(text);
+    json_decref(r);
+
+    r = find(f, "{}", "metadata.shotnum desc", NULL, 0, 0);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(r, 0), "_id")),
+                        "20230605090000");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(r, 2), "_id")),
+                        "20230605100000"); /* missing sorts lowest */
+    json_decref(r);
+
+    r = find(f, "{}", "metadata.shotnum sideways", NULL, 0, STORE_EBADQUERY);
+    assert_null(r);
+}
+
+static void test_count_range_delete(void **state)
+{
+    fixture *f = *state;
+    store_op_t op;
+    store_op_init(&op, STORE_RECORDS_RANGE);
+    op.range_by_shotnum = true;
+    op.lo = 1;
+    op.hi = 2;
+    assert_int_equal(store_run_sync(f->store, &op), 0);
+    char *text = json_dumps(op.result, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    assert_string_equal(text, "{\"from\":\"2023-06-05T08:00:00\",\"to\":\"2023-06-05T09:00:00\"}");
+    free(text);
+    store_op_cleanup(&op);
+
+    store_op_init(&op, STORE_RECORDS_RANGE);
+    op.lo = 5;
+    op.hi = 6;
+    op.range_by_shotnum = true;
+    assert_int_equal(store_run_sync(f->store, &op), -ENOENT);
+    store_op_cleanup(&op);
+
+    store_op_init(&op, STORE_CHANNEL_COUNT);
+    op.id = "20230605080000";
+    op.channel = "B";
+    assert_int_equal(store_run_sync(f->store, &op), 0);
+    assert_int_equal(op.count, 1);
+
+    store_op_init(&op, STORE_RECORD_DELETE);
+    op.id = "20230605080000";
+    assert_int_equal(store_run_sync(f->store, &op), 0);
+    assert_int_equal(op.count, 1);
+    store_op_init(&op, STORE_RECORD_DELETE);
+    op.id = "20230605080000";
+    assert_int_equal(store_run_sync(f->store, &op), 0);
+    assert_int_equal(op.count, 0);
+
+    store_op_init(&op, STORE_CHANNEL_COUNT);
+    op.id = "20230605080000";
+    op.channel = "B";
+    assert_int_equal(store_run_sync(f->store, &op), 0);
+    assert_int_equal(op.count, 0);
+
+    store_op_init(&op, STORE_RECORDS_COUNT);
+    assert_int_equal(store_run_sync(f->store, &op), 0);
+    assert_int_equal(op.count, 2);
+}
+
+static void test_put_existing_and_replace(void **state)
+{
+    fixture *f = *state;
+    store_op_t op;
+    store_op_init(&op, STORE_RECORD_PUT);
+    op.doc = json_loads("{\"_id\":\"20230605100000\",\"metadata\":{},\"channels\":{}}", 0, NULL);
+    assert_int_equal(store_run_sync(f->store, &op), -EEXIST);
+    op.replace = true;
+    assert_int_equal(store_run_sync(f->store, &op), 0);
+    json_decref(op.doc);
+    store_op_init(&op, STORE_RECORD_PUT);
+    op.doc = json_loads("{\"_id\":\"x\",\"metadata\":{\"timestamp\":\"yesterday\"}}", 0, NULL);
+    assert_int_equal(store_run_sync(f->store, &op), STORE_EBADQUERY);
+    json_decref(op.doc);
+}
+
+static void test_manifest_and_summary(void **state)
+{
+    fixture *f = *state;
+    store_op_t op;
+    store_op_init(&op, STORE_MANIFEST_LATEST);
+    assert_int_equal(store_run_sync(f->store, &op), -ENOENT);
+    const char *m[] = {"{\"_id\":\"20240101000000\",\"channels\":{\"A\":{\"name\":\"a\"}}}",
+                       "{\"_id\":\"20230101000000\",\"channels\":{}}"};
+    for (int i = 0; i < 2; i++) {
+        store_op_init(&op, STORE_MANIFEST_PUT);
+        op.doc = json_loads(m[i], 0, NULL);
+        assert_int_equal(store_run_sync(f->store, &op), 0);
+        json_decref(op.doc);
+    }
+    store_op_init(&op, STORE_MANIFEST_LATEST);
+    assert_int_equal(store_run_sync(f->store, &op), 0);
+    assert_string_equal(json_string_value(json_object_get(op.result, "_id")), "20240101000000");
+    store_op_cleanup(&op);
+
+    store_op_init(&op, STORE_CHANNEL_SUMMARY);
+    op.channel = "A";
+    assert_int_equal(store_run_sync(f->store, &op), 0);
+    assert_string_equal(json_string_value(json_object_get(op.result, "first_date")),
+                        "2023-06-05T08:00:00");
+    assert_string_equal(json_string_value(json_object_get(op.result, "most_recent_date")),
+                        "2023-06-05T09:00:00");
+    assert_int_equal(json_array_size(json_object_get(op.result, "recent")), 2);
+    store_op_cleanup(&op);
+    store_op_init(&op, STORE_CHANNEL_SUMMARY);
+    op.channel = "nope";
+    assert_int_equal(store_run_sync(f->store, &op), -ENOENT);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_find_shapes_documents, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_count_range_delete, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_put_existing_and_replace, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_manifest_and_summary, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
