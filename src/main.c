@@ -153,12 +153,15 @@ static int cmd_demo(int argc, char **argv)
     opts.skip_if_not_empty = true;
     opts.image_thumb_w = (uint32_t)cfg.images.thumbnail_size[0];
     opts.image_thumb_h = (uint32_t)cfg.images.thumbnail_size[1];
-    if (demo_generate(&opts, store, os, &loop, stderr) != 0)
+    int rc = demo_generate(&opts, store, os, &loop, stderr);
+    if (rc == DEMO_SKIPPED)
+        fprintf(stderr, "demo: the database already holds records; nothing added\n");
+    else if (rc != 0)
         goto out;
     status = 0;
 out:
     if (os) {
-        objstore_close(os);
+        objstore_close(os, NULL, NULL);
         uv_run(&loop, UV_RUN_DEFAULT);
     }
     uv_loop_close(&loop);

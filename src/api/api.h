@@ -34,8 +34,8 @@ extern const http_route api_routes[];
 extern const size_t api_nroutes;
 
 /* 422 in FastAPI's shape for one query parameter. ctx_json: e.g. {"ge":0} or NULL. */
-void api_respond_422(http_request_t *req, const char *type, const char *loc_kind,
-                     const char *name, const char *msg, const char *input, const char *ctx_json);
+void api_respond_422(http_request_t *req, const char *type, const char *loc_kind, const char *name,
+                     const char *msg, const char *input, const char *ctx_json);
 /* Responds with the store op's error: 400 for bad queries, 503 unavailable, else 500 with
  * `detail500`. */
 void api_respond_store_error(http_request_t *req, const store_op_t *op, const char *detail500);
@@ -45,8 +45,8 @@ void api_respond_json(http_request_t *req, int status, json_t *v);
 /* Query parameter parsers. Each returns true when the value is usable; on false the
  * 422 response has been sent. `present` tells whether the parameter was given. */
 bool api_query_int(http_request_t *req, const char *name, int64_t def, int64_t *out);
-bool api_query_int_range(http_request_t *req, const char *name, int64_t def, int64_t lo,
-                         int64_t hi, int64_t *out);
+bool api_query_int_range(http_request_t *req, const char *name, int64_t def, int64_t lo, int64_t hi,
+                         int64_t *out);
 bool api_query_bool(http_request_t *req, const char *name, bool def, bool *out);
 /* Parses a JSON parameter; absent -> def_text parsed. Returns a new reference. */
 bool api_query_json(http_request_t *req, const char *name, const char *def_text, json_t **out);

@@ -46,9 +46,8 @@ static bool submit(http_request_t *req, store_op_kind kind, store_cb cb, const c
 /* One manifest channel in the reference's key order; type always present. */
 static json_t *shape_channel(json_t *ch)
 {
-    static const char *const order[] = {"name",      "path",       "type",    "notation",
-                                        "precision", "units",      "historical", "x_units",
-                                        "y_units",   "labels"};
+    static const char *const order[] = {"name",  "path",       "type",    "notation", "precision",
+                                        "units", "historical", "x_units", "y_units",  "labels"};
     json_t *out = json_object();
     for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
         json_t *v = json_object_get(ch, order[i]);
@@ -100,8 +99,8 @@ static void channel_done(store_op_t *op)
     http_request_t *req = ctx->req;
     http_set_abort(req, NULL, NULL);
     const char *name = req->params[0];
-    json_t *ch = op->status == 0 ? json_object_get(json_object_get(op->result, "channels"), name)
-                                 : NULL;
+    json_t *ch =
+        op->status == 0 ? json_object_get(json_object_get(op->result, "channels"), name) : NULL;
     if (op->status != 0 && op->status != -ENOENT) {
         api_respond_store_error(req, op, "Unknown error");
     } else if (!json_is_object(ch)) {

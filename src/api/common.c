@@ -22,8 +22,8 @@ int64_t api_now_us(void)
     return (int64_t)tv.tv_sec * 1000000 + tv.tv_usec;
 }
 
-void api_respond_422(http_request_t *req, const char *type, const char *loc_kind,
-                     const char *name, const char *msg, const char *input, const char *ctx_json)
+void api_respond_422(http_request_t *req, const char *type, const char *loc_kind, const char *name,
+                     const char *msg, const char *input, const char *ctx_json)
 {
     buf_t b;
     buf_init(&b, 1 << 20);
@@ -149,32 +149,30 @@ bool api_query_int(http_request_t *req, const char *name, int64_t def, int64_t *
     }
     if (!parse_int64(v, out)) {
         api_respond_422(req, "int_parsing", "query", name,
-                        "Input should be a valid integer, unable to parse string as an integer",
-                        v, NULL);
+                        "Input should be a valid integer, unable to parse string as an integer", v,
+                        NULL);
         return false;
     }
     return true;
 }
 
-bool api_query_int_range(http_request_t *req, const char *name, int64_t def, int64_t lo,
-                         int64_t hi, int64_t *out)
+bool api_query_int_range(http_request_t *req, const char *name, int64_t def, int64_t lo, int64_t hi,
+                         int64_t *out)
 {
     if (!api_query_int(req, name, def, out))
         return false;
     char msg[96], ctx[48];
     if (*out < lo) {
-        snprintf(msg, sizeof(msg), "Input should be greater than or equal to %lld",
-                 (long long)lo);
+        snprintf(msg, sizeof(msg), "Input should be greater than or equal to %lld", (long long)lo);
         snprintf(ctx, sizeof(ctx), "{\"ge\":%lld}", (long long)lo);
-        api_respond_422(req, "greater_than_equal", "query", name, msg,
-                        http_query_get(req, name), ctx);
+        api_respond_422(req, "greater_than_equal", "query", name, msg, http_query_get(req, name),
+                        ctx);
         return false;
     }
     if (*out > hi) {
         snprintf(msg, sizeof(msg), "Input should be less than or equal to %lld", (long long)hi);
         snprintf(ctx, sizeof(ctx), "{\"le\":%lld}", (long long)hi);
-        api_respond_422(req, "less_than_equal", "query", name, msg, http_query_get(req, name),
-                        ctx);
+        api_respond_422(req, "less_than_equal", "query", name, msg, http_query_get(req, name), ctx);
         return false;
     }
     return true;

@@ -25,7 +25,11 @@ typedef struct records_ctx {
     filter_t *filter;
     bool truncate;
     /* delete */
-    char prefixes[8][256];
+    char prefixes[OBJSTORE_RECORD_PREFIXES][OBJSTORE_PREFIX_MAX];
+    struct prefix_task {
+        struct records_ctx *ctx;
+        int index;
+    } tasks[OBJSTORE_RECORD_PREFIXES];
     int pending;
     int failed;
     char fail_detail[512];
@@ -167,8 +171,7 @@ static void count_done(store_op_t *op)
     records_ctx *ctx = op->data;
     http_request_t *req = ctx->req;
     if (op->status != 0) {
-        api_respond_store_error(req, op,
-                                "Error counting the number of documents in collection %s");
+        api_respond_store_error(req, op, "Error counting the number of documents in collection %s");
     } else {
         char text[32];
         int n = snprintf(text, sizeof(text), "%lld", (long long)op->count);
@@ -282,8 +285,9 @@ void api_records_range(http_request_t *req)
     json_t *range = has_shot ? shot : date;
     const char *klo = has_shot ? "min" : "from", *khi = has_shot ? "max" : "to";
     if (!json_is_object(range)) {
-        http_respond_error(req, 400, has_shot ? "shotnum_range must be a JSON object"
-                                              : "date_range must be a JSON object");
+        http_respond_error(req, 400,
+                           has_shot ? "shotnum_range must be a JSON object"
+                                    : "date_range must be a JSON object");
         goto out;
     }
     int64_t lo = 0, hi = 0;
@@ -299,8 +303,9 @@ void api_records_range(http_request_t *req)
         goto out;
     }
     if (r1 == 0 && r2 == 0 && hi < lo) {
-        http_respond_error(req, 400, has_shot ? "max cannot be less than min value"
-                                              : "to cannot be less than from value");
+        http_respond_error(req, 400,
+                           has_shot ? "max cannot be less than min value"
+                                    : "to cannot be less than from value");
         goto out;
     }
     if (r1 || r2) {
@@ -405,14 +410,13 @@ static void delete_finish(records_ctx *ctx)
 
 static void prefix_deleted(int status, size_t removed, void *data)
 {
-    records_ctx *ctx = data;
+    struct prefix_task *task = data;
+    records_ctx *ctx = task->ctx;
     (void)removed;
     if (status < 0 && status != -ENOENT && !ctx->failed) {
         ctx->failed = 1;
-        int idx = 0;
-        snprintf(ctx->fail_detail, sizeof(ctx->fail_detail),
-                 "%s when deleting directory '%s'", status == -ECANCELED ? "Canceled" : "Error",
-                 ctx->prefixes[idx]);
+        snprintf(ctx->fail_detail, sizeof(ctx->fail_detail), "%s when deleting directory '%s'",
+                 strerror(-status), ctx->prefixes[task->index]);
     }
     if (--ctx->pending == 0)
         delete_finish(ctx);
@@ -428,16 +432,22 @@ static void delete_done(store_op_t *op)
         return;
     }
     app_t *app = req->app;
-    char (*prefixes)[256] = ctx->prefixes;
-    int n = objstore_record_prefixes(req->params[0], prefixes);
+    int n = objstore_record_prefixes(req->params[0], ctx->prefixes);
+    if (n < 0) {
+        /* An id too long for any object key has no objects. */
+        n = 0;
+    }
     ctx->pending = 1; /* held until every delete is submitted */
     for (int i = 0; i < n; i++) {
         ctx->pending++;
-        if (objstore_delete_prefix(app->objstore, prefixes[i], prefix_deleted, ctx) != 0) {
+        ctx->tasks[i].ctx = ctx;
+        ctx->tasks[i].index = i;
+        if (objstore_delete_prefix(app->objstore, ctx->prefixes[i], prefix_deleted, &ctx->tasks[i],
+                                   NULL) != 0) {
             ctx->pending--;
             ctx->failed = 1;
             snprintf(ctx->fail_detail, sizeof(ctx->fail_detail),
-                     "Error when deleting directory '%s'", prefixes[i]);
+                     "Error when deleting directory '%s'", ctx->prefixes[i]);
         }
     }
     if (--ctx->pending == 0)
@@ -456,4 +466,3 @@ void api_records_delete(http_request_t *req)
         http_respond_error(req, 500, "Database operation failed during delete_one");
     }
 }
-

@@ -39,10 +39,9 @@ static void ready_finish(ready_ctx *ctx)
         return;
     http_request_t *req = ctx->req;
     http_set_abort(req, NULL, NULL);
-    json_t *body = json_pack("{ss ss ss}", "status",
-                             ctx->db_ok && ctx->objects_ok ? "ready" : "unavailable",
-                             "database", ctx->db_ok ? "ok" : "unavailable", "object_store",
-                             ctx->objects_ok ? "ok" : "unavailable");
+    json_t *body = json_pack(
+        "{ss ss ss}", "status", ctx->db_ok && ctx->objects_ok ? "ready" : "unavailable", "database",
+        ctx->db_ok ? "ok" : "unavailable", "object_store", ctx->objects_ok ? "ok" : "unavailable");
     api_respond_json(req, ctx->db_ok && ctx->objects_ok ? 200 : 503, body);
 }
 

@@ -92,8 +92,7 @@ static int import_one(store_t *store, const char *collection, json_t *doc, FILE 
     else if (strcmp(collection, "users") == 0)
         store_op_init(&op, STORE_USER_PUT);
     else {
-        fprintf(log, "import: unknown collection \"%s\" (records, channels, users)\n",
-                collection);
+        fprintf(log, "import: unknown collection \"%s\" (records, channels, users)\n", collection);
         return -EINVAL;
     }
     json_t *norm = import_normalise(doc);

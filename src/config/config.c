@@ -1,10 +1,27 @@
 /*
- * config.c: see config.h. One table (KEYS) describes every key; the YAML loader, the
- * environment loader, the defaults and the dump all walk it.
+ * config.c: the table of every configuration key, and the code that walks it.
  *
- * YAML typing follows the reference's strictness: a plain scalar is resolved as YAML 1.1
- * core types (null, true/false, integer, float, else string); a quoted scalar is always a
- * string. So `port: "8000"` is not an integer and `reload: yes` is not a boolean.
+ * KEYS below describes each key once: section, name, type, flags, where it lives in
+ * ogd_config, its default (written as the text an environment variable would carry) and
+ * its range or allowed values. config_defaults, the YAML loader, the environment loader,
+ * the checks of config_resolve, config_free and config_dump all walk that table, so a new
+ * key is one line here, one field in config.h and one entry in config.yml.example.
+ * Two keys hold structured values described by small tables of their own:
+ * auth.oidc_providers (a map provider_id -> OIDC_KEYS) and backup.mail (MAIL_KEYS or null).
+ *
+ * Typing is strict, like the reference's pydantic Strict* types. A plain YAML scalar is
+ * resolved by the YAML 1.2 core schema (null, true/false, integer, float, else string);
+ * a quoted or block scalar is always a string. So `port: "8000"` is not an integer and
+ * `reload: yes` is not a boolean. An environment value is text: string keys take it as
+ * it is, other scalar keys resolve it like a plain YAML scalar, lists and pairs take
+ * "a,b" or a YAML flow list "[a, b]", maps take YAML or JSON text.
+ *
+ * Errors are collected, not returned at the first: each goes through report(), which
+ * prefixes "FILE:LINE: " (file), "VARIABLE: " (environment) or nothing (resolve), and
+ * stops recording after CONFIG_MAX_ERRORS.
+ *
+ * Allocation failure aborts: this runs at start-up (and in the master on reload), before
+ * any request is served, and a half-built configuration helps no one.
  */
 #include "config/config.h"
 
@@ -12,956 +29,1723 @@
 
 #include <ctype.h>
 #include <errno.h>
-#include <jansson.h>
 #include <limits.h>
+#include <math.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-#include <sys/stat.h>
 #include <unistd.h>
 #include <yaml.h>
 
-#define CONFIG_MAX_FILE (1u << 20)
-#define CONFIG_MAX_LIST 1000
+#define CONFIG_MAX_ERRORS 100
+#define CONFIG_MAX_TABLE_KEYS 128 /* keys in one table (the seen[] array of a mapping) */
+#define CONFIG_MAX_PATH 256       /* "section.key" / "auth.oidc_providers.ID.key" */
+#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+/* ---- the table ---- */
 
 typedef enum {
-    T_STR,       /* string */
-    T_STR_NULL,  /* string or null */
-    T_SECRET,    /* string, masked in dumps */
-    T_INT,       /* integer */
-    T_INT_NULL,  /* integer or null (null stored as 0) */
-    T_BOOL,
-    T_BOOL_NULL, /* bool or null (null = false) */
-    T_DOUBLE,
-    T_DATETIME,  /* YAML timestamp or string, kept as text */
-    T_PAIR,      /* [int, int] */
-    T_LIST,      /* list of strings */
-    T_MAP,       /* a mapping, kept as JSON text */
-    T_MAP_NULL,  /* a mapping or null */
+    KT_STR,    /* char * */
+    KT_INT,    /* int */
+    KT_I64,    /* int64_t */
+    KT_BOOL,   /* bool */
+    KT_DOUBLE, /* double */
+    KT_PAIR,   /* int[2] */
+    KT_LIST,   /* char ** + size_t count (count_offset) */
+    KT_MAP,    /* T * + size_t count: a map id -> T, T described by sub, T starts with id */
+    KT_STRUCT, /* T *: one T described by sub (NULL = null) */
 } key_type;
 
+enum {
+    KF_REQUIRED = 1 << 0,   /* must be set when its section (or struct) is present */
+    KF_NULL = 1 << 1,       /* null allowed: ints store 0, bools false, structs NULL */
+    KF_SECRET = 1 << 2,     /* masked in dumps, never quoted in error messages */
+    KF_URL_SECRET = 1 << 3, /* a URL whose password is masked in dumps */
+};
+
+typedef struct key_table key_table;
+
 typedef struct key_def {
-    const char *section;
+    const char *section; /* top-level table: the section; sub-tables: NULL */
     const char *key;
     key_type type;
-    size_t offset;
-    size_t count_offset; /* T_LIST: where the count lives */
-    const char *def;     /* default as text ("" = none / empty) */
-    bool required;       /* required when its section is present in the file */
+    unsigned flags;
+    size_t offset;              /* into the struct the table describes */
+    size_t count_offset;        /* KT_LIST, KT_MAP: where the size_t count lives */
+    const char *def;            /* default as environment text; NULL = 0 / false / NULL */
+    int64_t lo, hi;             /* KT_INT, KT_I64, KT_PAIR (each item): allowed range */
+    double dlo, dhi;            /* KT_DOUBLE: allowed range */
+    const char *const *choices; /* KT_STR: allowed values, NULL-terminated */
+    const key_table *sub;       /* KT_MAP, KT_STRUCT: the keys of one element */
 } key_def;
 
-#define O(f) offsetof(ogd_config, f)
-#define K(sec, key, type, field, def) {sec, key, type, O(field), 0, def, false}
-#define R(sec, key, type, field, def) {sec, key, type, O(field), 0, def, true}
-#define L(sec, key, field, def) {sec, key, T_LIST, O(field), O(field##_count), def, false}
+struct key_table {
+    const key_def *keys;
+    size_t count;
+    size_t size; /* sizeof the struct the table describes */
+};
+
+/* Top-level keys: section S, key N (the field is ogd_config.S.N), default D, flags F.
+ * Each expands to the designators of one key_def; the table wraps it in braces. */
+#define KEY_(S, N, T, F, D)                                                                        \
+    .section = #S, .key = #N, .type = T, .flags = F, .offset = offsetof(ogd_config, S.N), .def = D
+#define STR(S, N, D, F) KEY_(S, N, KT_STR, F, D)
+#define ENUM(S, N, D, CH) KEY_(S, N, KT_STR, 0, D), .choices = CH
+#define INT(S, N, D, L, H, F) KEY_(S, N, KT_INT, F, D), .lo = L, .hi = H
+#define I64(S, N, D, L, H) KEY_(S, N, KT_I64, 0, D), .lo = L, .hi = H
+#define BOOL(S, N, D, F) KEY_(S, N, KT_BOOL, F, D)
+#define DBL(S, N, D, L, H) KEY_(S, N, KT_DOUBLE, 0, D), .dlo = L, .dhi = H
+#define PAIR(S, N, D, L, H) KEY_(S, N, KT_PAIR, 0, D), .lo = L, .hi = H
+#define LIST(S, N, F)                                                                              \
+    KEY_(S, N, KT_LIST, F, NULL), .count_offset = offsetof(ogd_config, S.N##_count)
+#define MAP(S, N, TB)                                                                              \
+    KEY_(S, N, KT_MAP, 0, NULL), .count_offset = offsetof(ogd_config, S.N##_count), .sub = &TB
+#define STRUCT(S, N, TB, F) KEY_(S, N, KT_STRUCT, F, NULL), .sub = &TB
+
+/* Keys of a sub-struct T. */
+#define SUB_(T, N, TY, F, D) .key = #N, .type = TY, .flags = F, .offset = offsetof(T, N), .def = D
+
+static const char *const LOG_LEVELS[] = {"debug", "info", "warn", "error", NULL};
+static const char *const JWT_ALGORITHMS[] = {"RS256", NULL};
+static const char *const AUTO_REMOVE[] = {"cached", "backed_up", "never", NULL};
+
+static const key_def OIDC_KEYS[] = {
+    {SUB_(ogd_oidc_provider, display_name, KT_STR, KF_REQUIRED, NULL)},
+    {SUB_(ogd_oidc_provider, configuration_url, KT_STR, KF_REQUIRED, NULL)},
+    {SUB_(ogd_oidc_provider, client_id, KT_STR, KF_REQUIRED, NULL)},
+    {SUB_(ogd_oidc_provider, verify_cert, KT_BOOL, 0, "true")},
+    {SUB_(ogd_oidc_provider, mechanism, KT_STR, 0, "oidc")},
+    {SUB_(ogd_oidc_provider, username_claim, KT_STR, 0, "email")},
+};
+static const key_table OIDC_TABLE = {OIDC_KEYS, ARRAY_LEN(OIDC_KEYS), sizeof(ogd_oidc_provider)};
+
+static const key_def MAIL_KEYS[] = {
+    {SUB_(ogd_mail_config, host, KT_STR, KF_REQUIRED, NULL)},
+    {SUB_(ogd_mail_config, to_addrs, KT_LIST, KF_REQUIRED, NULL),
+     .count_offset = offsetof(ogd_mail_config, to_addrs_count)},
+    {SUB_(ogd_mail_config, from_addr, KT_STR, KF_REQUIRED, NULL)},
+};
+static const key_table MAIL_TABLE = {MAIL_KEYS, ARRAY_LEN(MAIL_KEYS), sizeof(ogd_mail_config)};
 
 static const key_def KEYS[] = {
-    K("server", "bind", T_STR_NULL, server.bind, ""),
-    K("server", "workers", T_INT, server.workers, "0"),
-    K("server", "worker_connections", T_INT, server.worker_connections, "1000"),
-    K("server", "max_requests", T_INT, server.max_requests, "0"),
-    K("server", "max_requests_jitter", T_INT, server.max_requests_jitter, "0"),
-    K("server", "timeout", T_INT, server.timeout, "30"),
-    K("server", "graceful_timeout", T_INT, server.graceful_timeout, "30"),
-    K("server", "keepalive", T_INT, server.keepalive, "5"),
-    K("server", "max_header_bytes", T_INT, server.max_header_bytes, "16384"),
-    K("server", "max_body_bytes", T_INT, server.max_body_bytes, "1048576"),
-    K("server", "max_upload_bytes", T_INT, server.max_upload_bytes, "536870912"),
-    K("server", "header_timeout", T_INT, server.header_timeout, "10"),
-    K("server", "body_timeout", T_INT, server.body_timeout, "60"),
-    K("server", "data_dir", T_STR, server.data_dir, "./var"),
-    K("server", "log_file", T_STR_NULL, server.log_file, ""),
-    K("server", "log_level", T_STR, server.log_level, "info"),
+    {STR(server, bind, NULL, 0)},
+    {INT(server, workers, "0", 0, 1024, 0)},
+    {INT(server, worker_connections, "1000", 1, 1000000, 0)},
+    {INT(server, max_requests, "0", 0, INT_MAX, 0)},
+    {INT(server, max_requests_jitter, "0", 0, INT_MAX, 0)},
+    {INT(server, timeout, "30", 1, 86400, 0)},
+    {INT(server, graceful_timeout, "30", 0, 86400, 0)},
+    {INT(server, keepalive, "5", 1, 3600, 0)},
+    {STR(server, data_dir, "./var", 0)},
+    {I64(server, max_header_bytes, "16384", 1024, 1 << 20)},
+    {I64(server, max_body_bytes, "1048576", 1024, (int64_t)1 << 34)},
+    {I64(server, max_upload_bytes, "536870912", 1024, (int64_t)1 << 40)},
+    {INT(server, header_timeout, "10", 1, 3600, 0)},
+    {INT(server, body_timeout, "60", 1, 86400, 0)},
+    {STR(server, log_file, NULL, 0)},
+    {ENUM(server, log_level, "info", LOG_LEVELS)},
 
-    K("database", "url", T_SECRET, database.url, ""),
-    K("database", "pool_size", T_INT, database.pool_size, "4"),
+    {STR(database, url, NULL, KF_URL_SECRET)},
+    {INT(database, pool_size, "4", 1, 1024, 0)},
 
-    K("app", "host", T_STR_NULL, app.host, ""),
-    K("app", "port", T_INT_NULL, app.port, "0"),
-    K("app", "reload", T_BOOL_NULL, app.reload, "false"),
-    K("app", "url_prefix", T_STR, app.url_prefix, ""),
-    K("app", "maintenance_file", T_STR, app.maintenance_file, ""),
-    K("app", "scheduled_maintenance_file", T_STR, app.scheduled_maintenance_file, ""),
-    L("app", "cors_origins", app.cors_origins, ""),
+    {STR(app, host, NULL, 0)},
+    {INT(app, port, NULL, 1, 65535, KF_NULL)},
+    {BOOL(app, reload, NULL, KF_NULL)},
+    {STR(app, url_prefix, "", 0)},
+    {STR(app, maintenance_file, NULL, 0)},
+    {STR(app, scheduled_maintenance_file, NULL, 0)},
+    {BOOL(app, use_sub_second_timestamps, "false", 0)},
+    {LIST(app, cors_origins, 0)},
 
-    K("images", "thumbnail_size", T_PAIR, images.thumbnail_size, "50,50"),
-    K("images", "default_colour_map", T_STR, images.default_colour_map, "viridis"),
-    K("images", "colourbar_height_pixels", T_INT, images.colourbar_height_pixels, "16"),
-    K("images", "preferred_colour_map_pref_name", T_STR, images.preferred_colour_map_pref_name,
-      "PREFERRED_COLOUR_MAP"),
-    K("float_images", "thumbnail_size", T_PAIR, float_images.thumbnail_size, "50,50"),
-    K("float_images", "default_colour_map", T_STR, float_images.default_colour_map, "bwr"),
-    K("float_images", "preferred_colour_map_pref_name", T_STR,
-      float_images.preferred_colour_map_pref_name, "PREFERRED_FLOAT_COLOUR_MAP"),
-    K("waveforms", "thumbnail_size", T_PAIR, waveforms.thumbnail_size, "100,100"),
-    K("waveforms", "line_width", T_DOUBLE, waveforms.line_width, "0.3"),
-    K("vectors", "thumbnail_size", T_PAIR, vectors.thumbnail_size, "100,100"),
-    K("vectors", "skip_pref_name", T_STR, vectors.skip_pref_name, "VECTOR_SKIP"),
-    K("vectors", "limit_pref_name", T_STR, vectors.limit_pref_name, "VECTOR_LIMIT"),
+    {PAIR(images, thumbnail_size, "50,50", 1, 4096)},
+    {STR(images, default_colour_map, "viridis", 0)},
+    {INT(images, colourbar_height_pixels, "16", 1, 4096, 0)},
+    {STR(images, preferred_colour_map_pref_name, "PREFERRED_COLOUR_MAP", 0)},
 
-    K("echo", "url", T_STR, echo.url, ""),
-    K("echo", "username", T_STR, echo.username, ""),
-    K("echo", "access_key", T_SECRET, echo.access_key, ""),
-    K("echo", "secret_key", T_SECRET, echo.secret_key, ""),
-    K("echo", "bucket_name", T_STR, echo.bucket_name, ""),
-    K("echo", "region", T_STR, echo.region, "us-east-1"),
-    K("echo", "expiry_days", T_INT_NULL, echo.expiry_days, "0"),
-    K("echo", "cache_maxsize", T_INT, echo.cache_maxsize, "128"),
-    K("echo", "cache_max_bytes", T_INT, echo.cache_max_bytes, "268435456"),
-    K("echo", "max_connections", T_INT, echo.max_connections, "128"),
-    K("echo", "request_timeout", T_INT, echo.request_timeout, "30"),
-    K("echo", "max_retries", T_INT, echo.max_retries, "3"),
+    {PAIR(float_images, thumbnail_size, "50,50", 1, 4096)},
+    {STR(float_images, default_colour_map, "bwr", 0)},
+    {STR(float_images, preferred_colour_map_pref_name, "PREFERRED_FLOAT_COLOUR_MAP", 0)},
 
-    K("mongodb", "mongodb_url", T_SECRET, mongodb.mongodb_url, ""),
-    K("mongodb", "database_name", T_STR, mongodb.database_name, ""),
-    K("mongodb", "max_documents", T_INT, mongodb.max_documents, "1000"),
+    {PAIR(waveforms, thumbnail_size, "100,100", 1, 4096)},
+    {DBL(waveforms, line_width, "0.3", 0.01, 100)},
 
-    R("auth", "private_key_path", T_STR, auth.private_key_path, ""),
-    R("auth", "public_key_path", T_STR, auth.public_key_path, ""),
-    K("auth", "jwt_algorithm", T_STR, auth.jwt_algorithm, "RS256"),
-    K("auth", "access_token_validity_mins", T_INT, auth.access_token_validity_mins, "60"),
-    K("auth", "refresh_token_validity_days", T_INT, auth.refresh_token_validity_days, "7"),
-    K("auth", "fedid_server_url", T_STR, auth.fedid_server_url, ""),
-    K("auth", "fedid_server_ldap_realm", T_STR, auth.fedid_server_ldap_realm, ""),
-    K("auth", "oidc_providers", T_MAP, auth.oidc_providers_json, "{}"),
+    {PAIR(vectors, thumbnail_size, "100,100", 1, 4096)},
+    {STR(vectors, skip_pref_name, "VECTOR_SKIP", 0)},
+    {STR(vectors, limit_pref_name, "VECTOR_LIMIT", 0)},
 
-    K("experiments", "first_scheduler_contact_start_date", T_DATETIME,
-      experiments.first_scheduler_contact_start_date, ""),
-    K("experiments", "scheduler_background_task_enabled", T_BOOL,
-      experiments.scheduler_background_task_enabled, "false"),
-    K("experiments", "scheduler_background_frequency", T_STR,
-      experiments.scheduler_background_frequency, "0 9 * * 1"),
-    K("experiments", "scheduler_background_timezone", T_STR,
-      experiments.scheduler_background_timezone, "Europe/London"),
-    K("experiments", "scheduler_background_retry_mins", T_DOUBLE,
-      experiments.scheduler_background_retry_mins, "20"),
-    K("experiments", "user_office_rest_api_url", T_STR, experiments.user_office_rest_api_url, ""),
-    K("experiments", "username", T_STR, experiments.username, ""),
-    K("experiments", "password", T_SECRET, experiments.password, ""),
-    K("experiments", "scheduler_wsdl_url", T_STR, experiments.scheduler_wsdl_url, ""),
-    L("experiments", "instrument_names", experiments.instrument_names, ""),
-    K("experiments", "worker_file_path", T_STR, experiments.worker_file_path, ""),
+    {STR(echo, url, NULL, 0)},
+    {STR(echo, username, NULL, 0)},
+    {STR(echo, access_key, NULL, KF_SECRET)},
+    {STR(echo, secret_key, NULL, KF_SECRET)},
+    {STR(echo, bucket_name, NULL, 0)},
+    {INT(echo, expiry_days, NULL, 1, 36500, KF_NULL)},
+    {INT(echo, cache_maxsize, "128", 0, 1000000, 0)},
+    {I64(echo, cache_max_bytes, "268435456", 0, (int64_t)1 << 40)},
+    {INT(echo, max_connections, "128", 1, 100000, 0)},
+    {STR(echo, region, "us-east-1", 0)},
+    {INT(echo, request_timeout, "30", 1, 3600, 0)},
+    {INT(echo, max_retries, "3", 0, 100, 0)},
 
-    K("export", "max_filesize_bytes", T_INT, export_.max_filesize_bytes, "1073741824"),
-    K("export", "max_concurrency", T_INT, export_.max_concurrency, "256"),
-    K("export", "max_buffer_bytes", T_INT, export_.max_buffer_bytes, "67108864"),
+    {STR(mongodb, mongodb_url, NULL, KF_SECRET)},
+    {STR(mongodb, database_name, NULL, 0)},
+    {I64(mongodb, max_documents, "1000", 0, 100000000)},
 
-    K("observability", "environment", T_STR, observability.environment, ""),
-    K("observability", "secret_key", T_SECRET, observability.secret_key, ""),
+    {STR(auth, private_key_path, NULL, KF_REQUIRED)},
+    {STR(auth, public_key_path, NULL, KF_REQUIRED)},
+    {ENUM(auth, jwt_algorithm, "RS256", JWT_ALGORITHMS)},
+    {INT(auth, access_token_validity_mins, "60", 1, 525600, 0)},
+    {INT(auth, refresh_token_validity_days, "7", 1, 3650, 0)},
+    {STR(auth, fedid_server_url, NULL, 0)},
+    {STR(auth, fedid_server_ldap_realm, NULL, 0)},
+    {MAP(auth, oidc_providers, OIDC_TABLE)},
 
-    R("backup", "cache_directory", T_STR, backup.cache_directory, ""),
-    K("backup", "warning_mark_percent", T_INT, backup.warning_mark_percent, "50"),
-    R("backup", "target_url", T_STR, backup.target_url, ""),
-    R("backup", "copy_cron_string", T_STR, backup.copy_cron_string, ""),
-    K("backup", "timezone_str", T_STR, backup.timezone_str, "Europe/London"),
-    R("backup", "worker_file_path", T_STR, backup.worker_file_path, ""),
-    K("backup", "auto_remove", T_STR, backup.auto_remove, "backed_up"),
-    K("backup", "keytab_file_path", T_STR_NULL, backup.keytab_file_path, ""),
-    K("backup", "mail", T_MAP_NULL, backup.mail_json, ""),
+    {STR(experiments, first_scheduler_contact_start_date, NULL, 0)},
+    {BOOL(experiments, scheduler_background_task_enabled, "false", 0)},
+    {STR(experiments, scheduler_background_frequency, "0 9 * * 1", 0)},
+    {STR(experiments, scheduler_background_timezone, "Europe/London", 0)},
+    {DBL(experiments, scheduler_background_retry_mins, "20", 0, 10080)},
+    {STR(experiments, user_office_rest_api_url, NULL, 0)},
+    {STR(experiments, username, NULL, 0)},
+    {STR(experiments, password, NULL, KF_SECRET)},
+    {STR(experiments, scheduler_wsdl_url, NULL, 0)},
+    {LIST(experiments, instrument_names, 0)},
+    {STR(experiments, worker_file_path, NULL, 0)},
+
+    {I64(export, max_filesize_bytes, "1073741824", 1, INT64_MAX)},
+    {INT(export, max_concurrency, "256", 1, 100000, 0)},
+    {I64(export, max_buffer_bytes, "67108864", 65536, (int64_t)1 << 40)},
+
+    {STR(observability, environment, NULL, 0)},
+    {STR(observability, secret_key, NULL, KF_SECRET)},
+
+    {STR(backup, cache_directory, NULL, KF_REQUIRED)},
+    {INT(backup, warning_mark_percent, "50", 1, 99, 0)},
+    {STR(backup, target_url, NULL, KF_REQUIRED)},
+    {STR(backup, copy_cron_string, NULL, KF_REQUIRED)},
+    {STR(backup, timezone_str, "Europe/London", 0)},
+    {STR(backup, worker_file_path, NULL, 0)},
+    {ENUM(backup, auto_remove, "backed_up", AUTO_REMOVE)},
+    {STR(backup, keytab_file_path, NULL, 0)},
+    {STRUCT(backup, mail, MAIL_TABLE, KF_NULL)},
 };
-#define NKEYS (sizeof(KEYS) / sizeof(KEYS[0]))
+static const key_table CONFIG_TABLE = {KEYS, ARRAY_LEN(KEYS), sizeof(ogd_config)};
 
-static const char *const SECTIONS[] = {"server",      "database", "app",       "images",
-                                       "float_images", "waveforms", "vectors",  "echo",
-                                       "mongodb",     "auth",     "experiments", "export",
-                                       "observability", "backup"};
+_Static_assert(ARRAY_LEN(KEYS) <= CONFIG_MAX_TABLE_KEYS, "raise CONFIG_MAX_TABLE_KEYS");
 
-static void *field(ogd_config *c, const key_def *k)
+/* The sections, in file and dump order; `present` is the first member of each. */
+typedef struct section_def {
+    const char *name;
+    size_t present_offset;
+} section_def;
+
+#define SECTION(S) .name = #S, .present_offset = offsetof(ogd_config, S.present)
+static const section_def SECTIONS[] = {
+    {SECTION(server)},        {SECTION(database)},  {SECTION(app)},         {SECTION(images)},
+    {SECTION(float_images)},  {SECTION(waveforms)}, {SECTION(vectors)},     {SECTION(echo)},
+    {SECTION(mongodb)},       {SECTION(auth)},      {SECTION(experiments)}, {SECTION(export)},
+    {SECTION(observability)}, {SECTION(backup)},
+};
+_Static_assert(ARRAY_LEN(SECTIONS) <= ARRAY_LEN(((ogd_config *)0)->section_lines),
+               "ogd_config.section_lines is too small");
+
+/* ---- memory ---- */
+
+static void out_of_memory(void)
 {
-    return (char *)c + k->offset;
+    fputs("ogd: out of memory while building the configuration\n", stderr);
+    abort();
 }
 
-static void error_add(buf_t *errs, const char *file, long line, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static void error_add(buf_t *errs, const char *file, long line, const char *fmt, ...)
+static void *xcalloc(size_t n, size_t size)
 {
-    if (errs->len)
-        buf_putc(errs, '\n');
-    if (file && line > 0)
-        buf_printf(errs, "%s:%ld: ", file, line);
-    else if (file)
-        buf_printf(errs, "%s: ", file);
+    void *p = calloc(n ? n : 1, size ? size : 1);
+    if (!p)
+        out_of_memory();
+    return p;
+}
+
+static char *xstrndup(const char *s, size_t n)
+{
+    char *p = strndup(s, n);
+    if (!p)
+        out_of_memory();
+    return p;
+}
+
+static char *xstrdup(const char *s)
+{
+    return xstrndup(s, strlen(s));
+}
+
+/* Returns a heap string (caller frees). */
+static char *xprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *xprintf(const char *fmt, ...)
+{
     va_list ap;
     va_start(ap, fmt);
-    buf_vprintf(errs, fmt, ap);
+    char *s = NULL;
+    int n = vasprintf(&s, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        out_of_memory();
+    return s;
+}
+
+/* ---- errors ---- */
+
+typedef struct errlist {
+    buf_t text;
+    int count;
+} errlist;
+
+/* Where values come from, for the prefix of messages. */
+typedef struct source {
+    errlist *errs;
+    const char *file; /* "FILE:LINE: " */
+    const char *var;  /* "VARIABLE: " (environment); wins over file */
+} source;
+
+static void errlist_init(errlist *e)
+{
+    buf_init(&e->text, (size_t)64 * 1024);
+    e->count = 0;
+}
+
+/* Hands the messages to *errors (caller frees) and returns -1, or returns 0 if none. */
+static int errlist_finish(errlist *e, char **errors)
+{
+    if (e->count == 0) {
+        buf_free(&e->text);
+        return 0;
+    }
+    if (errors)
+        *errors = buf_take(&e->text);
+    else
+        buf_free(&e->text);
+    return -1;
+}
+
+static void vreport(const source *src, size_t line, const char *fmt, va_list ap)
+{
+    errlist *e = src->errs;
+    e->count++;
+    if (e->count > CONFIG_MAX_ERRORS) {
+        if (e->count == CONFIG_MAX_ERRORS + 1)
+            buf_puts(&e->text, "\n(further errors not shown)");
+        return;
+    }
+    if (e->count > 1)
+        buf_putc(&e->text, '\n');
+    if (src->var)
+        buf_printf(&e->text, "%s: ", src->var);
+    else if (src->file && line)
+        buf_printf(&e->text, "%s:%zu: ", src->file, line);
+    else if (src->file)
+        buf_printf(&e->text, "%s: ", src->file);
+    buf_vprintf(&e->text, fmt, ap);
+}
+
+static void report_line(const source *src, size_t line, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void report_line(const source *src, size_t line, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vreport(src, line, fmt, ap);
     va_end(ap);
 }
 
-static void free_list(char **list, size_t n)
+static size_t node_line(const yaml_node_t *n)
 {
-    for (size_t i = 0; i < n; i++)
-        free(list[i]);
-    free(list);
+    return n ? n->start_mark.line + 1 : 0;
 }
 
-static void clear_value(ogd_config *c, const key_def *k)
+static void report(const source *src, const yaml_node_t *at, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void report(const source *src, const yaml_node_t *at, const char *fmt, ...)
 {
-    void *p = field(c, k);
+    va_list ap;
+    va_start(ap, fmt);
+    vreport(src, node_line(at), fmt, ap);
+    va_end(ap);
+}
+
+/* ---- field access ---- */
+
+static void *field_at(void *base, const key_def *k)
+{
+    return (char *)base + k->offset;
+}
+
+static const void *cfield_at(const void *base, const key_def *k)
+{
+    return (const char *)base + k->offset;
+}
+
+static size_t *count_at(void *base, const key_def *k)
+{
+    return (size_t *)((char *)base + k->count_offset);
+}
+
+static bool key_nullable(const key_def *k)
+{
+    if (k->flags & KF_NULL)
+        return true;
+    /* A string with no default may be unset; null says so explicitly. */
+    return k->type == KT_STR && !k->def && !(k->flags & KF_REQUIRED);
+}
+
+static void free_table(void *base, const key_table *t);
+
+static void free_list(char **items, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(items[i]);
+    free(items);
+}
+
+/* Releases one key's value and leaves its zero value (0, false, NULL, empty). */
+static void clear_value(void *base, const key_def *k)
+{
+    void *p = field_at(base, k);
     switch (k->type) {
-    case T_STR:
-    case T_STR_NULL:
-    case T_SECRET:
-    case T_DATETIME:
-    case T_MAP:
-    case T_MAP_NULL:
+    case KT_STR:
         free(*(char **)p);
         *(char **)p = NULL;
         break;
-    case T_LIST: {
-        size_t *count = (size_t *)((char *)c + k->count_offset);
-        free_list(*(char ***)p, *count);
+    case KT_INT:
+        *(int *)p = 0;
+        break;
+    case KT_I64:
+        *(int64_t *)p = 0;
+        break;
+    case KT_BOOL:
+        *(bool *)p = false;
+        break;
+    case KT_DOUBLE:
+        *(double *)p = 0;
+        break;
+    case KT_PAIR:
+        ((int *)p)[0] = ((int *)p)[1] = 0;
+        break;
+    case KT_LIST:
+        free_list(*(char ***)p, *count_at(base, k));
         *(char ***)p = NULL;
-        *count = 0;
+        *count_at(base, k) = 0;
+        break;
+    case KT_MAP: {
+        char *items = *(char **)p;
+        for (size_t i = 0; i < *count_at(base, k); i++) {
+            void *el = items + i * k->sub->size;
+            free(*(char **)el); /* the id */
+            free_table(el, k->sub);
+        }
+        free(items);
+        *(char **)p = NULL;
+        *count_at(base, k) = 0;
         break;
     }
-    default:
+    case KT_STRUCT: {
+        void *el = *(void **)p;
+        if (el) {
+            free_table(el, k->sub);
+            free(el);
+        }
+        *(void **)p = NULL;
         break;
     }
-}
-
-/* ---- scalar typing ---- */
-
-static bool is_null_text(const char *s)
-{
-    return !*s || strcmp(s, "~") == 0 || strcasecmp(s, "null") == 0;
-}
-
-static bool parse_int_text(const char *s, int64_t *out)
-{
-    if (!*s)
-        return false;
-    char *end;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (errno || *end)
-        return false;
-    *out = v;
-    return true;
-}
-
-static bool parse_double_text(const char *s, double *out)
-{
-    if (!*s)
-        return false;
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || *end)
-        return false;
-    *out = v;
-    return true;
-}
-
-static bool parse_bool_text(const char *s, bool *out)
-{
-    if (strcmp(s, "true") == 0 || strcmp(s, "True") == 0 || strcmp(s, "TRUE") == 0) {
-        *out = true;
-        return true;
     }
-    if (strcmp(s, "false") == 0 || strcmp(s, "False") == 0 || strcmp(s, "FALSE") == 0) {
-        *out = false;
-        return true;
+}
+
+static void free_table(void *base, const key_table *t)
+{
+    for (size_t i = 0; i < t->count; i++)
+        clear_value(base, &t->keys[i]);
+}
+
+static int find_key(const key_table *t, const char *section, const char *name)
+{
+    for (size_t i = 0; i < t->count; i++) {
+        const key_def *k = &t->keys[i];
+        if ((!section || strcmp(k->section, section) == 0) && strcmp(k->key, name) == 0)
+            return (int)i;
     }
+    return -1;
+}
+
+static int find_section(const char *name)
+{
+    for (size_t i = 0; i < ARRAY_LEN(SECTIONS); i++)
+        if (strcmp(SECTIONS[i].name, name) == 0)
+            return (int)i;
+    return -1;
+}
+
+static bool *section_present(ogd_config *c, size_t idx)
+{
+    return (bool *)((char *)c + SECTIONS[idx].present_offset);
+}
+
+/* ---- scalars ---- */
+
+typedef enum { SK_NULL, SK_BOOL, SK_INT, SK_FLOAT, SK_STR } scalar_kind;
+
+static bool digits(const char **s)
+{
+    const char *p = *s;
+    while (isdigit((unsigned char)**s))
+        (*s)++;
+    return *s > p;
+}
+
+/* YAML 1.2 core: [-+]?[0-9]+ */
+static bool lex_int(const char *s)
+{
+    if (*s == '+' || *s == '-')
+        s++;
+    return digits(&s) && *s == '\0';
+}
+
+/* YAML 1.2 core: [-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)? and .inf/.nan */
+static bool lex_float(const char *s)
+{
+    static const char *const special[] = {".inf", ".Inf", ".INF", ".nan", ".NaN", ".NAN"};
+    const char *body = (*s == '+' || *s == '-') ? s + 1 : s;
+    for (size_t i = 0; i < ARRAY_LEN(special); i++)
+        if (strcmp(body, special[i]) == 0 && (body == s || i < 3))
+            return true;
+    s = body;
+    bool whole = digits(&s);
+    bool frac = false;
+    if (*s == '.') {
+        s++;
+        frac = digits(&s);
+    }
+    if (!whole && !frac)
+        return false;
+    if (*s == 'e' || *s == 'E') {
+        s++;
+        if (*s == '+' || *s == '-')
+            s++;
+        if (!digits(&s))
+            return false;
+    }
+    return *s == '\0';
+}
+
+static bool text_is(const char *s, const char *const *set)
+{
+    for (; *set; set++)
+        if (strcmp(s, *set) == 0)
+            return true;
     return false;
 }
 
-/* What a plain YAML scalar is. */
-typedef enum { S_NULL, S_BOOL, S_INT, S_FLOAT, S_STRING } scalar_kind;
+static const char *const NULL_WORDS[] = {"", "~", "null", "Null", "NULL", NULL};
+static const char *const TRUE_WORDS[] = {"true", "True", "TRUE", NULL};
+static const char *const FALSE_WORDS[] = {"false", "False", "FALSE", NULL};
 
+/* What a plain (unquoted) scalar is. */
 static scalar_kind plain_kind(const char *s)
 {
-    int64_t i;
-    double d;
-    bool b;
-    if (is_null_text(s))
-        return S_NULL;
-    if (parse_bool_text(s, &b))
-        return S_BOOL;
-    if (parse_int_text(s, &i))
-        return S_INT;
-    if (parse_double_text(s, &d) && strpbrk(s, ".eE"))
-        return S_FLOAT;
-    return S_STRING;
+    if (text_is(s, NULL_WORDS))
+        return SK_NULL;
+    if (text_is(s, TRUE_WORDS) || text_is(s, FALSE_WORDS))
+        return SK_BOOL;
+    if (lex_int(s))
+        return SK_INT;
+    if (lex_float(s))
+        return SK_FLOAT;
+    return SK_STR;
 }
 
-static const char *kind_name(scalar_kind k)
+/* Writes at most 60 bytes of text for a message, quoted or not, control bytes as '?'. */
+static void excerpt(char *out, size_t outlen, const char *text, bool quote)
 {
-    static const char *const names[] = {"null", "a boolean", "an integer", "a number",
-                                        "a string"};
-    return names[k];
+    size_t len = strlen(text), cut = len > 60 ? 60 : len;
+    while (cut < len && cut > 0 && ((unsigned char)text[cut] & 0xC0) == 0x80)
+        cut--; /* do not split a UTF-8 sequence */
+    size_t o = 0;
+    if (quote && o + 1 < outlen)
+        out[o++] = '"';
+    for (size_t i = 0; i < cut && o + 1 < outlen; i++)
+        out[o++] = (unsigned char)text[i] < 0x20 || text[i] == 0x7f ? '?' : text[i];
+    const char *tail = cut < len ? (quote ? "...\"" : "...") : (quote ? "\"" : "");
+    for (; *tail && o + 1 < outlen; tail++)
+        out[o++] = *tail;
+    out[o] = '\0';
 }
 
-/* Sets a scalar-typed key from text. quoted: the YAML scalar was quoted (or the text comes
- * from the environment, where everything is text: then pass env=true). Returns NULL or a
- * message. */
-static const char *set_scalar(ogd_config *c, const key_def *k, const char *text, bool quoted,
-                              bool env, char *msg, size_t msglen)
+/* "got ..." text for a scalar: null / nothing, 8000 / true, "four" (strings quoted).
+ * Secrets are described by kind only. */
+static void describe_scalar(char *out, size_t outlen, const char *text, scalar_kind kind,
+                            bool secret)
 {
-    void *p = field(c, k);
-    scalar_kind kind = quoted ? S_STRING : plain_kind(text);
-    if (env) {
-        /* Environment values are text; take them as the key's type when they parse. */
-        kind = plain_kind(text);
-        if (k->type == T_STR || k->type == T_SECRET || k->type == T_DATETIME ||
-            (k->type == T_STR_NULL && kind != S_NULL))
-            kind = S_STRING;
+    static const char *const kind_names[] = {"null", "a boolean", "an integer", "a number",
+                                             "a string"};
+    if (kind == SK_NULL)
+        snprintf(out, outlen, "%s", *text ? "null" : "nothing");
+    else if (secret)
+        snprintf(out, outlen, "%s", kind_names[kind]);
+    else
+        excerpt(out, outlen, text, kind == SK_STR);
+}
+
+static const char *expectation(const key_def *k)
+{
+    bool n = key_nullable(k);
+    switch (k->type) {
+    case KT_STR:
+        return n ? "a string or null" : "a string";
+    case KT_INT:
+    case KT_I64:
+        return n ? "an integer or null" : "an integer";
+    case KT_BOOL:
+        return n ? "true, false or null" : "true or false";
+    case KT_DOUBLE:
+        return "a number";
+    case KT_PAIR:
+        return "a list of two integers";
+    case KT_LIST:
+        return "a list of strings";
+    case KT_MAP:
+        return "a mapping";
+    case KT_STRUCT:
+        return n ? "a mapping or null" : "a mapping";
+    }
+    return "?";
+}
+
+/* Does a plain scalar of this kind fit the key's type? */
+static bool kind_fits(const key_def *k, scalar_kind kind)
+{
+    switch (k->type) {
+    case KT_INT:
+    case KT_I64:
+        return kind == SK_INT;
+    case KT_BOOL:
+        return kind == SK_BOOL;
+    case KT_DOUBLE:
+        return kind == SK_INT || kind == SK_FLOAT;
+    default:
+        return false;
+    }
+}
+
+static bool parse_i64(const char *text, int64_t *out)
+{
+    errno = 0;
+    char *end = NULL;
+    long long v = strtoll(text, &end, 10);
+    if (errno || !end || *end)
+        return false;
+    *out = v;
+    return true;
+}
+
+static void report_choices(const source *src, const yaml_node_t *at, const char *path,
+                           const key_def *k, const char *text)
+{
+    char list[200] = "";
+    size_t used = 0;
+    for (const char *const *ch = k->choices; *ch; ch++) {
+        int n = snprintf(list + used, sizeof(list) - used, "%s%s", used ? ", " : "", *ch);
+        if (n < 0 || (size_t)n >= sizeof(list) - used)
+            break;
+        used += (size_t)n;
+    }
+    char got[80];
+    excerpt(got, sizeof(got), text, true);
+    report(src, at, "%s: expected one of %s, got %s", path, list, got);
+}
+
+/* Sets a key from one scalar. kind: what the scalar is (a quoted scalar is SK_STR);
+ * quoted: it was quoted in YAML (only used for the hint). Returns false on error. */
+static bool assign_scalar(const source *src, const yaml_node_t *at, void *base, const key_def *k,
+                          const char *path, const char *text, scalar_kind kind, bool quoted)
+{
+    void *p = field_at(base, k);
+    bool secret = k->flags & KF_SECRET;
+    if (kind == SK_NULL && key_nullable(k)) {
+        clear_value(base, k);
+        return true;
     }
     switch (k->type) {
-    case T_STR:
-    case T_SECRET:
-    case T_STR_NULL:
-    case T_DATETIME:
-        if (kind == S_NULL && k->type == T_STR_NULL) {
-            clear_value(c, k);
-            return NULL;
+    case KT_STR:
+        if (kind != SK_STR && !(secret && (kind == SK_INT || kind == SK_FLOAT)))
+            break;
+        if (k->choices && !text_is(text, k->choices)) {
+            report_choices(src, at, path, k, text);
+            return false;
         }
-        if (kind != S_STRING && !(k->type == T_DATETIME && !quoted)) {
-            snprintf(msg, msglen, "expected a string, got %s \"%.60s\"", kind_name(kind), text);
-            return msg;
+        free(*(char **)p);
+        *(char **)p = xstrdup(text);
+        return true;
+    case KT_INT:
+    case KT_I64: {
+        if (kind != SK_INT)
+            break;
+        int64_t v = 0;
+        if (!parse_i64(text, &v) || v < k->lo || v > k->hi) {
+            char got[80];
+            excerpt(got, sizeof(got), text, false);
+            report(src, at, "%s: %s is out of range (%lld..%lld%s)", path, got, (long long)k->lo,
+                   (long long)k->hi, key_nullable(k) ? ", or null" : "");
+            return false;
         }
-        clear_value(c, k);
-        *(char **)p = strdup(text);
-        return NULL;
-    case T_INT:
-    case T_INT_NULL:
-        if (kind == S_NULL && k->type == T_INT_NULL) {
-            *(int64_t *)p = 0;
-            return NULL;
+        if (k->type == KT_INT)
+            *(int *)p = (int)v;
+        else
+            *(int64_t *)p = v;
+        return true;
+    }
+    case KT_BOOL:
+        if (kind != SK_BOOL)
+            break;
+        *(bool *)p = text_is(text, TRUE_WORDS);
+        return true;
+    case KT_DOUBLE: {
+        if (kind != SK_INT && kind != SK_FLOAT)
+            break;
+        double v = strtod(text, NULL);
+        if (!isfinite(v) || v < k->dlo || v > k->dhi) {
+            char got[80];
+            excerpt(got, sizeof(got), text, false);
+            report(src, at, "%s: %s is out of range (%g..%g)", path, got, k->dlo, k->dhi);
+            return false;
         }
-        if (kind != S_INT || !parse_int_text(text, (int64_t *)p)) {
-            snprintf(msg, msglen, "expected an integer, got %s \"%.60s\"", kind_name(kind),
-                     text);
-            return msg;
-        }
-        return NULL;
-    case T_BOOL:
-    case T_BOOL_NULL:
-        if (kind == S_NULL && k->type == T_BOOL_NULL) {
-            *(bool *)p = false;
-            return NULL;
-        }
-        if (kind != S_BOOL || !parse_bool_text(text, (bool *)p)) {
-            snprintf(msg, msglen, "expected true or false, got %s \"%.60s\"", kind_name(kind),
-                     text);
-            return msg;
-        }
-        return NULL;
-    case T_DOUBLE:
-        if ((kind != S_INT && kind != S_FLOAT) || !parse_double_text(text, (double *)p)) {
-            snprintf(msg, msglen, "expected a number, got %s \"%.60s\"", kind_name(kind), text);
-            return msg;
-        }
-        return NULL;
+        *(double *)p = v;
+        return true;
+    }
     default:
-        snprintf(msg, msglen, "expected %s, got a scalar \"%.60s\"",
-                 k->type == T_PAIR   ? "a list of two integers"
-                 : k->type == T_LIST ? "a list of strings"
-                                     : "a mapping",
-                 text);
-        return msg;
+        break;
+    }
+    char got[96];
+    describe_scalar(got, sizeof(got), text, kind, secret);
+    const char *hint = "";
+    if (quoted && kind_fits(k, plain_kind(text)))
+        hint = " (quoted, so a string)";
+    else if (!quoted && k->type == KT_STR && kind != SK_NULL && !secret)
+        hint = " (quote it to make it a string)";
+    report(src, at, "%s: expected %s, got %s%s", path, expectation(k), got, hint);
+    return false;
+}
+
+/* ---- structured values ---- */
+
+/* One scalar of a list, from YAML or from a comma-separated environment value. */
+typedef struct item {
+    const char *text;
+    scalar_kind kind;
+    const yaml_node_t *at;
+} item;
+
+static void set_pair(const source *src, const yaml_node_t *at, void *base, const key_def *k,
+                     const char *path, const item *items, size_t n)
+{
+    if (n != 2) {
+        report(src, at, "%s: expected a list of two integers, got %zu item%s", path, n,
+               n == 1 ? "" : "s");
+        return;
+    }
+    int v[2];
+    bool ok = true;
+    for (size_t i = 0; i < 2; i++) {
+        char ipath[CONFIG_MAX_PATH + 8];
+        snprintf(ipath, sizeof(ipath), "%s[%zu]", path, i);
+        int64_t x = 0;
+        char got[80];
+        if (items[i].kind != SK_INT) {
+            describe_scalar(got, sizeof(got), items[i].text, items[i].kind, false);
+            report(src, items[i].at, "%s: expected an integer, got %s", ipath, got);
+            ok = false;
+        } else if (!parse_i64(items[i].text, &x) || x < k->lo || x > k->hi) {
+            excerpt(got, sizeof(got), items[i].text, false);
+            report(src, items[i].at, "%s: %s is out of range (%lld..%lld)", ipath, got,
+                   (long long)k->lo, (long long)k->hi);
+            ok = false;
+        } else {
+            v[i] = (int)x;
+        }
+    }
+    if (ok) {
+        ((int *)field_at(base, k))[0] = v[0];
+        ((int *)field_at(base, k))[1] = v[1];
     }
 }
 
-/* "a,b" / "[a, b]" text for pairs and lists (defaults and environment values). */
-static int split_list(const char *text, char ***out, size_t *n)
+static void set_list(const source *src, void *base, const key_def *k, const char *path,
+                     const item *items, size_t n)
 {
-    char *copy = strdup(text);
-    if (!copy)
-        return -ENOMEM;
-    char *s = copy;
-    while (isspace((unsigned char)*s))
-        s++;
-    if (*s == '[') {
-        s++;
-        char *close = strrchr(s, ']');
-        if (close)
-            *close = '\0';
-    }
-    char **items = NULL;
-    size_t count = 0;
-    char *save = NULL;
-    for (char *tok = strtok_r(s, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-        while (isspace((unsigned char)*tok))
-            tok++;
-        size_t len = strlen(tok);
-        while (len && isspace((unsigned char)tok[len - 1]))
-            tok[--len] = '\0';
-        if (len >= 2 && (tok[0] == '"' || tok[0] == '\'') && tok[len - 1] == tok[0]) {
-            tok[len - 1] = '\0';
-            tok++;
-        }
-        if (!*tok || count >= CONFIG_MAX_LIST)
+    char **list = xcalloc(n, sizeof(char *));
+    size_t used = 0;
+    bool ok = true;
+    for (size_t i = 0; i < n; i++) {
+        if (items[i].kind != SK_STR) {
+            char got[80];
+            describe_scalar(got, sizeof(got), items[i].text, items[i].kind, false);
+            report(src, items[i].at, "%s[%zu]: expected a string, got %s", path, i, got);
+            ok = false;
             continue;
-        char **n2 = realloc(items, (count + 1) * sizeof(*items));
-        if (!n2)
-            break;
-        items = n2;
-        items[count++] = strdup(tok);
+        }
+        list[used++] = xstrdup(items[i].text);
     }
-    free(copy);
+    if (!ok) {
+        free_list(list, used);
+        return;
+    }
+    clear_value(base, k);
+    *(char ***)field_at(base, k) = list;
+    *count_at(base, k) = used;
+}
+
+static void set_node(const source *src, void *base, const key_def *k, const char *path,
+                     yaml_document_t *doc, yaml_node_t *v);
+
+static void apply_defaults(void *base, const key_table *t);
+
+/* Loads the keys of a YAML mapping into base (described by t; section: only that
+ * section's keys of the top-level table, NULL for sub-tables). For sub-tables, required
+ * keys are checked here; owner is the node their absence is reported at. */
+static void load_mapping(const source *src, void *base, const key_table *t, const char *section,
+                         const char *prefix, yaml_document_t *doc, yaml_node_t *map,
+                         const yaml_node_t *owner)
+{
+    bool seen[CONFIG_MAX_TABLE_KEYS] = {false};
+    for (yaml_node_pair_t *pair = map->data.mapping.pairs.start; pair < map->data.mapping.pairs.top;
+         pair++) {
+        yaml_node_t *kn = yaml_document_get_node(doc, pair->key);
+        yaml_node_t *vn = yaml_document_get_node(doc, pair->value);
+        if (!kn || !vn)
+            continue;
+        if (kn->type != YAML_SCALAR_NODE) {
+            report(src, kn, "%s: expected a key name, got a %s", prefix,
+                   kn->type == YAML_SEQUENCE_NODE ? "list" : "mapping");
+            continue;
+        }
+        const char *name = (const char *)kn->data.scalar.value;
+        int idx = find_key(t, section, name);
+        char kname[80];
+        excerpt(kname, sizeof(kname), name, false);
+        if (idx < 0) {
+            report(src, kn, "unknown key \"%s.%s\"", prefix, kname);
+            continue;
+        }
+        if (seen[idx]) {
+            report(src, kn, "%s.%s: duplicate key", prefix, kname);
+            continue;
+        }
+        seen[idx] = true;
+        char path[CONFIG_MAX_PATH];
+        snprintf(path, sizeof(path), "%s.%s", prefix, name);
+        set_node(src, base, &t->keys[idx], path, doc, vn);
+    }
+    if (section)
+        return; /* top-level required keys: config_resolve (the environment may set them) */
+    for (size_t i = 0; i < t->count; i++)
+        if ((t->keys[i].flags & KF_REQUIRED) && !seen[i])
+            report(src, owner, "%s.%s: required key is missing", prefix, t->keys[i].key);
+}
+
+static bool id_ok(const char *id)
+{
+    if (!*id || strlen(id) > 64)
+        return false;
+    for (const char *p = id; *p; p++)
+        if (!isalnum((unsigned char)*p) && *p != '_' && *p != '-' && *p != '.')
+            return false;
+    return true;
+}
+
+static void set_map(const source *src, void *base, const key_def *k, const char *path,
+                    yaml_document_t *doc, yaml_node_t *map)
+{
+    const key_table *sub = k->sub;
+    size_t n = (size_t)(map->data.mapping.pairs.top - map->data.mapping.pairs.start);
+    if (n > CONFIG_MAX_ITEMS) {
+        report(src, map, "%s: more than %d entries", path, CONFIG_MAX_ITEMS);
+        return;
+    }
+    char *items = xcalloc(n, sub->size);
+    size_t used = 0;
+    for (size_t i = 0; i < n; i++) {
+        yaml_node_pair_t *pair = &map->data.mapping.pairs.start[i];
+        yaml_node_t *kn = yaml_document_get_node(doc, pair->key);
+        yaml_node_t *vn = yaml_document_get_node(doc, pair->value);
+        if (!kn || !vn)
+            continue;
+        const char *id = kn->type == YAML_SCALAR_NODE ? (const char *)kn->data.scalar.value : "";
+        char shown[80];
+        excerpt(shown, sizeof(shown), id, true);
+        if (!id_ok(id)) {
+            report(src, kn, "%s: name %s must be 1 to 64 letters, digits, '_', '-' or '.'", path,
+                   shown);
+            continue;
+        }
+        bool dup = false;
+        for (size_t j = 0; j < used; j++)
+            if (strcmp(*(char **)(items + j * sub->size), id) == 0)
+                dup = true;
+        char elpath[CONFIG_MAX_PATH];
+        snprintf(elpath, sizeof(elpath), "%s.%s", path, id);
+        if (dup) {
+            report(src, kn, "%s: duplicate key", elpath);
+            continue;
+        }
+        if (vn->type != YAML_MAPPING_NODE) {
+            char got[96] = "a list";
+            if (vn->type == YAML_SCALAR_NODE) {
+                const char *t = (const char *)vn->data.scalar.value;
+                bool q = vn->data.scalar.style != YAML_PLAIN_SCALAR_STYLE;
+                describe_scalar(got, sizeof(got), t, q ? SK_STR : plain_kind(t), false);
+            }
+            report(src, vn, "%s: expected a mapping, got %s", elpath, got);
+            continue;
+        }
+        void *el = items + used * sub->size;
+        *(char **)el = xstrdup(id);
+        apply_defaults(el, sub);
+        used++;
+        load_mapping(src, el, sub, NULL, elpath, doc, vn, kn);
+    }
+    clear_value(base, k);
+    *(char **)field_at(base, k) = items;
+    *count_at(base, k) = used;
+}
+
+static void set_struct(const source *src, void *base, const key_def *k, const char *path,
+                       yaml_document_t *doc, yaml_node_t *map)
+{
+    void *el = xcalloc(1, k->sub->size);
+    apply_defaults(el, k->sub);
+    load_mapping(src, el, k->sub, NULL, path, doc, map, map);
+    clear_value(base, k);
+    *(void **)field_at(base, k) = el;
+}
+
+/* Collects the scalar items of a YAML sequence; false (reported) if one is not a scalar
+ * or there are too many. *out: caller frees. */
+static bool sequence_items(const source *src, const char *path, yaml_document_t *doc,
+                           yaml_node_t *seq, item **out, size_t *n)
+{
+    size_t count = (size_t)(seq->data.sequence.items.top - seq->data.sequence.items.start);
+    *out = NULL;
+    *n = 0;
+    if (count > CONFIG_MAX_ITEMS) {
+        report(src, seq, "%s: more than %d items", path, CONFIG_MAX_ITEMS);
+        return false;
+    }
+    item *items = xcalloc(count, sizeof(item));
+    bool ok = true;
+    for (size_t i = 0; i < count; i++) {
+        yaml_node_t *in = yaml_document_get_node(doc, seq->data.sequence.items.start[i]);
+        if (!in || in->type != YAML_SCALAR_NODE) {
+            report(src, in, "%s[%zu]: expected a single value, got a %s", path, i,
+                   in && in->type == YAML_SEQUENCE_NODE ? "list" : "mapping");
+            ok = false;
+            continue;
+        }
+        const char *t = (const char *)in->data.scalar.value;
+        items[i].text = t;
+        items[i].kind = in->data.scalar.style == YAML_PLAIN_SCALAR_STYLE ? plain_kind(t) : SK_STR;
+        items[i].at = in;
+    }
+    if (!ok) {
+        free(items);
+        return false;
+    }
     *out = items;
     *n = count;
-    return 0;
+    return true;
 }
 
-static const char *set_from_text(ogd_config *c, const key_def *k, const char *text, bool env,
-                                 char *msg, size_t msglen)
+static void set_node(const source *src, void *base, const key_def *k, const char *path,
+                     yaml_document_t *doc, yaml_node_t *v)
 {
-    void *p = field(c, k);
-    if (k->type == T_PAIR || k->type == T_LIST) {
-        char **items;
+    if (v->type == YAML_SCALAR_NODE) {
+        const char *text = (const char *)v->data.scalar.value;
+        bool quoted = v->data.scalar.style != YAML_PLAIN_SCALAR_STYLE;
+        assign_scalar(src, v, base, k, path, text, quoted ? SK_STR : plain_kind(text), quoted);
+        return;
+    }
+    if (v->type == YAML_SEQUENCE_NODE && (k->type == KT_PAIR || k->type == KT_LIST)) {
+        item *items;
         size_t n;
-        if (split_list(text, &items, &n) != 0)
-            return "out of memory";
-        if (k->type == T_LIST) {
-            clear_value(c, k);
-            *(char ***)p = items;
-            *(size_t *)((char *)c + k->count_offset) = n;
-            return NULL;
-        }
-        int64_t v[2];
-        bool ok = n == 2 && parse_int_text(items[0], &v[0]) && parse_int_text(items[1], &v[1]);
-        free_list(items, n);
-        if (!ok) {
-            snprintf(msg, msglen, "expected a list of two integers, got \"%.60s\"", text);
-            return msg;
-        }
-        ((int64_t *)p)[0] = v[0];
-        ((int64_t *)p)[1] = v[1];
-        return NULL;
+        if (!sequence_items(src, path, doc, v, &items, &n))
+            return;
+        if (k->type == KT_PAIR)
+            set_pair(src, v, base, k, path, items, n);
+        else
+            set_list(src, base, k, path, items, n);
+        free(items);
+        return;
     }
-    if (k->type == T_MAP || k->type == T_MAP_NULL) {
-        if (k->type == T_MAP_NULL && is_null_text(text)) {
-            clear_value(c, k);
-            return NULL;
-        }
-        json_error_t e;
-        json_t *j = json_loads(text, 0, &e);
-        if (!json_is_object(j)) {
-            json_decref(j);
-            snprintf(msg, msglen, "expected a mapping (as JSON in the environment)");
-            return msg;
-        }
-        json_decref(j);
-        clear_value(c, k);
-        *(char **)p = strdup(text);
-        return NULL;
+    if (v->type == YAML_MAPPING_NODE && k->type == KT_MAP) {
+        set_map(src, base, k, path, doc, v);
+        return;
     }
-    return set_scalar(c, k, text, false, env, msg, msglen);
+    if (v->type == YAML_MAPPING_NODE && k->type == KT_STRUCT) {
+        set_struct(src, base, k, path, doc, v);
+        return;
+    }
+    report(src, v, "%s: expected %s, got a %s", path, expectation(k),
+           v->type == YAML_SEQUENCE_NODE ? "list" : "mapping");
+}
+
+/* ---- YAML text ---- */
+
+static size_t line_of_offset(const char *text, size_t len, size_t offset)
+{
+    size_t line = 1;
+    for (size_t i = 0; i < offset && i < len; i++)
+        if (text[i] == '\n')
+            line++;
+    return line;
+}
+
+static void report_yaml_error(const source *src, const yaml_parser_t *p, const char *text,
+                              size_t len)
+{
+    size_t line = p->error == YAML_READER_ERROR ? line_of_offset(text, len, p->problem_offset)
+                                                : p->problem_mark.line + 1;
+    const char *problem = p->problem ? p->problem : "cannot parse";
+    if (p->context && p->context_mark.line + 1 != line)
+        report_line(src, line, "invalid YAML: %s (%s started on line %zu)", problem, p->context,
+                    p->context_mark.line + 1);
+    else if (p->context)
+        report_line(src, line, "invalid YAML: %s (%s)", problem, p->context);
+    else
+        report_line(src, line, "invalid YAML: %s", problem);
+}
+
+/* Parses text as exactly one YAML document into *doc (caller deletes it on true). */
+static bool parse_yaml(const source *src, const char *text, size_t len, yaml_document_t *doc)
+{
+    yaml_parser_t parser;
+    if (!yaml_parser_initialize(&parser))
+        out_of_memory();
+    yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
+    if (!yaml_parser_load(&parser, doc)) {
+        report_yaml_error(src, &parser, text, len);
+        yaml_parser_delete(&parser);
+        return false;
+    }
+    bool ok = true;
+    yaml_document_t extra;
+    if (!yaml_parser_load(&parser, &extra)) {
+        report_yaml_error(src, &parser, text, len);
+        ok = false;
+    } else {
+        yaml_node_t *root = yaml_document_get_root_node(&extra);
+        if (root) {
+            report(src, root, "more than one YAML document (a config file holds one)");
+            ok = false;
+        }
+        yaml_document_delete(&extra);
+    }
+    yaml_parser_delete(&parser);
+    if (!ok)
+        yaml_document_delete(doc);
+    return ok;
+}
+
+/* Reads a whole file of at most CONFIG_MAX_FILE_BYTES. *text: caller frees. */
+static bool read_file(const source *src, const char *path, char **text, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        report_line(src, 0, "cannot open: %s", strerror(errno));
+        return false;
+    }
+    char *data = xcalloc(CONFIG_MAX_FILE_BYTES + 1, 1);
+    size_t n = fread(data, 1, CONFIG_MAX_FILE_BYTES + 1, f);
+    bool ok = true;
+    if (ferror(f)) {
+        report_line(src, 0, "cannot read: %s", strerror(errno));
+        ok = false;
+    } else if (n > CONFIG_MAX_FILE_BYTES) {
+        report_line(src, 0, "file is larger than %zu bytes", CONFIG_MAX_FILE_BYTES);
+        ok = false;
+    }
+    fclose(f);
+    if (!ok) {
+        free(data);
+        return false;
+    }
+    *text = data;
+    *len = n;
+    return true;
+}
+
+static bool is_null_node(const yaml_node_t *n)
+{
+    return n->type == YAML_SCALAR_NODE && n->data.scalar.style == YAML_PLAIN_SCALAR_STYLE &&
+           plain_kind((const char *)n->data.scalar.value) == SK_NULL;
+}
+
+static void load_document(const source *src, ogd_config *c, yaml_document_t *doc)
+{
+    yaml_node_t *root = yaml_document_get_root_node(doc);
+    if (!root || is_null_node(root))
+        return; /* an empty file: defaults */
+    if (root->type != YAML_MAPPING_NODE) {
+        report(src, root, "expected a mapping of sections at the top level, got a %s",
+               root->type == YAML_SEQUENCE_NODE ? "list" : "single value");
+        return;
+    }
+    bool seen[ARRAY_LEN(SECTIONS)] = {false};
+    for (yaml_node_pair_t *pair = root->data.mapping.pairs.start;
+         pair < root->data.mapping.pairs.top; pair++) {
+        yaml_node_t *kn = yaml_document_get_node(doc, pair->key);
+        yaml_node_t *vn = yaml_document_get_node(doc, pair->value);
+        if (!kn || !vn)
+            continue;
+        if (kn->type != YAML_SCALAR_NODE) {
+            report(src, kn, "expected a section name, got a %s",
+                   kn->type == YAML_SEQUENCE_NODE ? "list" : "mapping");
+            continue;
+        }
+        const char *name = (const char *)kn->data.scalar.value;
+        int idx = find_section(name);
+        char shown[80];
+        excerpt(shown, sizeof(shown), name, true);
+        if (idx < 0) {
+            report(src, kn, "unknown section %s", shown);
+            continue;
+        }
+        if (seen[idx]) {
+            report(src, kn, "duplicate section %s", shown);
+            continue;
+        }
+        seen[idx] = true;
+        if (is_null_node(vn))
+            continue; /* "backup:" with nothing under it: the section is off */
+        if (vn->type != YAML_MAPPING_NODE) {
+            report(src, vn, "%s: expected a mapping, got a %s", name,
+                   vn->type == YAML_SEQUENCE_NODE ? "list" : "single value");
+            continue;
+        }
+        *section_present(c, (size_t)idx) = true;
+        c->section_lines[idx] = (int)node_line(kn);
+        load_mapping(src, c, &CONFIG_TABLE, name, name, doc, vn, kn);
+    }
+}
+
+/* ---- public: defaults, load, free ---- */
+
+static void set_env_text(const source *src, void *base, const key_def *k, const char *path,
+                         const char *text);
+
+static void apply_defaults(void *base, const key_table *t)
+{
+    for (size_t i = 0; i < t->count; i++) {
+        const key_def *k = &t->keys[i];
+        if (!k->def)
+            continue;
+        errlist e;
+        errlist_init(&e);
+        source src = {.errs = &e, .var = k->key};
+        set_env_text(&src, base, k, k->key, k->def);
+        if (e.count) {
+            /* A broken table is a bug, not an operator error. */
+            fprintf(stderr, "ogd: bad built-in default: %s\n", e.text.data);
+            abort();
+        }
+        buf_free(&e.text);
+    }
 }
 
 void config_defaults(ogd_config *c)
 {
     memset(c, 0, sizeof(*c));
-    char msg[200];
-    for (size_t i = 0; i < NKEYS; i++) {
-        const key_def *k = &KEYS[i];
-        if (!*k->def)
-            continue;
-        set_from_text(c, k, k->def, true, msg, sizeof(msg));
-    }
+    apply_defaults(c, &CONFIG_TABLE);
 }
 
 void config_free(ogd_config *c)
 {
-    for (size_t i = 0; i < NKEYS; i++)
-        clear_value(c, &KEYS[i]);
+    free_table(c, &CONFIG_TABLE);
     free(c->server.host);
-    c->server.host = NULL;
-}
-
-/* ---- YAML ---- */
-
-static long node_line(const yaml_node_t *n)
-{
-    return (long)n->start_mark.line + 1;
-}
-
-static const char *scalar_text(const yaml_node_t *n)
-{
-    return (const char *)n->data.scalar.value;
-}
-
-static bool scalar_quoted(const yaml_node_t *n)
-{
-    return n->data.scalar.style == YAML_SINGLE_QUOTED_SCALAR_STYLE ||
-           n->data.scalar.style == YAML_DOUBLE_QUOTED_SCALAR_STYLE;
-}
-
-/* Converts a YAML node to JSON (for mappings kept as JSON text). */
-static json_t *node_json(yaml_document_t *doc, yaml_node_t *n, int depth)
-{
-    if (!n || depth > 16)
-        return json_null();
-    if (n->type == YAML_SCALAR_NODE) {
-        const char *t = scalar_text(n);
-        if (scalar_quoted(n))
-            return json_string(t);
-        int64_t i = 0;
-        double d = 0;
-        bool b = false;
-        switch (plain_kind(t)) {
-        case S_NULL:
-            return json_null();
-        case S_BOOL:
-            parse_bool_text(t, &b);
-            return json_boolean(b);
-        case S_INT:
-            parse_int_text(t, &i);
-            return json_integer(i);
-        case S_FLOAT:
-            parse_double_text(t, &d);
-            return json_real(d);
-        default:
-            return json_string(t);
-        }
-    }
-    if (n->type == YAML_SEQUENCE_NODE) {
-        json_t *a = json_array();
-        for (yaml_node_item_t *it = n->data.sequence.items.start;
-             it < n->data.sequence.items.top; it++)
-            json_array_append_new(a, node_json(doc, yaml_document_get_node(doc, *it), depth + 1));
-        return a;
-    }
-    json_t *o = json_object();
-    for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
-        yaml_node_t *kn = yaml_document_get_node(doc, p->key);
-        if (kn && kn->type == YAML_SCALAR_NODE)
-            json_object_set_new(o, scalar_text(kn),
-                                node_json(doc, yaml_document_get_node(doc, p->value), depth + 1));
-    }
-    return o;
-}
-
-static const char *const OIDC_KEYS[] = {"display_name", "configuration_url", "client_id",
-                                        "verify_cert",  "mechanism",         "username_claim"};
-static const char *const MAIL_KEYS[] = {"host", "to_addrs", "from_addr"};
-
-static void set_node(ogd_config *c, const key_def *k, yaml_document_t *doc, yaml_node_t *v,
-                     const char *file, buf_t *errs)
-{
-    char msg[256];
-    long line = node_line(v);
-    void *p = field(c, k);
-    const char *problem = NULL;
-    if (v->type == YAML_SCALAR_NODE) {
-        if ((k->type == T_MAP_NULL || k->type == T_STR_NULL || k->type == T_INT_NULL ||
-             k->type == T_BOOL_NULL) &&
-            !scalar_quoted(v) && is_null_text(scalar_text(v))) {
-            clear_value(c, k);
-            if (k->type == T_INT_NULL)
-                *(int64_t *)p = 0;
-            return;
-        }
-        problem = set_scalar(c, k, scalar_text(v), scalar_quoted(v), false, msg, sizeof(msg));
-    } else if (v->type == YAML_SEQUENCE_NODE && (k->type == T_PAIR || k->type == T_LIST)) {
-        size_t n = (size_t)(v->data.sequence.items.top - v->data.sequence.items.start);
-        if (n > CONFIG_MAX_LIST) {
-            problem = "list too long";
-        } else if (k->type == T_PAIR) {
-            int64_t vals[2];
-            bool ok = n == 2;
-            for (size_t i = 0; ok && i < 2; i++) {
-                yaml_node_t *it = yaml_document_get_node(doc, v->data.sequence.items.start[i]);
-                ok = it && it->type == YAML_SCALAR_NODE && !scalar_quoted(it) &&
-                     plain_kind(scalar_text(it)) == S_INT &&
-                     parse_int_text(scalar_text(it), &vals[i]);
-            }
-            if (ok) {
-                ((int64_t *)p)[0] = vals[0];
-                ((int64_t *)p)[1] = vals[1];
-            } else {
-                problem = "expected a list of two integers";
-            }
-        } else {
-            char **items = calloc(n ? n : 1, sizeof(char *));
-            size_t count = 0;
-            for (size_t i = 0; i < n && !problem; i++) {
-                yaml_node_t *it = yaml_document_get_node(doc, v->data.sequence.items.start[i]);
-                if (!it || it->type != YAML_SCALAR_NODE ||
-                    (!scalar_quoted(it) && plain_kind(scalar_text(it)) != S_STRING))
-                    problem = "expected a list of strings";
-                else
-                    items[count++] = strdup(scalar_text(it));
-            }
-            if (problem) {
-                free_list(items, count);
-            } else {
-                clear_value(c, k);
-                *(char ***)p = items;
-                *(size_t *)((char *)c + k->count_offset) = count;
-            }
-        }
-    } else if (v->type == YAML_MAPPING_NODE && (k->type == T_MAP || k->type == T_MAP_NULL)) {
-        json_t *j = node_json(doc, v, 0);
-        /* Check the known shapes: providers and mail. */
-        bool oidc = strcmp(k->key, "oidc_providers") == 0;
-        const char *const *known = oidc ? OIDC_KEYS : MAIL_KEYS;
-        size_t nknown = oidc ? 6 : 3;
-        const char *pk;
-        json_t *pv;
-        json_object_foreach(j, pk, pv)
-        {
-            json_t *obj = oidc ? pv : j;
-            if (oidc && !json_is_object(pv)) {
-                error_add(errs, file, line, "%s.%s.%s: expected a mapping", k->section, k->key,
-                          pk);
-                continue;
-            }
-            const char *ik;
-            json_t *iv;
-            json_object_foreach(obj, ik, iv)
-            {
-                bool ok = false;
-                for (size_t i = 0; i < nknown; i++)
-                    if (strcmp(ik, known[i]) == 0)
-                        ok = true;
-                if (!ok)
-                    error_add(errs, file, line, "unknown key \"%s.%s%s%s.%s\"", k->section,
-                              k->key, oidc ? "." : "", oidc ? pk : "", ik);
-            }
-            if (!oidc)
-                break;
-        }
-        clear_value(c, k);
-        *(char **)p = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
-        json_decref(j);
-    } else {
-        snprintf(msg, sizeof(msg), "expected %s, got a %s",
-                 k->type == T_PAIR   ? "a list of two integers"
-                 : k->type == T_LIST ? "a list of strings"
-                 : (k->type == T_MAP || k->type == T_MAP_NULL) ? "a mapping"
-                                                              : "a single value",
-                 v->type == YAML_SEQUENCE_NODE ? "list" : "mapping");
-        problem = msg;
-    }
-    if (problem)
-        error_add(errs, file, line, "%s.%s: %s", k->section, k->key, problem);
-}
-
-static bool section_known(const char *s)
-{
-    for (size_t i = 0; i < sizeof(SECTIONS) / sizeof(SECTIONS[0]); i++)
-        if (strcmp(SECTIONS[i], s) == 0)
-            return true;
-    return false;
+    free(c->path);
+    memset(c, 0, sizeof(*c));
 }
 
 int config_load(ogd_config *c, const char *path, char **errors)
 {
-    buf_t errs;
-    buf_init(&errs, 1 << 16);
-    *errors = NULL;
-    FILE *f = fopen(path, "rb");
-    struct stat st;
-    if (!f) {
-        error_add(&errs, path, 0, "cannot open: %s", strerror(errno));
-        goto out;
+    if (errors)
+        *errors = NULL;
+    if (!path)
+        return 0;
+    errlist e;
+    errlist_init(&e);
+    source src = {.errs = &e, .file = path};
+    memset(c->section_lines, 0, sizeof(c->section_lines));
+    free(c->path);
+    c->path = xstrdup(path);
+    char *text = NULL;
+    size_t len = 0;
+    if (read_file(&src, path, &text, &len)) {
+        yaml_document_t doc;
+        if (parse_yaml(&src, text, len, &doc)) {
+            load_document(&src, c, &doc);
+            yaml_document_delete(&doc);
+        }
+        free(text);
     }
-    if (fstat(fileno(f), &st) == 0 && st.st_size > (off_t)CONFIG_MAX_FILE) {
-        error_add(&errs, path, 0, "file too large (over %u bytes)", CONFIG_MAX_FILE);
-        fclose(f);
-        goto out;
+    return errlist_finish(&e, errors);
+}
+
+/* ---- environment ---- */
+
+static bool empty_or_null(const char *text)
+{
+    return !*text || strcmp(text, "null") == 0;
+}
+
+/* Sets a key from environment text (also used for the table's defaults). */
+static void set_env_text(const source *src, void *base, const key_def *k, const char *path,
+                         const char *text)
+{
+    switch (k->type) {
+    case KT_STR: {
+        bool null = key_nullable(k) && empty_or_null(text);
+        assign_scalar(src, NULL, base, k, path, text, null ? SK_NULL : SK_STR, true);
+        return;
     }
-    yaml_parser_t parser;
+    case KT_INT:
+    case KT_I64:
+    case KT_BOOL:
+    case KT_DOUBLE:
+        assign_scalar(src, NULL, base, k, path, text, plain_kind(text), false);
+        return;
+    case KT_PAIR:
+    case KT_LIST: {
+        while (isspace((unsigned char)*text))
+            text++;
+        if (*text == '[')
+            break; /* a YAML flow list: parsed below */
+        /* "a,b": split on commas, trim, drop empty items. */
+        char *copy = xstrdup(text);
+        item *items = xcalloc(CONFIG_MAX_ITEMS + 1, sizeof(item));
+        size_t n = 0;
+        char *save = NULL;
+        for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+            while (isspace((unsigned char)*tok))
+                tok++;
+            size_t tl = strlen(tok);
+            while (tl && isspace((unsigned char)tok[tl - 1]))
+                tok[--tl] = '\0';
+            if (!tl)
+                continue;
+            if (n == CONFIG_MAX_ITEMS) {
+                n++;
+                break;
+            }
+            items[n].text = tok;
+            items[n].kind = k->type == KT_LIST ? SK_STR : plain_kind(tok);
+            n++;
+        }
+        if (n > CONFIG_MAX_ITEMS)
+            report_line(src, 0, "%s: more than %d items", path, CONFIG_MAX_ITEMS);
+        else if (k->type == KT_PAIR)
+            set_pair(src, NULL, base, k, path, items, n);
+        else
+            set_list(src, base, k, path, items, n);
+        free(items);
+        free(copy);
+        return;
+    }
+    case KT_MAP:
+    case KT_STRUCT:
+        if (empty_or_null(text)) {
+            if (k->type == KT_MAP || key_nullable(k)) {
+                clear_value(base, k);
+                return;
+            }
+        }
+        break;
+    }
+    /* Structured text: parse it as YAML (JSON is YAML) and load it like a file value. */
     yaml_document_t doc;
-    yaml_parser_initialize(&parser);
-    yaml_parser_set_input_file(&parser, f);
-    if (!yaml_parser_load(&parser, &doc)) {
-        error_add(&errs, path, (long)parser.problem_mark.line + 1, "invalid YAML: %s",
-                  parser.problem ? parser.problem : "parse error");
-        yaml_parser_delete(&parser);
-        fclose(f);
-        goto out;
-    }
+    if (!parse_yaml(src, text, strlen(text), &doc))
+        return;
     yaml_node_t *root = yaml_document_get_root_node(&doc);
-    if (root && root->type == YAML_MAPPING_NODE) {
-        for (yaml_node_pair_t *sp = root->data.mapping.pairs.start;
-             sp < root->data.mapping.pairs.top; sp++) {
-            yaml_node_t *sk = yaml_document_get_node(&doc, sp->key);
-            yaml_node_t *sv = yaml_document_get_node(&doc, sp->value);
-            if (!sk || sk->type != YAML_SCALAR_NODE)
-                continue;
-            const char *sec = scalar_text(sk);
-            if (!section_known(sec)) {
-                error_add(&errs, path, node_line(sk), "unknown section \"%s\"", sec);
-                continue;
-            }
-            if (sv->type == YAML_SCALAR_NODE && is_null_text(scalar_text(sv)) &&
-                strcmp(sec, "backup") == 0)
-                continue; /* backup: null = off */
-            if (sv->type != YAML_MAPPING_NODE) {
-                error_add(&errs, path, node_line(sv), "%s: expected a mapping", sec);
-                continue;
-            }
-            if (strcmp(sec, "backup") == 0)
-                c->backup.enabled = true;
-            bool seen[NKEYS] = {false};
-            for (yaml_node_pair_t *kp = sv->data.mapping.pairs.start;
-                 kp < sv->data.mapping.pairs.top; kp++) {
-                yaml_node_t *kk = yaml_document_get_node(&doc, kp->key);
-                yaml_node_t *kv = yaml_document_get_node(&doc, kp->value);
-                if (!kk || kk->type != YAML_SCALAR_NODE)
-                    continue;
-                const key_def *k = NULL;
-                size_t idx = 0;
-                for (size_t i = 0; i < NKEYS; i++) {
-                    if (strcmp(KEYS[i].section, sec) == 0 &&
-                        strcmp(KEYS[i].key, scalar_text(kk)) == 0) {
-                        k = &KEYS[i];
-                        idx = i;
-                    }
-                }
-                if (!k) {
-                    error_add(&errs, path, node_line(kk), "unknown key \"%s.%s\"", sec,
-                              scalar_text(kk));
-                    continue;
-                }
-                seen[idx] = true;
-                set_node(c, k, &doc, kv, path, &errs);
-            }
-            for (size_t i = 0; i < NKEYS; i++)
-                if (KEYS[i].required && !seen[i] && strcmp(KEYS[i].section, sec) == 0)
-                    error_add(&errs, path, node_line(sk), "%s.%s: required key is missing",
-                              sec, KEYS[i].key);
-        }
-    } else if (root) {
-        error_add(&errs, path, node_line(root), "expected a mapping of sections");
-    }
+    if (root)
+        set_node(src, base, k, path, &doc, root);
+    else
+        report_line(src, 0, "%s: expected %s, got nothing", path, expectation(k));
     yaml_document_delete(&doc);
-    yaml_parser_delete(&parser);
-    fclose(f);
-out:
-    if (errs.len) {
-        *errors = buf_take(&errs);
-        return -1;
-    }
-    buf_free(&errs);
-    return 0;
 }
 
-int config_apply_env(ogd_config *c, char **envp, char **errors)
+/* Copies n bytes of a variable name in lower case, control bytes as '?'. */
+static void lower_name(char *out, const char *name, size_t n)
 {
-    buf_t errs;
-    buf_init(&errs, 1 << 16);
-    *errors = NULL;
-    for (char **e = envp; e && *e; e++) {
-        if (strncmp(*e, "OGD_", 4) != 0)
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)name[i];
+        out[i] = ch < 0x20 || ch == 0x7f ? '?' : (char)tolower(ch);
+    }
+    out[n] = '\0';
+}
+
+int config_apply_env(ogd_config *c, char *const *envp, char **errors)
+{
+    if (errors)
+        *errors = NULL;
+    errlist e;
+    errlist_init(&e);
+    for (char *const *ep = envp; ep && *ep; ep++) {
+        const char *entry = *ep;
+        if (strncmp(entry, "OGD_", 4) != 0)
             continue;
-        const char *eq = strchr(*e, '=');
-        const char *sep = strstr(*e, "__");
-        if (!eq || !sep || sep > eq)
+        const char *eq = strchr(entry, '=');
+        if (!eq)
             continue;
-        char sec[64], key[96];
-        size_t sl = (size_t)(sep - (*e + 4)), kl = (size_t)(eq - (sep + 2));
-        if (sl >= sizeof(sec) || kl >= sizeof(key))
-            continue;
-        for (size_t i = 0; i < sl; i++)
-            sec[i] = (char)tolower((unsigned char)(*e)[4 + i]);
-        sec[sl] = '\0';
-        for (size_t i = 0; i < kl; i++)
-            key[i] = (char)tolower((unsigned char)sep[2 + i]);
-        key[kl] = '\0';
-        const key_def *k = NULL;
-        for (size_t i = 0; i < NKEYS; i++)
-            if (strcmp(KEYS[i].section, sec) == 0 && strcmp(KEYS[i].key, key) == 0)
-                k = &KEYS[i];
-        if (!k) {
-            error_add(&errs, NULL, 0, "%.*s: no such setting %s.%s", (int)(eq - *e), *e, sec,
-                      key);
+        const char *sep = strstr(entry + 4, "__");
+        if (!sep || sep > eq)
+            continue; /* not OGD_<SECTION>__<KEY>: e.g. OGD_CONFIG, not ours */
+        char var[128];
+        excerpt(var, sizeof(var), entry, false);
+        if ((size_t)(eq - entry) < strlen(var))
+            var[eq - entry] = '\0';
+        source src = {.errs = &e, .var = var};
+        char section[64], key[64];
+        size_t sl = (size_t)(sep - (entry + 4)), kl = (size_t)(eq - (sep + 2));
+        int sidx = -1, kidx = -1;
+        if (sl < sizeof(section) && kl < sizeof(key)) {
+            lower_name(section, entry + 4, sl);
+            lower_name(key, sep + 2, kl);
+            sidx = find_section(section);
+            if (sidx >= 0)
+                kidx = find_key(&CONFIG_TABLE, section, key);
+        }
+        if (kidx < 0) {
+            if (sl >= sizeof(section) || kl >= sizeof(key))
+                report_line(&src, 0, "no such setting");
+            else if (sidx < 0)
+                report_line(&src, 0, "unknown section \"%s\"", section);
+            else
+                report_line(&src, 0, "unknown key \"%s.%s\"", section, key);
             continue;
         }
-        char msg[256];
-        const char *problem = set_from_text(c, k, eq + 1, true, msg, sizeof(msg));
-        if (problem)
-            error_add(&errs, NULL, 0, "%.*s: %s", (int)(eq - *e), *e, problem);
-        if (strcmp(sec, "backup") == 0)
-            c->backup.enabled = true;
+        const char *value = eq + 1;
+        char path[CONFIG_MAX_PATH];
+        snprintf(path, sizeof(path), "%s.%s", section, key);
+        if (strlen(value) > CONFIG_MAX_FILE_BYTES) {
+            report_line(&src, 0, "%s: value is longer than %zu bytes", path, CONFIG_MAX_FILE_BYTES);
+            continue;
+        }
+        *section_present(c, (size_t)sidx) = true;
+        set_env_text(&src, c, &KEYS[kidx], path, value);
     }
-    if (errs.len) {
-        *errors = buf_take(&errs);
-        return -1;
-    }
-    buf_free(&errs);
-    return 0;
+    return errlist_finish(&e, errors);
 }
 
-static void default_path(char **slot, const char *dir, const char *fmt)
+/* ---- resolve ---- */
+
+static bool has_text(const char *s)
 {
-    if (*slot && **slot)
+    return s && *s;
+}
+
+static void derive_path(char **slot, const char *fmt, const char *dir)
+{
+    if (has_text(*slot))
         return;
     free(*slot);
-    size_t n = strlen(dir) + strlen(fmt) + 16;
-    *slot = malloc(n);
-    if (*slot)
-        snprintf(*slot, n, fmt, dir);
+    *slot = xprintf(fmt, dir);
+}
+
+static bool starts_with(const char *s, const char *prefix)
+{
+    return s && strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+/* server.bind -> server.host / server.port. Forms: HOST:PORT, [V6]:PORT, HOST (port 8000). */
+static void resolve_bind(const source *src, ogd_config *c)
+{
+    if (!has_text(c->server.bind)) {
+        const char *host = has_text(c->app.host) ? c->app.host : "127.0.0.1";
+        int port = c->app.port ? c->app.port : 8000;
+        free(c->server.bind);
+        if (strchr(host, ':') && host[0] != '[')
+            c->server.bind = xprintf("[%s]:%d", host, port);
+        else
+            c->server.bind = xprintf("%s:%d", host, port);
+    }
+    const char *b = c->server.bind;
+    const char *host = b, *port_text = NULL;
+    size_t host_len = 0;
+    if (b[0] == '[') {
+        const char *close = strchr(b, ']');
+        if (close && close[1] == ':') {
+            host = b + 1;
+            host_len = (size_t)(close - host);
+            port_text = close + 2;
+        }
+    } else {
+        const char *colon = strchr(b, ':');
+        if (!colon) {
+            host_len = strlen(b);
+            port_text = "8000";
+        } else if (!strchr(colon + 1, ':')) {
+            host_len = (size_t)(colon - b);
+            port_text = colon + 1;
+        }
+    }
+    int64_t port = 0;
+    char shown[80];
+    excerpt(shown, sizeof(shown), b, true);
+    if (!port_text || host_len == 0 || !lex_int(port_text) || !parse_i64(port_text, &port)) {
+        report_line(src, 0, "server.bind: expected HOST:PORT or [IPV6]:PORT, got %s", shown);
+        return;
+    }
+    if (port < 1 || port > 65535) {
+        report_line(src, 0, "server.bind: port %lld is out of range (1..65535)", (long long)port);
+        return;
+    }
+    free(c->server.host);
+    c->server.host = xstrndup(host, host_len);
+    c->server.port = (int)port;
+}
+
+static void check_ranges(const source *src, const ogd_config *c)
+{
+    for (size_t i = 0; i < ARRAY_LEN(KEYS); i++) {
+        const key_def *k = &KEYS[i];
+        char path[CONFIG_MAX_PATH];
+        snprintf(path, sizeof(path), "%s.%s", k->section, k->key);
+        const void *p = cfield_at(c, k);
+        int64_t v[2];
+        size_t n = 0;
+        if (k->type == KT_INT) {
+            v[n++] = *(const int *)p;
+        } else if (k->type == KT_I64) {
+            v[n++] = *(const int64_t *)p;
+        } else if (k->type == KT_PAIR) {
+            v[n++] = ((const int *)p)[0];
+            v[n++] = ((const int *)p)[1];
+        } else if (k->type == KT_DOUBLE) {
+            double d = *(const double *)p;
+            if (!isfinite(d) || d < k->dlo || d > k->dhi)
+                report_line(src, 0, "%s: %g is out of range (%g..%g)", path, d, k->dlo, k->dhi);
+        } else if (k->type == KT_STR && k->choices) {
+            const char *s = *(char *const *)p;
+            if (!s || !text_is(s, k->choices))
+                report_choices(src, NULL, path, k, s ? s : "");
+        }
+        for (size_t j = 0; j < n; j++) {
+            if (v[j] == 0 && key_nullable(k))
+                continue;
+            if (v[j] < k->lo || v[j] > k->hi)
+                report_line(src, 0, "%s: %lld is out of range (%lld..%lld)", path, (long long)v[j],
+                            (long long)k->lo, (long long)k->hi);
+        }
+    }
+}
+
+static void check_required(const source *src, ogd_config *c)
+{
+    for (size_t s = 0; s < ARRAY_LEN(SECTIONS); s++) {
+        if (!*section_present(c, s))
+            continue;
+        source at = *src;
+        at.file = c->section_lines[s] ? c->path : NULL;
+        for (size_t i = 0; i < ARRAY_LEN(KEYS); i++) {
+            const key_def *k = &KEYS[i];
+            if (!(k->flags & KF_REQUIRED) || strcmp(k->section, SECTIONS[s].name) != 0)
+                continue;
+            bool set = k->type == KT_STR ? has_text(*(char *const *)cfield_at(c, k))
+                                         : true; /* only strings are required today */
+            if (!set)
+                report_line(&at, (size_t)c->section_lines[s], "%s.%s: required key is missing",
+                            k->section, k->key);
+        }
+    }
+}
+
+/* An origin is scheme://host[:port] with nothing after it. */
+static bool origin_ok(const char *o)
+{
+    const char *rest = starts_with(o, "https://")  ? o + 8
+                       : starts_with(o, "http://") ? o + 7
+                                                   : NULL;
+    if (!rest || !*rest)
+        return false;
+    for (const char *p = rest; *p; p++)
+        if (*p == '/' || *p == '?' || *p == '#' || isspace((unsigned char)*p) ||
+            (unsigned char)*p < 0x20)
+            return false;
+    return true;
+}
+
+static bool iso_date_ok(const char *s)
+{
+    /* YYYY-MM-DD, optionally followed by a time: the experiments module parses the rest. */
+    for (int i = 0; i < 10; i++) {
+        bool want_dash = i == 4 || i == 7;
+        if (want_dash ? s[i] != '-' : !isdigit((unsigned char)s[i]))
+            return false;
+    }
+    return s[10] == '\0' || s[10] == 'T' || s[10] == 't' || s[10] == ' ';
 }
 
 int config_resolve(ogd_config *c, char **errors)
 {
-    buf_t errs;
-    buf_init(&errs, 1 << 16);
-    *errors = NULL;
-    const char *dir = c->server.data_dir && *c->server.data_dir ? c->server.data_dir : "./var";
-    default_path(&c->database.url, dir, "sqlite://%s/ogd.sqlite3");
-    default_path(&c->echo.url, dir, "file://%s/objects");
-    default_path(&c->app.maintenance_file, dir, "%s/maintenance.json");
-    default_path(&c->app.scheduled_maintenance_file, dir, "%s/scheduled_maintenance.json");
+    if (errors)
+        *errors = NULL;
+    errlist e;
+    errlist_init(&e);
+    source src = {.errs = &e};
 
-    /* bind: server.bind, else app.host/app.port (the reference's dev settings). */
-    if (!c->server.bind || !*c->server.bind) {
-        char tmp[300];
-        snprintf(tmp, sizeof(tmp), "%s:%lld",
-                 c->app.host && *c->app.host ? c->app.host : "127.0.0.1",
-                 (long long)(c->app.port ? c->app.port : 8000));
-        free(c->server.bind);
-        c->server.bind = strdup(tmp);
-    }
-    const char *b = c->server.bind;
-    const char *colon = strrchr(b, ':');
-    free(c->server.host);
-    c->server.host = NULL;
-    int64_t port = 0;
-    if (!colon || !parse_int_text(colon + 1, &port) || port < 1 || port > 65535) {
-        error_add(&errs, NULL, 0, "server.bind: expected HOST:PORT, got \"%.80s\"", b);
+    /* data_dir and the paths derived from it */
+    if (!has_text(c->server.data_dir)) {
+        report_line(&src, 0, "server.data_dir: must not be empty");
     } else {
-        const char *h = b;
-        size_t hl = (size_t)(colon - b);
-        if (hl >= 2 && h[0] == '[' && h[hl - 1] == ']') {
-            h++;
-            hl -= 2;
-        }
-        c->server.host = strndup(h, hl);
-        c->server.port = (int)port;
+        char *d = c->server.data_dir;
+        size_t len = strlen(d);
+        while (len > 1 && d[len - 1] == '/')
+            d[--len] = '\0';
+        derive_path(&c->database.url, "sqlite://%s/ogd.sqlite3", d);
+        derive_path(&c->echo.url, "file://%s/objects", d);
+        derive_path(&c->app.maintenance_file, "%s/maintenance.json", d);
+        derive_path(&c->app.scheduled_maintenance_file, "%s/scheduled_maintenance.json", d);
     }
+    if (c->database.url) {
+        const char *u = c->database.url;
+        bool sqlite = starts_with(u, "sqlite://") && u[9];
+        bool pg = starts_with(u, "postgresql://") || starts_with(u, "postgres://");
+        if (!sqlite && !pg)
+            report_line(&src, 0, "database.url: expected sqlite://PATH or postgresql://...");
+    }
+    if (c->echo.url) {
+        const char *u = c->echo.url;
+        bool s3 = starts_with(u, "http://") || starts_with(u, "https://");
+        if (!(starts_with(u, "file://") && u[7]) && !s3) {
+            char shown[80];
+            excerpt(shown, sizeof(shown), u, true);
+            report_line(&src, 0, "echo.url: expected file://DIR, http://... or https://..., got %s",
+                        shown);
+        }
+        if (s3) {
+            if (!has_text(c->echo.access_key))
+                report_line(&src, 0, "echo.access_key: required when echo.url is http(s)");
+            if (!has_text(c->echo.secret_key))
+                report_line(&src, 0, "echo.secret_key: required when echo.url is http(s)");
+            if (!has_text(c->echo.bucket_name))
+                report_line(&src, 0, "echo.bucket_name: required when echo.url is http(s)");
+        }
+    }
+
+    resolve_bind(&src, c);
     if (c->server.workers == 0) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);
-        c->server.workers = n > 0 ? n : 1;
+        c->server.workers = n < 1 ? 1 : n > 1024 ? 1024 : (int)n;
     }
-    struct {
-        const char *name;
-        int64_t v, lo, hi;
-    } ranges[] = {
-        {"server.workers", c->server.workers, 1, 256},
-        {"server.worker_connections", c->server.worker_connections, 1, 1000000},
-        {"server.max_requests", c->server.max_requests, 0, INT64_MAX},
-        {"server.max_requests_jitter", c->server.max_requests_jitter, 0, INT64_MAX},
-        {"server.timeout", c->server.timeout, 0, 86400},
-        {"server.graceful_timeout", c->server.graceful_timeout, 0, 86400},
-        {"server.keepalive", c->server.keepalive, 1, 86400},
-        {"server.max_header_bytes", c->server.max_header_bytes, 1024, 1 << 20},
-        {"server.max_body_bytes", c->server.max_body_bytes, 1024, (int64_t)1 << 34},
-        {"server.max_upload_bytes", c->server.max_upload_bytes, 1024, (int64_t)1 << 36},
-        {"server.header_timeout", c->server.header_timeout, 1, 3600},
-        {"server.body_timeout", c->server.body_timeout, 1, 86400},
-        {"database.pool_size", c->database.pool_size, 1, 1024},
-        {"images.thumbnail_size[0]", c->images.thumbnail_size[0], 1, 4096},
-        {"images.thumbnail_size[1]", c->images.thumbnail_size[1], 1, 4096},
-        {"float_images.thumbnail_size[0]", c->float_images.thumbnail_size[0], 1, 4096},
-        {"float_images.thumbnail_size[1]", c->float_images.thumbnail_size[1], 1, 4096},
-        {"waveforms.thumbnail_size[0]", c->waveforms.thumbnail_size[0], 1, 4096},
-        {"waveforms.thumbnail_size[1]", c->waveforms.thumbnail_size[1], 1, 4096},
-        {"vectors.thumbnail_size[0]", c->vectors.thumbnail_size[0], 1, 4096},
-        {"vectors.thumbnail_size[1]", c->vectors.thumbnail_size[1], 1, 4096},
-        {"images.colourbar_height_pixels", c->images.colourbar_height_pixels, 1, 4096},
-        {"echo.expiry_days", c->echo.expiry_days, 0, 100000},
-        {"echo.cache_maxsize", c->echo.cache_maxsize, 0, 100000000},
-        {"echo.cache_max_bytes", c->echo.cache_max_bytes, 0, (int64_t)1 << 40},
-        {"echo.max_connections", c->echo.max_connections, 1, 100000},
-        {"mongodb.max_documents", c->mongodb.max_documents, 0, 100000000},
-        {"export.max_filesize_bytes", c->export_.max_filesize_bytes, 1, INT64_MAX},
-        {"export.max_concurrency", c->export_.max_concurrency, 1, 100000},
-        {"backup.warning_mark_percent", c->backup.warning_mark_percent, 1, 99},
-    };
-    for (size_t i = 0; i < sizeof(ranges) / sizeof(ranges[0]); i++)
-        if (ranges[i].v < ranges[i].lo || ranges[i].v > ranges[i].hi)
-            error_add(&errs, NULL, 0, "%s: %lld is out of range [%lld, %lld]", ranges[i].name,
-                      (long long)ranges[i].v, (long long)ranges[i].lo, (long long)ranges[i].hi);
-    static const char *const levels[] = {"debug", "info", "warn", "error"};
-    bool level_ok = false;
-    for (int i = 0; i < 4; i++)
-        if (c->server.log_level && strcmp(c->server.log_level, levels[i]) == 0)
-            level_ok = true;
-    if (!level_ok)
-        error_add(&errs, NULL, 0, "server.log_level: expected debug, info, warn or error");
-    if (strncmp(c->echo.url, "http://", 7) == 0 || strncmp(c->echo.url, "https://", 8) == 0) {
-        if (!c->echo.access_key || !c->echo.secret_key || !c->echo.bucket_name ||
-            !*c->echo.bucket_name)
-            error_add(&errs, NULL, 0,
-                      "echo: access_key, secret_key and bucket_name are required for an S3 "
-                      "url");
+
+    /* url_prefix: "" or "/x"; trailing slashes dropped ("/" alone means none). */
+    if (c->app.url_prefix) {
+        char *u = c->app.url_prefix;
+        size_t len = strlen(u);
+        while (len && u[len - 1] == '/')
+            u[--len] = '\0';
+        if (len && u[0] != '/')
+            report_line(&src, 0, "app.url_prefix: must be empty or start with \"/\"");
     }
-    if (c->backup.enabled && c->backup.auto_remove &&
-        strcmp(c->backup.auto_remove, "cached") != 0 &&
-        strcmp(c->backup.auto_remove, "backed_up") != 0 &&
-        strcmp(c->backup.auto_remove, "never") != 0)
-        error_add(&errs, NULL, 0, "backup.auto_remove: expected cached, backed_up or never");
-    if (errs.len) {
-        *errors = buf_take(&errs);
-        return -1;
+    for (size_t i = 0; i < c->app.cors_origins_count; i++) {
+        if (!origin_ok(c->app.cors_origins[i])) {
+            char shown[80];
+            excerpt(shown, sizeof(shown), c->app.cors_origins[i], true);
+            report_line(&src, 0,
+                        "app.cors_origins[%zu]: expected an origin like https://host[:port], "
+                        "got %s",
+                        i, shown);
+        }
     }
-    buf_free(&errs);
-    return 0;
+    if (c->experiments.first_scheduler_contact_start_date &&
+        !iso_date_ok(c->experiments.first_scheduler_contact_start_date))
+        report_line(&src, 0,
+                    "experiments.first_scheduler_contact_start_date: expected an "
+                    "ISO 8601 date-time like 2019-01-02T00:00:00Z");
+    if (c->experiments.scheduler_background_task_enabled) {
+        const struct {
+            const char *name;
+            const char *value;
+        } need[] = {
+            {"first_scheduler_contact_start_date",
+             c->experiments.first_scheduler_contact_start_date},
+            {"user_office_rest_api_url", c->experiments.user_office_rest_api_url},
+            {"username", c->experiments.username},
+            {"password", c->experiments.password},
+            {"scheduler_wsdl_url", c->experiments.scheduler_wsdl_url},
+        };
+        for (size_t i = 0; i < ARRAY_LEN(need); i++)
+            if (!has_text(need[i].value))
+                report_line(&src, 0,
+                            "experiments.%s: required when "
+                            "experiments.scheduler_background_task_enabled is true",
+                            need[i].name);
+    }
+
+    check_ranges(&src, c);
+    check_required(&src, c);
+    return errlist_finish(&e, errors);
+}
+
+/* ---- dump ---- */
+
+static void dump_string(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            fprintf(f, "\\%c", *p);
+        else if (*p < 0x20 || *p == 0x7f)
+            fprintf(f, "\\x%02x", *p);
+        else
+            fputc(*p, f);
+    }
+    fputc('"', f);
+}
+
+/* Prints a URL with the password of its user part and any password= parameter masked. */
+static void dump_url_masked(FILE *f, const char *url)
+{
+    char *copy = xstrdup(url);
+    buf_t out;
+    buf_init(&out, BUF_UNLIMITED);
+    const char *scheme_end = strstr(copy, "://");
+    const char *p = copy;
+    if (scheme_end) {
+        const char *auth = scheme_end + 3;
+        size_t auth_len = strcspn(auth, "/?#");
+        const char *at = memchr(auth, '@', auth_len);
+        const char *colon = at ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
+        if (colon) {
+            buf_append(&out, copy, (size_t)(colon + 1 - copy));
+            buf_puts(&out, "***");
+            p = at;
+        }
+    }
+    while (*p) {
+        const char *hit = strstr(p, "password=");
+        if (!hit) {
+            buf_puts(&out, p);
+            break;
+        }
+        hit += strlen("password=");
+        buf_append(&out, p, (size_t)(hit - p));
+        buf_puts(&out, "***");
+        p = hit + strcspn(hit, "&# ");
+    }
+    dump_string(f, out.data ? out.data : "");
+    buf_free(&out);
+    free(copy);
+}
+
+static void dump_double(FILE *f, double v)
+{
+    char text[64];
+    snprintf(text, sizeof(text), "%.15g", v);
+    if (strtod(text, NULL) != v)
+        snprintf(text, sizeof(text), "%.17g", v);
+    fputs(text, f);
+}
+
+static void dump_table(FILE *f, const void *base, const key_table *t, const char *section,
+                       int indent);
+
+static void dump_key(FILE *f, const void *base, const key_def *k, int indent)
+{
+    const void *p = cfield_at(base, k);
+    fprintf(f, "%*s%s:", indent, "", k->key);
+    switch (k->type) {
+    case KT_STR: {
+        const char *s = *(char *const *)p;
+        fputc(' ', f);
+        if (!s)
+            fputs("null", f);
+        else if ((k->flags & KF_SECRET) && *s)
+            fputs("\"***\"", f);
+        else if (k->flags & KF_URL_SECRET)
+            dump_url_masked(f, s);
+        else
+            dump_string(f, s);
+        fputc('\n', f);
+        break;
+    }
+    case KT_INT:
+        if (*(const int *)p == 0 && key_nullable(k))
+            fputs(" null\n", f);
+        else
+            fprintf(f, " %d\n", *(const int *)p);
+        break;
+    case KT_I64:
+        fprintf(f, " %lld\n", (long long)*(const int64_t *)p);
+        break;
+    case KT_BOOL:
+        fprintf(f, " %s\n", *(const bool *)p ? "true" : "false");
+        break;
+    case KT_DOUBLE:
+        fputc(' ', f);
+        dump_double(f, *(const double *)p);
+        fputc('\n', f);
+        break;
+    case KT_PAIR:
+        fprintf(f, " [%d, %d]\n", ((const int *)p)[0], ((const int *)p)[1]);
+        break;
+    case KT_LIST: {
+        char *const *items = *(char **const *)p;
+        size_t n = *(const size_t *)((const char *)base + k->count_offset);
+        fputs(n ? "\n" : " []\n", f);
+        for (size_t i = 0; i < n; i++) {
+            fprintf(f, "%*s- ", indent + 2, "");
+            dump_string(f, items[i]);
+            fputc('\n', f);
+        }
+        break;
+    }
+    case KT_MAP: {
+        const char *items = *(const char *const *)p;
+        size_t n = *(const size_t *)((const char *)base + k->count_offset);
+        fputs(n ? "\n" : " {}\n", f);
+        for (size_t i = 0; i < n; i++) {
+            const void *el = items + i * k->sub->size;
+            fprintf(f, "%*s", indent + 2, "");
+            dump_string(f, *(char *const *)el);
+            fputs(":\n", f);
+            dump_table(f, el, k->sub, NULL, indent + 4);
+        }
+        break;
+    }
+    case KT_STRUCT: {
+        const void *el = *(const void *const *)p;
+        fputs(el ? "\n" : " null\n", f);
+        if (el)
+            dump_table(f, el, k->sub, NULL, indent + 2);
+        break;
+    }
+    }
+}
+
+static void dump_table(FILE *f, const void *base, const key_table *t, const char *section,
+                       int indent)
+{
+    for (size_t i = 0; i < t->count; i++)
+        if (!section || strcmp(t->keys[i].section, section) == 0)
+            dump_key(f, base, &t->keys[i], indent);
 }
 
 void config_dump(const ogd_config *c, FILE *f)
 {
-    const char *section = "";
-    for (size_t i = 0; i < NKEYS; i++) {
-        const key_def *k = &KEYS[i];
-        if (strcmp(k->section, "backup") == 0 && !c->backup.enabled)
+    fputs("# ogd effective configuration; secrets are shown as \"***\"\n", f);
+    for (size_t s = 0; s < ARRAY_LEN(SECTIONS); s++) {
+        const char *name = SECTIONS[s].name;
+        if (strcmp(name, "backup") == 0 && !c->backup.present) {
+            fputs("backup: null\n", f);
             continue;
-        if (strcmp(section, k->section) != 0) {
-            section = k->section;
-            fprintf(f, "%s:\n", section);
         }
-        const void *p = (const char *)c + k->offset;
-        fprintf(f, "  %s: ", k->key);
-        switch (k->type) {
-        case T_SECRET: {
-            const char *s = *(char *const *)p;
-            fprintf(f, "%s\n", s && *s ? "\"***\"" : "\"\"");
-            break;
-        }
-        case T_STR:
-        case T_STR_NULL:
-        case T_DATETIME:
-        case T_MAP:
-        case T_MAP_NULL: {
-            const char *s = *(char *const *)p;
-            if (!s)
-                fprintf(f, "null\n");
-            else if (k->type == T_MAP || k->type == T_MAP_NULL)
-                fprintf(f, "%s\n", s);
-            else
-                fprintf(f, "\"%s\"\n", s);
-            break;
-        }
-        case T_INT:
-        case T_INT_NULL:
-            fprintf(f, "%lld\n", (long long)*(const int64_t *)p);
-            break;
-        case T_BOOL:
-        case T_BOOL_NULL:
-            fprintf(f, "%s\n", *(const bool *)p ? "true" : "false");
-            break;
-        case T_DOUBLE:
-            fprintf(f, "%g\n", *(const double *)p);
-            break;
-        case T_PAIR:
-            fprintf(f, "[%lld, %lld]\n", (long long)((const int64_t *)p)[0],
-                    (long long)((const int64_t *)p)[1]);
-            break;
-        case T_LIST: {
-            char *const *items = *(char **const *)p;
-            size_t n = *(const size_t *)((const char *)c + k->count_offset);
-            fprintf(f, "[");
-            for (size_t j = 0; j < n; j++)
-                fprintf(f, "%s\"%s\"", j ? ", " : "", items[j]);
-            fprintf(f, "]\n");
-            break;
-        }
-        }
+        fprintf(f, "%s:\n", name);
+        dump_table(f, c, &CONFIG_TABLE, name, 2);
+        if (strcmp(name, "server") == 0 && c->server.host)
+            fprintf(f, "  # resolved: host %s, port %d\n", c->server.host, c->server.port);
     }
 }

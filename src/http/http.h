@@ -11,7 +11,8 @@
  * If the client goes away while a handler is working, the request is marked aborted and
  * its abort hook runs (handlers cancel their pending store/object-store work there); the
  * handler must still finish the request, which then writes nothing. Memory a handler
- * takes from req->arena lives until the request is finished.
+ * takes from req->arena lives until the loop turn after the request is finished, so code
+ * that runs on after a respond call in the same callback may still use it.
  */
 #ifndef OGD_HTTP_HTTP_H
 #define OGD_HTTP_HTTP_H
@@ -51,7 +52,7 @@ typedef enum {
 
 typedef struct http_route {
     http_method method;
-    const char *pattern;    /** "/records/{id_}": {x} matches one non-empty segment */
+    const char *pattern; /** "/records/{id_}": {x} matches one non-empty segment */
     http_handler handler;
     http_auth auth;
     const char *permission; /** for AUTH_PERMISSION, e.g. "/records/{id_} DELETE" */
@@ -60,7 +61,7 @@ typedef struct http_route {
 } http_route;
 
 typedef struct http_header {
-    char *name;  /** lower-cased */
+    char *name; /** lower-cased */
     char *value;
 } http_header;
 
@@ -79,9 +80,9 @@ struct http_request {
     arena_t arena;
     http_method method;
     const char *method_name;
-    char *target;           /** raw request target */
-    char *path;             /** percent-decoded path, url_prefix removed */
-    char *query;            /** raw query string without '?', "" if none */
+    char *target; /** raw request target */
+    char *path;   /** percent-decoded path, url_prefix removed */
+    char *query;  /** raw query string without '?', "" if none */
     http_header headers[HTTP_MAX_HEADERS];
     size_t nheaders;
     buf_t body;
@@ -89,23 +90,24 @@ struct http_request {
     char *params[HTTP_MAX_PARAMS]; /** decoded path parameters, in pattern order */
     size_t nparams;
     uint64_t start_ns;
-    char id[17];            /** request id for logs */
-    bool aborted;           /** the client went away */
+    char id[17];  /** request id for logs */
+    bool aborted; /** the client went away */
     bool finished;
     bool streaming;
     bool keep_alive;
     int status;
     uint64_t bytes_out;
-    buf_t resp_headers;     /** extra headers added by the handler, CRLF-terminated lines */
+    buf_t resp_headers; /** extra headers added by the handler, CRLF-terminated lines */
     http_abort_cb on_abort;
     void *abort_data;
-    void *app;              /** the worker's application context */
+    void *app;                 /** the worker's application context */
+    http_request_t *dead_next; /** private: the server's list of finished requests */
 };
 
 /* Creates the server for a loop. listen_fd: a listening socket (inherited). routes: a
  * static table, borrowed. */
-int http_server_create(uv_loop_t *loop, int listen_fd, const http_route *routes,
-                       size_t nroutes, const http_limits *limits, const char *url_prefix,
+int http_server_create(uv_loop_t *loop, int listen_fd, const http_route *routes, size_t nroutes,
+                       const http_limits *limits, const char *url_prefix,
                        const char *const *cors_origins, size_t ncors, void *app,
                        http_server_t **out);
 /* Stops accepting; open connections finish their current request and close. done is

@@ -15,8 +15,7 @@ typedef struct route_table {
 
 static _Thread_local route_table current;
 
-static bool pattern_match(const char *pattern, const char *path, http_request_t *req,
-                          bool capture)
+static bool pattern_match(const char *pattern, const char *path, http_request_t *req, bool capture)
 {
     const char *p = pattern, *s = path;
     size_t np = 0;
@@ -66,12 +65,18 @@ void router_match(const http_route *routes, size_t n, http_request_t *req)
 static const char *method_text(http_method m)
 {
     switch (m) {
-    case OGD_GET: return "GET";
-    case OGD_POST: return "POST";
-    case OGD_PUT: return "PUT";
-    case OGD_DELETE: return "DELETE";
-    case OGD_PATCH: return "PATCH";
-    case OGD_OPTIONS: return "OPTIONS";
+    case OGD_GET:
+        return "GET";
+    case OGD_POST:
+        return "POST";
+    case OGD_PUT:
+        return "PUT";
+    case OGD_DELETE:
+        return "DELETE";
+    case OGD_PATCH:
+        return "PATCH";
+    case OGD_OPTIONS:
+        return "OPTIONS";
     }
     return "GET";
 }
@@ -93,7 +98,7 @@ static bool path_exists(const char *path, http_request_t *req, buf_t *allow)
 
 static void preflight(http_request_t *req)
 {
-    static const char *const allowed[] = {"DELETE", "GET", "HEAD", "OPTIONS",
+    static const char *const allowed[] = {"DELETE", "GET",  "HEAD", "OPTIONS",
                                           "PATCH",  "POST", "PUT"};
     const char *want = http_header_get(req, "access-control-request-method");
     bool ok = false;

@@ -46,11 +46,11 @@ struct http_conn {
     bool closing;
     bool reading;
     bool parse_error_pending;
-    unsigned served; /* requests finished on this connection */
+    unsigned served;        /* requests finished on this connection */
     const char *exec_start; /* first byte of the current llhttp_execute call */
     char prev_last;         /* last byte fed to the previous call */
     bool obs_fold;
-    bool lingering;       /* response sent, discarding input until the peer closes */
+    bool lingering; /* response sent, discarding input until the peer closes */
     uv_shutdown_t shutdown_req;
     http_conn_t *prev, *next;
 };
@@ -75,6 +75,9 @@ struct http_server {
     void *drain_data;
     void (*on_done)(void *);
     void *on_done_data;
+    uv_timer_t reaper; /* frees finished requests on the next loop turn */
+    bool reaper_closed;
+    http_request_t *dead; /* finished requests waiting for the reaper */
 };
 
 typedef struct write_req {
@@ -91,6 +94,8 @@ typedef struct write_req {
 
 static void conn_close(http_conn_t *c);
 static void conn_linger(http_conn_t *c);
+static void conn_free_if_done(http_conn_t *c);
+static void reaper_fired(uv_timer_t *t);
 static void conn_continue(http_conn_t *c);
 static void request_free(http_request_t *req);
 
@@ -102,29 +107,52 @@ static uint64_t now_ns(void)
 const char *http_status_text(int status)
 {
     switch (status) {
-    case 200: return "OK";
-    case 201: return "Created";
-    case 204: return "No Content";
-    case 304: return "Not Modified";
-    case 307: return "Temporary Redirect";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 409: return "Conflict";
-    case 411: return "Length Required";
-    case 413: return "Content Too Large";
-    case 415: return "Unsupported Media Type";
-    case 422: return "Unprocessable Content";
-    case 429: return "Too Many Requests";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    default: return "Unknown";
+    case 200:
+        return "OK";
+    case 201:
+        return "Created";
+    case 204:
+        return "No Content";
+    case 304:
+        return "Not Modified";
+    case 307:
+        return "Temporary Redirect";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 408:
+        return "Request Timeout";
+    case 409:
+        return "Conflict";
+    case 411:
+        return "Length Required";
+    case 413:
+        return "Content Too Large";
+    case 415:
+        return "Unsupported Media Type";
+    case 422:
+        return "Unprocessable Content";
+    case 429:
+        return "Too Many Requests";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 500:
+        return "Internal Server Error";
+    case 502:
+        return "Bad Gateway";
+    case 503:
+        return "Service Unavailable";
+    case 504:
+        return "Gateway Timeout";
+    default:
+        return "Unknown";
     }
 }
 
@@ -275,8 +303,8 @@ static void access_log(http_request_t *req)
     buf_init(&f, 1024);
     buf_printf(&f, "\"rid\":\"%s\",\"method\":\"%s\",\"route\":", req->id,
                req->method_name ? req->method_name : "?");
-    const char *rname = req->route ? (req->route->name ? req->route->name : req->route->pattern)
-                                   : "-";
+    const char *rname =
+        req->route ? (req->route->name ? req->route->name : req->route->pattern) : "-";
     jsonw_string(&f, rname, strlen(rname));
     buf_printf(&f, ",\"status\":%d,\"bytes\":%llu,\"duration_ms\":%.3f%s", req->status,
                (unsigned long long)req->bytes_out, ms, req->aborted ? ",\"aborted\":true" : "");
@@ -346,12 +374,9 @@ static int queue_write(http_conn_t *c, http_request_t *req, char *head, size_t h
     return 0;
 }
 
-static void continue_cb(uv_timer_t *t)
-{
-    conn_continue(t->data);
-}
-
-/* Ends the request: logs it, frees it, and lets the connection go on or close. */
+/* Ends the request: logs it and queues it for the reaper. The request (and its arena)
+ * is freed on the next loop turn, not here, so a handler may still touch its own
+ * arena memory after it has responded; the connection then goes on or closes. */
 static void request_finish(http_request_t *req)
 {
     http_conn_t *c = req->conn;
@@ -359,24 +384,40 @@ static void request_finish(http_request_t *req)
     req->finished = true;
     access_log(req);
     s->requests++;
-    bool keep = req->keep_alive && !req->aborted;
     c->served++;
-    request_free(req);
-    c->req = NULL;
+    req->dead_next = s->dead;
+    s->dead = req;
+    if (!uv_is_closing((uv_handle_t *)&s->reaper))
+        uv_timer_start(&s->reaper, reaper_fired, 0, 0);
     if (s->on_done)
         s->on_done(s->on_done_data);
-    if (c->closing) {
-        conn_close(c); /* frees once handles are closed */
-        return;
+}
+
+/* Frees finished requests and lets their connections continue, close or be freed. */
+static void reap_dead(http_server_t *s)
+{
+    http_request_t *req = s->dead;
+    s->dead = NULL;
+    while (req) {
+        http_request_t *next = req->dead_next;
+        http_conn_t *c = req->conn;
+        bool keep = req->keep_alive && !req->aborted;
+        c->req = NULL;
+        request_free(req);
+        if (c->closing) {
+            conn_free_if_done(c);
+        } else if (keep) {
+            /* Not keep-alive: the close happens after the last write (close_after). */
+            c->state = CONN_IDLE;
+            conn_continue(c);
+        }
+        req = next;
     }
-    if (!keep) {
-        /* The close happens in write_done of the last write (close_after). */
-        return;
-    }
-    c->state = CONN_IDLE;
-    /* Continue on the next loop turn, not inside the handler's call stack: a buffer of
-     * pipelined requests must not become a deep recursion. */
-    uv_timer_start(&c->timer, continue_cb, 0, 0);
+}
+
+static void reaper_fired(uv_timer_t *t)
+{
+    reap_dead(t->data);
 }
 
 void http_respond_take(http_request_t *req, int status, const char *content_type, char *body,
@@ -405,8 +446,8 @@ void http_respond_take(http_request_t *req, int status, const char *content_type
     size_t hlen = h.len;
     req->bytes_out = no_body ? 0 : len;
     bool close_after = !req->keep_alive;
-    queue_write(c, req, buf_take(&h), hlen, no_body ? (free(body), NULL) : body,
-                no_body ? 0 : len, NULL, NULL, NULL, close_after);
+    queue_write(c, req, buf_take(&h), hlen, no_body ? (free(body), NULL) : body, no_body ? 0 : len,
+                NULL, NULL, NULL, close_after);
     request_finish(req);
 }
 
@@ -654,8 +695,8 @@ static int on_url(llhttp_t *p, const char *at, size_t len)
 static int on_url_complete(llhttp_t *p)
 {
     http_conn_t *c = p->data;
-    c->req->target = arena_strndup(&c->req->arena, c->value.data ? c->value.data : "",
-                                   c->value.len);
+    c->req->target =
+        arena_strndup(&c->req->arena, c->value.data ? c->value.data : "", c->value.len);
     buf_reset(&c->value);
     return c->req->target ? 0 : -1;
 }
@@ -806,19 +847,19 @@ static void conn_parse(http_conn_t *c)
         /* Parse errors: the limits we set, or malformed / smuggling-shaped input. */
         if (c->parse_error_pending && c->req) {
             c->parse_error_pending = false;
-            if (c->state == CONN_BODY || (c->parser.flags & F_CONTENT_LENGTH &&
-                                          c->parser.content_length > c->max_body))
+            if (c->state == CONN_BODY ||
+                (c->parser.flags & F_CONTENT_LENGTH && c->parser.content_length > c->max_body))
                 reject(c, 413, "Request body too large");
-            else if (c->req->nheaders >= HTTP_MAX_HEADERS || c->header_bytes >
-                                                                c->server->limits.max_header_bytes)
+            else if (c->req->nheaders >= HTTP_MAX_HEADERS ||
+                     c->header_bytes > c->server->limits.max_header_bytes)
                 reject(c, 431, "Request header fields too large");
             else
                 reject(c, 400, "Bad request");
         } else {
             char msg[160];
-            snprintf(msg, sizeof(msg), "Bad request: %s", llhttp_get_error_reason(&c->parser)
-                                                             ? llhttp_get_error_reason(&c->parser)
-                                                             : llhttp_errno_name(err));
+            snprintf(msg, sizeof(msg), "Bad request: %s",
+                     llhttp_get_error_reason(&c->parser) ? llhttp_get_error_reason(&c->parser)
+                                                         : llhttp_errno_name(err));
             reject(c, 400, msg);
         }
         return;
@@ -983,8 +1024,8 @@ static void on_connection(uv_stream_t *listener, int status)
     c->reading = true;
 }
 
-int http_server_create(uv_loop_t *loop, int listen_fd, const http_route *routes,
-                       size_t nroutes, const http_limits *limits, const char *url_prefix,
+int http_server_create(uv_loop_t *loop, int listen_fd, const http_route *routes, size_t nroutes,
+                       const http_limits *limits, const char *url_prefix,
                        const char *const *cors_origins, size_t ncors, void *app,
                        http_server_t **out)
 {
@@ -1003,6 +1044,8 @@ int http_server_create(uv_loop_t *loop, int listen_fd, const http_route *routes,
     if (!s)
         return -ENOMEM;
     s->loop = loop;
+    uv_timer_init(loop, &s->reaper);
+    s->reaper.data = s;
     s->routes = routes;
     s->nroutes = nroutes;
     s->limits = *limits;
@@ -1058,8 +1101,16 @@ void http_server_drain(http_server_t *s, void (*done)(void *), void *data)
     }
 }
 
+static void reaper_handle_closed(uv_handle_t *h)
+{
+    http_server_t *s = h->data;
+    s->reaper_closed = true;
+}
+
 void http_server_close(http_server_t *s)
 {
+    if (!uv_is_closing((uv_handle_t *)&s->reaper))
+        uv_close((uv_handle_t *)&s->reaper, reaper_handle_closed);
     s->draining = true;
     s->drain_done = NULL;
     if (s->listening) {
@@ -1078,6 +1129,7 @@ void http_server_free(http_server_t *s)
 {
     if (!s)
         return;
+    reap_dead(s);
     for (size_t i = 0; i < s->ncors; i++)
         free(s->cors_origins[i]);
     free(s->cors_origins);

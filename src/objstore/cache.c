@@ -1,6 +1,11 @@
 /*
- * cache.c: see cache.h. Entries live in a strmap for lookup and in a doubly linked list
- * for recency (head = most recent).
+ * cache.c: see cache.h.
+ *
+ * Three intrusive string-keyed hash tables (chained, power-of-two slots, FNV-1a):
+ * cached entries, registered flights, and keys with a put/delete in progress. Cached
+ * entries are also on a doubly linked recency list (head = most recently used) that
+ * eviction consumes from the tail. Prefix deletes in progress are a short linked list:
+ * they are rare (DELETE /records) and checked only when a read ends.
  */
 #include "objstore/cache.h"
 
@@ -8,7 +13,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-static uint64_t hash_str(const char *s)
+/* ---- intrusive hash table ---- */
+
+typedef struct htable {
+    objcache_node **slots;
+    size_t nslots; /* 0 or a power of two */
+    size_t count;
+} htable;
+
+static uint64_t hash_key(const char *s)
 {
     uint64_t h = 1469598103934665603ull;
     for (; *s; s++) {
@@ -18,129 +31,116 @@ static uint64_t hash_str(const char *s)
     return h;
 }
 
-void strmap_init(strmap *m)
+static objcache_node *ht_find(const htable *t, const char *key)
 {
-    m->buckets = NULL;
-    m->nbuckets = 0;
-    m->count = 0;
-}
-
-void strmap_free(strmap *m)
-{
-    for (size_t i = 0; i < m->nbuckets; i++) {
-        strmap_entry *e = m->buckets[i];
-        while (e) {
-            strmap_entry *next = e->next;
-            free(e->key);
-            free(e);
-            e = next;
-        }
-    }
-    free(m->buckets);
-    strmap_init(m);
-}
-
-void *strmap_get(const strmap *m, const char *key)
-{
-    if (!m->nbuckets)
+    if (t->nslots == 0)
         return NULL;
-    for (strmap_entry *e = m->buckets[hash_str(key) & (m->nbuckets - 1)]; e; e = e->next)
-        if (strcmp(e->key, key) == 0)
-            return e->value;
+    uint64_t h = hash_key(key);
+    for (objcache_node *n = t->slots[h & (t->nslots - 1)]; n; n = n->next)
+        if (n->hash == h && strcmp(n->key, key) == 0)
+            return n;
     return NULL;
 }
 
-static int grow(strmap *m)
+static int ht_grow(htable *t)
 {
-    size_t n = m->nbuckets ? m->nbuckets * 2 : 64;
-    strmap_entry **b = calloc(n, sizeof(*b));
-    if (!b)
+    size_t nslots = t->nslots ? t->nslots * 2 : 16;
+    objcache_node **slots = calloc(nslots, sizeof(*slots));
+    if (!slots)
         return -ENOMEM;
-    for (size_t i = 0; i < m->nbuckets; i++) {
-        strmap_entry *e = m->buckets[i];
-        while (e) {
-            strmap_entry *next = e->next;
-            size_t idx = hash_str(e->key) & (n - 1);
-            e->next = b[idx];
-            b[idx] = e;
-            e = next;
+    for (size_t i = 0; i < t->nslots; i++) {
+        objcache_node *n = t->slots[i];
+        while (n) {
+            objcache_node *next = n->next;
+            size_t idx = n->hash & (nslots - 1);
+            n->next = slots[idx];
+            slots[idx] = n;
+            n = next;
         }
     }
-    free(m->buckets);
-    m->buckets = b;
-    m->nbuckets = n;
+    free(t->slots);
+    t->slots = slots;
+    t->nslots = nslots;
     return 0;
 }
 
-int strmap_put(strmap *m, const char *key, void *value)
+/* Links n (its key set, not in the table). 0 or -ENOMEM. */
+static int ht_insert(htable *t, objcache_node *n)
 {
-    if (m->count + 1 > m->nbuckets && grow(m) != 0)
-        return -ENOMEM;
-    size_t idx = hash_str(key) & (m->nbuckets - 1);
-    for (strmap_entry *e = m->buckets[idx]; e; e = e->next) {
-        if (strcmp(e->key, key) == 0) {
-            e->value = value;
-            return 0;
-        }
+    if (t->count + 1 > t->nslots) {
+        int rc = ht_grow(t);
+        if (rc != 0)
+            return rc;
     }
-    strmap_entry *e = malloc(sizeof(*e));
-    char *k = strdup(key);
-    if (!e || !k) {
-        free(e);
-        free(k);
-        return -ENOMEM;
-    }
-    e->key = k;
-    e->value = value;
-    e->next = m->buckets[idx];
-    m->buckets[idx] = e;
-    m->count++;
+    n->hash = hash_key(n->key);
+    size_t idx = n->hash & (t->nslots - 1);
+    n->next = t->slots[idx];
+    t->slots[idx] = n;
+    t->count++;
     return 0;
 }
 
-void *strmap_remove(strmap *m, const char *key)
+static void ht_remove(htable *t, objcache_node *n)
 {
-    if (!m->nbuckets)
-        return NULL;
-    strmap_entry **pp = &m->buckets[hash_str(key) & (m->nbuckets - 1)];
-    for (; *pp; pp = &(*pp)->next) {
-        if (strcmp((*pp)->key, key) == 0) {
-            strmap_entry *e = *pp;
-            void *v = e->value;
-            *pp = e->next;
-            free(e->key);
-            free(e);
-            m->count--;
-            return v;
-        }
+    objcache_node **pp = &t->slots[n->hash & (t->nslots - 1)];
+    while (*pp && *pp != n)
+        pp = &(*pp)->next;
+    if (*pp) {
+        *pp = n->next;
+        n->next = NULL;
+        t->count--;
     }
-    return NULL;
 }
+
+static void ht_free(htable *t)
+{
+    free(t->slots);
+    memset(t, 0, sizeof(*t));
+}
+
+/* ---- the cache ---- */
 
 typedef struct centry {
-    char *key;
-    const objstore_blob_t *blob;
-    struct centry *prev, *next;
+    objcache_node node;
+    const objstore_blob_t *blob; /* one reference held */
+    struct centry *prev, *next;  /* recency list */
+    char key[];
 } centry;
 
+typedef struct wentry { /* a key with puts/deletes in progress */
+    objcache_node node;
+    size_t count;
+    char key[];
+} wentry;
+
+typedef struct pentry { /* a prefix delete in progress */
+    struct pentry *next;
+    char prefix[];
+} pentry;
+
 struct objcache {
-    strmap map;
+    htable entries, flights, writes;
     centry *head, *tail;
-    size_t entries, bytes, max_entries, max_bytes;
+    size_t nbytes, max_entries, max_bytes;
+    pentry *prefix_writes;
 };
+
+static bool has_prefix(const char *s, const char *prefix)
+{
+    return strncmp(s, prefix, strlen(prefix)) == 0;
+}
 
 objcache_t *objcache_new(size_t max_entries, size_t max_bytes)
 {
     objcache_t *c = calloc(1, sizeof(*c));
     if (!c)
         return NULL;
-    strmap_init(&c->map);
     c->max_entries = max_entries;
     c->max_bytes = max_bytes;
     return c;
 }
 
-static void unlink_entry(objcache_t *c, centry *e)
+static void list_unlink(objcache_t *c, centry *e)
 {
     if (e->prev)
         e->prev->next = e->next;
@@ -153,7 +153,7 @@ static void unlink_entry(objcache_t *c, centry *e)
     e->prev = e->next = NULL;
 }
 
-static void push_front(objcache_t *c, centry *e)
+static void list_push_front(objcache_t *c, centry *e)
 {
     e->prev = NULL;
     e->next = c->head;
@@ -164,90 +164,235 @@ static void push_front(objcache_t *c, centry *e)
         c->tail = e;
 }
 
-static void drop(objcache_t *c, centry *e)
+static void entry_drop(objcache_t *c, centry *e)
 {
-    unlink_entry(c, e);
-    strmap_remove(&c->map, e->key);
-    c->entries--;
-    c->bytes -= e->blob->len;
+    list_unlink(c, e);
+    ht_remove(&c->entries, &e->node);
+    c->nbytes -= e->blob->len;
     objstore_blob_unref(e->blob);
-    free(e->key);
     free(e);
 }
 
 const objstore_blob_t *objcache_get(objcache_t *c, const char *key)
 {
-    centry *e = strmap_get(&c->map, key);
+    centry *e = (centry *)ht_find(&c->entries, key);
     if (!e)
         return NULL;
-    unlink_entry(c, e);
-    push_front(c, e);
+    list_unlink(c, e);
+    list_push_front(c, e);
     return e->blob;
 }
 
 void objcache_remove(objcache_t *c, const char *key)
 {
-    centry *e = strmap_get(&c->map, key);
+    centry *e = (centry *)ht_find(&c->entries, key);
     if (e)
-        drop(c, e);
+        entry_drop(c, e);
 }
 
-void objcache_put(objcache_t *c, const char *key, const objstore_blob_t *blob)
+bool objcache_put(objcache_t *c, const char *key, const objstore_blob_t *blob)
 {
     if (c->max_entries == 0 || blob->len > c->max_bytes)
-        return;
+        return false;
     objcache_remove(c, key);
-    while (c->tail && (c->entries + 1 > c->max_entries || c->bytes + blob->len > c->max_bytes))
-        drop(c, c->tail);
-    centry *e = calloc(1, sizeof(*e));
+    while (c->tail &&
+           (c->entries.count + 1 > c->max_entries || c->nbytes + blob->len > c->max_bytes))
+        entry_drop(c, c->tail);
+    size_t klen = strlen(key);
+    centry *e = malloc(sizeof(*e) + klen + 1);
     if (!e)
-        return;
-    e->key = strdup(key);
-    if (!e->key || strmap_put(&c->map, key, e) != 0) {
-        free(e->key);
+        return false;
+    memcpy(e->key, key, klen + 1);
+    e->node.key = e->key;
+    if (ht_insert(&c->entries, &e->node) != 0) {
         free(e);
-        return;
+        return false;
     }
-    objstore_blob_ref(blob);
-    e->blob = blob;
-    push_front(c, e);
-    c->entries++;
-    c->bytes += blob->len;
+    e->blob = objstore_blob_ref(blob);
+    c->nbytes += blob->len;
+    list_push_front(c, e);
+    return true;
 }
 
 void objcache_remove_prefix(objcache_t *c, const char *prefix)
 {
-    size_t n = strlen(prefix);
     centry *e = c->head;
     while (e) {
         centry *next = e->next;
-        if (strncmp(e->key, prefix, n) == 0)
-            drop(c, e);
+        if (has_prefix(e->key, prefix))
+            entry_drop(c, e);
         e = next;
     }
+}
+
+size_t objcache_entries(const objcache_t *c)
+{
+    return c->entries.count;
+}
+
+size_t objcache_bytes(const objcache_t *c)
+{
+    return c->nbytes;
+}
+
+/* ---- flights ---- */
+
+objcache_flight *objcache_flight_find(objcache_t *c, const char *key)
+{
+    return (objcache_flight *)ht_find(&c->flights, key);
+}
+
+int objcache_flight_begin(objcache_t *c, objcache_flight *f, const char *key)
+{
+    f->node.key = key;
+    f->stale = false;
+    int rc = ht_insert(&c->flights, &f->node);
+    f->registered = rc == 0;
+    return rc;
+}
+
+void objcache_flight_detach(objcache_t *c, objcache_flight *f)
+{
+    if (f->registered) {
+        ht_remove(&c->flights, &f->node);
+        f->registered = false;
+    }
+}
+
+/* Marks stale and unlinks every flight whose key is key (or starts with it). */
+static void flights_stale(objcache_t *c, const char *key, bool is_prefix)
+{
+    if (!is_prefix) {
+        objcache_flight *f = objcache_flight_find(c, key);
+        if (f) {
+            f->stale = true;
+            objcache_flight_detach(c, f);
+        }
+        return;
+    }
+    for (size_t i = 0; i < c->flights.nslots; i++) {
+        objcache_node *n = c->flights.slots[i];
+        while (n) {
+            objcache_node *next = n->next;
+            if (key == NULL || has_prefix(n->key, key)) {
+                objcache_flight *f = (objcache_flight *)n;
+                f->stale = true;
+                objcache_flight_detach(c, f);
+            }
+            n = next;
+        }
+    }
+}
+
+static bool write_pending(const objcache_t *c, const char *key)
+{
+    if (ht_find(&c->writes, key))
+        return true;
+    for (const pentry *p = c->prefix_writes; p; p = p->next)
+        if (has_prefix(key, p->prefix))
+            return true;
+    return false;
+}
+
+bool objcache_flight_end(objcache_t *c, objcache_flight *f, const objstore_blob_t *blob)
+{
+    objcache_flight_detach(c, f);
+    if (!blob || f->stale || write_pending(c, f->node.key))
+        return false;
+    return objcache_put(c, f->node.key, blob);
 }
 
 void objcache_clear(objcache_t *c)
 {
     while (c->head)
-        drop(c, c->head);
+        entry_drop(c, c->head);
+    flights_stale(c, NULL, true);
+}
+
+/* ---- write barrier ---- */
+
+static void invalidate(objcache_t *c, const char *key, bool is_prefix)
+{
+    if (is_prefix)
+        objcache_remove_prefix(c, key);
+    else
+        objcache_remove(c, key);
+    flights_stale(c, key, is_prefix);
+}
+
+int objcache_write_begin(objcache_t *c, const char *key, bool is_prefix)
+{
+    size_t klen = strlen(key);
+    if (is_prefix) {
+        pentry *p = malloc(sizeof(*p) + klen + 1);
+        if (!p)
+            return -ENOMEM;
+        memcpy(p->prefix, key, klen + 1);
+        p->next = c->prefix_writes;
+        c->prefix_writes = p;
+    } else {
+        wentry *w = (wentry *)ht_find(&c->writes, key);
+        if (w) {
+            w->count++;
+        } else {
+            w = malloc(sizeof(*w) + klen + 1);
+            if (!w)
+                return -ENOMEM;
+            memcpy(w->key, key, klen + 1);
+            w->node.key = w->key;
+            w->count = 1;
+            if (ht_insert(&c->writes, &w->node) != 0) {
+                free(w);
+                return -ENOMEM;
+            }
+        }
+    }
+    invalidate(c, key, is_prefix);
+    return 0;
+}
+
+void objcache_write_end(objcache_t *c, const char *key, bool is_prefix)
+{
+    if (is_prefix) {
+        for (pentry **pp = &c->prefix_writes; *pp; pp = &(*pp)->next) {
+            if (strcmp((*pp)->prefix, key) == 0) {
+                pentry *p = *pp;
+                *pp = p->next;
+                free(p);
+                break;
+            }
+        }
+    } else {
+        wentry *w = (wentry *)ht_find(&c->writes, key);
+        if (w && --w->count == 0) {
+            ht_remove(&c->writes, &w->node);
+            free(w);
+        }
+    }
+    invalidate(c, key, is_prefix);
 }
 
 void objcache_free(objcache_t *c)
 {
     if (!c)
         return;
-    objcache_clear(c);
-    strmap_free(&c->map);
+    while (c->head)
+        entry_drop(c, c->head);
+    for (size_t i = 0; i < c->writes.nslots; i++) {
+        objcache_node *n = c->writes.slots[i];
+        while (n) {
+            objcache_node *next = n->next;
+            free(n);
+            n = next;
+        }
+    }
+    while (c->prefix_writes) {
+        pentry *p = c->prefix_writes;
+        c->prefix_writes = p->next;
+        free(p);
+    }
+    ht_free(&c->entries);
+    ht_free(&c->flights);
+    ht_free(&c->writes);
     free(c);
-}
-
-size_t objcache_entries(const objcache_t *c)
-{
-    return c->entries;
-}
-
-size_t objcache_bytes(const objcache_t *c)
-{
-    return c->bytes;
 }

@@ -1,26 +1,33 @@
-/* keys.c: see keys.h. */
+/*
+ * keys.c: see keys.h. One table maps each kind to its dtype, key prefix, extension and
+ * class word; everything else formats strings from it.
+ */
 #include "objstore/keys.h"
 
 #include <errno.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 static const struct {
     const char *dtype, *prefix, *ext, *cls;
-} kinds[] = {
+} kinds[OBJSTORE_KINDS] = {
     [OBJ_IMAGE] = {"image", "images", "png", "Image"},
     [OBJ_FLOAT_IMAGE] = {"float_image", "float_images", "npz", "FloatImage"},
     [OBJ_WAVEFORM] = {"waveform", "waveforms", "json", "Waveform"},
     [OBJ_VECTOR] = {"vector", "vectors", "json", "Vector"},
 };
 
-int objstore_kind_parse(const char *dtype)
+int objstore_kind_parse(const char *dtype, objstore_kind *out)
 {
-    for (int i = 0; i < 4; i++)
-        if (dtype && strcmp(dtype, kinds[i].dtype) == 0)
-            return i;
-    return -1;
+    if (!dtype)
+        return -EINVAL;
+    for (int i = 0; i < OBJSTORE_KINDS; i++) {
+        if (strcmp(dtype, kinds[i].dtype) == 0) {
+            *out = (objstore_kind)i;
+            return 0;
+        }
+    }
+    return -EINVAL;
 }
 
 const char *objstore_kind_class(objstore_kind kind)
@@ -28,94 +35,81 @@ const char *objstore_kind_class(objstore_kind kind)
     return kinds[kind].cls;
 }
 
-/* The new-layout directory of a record id: YYYY/MM/DD/HHMMSS, or the id itself. */
-static int record_dir(const char *id, char *out, size_t outlen)
+const char *objstore_kind_prefix(objstore_kind kind)
 {
-    size_t n = strlen(id);
-    int w = n > 8 ? snprintf(out, outlen, "%.4s/%.2s/%.2s/%s", id, id + 4, id + 6, id + 8)
-                  : snprintf(out, outlen, "%s", id);
-    return w > 0 && (size_t)w < outlen ? 0 : -ENAMETOOLONG;
+    return kinds[kind].prefix;
 }
 
-int objstore_key_new(objstore_kind kind, const char *record_id, const char *channel, char *out)
+const char *objstore_kind_ext(objstore_kind kind)
 {
-    char dir[512];
-    if (record_dir(record_id, dir, sizeof(dir)))
-        return -ENAMETOOLONG;
-    int w = snprintf(out, OBJSTORE_KEY_MAX, "%s/%s/%s.%s", kinds[kind].prefix, dir, channel,
+    return kinds[kind].ext;
+}
+
+/* Writes the new-layout directory of a record id (YYYY/MM/DD/HHMMSS, or the bare id). */
+static int new_dir(const char *id, char *out, size_t outlen)
+{
+    int n = strlen(id) > 8 ? snprintf(out, outlen, "%.4s/%.2s/%.2s/%s", id, id + 4, id + 6,
+                                      id + 8)
+                           : snprintf(out, outlen, "%s", id);
+    return n >= 0 && (size_t)n < outlen ? 0 : -ENAMETOOLONG;
+}
+
+static int make_key(objstore_kind kind, const char *dir, const char *channel, char *out)
+{
+    int n = snprintf(out, OBJSTORE_KEY_MAX, "%s/%s/%s.%s", kinds[kind].prefix, dir, channel,
                      kinds[kind].ext);
-    return w > 0 && w < OBJSTORE_KEY_MAX ? 0 : -ENAMETOOLONG;
+    if (n < 0 || n >= OBJSTORE_KEY_MAX) {
+        out[0] = '\0';
+        return -ENAMETOOLONG;
+    }
+    return 0;
+}
+
+int objstore_key_new(objstore_kind kind, const char *record_id, const char *channel,
+                     char *out)
+{
+    char dir[OBJSTORE_KEY_MAX];
+    if (new_dir(record_id, dir, sizeof(dir)) != 0) {
+        out[0] = '\0';
+        return -ENAMETOOLONG;
+    }
+    return make_key(kind, dir, channel, out);
 }
 
 int objstore_key_legacy(objstore_kind kind, const char *record_id, const char *channel,
                         char *out)
 {
-    int w = snprintf(out, OBJSTORE_KEY_MAX, "%s/%s/%s.%s", kinds[kind].prefix, record_id,
-                     channel, kinds[kind].ext);
-    return w > 0 && w < OBJSTORE_KEY_MAX ? 0 : -ENAMETOOLONG;
+    return make_key(kind, record_id, channel, out);
 }
 
-int objstore_record_prefixes(const char *record_id, char out[][256])
+int objstore_record_prefixes(const char *record_id,
+                             char out[OBJSTORE_RECORD_PREFIXES][OBJSTORE_PREFIX_MAX])
 {
-    static const objstore_kind order[] = {OBJ_WAVEFORM, OBJ_IMAGE, OBJ_VECTOR, OBJ_FLOAT_IMAGE};
-    char dir[200];
-    if (record_dir(record_id, dir, sizeof(dir)))
-        dir[0] = '\0';
+    static const objstore_kind order[] = {OBJ_WAVEFORM, OBJ_IMAGE, OBJ_VECTOR,
+                                          OBJ_FLOAT_IMAGE};
+    char dir[OBJSTORE_PREFIX_MAX];
+    if (new_dir(record_id, dir, sizeof(dir)) != 0)
+        return -ENAMETOOLONG;
     int n = 0;
-    for (int i = 0; i < 4; i++) {
-        snprintf(out[n++], 256, "%s/%.200s/", kinds[order[i]].prefix, dir);
-        snprintf(out[n++], 256, "%s/%.200s/", kinds[order[i]].prefix, record_id);
+    for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
+        const char *prefix = kinds[order[i]].prefix;
+        int a = snprintf(out[n++], OBJSTORE_PREFIX_MAX, "%s/%s/", prefix, dir);
+        int b = snprintf(out[n++], OBJSTORE_PREFIX_MAX, "%s/%s/", prefix, record_id);
+        if (a < 0 || a >= OBJSTORE_PREFIX_MAX || b < 0 || b >= OBJSTORE_PREFIX_MAX)
+            return -ENAMETOOLONG;
     }
     return n;
 }
 
-typedef struct channel_get {
-    objstore_t *os;
-    objstore_get_cb cb;
-    void *data;
-    char legacy[OBJSTORE_KEY_MAX];
-} channel_get;
-
-static void legacy_done(int status, const objstore_blob_t *blob, void *data)
-{
-    channel_get *g = data;
-    g->cb(status, blob, g->data);
-    free(g);
-}
-
-static void new_done(int status, const objstore_blob_t *blob, void *data)
-{
-    channel_get *g = data;
-    if (status == 0 || status == -ECANCELED) {
-        g->cb(status, blob, g->data);
-        free(g);
-        return;
-    }
-    int rc = objstore_get(g->os, g->legacy, legacy_done, g, NULL);
-    if (rc != 0) {
-        g->cb(status, NULL, g->data);
-        free(g);
-    }
-}
-
 int objstore_get_channel(objstore_t *os, objstore_kind kind, const char *record_id,
-                         const char *channel, objstore_get_cb cb, void *data)
+                         const char *channel, objstore_get_cb cb, void *data,
+                         objstore_req_t **req)
 {
-    char key[OBJSTORE_KEY_MAX];
-    if (objstore_key_new(kind, record_id, channel, key) != 0)
-        return -ENAMETOOLONG;
-    channel_get *g = calloc(1, sizeof(*g));
-    if (!g)
-        return -ENOMEM;
-    g->os = os;
-    g->cb = cb;
-    g->data = data;
-    if (objstore_key_legacy(kind, record_id, channel, g->legacy) != 0) {
-        free(g);
-        return -ENAMETOOLONG;
-    }
-    int rc = objstore_get(os, key, new_done, g, NULL);
+    char key[OBJSTORE_KEY_MAX], legacy[OBJSTORE_KEY_MAX];
+    int rc = objstore_key_new(kind, record_id, channel, key);
+    if (rc == 0)
+        rc = objstore_key_legacy(kind, record_id, channel, legacy);
     if (rc != 0)
-        free(g);
-    return rc;
+        return rc;
+    return objstore_get_fallback(os, key, legacy, cb, data, req);
 }

@@ -1,487 +1,813 @@
 /*
- * objstore.c: the back-end-independent half of the object store: key validation, the
- * cache, single-flight GETs, deferred completions and statistics. See objstore.h.
+ * objstore.c: the back-end-independent half of the object store (see objstore.h): the
+ * back-end table, key validation, requests and their callbacks, the cache in front of
+ * reads, single-flight, cancellation, counters and the close sequence.
  *
- * A GET that misses the cache becomes a "flight" keyed by object key; later GETs of the
- * same key join its waiter list, and all waiters are answered from the one back-end read.
- * Cache hits and cancellations complete from a uv_idle callback on the next loop turn,
- * so no callback runs inside the call that started it.
+ * Two objects carry the work. A *request* (objstore_req_t) is what a caller holds: its
+ * callback, its result, and where it waits. An *op* is one back-end operation; it owns
+ * copies of the key and the put bytes and a list of waiting requests: exactly one for
+ * head/put/delete, any number for a GET, since concurrent misses of one key join the
+ * registered op (cache.c's flight table). When an op completes (objstore_op_done, on the
+ * loop) every waiter gets the result and its callback runs right away; a GET waiter with a
+ * fallback key that failed is re-issued on that key instead.
+ *
+ * Requests answered without a back end (cache hits, cancellations) go to the *ready
+ * queue*, drained by a uv_idle handle on the next loop turn: a callback never runs
+ * inside the call that started it. Cancelling a waiting request detaches it from its op
+ * (the op goes on: others may wait on it, or it may already be running on a thread) and
+ * queues it with -ECANCELED; an op left with no waiter is cancelled in the back end, best
+ * effort.
+ *
+ * Close: pending requests are cancelled, the idle handle is closed, and the close
+ * callback of that handle delivers what is queued; the store is freed when that has
+ * happened and no op is left in the back end. If a uv_walk already closed the idle
+ * handle, its close completion cannot be observed directly, so a spare handle is closed
+ * twice in a row: the second close completes only after the loop has finished closing
+ * the first one (closing handles are processed in batches, one batch per loop turn).
  */
 #include "objstore/objstore.h"
 
 #include "objstore/cache.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+
+static const objstore_backend *const backends[] = {
+    &objstore_fs_backend,
+#ifdef OGD_HAVE_S3
+    &objstore_s3_backend,
+#endif
+};
+
+typedef enum req_state {
+    REQ_WAITING,    /* on an op's waiter list */
+    REQ_READY,      /* result set, on the ready queue or a local delivery list */
+    REQ_DELIVERING, /* its callback is running */
+} req_state;
+
+typedef struct op op;
 
 struct objstore_req {
     objstore_t *os;
-    objstore_get_cb cb;
+    objstore_op_kind kind;
+    union {
+        objstore_get_cb get;
+        objstore_head_cb head;
+        objstore_done_cb done;
+        objstore_count_cb count;
+    } cb;
     void *data;
-    struct flight *flight; /* set while waiting on a back-end read */
+    req_state state;
+    op *op;                      /* REQ_WAITING: the op it waits on */
+    objstore_req_t *prev, *next; /* op waiter list (both), ready lists (next only) */
+    char *fallback;              /* GET: key to read when the first read fails (owned) */
+    /* result */
     int status;
-    const objstore_blob_t *blob; /* held reference while ready */
-    objstore_req_t *prev, *next;
+    const objstore_blob_t *blob; /* GET, status 0: one reference */
+    uint64_t size;
+    size_t removed;
 };
 
-typedef struct flight {
-    obj_op op;
+struct op {
+    objstore_op be; /* first: objstore_op_done casts back */
+    objstore_t *os;
+    objcache_flight flight;         /* GET */
+    bool barrier;                   /* PUT/DELETE*: registered with the write barrier */
+    bool abandoned;                 /* back-end cancel asked */
+    const objstore_blob_t *payload; /* PUT: one reference */
     objstore_req_t *waiters;
-} flight;
-
-typedef struct simple_op {
-    obj_op op;
-    objstore_done_cb done;
-    objstore_count_cb count;
-    objstore_head_cb head;
-    void *data;
-} simple_op;
+    op *prev, *next; /* os->ops */
+    char key[];
+};
 
 struct objstore {
     const objstore_backend *be;
+    void *be_state;
     uv_loop_t *loop;
     objcache_t *cache;
-    strmap inflight;
     objstore_stats stats;
+    op *ops; /* started in the back end, not yet done */
     objstore_req_t *ready_head, *ready_tail;
-    uv_idle_t idle;
-    bool idle_active;
-    bool idle_closed;
-    size_t outstanding;
+    uv_idle_t idle;  /* drains the ready queue */
+    uv_idle_t guard; /* close sequence when idle was closed by someone else */
     bool closing;
-    void *backend_data;
+    bool idle_closed; /* the idle handle is closed for good */
+    unsigned delivering;
+    objstore_close_cb close_cb;
+    void *close_data;
 };
 
-void *objstore_backend_data(const objstore_t *os)
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
 {
-    return os->backend_data;
+    if (!err || errlen == 0)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
 }
 
-void objstore_set_backend_data(objstore_t *os, void *data)
-{
-    os->backend_data = data;
-}
+/* ---- blobs ---- */
 
-uv_loop_t *objstore_loop(const objstore_t *os)
+objstore_blob_t *objstore_blob_new(size_t len)
 {
-    return os->loop;
-}
-
-static const objstore_backend *const backends[] = {&objstore_fs_backend};
-
-objstore_blob_t *objstore_blob_new(const void *data, size_t len)
-{
-    objstore_blob_t *b = malloc(sizeof(*b) + (len ? len : 1));
+    if (len > SIZE_MAX - sizeof(objstore_blob_t) - 1)
+        return NULL;
+    objstore_blob_t *b = malloc(sizeof(*b) + len + 1);
     if (!b)
         return NULL;
-    b->refcount = 1;
+    atomic_init(&b->refcount, 1);
     b->len = len;
-    if (len && data)
-        memcpy(b->data, data, len);
+    b->data[len] = 0;
     return b;
 }
 
-void objstore_blob_ref(const objstore_blob_t *b)
+objstore_blob_t *objstore_blob_copy(const void *bytes, size_t len)
 {
-    ((objstore_blob_t *)b)->refcount++;
+    objstore_blob_t *b = objstore_blob_new(len);
+    if (b && len)
+        memcpy(b->data, bytes, len);
+    return b;
+}
+
+const objstore_blob_t *objstore_blob_ref(const objstore_blob_t *b)
+{
+    /* Blobs are allocated mutable; const only means "do not touch the bytes". */
+    atomic_fetch_add_explicit(&((objstore_blob_t *)b)->refcount, 1, memory_order_relaxed);
+    return b;
 }
 
 void objstore_blob_unref(const objstore_blob_t *b)
 {
-    if (b && --((objstore_blob_t *)b)->refcount == 0)
-        free((void *)b);
+    if (!b)
+        return;
+    objstore_blob_t *m = (objstore_blob_t *)b;
+    if (atomic_fetch_sub_explicit(&m->refcount, 1, memory_order_acq_rel) == 1)
+        free(m);
 }
 
-bool objstore_key_valid(const char *key)
+/* ---- keys ---- */
+
+#define TMP_SEGMENT ".ogd-tmp-"
+
+int objstore_key_check(const char *key)
 {
-    if (!key || !*key || key[0] == '/' || strchr(key, '\\'))
-        return false;
+    if (!key || !*key || key[0] == '/')
+        return -EINVAL;
+    size_t len = strlen(key);
+    if (len >= OBJSTORE_KEY_MAX)
+        return -ENAMETOOLONG;
     const char *seg = key;
     for (;;) {
-        const char *slash = strchr(seg, '/');
-        size_t n = slash ? (size_t)(slash - seg) : strlen(seg);
-        if (n == 0 && slash)
-            return false; /* empty segment */
+        const char *end = strchr(seg, '/');
+        size_t n = end ? (size_t)(end - seg) : strlen(seg);
+        if (n == 0)
+            return -EINVAL; /* "a//b", trailing '/' */
         if ((n == 1 && seg[0] == '.') || (n == 2 && seg[0] == '.' && seg[1] == '.'))
-            return false;
-        if (!slash)
-            break;
-        seg = slash + 1;
-    }
-    return true;
-}
-
-static bool prefix_valid(const char *prefix)
-{
-    /* A prefix is a key, optionally ending with '/'. */
-    size_t n = strlen(prefix);
-    if (n == 0 || n >= 4096)
-        return false;
-    char tmp[4096];
-    memcpy(tmp, prefix, n + 1);
-    if (tmp[n - 1] == '/')
-        tmp[n - 1] = '\0';
-    return objstore_key_valid(tmp);
-}
-
-static void maybe_free(objstore_t *os)
-{
-    if (os->closing && os->outstanding == 0 && os->idle_closed) {
-        objcache_free(os->cache);
-        strmap_free(&os->inflight);
-        if (os->be->close)
-            os->be->close(os);
-        free(os);
+            return -EINVAL;
+        if (strncmp(seg, TMP_SEGMENT, strlen(TMP_SEGMENT)) == 0)
+            return -EINVAL;
+        for (size_t i = 0; i < n; i++) {
+            unsigned char ch = (unsigned char)seg[i];
+            if (ch == '\\' || ch < 0x20 || ch == 0x7f)
+                return -EINVAL;
+        }
+        if (!end)
+            return 0;
+        seg = end + 1;
     }
 }
 
-static void run_ready(uv_idle_t *idle)
+int objstore_prefix_check(const char *prefix)
 {
-    objstore_t *os = idle->data;
-    objstore_req_t *r = os->ready_head;
+    if (!prefix)
+        return -EINVAL;
+    size_t len = strlen(prefix);
+    if (len == 0 || prefix[len - 1] != '/')
+        return objstore_key_check(prefix);
+    if (len >= OBJSTORE_KEY_MAX)
+        return -ENAMETOOLONG;
+    char key[OBJSTORE_KEY_MAX];
+    memcpy(key, prefix, len - 1);
+    key[len - 1] = '\0';
+    return objstore_key_check(key);
+}
+
+/* ---- delivery ---- */
+
+static void maybe_finish(objstore_t *os);
+
+static void deliver(objstore_t *os, objstore_req_t *r)
+{
+    r->state = REQ_DELIVERING;
+    if (r->status == -ECANCELED)
+        os->stats.canceled++;
+    switch (r->kind) {
+    case OBJSTORE_OP_GET:
+        r->cb.get(r->status, r->status == 0 ? r->blob : NULL, r->data);
+        break;
+    case OBJSTORE_OP_HEAD:
+        r->cb.head(r->status, r->status == 0 ? r->size : 0, r->data);
+        break;
+    case OBJSTORE_OP_DELETE_PREFIX:
+        r->cb.count(r->status, r->status == 0 ? r->removed : 0, r->data);
+        break;
+    case OBJSTORE_OP_PUT:
+    case OBJSTORE_OP_DELETE:
+        r->cb.done(r->status, r->data);
+        break;
+    }
+    objstore_blob_unref(r->blob);
+    free(r->fallback);
+    free(r);
+}
+
+/* Delivers a list linked through next. Callbacks may cancel requests of the list (that
+ * only changes their status) and start new ones (those go to the ready queue). */
+static void deliver_list(objstore_t *os, objstore_req_t *list)
+{
+    os->delivering++;
+    while (list) {
+        objstore_req_t *r = list;
+        list = r->next;
+        deliver(os, r);
+    }
+    os->delivering--;
+}
+
+static void flush_ready(objstore_t *os)
+{
+    objstore_req_t *list = os->ready_head;
     os->ready_head = os->ready_tail = NULL;
-    uv_idle_stop(&os->idle);
-    os->idle_active = false;
-    while (r) {
-        objstore_req_t *next = r->next;
-        r->cb(r->status, r->status == 0 ? r->blob : NULL, r->data);
-        objstore_blob_unref(r->blob);
-        free(r);
-        r = next;
-    }
+    deliver_list(os, list);
 }
 
-static void make_ready(objstore_t *os, objstore_req_t *r)
+static void on_idle(uv_idle_t *h)
 {
-    r->next = NULL;
-    r->prev = NULL;
+    objstore_t *os = h->data;
+    uv_idle_stop(h);
+    flush_ready(os); /* requests queued meanwhile restart the handle */
+}
+
+static void ready_push(objstore_t *os, objstore_req_t *r)
+{
+    r->state = REQ_READY;
+    r->op = NULL;
+    r->prev = r->next = NULL;
     if (os->ready_tail)
         os->ready_tail->next = r;
     else
         os->ready_head = r;
     os->ready_tail = r;
-    if (!os->idle_active && !os->closing) {
-        uv_idle_start(&os->idle, run_ready);
-        os->idle_active = true;
+    uv_handle_t *h = (uv_handle_t *)&os->idle;
+    if (!os->closing && !uv_is_closing(h) && !uv_is_active(h))
+        uv_idle_start(&os->idle, on_idle);
+}
+
+static void set_canceled(objstore_req_t *r)
+{
+    r->status = -ECANCELED;
+    objstore_blob_unref(r->blob);
+    r->blob = NULL;
+}
+
+/* ---- ops ---- */
+
+static void waiter_add(op *o, objstore_req_t *r)
+{
+    r->state = REQ_WAITING;
+    r->op = o;
+    r->prev = NULL;
+    r->next = o->waiters;
+    if (o->waiters)
+        o->waiters->prev = r;
+    o->waiters = r;
+}
+
+static void waiter_unlink(op *o, objstore_req_t *r)
+{
+    if (r->prev)
+        r->prev->next = r->next;
+    else
+        o->waiters = r->next;
+    if (r->next)
+        r->next->prev = r->prev;
+    r->prev = r->next = NULL;
+    r->op = NULL;
+}
+
+static op *op_new(objstore_t *os, objstore_op_kind kind, const char *key)
+{
+    size_t klen = strlen(key);
+    op *o = calloc(1, sizeof(*o) + klen + 1);
+    if (!o)
+        return NULL;
+    memcpy(o->key, key, klen + 1);
+    o->os = os;
+    o->be.kind = kind;
+    o->be.key = o->key;
+    return o;
+}
+
+static void op_free(op *o)
+{
+    objstore_blob_unref(o->be.blob);
+    objstore_blob_unref(o->payload);
+    free(o);
+}
+
+static int op_start(objstore_t *os, op *o)
+{
+    int rc = os->be->start(os->be_state, &o->be);
+    if (rc != 0)
+        return rc;
+    o->prev = NULL;
+    o->next = os->ops;
+    if (os->ops)
+        os->ops->prev = o;
+    os->ops = o;
+    os->stats.in_flight++;
+    return 0;
+}
+
+/* Nobody waits on o any more: stop new readers joining it and ask the back end to stop. */
+static void op_abandon(objstore_t *os, op *o)
+{
+    if (o->be.kind == OBJSTORE_OP_GET)
+        objcache_flight_detach(os->cache, &o->flight);
+    if (!o->abandoned && os->be->cancel) {
+        o->abandoned = true;
+        os->be->cancel(os->be_state, &o->be);
     }
+}
+
+static objstore_req_t *req_new(objstore_t *os, objstore_op_kind kind, void *data)
+{
+    objstore_req_t *r = calloc(1, sizeof(*r));
+    if (!r)
+        return NULL;
+    r->os = os;
+    r->kind = kind;
+    r->data = data;
+    return r;
+}
+
+/* Answers r (a GET) for key: from the cache, by joining the read in flight, or by
+ * starting one. On error r is untouched. */
+static int get_attach(objstore_t *os, objstore_req_t *r, const char *key)
+{
+    const objstore_blob_t *hit = objcache_get(os->cache, key);
+    if (hit) {
+        os->stats.gets++;
+        os->stats.hits++;
+        r->status = 0;
+        r->blob = objstore_blob_ref(hit);
+        ready_push(os, r);
+        return 0;
+    }
+    objcache_flight *f = objcache_flight_find(os->cache, key);
+    op *o;
+    if (f) {
+        o = (op *)((char *)f - offsetof(op, flight));
+        os->stats.shared++;
+    } else {
+        o = op_new(os, OBJSTORE_OP_GET, key);
+        if (!o)
+            return -ENOMEM;
+        int rc = objcache_flight_begin(os->cache, &o->flight, o->key);
+        if (rc == 0) {
+            rc = op_start(os, o);
+            if (rc != 0)
+                objcache_flight_detach(os->cache, &o->flight);
+        }
+        if (rc != 0) {
+            op_free(o);
+            return rc;
+        }
+        os->stats.misses++;
+    }
+    os->stats.gets++;
+    waiter_add(o, r);
+    return 0;
+}
+
+void objstore_op_done(objstore_op *bop)
+{
+    op *o = (op *)bop;
+    objstore_t *os = o->os;
+    int status = bop->status;
+
+    if (o->prev)
+        o->prev->next = o->next;
+    else
+        os->ops = o->next;
+    if (o->next)
+        o->next->prev = o->prev;
+    os->stats.in_flight--;
+    if (status != 0 && status != -ENOENT && status != -ECANCELED)
+        os->stats.errors++;
+
+    switch (bop->kind) {
+    case OBJSTORE_OP_GET:
+        if (status == 0 && !bop->blob)
+            status = -EIO; /* a back end that forgot its result */
+        if (status == 0)
+            os->stats.bytes_read += bop->blob->len;
+        objcache_flight_end(os->cache, &o->flight,
+                            status == 0 && !os->closing ? bop->blob : NULL);
+        break;
+    case OBJSTORE_OP_PUT:
+        if (status == 0)
+            os->stats.bytes_written += bop->len;
+        /* fall through */
+    case OBJSTORE_OP_DELETE:
+    case OBJSTORE_OP_DELETE_PREFIX:
+        if (o->barrier)
+            objcache_write_end(os->cache, o->key, bop->kind == OBJSTORE_OP_DELETE_PREFIX);
+        break;
+    case OBJSTORE_OP_HEAD:
+        break;
+    }
+
+    objstore_req_t *list = NULL, *tail = NULL;
+    while (o->waiters) {
+        objstore_req_t *r = o->waiters;
+        waiter_unlink(o, r);
+        if (bop->kind == OBJSTORE_OP_GET && status != 0 && status != -ECANCELED &&
+            r->fallback) {
+            char *fallback = r->fallback;
+            r->fallback = NULL;
+            int rc = get_attach(os, r, fallback);
+            free(fallback);
+            if (rc == 0)
+                continue;
+        }
+        r->status = status;
+        if (status == 0) {
+            if (bop->kind == OBJSTORE_OP_GET)
+                r->blob = objstore_blob_ref(bop->blob);
+            r->size = bop->size;
+            r->removed = bop->removed;
+        }
+        r->state = REQ_READY;
+        r->next = NULL;
+        if (tail)
+            tail->next = r;
+        else
+            list = r;
+        tail = r;
+    }
+    op_free(o);
+    deliver_list(os, list);
+    maybe_finish(os);
+}
+
+void objstore_cancel(objstore_req_t *r)
+{
+    if (!r)
+        return;
+    objstore_t *os = r->os;
+    if (r->state == REQ_WAITING) {
+        op *o = r->op;
+        waiter_unlink(o, r);
+        r->status = -ECANCELED;
+        ready_push(os, r);
+        if (!o->waiters)
+            op_abandon(os, o);
+    } else if (r->state == REQ_READY) {
+        set_canceled(r);
+    }
+}
+
+/* ---- lifecycle ---- */
+
+static const objstore_backend *find_backend(const char *url, size_t schemelen)
+{
+    for (size_t i = 0; i < sizeof(backends) / sizeof(backends[0]); i++)
+        for (const char *const *s = backends[i]->schemes; *s; s++)
+            if (strlen(*s) == schemelen && strncasecmp(url, *s, schemelen) == 0)
+                return backends[i];
+    return NULL;
 }
 
 int objstore_open(const char *url, const objstore_options *opts, uv_loop_t *loop,
                   objstore_t **out, char *err, size_t errlen)
 {
-    const objstore_backend *be = NULL;
-    for (size_t i = 0; i < sizeof(backends) / sizeof(backends[0]); i++) {
-        size_t n = strlen(backends[i]->scheme);
-        if (strncmp(url, backends[i]->scheme, n) == 0 && strncmp(url + n, "://", 3) == 0)
-            be = backends[i];
+    static const objstore_options no_options;
+    if (!opts)
+        opts = &no_options;
+    const char *sep = url ? strstr(url, "://") : NULL;
+    if (!sep) {
+        set_err(err, errlen, "echo.url: not a URL: \"%.200s\"", url ? url : "");
+        return -EINVAL;
     }
+    size_t schemelen = (size_t)(sep - url);
+    const objstore_backend *be = find_backend(url, schemelen);
     if (!be) {
-        if (strncmp(url, "http://", 7) == 0 || strncmp(url, "https://", 8) == 0)
-            snprintf(err, errlen,
-                     "echo.url: the S3 back end is not part of this build yet (use file://)");
-        else
-            snprintf(err, errlen, "echo.url: unsupported object store URL \"%.80s\"", url);
+        if ((schemelen == 4 && strncasecmp(url, "http", 4) == 0) ||
+            (schemelen == 5 && strncasecmp(url, "https", 5) == 0)) {
+            set_err(err, errlen, "S3 back end not available in this build");
+            return -ENOTSUP;
+        }
+        set_err(err, errlen, "echo.url: unsupported scheme in \"%.200s\" (use file://)", url);
         return -EINVAL;
     }
     objstore_t *os = calloc(1, sizeof(*os));
-    if (!os)
-        return -ENOMEM;
-    os->be = be;
-    os->loop = loop;
-    strmap_init(&os->inflight);
-    size_t max_bytes = opts && opts->cache_max_bytes ? opts->cache_max_bytes : (256u << 20);
-    os->cache = objcache_new(opts ? opts->cache_max_entries : 0, max_bytes);
-    if (!os->cache) {
-        free(os);
+    if (!os) {
+        set_err(err, errlen, "out of memory");
         return -ENOMEM;
     }
-    int rc = be->open(os, url, opts, err, errlen);
+    os->be = be;
+    os->loop = loop;
+    os->cache = objcache_new(opts->cache_max_entries,
+                             opts->cache_max_bytes ? opts->cache_max_bytes
+                                                   : OBJSTORE_DEFAULT_CACHE_BYTES);
+    if (!os->cache) {
+        free(os);
+        set_err(err, errlen, "out of memory");
+        return -ENOMEM;
+    }
+    int rc = be->open(loop, url, opts, &os->be_state, err, errlen);
+    if (rc == 0)
+        rc = uv_idle_init(loop, &os->idle);
     if (rc != 0) {
+        if (os->be_state)
+            be->close(os->be_state);
         objcache_free(os->cache);
         free(os);
         return rc;
     }
-    uv_idle_init(loop, &os->idle);
     os->idle.data = os;
     *out = os;
     return 0;
 }
 
-static void idle_closed(uv_handle_t *h)
+static void maybe_finish(objstore_t *os)
+{
+    if (!os->closing || !os->idle_closed || os->delivering || os->ops)
+        return;
+    if (os->ready_head) {
+        flush_ready(os);
+        if (os->ops)
+            return;
+    }
+    objstore_close_cb cb = os->close_cb;
+    void *data = os->close_data;
+    os->be->close(os->be_state);
+    objcache_free(os->cache);
+    free(os);
+    if (cb)
+        cb(data);
+}
+
+static void on_idle_closed(uv_handle_t *h)
 {
     objstore_t *os = h->data;
     os->idle_closed = true;
-    maybe_free(os);
+    flush_ready(os);
+    maybe_finish(os);
 }
 
-void objstore_close(objstore_t *os)
+static void on_guard_second(uv_handle_t *h)
+{
+    on_idle_closed(h);
+}
+
+static void on_guard_first(uv_handle_t *h)
+{
+    objstore_t *os = h->data;
+    flush_ready(os);
+    /* The foreign close of os->idle was in this batch or an earlier one: one more close
+     * lands in the next batch, after it. */
+    uv_idle_init(os->loop, &os->guard);
+    os->guard.data = os;
+    uv_close((uv_handle_t *)&os->guard, on_guard_second);
+}
+
+void objstore_close(objstore_t *os, objstore_close_cb cb, void *data)
 {
     if (!os || os->closing)
         return;
     os->closing = true;
-    /* Deferred completions still owed: deliver them as canceled. */
-    objstore_req_t *r = os->ready_head;
-    os->ready_head = os->ready_tail = NULL;
-    while (r) {
-        objstore_req_t *next = r->next;
-        r->cb(-ECANCELED, NULL, r->data);
-        objstore_blob_unref(r->blob);
-        free(r);
-        r = next;
+    os->close_cb = cb;
+    os->close_data = data;
+    for (op *o = os->ops; o; o = o->next) {
+        while (o->waiters) {
+            objstore_req_t *r = o->waiters;
+            waiter_unlink(o, r);
+            r->status = -ECANCELED;
+            ready_push(os, r);
+        }
+        op_abandon(os, o);
     }
-    uv_close((uv_handle_t *)&os->idle, idle_closed);
-}
-
-/* Called by back ends on the loop thread when op has finished. */
-void objstore_backend_done(obj_op *op)
-{
-    op->complete(op);
-}
-
-static int submit(objstore_t *os, obj_op *op)
-{
-    op->os = os;
-    int rc = os->be->submit(os, op);
-    if (rc == 0) {
-        os->outstanding++;
-        os->stats.in_flight++;
+    for (objstore_req_t *r = os->ready_head; r; r = r->next)
+        set_canceled(r);
+    if (!uv_is_closing((uv_handle_t *)&os->idle)) {
+        uv_close((uv_handle_t *)&os->idle, on_idle_closed);
+    } else {
+        uv_idle_init(os->loop, &os->guard);
+        os->guard.data = os;
+        uv_close((uv_handle_t *)&os->guard, on_guard_first);
     }
-    return rc;
 }
 
-static void op_finished(objstore_t *os)
-{
-    os->outstanding--;
-    os->stats.in_flight--;
-}
+/* ---- operations ---- */
 
-static void flight_complete(obj_op *op)
-{
-    flight *f = (flight *)op;
-    objstore_t *os = op->os;
-    op_finished(os);
-    strmap_remove(&os->inflight, op->key);
-    if (op->status == 0) {
-        os->stats.bytes_read += op->blob->len;
-        if (!os->closing)
-            objcache_put(os->cache, op->key, op->blob);
-    } else if (op->status != -ENOENT) {
-        os->stats.errors++;
-    }
-    objstore_req_t *w = f->waiters;
-    while (w) {
-        objstore_req_t *next = w->next;
-        w->cb(op->status, op->status == 0 ? op->blob : NULL, w->data);
-        free(w);
-        w = next;
-    }
-    objstore_blob_unref(op->blob);
-    free(op->key);
-    free(f);
-    maybe_free(os);
-}
-
-int objstore_get(objstore_t *os, const char *key, objstore_get_cb cb, void *data,
-                 objstore_req_t **reqp)
+int objstore_get_fallback(objstore_t *os, const char *key, const char *fallback_key,
+                          objstore_get_cb cb, void *data, objstore_req_t **reqp)
 {
     if (os->closing)
-        return -ECANCELED;
-    if (!objstore_key_valid(key))
-        return -EINVAL;
-    objstore_req_t *r = calloc(1, sizeof(*r));
+        return -ESHUTDOWN;
+    int rc = objstore_key_check(key);
+    if (rc != 0)
+        return rc;
+    if (fallback_key && strcmp(fallback_key, key) == 0)
+        fallback_key = NULL;
+    if (fallback_key) {
+        rc = objstore_key_check(fallback_key);
+        if (rc != 0)
+            return rc;
+    }
+    objstore_req_t *r = req_new(os, OBJSTORE_OP_GET, data);
     if (!r)
         return -ENOMEM;
-    r->os = os;
-    r->cb = cb;
-    r->data = data;
-    os->stats.gets++;
-    const objstore_blob_t *hit = objcache_get(os->cache, key);
-    if (hit) {
-        os->stats.hits++;
-        objstore_blob_ref(hit);
-        r->blob = hit;
-        make_ready(os, r);
-    } else {
-        flight *f = strmap_get(&os->inflight, key);
-        if (f) {
-            os->stats.shared++;
-        } else {
-            f = calloc(1, sizeof(*f));
-            char *k = strdup(key);
-            if (!f || !k || strmap_put(&os->inflight, key, f) != 0) {
-                free(f);
-                free(k);
-                free(r);
-                return -ENOMEM;
-            }
-            f->op.kind = OBJ_OP_GET;
-            f->op.key = k;
-            f->op.complete = flight_complete;
-            int rc = submit(os, &f->op);
-            if (rc != 0) {
-                strmap_remove(&os->inflight, key);
-                free(k);
-                free(f);
-                free(r);
-                return rc;
-            }
-            os->stats.misses++;
+    r->cb.get = cb;
+    if (fallback_key) {
+        r->fallback = strdup(fallback_key);
+        if (!r->fallback) {
+            free(r);
+            return -ENOMEM;
         }
-        r->flight = f;
-        r->next = f->waiters;
-        if (f->waiters)
-            f->waiters->prev = r;
-        f->waiters = r;
+    }
+    rc = get_attach(os, r, key);
+    if (rc != 0) {
+        free(r->fallback);
+        free(r);
+        return rc;
     }
     if (reqp)
         *reqp = r;
     return 0;
 }
 
-void objstore_cancel(objstore_req_t *r)
+int objstore_get(objstore_t *os, const char *key, objstore_get_cb cb, void *data,
+                 objstore_req_t **reqp)
 {
-    objstore_t *os = r->os;
-    flight *f = r->flight;
-    if (f) {
-        /* Leave the shared read running (it may fill the cache); answer this one now. */
-        if (r->prev)
-            r->prev->next = r->next;
-        else
-            f->waiters = r->next;
-        if (r->next)
-            r->next->prev = r->prev;
-        r->flight = NULL;
-        r->status = -ECANCELED;
-        make_ready(os, r);
-        return;
-    }
-    if (r->status == 0) {
-        r->status = -ECANCELED; /* already queued as ready: its callback reports cancel */
-        objstore_blob_unref(r->blob);
-        r->blob = NULL;
-    }
+    return objstore_get_fallback(os, key, NULL, cb, data, reqp);
 }
 
-static void simple_complete(obj_op *op)
-{
-    simple_op *s = (simple_op *)op;
-    objstore_t *os = op->os;
-    op_finished(os);
-    if (op->status != 0 && op->status != -ENOENT)
-        os->stats.errors++;
-    switch (op->kind) {
-    case OBJ_OP_HEAD:
-        s->head(op->status, op->size, s->data);
-        break;
-    case OBJ_OP_DELETE_PREFIX:
-        s->count(op->status, op->count, s->data);
-        break;
-    default:
-        if (op->kind == OBJ_OP_PUT && op->status == 0)
-            os->stats.bytes_written += op->len;
-        s->done(op->status, s->data);
-        break;
-    }
-    free((void *)op->bytes);
-    free(op->key);
-    free(s);
-    maybe_free(os);
-}
-
-static int simple_submit(objstore_t *os, obj_op_kind kind, const char *key, const void *bytes,
-                         size_t len, simple_op **out)
+int objstore_head(objstore_t *os, const char *key, objstore_head_cb cb, void *data,
+                  objstore_req_t **reqp)
 {
     if (os->closing)
-        return -ECANCELED;
-    bool ok = kind == OBJ_OP_DELETE_PREFIX ? prefix_valid(key) : objstore_key_valid(key);
-    if (!ok)
-        return -EINVAL;
-    simple_op *s = calloc(1, sizeof(*s));
-    if (!s)
+        return -ESHUTDOWN;
+    int rc = objstore_key_check(key);
+    if (rc != 0)
+        return rc;
+    objstore_req_t *r = req_new(os, OBJSTORE_OP_HEAD, data);
+    if (!r)
         return -ENOMEM;
-    s->op.kind = kind;
-    s->op.key = strdup(key);
-    s->op.complete = simple_complete;
-    if (bytes) {
-        unsigned char *copy = malloc(len ? len : 1);
-        if (copy && len)
-            memcpy(copy, bytes, len);
-        s->op.bytes = copy;
-        s->op.len = len;
+    r->cb.head = cb;
+    const objstore_blob_t *hit = objcache_get(os->cache, key);
+    if (hit) {
+        r->status = 0;
+        r->size = hit->len;
+        ready_push(os, r);
+    } else {
+        op *o = op_new(os, OBJSTORE_OP_HEAD, key);
+        rc = o ? op_start(os, o) : -ENOMEM;
+        if (rc != 0) {
+            if (o)
+                op_free(o);
+            free(r);
+            return rc;
+        }
+        waiter_add(o, r);
     }
-    if (!s->op.key || (bytes && !s->op.bytes)) {
-        free(s->op.key);
-        free((void *)s->op.bytes);
-        free(s);
-        return -ENOMEM;
-    }
-    *out = s;
+    if (reqp)
+        *reqp = r;
     return 0;
 }
 
-static int simple_start(objstore_t *os, simple_op *s)
+/* Starts a put/delete/delete_prefix behind the write barrier; takes ownership of o. */
+static int write_start(objstore_t *os, op *o, objstore_req_t *r)
 {
-    int rc = submit(os, &s->op);
-    if (rc != 0) {
-        free(s->op.key);
-        free((void *)s->op.bytes);
-        free(s);
+    bool is_prefix = o->be.kind == OBJSTORE_OP_DELETE_PREFIX;
+    int rc = objcache_write_begin(os->cache, o->key, is_prefix);
+    if (rc == 0) {
+        o->barrier = true;
+        rc = op_start(os, o);
+        if (rc != 0)
+            objcache_write_end(os->cache, o->key, is_prefix);
     }
-    return rc;
+    if (rc != 0) {
+        op_free(o);
+        return rc;
+    }
+    waiter_add(o, r);
+    if (o->be.kind == OBJSTORE_OP_PUT)
+        os->stats.puts++;
+    else
+        os->stats.deletes++;
+    return 0;
 }
 
-int objstore_head(objstore_t *os, const char *key, objstore_head_cb cb, void *data)
+int objstore_put_blob(objstore_t *os, const char *key, const objstore_blob_t *blob,
+                      objstore_done_cb cb, void *data, objstore_req_t **reqp)
 {
-    simple_op *s;
-    int rc = simple_submit(os, OBJ_OP_HEAD, key, NULL, 0, &s);
-    if (rc)
+    if (os->closing)
+        return -ESHUTDOWN;
+    if (!blob)
+        return -EINVAL;
+    int rc = objstore_key_check(key);
+    if (rc != 0)
         return rc;
-    s->head = cb;
-    s->data = data;
-    return simple_start(os, s);
+    objstore_req_t *r = req_new(os, OBJSTORE_OP_PUT, data);
+    op *o = op_new(os, OBJSTORE_OP_PUT, key);
+    if (!r || !o) {
+        free(r);
+        free(o);
+        return -ENOMEM;
+    }
+    r->cb.done = cb;
+    o->payload = objstore_blob_ref(blob);
+    o->be.bytes = blob->data;
+    o->be.len = blob->len;
+    rc = write_start(os, o, r);
+    if (rc != 0) {
+        free(r);
+        return rc;
+    }
+    if (reqp)
+        *reqp = r;
+    return 0;
 }
 
 int objstore_put(objstore_t *os, const char *key, const void *bytes, size_t len,
-                 objstore_done_cb cb, void *data)
+                 objstore_done_cb cb, void *data, objstore_req_t **reqp)
 {
-    simple_op *s;
-    int rc = simple_submit(os, OBJ_OP_PUT, key, bytes ? bytes : "", len, &s);
-    if (rc)
+    if (os->closing)
+        return -ESHUTDOWN;
+    if (!bytes && len)
+        return -EINVAL;
+    int rc = objstore_key_check(key);
+    if (rc != 0)
         return rc;
-    s->done = cb;
-    s->data = data;
-    os->stats.puts++;
-    objcache_remove(os->cache, key);
-    return simple_start(os, s);
+    objstore_blob_t *blob = objstore_blob_copy(bytes, len);
+    if (!blob)
+        return -ENOMEM;
+    rc = objstore_put_blob(os, key, blob, cb, data, reqp);
+    objstore_blob_unref(blob);
+    return rc;
 }
 
-int objstore_delete(objstore_t *os, const char *key, objstore_done_cb cb, void *data)
+static int delete_common(objstore_t *os, objstore_op_kind kind, const char *key,
+                         objstore_done_cb done, objstore_count_cb count, void *data,
+                         objstore_req_t **reqp)
 {
-    simple_op *s;
-    int rc = simple_submit(os, OBJ_OP_DELETE, key, NULL, 0, &s);
-    if (rc)
+    if (os->closing)
+        return -ESHUTDOWN;
+    int rc = kind == OBJSTORE_OP_DELETE ? objstore_key_check(key) : objstore_prefix_check(key);
+    if (rc != 0)
         return rc;
-    s->done = cb;
-    s->data = data;
-    os->stats.deletes++;
-    objcache_remove(os->cache, key);
-    return simple_start(os, s);
+    objstore_req_t *r = req_new(os, kind, data);
+    op *o = op_new(os, kind, key);
+    if (!r || !o) {
+        free(r);
+        free(o);
+        return -ENOMEM;
+    }
+    if (kind == OBJSTORE_OP_DELETE)
+        r->cb.done = done;
+    else
+        r->cb.count = count;
+    rc = write_start(os, o, r);
+    if (rc != 0) {
+        free(r);
+        return rc;
+    }
+    if (reqp)
+        *reqp = r;
+    return 0;
+}
+
+int objstore_delete(objstore_t *os, const char *key, objstore_done_cb cb, void *data,
+                    objstore_req_t **reqp)
+{
+    return delete_common(os, OBJSTORE_OP_DELETE, key, cb, NULL, data, reqp);
 }
 
 int objstore_delete_prefix(objstore_t *os, const char *prefix, objstore_count_cb cb,
-                           void *data)
+                           void *data, objstore_req_t **reqp)
 {
-    simple_op *s;
-    int rc = simple_submit(os, OBJ_OP_DELETE_PREFIX, prefix, NULL, 0, &s);
-    if (rc)
-        return rc;
-    s->count = cb;
-    s->data = data;
-    os->stats.deletes++;
-    objcache_remove_prefix(os->cache, prefix);
-    return simple_start(os, s);
+    return delete_common(os, OBJSTORE_OP_DELETE_PREFIX, prefix, NULL, cb, data, reqp);
 }
 
 void objstore_cache_clear(objstore_t *os)
@@ -494,4 +820,9 @@ void objstore_stats_get(const objstore_t *os, objstore_stats *out)
     *out = os->stats;
     out->cache_entries = objcache_entries(os->cache);
     out->cache_bytes = objcache_bytes(os->cache);
+}
+
+const char *objstore_backend_name(const objstore_t *os)
+{
+    return os->be->name;
 }

@@ -1,126 +1,228 @@
 /*
- * objstore: the object store interface (images, float images, waveforms, vectors).
+ * objstore: the object store (images, float images, waveforms, vectors), one async
+ * interface over several back ends.
  *
- * One interface, several back ends behind a vtable: the filesystem (fs.c, the embedded
- * default) now, S3 later. An objstore_t belongs to one libuv loop (one per worker). Every
- * operation completes through its callback, exactly once, on the loop thread, and never
- * inside the call that started it; if a call returns an error its callback is never
- * called (libuv's rule). Back-end I/O never runs on the loop thread.
+ * An objstore_t belongs to one libuv loop (one per worker) and is used on that loop's
+ * thread only. Back ends sit behind a vtable (objstore_backend, end of this file): the
+ * filesystem (fs.c, the embedded default, I/O on the libuv thread pool) now; S3 (libcurl
+ * multi on the same loop) later, registered in the table of objstore.c.
  *
- * Reads go through a per-objstore cache (cache.c): an LRU bounded in entries
- * (echo.cache_maxsize, 0 disables) and bytes, where concurrent reads of one key share one
- * back-end fetch. Only successful reads are cached; a put or delete of a key drops it.
+ * Data flow of a GET: objstore_get validates the key, then asks the per-objstore cache
+ * (cache.c). A hit is answered from the cache; a miss joins the back-end read already in
+ * flight for that key, or starts one (single-flight), and every waiter gets the same blob
+ * when it completes. Only successful reads are cached, and never one that raced a write of
+ * the same key. put, delete and delete_prefix drop the keys they touch from the cache.
  *
- * Objects come back as refcounted immutable blobs. A callback *borrows* its blob: call
- * objstore_blob_ref to keep it beyond the callback, objstore_blob_unref to release.
+ * The libuv rules apply to every call that takes a callback:
+ *   - if the call returns an error (negative errno), the callback is never called;
+ *   - otherwise the callback is called exactly once, on the loop thread, and never
+ *     inside the call that started the operation (cache hits are deferred to the next
+ *     loop turn);
+ *   - a cancelled operation's callback is still called once, with -ECANCELED. Work that
+ *     already started (on a thread or on the wire) runs to its end in the background and
+ *     its result is discarded (a cancelled put may or may not have stored the object).
  *
- * Keys are relative paths ("images/2023/06/05/080000/CH.png"); a key with an empty, "."
- * or ".." segment, a leading '/', a backslash or a NUL is refused with -EINVAL.
+ * Error codes (negative errno): -ENOENT no such object; -EINVAL bad key or argument;
+ * -ENAMETOOLONG key longer than OBJSTORE_KEY_MAX - 1; -ENOMEM; -ECANCELED cancelled;
+ * -ESHUTDOWN the objstore is closing; -EFBIG object too large to read into memory;
+ * anything else is a back-end I/O error (-EIO, -EACCES, -ENOSPC, ...).
+ *
+ * Memory: objects come back as refcounted immutable blobs. A callback *borrows* its blob
+ * (valid until the callback returns); objstore_blob_ref keeps it, objstore_blob_unref
+ * releases it. Blob refcounts are atomic, so a kept blob may be handed to thread-pool
+ * work. Keys, prefixes and put bytes are copied by the call; the caller keeps ownership of
+ * what it passes in.
  */
 #ifndef OGD_OBJSTORE_OBJSTORE_H
 #define OGD_OBJSTORE_OBJSTORE_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
 
+/* Longest key + 1 (the S3 limit is 1024 bytes). */
+#define OBJSTORE_KEY_MAX 1025
+/* The cache byte bound used when objstore_options.cache_max_bytes is 0. */
+#define OBJSTORE_DEFAULT_CACHE_BYTES ((size_t)256 << 20)
+
 typedef struct objstore objstore_t;
 typedef struct objstore_req objstore_req_t;
 
+/* An immutable byte string shared by the cache and every reader of one download. */
 typedef struct objstore_blob {
-    int refcount;
-    size_t len;
-    unsigned char data[];
+    atomic_int refcount;  /** private: use objstore_blob_ref / objstore_blob_unref */
+    size_t len;           /** bytes in data */
+    unsigned char data[]; /** len bytes, followed by one NUL not counted in len */
 } objstore_blob_t;
 
 typedef struct objstore_options {
-    size_t cache_max_entries; /** 0 disables the cache */
-    size_t cache_max_bytes;   /** 0 = 256 MiB */
-    const char *bucket;       /** fs: objects live under <dir>/<bucket>/ when set */
+    size_t cache_max_entries; /** echo.cache_maxsize; 0 disables the cache */
+    size_t cache_max_bytes;   /** byte bound of the cache; 0 = OBJSTORE_DEFAULT_CACHE_BYTES */
+    const char *bucket;       /** echo.bucket_name; fs: objects live under <dir>/<bucket>/
+                                  when set and non-empty, else under <dir>/ (copied) */
 } objstore_options;
 
+/* Counters for /metrics. Monotonic unless marked "now". */
 typedef struct objstore_stats {
-    uint64_t gets, hits, misses, shared; /** shared: gets that joined a fetch in flight */
-    uint64_t bytes_read, bytes_written;
-    uint64_t puts, deletes, errors;
-    uint64_t in_flight;                  /** back-end operations running now */
-    uint64_t cache_entries, cache_bytes;
+    uint64_t gets;          /** GETs accepted (a legacy fallback counts as a second GET) */
+    uint64_t hits;          /** answered from the cache */
+    uint64_t misses;        /** started a back-end read */
+    uint64_t shared;        /** joined a back-end read already in flight */
+    uint64_t bytes_read;    /** bytes returned by back-end reads (not cache hits) */
+    uint64_t bytes_written; /** bytes stored by successful puts */
+    uint64_t puts, deletes; /** accepted puts; accepted deletes and prefix deletes */
+    uint64_t errors;        /** back-end operations failed (not -ENOENT, not cancelled) */
+    uint64_t canceled;      /** callbacks that reported -ECANCELED */
+    uint64_t in_flight;     /** now: back-end operations running */
+    uint64_t cache_entries; /** now */
+    uint64_t cache_bytes;   /** now */
 } objstore_stats;
 
+/* blob: borrowed, valid until the callback returns; NULL unless status is 0. */
 typedef void (*objstore_get_cb)(int status, const objstore_blob_t *blob, void *data);
-typedef void (*objstore_done_cb)(int status, void *data);
-typedef void (*objstore_count_cb)(int status, size_t count, void *data);
 typedef void (*objstore_head_cb)(int status, uint64_t size, void *data);
+typedef void (*objstore_done_cb)(int status, void *data);
+/* removed: how many objects were deleted (valid when status is 0). */
+typedef void (*objstore_count_cb)(int status, size_t removed, void *data);
+typedef void (*objstore_close_cb)(void *data);
 
-objstore_blob_t *objstore_blob_new(const void *data, size_t len);
-void objstore_blob_ref(const objstore_blob_t *b);
+/* ---- blobs ---- */
+
+/* A blob of len uninitialised bytes (data[len] is 0) with one reference, which the caller
+ * owns. NULL when out of memory. Safe on any thread. */
+objstore_blob_t *objstore_blob_new(size_t len);
+/* objstore_blob_new + memcpy of bytes. */
+objstore_blob_t *objstore_blob_copy(const void *bytes, size_t len);
+/* Takes one more reference; returns b. Safe on any thread. */
+const objstore_blob_t *objstore_blob_ref(const objstore_blob_t *b);
+/* Drops one reference, freeing the blob with the last one. NULL is ignored. */
 void objstore_blob_unref(const objstore_blob_t *b);
 
-/* url: file:///abs/dir or file://rel/dir (the directory is created if missing). */
+/* ---- lifecycle ---- */
+
+/* Opens the store named by url on loop:
+ *   file:///abs/dir, file://rel/dir  filesystem back end; the directory (and the bucket
+ *                                    directory below it) is created if missing;
+ *   http://..., https://...          S3, when built with it; otherwise -ENOTSUP and err
+ *                                    says "S3 back end not available in this build".
+ * opts may be NULL (no cache, no bucket). On success *out is the caller's until
+ * objstore_close; on error err (errlen bytes, may be 0) holds a message naming echo.url. */
 int objstore_open(const char *url, const objstore_options *opts, uv_loop_t *loop,
                   objstore_t **out, char *err, size_t errlen);
-/* Cancels what is pending and frees the store once outstanding work has finished; run
- * the loop afterwards so that happens. */
-void objstore_close(objstore_t *os);
 
-/* GET. status 0 with a blob, -ENOENT, -EINVAL for a bad key, other -errno. req (may be
- * NULL) can cancel: the callback then gets -ECANCELED. req is valid until the callback. */
+/* Starts closing: every pending request is cancelled (its callback gets -ECANCELED on a
+ * later loop turn), new calls fail with -ESHUTDOWN, and once back-end work still running
+ * on threads has finished the store is freed and cb(data) is called (cb may be NULL).
+ * Keep running the loop until then. Call it once. Safe at worker shutdown, also after a
+ * uv_walk has already closed every handle of the loop (including the store's own). */
+void objstore_close(objstore_t *os, objstore_close_cb cb, void *data);
+
+/* ---- operations ----
+ * Every operation takes an optional req: when not NULL, *req receives a handle for
+ * objstore_cancel, valid from the return of the call until the callback returns (clear
+ * your copy in the callback). */
+
+/* GET key: status 0 and a borrowed blob; -ENOENT when missing; other negative errno. */
 int objstore_get(objstore_t *os, const char *key, objstore_get_cb cb, void *data,
                  objstore_req_t **req);
-void objstore_cancel(objstore_req_t *req);
-/* Size of an object, or -ENOENT. */
-int objstore_head(objstore_t *os, const char *key, objstore_head_cb cb, void *data);
-/* Stores bytes (copied) under key, atomically. */
+/* GET key; on any error but -ECANCELED, GET fallback_key and report that result instead.
+ * fallback_key may be NULL or equal to key (plain GET). Both keys are validated up front. */
+int objstore_get_fallback(objstore_t *os, const char *key, const char *fallback_key,
+                          objstore_get_cb cb, void *data, objstore_req_t **req);
+/* Size of an object (from the cache when it holds the object), or -ENOENT. */
+int objstore_head(objstore_t *os, const char *key, objstore_head_cb cb, void *data,
+                  objstore_req_t **req);
+/* Stores len bytes under key, replacing any object there. The bytes are copied before the
+ * call returns. fs: atomic (temp file in the same directory, fsync, rename, fsync of the
+ * directory); parent directories are created. Drops key from the cache. */
 int objstore_put(objstore_t *os, const char *key, const void *bytes, size_t len,
-                 objstore_done_cb cb, void *data);
-/* Deletes one object (-ENOENT if absent). */
-int objstore_delete(objstore_t *os, const char *key, objstore_done_cb cb, void *data);
-/* Deletes every object whose key starts with prefix; reports how many. */
+                 objstore_done_cb cb, void *data, objstore_req_t **req);
+/* objstore_put without the copy: takes a reference on blob (the caller keeps its own). */
+int objstore_put_blob(objstore_t *os, const char *key, const objstore_blob_t *blob,
+                      objstore_done_cb cb, void *data, objstore_req_t **req);
+/* Deletes one object. Deleting a missing object succeeds (as S3's DeleteObject). */
+int objstore_delete(objstore_t *os, const char *key, objstore_done_cb cb, void *data,
+                    objstore_req_t **req);
+/* Deletes every object whose key starts with prefix (a key, optionally ending with '/';
+ * never empty) and reports how many were removed (0 when none matched: not an error).
+ * fs: a prefix ending with '/' removes that directory tree. */
 int objstore_delete_prefix(objstore_t *os, const char *prefix, objstore_count_cb cb,
-                           void *data);
-/* Empties this store's cache (DELETE /records does, spec/data.md §2.4). */
+                           void *data, objstore_req_t **req);
+
+/* Cancels a pending request: its callback will get -ECANCELED (exactly once, later, never
+ * inside this call). A no-op when the request's callback is already running. Never call
+ * it after the callback has returned: the handle is freed then. */
+void objstore_cancel(objstore_req_t *req);
+
+/* Empties this store's cache (DELETE /records/{id} does, spec/data.md §2.4). Reads in
+ * flight when it is called are delivered but not cached. */
 void objstore_cache_clear(objstore_t *os);
+/* A snapshot of the counters. */
 void objstore_stats_get(const objstore_t *os, objstore_stats *out);
+/* "fs", "s3": for logs. */
+const char *objstore_backend_name(const objstore_t *os);
 
-bool objstore_key_valid(const char *key);
+/* 0 if key is acceptable; -EINVAL for NULL, empty, a leading '/', an empty, "." or ".."
+ * segment, a trailing '/', a backslash, a control character or a segment starting with
+ * ".ogd-tmp-" (reserved for the fs back end's temp files); -ENAMETOOLONG past
+ * OBJSTORE_KEY_MAX - 1 bytes. A NUL cannot occur inside a C string: keys end at the
+ * first one. */
+int objstore_key_check(const char *key);
+/* The same for delete prefixes: a valid key, or a valid key followed by one '/'. */
+int objstore_prefix_check(const char *prefix);
 
-/* ---- back-end vtable ---- */
+/* ---- back-end interface (for fs.c, s3.c; callers of the store never need it) ----
+ *
+ * The front end (objstore.c) validates keys, runs the cache and single-flight, owns the
+ * requests and their callbacks; a back end only executes objstore_op's. Rules:
+ *   - start() begins op and returns 0, or returns a negative errno and never completes it;
+ *   - a started op is completed exactly once by objstore_op_done(op), on the loop thread,
+ *     never inside start() or cancel();
+ *   - cancel() is best effort: 0 means op will complete with status -ECANCELED soon;
+ *     an error means it is too late and op will complete normally;
+ *   - close() frees the back end's state; it is called once, when no op is outstanding.
+ * The front end keeps key, bytes and the op itself alive until objstore_op_done. */
 
-/* A back-end operation: runs off the loop; completes with objstore_backend_done. */
-typedef enum { OBJ_OP_GET, OBJ_OP_HEAD, OBJ_OP_PUT, OBJ_OP_DELETE, OBJ_OP_DELETE_PREFIX } obj_op_kind;
+typedef enum objstore_op_kind {
+    OBJSTORE_OP_GET,
+    OBJSTORE_OP_HEAD,
+    OBJSTORE_OP_PUT,
+    OBJSTORE_OP_DELETE,
+    OBJSTORE_OP_DELETE_PREFIX,
+} objstore_op_kind;
 
-typedef struct obj_op {
-    obj_op_kind kind;
-    char *key;
-    const unsigned char *bytes; /* put */
-    size_t len;
-    /* results */
-    int status;
-    objstore_blob_t *blob; /* get: owned by the op */
-    uint64_t size;         /* head */
-    size_t count;          /* delete_prefix */
-    /* private */
-    objstore_t *os;
-    void (*complete)(struct obj_op *op);
-    void *data;
-} obj_op;
+typedef struct objstore_op {
+    /* inputs, set by the front end, read-only for the back end */
+    objstore_op_kind kind;
+    const char *key;            /** key, or prefix for DELETE_PREFIX (already validated) */
+    const unsigned char *bytes; /** PUT: the object */
+    size_t len;                 /** PUT: its length */
+    /* outputs, set by the back end before objstore_op_done */
+    int status;            /** 0 or a negative errno (-ENOENT when GET/HEAD find nothing) */
+    objstore_blob_t *blob; /** GET: made by the back end; the front end takes ownership */
+    uint64_t size;         /** HEAD */
+    size_t removed;        /** DELETE_PREFIX */
+    /* the back end's own per-op state (e.g. its uv_work_t) */
+    void *backend_data;
+} objstore_op;
 
 typedef struct objstore_backend {
-    const char *scheme;
-    int (*open)(objstore_t *os, const char *url, const objstore_options *opts, char *err,
-                size_t errlen);
-    /* Starts op; must end with objstore_backend_done(op) on the loop thread, later. */
-    int (*submit)(objstore_t *os, obj_op *op);
-    void (*close)(objstore_t *os);
+    const char *name;             /** "fs", "s3" */
+    const char *const *schemes;   /** URL schemes it serves, NULL-terminated */
+    /* *state receives the back end's state; err as for objstore_open. */
+    int (*open)(uv_loop_t *loop, const char *url, const objstore_options *opts,
+                void **state, char *err, size_t errlen);
+    int (*start)(void *state, objstore_op *op);
+    int (*cancel)(void *state, objstore_op *op);
+    void (*close)(void *state);
 } objstore_backend;
 
-void objstore_backend_done(obj_op *op);
-/* The back end's private state and the loop it completes on. */
-void *objstore_backend_data(const objstore_t *os);
-void objstore_set_backend_data(objstore_t *os, void *data);
-uv_loop_t *objstore_loop(const objstore_t *os);
+/* Called by a back end, on the loop thread, when op has finished. */
+void objstore_op_done(objstore_op *op);
 
-extern const objstore_backend objstore_fs_backend;
+extern const objstore_backend objstore_fs_backend; /* fs.c */
+/* extern const objstore_backend objstore_s3_backend;    s3.c, with OGD_HAVE_S3 */
 
 #endif

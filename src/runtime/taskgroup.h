@@ -37,9 +37,9 @@ struct task {
     taskgroup_t *group;
     task_start_fn start;
     task_cancel_fn cancel;
-    void *arg;      /** the caller's, borrowed */
-    void *op;       /** free for the start function: e.g. the operation's handle */
-    int state;      /** private */
+    void *arg; /** the caller's, borrowed */
+    void *op;  /** free for the start function: e.g. the operation's handle */
+    int state; /** private */
     task_t *prev, *next;
 };
 
@@ -47,12 +47,12 @@ struct taskgroup {
     uv_loop_t *loop;
     size_t max_in_flight; /** 0 = unlimited */
     size_t running, queued, finished, spawned;
-    int status;           /** 0, or the first error */
+    int status; /** 0, or the first error */
     bool canceled;
     bool in_start;
     taskgroup_done_cb done;
     void *done_data;
-    task_t *run_head;     /* running tasks */
+    task_t *run_head; /* running tasks */
     task_t *queue_head, *queue_tail;
 };
 
@@ -68,7 +68,7 @@ void taskgroup_cancel(taskgroup_t *tg, int status);
 /* ---- work: functions on the thread pool ---- */
 
 typedef struct work work_t;
-typedef void (*work_fn)(void *data);              /* runs on a pool thread */
+typedef void (*work_fn)(void *data);                  /* runs on a pool thread */
 typedef void (*work_done_fn)(void *data, int status); /* runs on the loop; -ECANCELED if
                                                        * canceled before it started */
 /* Queues run(data) on the pool; done(data, status) follows on the loop. *out (optional)

@@ -168,8 +168,8 @@ void worker_run(const ogd_config *cfg, int listen_fd, worker_slot *slot)
 
     /* Stop: close what is left, let pending work callbacks run, release everything. */
     http_server_close(w->server);
-    uv_walk(&w->loop, close_walk, NULL);
-    objstore_close(w->app.objstore);
+    objstore_close(w->app.objstore, NULL, NULL);
+    uv_walk(&w->loop, close_walk, NULL); /* the rest: timers, signals */
     uv_run(&w->loop, UV_RUN_DEFAULT);
     store_close(w->app.store);
     http_server_free(w->server);

@@ -43,7 +43,7 @@ typedef struct sqlite_conn {
 typedef struct sqlite_store {
     store_t base;
     char *path;
-    pthread_key_t key;  /* this store's connection for the current thread */
+    pthread_key_t key; /* this store's connection for the current thread */
     pthread_mutex_t lock;
     sqlite_conn *conns; /* every connection opened, for close */
 } sqlite_store;
@@ -118,8 +118,7 @@ static int sqlite_migrate(const char *url, char *err, size_t errlen)
     if (rc)
         return rc;
     sqlite3 *db = NULL;
-    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
-        SQLITE_OK) {
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) != SQLITE_OK) {
         snprintf(err, errlen, "cannot open database %s: %s", path,
                  db ? sqlite3_errmsg(db) : "out of memory");
         rc = STORE_EUNAVAILABLE;
@@ -147,8 +146,8 @@ static int sqlite_migrate(const char *url, char *err, size_t errlen)
     sqlite3_finalize(st);
     int target = (int)(sizeof(migrations) / sizeof(migrations[0]));
     if (version > target) {
-        snprintf(err, errlen, "database schema version %d is newer than this ogd (%d)",
-                 version, target);
+        snprintf(err, errlen, "database schema version %d is newer than this ogd (%d)", version,
+                 target);
         sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
         rc = STORE_EDB;
         goto out;
@@ -310,28 +309,50 @@ static int where_clause(store_op_t *op, sql_fragment *q)
     return rc;
 }
 
-/* Loads the channels of one record into an object; names: NULL = all, else a JSON array. */
-static int load_channels(sqlite_conn *c, store_op_t *op, const char *id, const char *names,
-                         json_t *channels)
+/* Loads the channels of every record in recs (an array of documents with "_id") in one
+ * statement and attaches them as "channels" objects, in stored order. names: NULL = all
+ * channels, else a JSON array of the channel names wanted. */
+static int load_channels(sqlite_conn *c, store_op_t *op, json_t *recs, const char *names)
 {
-    const char *sql =
-        names ? "SELECT name, body FROM record_channels WHERE record_id = ?1 AND name IN "
-                "(SELECT value FROM json_each(?2)) ORDER BY ord"
-              : "SELECT name, body FROM record_channels WHERE record_id = ?1 ORDER BY ord";
-    sqlite3_stmt *st = stmt_get(c, op, sql);
-    if (!st)
-        return op->status;
-    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-    if (names)
-        sqlite3_bind_text(st, 2, names, -1, SQLITE_STATIC);
-    int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        json_t *body = column_json(st, 1);
-        if (!body)
-            body = json_object();
-        json_object_set_new(channels, (const char *)sqlite3_column_text(st, 0), body);
+    json_t *ids = json_array();
+    json_t *by_id = json_object();
+    size_t i;
+    json_t *rec;
+    json_array_foreach(recs, i, rec)
+    {
+        json_t *channels = json_object();
+        json_object_set_new(rec, "channels", channels);
+        json_t *id = json_object_get(rec, "_id");
+        json_array_append(ids, id);
+        json_object_set(by_id, json_string_value(id), channels);
     }
-    sqlite3_reset(st);
+    char *ids_text = json_dumps(ids, JSON_COMPACT);
+    const char *sql = names ? "SELECT record_id, name, body FROM record_channels WHERE record_id "
+                              "IN (SELECT value FROM json_each(?1)) AND name IN (SELECT value "
+                              "FROM json_each(?2)) ORDER BY record_id, ord"
+                            : "SELECT record_id, name, body FROM record_channels WHERE record_id "
+                              "IN (SELECT value FROM json_each(?1)) ORDER BY record_id, ord";
+    int rc = SQLITE_DONE;
+    sqlite3_stmt *st = ids_text ? stmt_get(c, op, sql) : NULL;
+    if (st) {
+        sqlite3_bind_text(st, 1, ids_text, -1, SQLITE_STATIC);
+        if (names)
+            sqlite3_bind_text(st, 2, names, -1, SQLITE_STATIC);
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+            json_t *channels = json_object_get(by_id, (const char *)sqlite3_column_text(st, 0));
+            json_t *body = column_json(st, 2);
+            json_object_set_new(channels, (const char *)sqlite3_column_text(st, 1),
+                                body ? body : json_object());
+        }
+        sqlite3_reset(st);
+    } else if (!ids_text) {
+        op->status = -ENOMEM;
+    }
+    free(ids_text);
+    json_decref(ids);
+    json_decref(by_id);
+    if (op->status)
+        return op->status;
     if (rc != SQLITE_DONE) {
         db_error(op, c, "reading channels");
         return op->status;
@@ -348,8 +369,7 @@ static void op_find(sqlite_conn *c, store_op_t *op)
     json_t *out = json_array();
 
     if (op->nprojection) {
-        if (projection_compile(op->projection, op->nprojection, &proj, op->err,
-                               sizeof(op->err))) {
+        if (projection_compile(op->projection, op->nprojection, &proj, op->err, sizeof(op->err))) {
             op->status = STORE_EBADQUERY;
             goto done;
         }
@@ -417,20 +437,8 @@ static void op_find(sqlite_conn *c, store_op_t *op)
         db_error(op, c, "query");
         goto done;
     }
-    if (want_channels) {
-        size_t i;
-        json_t *rec;
-        json_array_foreach(out, i, rec)
-        {
-            json_t *channels = json_object();
-            const char *id = json_string_value(json_object_get(rec, "_id"));
-            if (load_channels(c, op, id, names, channels)) {
-                json_decref(channels);
-                goto done;
-            }
-            json_object_set_new(rec, "channels", channels);
-        }
-    }
+    if (want_channels && json_array_size(out) && load_channels(c, op, out, names))
+        goto done;
     if (proj) {
         size_t i;
         json_t *rec;
@@ -564,10 +572,10 @@ static void bind_opt_text(sqlite3_stmt *st, int idx, json_t *v)
         sqlite3_bind_null(st, idx);
 }
 
-/* Inserts a whole record. The timestamp in metadata is normalised to the API's text form. */
-static void op_put(sqlite_conn *c, store_op_t *op)
+/* Inserts one whole record inside the caller's transaction. The timestamp in metadata is
+ * normalised to the API's text form. */
+static void put_record(sqlite_conn *c, store_op_t *op, json_t *doc)
 {
-    json_t *doc = op->doc;
     const char *id = json_string_value(json_object_get(doc, "_id"));
     if (!id) {
         snprintf(op->err, sizeof(op->err), "record has no string _id");
@@ -581,8 +589,7 @@ static void op_put(sqlite_conn *c, store_op_t *op)
     bool has_ts = false;
     if (ts) {
         if (timestamp_from_json(ts, &ts_us) != 0) {
-            snprintf(op->err, sizeof(op->err), "record %s: metadata.timestamp is not a date",
-                     id);
+            snprintf(op->err, sizeof(op->err), "record %s: metadata.timestamp is not a date", id);
             op->status = STORE_EBADQUERY;
             json_decref(meta_copy);
             return;
@@ -594,9 +601,6 @@ static void op_put(sqlite_conn *c, store_op_t *op)
     }
     char *meta_text = json_dumps(meta_copy, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_t *shot = json_object_get(meta_copy, "shotnum");
-
-    if (exec_simple(c, op, "BEGIN IMMEDIATE"))
-        goto out;
     sqlite3_stmt *st;
     if (op->replace) {
         st = stmt_get(c, op, "DELETE FROM record_channels WHERE record_id = ?1");
@@ -662,20 +666,42 @@ static void op_put(sqlite_conn *c, store_op_t *op)
         if (rc)
             goto fail;
     }
-    if (exec_simple(c, op, "COMMIT"))
-        goto fail;
-    goto out;
 fail:
-    sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
-out:
     free(meta_text);
     json_decref(meta_copy);
 }
 
+/* STORE_RECORD_PUT (one record) and STORE_RECORDS_PUT (an array): all or nothing. */
+static void op_put(sqlite_conn *c, store_op_t *op)
+{
+    if (op->kind == STORE_RECORDS_PUT && !json_is_array(op->doc)) {
+        snprintf(op->err, sizeof(op->err), "a batch of records must be an array");
+        op->status = STORE_EBADQUERY;
+        return;
+    }
+    if (exec_simple(c, op, "BEGIN IMMEDIATE"))
+        return;
+    if (op->kind == STORE_RECORDS_PUT) {
+        size_t i;
+        json_t *doc;
+        json_array_foreach(op->doc, i, doc)
+        {
+            put_record(c, op, doc);
+            if (op->status)
+                break;
+        }
+    } else {
+        put_record(c, op, op->doc);
+    }
+    if (op->status == 0 && exec_simple(c, op, "COMMIT") == 0)
+        return;
+    sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+}
+
 static void op_channel_count(sqlite_conn *c, store_op_t *op)
 {
-    sqlite3_stmt *st = stmt_get(
-        c, op, "SELECT count(*) FROM record_channels WHERE record_id = ?1 AND name = ?2");
+    sqlite3_stmt *st =
+        stmt_get(c, op, "SELECT count(*) FROM record_channels WHERE record_id = ?1 AND name = ?2");
     if (!st)
         return;
     sqlite3_bind_text(st, 1, op->id, -1, SQLITE_STATIC);
@@ -709,8 +735,7 @@ static void get_doc(sqlite_conn *c, store_op_t *op, const char *sql, const char 
     sqlite3_reset(st);
 }
 
-static void put_doc(sqlite_conn *c, store_op_t *op, const char *sql_insert,
-                    const char *sql_upsert)
+static void put_doc(sqlite_conn *c, store_op_t *op, const char *sql_insert, const char *sql_upsert)
 {
     const char *id = json_string_value(json_object_get(op->doc, "_id"));
     if (!id) {
@@ -839,7 +864,12 @@ static void sqlite_execute(store_t *base, store_op_t *op)
         break;
     }
     case STORE_RECORDS_FIND:
-        op_find(c, op);
+        /* One read transaction: one snapshot for the rows and their channels, and one
+         * lock/unlock of the database instead of one per statement. */
+        if (exec_simple(c, op, "BEGIN") == 0) {
+            op_find(c, op);
+            sqlite3_exec(c->db, "COMMIT", NULL, NULL, NULL);
+        }
         break;
     case STORE_RECORDS_COUNT:
         op_count(c, op);
@@ -854,6 +884,7 @@ static void sqlite_execute(store_t *base, store_op_t *op)
         op_delete(c, op);
         break;
     case STORE_RECORD_PUT:
+    case STORE_RECORDS_PUT:
         op_put(c, op);
         break;
     case STORE_CHANNEL_COUNT:

@@ -31,43 +31,45 @@ typedef struct store_op store_op_t;
 typedef void (*store_cb)(store_op_t *op);
 
 typedef enum store_op_kind {
-    STORE_PING,               /* readiness check */
-    STORE_RECORDS_FIND,       /* filter, order, skip, limit, projection -> result: array */
-    STORE_RECORDS_COUNT,      /* filter -> count */
-    STORE_RECORD_GET,         /* id (+ filter ANDed) -> result: record or -ENOENT */
-    STORE_RECORDS_RANGE,      /* range_by_shotnum, lo, hi -> result {from,to} or {min,max} */
-    STORE_RECORD_DELETE,      /* id -> count (0 or 1) */
-    STORE_RECORD_PUT,         /* doc (a whole record); replace => upsert, else -EEXIST */
-    STORE_CHANNEL_COUNT,      /* id, channel -> count of records with that id and channel */
-    STORE_MANIFEST_LATEST,    /* -> result: {"_id", "channels"} or -ENOENT */
-    STORE_MANIFEST_PUT,       /* doc {"_id", "channels"} */
-    STORE_CHANNEL_SUMMARY,    /* channel -> result {first_date, most_recent_date, recent:[{ts, channel-doc}]} */
-    STORE_USER_GET,           /* id -> result: user document or -ENOENT */
-    STORE_USER_PUT,           /* doc (a user, "_id" = username); replace => upsert */
+    STORE_PING,            /* readiness check */
+    STORE_RECORDS_FIND,    /* filter, order, skip, limit, projection -> result: array */
+    STORE_RECORDS_COUNT,   /* filter -> count */
+    STORE_RECORD_GET,      /* id (+ filter ANDed) -> result: record or -ENOENT */
+    STORE_RECORDS_RANGE,   /* range_by_shotnum, lo, hi -> result {from,to} or {min,max} */
+    STORE_RECORD_DELETE,   /* id -> count (0 or 1) */
+    STORE_RECORD_PUT,      /* doc (a whole record); replace => upsert, else -EEXIST */
+    STORE_RECORDS_PUT,     /* doc: an array of records, all in one transaction */
+    STORE_CHANNEL_COUNT,   /* id, channel -> count of records with that id and channel */
+    STORE_MANIFEST_LATEST, /* -> result: {"_id", "channels"} or -ENOENT */
+    STORE_MANIFEST_PUT,    /* doc {"_id", "channels"} */
+    STORE_CHANNEL_SUMMARY, /* channel -> result {first_date, most_recent_date, recent:[{ts,
+                              channel-doc}]} */
+    STORE_USER_GET,        /* id -> result: user document or -ENOENT */
+    STORE_USER_PUT,        /* doc (a user, "_id" = username); replace => upsert */
 } store_op_kind;
 
 /* Statuses besides 0 and negative errno values (-ENOENT, -EEXIST, -ECANCELED). */
-#define STORE_EBADQUERY (-10001) /* the query is not valid: err holds a client message (400) */
-#define STORE_EDB (-10002)       /* the database failed: err holds a log message (500) */
+#define STORE_EBADQUERY (-10001)    /* the query is not valid: err holds a client message (400) */
+#define STORE_EDB (-10002)          /* the database failed: err holds a log message (500) */
 #define STORE_EUNAVAILABLE (-10003) /* cannot reach the database (503) */
 
 struct store_op {
     store_op_kind kind;
 
     /* Inputs, borrowed until the callback. */
-    const filter_t *filter;        /* NULL = match everything */
-    const char *const *order;      /* "field asc|desc" entries */
+    const filter_t *filter;   /* NULL = match everything */
+    const char *const *order; /* "field asc|desc" entries */
     size_t norder;
     const char *const *projection; /* dotted paths; none = whole records */
     size_t nprojection;
     int64_t skip;
-    int64_t limit;           /* 0 = no limit */
-    int64_t max_documents;   /* hard cap on returned documents (0 = none) */
+    int64_t limit;         /* 0 = no limit */
+    int64_t max_documents; /* hard cap on returned documents (0 = none) */
     const char *id;
     const char *channel;
-    json_t *doc;             /* for puts */
+    json_t *doc; /* for puts */
     bool replace;
-    bool range_by_shotnum;   /* true: lo/hi are shot numbers; false: microseconds */
+    bool range_by_shotnum; /* true: lo/hi are shot numbers; false: microseconds */
     int64_t lo, hi;
 
     /* Outputs, owned by the op until store_op_cleanup. */
@@ -103,7 +105,7 @@ void store_op_cleanup(store_op_t *op);
 
 /* Back-end vtable; each back end provides one. */
 typedef struct store_backend {
-    const char *scheme;  /* "sqlite" */
+    const char *scheme; /* "sqlite" */
     int (*open)(const char *url, store_t **out, char *err, size_t errlen);
     int (*migrate)(const char *url, char *err, size_t errlen);
     void (*close)(store_t *s);

@@ -12,8 +12,8 @@ typedef struct arena_chunk arena_chunk;
 
 typedef struct arena {
     arena_chunk *chunks;
-    size_t total;  /** bytes taken from malloc so far */
-    size_t max;    /** cap on total */
+    size_t total; /** bytes taken from malloc so far */
+    size_t max;   /** cap on total */
 } arena_t;
 
 void arena_init(arena_t *a, size_t max);

@@ -15,10 +15,10 @@
 #include <stdint.h>
 
 typedef struct buf {
-    char *data;  /** bytes, NUL-terminated; NULL until the first append */
-    size_t len;  /** bytes in use, terminator excluded */
-    size_t cap;  /** bytes allocated */
-    size_t max;  /** hard limit on len */
+    char *data; /** bytes, NUL-terminated; NULL until the first append */
+    size_t len; /** bytes in use, terminator excluded */
+    size_t cap; /** bytes allocated */
+    size_t max; /** hard limit on len */
 } buf_t;
 
 #define BUF_UNLIMITED ((size_t)1 << 40)

@@ -95,6 +95,12 @@ class OgdServer:
         kw.setdefault("timeout", 30)
         return requests.get(self.url + path, **kw)
 
+    def sanitizer_reports(self):
+        """Sanitizer reports any process of this server wrote (ASan/UBSan/LSan builds)."""
+        log = self.read_log()
+        return [m for m in ("ERROR: AddressSanitizer", "runtime error:", "ERROR: LeakSanitizer")
+                if m in log]
+
     def stop(self, sig=signal.SIGTERM):
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(sig)
@@ -127,6 +133,7 @@ def make_server():
         rc = s.stop()
         # A sanitizer report makes the process exit non-zero: fail the test on it.
         assert rc == 0, "ogd exited with %r:\n%s" % (rc, s.read_log()[-5000:])
+        assert not s.sanitizer_reports(), s.read_log()[-20000:]
     for d in dirs:
         shutil.rmtree(d, ignore_errors=True)
 
@@ -139,8 +146,11 @@ def ogd_server():
     s.start()
     yield s
     rc = s.stop()
+    reports = s.sanitizer_reports()
+    log = s.read_log()
     shutil.rmtree(d, ignore_errors=True)
     assert rc == 0
+    assert not reports, log[-20000:]
 
 
 @pytest.fixture(scope="session")
@@ -152,5 +162,8 @@ def fixture_server():
     s.start()
     yield s
     rc = s.stop()
+    reports = s.sanitizer_reports()
+    log = s.read_log()
     shutil.rmtree(d, ignore_errors=True)
     assert rc == 0
+    assert not reports, log[-20000:]

@@ -44,7 +44,7 @@ static env *open_env(void)
 
 static void close_env(env *e)
 {
-    objstore_close(e->os);
+    objstore_close(e->os, NULL, NULL);
     uv_run(&e->loop, UV_RUN_DEFAULT);
     assert_int_equal(uv_loop_close(&e->loop), 0);
     store_close(e->store);

@@ -180,6 +180,30 @@ static void test_put_existing_and_replace(void **state)
     json_decref(op.doc);
 }
 
+static void test_batch_put_is_all_or_nothing(void **state)
+{
+    fixture *f = *state;
+    store_op_t op;
+    store_op_init(&op, STORE_RECORDS_PUT);
+    op.doc = json_loads("[{\"_id\":\"b1\",\"metadata\":{}},{\"_id\":\"b2\",\"metadata\":{"
+                        "\"timestamp\":\"not a date\"}}]",
+                        0, NULL);
+    assert_int_equal(store_run_sync(f->store, &op), STORE_EBADQUERY);
+    json_decref(op.doc);
+    store_op_init(&op, STORE_RECORDS_COUNT);
+    assert_int_equal(store_run_sync(f->store, &op), 0);
+    assert_int_equal(op.count, 3); /* b1 was rolled back */
+
+    store_op_init(&op, STORE_RECORDS_PUT);
+    op.doc =
+        json_loads("[{\"_id\":\"b1\",\"metadata\":{}},{\"_id\":\"b2\",\"metadata\":{}}]", 0, NULL);
+    assert_int_equal(store_run_sync(f->store, &op), 0);
+    json_decref(op.doc);
+    store_op_init(&op, STORE_RECORDS_COUNT);
+    assert_int_equal(store_run_sync(f->store, &op), 0);
+    assert_int_equal(op.count, 5);
+}
+
 static void test_manifest_and_summary(void **state)
 {
     fixture *f = *state;
@@ -220,6 +244,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_count_range_delete, setup, teardown),
         cmocka_unit_test_setup_teardown(test_put_existing_and_replace, setup, teardown),
         cmocka_unit_test_setup_teardown(test_manifest_and_summary, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_batch_put_is_all_or_nothing, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

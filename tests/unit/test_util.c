@@ -147,9 +147,9 @@ static void test_projection(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_buf_cap),           cmocka_unit_test(test_arena),
-        cmocka_unit_test(test_jsonw_doubles),     cmocka_unit_test(test_jsonw_strings_and_values),
-        cmocka_unit_test(test_timestamps),        cmocka_unit_test(test_projection),
+        cmocka_unit_test(test_buf_cap),       cmocka_unit_test(test_arena),
+        cmocka_unit_test(test_jsonw_doubles), cmocka_unit_test(test_jsonw_strings_and_values),
+        cmocka_unit_test(test_timestamps),    cmocka_unit_test(test_projection),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

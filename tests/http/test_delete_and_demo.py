@@ -1,0 +1,59 @@
+"""DELETE /records/{id_} (document and every object, both key layouts) and the demo data
+set that `make run` serves."""
+import glob
+import json
+import os
+
+
+def objects_of(srv, record_id):
+    root = os.path.join(srv.data_dir, "objects")
+    d = f"{record_id[0:4]}/{record_id[4:6]}/{record_id[6:8]}/{record_id[8:]}"
+    return sorted(glob.glob(f"{root}/*/{d}/*") + glob.glob(f"{root}/*/{record_id}/*"))
+
+
+def test_demo_data_is_served(make_server):
+    srv = make_server(records=12, images=True)
+    assert srv.get("/records/count").json() == 12
+    manifest = srv.get("/channels").json()["channels"]
+    types = {c["type"] for c in manifest.values()}
+    assert {"scalar", "image", "waveform", "vector"} <= types
+    rec = srv.get("/records/20230605080000").json()
+    assert rec["metadata"]["shotnum"] == 423648000000
+    dtypes = {c["metadata"]["channel_dtype"] for c in rec["channels"].values()}
+    assert {"scalar", "image", "waveform", "vector"} <= dtypes
+    images = [n for n, c in rec["channels"].items() if c["metadata"]["channel_dtype"] == "image"]
+    assert rec["channels"][images[0]]["image_path"].startswith("2023/06/05/080000/")
+    assert len(objects_of(srv, "20230605080000")) >= 4
+
+
+def test_delete_removes_document_and_objects(make_server):
+    srv = make_server(records=5, images=True)
+    rid = "20230605080010"
+    # an object under the legacy layout too
+    legacy = os.path.join(srv.data_dir, "objects", "waveforms", rid)
+    os.makedirs(legacy)
+    with open(os.path.join(legacy, "OLD.json"), "w") as f:
+        f.write('{"x":[1],"y":[2]}')
+    assert objects_of(srv, rid)
+    r = srv.get("/records/" + rid)
+    assert r.status_code == 200
+    import requests
+    r = requests.delete(srv.url + "/records/" + rid)
+    assert r.status_code == 204 and r.content == b""
+    assert srv.get("/records/" + rid).status_code == 404
+    assert objects_of(srv, rid) == []
+    assert srv.get("/records/count").json() == 4
+    # other records keep their objects
+    assert objects_of(srv, "20230605080000")
+    # unknown ids are fine too
+    assert requests.delete(srv.url + "/records/19990101000000").status_code == 204
+
+
+def test_demo_is_deterministic_and_skips_when_not_empty(make_server):
+    a = make_server(records=3, images=False)
+    b = make_server(records=3, images=False)
+    ra = a.get("/records", params={"conditions": json.dumps({})}).json()
+    rb = b.get("/records", params={"conditions": json.dumps({})}).json()
+    assert ra == rb
+    a.demo(10, False)  # not empty: nothing is added
+    assert a.get("/records/count").json() == 3
