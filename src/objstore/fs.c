@@ -417,8 +417,8 @@ static void fs_close(void *state)
 }
 
 /* Runs on the loop thread at worker start (mkdir, realpath): before any request. */
-static int fs_open(uv_loop_t *loop, const char *url, const objstore_options *opts,
-                   void **state, char *err, size_t errlen)
+static int fs_open(uv_loop_t *loop, const char *url, const objstore_options *opts, void **state,
+                   char *err, size_t errlen)
 {
     const char *path = strstr(url, "://") + 3;
     const char *bucket = opts->bucket && *opts->bucket ? opts->bucket : NULL;

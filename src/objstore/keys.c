@@ -48,8 +48,7 @@ const char *objstore_kind_ext(objstore_kind kind)
 /* Writes the new-layout directory of a record id (YYYY/MM/DD/HHMMSS, or the bare id). */
 static int new_dir(const char *id, char *out, size_t outlen)
 {
-    int n = strlen(id) > 8 ? snprintf(out, outlen, "%.4s/%.2s/%.2s/%s", id, id + 4, id + 6,
-                                      id + 8)
+    int n = strlen(id) > 8 ? snprintf(out, outlen, "%.4s/%.2s/%.2s/%s", id, id + 4, id + 6, id + 8)
                            : snprintf(out, outlen, "%s", id);
     return n >= 0 && (size_t)n < outlen ? 0 : -ENAMETOOLONG;
 }
@@ -65,8 +64,7 @@ static int make_key(objstore_kind kind, const char *dir, const char *channel, ch
     return 0;
 }
 
-int objstore_key_new(objstore_kind kind, const char *record_id, const char *channel,
-                     char *out)
+int objstore_key_new(objstore_kind kind, const char *record_id, const char *channel, char *out)
 {
     char dir[OBJSTORE_KEY_MAX];
     if (new_dir(record_id, dir, sizeof(dir)) != 0) {
@@ -76,8 +74,7 @@ int objstore_key_new(objstore_kind kind, const char *record_id, const char *chan
     return make_key(kind, dir, channel, out);
 }
 
-int objstore_key_legacy(objstore_kind kind, const char *record_id, const char *channel,
-                        char *out)
+int objstore_key_legacy(objstore_kind kind, const char *record_id, const char *channel, char *out)
 {
     return make_key(kind, record_id, channel, out);
 }
@@ -85,8 +82,7 @@ int objstore_key_legacy(objstore_kind kind, const char *record_id, const char *c
 int objstore_record_prefixes(const char *record_id,
                              char out[OBJSTORE_RECORD_PREFIXES][OBJSTORE_PREFIX_MAX])
 {
-    static const objstore_kind order[] = {OBJ_WAVEFORM, OBJ_IMAGE, OBJ_VECTOR,
-                                          OBJ_FLOAT_IMAGE};
+    static const objstore_kind order[] = {OBJ_WAVEFORM, OBJ_IMAGE, OBJ_VECTOR, OBJ_FLOAT_IMAGE};
     char dir[OBJSTORE_PREFIX_MAX];
     if (new_dir(record_id, dir, sizeof(dir)) != 0)
         return -ENAMETOOLONG;
@@ -102,8 +98,7 @@ int objstore_record_prefixes(const char *record_id,
 }
 
 int objstore_get_channel(objstore_t *os, objstore_kind kind, const char *record_id,
-                         const char *channel, objstore_get_cb cb, void *data,
-                         objstore_req_t **req)
+                         const char *channel, objstore_get_cb cb, void *data, objstore_req_t **req)
 {
     char key[OBJSTORE_KEY_MAX], legacy[OBJSTORE_KEY_MAX];
     int rc = objstore_key_new(kind, record_id, channel, key);

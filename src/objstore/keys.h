@@ -45,11 +45,9 @@ const char *objstore_kind_ext(objstore_kind kind);
 
 /* Writes the new-layout key (images/2023/06/05/100000/CH.png) into out, which has
  * OBJSTORE_KEY_MAX bytes. 0, or -ENAMETOOLONG (out then holds an empty string). */
-int objstore_key_new(objstore_kind kind, const char *record_id, const char *channel,
-                     char *out);
+int objstore_key_new(objstore_kind kind, const char *record_id, const char *channel, char *out);
 /* The same for the legacy key (images/20230605100000/CH.png). */
-int objstore_key_legacy(objstore_kind kind, const char *record_id, const char *channel,
-                        char *out);
+int objstore_key_legacy(objstore_kind kind, const char *record_id, const char *channel, char *out);
 /* The prefixes DELETE /records/{id} removes, in the reference's order: for waveforms,
  * images, vectors, float_images, the new then the legacy directory, each ending with '/'
  * (for ids of <= 8 characters the two are equal). Returns OBJSTORE_RECORD_PREFIXES, or
@@ -64,7 +62,6 @@ int objstore_record_prefixes(const char *record_id,
  * and the other errors of objstore_get; then cb is never called. req as for
  * objstore_get: one handle covers both reads. */
 int objstore_get_channel(objstore_t *os, objstore_kind kind, const char *record_id,
-                         const char *channel, objstore_get_cb cb, void *data,
-                         objstore_req_t **req);
+                         const char *channel, objstore_get_cb cb, void *data, objstore_req_t **req);
 
 #endif

@@ -420,8 +420,7 @@ void objstore_op_done(objstore_op *bop)
             status = -EIO; /* a back end that forgot its result */
         if (status == 0)
             os->stats.bytes_read += bop->blob->len;
-        objcache_flight_end(os->cache, &o->flight,
-                            status == 0 && !os->closing ? bop->blob : NULL);
+        objcache_flight_end(os->cache, &o->flight, status == 0 && !os->closing ? bop->blob : NULL);
         break;
     case OBJSTORE_OP_PUT:
         if (status == 0)
@@ -440,8 +439,7 @@ void objstore_op_done(objstore_op *bop)
     while (o->waiters) {
         objstore_req_t *r = o->waiters;
         waiter_unlink(o, r);
-        if (bop->kind == OBJSTORE_OP_GET && status != 0 && status != -ECANCELED &&
-            r->fallback) {
+        if (bop->kind == OBJSTORE_OP_GET && status != 0 && status != -ECANCELED && r->fallback) {
             char *fallback = r->fallback;
             r->fallback = NULL;
             int rc = get_attach(os, r, fallback);
@@ -497,12 +495,14 @@ static const objstore_backend *find_backend(const char *url, size_t schemelen)
     return NULL;
 }
 
-int objstore_open(const char *url, const objstore_options *opts, uv_loop_t *loop,
-                  objstore_t **out, char *err, size_t errlen)
+int objstore_open(const char *url, const objstore_options *opts, uv_loop_t *loop, objstore_t **out,
+                  char *err, size_t errlen)
 {
     static const objstore_options no_options;
     if (!opts)
         opts = &no_options;
+    if (!err)
+        errlen = 0;
     const char *sep = url ? strstr(url, "://") : NULL;
     if (!sep) {
         set_err(err, errlen, "echo.url: not a URL: \"%.200s\"", url ? url : "");
@@ -526,9 +526,9 @@ int objstore_open(const char *url, const objstore_options *opts, uv_loop_t *loop
     }
     os->be = be;
     os->loop = loop;
-    os->cache = objcache_new(opts->cache_max_entries,
-                             opts->cache_max_bytes ? opts->cache_max_bytes
-                                                   : OBJSTORE_DEFAULT_CACHE_BYTES);
+    os->cache =
+        objcache_new(opts->cache_max_entries,
+                     opts->cache_max_bytes ? opts->cache_max_bytes : OBJSTORE_DEFAULT_CACHE_BYTES);
     if (!os->cache) {
         free(os);
         set_err(err, errlen, "out of memory");
@@ -804,8 +804,8 @@ int objstore_delete(objstore_t *os, const char *key, objstore_done_cb cb, void *
     return delete_common(os, OBJSTORE_OP_DELETE, key, cb, NULL, data, reqp);
 }
 
-int objstore_delete_prefix(objstore_t *os, const char *prefix, objstore_count_cb cb,
-                           void *data, objstore_req_t **reqp)
+int objstore_delete_prefix(objstore_t *os, const char *prefix, objstore_count_cb cb, void *data,
+                           objstore_req_t **reqp)
 {
     return delete_common(os, OBJSTORE_OP_DELETE_PREFIX, prefix, NULL, cb, data, reqp);
 }

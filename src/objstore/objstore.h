@@ -109,8 +109,8 @@ void objstore_blob_unref(const objstore_blob_t *b);
  *                                    says "S3 back end not available in this build".
  * opts may be NULL (no cache, no bucket). On success *out is the caller's until
  * objstore_close; on error err (errlen bytes, may be 0) holds a message naming echo.url. */
-int objstore_open(const char *url, const objstore_options *opts, uv_loop_t *loop,
-                  objstore_t **out, char *err, size_t errlen);
+int objstore_open(const char *url, const objstore_options *opts, uv_loop_t *loop, objstore_t **out,
+                  char *err, size_t errlen);
 
 /* Starts closing: every pending request is cancelled (its callback gets -ECANCELED on a
  * later loop turn), new calls fail with -ESHUTDOWN, and once back-end work still running
@@ -148,8 +148,8 @@ int objstore_delete(objstore_t *os, const char *key, objstore_done_cb cb, void *
 /* Deletes every object whose key starts with prefix (a key, optionally ending with '/';
  * never empty) and reports how many were removed (0 when none matched: not an error).
  * fs: a prefix ending with '/' removes that directory tree. */
-int objstore_delete_prefix(objstore_t *os, const char *prefix, objstore_count_cb cb,
-                           void *data, objstore_req_t **req);
+int objstore_delete_prefix(objstore_t *os, const char *prefix, objstore_count_cb cb, void *data,
+                           objstore_req_t **req);
 
 /* Cancels a pending request: its callback will get -ECANCELED (exactly once, later, never
  * inside this call). A no-op when the request's callback is already running. Never call
@@ -209,11 +209,11 @@ typedef struct objstore_op {
 } objstore_op;
 
 typedef struct objstore_backend {
-    const char *name;             /** "fs", "s3" */
-    const char *const *schemes;   /** URL schemes it serves, NULL-terminated */
+    const char *name;           /** "fs", "s3" */
+    const char *const *schemes; /** URL schemes it serves, NULL-terminated */
     /* *state receives the back end's state; err as for objstore_open. */
-    int (*open)(uv_loop_t *loop, const char *url, const objstore_options *opts,
-                void **state, char *err, size_t errlen);
+    int (*open)(uv_loop_t *loop, const char *url, const objstore_options *opts, void **state,
+                char *err, size_t errlen);
     int (*start)(void *state, objstore_op *op);
     int (*cancel)(void *state, objstore_op *op);
     void (*close)(void *state);
@@ -222,7 +222,10 @@ typedef struct objstore_backend {
 /* Called by a back end, on the loop thread, when op has finished. */
 void objstore_op_done(objstore_op *op);
 
-extern const objstore_backend objstore_fs_backend; /* fs.c */
-/* extern const objstore_backend objstore_s3_backend;    s3.c, with OGD_HAVE_S3 */
+/* The back ends objstore_open chooses from (by URL scheme; table in objstore.c). */
+extern const objstore_backend objstore_fs_backend; /* fs.c: file:// */
+#ifdef OGD_HAVE_S3
+extern const objstore_backend objstore_s3_backend; /* s3.c: http://, https:// */
+#endif
 
 #endif

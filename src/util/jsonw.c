@@ -114,10 +114,13 @@ void jsonw_format_double(double d, char *out)
         strcpy(out, signbit(d) ? "-0.0" : "0.0");
         return;
     }
+    /* Any double whose shortest round-trip form has at most 15 significant digits
+     * (DBL_DIG) prints as exactly that form under %.15g (trailing zeros dropped), so only
+     * the rare longer ones need 16 or 17 digits. */
     char tmp[40];
-    for (int prec = 1; prec <= 17; prec++) {
+    for (int prec = 15; prec <= 17; prec++) {
         snprintf(tmp, sizeof(tmp), "%.*g", prec, d);
-        if (strtod(tmp, NULL) == d)
+        if (prec == 17 || strtod(tmp, NULL) == d)
             break;
     }
     /* Normalise C's exponent form (1e-05, 1e+16) to 1e-5, 1e16; integral values get .0 */

@@ -26,12 +26,15 @@ def run_load(srv, action, threads=4, settle=1.0):
     ts = [threading.Thread(target=hammer, args=(srv, stop, results)) for _ in range(threads)]
     for t in ts:
         t.start()
-    time.sleep(0.5)
-    action()
-    time.sleep(settle)
-    stop.set()
-    for t in ts:
-        t.join()
+    try:
+        time.sleep(0.5)
+        action()
+        time.sleep(settle)
+    finally:
+        # the load stops even when the action fails, so a failing test cannot hang
+        stop.set()
+        for t in ts:
+            t.join()
     return results
 
 

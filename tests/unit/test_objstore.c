@@ -42,8 +42,7 @@ static env *open_env_bucket(size_t entries, size_t bytes, const char *bucket)
     assert_int_equal(uv_loop_init(&e->loop), 0);
     char url[128], err[256];
     snprintf(url, sizeof(url), "file://%s", e->dir);
-    objstore_options o = {.cache_max_entries = entries, .cache_max_bytes = bytes,
-                          .bucket = bucket};
+    objstore_options o = {.cache_max_entries = entries, .cache_max_bytes = bytes, .bucket = bucket};
     assert_int_equal(objstore_open(url, &o, &e->loop, &e->os, err, sizeof(err)), 0);
     return e;
 }
@@ -359,8 +358,18 @@ static void test_key_validation(void **state)
     env *e = open_env(4, 1024);
     got g = {0};
     done d = {0};
-    const char *bad[] = {"../etc/passwd", "a/../../etc/passwd", "/etc/passwd", "a//b",
-                         "a/./b", "a\\b", "", "a/..", "..", ".", "a/", "a/\x01b",
+    const char *bad[] = {"../etc/passwd",
+                         "a/../../etc/passwd",
+                         "/etc/passwd",
+                         "a//b",
+                         "a/./b",
+                         "a\\b",
+                         "",
+                         "a/..",
+                         "..",
+                         ".",
+                         "a/",
+                         "a/\x01b",
                          "images/.ogd-tmp-1-2"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         assert_int_equal(objstore_key_check(bad[i]), -EINVAL);
@@ -403,8 +412,8 @@ static void test_delete_and_prefix(void **state)
     assert_int_equal(get(e, "images/2023/06/05/080000/A.png").status, 0); /* now cached */
 
     done d = {0};
-    assert_int_equal(
-        objstore_delete_prefix(e->os, "images/2023/06/05/080000/", on_count, &d, NULL), 0);
+    assert_int_equal(objstore_delete_prefix(e->os, "images/2023/06/05/080000/", on_count, &d, NULL),
+                     0);
     run(e);
     assert_int_equal(d.calls, 1);
     assert_int_equal(d.status, 0);
@@ -424,8 +433,7 @@ static void test_delete_and_prefix(void **state)
 
     /* A prefix inside a name: "0" matches 080000x and the tree 090000. */
     memset(&d, 0, sizeof(d));
-    assert_int_equal(objstore_delete_prefix(e->os, "images/2023/06/05/0", on_count, &d, NULL),
-                     0);
+    assert_int_equal(objstore_delete_prefix(e->os, "images/2023/06/05/0", on_count, &d, NULL), 0);
     run(e);
     assert_int_equal(d.status, 0);
     assert_int_equal(d.value, 2);
@@ -433,8 +441,7 @@ static void test_delete_and_prefix(void **state)
     assert_true(file_exists(e, "images/20230605080000/A.png"));
 
     memset(&d, 0, sizeof(d));
-    assert_int_equal(objstore_delete(e->os, "images/20230605080000/A.png", on_done, &d, NULL),
-                     0);
+    assert_int_equal(objstore_delete(e->os, "images/20230605080000/A.png", on_done, &d, NULL), 0);
     run(e);
     assert_int_equal(d.calls, 1);
     assert_int_equal(d.status, 0);
@@ -817,8 +824,7 @@ static void test_key_layout(void **state)
 {
     (void)state;
     char key[OBJSTORE_KEY_MAX];
-    assert_int_equal(objstore_key_new(OBJ_IMAGE, "20230605100000", "FE-204-NSO-P1-CAM-1", key),
-                     0);
+    assert_int_equal(objstore_key_new(OBJ_IMAGE, "20230605100000", "FE-204-NSO-P1-CAM-1", key), 0);
     assert_string_equal(key, "images/2023/06/05/100000/FE-204-NSO-P1-CAM-1.png");
     assert_int_equal(objstore_key_legacy(OBJ_IMAGE, "20230605100000", "FE-204-NSO-P1-CAM-1", key),
                      0);
@@ -914,8 +920,7 @@ static void test_legacy_fallback(void **state)
     memset(&g, 0, sizeof(g));
     before = stats(e);
     assert_int_equal(
-        objstore_get_channel(e->os, OBJ_VECTOR, "20230605080300", "missing", on_get, &g, NULL),
-        0);
+        objstore_get_channel(e->os, OBJ_VECTOR, "20230605080300", "missing", on_get, &g, NULL), 0);
     run(e);
     assert_int_equal(g.calls, 1);
     assert_int_equal(g.status, -ENOENT);
@@ -945,8 +950,7 @@ static void test_legacy_fallback(void **state)
     assert_int_equal(
         objstore_get_channel(e->os, OBJ_IMAGE, "20230605080300", "../../x", on_get, &g, NULL),
         -EINVAL);
-    assert_int_equal(objstore_get_channel(e->os, OBJ_IMAGE, "..", "x", on_get, &g, NULL),
-                     -EINVAL);
+    assert_int_equal(objstore_get_channel(e->os, OBJ_IMAGE, "..", "x", on_get, &g, NULL), -EINVAL);
     close_env(e);
 }
 
