@@ -107,6 +107,12 @@ void worker_run(const ogd_config *cfg, int listen_fd, worker_slot *slot)
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
 
+    /* libuv sizes its process-wide thread pool from the environment on first use, which
+     * happens in this process after the fork. */
+    char threads[16];
+    snprintf(threads, sizeof(threads), "%d", cfg->server.threads);
+    setenv("UV_THREADPOOL_SIZE", threads, 1);
+
     worker *w = calloc(1, sizeof(*w));
     if (!w)
         _exit(1);

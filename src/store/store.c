@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -65,6 +66,9 @@ void store_op_cleanup(store_op_t *op)
         json_decref(op->result);
         op->result = NULL;
     }
+    free(op->text);
+    op->text = NULL;
+    op->text_len = 0;
 }
 
 static void op_work(uv_work_t *w)
@@ -75,6 +79,8 @@ static void op_work(uv_work_t *w)
         return;
     }
     op->store->backend->execute(op->store, op);
+    if (op->status == 0 && op->post && !op->canceled)
+        op->post(op);
 }
 
 static void op_after(uv_work_t *w, int status)

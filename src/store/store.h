@@ -72,11 +72,19 @@ struct store_op {
     bool range_by_shotnum; /* true: lo/hi are shot numbers; false: microseconds */
     int64_t lo, hi;
 
+    /* Optional: runs on the same pool thread right after a successful op (not for
+     * store_run_sync callers that leave it NULL), e.g. to shape and serialise the result
+     * into `text` so the loop thread only writes it out. */
+    void (*post)(store_op_t *op);
+    void *post_data;
+
     /* Outputs, owned by the op until store_op_cleanup. */
     int status;
     char err[256];
     json_t *result;
     int64_t count;
+    char *text; /** set by post, if it serialises; malloc'd */
+    size_t text_len;
 
     /* Private to the store. */
     store_t *store;
