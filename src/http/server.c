@@ -1076,15 +1076,21 @@ int http_server_create(uv_loop_t *loop, int listen_fd, const http_route *routes,
     return 0;
 }
 
-void http_server_drain(http_server_t *s, void (*done)(void *), void *data)
+/* Both stops begin alike: no new connections. */
+static void stop_listening(http_server_t *s)
 {
     s->draining = true;
-    s->drain_done = done;
-    s->drain_data = data;
     if (s->listening) {
         uv_close((uv_handle_t *)&s->listener, NULL);
         s->listening = false;
     }
+}
+
+void http_server_drain(http_server_t *s, void (*done)(void *), void *data)
+{
+    stop_listening(s);
+    s->drain_done = done;
+    s->drain_data = data;
     http_conn_t *c = s->conns;
     while (c) {
         http_conn_t *next = c->next;
@@ -1111,12 +1117,8 @@ void http_server_close(http_server_t *s)
 {
     if (!uv_is_closing((uv_handle_t *)&s->reaper))
         uv_close((uv_handle_t *)&s->reaper, reaper_handle_closed);
-    s->draining = true;
+    stop_listening(s);
     s->drain_done = NULL;
-    if (s->listening) {
-        uv_close((uv_handle_t *)&s->listener, NULL);
-        s->listening = false;
-    }
     http_conn_t *c = s->conns;
     while (c) {
         http_conn_t *next = c->next;

@@ -30,6 +30,7 @@
  * within SQLite's parser and expression limits.
  */
 #include "store/filter.h"
+#include "store/timestamp.h"
 #include "util/arena.h"
 
 #include <errno.h>
@@ -2078,17 +2079,6 @@ static bool is_leap(int y)
     return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
 }
 
-/* Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm). */
-static int64_t days_from_civil(int64_t y, int m, int d)
-{
-    y -= m <= 2;
-    int64_t era = (y >= 0 ? y : y - 399) / 400;
-    int64_t yoe = y - era * 400;
-    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + doe - 719468;
-}
-
 int filter_parse_datetime(const char *s, int64_t *us_out)
 {
     static const int mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
@@ -2147,7 +2137,7 @@ int filter_parse_datetime(const char *s, int64_t *us_out)
     int dim = mdays[month - 1] + (month == 2 && is_leap(year));
     if (day > dim)
         return -EINVAL;
-    int64_t days = days_from_civil(year, month, day);
+    int64_t days = timestamp_days_from_civil(year, month, day);
     *us_out = ((days * 86400) + hour * 3600 + minute * 60 + second) * (int64_t)1000000;
     return 0;
 }

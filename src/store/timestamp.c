@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int64_t days_from_civil(int64_t y, int m, int d)
+int64_t timestamp_days_from_civil(int64_t y, int m, int d)
 {
     y -= m <= 2;
     int64_t era = (y >= 0 ? y : y - 399) / 400;
@@ -85,7 +85,7 @@ int timestamp_parse_iso(const char *s, int64_t *us)
     }
     if (*p)
         return -EINVAL;
-    int64_t secs = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + se - offset;
+    int64_t secs = timestamp_days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + se - offset;
     *us = secs * 1000000 + frac;
     return 0;
 }

@@ -9,6 +9,8 @@
 #include <jansson.h>
 #include <stdint.h>
 
+/* Days since 1970-01-01 of a proleptic Gregorian date (month 1..12, day 1..31). */
+int64_t timestamp_days_from_civil(int64_t y, int m, int d);
 /* ISO-8601 "YYYY-MM-DD[T ]HH:MM:SS[.f{1,6}][Z|±HH:MM|±HHMM]"; naive = UTC. 0 or -EINVAL. */
 int timestamp_parse_iso(const char *s, int64_t *us);
 /* A string as above, or {"$date": string | milliseconds | {"$numberLong": "ms"}}. */

@@ -1,8 +1,9 @@
 """Fixtures for the HTTP-level tests: real `ogd serve` processes on free ports.
 
 Each server gets its own temporary data directory (SQLite database + object directory),
-filled by `ogd demo`, and a config file written from a dict. `ogd_server` is shared by a
-whole test session (read-only tests); `make_server` starts a private one for tests that
+filled by `ogd demo`, and a config file written from a dict. `fixture_server` (the
+hand-written records of tests/http/data) is shared by a whole test session (read-only
+tests); `make_server` starts a private one for tests that
 change data or kill processes.
 """
 import json
@@ -136,21 +137,6 @@ def make_server():
         assert not s.sanitizer_reports(), s.read_log()[-20000:]
     for d in dirs:
         shutil.rmtree(d, ignore_errors=True)
-
-
-@pytest.fixture(scope="session")
-def ogd_server():
-    d = tempfile.mkdtemp(prefix="ogd-test-")
-    s = OgdServer(d, None)
-    s.demo(40, True)
-    s.start()
-    yield s
-    rc = s.stop()
-    reports = s.sanitizer_reports()
-    log = s.read_log()
-    shutil.rmtree(d, ignore_errors=True)
-    assert rc == 0
-    assert not reports, log[-20000:]
 
 
 @pytest.fixture(scope="session")
