@@ -15,7 +15,8 @@ cat <<MSG
     curl -s 'http://127.0.0.1:8000/records?limit=2&projection=metadata.timestamp&projection=channels.PM-201-FE-EM'
     curl -s 'http://127.0.0.1:8000/channels'
 
-  Demo login (used once authentication lands): user "demo", password "demo".
+  Demo login: user "demo", password "demo" (every permission; checked once the auth
+  work lands: until then no route asks for a token).
   Stop with Ctrl-C.
 
 MSG

@@ -158,6 +158,11 @@ static int cmd_demo(int argc, char **argv)
         fprintf(stderr, "demo: the database already holds records; nothing added\n");
     else if (rc != 0)
         goto out;
+    /* The demo login exists on the embedded default only, never on a production database. */
+    if (strncmp(cfg.database.url, "sqlite:", 7) == 0 && demo_create_user(store) != 0) {
+        fprintf(stderr, "demo: could not create the demo user\n");
+        goto out;
+    }
     status = 0;
 out:
     if (os) {

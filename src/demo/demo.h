@@ -62,4 +62,12 @@ void demo_options_default(demo_options *o);
 int demo_generate(const demo_options *opts, store_t *store, objstore_t *os, uv_loop_t *loop,
                   FILE *progress);
 
+/*
+ * Creates the local user `demo` (password `demo`, every permission string) unless a user of
+ * that name exists. For the embedded default only: the caller decides. The password is
+ * stored in the reference's format (unsalted SHA-256 hex); the login code upgrades it.
+ * Returns 0, or a store status.
+ */
+int demo_create_user(store_t *store);
+
 #endif

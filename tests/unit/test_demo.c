@@ -370,6 +370,26 @@ static void test_deterministic(void **state)
     close_env(d);
 }
 
+static void test_demo_user(void **state)
+{
+    (void)state;
+    env *e = open_env();
+    assert_int_equal(demo_create_user(e->store), 0);
+    assert_int_equal(demo_create_user(e->store), 0); /* idempotent */
+    store_op_t op;
+    store_op_init(&op, STORE_USER_GET);
+    op.id = "demo";
+    assert_int_equal(store_run_sync(e->store, &op), 0);
+    assert_string_equal(json_string_value(json_object_get(op.result, "auth_type")), "local");
+    /* sha256("demo"), the reference's stored form */
+    assert_string_equal(json_string_value(json_object_get(op.result, "sha256_password")),
+                        "2a97516c354b68848cdbd8f54a226a0a55b21ed138e207ad6c5cbb9c00aa5aea");
+    json_t *routes = json_object_get(op.result, "authorised_routes");
+    assert_int_equal(json_array_size(routes), 10);
+    store_op_cleanup(&op);
+    close_env(e);
+}
+
 static void test_scalar_only_and_errors(void **state)
 {
     env *e = open_env();
@@ -417,6 +437,7 @@ int main(void)
         cmocka_unit_test(test_generate_with_images),
         cmocka_unit_test(test_deterministic),
         cmocka_unit_test(test_scalar_only_and_errors),
+        cmocka_unit_test(test_demo_user),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
