@@ -132,6 +132,7 @@ static const key_def KEYS[] = {
     {INT(server, workers, "0", 0, 1024, 0)},
     {INT(server, worker_connections, "1000", 1, 1000000, 0)},
     {INT(server, threads, "2", 1, 128, 0)},
+    {INT(server, maintenance_interval, "600", 10, 86400, 0)},
     {INT(server, max_requests, "0", 0, INT_MAX, 0)},
     {INT(server, max_requests_jitter, "0", 0, INT_MAX, 0)},
     {INT(server, timeout, "30", 1, 86400, 0)},

@@ -61,13 +61,14 @@ typedef struct ogd_mail_config {
 
 typedef struct ogd_server_config {
     bool present;
-    char *bind;             /** "HOST:PORT", "[V6]:PORT" or "HOST"; resolve fills it */
-    char *host;             /** derived from bind by config_resolve */
-    int port;               /** derived from bind by config_resolve, 1..65535 */
-    int workers;            /** 0 in the file = CPUs; >= 1 after config_resolve */
-    int worker_connections; /** per-worker concurrency limit */
-    int threads;            /** thread-pool threads per worker (CPU work, SQLite, files) */
-    int max_requests;       /** recycle a worker after this many requests (0 = never) */
+    char *bind;               /** "HOST:PORT", "[V6]:PORT" or "HOST"; resolve fills it */
+    char *host;               /** derived from bind by config_resolve */
+    int port;                 /** derived from bind by config_resolve, 1..65535 */
+    int workers;              /** 0 in the file = CPUs; >= 1 after config_resolve */
+    int worker_connections;   /** per-worker concurrency limit */
+    int threads;              /** thread-pool threads per worker (CPU work, SQLite, files) */
+    int maintenance_interval; /** seconds between the jobs process's database upkeep */
+    int max_requests;         /** recycle a worker after this many requests (0 = never) */
     int max_requests_jitter;
     int timeout; /** loop watchdog: a worker blocked this long is replaced */
     int graceful_timeout;

@@ -66,7 +66,28 @@ typedef struct master {
     worker_slot *slots;
     int generation;
     bool stopping;
+    pid_t jobs_pid; /* the jobs process, 0 when none runs */
+    uint64_t jobs_started_ms;
 } master;
+
+static void spawn_jobs(master *m)
+{
+    /* At most one start a second, so a jobs process that cannot start does not spin. */
+    uint64_t now = runtime_monotonic_ms();
+    if (m->jobs_pid || m->stopping || (m->jobs_started_ms && now - m->jobs_started_ms < 1000))
+        return;
+    pid_t pid = fork();
+    if (pid < 0) {
+        log_error("fork failed: %s", strerror(errno));
+        return;
+    }
+    if (pid == 0) {
+        close(m->listen_fd);
+        jobs_run(m->cfg); /* does not return */
+    }
+    m->jobs_pid = pid;
+    m->jobs_started_ms = now;
+}
 
 static void spawn(master *m, worker_slot *slot)
 {
@@ -125,6 +146,12 @@ static void reap(master *m)
     int status;
     pid_t pid;
     while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+        if (pid == m->jobs_pid) {
+            m->jobs_pid = 0;
+            if (!m->stopping && !(WIFEXITED(status) && WEXITSTATUS(status) == 0))
+                log_warn("jobs process %d ended (status %d), replacing it", (int)pid, status);
+            continue;
+        }
         for (int i = 0; i < MAX_SLOTS; i++) {
             worker_slot *s = &m->slots[i];
             if (s->state == SLOT_FREE || s->pid != pid)
@@ -168,6 +195,7 @@ static void supervise(master *m)
         }
     }
     fill_workers(m);
+    spawn_jobs(m);
 }
 
 static void reload(master *m)
@@ -206,6 +234,10 @@ static void reload(master *m)
     }
     for (int k = 0; k < nold; k++)
         drain_slot(m, &m->slots[old[k]]);
+    /* The jobs process restarts on the new configuration (reaped, then started again). */
+    if (m->jobs_pid)
+        kill(m->jobs_pid, SIGTERM);
+    m->jobs_started_ms = 0;
 }
 
 static void signal_all(master *m, int sig)
@@ -213,11 +245,13 @@ static void signal_all(master *m, int sig)
     for (int i = 0; i < MAX_SLOTS; i++)
         if (m->slots[i].state != SLOT_FREE)
             kill(m->slots[i].pid, sig);
+    if (m->jobs_pid)
+        kill(m->jobs_pid, sig);
 }
 
 static int live_count(master *m)
 {
-    int n = 0;
+    int n = m->jobs_pid ? 1 : 0;
     for (int i = 0; i < MAX_SLOTS; i++)
         if (m->slots[i].state != SLOT_FREE)
             n++;
@@ -274,6 +308,7 @@ int master_run(const char *config_path, ogd_config *cfg)
     log_info("ogd listening on http://%s:%d with %d workers", cfg->server.host, cfg->server.port,
              (int)cfg->server.workers);
     fill_workers(&m);
+    spawn_jobs(&m);
 
     int exit_status = 0;
     for (;;) {

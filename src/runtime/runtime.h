@@ -1,11 +1,11 @@
 /*
  * runtime: the process model of `ogd serve` (DESIGN §2).
  *
- * The master binds the listening socket, runs migrations, forks `workers` workers and
- * supervises them; it never serves. Each worker runs one libuv loop (worker.c) with the
- * HTTP server, the store and the object store. Workers write a heartbeat into a shared
- * slot from a loop timer; a worker whose heartbeat is older than `timeout` has a blocked
- * loop and is killed and replaced. A worker that reached max_requests asks to retire
+ * The master binds the listening socket, runs migrations, forks `workers` workers and one
+ * jobs process (background work, jobs.c) and supervises them; it never serves. Each worker runs one
+ * libuv loop (worker.c) with the HTTP server, the store and the object store. Workers write a
+ * heartbeat into a shared slot from a loop timer; a worker whose heartbeat is older than `timeout`
+ * has a blocked loop and is killed and replaced. A worker that reached max_requests asks to retire
  * through its slot; the master starts its replacement first, then drains it.
  *
  * Signals to the master: TERM/INT fast stop, QUIT graceful stop, HUP reload the config and
@@ -36,6 +36,9 @@ enum { SLOT_FREE, SLOT_RUNNING, SLOT_DRAINING };
 /* Runs the master until it stops. config_path may be NULL (defaults). Returns the exit
  * status for main. cfg is owned by the master (it is replaced on HUP). */
 int master_run(const char *config_path, ogd_config *cfg);
+
+/* Runs the jobs process (runtime/jobs.c); never returns. */
+void jobs_run(const ogd_config *cfg);
 
 /* Runs one worker to completion; never returns (exits the process). */
 void worker_run(const ogd_config *cfg, int listen_fd, worker_slot *slot);

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -101,7 +102,8 @@ static void request_done(void *data)
 
 void worker_run(const ogd_config *cfg, int listen_fd, worker_slot *slot)
 {
-    signal(SIGINT, SIG_IGN); /* a terminal's ^C reaches the master, which decides */
+    prctl(PR_SET_NAME, "ogd-worker"); /* what ps/top/pgrep show */
+    signal(SIGINT, SIG_IGN);          /* a terminal's ^C reaches the master, which decides */
     signal(SIGPIPE, SIG_IGN);
     sigset_t none;
     sigemptyset(&none);

@@ -903,6 +903,10 @@ static void sqlite_execute(store_t *base, store_op_t *op)
     case STORE_USER_GET:
         get_doc(c, op, "SELECT doc FROM users WHERE id = ?1", op->id);
         break;
+    case STORE_MAINTENANCE:
+        /* Fold the WAL back into the database file and refresh planner statistics. */
+        exec_simple(c, op, "PRAGMA wal_checkpoint(TRUNCATE); PRAGMA optimize;");
+        break;
     case STORE_USER_PUT:
         put_doc(c, op, "INSERT INTO users (id, doc) VALUES (?1, ?2)",
                 "INSERT OR REPLACE INTO users (id, doc) VALUES (?1, ?2)");

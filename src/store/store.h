@@ -46,6 +46,7 @@ typedef enum store_op_kind {
                               channel-doc}]} */
     STORE_USER_GET,        /* id -> result: user document or -ENOENT */
     STORE_USER_PUT,        /* doc (a user, "_id" = username); replace => upsert */
+    STORE_MAINTENANCE,     /* housekeeping: checkpoint, statistics (the jobs process) */
 } store_op_kind;
 
 /* Statuses besides 0 and negative errno values (-ENOENT, -EEXIST, -ECANCELED). */

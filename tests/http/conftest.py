@@ -88,8 +88,14 @@ class OgdServer:
             return f.read().decode("utf-8", "replace")
 
     def worker_pids(self):
-        out = subprocess.run(["pgrep", "-P", str(self.proc.pid)], capture_output=True,
-                             text=True).stdout
+        return self.child_pids("ogd-worker")
+
+    def jobs_pids(self):
+        return self.child_pids("ogd-jobs")
+
+    def child_pids(self, name):
+        out = subprocess.run(["pgrep", "-P", str(self.proc.pid), "-x", name],
+                             capture_output=True, text=True).stdout
         return sorted(int(p) for p in out.split())
 
     def get(self, path, **kw):

@@ -139,3 +139,26 @@ def test_usr1_reopens_logs(make_server, tmp_path):
     for _ in range(20):
         srv.get("/version", headers={"Connection": "close"})
     assert wait_for(lambda: os.path.exists(log_file) and '"request"' in open(log_file).read())
+
+
+def test_one_jobs_process_replaced_when_killed(make_server):
+    srv = make_server(records=0)
+    assert wait_for(lambda: len(srv.jobs_pids()) == 1)
+    first = srv.jobs_pids()[0]
+    assert wait_for(lambda: "jobs process started" in srv.read_log())
+    assert os.path.exists(os.path.join(srv.data_dir, "jobs.lock"))
+    os.kill(first, signal.SIGKILL)
+    assert wait_for(lambda: srv.jobs_pids() not in ([], [first]))
+    assert len(srv.jobs_pids()) == 1
+    assert "replacing it" in srv.read_log()
+    # HUP restarts it on the new configuration
+    second = srv.jobs_pids()[0]
+    srv.proc.send_signal(signal.SIGHUP)
+    assert wait_for(lambda: srv.jobs_pids() not in ([], [second]))
+    assert len(srv.jobs_pids()) == 1
+
+
+def test_jobs_process_runs_database_maintenance(make_server):
+    srv = make_server(config={"server": {"maintenance_interval": 10, "log_level": "debug"}},
+                      records=3, images=False)
+    assert wait_for(lambda: "database maintenance done" in srv.read_log(), timeout=25)
