@@ -114,6 +114,10 @@ void worker_run(const ogd_config *cfg, int listen_fd, worker_slot *slot)
     char threads[16];
     snprintf(threads, sizeof(threads), "%d", cfg->server.threads);
     setenv("UV_THREADPOOL_SIZE", threads, 1);
+    /* Workers share one listening socket. By default libuv accepts every pending
+     * connection in a loop, so one worker can take a whole burst and leave the others
+     * idle; single-accept mode yields after each accept and the burst spreads out. */
+    setenv("UV_TCP_SINGLE_ACCEPT", "1", 1);
 
     worker *w = calloc(1, sizeof(*w));
     if (!w)
