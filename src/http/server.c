@@ -623,8 +623,8 @@ static void timer_fired(uv_timer_t *t)
     if (c->state == CONN_HEADERS || c->state == CONN_BODY) {
         /* A client that stalls mid-request gets 408 and the connection closes. */
         static const char resp[] = "HTTP/1.1 408 Request Timeout\r\nContent-Type: "
-                                   "application/json\r\nContent-Length: 32\r\nConnection: "
-                                   "close\r\n\r\n{\"detail\":\"Request Timeout\"}   ";
+                                   "application/json\r\nContent-Length: 28\r\nConnection: "
+                                   "close\r\n\r\n{\"detail\":\"Request Timeout\"}";
         uv_buf_t b = uv_buf_init((char *)resp, sizeof(resp) - 1);
         uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
     }
@@ -971,7 +971,7 @@ static void reject_busy(http_server_t *s, uv_tcp_t *client)
 {
     static const char resp[] = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: "
                                "application/json\r\nRetry-After: 1\r\nContent-Length: "
-                               "40\r\nConnection: close\r\n\r\n"
+                               "41\r\nConnection: close\r\n\r\n"
                                "{\"detail\":\"Server busy, try again later\"}";
     (void)s;
     uv_buf_t b = uv_buf_init((char *)resp, sizeof(resp) - 1);

@@ -1,6 +1,7 @@
 """The process model (DESIGN §2): supervision, reload, recycling, watchdog, connection
 limit. Every request in these tests uses a fresh connection, so "zero failed requests"
 means zero refused or reset connections."""
+import json
 import os
 import signal
 import socket
@@ -116,6 +117,9 @@ def test_worker_connections_limit_answers_503(make_server):
     s.close()
     assert resp.startswith(b"HTTP/1.1 503")
     assert b"Retry-After: 1" in resp
+    head, body = resp.split(b"\r\n\r\n", 1)
+    assert b"Content-Length: %d" % len(body) in head
+    assert json.loads(body) == {"detail": "Server busy, try again later"}
     for h in held:
         h.close()
     assert wait_for(lambda: srv.get("/version").status_code == 200)

@@ -144,6 +144,9 @@ def test_slow_headers_get_408(make_server):
     t0 = time.time()
     resp = raw(srv, b"GET /version HTTP/1.1\r\nHost: x\r\n", timeout=10)
     assert status_of(resp) == 408
+    head, body = resp.split(b"\r\n\r\n", 1)
+    assert b"Content-Length: %d" % len(body) in head
+    assert body == b'{"detail":"Request Timeout"}'
     assert time.time() - t0 < 8
 
 
