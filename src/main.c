@@ -66,6 +66,7 @@ static int load_config(const char *path, ogd_config *cfg)
         config_apply_env(cfg, environ, &errors) != 0 || config_resolve(cfg, &errors) != 0) {
         fprintf(stderr, "%s\n", errors ? errors : "configuration error");
         free(errors);
+        config_free(cfg);
         return -1;
     }
     free(errors);
