@@ -102,6 +102,11 @@ struct http_request {
     void *abort_data;
     void *app;                 /** the worker's application context */
     http_request_t *dead_next; /** private: the server's list of finished requests */
+    struct {
+        char *key, *value;
+    } * qparams; /** private: the decoded query, parsed on first use */
+    size_t nqparams;
+    bool query_parsed;
 };
 
 /* Creates the server for a loop. listen_fd: a listening socket (inherited). routes: a
@@ -116,6 +121,8 @@ void http_server_drain(http_server_t *s, void (*done)(void *), void *data);
 /* Closes everything now (fast stop). */
 void http_server_close(http_server_t *s);
 void http_server_free(http_server_t *s);
+/* The route table the server was created with (borrowed). */
+const http_route *http_server_routes(const http_server_t *s, size_t *n);
 uint64_t http_server_requests(const http_server_t *s);
 unsigned http_server_connections(const http_server_t *s);
 /* Called after each finished request (for max_requests). */

@@ -7,14 +7,6 @@
 #include <string.h>
 #include <strings.h>
 
-/* The route table of the server this request belongs to, kept for 404/405 decisions. */
-typedef struct route_table {
-    const http_route *routes;
-    size_t n;
-} route_table;
-
-static _Thread_local route_table current;
-
 static bool pattern_match(const char *pattern, const char *path, http_request_t *req, bool capture)
 {
     const char *p = pattern, *s = path;
@@ -49,8 +41,6 @@ static bool pattern_match(const char *pattern, const char *path, http_request_t 
 
 void router_match(const http_route *routes, size_t n, http_request_t *req)
 {
-    current.routes = routes;
-    current.n = n;
     req->route = NULL;
     for (size_t i = 0; i < n; i++) {
         if (routes[i].method != req->method)
@@ -86,10 +76,12 @@ static const char *method_text(http_method m)
  * its own methods. */
 static bool path_exists(const char *path, http_request_t *req, buf_t *allow)
 {
-    for (size_t i = 0; i < current.n; i++) {
-        if (pattern_match(current.routes[i].pattern, path, req, false)) {
+    size_t n;
+    const http_route *routes = http_server_routes(req->server, &n);
+    for (size_t i = 0; i < n; i++) {
+        if (pattern_match(routes[i].pattern, path, req, false)) {
             if (allow)
-                buf_puts(allow, method_text(current.routes[i].method));
+                buf_puts(allow, method_text(routes[i].method));
             return true;
         }
     }

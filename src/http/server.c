@@ -196,35 +196,48 @@ const char *http_header_get(const http_request_t *req, const char *name)
     return NULL;
 }
 
-size_t http_query_all(http_request_t *req, const char *name, const char ***out)
+/* Splits and decodes the query string once per request, into arena memory. */
+static void query_parse(http_request_t *req)
 {
-    size_t n = 0, cap = 0;
-    const char **vals = NULL;
+    req->query_parsed = true;
+    size_t n = 1;
+    for (const char *q = req->query; *q; q++)
+        n += *q == '&';
+    req->qparams = arena_alloc(&req->arena, n * sizeof(*req->qparams));
+    if (!req->qparams)
+        return;
     const char *q = req->query;
-    size_t nlen = strlen(name);
     while (*q) {
         const char *amp = strchr(q, '&');
         size_t plen = amp ? (size_t)(amp - q) : strlen(q);
         const char *eq = memchr(q, '=', plen);
         size_t klen = eq ? (size_t)(eq - q) : plen;
         char *key = http_decode(&req->arena, q, klen, true);
-        if (key && strlen(key) == nlen && memcmp(key, name, nlen) == 0) {
-            if (n == cap) {
-                size_t ncap = cap ? cap * 2 : 4;
-                const char **nv = arena_alloc(&req->arena, ncap * sizeof(*nv));
-                if (!nv)
-                    break;
-                if (n)
-                    memcpy(nv, vals, n * sizeof(*nv));
-                vals = nv;
-                cap = ncap;
-            }
-            vals[n++] = eq ? http_decode(&req->arena, eq + 1, plen - klen - 1, true) : "";
+        char *value = eq ? http_decode(&req->arena, eq + 1, plen - klen - 1, true) : "";
+        if (key && value) {
+            req->qparams[req->nqparams].key = key;
+            req->qparams[req->nqparams].value = value;
+            req->nqparams++;
         }
         if (!amp)
             break;
         q = amp + 1;
     }
+}
+
+size_t http_query_all(http_request_t *req, const char *name, const char ***out)
+{
+    if (!req->query_parsed)
+        query_parse(req);
+    size_t n = 0;
+    for (size_t i = 0; i < req->nqparams; i++)
+        n += strcmp(req->qparams[i].key, name) == 0;
+    const char **vals = n ? arena_alloc(&req->arena, n * sizeof(*vals)) : NULL;
+    if (!vals)
+        n = 0;
+    for (size_t i = 0, k = 0; k < n; i++)
+        if (strcmp(req->qparams[i].key, name) == 0)
+            vals[k++] = req->qparams[i].value;
     *out = vals;
     return n;
 }
@@ -1137,6 +1150,12 @@ void http_server_free(http_server_t *s)
     free(s->cors_origins);
     free(s->url_prefix);
     free(s);
+}
+
+const http_route *http_server_routes(const http_server_t *s, size_t *n)
+{
+    *n = s->nroutes;
+    return s->routes;
 }
 
 uint64_t http_server_requests(const http_server_t *s)

@@ -821,32 +821,6 @@ fail:
     json_decref(res);
 }
 
-/* One record by id, through the same path as find so shaping is identical. */
-static void op_get(sqlite_conn *c, store_op_t *op)
-{
-    json_t *cond = json_pack("{ss}", "_id", op->id);
-    filter_t *f = NULL;
-    if (!cond || filter_compile(cond, false, &f, op->err, sizeof(op->err)) != 0) {
-        op->status = STORE_EDB;
-        json_decref(cond);
-        return;
-    }
-    store_op_t find;
-    store_op_init(&find, STORE_RECORDS_FIND);
-    find.filter = f;
-    find.limit = 1;
-    op_find(c, &find);
-    op->status = find.status;
-    memcpy(op->err, find.err, sizeof(op->err));
-    if (find.status == 0 && json_array_size(find.result) == 1)
-        op->result = json_incref(json_array_get(find.result, 0));
-    else if (find.status == 0)
-        op->status = -ENOENT;
-    store_op_cleanup(&find);
-    filter_free(f);
-    json_decref(cond);
-}
-
 static void sqlite_execute(store_t *base, store_op_t *op)
 {
     sqlite_store *s = (sqlite_store *)base;
@@ -873,9 +847,6 @@ static void sqlite_execute(store_t *base, store_op_t *op)
         break;
     case STORE_RECORDS_COUNT:
         op_count(c, op);
-        break;
-    case STORE_RECORD_GET:
-        op_get(c, op);
         break;
     case STORE_RECORDS_RANGE:
         op_range(c, op);

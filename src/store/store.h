@@ -34,7 +34,6 @@ typedef enum store_op_kind {
     STORE_PING,            /* readiness check */
     STORE_RECORDS_FIND,    /* filter, order, skip, limit, projection -> result: array */
     STORE_RECORDS_COUNT,   /* filter -> count */
-    STORE_RECORD_GET,      /* id (+ filter ANDed) -> result: record or -ENOENT */
     STORE_RECORDS_RANGE,   /* range_by_shotnum, lo, hi -> result {from,to} or {min,max} */
     STORE_RECORD_DELETE,   /* id -> count (0 or 1) */
     STORE_RECORD_PUT,      /* doc (a whole record); replace => upsert, else -EEXIST */
