@@ -16,7 +16,7 @@
 #include "cli/import.h"
 #include "config/config.h"
 #include "demo/demo.h"
-#include "objstore/objstore.h"
+#include "objstore/config.h"
 #include "runtime/runtime.h"
 #include "store/store.h"
 #include "util/log.h"
@@ -135,9 +135,10 @@ static int cmd_demo(int argc, char **argv)
         goto out;
     }
     objstore_options oo;
-    memset(&oo, 0, sizeof(oo));
-    oo.bucket = cfg.echo.bucket_name;
-    if (objstore_open(cfg.echo.url, &oo, &loop, &os, err, sizeof(err)) != 0) {
+    objstore_options_from_config(&cfg, &oo);
+    oo.cache_max_entries = 0; /* demo only writes */
+    if (objstore_prepare(cfg.echo.url, &oo, err, sizeof(err)) != 0 ||
+        objstore_open(cfg.echo.url, &oo, &loop, &os, err, sizeof(err)) != 0) {
         fprintf(stderr, "demo: %s\n", err);
         goto out;
     }

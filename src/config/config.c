@@ -187,6 +187,9 @@ static const key_def KEYS[] = {
     {STR(echo, region, "us-east-1", 0)},
     {INT(echo, request_timeout, "30", 1, 3600, 0)},
     {INT(echo, max_retries, "3", 0, 100, 0)},
+    {INT(echo, max_in_flight_per_request, "0", 0, 100000, 0)},
+    {I64(echo, multipart_threshold, "67108864", (int64_t)5 << 20, (int64_t)5 << 30)},
+    {BOOL(echo, create_bucket, "false", 0)},
 
     {STR(mongodb, mongodb_url, NULL, KF_SECRET)},
     {STR(mongodb, database_name, NULL, 0)},

@@ -145,6 +145,9 @@ typedef struct ogd_echo_config {
     char *region;            /** SigV4 region */
     int request_timeout;     /** per S3 call */
     int max_retries;
+    int max_in_flight_per_request; /** S3 transfers one request may hold (0 = max_connections) */
+    int64_t multipart_threshold;   /** larger puts use S3 multipart upload */
+    bool create_bucket;            /** create a missing bucket at start-up */
 } ogd_echo_config;
 
 typedef struct ogd_mongodb_config {

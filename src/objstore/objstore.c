@@ -38,9 +38,7 @@
 
 static const objstore_backend *const backends[] = {
     &objstore_fs_backend,
-#ifdef OGD_HAVE_S3
     &objstore_s3_backend,
-#endif
 };
 
 typedef enum req_state {
@@ -65,6 +63,7 @@ struct objstore_req {
     op *op;                      /* REQ_WAITING: the op it waits on */
     objstore_req_t *prev, *next; /* op waiter list (both), ready lists (next only) */
     char *fallback;              /* GET: key to read when the first read fails (owned) */
+    const void *owner;           /* the owner current when it was made */
     /* result */
     int status;
     const objstore_blob_t *blob; /* GET, status 0: one reference */
@@ -97,6 +96,7 @@ struct objstore {
     bool closing;
     bool idle_closed; /* the idle handle is closed for good */
     unsigned delivering;
+    const void *owner; /* objstore_set_owner */
     objstore_close_cb close_cb;
     void *close_data;
 };
@@ -209,6 +209,8 @@ static void deliver(objstore_t *os, objstore_req_t *r)
     r->state = REQ_DELIVERING;
     if (r->status == -ECANCELED)
         os->stats.canceled++;
+    const void *owner = os->owner;
+    os->owner = r->owner; /* continuations keep their request's owner */
     switch (r->kind) {
     case OBJSTORE_OP_GET:
         r->cb.get(r->status, r->status == 0 ? r->blob : NULL, r->data);
@@ -224,6 +226,7 @@ static void deliver(objstore_t *os, objstore_req_t *r)
         r->cb.done(r->status, r->data);
         break;
     }
+    os->owner = owner;
     objstore_blob_unref(r->blob);
     free(r->fallback);
     free(r);
@@ -313,6 +316,7 @@ static op *op_new(objstore_t *os, objstore_op_kind kind, const char *key)
     o->os = os;
     o->be.kind = kind;
     o->be.key = o->key;
+    o->be.owner = os->owner;
     return o;
 }
 
@@ -356,6 +360,7 @@ static objstore_req_t *req_new(objstore_t *os, objstore_op_kind kind, void *data
     r->os = os;
     r->kind = kind;
     r->data = data;
+    r->owner = os->owner;
     return r;
 }
 
@@ -442,7 +447,9 @@ void objstore_op_done(objstore_op *bop)
         if (bop->kind == OBJSTORE_OP_GET && status != 0 && status != -ECANCELED && r->fallback) {
             char *fallback = r->fallback;
             r->fallback = NULL;
+            const void *owner = objstore_set_owner(os, r->owner);
             int rc = get_attach(os, r, fallback);
+            objstore_set_owner(os, owner);
             free(fallback);
             if (rc == 0)
                 continue;
@@ -495,6 +502,33 @@ static const objstore_backend *find_backend(const char *url, size_t schemelen)
     return NULL;
 }
 
+/* The back end serving url, or NULL with err set. */
+static const objstore_backend *backend_for_url(const char *url, char *err, size_t errlen)
+{
+    const char *sep = url ? strstr(url, "://") : NULL;
+    if (!sep) {
+        set_err(err, errlen, "echo.url: not a URL: \"%.200s\"", url ? url : "");
+        return NULL;
+    }
+    const objstore_backend *be = find_backend(url, (size_t)(sep - url));
+    if (!be)
+        set_err(err, errlen,
+                "echo.url: unsupported scheme in \"%.200s\" (use file://, http:// or https://)",
+                url);
+    return be;
+}
+
+int objstore_prepare(const char *url, const objstore_options *opts, char *err, size_t errlen)
+{
+    static const objstore_options no_options;
+    if (!err)
+        errlen = 0;
+    const objstore_backend *be = backend_for_url(url, err, errlen);
+    if (!be)
+        return -EINVAL;
+    return be->prepare ? be->prepare(url, opts ? opts : &no_options, err, errlen) : 0;
+}
+
 int objstore_open(const char *url, const objstore_options *opts, uv_loop_t *loop, objstore_t **out,
                   char *err, size_t errlen)
 {
@@ -503,22 +537,9 @@ int objstore_open(const char *url, const objstore_options *opts, uv_loop_t *loop
         opts = &no_options;
     if (!err)
         errlen = 0;
-    const char *sep = url ? strstr(url, "://") : NULL;
-    if (!sep) {
-        set_err(err, errlen, "echo.url: not a URL: \"%.200s\"", url ? url : "");
+    const objstore_backend *be = backend_for_url(url, err, errlen);
+    if (!be)
         return -EINVAL;
-    }
-    size_t schemelen = (size_t)(sep - url);
-    const objstore_backend *be = find_backend(url, schemelen);
-    if (!be) {
-        if ((schemelen == 4 && strncasecmp(url, "http", 4) == 0) ||
-            (schemelen == 5 && strncasecmp(url, "https", 5) == 0)) {
-            set_err(err, errlen, "S3 back end not available in this build");
-            return -ENOTSUP;
-        }
-        set_err(err, errlen, "echo.url: unsupported scheme in \"%.200s\" (use file://)", url);
-        return -EINVAL;
-    }
     objstore_t *os = calloc(1, sizeof(*os));
     if (!os) {
         set_err(err, errlen, "out of memory");
@@ -815,9 +836,18 @@ void objstore_cache_clear(objstore_t *os)
     objcache_clear(os->cache);
 }
 
+const void *objstore_set_owner(objstore_t *os, const void *owner)
+{
+    const void *prev = os->owner;
+    os->owner = owner;
+    return prev;
+}
+
 void objstore_stats_get(const objstore_t *os, objstore_stats *out)
 {
     *out = os->stats;
+    if (os->be->stats)
+        os->be->stats(os->be_state, out);
     out->cache_entries = objcache_entries(os->cache);
     out->cache_bytes = objcache_bytes(os->cache);
 }

@@ -4,8 +4,14 @@
  *
  * An objstore_t belongs to one libuv loop (one per worker) and is used on that loop's
  * thread only. Back ends sit behind a vtable (objstore_backend, end of this file): the
- * filesystem (fs.c, the embedded default, I/O on the libuv thread pool) now; S3 (libcurl
- * multi on the same loop) later, registered in the table of objstore.c.
+ * filesystem (fs.c, the embedded default, I/O on the libuv thread pool) and S3 (s3.c,
+ * libcurl multi driven by the same loop), chosen by the URL scheme in objstore.c.
+ *
+ * Owners: every operation is accounted to the *owner* current when it starts (an opaque
+ * pointer, normally the HTTP request; NULL = nobody in particular). A callback runs with
+ * the owner of the operation it reports, so the calls a request makes from its
+ * continuations stay its own without being told. The S3 back end shares its connections
+ * fairly between owners (round robin over their queues, a per-owner in-flight cap).
  *
  * Data flow of a GET: objstore_get validates the key, then asks the per-objstore cache
  * (cache.c). A hit is answered from the cache; a miss joins the back-end read already in
@@ -62,6 +68,19 @@ typedef struct objstore_options {
     size_t cache_max_bytes;   /** byte bound of the cache; 0 = OBJSTORE_DEFAULT_CACHE_BYTES */
     const char *bucket;       /** echo.bucket_name; fs: objects live under <dir>/<bucket>/
                                   when set and non-empty, else under <dir>/ (copied) */
+    /* S3 only (the fs back end ignores them). Strings are copied by objstore_open. */
+    const char *access_key; /** SigV4 credentials (required for S3) */
+    const char *secret_key;
+    const char *region;          /** NULL = "us-east-1" */
+    unsigned max_connections;    /** transfers (= connections) at once; 0 = 128 */
+    unsigned max_per_owner;      /** transfers at once for one owner; 0 = max_connections */
+    unsigned request_timeout_ms; /** deadline of one call, retries included; 0 = 30 s */
+    unsigned max_retries;        /** retries of a failed idempotent call (0 = none) */
+    size_t multipart_threshold;  /** larger puts use multipart upload; 0 = 64 MiB */
+    size_t multipart_part_size;  /** 0 = 16 MiB (S3's minimum is 5 MiB) */
+    /* objstore_prepare only */
+    bool create_bucket; /** create a missing bucket instead of failing */
+    int expiry_days;    /** > 0: put a lifecycle rule expiring objects after this many days */
 } objstore_options;
 
 /* Counters for /metrics. Monotonic unless marked "now". */
@@ -78,6 +97,13 @@ typedef struct objstore_stats {
     uint64_t in_flight;     /** now: back-end operations running */
     uint64_t cache_entries; /** now */
     uint64_t cache_bytes;   /** now */
+    /* S3 back end (0 for fs) */
+    uint64_t calls;           /** HTTP exchanges with the server, retries included */
+    uint64_t retries;         /** exchanges repeated after a retryable failure */
+    uint64_t retries_denied;  /** retryable failures not retried: the retry budget was spent */
+    uint64_t transfers;       /** now: exchanges on the wire */
+    uint64_t queued;          /** now: exchanges waiting for a connection */
+    uint64_t connections_max; /** the connection cap */
 } objstore_stats;
 
 /* blob: borrowed, valid until the callback returns; NULL unless status is 0. */
@@ -105,12 +131,18 @@ void objstore_blob_unref(const objstore_blob_t *b);
 /* Opens the store named by url on loop:
  *   file:///abs/dir, file://rel/dir  filesystem back end; the directory (and the bucket
  *                                    directory below it) is created if missing;
- *   http://..., https://...          S3, when built with it; otherwise -ENOTSUP and err
- *                                    says "S3 back end not available in this build".
+ *   http://..., https://...          S3 at that endpoint, path-style (http://host:port,
+ *                                    optionally with a path prefix), bucket opts->bucket.
  * opts may be NULL (no cache, no bucket). On success *out is the caller's until
  * objstore_close; on error err (errlen bytes, may be 0) holds a message naming echo.url. */
 int objstore_open(const char *url, const objstore_options *opts, uv_loop_t *loop, objstore_t **out,
                   char *err, size_t errlen);
+
+/* Start-up checks that may block (call them before serving, never on a serving loop):
+ * S3 checks that the bucket exists (creating it when opts->create_bucket is set; else
+ * "Bucket for object storage cannot be found"), that the credentials are accepted, and
+ * puts the lifecycle rule of opts->expiry_days (a failure there is only logged). fs: 0. */
+int objstore_prepare(const char *url, const objstore_options *opts, char *err, size_t errlen);
 
 /* Starts closing: every pending request is cancelled (its callback gets -ECANCELED on a
  * later loop turn), new calls fail with -ESHUTDOWN, and once back-end work still running
@@ -159,6 +191,9 @@ void objstore_cancel(objstore_req_t *req);
 /* Empties this store's cache (DELETE /records/{id} does, spec/data.md §2.4). Reads in
  * flight when it is called are delivered but not cached. */
 void objstore_cache_clear(objstore_t *os);
+/* Sets the owner of the operations started from now on this loop turn (see the top of
+ * this file) and returns the previous one. */
+const void *objstore_set_owner(objstore_t *os, const void *owner);
 /* A snapshot of the counters. */
 void objstore_stats_get(const objstore_t *os, objstore_stats *out);
 /* "fs", "s3": for logs. */
@@ -199,6 +234,7 @@ typedef struct objstore_op {
     const char *key;            /** key, or prefix for DELETE_PREFIX (already validated) */
     const unsigned char *bytes; /** PUT: the object */
     size_t len;                 /** PUT: its length */
+    const void *owner;          /** who started it (fair sharing); opaque */
     /* outputs, set by the back end before objstore_op_done */
     int status;            /** 0 or a negative errno (-ENOENT when GET/HEAD find nothing) */
     objstore_blob_t *blob; /** GET: made by the back end; the front end takes ownership */
@@ -217,6 +253,10 @@ typedef struct objstore_backend {
     int (*start)(void *state, objstore_op *op);
     int (*cancel)(void *state, objstore_op *op);
     void (*close)(void *state);
+    /* Optional: fills the back end's own counters of *out. */
+    void (*stats)(const void *state, objstore_stats *out);
+    /* Optional: objstore_prepare's blocking checks (no loop, no state). */
+    int (*prepare)(const char *url, const objstore_options *opts, char *err, size_t errlen);
 } objstore_backend;
 
 /* Called by a back end, on the loop thread, when op has finished. */
@@ -224,8 +264,6 @@ void objstore_op_done(objstore_op *op);
 
 /* The back ends objstore_open chooses from (by URL scheme; table in objstore.c). */
 extern const objstore_backend objstore_fs_backend; /* fs.c: file:// */
-#ifdef OGD_HAVE_S3
 extern const objstore_backend objstore_s3_backend; /* s3.c: http://, https:// */
-#endif
 
 #endif

@@ -8,6 +8,7 @@
  */
 #include "runtime/runtime.h"
 
+#include "objstore/config.h"
 #include "store/store.h"
 #include "util/log.h"
 
@@ -281,6 +282,12 @@ int master_run(const char *config_path, ogd_config *cfg)
     char err[512];
     if (store_migrate(cfg->database.url, err, sizeof(err)) != 0) {
         log_error("database: %s", err);
+        return 1;
+    }
+    objstore_options oo;
+    objstore_options_from_config(cfg, &oo);
+    if (objstore_prepare(cfg->echo.url, &oo, err, sizeof(err)) != 0) {
+        log_error("object store: %s", err);
         return 1;
     }
     master m = {.cfg = cfg, .original = cfg, .config_path = config_path};

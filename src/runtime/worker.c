@@ -7,6 +7,7 @@
 #include "runtime/runtime.h"
 
 #include "api/api.h"
+#include "objstore/config.h"
 #include "util/log.h"
 
 #include <errno.h>
@@ -134,10 +135,7 @@ void worker_run(const ogd_config *cfg, int listen_fd, worker_slot *slot)
         _exit(3);
     }
     objstore_options oo;
-    memset(&oo, 0, sizeof(oo));
-    oo.cache_max_entries = (size_t)cfg->echo.cache_maxsize;
-    oo.cache_max_bytes = (size_t)cfg->echo.cache_max_bytes;
-    oo.bucket = cfg->echo.bucket_name;
+    objstore_options_from_config(cfg, &oo);
     if (objstore_open(cfg->echo.url, &oo, &w->loop, &w->app.objstore, err, sizeof(err)) != 0) {
         log_error("worker: %s", err);
         _exit(3);
