@@ -1374,6 +1374,11 @@ static int frag_push(sql_fragment *f, const sql_param *p)
     return 0;
 }
 
+int sql_fragment_param(sql_fragment *f, const sql_param *p)
+{
+    return frag_push(f, p);
+}
+
 int sql_fragment_append(sql_fragment *dst, const sql_fragment *src)
 {
     if (dst->nparams + src->nparams > SQL_MAX_PARAMS)

@@ -87,6 +87,9 @@ void sql_fragment_free(sql_fragment *f);
 /* Appends src's text and copies of its parameters to dst (src is borrowed).
  * 0, -ENOMEM or -E2BIG. */
 int sql_fragment_append(sql_fragment *dst, const sql_fragment *src);
+/* Adds a copy of p to f's parameters (the caller writes its placeholder). 0, -ENOMEM or
+ * -E2BIG. */
+int sql_fragment_param(sql_fragment *f, const sql_param *p);
 
 struct sqlite3_stmt;
 /* Binds f's parameters to st as indexes first, first+1, ... (first is 1-based).
