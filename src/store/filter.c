@@ -2223,8 +2223,7 @@ static int sort_compile(const dialect *d, const char *const *entries, size_t n, 
         first = false;
         if (typed_column(&f)) {
             /* Missing (NULL) sorts first ascending, as in Mongo. */
-            emit_field_rv(&e, &f, part_of(&e, f.kind == FK_ID || f.kind == FK_TEXT_COL), 1);
-            put(&e, desc ? d->nulls_desc : d->nulls_asc);
+            putf(&e, "r.%s%s", typed_column(&f), desc ? d->nulls_desc : d->nulls_asc);
             continue;
         }
         for (unsigned p = 0; p <= d->nparts; p++) {

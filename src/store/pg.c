@@ -261,10 +261,11 @@ static void build_find(pg_job *j, store_op_t *op)
         if (rc == 0 && names) {
             char *text = json_dumps(names, JSON_COMPACT);
             sql_param p = {.type = SQLP_TEXT, .s = text, .len = text ? strlen(text) : 0};
-            rc = text ? buf_printf(&q.text,
-                                   " AND ch.name IN (SELECT jsonb_array_elements_text($%zu::jsonb))",
-                                   q.nparams + 1)
-                      : -ENOMEM;
+            rc = text
+                     ? buf_printf(&q.text,
+                                  " AND ch.name IN (SELECT jsonb_array_elements_text($%zu::jsonb))",
+                                  q.nparams + 1)
+                     : -ENOMEM;
             if (rc == 0)
                 rc = sql_fragment_param(&q, &p);
             free(text);
@@ -406,8 +407,9 @@ static void build_put_record(pg_job *j, store_op_t *op, json_t *doc)
         set_text(st, 0, id);
         set_text(st, 1, name);
         set_int(st, 2, ord++);
-        set_text(st, 3, json_string_value(json_object_get(json_object_get(ch, "metadata"),
-                                                          "channel_dtype")));
+        set_text(
+            st, 3,
+            json_string_value(json_object_get(json_object_get(ch, "metadata"), "channel_dtype")));
         if (json_is_number(data)) {
             char b[40];
             snprintf(b, sizeof(b), "%.17g", json_number_value(data));
@@ -1043,8 +1045,8 @@ static void conn_run(pg_conn *c, pg_job *j)
     bool ok = PQenterPipelineMode(c->pc) == 1;
     for (int i = 0; ok && i < j->nstmts; i++) {
         pg_stmt *st = &j->stmts[i];
-        ok = PQsendQueryParams(c->pc, st->sql, st->nparams, NULL,
-                               (const char *const *)st->values, NULL, NULL, 0) == 1;
+        ok = PQsendQueryParams(c->pc, st->sql, st->nparams, NULL, (const char *const *)st->values,
+                               NULL, NULL, 0) == 1;
     }
     if (ok)
         ok = PQpipelineSync(c->pc) == 1;
