@@ -22,10 +22,12 @@
  * in the calling thread and runs the same jobs inside BEGIN/COMMIT.
  *
  * Schema: the SQLite layout with PostgreSQL types (BIGINT, DOUBLE PRECISION, TEXT with
- * the "C" collation so text compares and sorts bytewise as in SQLite, JSONB documents),
- * plus records.seq, an identity column that gives unordered finds SQLite's rowid
- * (insertion) order. Migrations run in one transaction under an advisory lock; the
- * database itself is created on first migration if it does not exist.
+ * the "C" collation so text compares and sorts bytewise as in SQLite, JSONB for the record
+ * documents that filters read), plus records.seq, an identity column that gives unordered
+ * finds SQLite's rowid (insertion) order, and the documents' original text
+ * (metadata_text, body_text; JSON-typed doc columns elsewhere): JSONB does not keep key
+ * order, and the API returns keys in the order they were stored. Migrations run in one transaction
+ * under an advisory lock; the database itself is created on first migration if it does not exist.
  */
 #include "store/projection.h"
 #include "store/store.h"
@@ -55,7 +57,8 @@ static const char *const migrations[] = {
     "  active_area TEXT COLLATE \"C\","
     "  active_experiment TEXT COLLATE \"C\","
     "  epac_ops_data_version TEXT COLLATE \"C\","
-    "  metadata JSONB NOT NULL DEFAULT '{}'"
+    "  metadata JSONB NOT NULL DEFAULT '{}',"
+    "  metadata_text TEXT NOT NULL DEFAULT '{}'"
     ");"
     "CREATE INDEX records_ts ON records(ts_us);"
     "CREATE INDEX records_shotnum ON records(shotnum);"
@@ -67,19 +70,20 @@ static const char *const migrations[] = {
     "  num DOUBLE PRECISION,"
     "  str TEXT COLLATE \"C\","
     "  body JSONB NOT NULL,"
+    "  body_text TEXT NOT NULL,"
     "  PRIMARY KEY (record_id, name)"
     ");"
     "CREATE INDEX record_channels_name ON record_channels(name, record_id);"
-    "CREATE TABLE channel_manifests (id TEXT COLLATE \"C\" PRIMARY KEY NOT NULL, doc JSONB NOT "
+    "CREATE TABLE channel_manifests (id TEXT COLLATE \"C\" PRIMARY KEY NOT NULL, doc JSON NOT "
     "NULL);"
-    "CREATE TABLE users (id TEXT COLLATE \"C\" PRIMARY KEY NOT NULL, doc JSONB NOT NULL);"
+    "CREATE TABLE users (id TEXT COLLATE \"C\" PRIMARY KEY NOT NULL, doc JSON NOT NULL);"
     "CREATE TABLE sessions ("
     "  id TEXT COLLATE \"C\" PRIMARY KEY NOT NULL, username TEXT COLLATE \"C\" NOT NULL,"
-    "  name TEXT COLLATE \"C\" NOT NULL, doc JSONB NOT NULL, UNIQUE (username, name));"
+    "  name TEXT COLLATE \"C\" NOT NULL, doc JSON NOT NULL, UNIQUE (username, name));"
     "CREATE TABLE favourite_filters ("
     "  id TEXT COLLATE \"C\" PRIMARY KEY NOT NULL, username TEXT COLLATE \"C\" NOT NULL,"
-    "  doc JSONB NOT NULL);"
-    "CREATE TABLE experiments (id TEXT COLLATE \"C\" PRIMARY KEY NOT NULL, doc JSONB NOT NULL);",
+    "  doc JSON NOT NULL);"
+    "CREATE TABLE experiments (id TEXT COLLATE \"C\" PRIMARY KEY NOT NULL, doc JSON NOT NULL);",
 };
 
 /* ================================================================ jobs */
@@ -253,10 +257,11 @@ static void build_find(pg_job *j, store_op_t *op)
     bool want_channels = !j->proj || projection_wants(j->proj, "channels");
     sql_fragment q;
     sql_fragment_init(&q);
-    int rc = buf_puts(&q.text, "SELECT r.id, r.version, r.metadata::text, ");
+    int rc = buf_puts(&q.text, "SELECT r.id, r.version, r.metadata_text, ");
     if (rc == 0 && want_channels) {
-        rc = buf_puts(&q.text, "(SELECT json_agg(json_build_array(ch.name, ch.body) ORDER BY "
-                               "ch.ord)::text FROM record_channels ch WHERE ch.record_id = r.id");
+        rc = buf_puts(&q.text,
+                      "(SELECT json_agg(json_build_array(ch.name, ch.body_text::json) ORDER BY "
+                      "ch.ord)::text FROM record_channels ch WHERE ch.record_id = r.id");
         json_t *names = j->proj ? projection_channel_names(j->proj) : NULL;
         if (rc == 0 && names) {
             char *text = json_dumps(names, JSON_COMPACT);
@@ -369,8 +374,8 @@ static void build_put_record(pg_job *j, store_op_t *op, json_t *doc)
     }
     st = job_add(j, "insert record",
                  "INSERT INTO records (id, version, ts_us, shotnum, active_area, "
-                 "active_experiment, epac_ops_data_version, metadata) VALUES "
-                 "($1, $2::int8, $3::int8, $4::int8, $5, $6, $7, $8::jsonb)",
+                 "active_experiment, epac_ops_data_version, metadata, metadata_text) VALUES "
+                 "($1, $2::int8, $3::int8, $4::int8, $5, $6, $7, $8::text::jsonb, $8::text)",
                  8);
     if (!st)
         goto oom;
@@ -397,10 +402,11 @@ static void build_put_record(pg_job *j, store_op_t *op, json_t *doc)
     long long ord = 0;
     json_object_foreach(channels, name, ch)
     {
-        st = job_add(j, "insert channel",
-                     "INSERT INTO record_channels (record_id, name, ord, dtype, num, str, body) "
-                     "VALUES ($1, $2, $3::int8, $4, $5::float8, $6, $7::jsonb)",
-                     7);
+        st = job_add(
+            j, "insert channel",
+            "INSERT INTO record_channels (record_id, name, ord, dtype, num, str, body, "
+            "body_text) VALUES ($1, $2, $3::int8, $4, $5::float8, $6, $7::text::jsonb, $7::text)",
+            7);
         if (!st)
             goto oom;
         json_t *data = json_object_get(ch, "data");
@@ -433,7 +439,7 @@ static void build_put_doc(pg_job *j, store_op_t *op, const char *table)
         return;
     }
     char sql[160];
-    snprintf(sql, sizeof(sql), "INSERT INTO %s (id, doc) VALUES ($1, $2::jsonb)%s", table,
+    snprintf(sql, sizeof(sql), "INSERT INTO %s (id, doc) VALUES ($1, $2::json)%s", table,
              op->replace ? " ON CONFLICT (id) DO UPDATE SET doc = EXCLUDED.doc" : "");
     pg_stmt *st = job_add(j, "put", sql, 2);
     if (!st) {
@@ -529,7 +535,7 @@ static void build_job(pg_job *j, store_op_t *op)
                       op->channel, NULL);
         if (st)
             st = add1(j, "summary sample",
-                      "SELECT r.ts_us, c.body::text FROM record_channels c JOIN records r ON "
+                      "SELECT r.ts_us, c.body_text FROM record_channels c JOIN records r ON "
                       "r.id = c.record_id WHERE c.name = $1 ORDER BY c.record_id DESC LIMIT 3",
                       op->channel, NULL);
         break;
