@@ -43,8 +43,7 @@ static void pg_fixture_url(fixture *f)
     const char *slash = strchr(strstr(base, "://") + 3, '/');
     size_t keep = slash ? (size_t)(slash - base) : strlen(base);
     const char *params = strchr(base, '?');
-    snprintf(f->url, sizeof(f->url), "%.*s/%s%s", (int)keep, base, f->dbname,
-             params ? params : "");
+    snprintf(f->url, sizeof(f->url), "%.*s/%s%s", (int)keep, base, f->dbname, params ? params : "");
     /* store_migrate creates the database; make sure no leftover of an earlier run is used */
     pg_drop_database(f);
 }
@@ -229,9 +228,9 @@ static void test_async_unreachable(void **state)
     char err[256];
     store_t *s;
     store_options o = {.pool_size = 1};
-    assert_int_equal(store_open_ex("postgresql://postgres@127.0.0.1:1/none", &a->loop, &o, &s,
-                                   err, sizeof(err)),
-                     0);
+    assert_int_equal(
+        store_open_ex("postgresql://postgres@127.0.0.1:1/none", &a->loop, &o, &s, err, sizeof(err)),
+        0);
     store_op_t op;
     store_op_init(&op, STORE_PING);
     assert_int_equal(store_submit(s, &op, count_cb, a), 0);
