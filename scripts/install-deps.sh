@@ -6,7 +6,7 @@ set -euo pipefail
 PACKAGES=(
   build-essential cmake pkg-config clang-format
   libuv1-dev node-llhttp libjansson-dev libyaml-dev libsqlite3-dev sqlite3
-  libspng-dev zlib1g-dev libdeflate-dev libssl-dev libcurl4-openssl-dev libpq-dev
+  libspng-dev zlib1g-dev libdeflate-dev libssl-dev libcurl4-openssl-dev libpq-dev postgresql-15
   libhdf5-dev libsodium-dev libldap-dev
   libcmocka-dev python3-pytest python3-requests python3-numpy python3-h5py
   wrk curl libclang-rt-14-dev

@@ -1,10 +1,12 @@
 /*
- * filter.c: Mongo filter documents -> AST -> SQLite SQL, and sort entries -> ORDER BY.
+ * filter.c: Mongo filter documents -> AST -> SQLite or PostgreSQL SQL, and sort entries ->
+ * ORDER BY.
  *
  * Owns: the compile step (validation, field resolution, Mongo's type bracketing and
  * null/missing rules, date conversion of object-entry strings), the AST (allocated from
- * one arena per filter_t, freed all at once by filter_free), the SQLite emitter, the sort
- * compiler, and the sql_fragment container both emitters fill in.
+ * one arena per filter_t, freed all at once by filter_free), the emitter (one walker with
+ * a SQLite and a PostgreSQL dialect), the sort compiler, and the sql_fragment container
+ * the emitters fill in.
  *
  * Data flow: filter_compile walks the borrowed json_t once and builds nodes; every string
  * it keeps (values, channel names, JSON path keys) is copied into the arena, so the AST
@@ -1372,6 +1374,11 @@ static int frag_push(sql_fragment *f, const sql_param *p)
     return 0;
 }
 
+int sql_fragment_param(sql_fragment *f, const sql_param *p)
+{
+    return frag_push(f, p);
+}
+
 int sql_fragment_append(sql_fragment *dst, const sql_fragment *src)
 {
     if (dst->nparams + src->nparams > SQL_MAX_PARAMS)
@@ -1441,13 +1448,49 @@ int sql_json_path(buf_t *out, const char *const *keys, size_t n)
     return rc;
 }
 
-/* ================================================================ SQLite emitter */
+/* ================================================================ emitters */
 
-typedef struct ectx {
+/*
+ * One walker serves both SQL dialects. What differs between SQLite and PostgreSQL is kept
+ * in a `dialect`: how a parameter is written (`?` or a numbered, typed `$n`), the boolean
+ * literals, NULL placement in ORDER BY, and the few expressions that read JSON (SQLite's
+ * json_type/json_extract on text, PostgreSQL's jsonb operators). Everything else (the
+ * shape of predicates, channel subqueries, Mongo's null/missing rules, $expr row values,
+ * the sort compiler) is written once below.
+ *
+ * Row values for $expr and sorting are (rank, value...): SQLite compares dynamically typed
+ * values, so one value column serves every type; PostgreSQL needs one type per column, so
+ * a value is split into a number part (numbers, booleans as 0/1, dates) and a text part
+ * (strings, and the JSON text of objects and arrays), the unused part being NULL (or its
+ * zero inside an $expr row).
+ */
+typedef struct ectx ectx;
+
+typedef struct dialect {
+    const char *yes, *no;                     /* boolean literals */
+    const char *nulls_asc, *nulls_desc;       /* ORDER BY suffixes that put NULL (missing) lowest */
+    unsigned nparts;                          /* value parts of a row value after the rank */
+    const char *row_open;                     /* opens a row value */
+    const char *part_open[3], *part_close[3]; /* wrap value part p (1-based) of a row */
+    const char *zero[3];                      /* value part p of a missing or null operand */
+    const char *falsy;                        /* `row NOT IN <falsy>`: missing, null, 0, false */
+    bool channel_row_one_query;               /* a channel operand row comes from one subquery */
+    void (*placeholder)(ectx *e, const sql_param *p);
+    /* A predicate (P_EXISTS, P_NONNULL, P_BOOL, P_CMP, P_IN) on the JSON value at n->f's
+     * path inside the JSON column col (constant SQL text). */
+    void (*json_pred)(ectx *e, const node *n, const char *col);
+    /* The type rank of the JSON value at f's path in col (missing -> missing_rank). */
+    void (*json_rank)(ectx *e, const char *col, const field_ref *f, int missing_rank);
+    /* Value part `part` (1..nparts) of the JSON value at f's path in col. */
+    void (*json_part)(ectx *e, const char *col, const field_ref *f, unsigned part);
+} dialect;
+
+struct ectx {
     sql_fragment *out;
+    const dialect *d;
     unsigned alias; /* next channel subquery alias number */
     int rc;
-} ectx;
+};
 
 static void put(ectx *e, const char *s)
 {
@@ -1467,9 +1510,10 @@ static void putf(ectx *e, const char *fmt, ...)
     va_end(ap);
 }
 
+/* Writes a placeholder for p and adds p to the fragment's parameters. */
 static void param(ectx *e, const sql_param *p)
 {
-    put(e, "?");
+    e->d->placeholder(e, p);
     if (e->rc == 0)
         e->rc = frag_push(e->out, p);
 }
@@ -1504,20 +1548,6 @@ static void param_value(ectx *e, const value *v)
         break;
     }
     param(e, &p);
-}
-
-static void param_path(ectx *e, const field_ref *f)
-{
-    buf_t b;
-    buf_init(&b, SQL_TEXT_MAX);
-    int rc = json_path_n(&b, f->keys, f->key_lens, f->nkeys);
-    if (rc) {
-        if (e->rc == 0)
-            e->rc = rc;
-    } else {
-        param_text(e, b.data, b.len);
-    }
-    buf_free(&b);
 }
 
 static const char *op_sql(cmp_op op)
@@ -1559,39 +1589,55 @@ static value_type pred_value_type(const node *n)
     return n->pk == P_CMP ? n->v.type : n->vals[0].type;
 }
 
-static void emit_bool_set(ectx *e, unsigned bools)
+/* Whether JSON access for f means the "data" key of a channel body (channels.<X>.data, and
+ * channels.<X> alone in sorts) rather than f's own keys. */
+static bool path_is_data(const field_ref *f)
 {
-    if (bools == 3)
-        put(e, " IN ('false', 'true')");
-    else if (bools == 2)
-        put(e, " = 'true'");
-    else
-        put(e, " = 'false'");
+    return f->kind != FK_META_JSON && f->kind != FK_CHAN_JSON;
 }
 
-/* A predicate on a JSON value: col is an SQL expression (constant text), the path is
- * bound (or the constant text `cpath` when given). */
-static void emit_json_pred(ectx *e, const node *n, const char *col, const char *cpath)
+/* ---------------------------------------------------------------- SQLite dialect */
+
+static void sqlite_placeholder(ectx *e, const sql_param *p)
 {
-#define JPATH()                                                                                    \
-    do {                                                                                           \
-        if (cpath)                                                                                 \
-            put(e, cpath);                                                                         \
-        else                                                                                       \
-            param_path(e, &n->f);                                                                  \
-    } while (0)
+    (void)p;
+    put(e, "?");
+}
+
+/* The SQLite JSON path of f: a bound `$."k1"."k2"`, or the constant data path. */
+static void sqlite_path(ectx *e, const field_ref *f)
+{
+    if (path_is_data(f)) {
+        put(e, "'$.\"data\"'");
+        return;
+    }
+    buf_t b;
+    buf_init(&b, SQL_TEXT_MAX);
+    int rc = json_path_n(&b, f->keys, f->key_lens, f->nkeys);
+    if (rc) {
+        if (e->rc == 0)
+            e->rc = rc;
+    } else {
+        param_text(e, b.data, b.len);
+    }
+    buf_free(&b);
+}
+
+static void sqlite_json_pred(ectx *e, const node *n, const char *col)
+{
     switch (n->pk) {
     case P_EXISTS:
     case P_NONNULL:
         putf(e, "json_type(%s, ", col);
-        JPATH();
+        sqlite_path(e, &n->f);
         put(e, n->pk == P_EXISTS ? ") IS NOT NULL" : ") <> 'null'");
         return;
     case P_BOOL:
         putf(e, "json_type(%s, ", col);
-        JPATH();
-        put(e, ")");
-        emit_bool_set(e, n->bools);
+        sqlite_path(e, &n->f);
+        put(e, n->bools == 3   ? ") IN ('false', 'true')"
+               : n->bools == 2 ? ") = 'true'"
+                               : ") = 'false'");
         return;
     case P_ANY_CHANNEL: /* only on FK_CHANNEL, never a JSON value */
         put(e, "0");
@@ -1604,46 +1650,197 @@ static void emit_json_pred(ectx *e, const node *n, const char *col, const char *
             return;
         }
         putf(e, "(json_type(%s, ", col);
-        JPATH();
+        sqlite_path(e, &n->f);
         put(e, t == V_STRING ? ") = 'text'" : ") IN ('integer', 'real')");
         putf(e, " AND json_extract(%s, ", col);
-        JPATH();
+        sqlite_path(e, &n->f);
         put(e, ")");
         emit_cmp_rhs(e, n);
         put(e, ")");
         return;
     }
     }
-#undef JPATH
 }
 
-static const char *DATA_PATH = "'$.\"data\"'";
+static void sqlite_json_rank(ectx *e, const char *col, const field_ref *f, int missing_rank)
+{
+    putf(e, "CASE json_type(%s, ", col);
+    sqlite_path(e, f);
+    putf(e,
+         ") WHEN 'null' THEN 1 WHEN 'integer' THEN 2 WHEN 'real' THEN 2 WHEN 'text' THEN 3"
+         " WHEN 'object' THEN 4 WHEN 'array' THEN 5 WHEN 'true' THEN 8 WHEN 'false' THEN 8"
+         " ELSE %d END",
+         missing_rank);
+}
+
+static void sqlite_json_part(ectx *e, const char *col, const field_ref *f, unsigned part)
+{
+    (void)part;
+    putf(e, "json_extract(%s, ", col);
+    sqlite_path(e, f);
+    put(e, ")");
+}
+
+static const dialect DIALECT_SQLITE = {
+    .yes = "1",
+    .no = "0",
+    .nulls_asc = " ASC", /* SQLite orders NULL first ascending, as Mongo does */
+    .nulls_desc = " DESC",
+    .nparts = 1,
+    .row_open = "(",
+    .part_open = {"", "", ""},
+    .part_close = {"", "", ""},
+    .zero = {"0", "0", "0"},
+    .falsy = " NOT IN (VALUES (0, 0), (1, 0), (2, 0), (8, 0)))",
+    .channel_row_one_query = true,
+    .placeholder = sqlite_placeholder,
+    .json_pred = sqlite_json_pred,
+    .json_rank = sqlite_json_rank,
+    .json_part = sqlite_json_part,
+};
+
+/* ---------------------------------------------------------------- PostgreSQL dialect */
+
+/* Placeholders are numbered by their position in the whole fragment, so a PostgreSQL
+ * fragment must be emitted into the statement's final fragment (not appended later). */
+static void pg_placeholder(ectx *e, const sql_param *p)
+{
+    static const char *const cast[] = {
+        [SQLP_NULL] = "text", [SQLP_INT] = "int8", [SQLP_REAL] = "float8", [SQLP_TEXT] = "text"};
+    putf(e, "$%zu::%s", e->out->nparams + 1, cast[p->type]);
+}
+
+/* Writes into x the jsonb expression for the value at f's path in col, binding the path
+ * (a text[] literal such as {"a","b c"}) as one parameter that x may repeat. */
+static void pg_json_ref(ectx *e, const char *col, const field_ref *f, char *x, size_t xlen)
+{
+    if (path_is_data(f)) {
+        snprintf(x, xlen, "(%s -> 'data')", col);
+        return;
+    }
+    buf_t b;
+    buf_init(&b, SQL_TEXT_MAX);
+    int rc = buf_putc(&b, '{');
+    for (size_t i = 0; rc == 0 && i < f->nkeys; i++) {
+        if (!json_key_ok(f->keys[i], f->key_lens[i]))
+            rc = -EINVAL;
+        if (rc == 0 && i)
+            rc = buf_putc(&b, ',');
+        if (rc == 0)
+            rc = buf_putc(&b, '"');
+        if (rc == 0)
+            rc = buf_append(&b, f->keys[i], f->key_lens[i]);
+        if (rc == 0)
+            rc = buf_putc(&b, '"');
+    }
+    if (rc == 0)
+        rc = buf_putc(&b, '}');
+    size_t k = e->out->nparams + 1;
+    snprintf(x, xlen, "(%s #> $%zu::text[])", col, k);
+    sql_param p = {.type = SQLP_TEXT, .s = b.data, .len = b.len};
+    if (rc == 0 && e->rc == 0)
+        rc = frag_push(e->out, &p);
+    if (rc && e->rc == 0)
+        e->rc = rc;
+    buf_free(&b);
+}
+
+static void pg_json_pred(ectx *e, const node *n, const char *col)
+{
+    char x[64];
+    value_type t = n->pk == P_CMP || n->pk == P_IN ? pred_value_type(n) : V_NULL;
+    if (n->pk == P_ANY_CHANNEL ||
+        ((n->pk == P_CMP || n->pk == P_IN) && t != V_INT && t != V_REAL && t != V_STRING)) {
+        put(e, "FALSE");
+        return;
+    }
+    pg_json_ref(e, col, &n->f, x, sizeof(x));
+    if (n->pk == P_EXISTS) {
+        putf(e, "%s IS NOT NULL", x);
+    } else if (n->pk == P_NONNULL) {
+        putf(e, "jsonb_typeof(%s) <> 'null'", x);
+    } else if (n->pk == P_BOOL) {
+        putf(e, "%s %s", x,
+             n->bools == 3   ? "IN ('false'::jsonb, 'true'::jsonb)"
+             : n->bools == 2 ? "= 'true'::jsonb"
+                             : "= 'false'::jsonb");
+    } else if (t == V_STRING) {
+        /* CASE, not AND: PostgreSQL may evaluate AND's operands in any order, and the
+         * text of a non-string must not take part. */
+        putf(e, "(CASE WHEN jsonb_typeof(%s) = 'string' THEN %s #>> '{}' END) COLLATE \"C\"", x, x);
+        emit_cmp_rhs(e, n);
+    } else {
+        putf(e, "(CASE WHEN jsonb_typeof(%s) = 'number' THEN %s::float8 END)", x, x);
+        emit_cmp_rhs(e, n);
+    }
+}
+
+static void pg_json_rank(ectx *e, const char *col, const field_ref *f, int missing_rank)
+{
+    char x[64];
+    pg_json_ref(e, col, f, x, sizeof(x));
+    putf(e,
+         "CASE jsonb_typeof(%s) WHEN 'null' THEN 1 WHEN 'number' THEN 2 WHEN 'string' THEN 3"
+         " WHEN 'object' THEN 4 WHEN 'array' THEN 5 WHEN 'boolean' THEN 8 ELSE %d END",
+         x, missing_rank);
+}
+
+static void pg_json_part(ectx *e, const char *col, const field_ref *f, unsigned part)
+{
+    char x[64];
+    pg_json_ref(e, col, f, x, sizeof(x));
+    if (part == 1)
+        putf(e,
+             "(CASE jsonb_typeof(%s) WHEN 'number' THEN %s::float8"
+             " WHEN 'boolean' THEN %s::bool::int::float8 END)",
+             x, x, x);
+    else
+        putf(e,
+             "(CASE WHEN jsonb_typeof(%s) IN ('string', 'object', 'array') THEN %s #>> '{}' END)"
+             " COLLATE \"C\"",
+             x, x);
+}
+
+static const dialect DIALECT_PG = {
+    .yes = "TRUE",
+    .no = "FALSE",
+    .nulls_asc = " ASC NULLS FIRST",
+    .nulls_desc = " DESC NULLS LAST",
+    .nparts = 2,
+    .row_open = "ROW(",
+    .part_open = {"", "CAST(", ""},
+    .part_close = {"", " AS float8)", ""},
+    .zero = {"0", "0::float8", "''::text"},
+    .falsy = " NOT IN (VALUES (0, 0::float8, ''::text), (1, 0, ''), (2, 0, ''), (8, 0, '')))",
+    .channel_row_one_query = false,
+    .placeholder = pg_placeholder,
+    .json_pred = pg_json_pred,
+    .json_rank = pg_json_rank,
+    .json_part = pg_json_part,
+};
+
+/* ---------------------------------------------------------------- the walker */
 
 /* The body of a channel predicate, inside the EXISTS subquery aliased `al`. */
 static void emit_channel_inner(ectx *e, const node *n, const char *al)
 {
     char col[32];
-    if (n->f.kind == FK_CHAN_JSON) {
-        snprintf(col, sizeof(col), "%s.body", al);
-        emit_json_pred(e, n, col, NULL);
-        return;
-    }
-    /* FK_CHAN_DATA: numbers and strings through the typed columns. */
-    if (n->pk == P_CMP || n->pk == P_IN) {
+    snprintf(col, sizeof(col), "%s.body", al);
+    if (n->f.kind == FK_CHAN_DATA && (n->pk == P_CMP || n->pk == P_IN)) {
+        /* Numbers and strings through the typed columns. */
         value_type t = pred_value_type(n);
         if (t == V_INT || t == V_REAL)
             putf(e, "%s.num", al);
         else if (t == V_STRING)
             putf(e, "%s.str", al);
         else {
-            put(e, "0");
+            put(e, e->d->no);
             return;
         }
         emit_cmp_rhs(e, n);
         return;
     }
-    snprintf(col, sizeof(col), "%s.body", al);
-    emit_json_pred(e, n, col, DATA_PATH);
+    e->d->json_pred(e, n, col);
 }
 
 static void emit_channel_from(ectx *e, const field_ref *f, const char *al)
@@ -1657,36 +1854,47 @@ static void next_alias(ectx *e, char *al, size_t n)
     snprintf(al, n, "c%u", ++e->alias);
 }
 
+/* The column of a field stored in a typed column of records, or NULL. */
+static const char *typed_column(const field_ref *f)
+{
+    switch (f->kind) {
+    case FK_ID:
+        return "id";
+    case FK_VERSION:
+        return "version";
+    case FK_TIMESTAMP:
+        return "ts_us";
+    case FK_SHOTNUM:
+        return "shotnum";
+    case FK_TEXT_COL:
+        return f->column;
+    default:
+        return NULL;
+    }
+}
+
 static void emit_pred(ectx *e, const node *n)
 {
     const field_ref *f = &n->f;
+    const char *col = typed_column(f);
     char al[16];
-    switch (f->kind) {
-    case FK_ID:
-    case FK_VERSION:
-    case FK_TIMESTAMP:
-    case FK_SHOTNUM:
-    case FK_TEXT_COL: {
-        const char *col = f->kind == FK_ID          ? "id"
-                          : f->kind == FK_VERSION   ? "version"
-                          : f->kind == FK_TIMESTAMP ? "ts_us"
-                          : f->kind == FK_SHOTNUM   ? "shotnum"
-                                                    : f->column;
+    if (col) {
         if (n->pk == P_EXISTS || n->pk == P_NONNULL) {
             putf(e, "r.%s IS NOT NULL", col);
         } else if (n->pk == P_CMP || n->pk == P_IN) {
             putf(e, "r.%s", col);
             emit_cmp_rhs(e, n);
         } else {
-            put(e, "0");
+            put(e, e->d->no);
         }
         return;
     }
+    switch (f->kind) {
     case FK_METADATA:
-        put(e, n->pk == P_EXISTS || n->pk == P_NONNULL ? "r.metadata IS NOT NULL" : "0");
+        put(e, n->pk == P_EXISTS || n->pk == P_NONNULL ? "r.metadata IS NOT NULL" : e->d->no);
         return;
     case FK_META_JSON:
-        emit_json_pred(e, n, "r.metadata", NULL);
+        e->d->json_pred(e, n, "r.metadata");
         return;
     case FK_CHANNELS:
         next_alias(e, al, sizeof(al));
@@ -1712,16 +1920,11 @@ static void emit_pred(ectx *e, const node *n)
         }
         put(e, ")");
         return;
-    case FK_MISSING:
-        put(e, "0");
+    default: /* FK_MISSING */
+        put(e, e->d->no);
         return;
     }
 }
-
-/* The BSON type rank of a JSON value, from json_type(); missing -> 0. */
-#define RANK_WHEN                                                                                  \
-    " WHEN 'null' THEN 1 WHEN 'integer' THEN 2 WHEN 'real' THEN 2 WHEN 'text' THEN 3"              \
-    " WHEN 'object' THEN 4 WHEN 'array' THEN 5 WHEN 'true' THEN 8 WHEN 'false' THEN 8"
 
 static int literal_rank(const value *v)
 {
@@ -1741,148 +1944,125 @@ static int literal_rank(const value *v)
     return 0;
 }
 
-/* Emits the rank (want_rank) or the value of a field for $expr and sorting; missing_rank is
- * the rank given to missing/null-less cases (0 in $expr, 1 in sorts). */
-static void emit_field_rv(ectx *e, const field_ref *f, bool want_rank, int missing_rank)
+/* Which value part (1..nparts) holds values of type t (or of a typed column that is text
+ * when is_text). */
+static unsigned part_of(const ectx *e, bool is_text)
+{
+    return e->d->nparts == 1 ? 1 : is_text ? 2 : 1;
+}
+
+/* Emits the rank (part 0) or value part `part` of a field for $expr and sorting;
+ * missing_rank is the rank of a missing value (0 in $expr, 1 in sorts). */
+static void emit_field_rv(ectx *e, const field_ref *f, unsigned part, int missing_rank)
 {
     char al[16];
-    const char *col = NULL;
-    int rank = 0;
-    switch (f->kind) {
-    case FK_MISSING:
-        if (want_rank)
-            putf(e, "%d", missing_rank);
+    char col[32];
+    const char *tcol = typed_column(f);
+    if (tcol) {
+        bool is_text = f->kind == FK_ID || f->kind == FK_TEXT_COL;
+        int rank = is_text ? 3 : f->kind == FK_TIMESTAMP ? 9 : 2;
+        if (part == 0 && f->kind == FK_ID)
+            putf(e, "%d", rank);
+        else if (part == 0)
+            putf(e, "(CASE WHEN r.%s IS NULL THEN %d ELSE %d END)", tcol, missing_rank, rank);
+        else if (part == part_of(e, is_text))
+            putf(e, "%sr.%s%s", e->d->part_open[part], tcol, e->d->part_close[part]);
         else
             put(e, "NULL");
         return;
-    case FK_ID:
-        col = "id";
-        rank = 3;
-        break;
-    case FK_VERSION:
-        col = "version";
-        rank = 2;
-        break;
-    case FK_SHOTNUM:
-        col = "shotnum";
-        rank = 2;
-        break;
-    case FK_TIMESTAMP:
-        col = "ts_us";
-        rank = 9;
-        break;
-    case FK_TEXT_COL:
-        col = f->column;
-        rank = 3;
-        break;
+    }
+    switch (f->kind) {
     case FK_META_JSON:
-        if (want_rank) {
-            put(e, "(CASE json_type(r.metadata, ");
-            param_path(e, f);
-            putf(e, ")" RANK_WHEN " ELSE %d END)", missing_rank);
-        } else {
-            put(e, "json_extract(r.metadata, ");
-            param_path(e, f);
+        if (part == 0) {
+            put(e, "(");
+            e->d->json_rank(e, "r.metadata", f, missing_rank);
             put(e, ")");
+        } else {
+            e->d->json_part(e, "r.metadata", f, part);
         }
         return;
     case FK_CHANNEL:
     case FK_CHAN_DATA:
     case FK_CHAN_JSON:
         next_alias(e, al, sizeof(al));
-        if (want_rank) {
-            putf(e, "COALESCE((SELECT CASE json_type(%s.body, ", al);
-            if (f->kind == FK_CHAN_JSON)
-                param_path(e, f);
-            else
-                put(e, DATA_PATH);
-            putf(e, ")" RANK_WHEN " ELSE %d END", missing_rank);
+        snprintf(col, sizeof(col), "%s.body", al);
+        if (part == 0) {
+            put(e, "COALESCE((SELECT ");
+            e->d->json_rank(e, col, f, missing_rank);
         } else {
-            putf(e, "(SELECT json_extract(%s.body, ", al);
-            if (f->kind == FK_CHAN_JSON)
-                param_path(e, f);
-            else
-                put(e, DATA_PATH);
-            put(e, ")");
+            put(e, "(SELECT ");
+            e->d->json_part(e, col, f, part);
         }
         emit_channel_from(e, f, al);
-        if (want_rank)
+        if (part == 0)
             putf(e, "), %d)", missing_rank);
         else
             put(e, ")");
         return;
-    default: /* whole documents are rejected by the compilers */
-        put(e, want_rank ? "0" : "NULL");
-        return;
-    }
-    if (want_rank) {
-        if (f->kind == FK_ID)
-            putf(e, "%d", rank);
+    default: /* missing; whole documents are rejected by the compilers */
+        if (part == 0)
+            putf(e, "%d", missing_rank);
         else
-            putf(e, "(CASE WHEN r.%s IS NULL THEN %d ELSE %d END)", col, missing_rank, rank);
-    } else {
-        putf(e, "r.%s", col);
+            put(e, "NULL");
+        return;
     }
 }
 
-/* An $expr operand as the row value (rank, value), value 0 for ranks 0 and 1 so that
- * missing = missing and null = null. Row values compare element by element, which is
- * exactly "by rank, then by value", and each operand is evaluated once: a channel operand
- * is one aggregate subquery, which always yields one row. */
+/* An $expr operand as the row value (rank, value parts), the parts at their zero for ranks
+ * 0 and 1 so that missing = missing and null = null. Row values compare element by
+ * element, which is exactly "by rank, then by value". */
 static void emit_operand_row(ectx *e, const operand *o)
 {
-    char al[16];
+    const dialect *d = e->d;
+    char al[16], col[32];
+    put(e, d->row_open);
     if (!o->is_field) {
         if (o->v.type == V_NULL) {
-            put(e, "(1, 0)");
+            put(e, "1");
+            for (unsigned p = 1; p <= d->nparts; p++)
+                putf(e, ", %s", d->zero[p]);
+            put(e, ")");
             return;
         }
-        putf(e, "(%d, ", literal_rank(&o->v));
-        param_value(e, &o->v);
+        putf(e, "%d", literal_rank(&o->v));
+        unsigned vp = part_of(e, o->v.type == V_STRING);
+        for (unsigned p = 1; p <= d->nparts; p++) {
+            if (p != vp) {
+                putf(e, ", %s", d->zero[p]);
+                continue;
+            }
+            putf(e, ", %s", d->part_open[p]);
+            param_value(e, &o->v);
+            put(e, d->part_close[p]);
+        }
         put(e, ")");
         return;
     }
     const field_ref *f = &o->f;
-    switch (f->kind) {
-    case FK_ID:
-    case FK_VERSION:
-    case FK_SHOTNUM:
-    case FK_TIMESTAMP:
-    case FK_TEXT_COL:
-        put(e, "(");
-        emit_field_rv(e, f, true, 0);
-        put(e, ", COALESCE(");
-        emit_field_rv(e, f, false, 0);
-        put(e, ", 0))");
-        return;
-    case FK_META_JSON:
-        put(e, "(CASE json_type(r.metadata, ");
-        param_path(e, f);
-        put(e, ")" RANK_WHEN " ELSE 0 END, COALESCE(json_extract(r.metadata, ");
-        param_path(e, f);
-        put(e, "), 0))");
-        return;
-    case FK_CHAN_DATA:
-    case FK_CHAN_JSON:
-        next_alias(e, al, sizeof(al));
-        putf(e, "(SELECT COALESCE(MAX(CASE json_type(%s.body, ", al);
-        if (f->kind == FK_CHAN_JSON)
-            param_path(e, f);
-        else
-            put(e, DATA_PATH);
-        putf(e, ")" RANK_WHEN " ELSE 0 END), 0), COALESCE(MAX(json_extract(%s.body, ", al);
-        if (f->kind == FK_CHAN_JSON)
-            param_path(e, f);
-        else
-            put(e, DATA_PATH);
-        put(e, ")), 0)");
-        emit_channel_from(e, f, al);
+    bool in_chan = f->kind == FK_CHAN_DATA || f->kind == FK_CHAN_JSON;
+    if (!in_chan || !d->channel_row_one_query) {
+        emit_field_rv(e, f, 0, 0);
+        for (unsigned p = 1; p <= d->nparts; p++) {
+            put(e, ", COALESCE(");
+            emit_field_rv(e, f, p, 0);
+            putf(e, ", %s)", d->zero[p]);
+        }
         put(e, ")");
         return;
-    default: /* missing; whole documents are rejected by the compiler */
-        put(e, "(0, 0)");
-        return;
     }
+    /* One aggregate subquery yields the whole row (it always returns one row). */
+    next_alias(e, al, sizeof(al));
+    snprintf(col, sizeof(col), "%s.body", al);
+    put(e, "SELECT COALESCE(MAX(");
+    d->json_rank(e, col, f, 0);
+    put(e, "), 0)");
+    for (unsigned p = 1; p <= d->nparts; p++) {
+        put(e, ", COALESCE(MAX(");
+        d->json_part(e, col, f, p);
+        putf(e, "), %s)", d->zero[p]);
+    }
+    emit_channel_from(e, f, al);
+    put(e, ")");
 }
 
 static void emit_xcmp(ectx *e, const node *n)
@@ -1896,10 +2076,9 @@ static void emit_xcmp(ectx *e, const node *n)
 
 static void emit_xtruthy(ectx *e, const node *n)
 {
-    /* Falsy: missing, null, 0, false. */
     put(e, "(");
     emit_operand_row(e, &n->a);
-    put(e, " NOT IN (VALUES (0, 0), (1, 0), (2, 0), (8, 0)))");
+    put(e, e->d->falsy);
 }
 
 static void emit_node(ectx *e, const node *n);
@@ -1936,10 +2115,10 @@ static void emit_node(ectx *e, const node *n)
 {
     switch (n->kind) {
     case N_TRUE:
-        put(e, "1");
+        put(e, e->d->yes);
         return;
     case N_FALSE:
-        put(e, "0");
+        put(e, e->d->no);
         return;
     case N_AND:
     case N_OR: {
@@ -1975,22 +2154,29 @@ static void emit_node(ectx *e, const node *n)
 
 int filter_emit_sqlite(const filter_t *f, sql_fragment *out)
 {
-    ectx e = {.out = out};
+    ectx e = {.out = out, .d = &DIALECT_SQLITE};
+    emit_node(&e, f->root);
+    return e.rc;
+}
+
+int filter_emit_pg(const filter_t *f, sql_fragment *out)
+{
+    ectx e = {.out = out, .d = &DIALECT_PG};
     emit_node(&e, f->root);
     return e.rc;
 }
 
 /* ================================================================ sorting */
 
-int sort_compile_sqlite(const char *const *entries, size_t n, sql_fragment *out, char *err,
-                        size_t errlen)
+static int sort_compile(const dialect *d, const char *const *entries, size_t n, sql_fragment *out,
+                        char *err, size_t errlen)
 {
     if (err && errlen)
         err[0] = '\0';
     ast_arena ar;
     arena_init(&ar, FILTER_ARENA_MAX);
     cctx c = {.ar = &ar, .err = err, .errlen = errlen};
-    ectx e = {.out = out};
+    ectx e = {.out = out, .d = d};
     bool first = true;
     if (n > SORT_MAX_ENTRIES) {
         cfail(&c, -E2BIG, "too many order entries (at most %d)", SORT_MAX_ENTRIES);
@@ -2032,22 +2218,20 @@ int sort_compile_sqlite(const char *const *entries, size_t n, sql_fragment *out,
         }
         if (f.kind == FK_MISSING)
             continue; /* the same (missing) value in every record */
-        const char *d = desc ? " DESC" : " ASC";
         if (!first)
             put(&e, ", ");
         first = false;
-        if (f.kind == FK_ID || f.kind == FK_VERSION || f.kind == FK_SHOTNUM ||
-            f.kind == FK_TIMESTAMP || f.kind == FK_TEXT_COL) {
-            /* SQLite orders NULL (missing) first ascending, as Mongo does. */
-            emit_field_rv(&e, &f, false, 1);
-            put(&e, d);
+        if (typed_column(&f)) {
+            /* Missing (NULL) sorts first ascending, as in Mongo. */
+            putf(&e, "r.%s%s", typed_column(&f), desc ? d->nulls_desc : d->nulls_asc);
             continue;
         }
-        emit_field_rv(&e, &f, true, 1);
-        put(&e, d);
-        put(&e, ", ");
-        emit_field_rv(&e, &f, false, 1);
-        put(&e, d);
+        for (unsigned p = 0; p <= d->nparts; p++) {
+            if (p)
+                put(&e, ", ");
+            emit_field_rv(&e, &f, p, 1);
+            put(&e, desc ? " DESC" : " ASC");
+        }
     }
 done:
     ast_arena_free(&ar);
@@ -2056,6 +2240,18 @@ done:
     if (e.rc && err && errlen)
         snprintf(err, errlen, "the sort could not be built");
     return e.rc;
+}
+
+int sort_compile_sqlite(const char *const *entries, size_t n, sql_fragment *out, char *err,
+                        size_t errlen)
+{
+    return sort_compile(&DIALECT_SQLITE, entries, n, out, err, errlen);
+}
+
+int sort_compile_pg(const char *const *entries, size_t n, sql_fragment *out, char *err,
+                    size_t errlen)
+{
+    return sort_compile(&DIALECT_PG, entries, n, out, err, errlen);
 }
 
 /* ================================================================ dates */

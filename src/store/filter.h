@@ -6,9 +6,9 @@
  * resolved against the relational layout of records, Mongo's type bracketing and
  * null/missing rules are applied, and malformed or unsupported input is rejected with a
  * message fit for a 400 `{"detail": ...}` response. An emitter then walks the AST and
- * writes a SQL boolean expression for one dialect (SQLite now: filter_emit_sqlite; a
- * PostgreSQL emitter would be a second function over the same AST). Sort entries are
- * compiled straight to an ORDER BY list by sort_compile_sqlite.
+ * writes a SQL boolean expression for one dialect (filter_emit_sqlite, filter_emit_pg: one
+ * walker, the dialects differ only in placeholders, literals and JSON access). Sort entries
+ * are compiled straight to an ORDER BY list by sort_compile_sqlite / sort_compile_pg.
  *
  * Data flow: json_t conditions -> filter_compile -> filter_t -> filter_emit_sqlite ->
  * sql_fragment (text with '?' placeholders + typed parameters) -> the store back end, which
@@ -87,6 +87,9 @@ void sql_fragment_free(sql_fragment *f);
 /* Appends src's text and copies of its parameters to dst (src is borrowed).
  * 0, -ENOMEM or -E2BIG. */
 int sql_fragment_append(sql_fragment *dst, const sql_fragment *src);
+/* Adds a copy of p to f's parameters (the caller writes its placeholder). 0, -ENOMEM or
+ * -E2BIG. */
+int sql_fragment_param(sql_fragment *f, const sql_param *p);
 
 struct sqlite3_stmt;
 /* Binds f's parameters to st as indexes first, first+1, ... (first is 1-based).
@@ -114,6 +117,12 @@ int filter_compile(const json_t *conditions, bool convert_dates, filter_t **out,
  * borrowed and may be emitted any number of times. 0, or -ENOMEM / -E2BIG, after which
  * out holds partial text and must only be freed. */
 int filter_emit_sqlite(const filter_t *f, sql_fragment *out);
+/* The same for PostgreSQL over `records r` with jsonb metadata/body columns. Placeholders
+ * are `$n::type`, numbered by the parameter's position in out (so emit into the
+ * statement's final fragment; sql_fragment_append would not renumber them). JSON paths
+ * are bound as text[] literals; text columns are expected to use the "C" collation (JSON
+ * strings are compared with COLLATE "C"), which matches SQLite's binary comparison. */
+int filter_emit_pg(const filter_t *f, sql_fragment *out);
 void filter_free(filter_t *f);
 
 /* ---------------------------------------------------------------- sorting */
@@ -129,6 +138,10 @@ void filter_free(filter_t *f);
  */
 int sort_compile_sqlite(const char *const *entries, size_t n, sql_fragment *out, char *err,
                         size_t errlen);
+/* The same for PostgreSQL (see filter_emit_pg for the placeholder numbering). Missing
+ * values sort first ascending through NULLS FIRST / NULLS LAST. */
+int sort_compile_pg(const char *const *entries, size_t n, sql_fragment *out, char *err,
+                    size_t errlen);
 
 /* ---------------------------------------------------------------- helpers */
 

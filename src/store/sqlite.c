@@ -175,8 +175,10 @@ out:
     return rc;
 }
 
-static int sqlite_open(const char *url, store_t **out, char *err, size_t errlen)
+static int sqlite_open(const char *url, const store_options *opts, store_t **out, char *err,
+                       size_t errlen)
 {
+    (void)opts;
     sqlite_store *s = calloc(1, sizeof(*s));
     if (!s)
         return -ENOMEM;

@@ -1,7 +1,7 @@
 /*
  * store.c: the back-end-independent half of the store: choosing a back end from the URL,
  * running ops on the libuv thread pool (or synchronously for CLI tools), cancellation,
- * and small shared helpers. The SQL lives in the back ends (sqlite.c).
+ * and small shared helpers. The SQL lives in the back ends (sqlite.c, pg.c).
  */
 #include "store/store.h"
 
@@ -11,13 +11,18 @@
 #include <string.h>
 #include <time.h>
 
-static const store_backend *const backends[] = {&store_sqlite_backend};
+static const store_backend *const backends[] = {&store_sqlite_backend, &store_pg_backend};
+
+static bool scheme_is(const char *url, const char *scheme)
+{
+    size_t n = scheme ? strlen(scheme) : 0;
+    return n && strncmp(url, scheme, n) == 0 && strncmp(url + n, "://", 3) == 0;
+}
 
 static const store_backend *backend_for(const char *url)
 {
     for (size_t i = 0; i < sizeof(backends) / sizeof(backends[0]); i++) {
-        size_t n = strlen(backends[i]->scheme);
-        if (strncmp(url, backends[i]->scheme, n) == 0 && strncmp(url + n, "://", 3) == 0)
+        if (scheme_is(url, backends[i]->scheme) || scheme_is(url, backends[i]->scheme2))
             return backends[i];
     }
     return NULL;
@@ -25,12 +30,19 @@ static const store_backend *backend_for(const char *url)
 
 int store_open(const char *url, uv_loop_t *loop, store_t **out, char *err, size_t errlen)
 {
+    return store_open_ex(url, loop, NULL, out, err, errlen);
+}
+
+int store_open_ex(const char *url, uv_loop_t *loop, const store_options *opts, store_t **out,
+                  char *err, size_t errlen)
+{
+    store_options none = {0};
     const store_backend *be = backend_for(url);
     if (!be) {
         snprintf(err, errlen, "database.url: unsupported database URL scheme in \"%.60s\"", url);
         return -EINVAL;
     }
-    int rc = be->open(url, out, err, errlen);
+    int rc = be->open(url, opts ? opts : &none, out, err, errlen);
     if (rc)
         return rc;
     (*out)->backend = be;
@@ -86,11 +98,9 @@ static void op_work(uv_work_t *w)
 static void op_after(uv_work_t *w, int status)
 {
     store_op_t *op = w->data;
-    if (status == UV_ECANCELED || op->canceled) {
-        op->status = -ECANCELED;
-        store_op_cleanup(op);
-    }
-    op->cb(op);
+    if (status == UV_ECANCELED)
+        op->canceled = true;
+    store_complete(op);
 }
 
 int store_submit(store_t *s, store_op_t *op, store_cb cb, void *data)
@@ -103,6 +113,9 @@ int store_submit(store_t *s, store_op_t *op, store_cb cb, void *data)
     op->status = 0;
     op->err[0] = '\0';
     op->work.data = op;
+    op->backend_data = NULL;
+    if (s->backend->submit)
+        return s->backend->submit(s, op);
     int rc = uv_queue_work(s->loop, &op->work, op_work, op_after);
     return rc < 0 ? rc : 0;
 }
@@ -116,9 +129,22 @@ int store_run_sync(store_t *s, store_op_t *op)
     return op->status;
 }
 
+void store_complete(store_op_t *op)
+{
+    if (op->canceled) {
+        op->status = -ECANCELED;
+        store_op_cleanup(op);
+    }
+    op->cb(op);
+}
+
 void store_cancel(store_op_t *op)
 {
     op->canceled = true;
+    if (op->store && op->store->backend->cancel) {
+        op->store->backend->cancel(op);
+        return;
+    }
     /* If the work has not started, the pool drops it and op_after sees UV_ECANCELED. */
     uv_cancel((uv_req_t *)&op->work);
 }

@@ -1,10 +1,11 @@
 /*
  * store: the metadata store interface (records, channel manifests, users, sessions, ...).
  *
- * One interface, several back ends (SQLite now, PostgreSQL later) behind a vtable. Every
- * operation is a `store_op_t` the caller fills in and submits; the back end runs it off
- * the worker's loop thread (SQLite: the libuv thread pool, one connection per thread) and
- * calls the completion callback once, on the loop thread. If store_submit returns an
+ * One interface, two back ends (SQLite, PostgreSQL) behind a vtable. Every operation is a
+ * `store_op_t` the caller fills in and submits; the back end runs it off the worker's loop
+ * thread (SQLite: the libuv thread pool, one connection per thread; PostgreSQL: libpq's
+ * asynchronous API on the loop itself, see pg.c) and calls the completion callback once,
+ * on the loop thread. If store_submit returns an
  * error the callback is never called. CLI tools without a server loop use store_run_sync,
  * which runs the same code in the calling thread.
  *
@@ -92,11 +93,19 @@ struct store_op {
     void *data;
     uv_work_t work;
     bool canceled;
+    void *backend_data; /* the back end's state for a submitted op */
 };
 
 /* Opens a store for one loop (NULL for CLI use with store_run_sync only).
- * url: sqlite:///abs/path, sqlite://rel/path. */
+ * url: sqlite:///abs/path, sqlite://rel/path, postgresql://... (or postgres://...). */
 int store_open(const char *url, uv_loop_t *loop, store_t **out, char *err, size_t errlen);
+
+/* Tuning for store_open_ex; zero fields take their defaults. */
+typedef struct store_options {
+    int pool_size; /* PostgreSQL: connections per loop (database.pool_size; default 4) */
+} store_options;
+int store_open_ex(const char *url, uv_loop_t *loop, const store_options *opts, store_t **out,
+                  char *err, size_t errlen);
 /* Creates the database if needed and applies pending migrations. */
 int store_migrate(const char *url, char *err, size_t errlen);
 /* Closes the store. All submitted ops must have completed. */
@@ -113,12 +122,19 @@ void store_op_cleanup(store_op_t *op);
 
 /* Back-end vtable; each back end provides one. */
 typedef struct store_backend {
-    const char *scheme; /* "sqlite" */
-    int (*open)(const char *url, store_t **out, char *err, size_t errlen);
+    const char *scheme;  /* "sqlite" */
+    const char *scheme2; /* another accepted scheme, or NULL */
+    int (*open)(const char *url, const store_options *opts, store_t **out, char *err,
+                size_t errlen);
     int (*migrate)(const char *url, char *err, size_t errlen);
     void (*close)(store_t *s);
     /* Runs op synchronously in the calling (pool) thread. */
     void (*execute)(store_t *s, store_op_t *op);
+    /* Optional: runs op asynchronously on s->loop (instead of execute on the thread pool)
+     * and completes it through store_complete. 0 or a negative errno (no callback then). */
+    int (*submit)(store_t *s, store_op_t *op);
+    /* Optional, with submit: cancels a submitted op (store_cancel). */
+    void (*cancel)(store_op_t *op);
 } store_backend;
 
 struct store {
@@ -127,6 +143,11 @@ struct store {
 };
 
 extern const store_backend store_sqlite_backend;
+extern const store_backend store_pg_backend;
+
+/* For back ends with submit: delivers a finished op to its callback on the loop thread
+ * (a canceled op gets -ECANCELED and loses its result). */
+void store_complete(store_op_t *op);
 
 /* Formats microseconds since the epoch as the API's naive ISO-8601 text
  * (YYYY-MM-DDTHH:MM:SS, plus .ffffff only when non-zero). out: at least 32 bytes. */

@@ -1315,6 +1315,107 @@ static void test_helpers(void **state)
     filter_free(NULL);
 }
 
+/* The PostgreSQL dialect of a filter (cond) or a sort entry (order): "<sql> | <params>",
+ * parameters written as i:<int>, d:<real> or t:<text>. */
+static char *pg_sql(const char *cond, const char *order)
+{
+    sql_fragment q;
+    sql_fragment_init(&q);
+    char err[256];
+    if (cond) {
+        filter_t *f;
+        json_t *j = json_loads(cond, 0, NULL);
+        assert_non_null(j);
+        assert_int_equal(filter_compile(j, true, &f, err, sizeof(err)), 0);
+        assert_int_equal(filter_emit_pg(f, &q), 0);
+        filter_free(f);
+        json_decref(j);
+    } else {
+        assert_int_equal(sort_compile_pg(&order, 1, &q, err, sizeof(err)), 0);
+    }
+    buf_t b;
+    buf_init(&b, 1 << 20);
+    buf_printf(&b, "%s |", q.text.data ? q.text.data : "");
+    for (size_t i = 0; i < q.nparams; i++) {
+        const sql_param *p = &q.params[i];
+        if (p->type == SQLP_INT)
+            buf_printf(&b, " i:%lld", (long long)p->i);
+        else if (p->type == SQLP_REAL)
+            buf_printf(&b, " d:%g", p->d);
+        else
+            buf_printf(&b, " t:%s", p->s);
+    }
+    sql_fragment_free(&q);
+    char *out = strdup(b.data);
+    buf_free(&b);
+    return out;
+}
+
+static void expect_pg(const char *cond, const char *order, const char *want)
+{
+    char *got = pg_sql(cond, order);
+    if (strcmp(got, want) != 0)
+        fail_msg("PostgreSQL SQL for %s:\n got  %s\n want %s", cond ? cond : order, got, want);
+    free(got);
+}
+
+/* The PostgreSQL dialect: numbered, typed placeholders; jsonb access with the path bound
+ * once as a text[] literal; CASE guards so a JSON value is only cast when its type fits;
+ * TRUE/FALSE literals; NULLS FIRST/LAST to sort missing values first. */
+static void test_pg_dialect(void **state)
+{
+    (void)state;
+    expect_pg("{\"metadata.shotnum\": {\"$gt\": 5}, \"_id\": \"r1\"}", NULL,
+              "(r.shotnum > $1::int8 AND r.id = $2::text) | i:5 t:r1");
+    expect_pg("{\"metadata.timestamp\": {\"$lt\": \"2023-06-05T08:00:00\"}}", NULL,
+              "r.ts_us < $1::int8 | i:1685952000000000");
+    expect_pg("{\"metadata.x.y\": {\"$gte\": 1.5}}", NULL,
+              "(CASE WHEN jsonb_typeof((r.metadata #> $1::text[])) = 'number' THEN (r.metadata "
+              "#> $1::text[])::float8 END) >= $2::float8 | t:{\"x\",\"y\"} d:1.5");
+    expect_pg("{\"metadata.x\": \"s\"}", NULL,
+              "(CASE WHEN jsonb_typeof((r.metadata #> $1::text[])) = 'string' THEN (r.metadata "
+              "#> $1::text[]) #>> '{}' END) COLLATE \"C\" = $2::text | t:{\"x\"} t:s");
+    expect_pg("{\"channels.A.data\": {\"$in\": [1, 2]}}", NULL,
+              "EXISTS (SELECT 1 FROM record_channels c1 WHERE c1.record_id = r.id AND c1.name = "
+              "$1::text AND c1.num IN ($2::int8, $3::int8)) | t:A i:1 i:2");
+    expect_pg("{\"channels.A.metadata.units\": true}", NULL,
+              "EXISTS (SELECT 1 FROM record_channels c1 WHERE c1.record_id = r.id AND c1.name = "
+              "$1::text AND (c1.body #> $2::text[]) = 'true'::jsonb) | t:A "
+              "t:{\"metadata\",\"units\"}");
+    expect_pg("{\"channels.A.data\": null}", NULL,
+              "(EXISTS (SELECT 1 FROM record_channels c1 WHERE c1.record_id = r.id AND c1.name = "
+              "$1::text AND jsonb_typeof((c1.body -> 'data')) <> 'null')) IS NOT TRUE | t:A");
+    expect_pg("{\"$or\": [{\"channels.A\": {\"$exists\": true}}, {\"channels.B\": "
+              "{\"$exists\": true}}]}",
+              NULL,
+              "EXISTS (SELECT 1 FROM record_channels c1 WHERE c1.record_id = r.id AND c1.name IN "
+              "($1::text, $2::text)) | t:A t:B");
+    expect_pg("{\"$expr\": {\"$gt\": [\"$metadata.shotnum\", 3]}}", NULL,
+              "(ROW((CASE WHEN r.shotnum IS NULL THEN 0 ELSE 2 END), COALESCE(CAST(r.shotnum AS "
+              "float8), 0::float8), COALESCE(NULL, ''::text)) > ROW(2, CAST($1::int8 AS float8), "
+              "''::text)) | i:3");
+    expect_pg("{\"nothing\": 1}", NULL, "FALSE |");
+    expect_pg("{}", NULL, "TRUE |");
+    expect_pg(NULL, "metadata.shotnum desc", "r.shotnum DESC NULLS LAST |");
+    expect_pg(NULL, "_id asc", "r.id ASC NULLS FIRST |");
+    expect_pg(NULL, "channels.A desc",
+              "COALESCE((SELECT CASE jsonb_typeof((c1.body -> 'data')) WHEN 'null' THEN 1 WHEN "
+              "'number' THEN 2 WHEN 'string' THEN 3 WHEN 'object' THEN 4 WHEN 'array' THEN 5 WHEN "
+              "'boolean' THEN 8 ELSE 1 END FROM record_channels c1 WHERE c1.record_id = r.id AND "
+              "c1.name = $1::text), 1) DESC, (SELECT (CASE jsonb_typeof((c2.body -> 'data')) WHEN "
+              "'number' THEN (c2.body -> 'data')::float8 WHEN 'boolean' THEN (c2.body -> "
+              "'data')::bool::int::float8 END) FROM record_channels c2 WHERE c2.record_id = r.id "
+              "AND c2.name = $2::text) DESC, (SELECT (CASE WHEN jsonb_typeof((c3.body -> 'data')) "
+              "IN ('string', 'object', 'array') THEN (c3.body -> 'data') #>> '{}' END) COLLATE "
+              "\"C\" FROM record_channels c3 WHERE c3.record_id = r.id AND c3.name = $3::text) "
+              "DESC | t:A t:A t:A");
+    /* Client text never reaches the SQL text. */
+    char *got = pg_sql("{\"channels.x'y\\\"z) --.data\": \"'; DROP TABLE records; --\"}", NULL);
+    assert_null(strstr(got, "DROP TABLE records |"));
+    assert_non_null(strstr(got, "| t:x'y\"z) -- t:'; DROP TABLE records; --"));
+    free(got);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1335,6 +1436,7 @@ int main(void)
         cmocka_unit_test(test_sql_size_model),
         cmocka_unit_test(test_injection),
         cmocka_unit_test(test_helpers),
+        cmocka_unit_test(test_pg_dialect),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -1,4 +1,10 @@
-/* Unit tests for the SQLite store back end (src/store/sqlite.c), run synchronously. */
+/*
+ * Unit tests for the store back ends, run synchronously: SQLite (src/store/sqlite.c) here,
+ * and the same test bodies against PostgreSQL (src/store/pg.c) when test_store_pg.c
+ * includes this file with STORE_TEST_PG set. The PostgreSQL run needs OGD_TEST_PG_URL
+ * (see scripts/start-pg.sh) and gives every test its own fresh database, dropped after
+ * the test; it also runs the asynchronous tests at the end of test_store_pg.c.
+ */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,18 +19,33 @@
 
 #include "store/store.h"
 
+#ifndef STORE_TEST_PG
+#define STORE_TEST_PG 0
+#endif
+
 typedef struct fixture {
     char dir[64];
-    char url[128];
+    char url[512];
+    char dbname[64];
     store_t *store;
 } fixture;
+
+#if STORE_TEST_PG
+/* The fixture's database URL: OGD_TEST_PG_URL with a database name of its own. */
+static void pg_fixture_url(fixture *f);
+static void pg_drop_database(const fixture *f);
+#endif
 
 static int setup(void **state)
 {
     fixture *f = calloc(1, sizeof(*f));
+#if STORE_TEST_PG
+    pg_fixture_url(f);
+#else
     strcpy(f->dir, "/tmp/ogd-store-XXXXXX");
     assert_non_null(mkdtemp(f->dir));
     snprintf(f->url, sizeof(f->url), "sqlite://%s/db.sqlite3", f->dir);
+#endif
     char err[256];
     assert_int_equal(store_migrate(f->url, err, sizeof(err)), 0);
     assert_int_equal(store_migrate(f->url, err, sizeof(err)), 0); /* idempotent */
@@ -56,9 +77,13 @@ static int teardown(void **state)
 {
     fixture *f = *state;
     store_close(f->store);
+#if STORE_TEST_PG
+    pg_drop_database(f);
+#else
     char cmd[128];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
     assert_int_equal(system(cmd), 0);
+#endif
     free(f);
     return 0;
 }
@@ -237,14 +262,18 @@ static void test_manifest_and_summary(void **state)
     assert_int_equal(store_run_sync(f->store, &op), -ENOENT);
 }
 
+/* The tests every back end runs; test_store_pg.c adds them to its own list. */
+#define STORE_BACKEND_TESTS                                                                        \
+    cmocka_unit_test_setup_teardown(test_find_shapes_documents, setup, teardown),                  \
+        cmocka_unit_test_setup_teardown(test_count_range_delete, setup, teardown),                 \
+        cmocka_unit_test_setup_teardown(test_put_existing_and_replace, setup, teardown),           \
+        cmocka_unit_test_setup_teardown(test_manifest_and_summary, setup, teardown),               \
+        cmocka_unit_test_setup_teardown(test_batch_put_is_all_or_nothing, setup, teardown)
+
+#if !STORE_TEST_PG
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_find_shapes_documents, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_count_range_delete, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_put_existing_and_replace, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_manifest_and_summary, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_batch_put_is_all_or_nothing, setup, teardown),
-    };
+    const struct CMUnitTest tests[] = {STORE_BACKEND_TESTS};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
+#endif
