@@ -4,3 +4,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${1:-build}
 bash bench/records.sh "$BUILD"
+bash bench/fanout.sh "$BUILD"

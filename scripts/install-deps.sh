@@ -1,16 +1,22 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages ogd builds, runs and tests with; only what is missing.
 # Idempotent: a second run with everything present does nothing and prints nothing.
+#   scripts/install-deps.sh              what `make run` needs (build + embedded back ends)
+#   scripts/install-deps.sh --services   also the servers `make test` starts: PostgreSQL 15
+#                                        and Ceph (mon, osd, RADOS Gateway)
 set -euo pipefail
 
 PACKAGES=(
   build-essential cmake pkg-config clang-format
   libuv1-dev node-llhttp libjansson-dev libyaml-dev libsqlite3-dev sqlite3
-  libspng-dev zlib1g-dev libdeflate-dev libssl-dev libcurl4-openssl-dev libpq-dev postgresql-15
+  libspng-dev zlib1g-dev libdeflate-dev libssl-dev libcurl4-openssl-dev libpq-dev
   libhdf5-dev libsodium-dev libldap-dev
   libcmocka-dev python3-pytest python3-requests python3-numpy python3-h5py
   wrk curl libclang-rt-14-dev
 )
+if [ "${1:-}" = "--services" ]; then
+  PACKAGES+=(postgresql-15 ceph-mon ceph-osd radosgw ceph-common python3-rados bc)
+fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do

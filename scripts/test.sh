@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test: the C unit tests (cmocka, through ctest) and the HTTP-level tests
-# (pytest, starting real `ogd serve` processes on free ports).
+# (pytest, starting real `ogd serve` processes on free ports) on both back-end pairs:
+# embedded (SQLite + files) and production (PostgreSQL 15 + Ceph RADOS Gateway). The
+# servers are started here (scripts/start-pg.sh, scripts/start-rgw.sh; ~1 s and ~2 s)
+# and stopped at the end; OGD_TEST_KEEP_SERVICES=1 leaves them up for the next run.
 # Usage: scripts/test.sh BUILD_DIR     (OGD_SANITIZED=1 when BUILD_DIR is an ASan build)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,9 +15,29 @@ if [ "${OGD_SANITIZED:-}" = "1" ]; then
   export LSAN_OPTIONS="suppressions=$PWD/tests/lsan.supp:print_suppressions=0"
 fi
 
+bash scripts/install-deps.sh --services
+
+echo "== starting PostgreSQL and Ceph RGW"
+export CEPH_DIR=${CEPH_DIR:-/tmp/ogd-ceph}
+stop_services() {
+  if [ "${OGD_TEST_KEEP_SERVICES:-}" != "1" ]; then
+    bash scripts/stop-pg.sh >/dev/null 2>&1 || true
+    bash scripts/stop-rgw.sh >/dev/null 2>&1 || true
+  fi
+}
+trap stop_services EXIT
+eval "$(bash scripts/start-pg.sh)"
+export OGD_TEST_PG_DATA=${PGBASE:-/tmp/ogd-pg}/data
+eval "$(bash scripts/start-rgw.sh 2>/dev/null)"
+export OGD_TEST_S3_URL=$S3_ENDPOINT
+export OGD_TEST_S3_ACCESS_KEY=$AWS_ACCESS_KEY_ID
+export OGD_TEST_S3_SECRET_KEY=$AWS_SECRET_ACCESS_KEY
+
 echo "== unit tests ($BUILD)"
 (cd "$BUILD" && ctest --output-on-failure -j 2)
 
-echo "== HTTP tests ($BUILD)"
 export OGD_BIN="$PWD/$BUILD/ogd"
-/usr/bin/python3 -m pytest -q -p no:cacheprovider tests/http
+for backend in embedded production; do
+  echo "== HTTP tests ($BUILD, $backend back ends)"
+  OGD_TEST_BACKEND=$backend /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/http
+done

@@ -433,7 +433,7 @@ static void prefix_deleted(int status, size_t removed, void *data)
     if (status < 0 && status != -ENOENT && !ctx->failed) {
         ctx->failed = 1;
         snprintf(ctx->fail_detail, sizeof(ctx->fail_detail), "%s when deleting directory '%s'",
-                 strerror(-status), ctx->prefixes[task->index]);
+                 objstore_error_code(status), ctx->prefixes[task->index]);
     }
     if (--ctx->pending == 0)
         delete_finish(ctx);
@@ -454,6 +454,7 @@ static void delete_done(store_op_t *op)
         /* An id too long for any object key has no objects. */
         n = 0;
     }
+    const void *owner = objstore_set_owner(app->objstore, req); /* fair share of S3 */
     ctx->pending = 1; /* held until every delete is submitted */
     for (int i = 0; i < n; i++) {
         ctx->pending++;
@@ -467,6 +468,7 @@ static void delete_done(store_op_t *op)
                      "Error when deleting directory '%s'", ctx->prefixes[i]);
         }
     }
+    objstore_set_owner(app->objstore, owner);
     if (--ctx->pending == 0)
         delete_finish(ctx);
 }

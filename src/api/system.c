@@ -88,8 +88,10 @@ void api_readyz(http_request_t *req)
     if (store_submit(app->store, &ctx->op, ready_db, ctx) != 0)
         ctx->pending--;
     ctx->pending++;
+    const void *owner = objstore_set_owner(app->objstore, req);
     if (objstore_get(app->objstore, ".ogd-readiness-probe", ready_objects, ctx, NULL) != 0)
         ctx->pending--;
+    objstore_set_owner(app->objstore, owner);
     ready_finish(ctx);
 }
 

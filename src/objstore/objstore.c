@@ -852,6 +852,26 @@ void objstore_stats_get(const objstore_t *os, objstore_stats *out)
     out->cache_bytes = objcache_bytes(os->cache);
 }
 
+const char *objstore_error_code(int status)
+{
+    switch (status) {
+    case -ENOENT:
+        return "NoSuchKey";
+    case -EACCES:
+        return "AccessDenied";
+    case -ETIMEDOUT:
+        return "RequestTimeout";
+    case -ECONNREFUSED:
+    case -ECONNRESET:
+    case -EHOSTUNREACH:
+        return "ServiceUnavailable";
+    case -EFBIG:
+        return "EntityTooLarge";
+    default:
+        return "InternalError";
+    }
+}
+
 const char *objstore_backend_name(const objstore_t *os)
 {
     return os->be->name;

@@ -196,6 +196,11 @@ void objstore_cache_clear(objstore_t *os);
 const void *objstore_set_owner(objstore_t *os, const void *owner);
 /* A snapshot of the counters. */
 void objstore_stats_get(const objstore_t *os, objstore_stats *out);
+/* The S3 error code that names a failure status, for the reference's error texts
+ * ("<code> when deleting directory ..."): -ENOENT "NoSuchKey", -EACCES "AccessDenied",
+ * -ETIMEDOUT "RequestTimeout", connection failures "ServiceUnavailable", -EFBIG
+ * "EntityTooLarge", anything else "InternalError". */
+const char *objstore_error_code(int status);
 /* "fs", "s3": for logs. */
 const char *objstore_backend_name(const objstore_t *os);
 

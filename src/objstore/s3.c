@@ -94,7 +94,7 @@ struct owner_q {
     xfer *head, *tail; /* queued, FIFO */
     unsigned active;
     unsigned refs;              /* xfers of this owner, wherever they are */
-    owner_q *hnext;            /* hash chain */
+    owner_q *hnext;             /* hash chain */
     owner_q *rr_prev, *rr_next; /* ring of owners with queued transfers */
     bool in_ring;
 };
@@ -108,17 +108,17 @@ struct xfer {
     CURL *easy;
     struct curl_slist *headers;
     step_kind step;
-    char *url;                  /* this step's URL */
-    const unsigned char *body;  /* request body of this step (borrowed or owned) */
+    char *url;                 /* this step's URL */
+    const unsigned char *body; /* request body of this step (borrowed or owned) */
     size_t body_len, body_off;
-    char *own_body;             /* owned request body (XML) */
-    char sha256[65];            /* hex SHA-256 of own_body */
-    char md5[32];               /* base64 MD5 of own_body (Content-MD5) */
+    char *own_body;  /* owned request body (XML) */
+    char sha256[65]; /* hex SHA-256 of own_body */
+    char md5[32];    /* base64 MD5 of own_body (Content-MD5) */
     /* response */
     long status;
     objstore_blob_t *blob; /* GET: preallocated from Content-Length */
     size_t got;
-    buf_t resp; /* GET without Content-Length, error and XML bodies */
+    buf_t resp;    /* GET without Content-Length, error and XML bodies */
     int local_err; /* set by a callback that aborted the transfer */
     bool is_error_body;
     /* retries */
@@ -206,8 +206,7 @@ static int uri_encode(buf_t *b, const char *s, bool keep_slash)
         unsigned char c = *p;
         bool plain = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
                      c == '-' || c == '.' || c == '_' || c == '~' || (keep_slash && c == '/');
-        int rc = plain ? buf_putc(b, (char)c)
-                       : buf_printf(b, "%%%c%c", hex[c >> 4], hex[c & 15]);
+        int rc = plain ? buf_putc(b, (char)c) : buf_printf(b, "%%%c%c", hex[c >> 4], hex[c & 15]);
         if (rc)
             return rc;
     }
@@ -219,12 +218,23 @@ static int xml_escape(buf_t *b, const char *s)
     int rc = 0;
     for (; *s && !rc; s++) {
         switch (*s) {
-        case '&': rc = buf_puts(b, "&amp;"); break;
-        case '<': rc = buf_puts(b, "&lt;"); break;
-        case '>': rc = buf_puts(b, "&gt;"); break;
-        case '"': rc = buf_puts(b, "&quot;"); break;
-        case '\'': rc = buf_puts(b, "&apos;"); break;
-        default: rc = buf_putc(b, *s);
+        case '&':
+            rc = buf_puts(b, "&amp;");
+            break;
+        case '<':
+            rc = buf_puts(b, "&lt;");
+            break;
+        case '>':
+            rc = buf_puts(b, "&gt;");
+            break;
+        case '"':
+            rc = buf_puts(b, "&quot;");
+            break;
+        case '\'':
+            rc = buf_puts(b, "&apos;");
+            break;
+        default:
+            rc = buf_putc(b, *s);
         }
     }
     return rc;
@@ -258,7 +268,8 @@ static char *xml_next(const char *doc, const char **pos, const char *tag)
         static const struct {
             const char *ent;
             char ch;
-        } ents[] = {{"&amp;", '&'}, {"&lt;", '<'}, {"&gt;", '>'}, {"&quot;", '"'}, {"&apos;", '\''}};
+        } ents[] = {
+            {"&amp;", '&'}, {"&lt;", '<'}, {"&gt;", '>'}, {"&quot;", '"'}, {"&apos;", '\''}};
         bool done = false;
         for (size_t i = 0; i < sizeof(ents) / sizeof(ents[0]); i++) {
             size_t l = strlen(ents[i].ent);
@@ -743,15 +754,20 @@ static const char *step_method(step_kind k)
 {
     switch (k) {
     case STEP_GET:
-    case STEP_LIST: return "GET";
-    case STEP_HEAD: return "HEAD";
+    case STEP_LIST:
+        return "GET";
+    case STEP_HEAD:
+        return "HEAD";
     case STEP_PUT:
-    case STEP_MP_PART: return "PUT";
+    case STEP_MP_PART:
+        return "PUT";
     case STEP_DELETE:
-    case STEP_MP_ABORT: return "DELETE";
+    case STEP_MP_ABORT:
+        return "DELETE";
     case STEP_BATCH_DELETE:
     case STEP_MP_INIT:
-    case STEP_MP_COMPLETE: return "POST";
+    case STEP_MP_COMPLETE:
+        return "POST";
     }
     return "GET";
 }
@@ -1016,8 +1032,8 @@ static int step_prepare(xfer *x)
     case STEP_MP_ABORT:
         if (x->step == STEP_MP_PART) {
             clear_body(x);
-            x->part_len = x->op->len - x->part_off < s->part_size ? x->op->len - x->part_off
-                                                                   : s->part_size;
+            x->part_len =
+                x->op->len - x->part_off < s->part_size ? x->op->len - x->part_off : s->part_size;
             x->body = x->op->bytes + x->part_off;
             x->body_len = x->part_len;
             rc = buf_printf(&q, "partNumber=%u&uploadId=", x->part);
@@ -1068,15 +1084,21 @@ static int errno_for_status(long status)
 static int errno_for_curl(CURLcode cc)
 {
     switch (cc) {
-    case CURLE_OPERATION_TIMEDOUT: return -ETIMEDOUT;
-    case CURLE_COULDNT_CONNECT: return -ECONNREFUSED;
-    case CURLE_COULDNT_RESOLVE_HOST: return -EHOSTUNREACH;
+    case CURLE_OPERATION_TIMEDOUT:
+        return -ETIMEDOUT;
+    case CURLE_COULDNT_CONNECT:
+        return -ECONNREFUSED;
+    case CURLE_COULDNT_RESOLVE_HOST:
+        return -EHOSTUNREACH;
     case CURLE_SEND_ERROR:
     case CURLE_RECV_ERROR:
     case CURLE_GOT_NOTHING:
-    case CURLE_PARTIAL_FILE: return -ECONNRESET;
-    case CURLE_OUT_OF_MEMORY: return -ENOMEM;
-    default: return -EIO;
+    case CURLE_PARTIAL_FILE:
+        return -ECONNRESET;
+    case CURLE_OUT_OF_MEMORY:
+        return -ENOMEM;
+    default:
+        return -EIO;
     }
 }
 
@@ -1317,8 +1339,8 @@ static void xfer_done(s3 *s, xfer *x, CURLcode cc)
     }
     if (cc != CURLE_OK) {
         int err = errno_for_curl(cc);
-        log_warn("objstore: S3 %s %s: %s (attempt %u)", method, x->op->key,
-                 curl_easy_strerror(cc), x->attempt + 1);
+        log_warn("objstore: S3 %s %s: %s (attempt %u)", method, x->op->key, curl_easy_strerror(cc),
+                 x->attempt + 1);
         step_failed(x, err, err != -ENOMEM, err == -ETIMEDOUT);
         return;
     }
@@ -1473,8 +1495,9 @@ static int s3_open(uv_loop_t *loop, const char *url, const objstore_options *opt
         return -EINVAL;
     }
     if (!opts->access_key || !opts->secret_key) {
-        set_err(err, errlen, "echo.access_key and echo.secret_key: required when echo.url is "
-                             "http(s)");
+        set_err(err, errlen,
+                "echo.access_key and echo.secret_key: required when echo.url is "
+                "http(s)");
         return -EINVAL;
     }
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
@@ -1513,7 +1536,8 @@ static int s3_open(uv_loop_t *loop, const char *url, const objstore_options *opt
         free(s);
         return rc;
     }
-    snprintf(s->sigv4, sizeof(s->sigv4), "aws:amz:%s:s3", opts->region ? opts->region : "us-east-1");
+    snprintf(s->sigv4, sizeof(s->sigv4), "aws:amz:%s:s3",
+             opts->region ? opts->region : "us-east-1");
     s->max_connections = opts->max_connections ? opts->max_connections : S3_DEFAULT_CONNECTIONS;
     s->max_per_owner = opts->max_per_owner && opts->max_per_owner < s->max_connections
                            ? opts->max_per_owner
@@ -1559,13 +1583,21 @@ static int s3_start(void *state, objstore_op *op)
     x->oq->refs++;
     buf_init(&x->resp, op->kind == OBJSTORE_OP_GET ? S3_MAX_OBJECT : S3_MAX_XML);
     switch (op->kind) {
-    case OBJSTORE_OP_GET: x->step = STEP_GET; break;
-    case OBJSTORE_OP_HEAD: x->step = STEP_HEAD; break;
+    case OBJSTORE_OP_GET:
+        x->step = STEP_GET;
+        break;
+    case OBJSTORE_OP_HEAD:
+        x->step = STEP_HEAD;
+        break;
     case OBJSTORE_OP_PUT:
         x->step = op->len > s->multipart_threshold ? STEP_MP_INIT : STEP_PUT;
         break;
-    case OBJSTORE_OP_DELETE: x->step = STEP_DELETE; break;
-    case OBJSTORE_OP_DELETE_PREFIX: x->step = STEP_LIST; break;
+    case OBJSTORE_OP_DELETE:
+        x->step = STEP_DELETE;
+        break;
+    case OBJSTORE_OP_DELETE_PREFIX:
+        x->step = STEP_LIST;
+        break;
     }
     op->backend_data = x;
     int rc = step_prepare(x);
@@ -1585,11 +1617,18 @@ static int s3_cancel(void *state, objstore_op *op)
     s3 *s = state;
     xfer *x = op->backend_data;
     switch (x->where) {
-    case X_QUEUED: dequeue(s, x); break;
-    case X_ACTIVE: xfer_detach(s, x); break; /* defer_kick refills the slot */
-    case X_BACKOFF: backoff_remove(s, x); break;
+    case X_QUEUED:
+        dequeue(s, x);
+        break;
+    case X_ACTIVE:
+        xfer_detach(s, x);
+        break; /* defer_kick refills the slot */
+    case X_BACKOFF:
+        backoff_remove(s, x);
+        break;
     case X_NONE:
-    case X_DEFERRED: return -EALREADY;
+    case X_DEFERRED:
+        return -EALREADY;
     }
     xfer_defer(s, x, -ECANCELED);
     return 0;

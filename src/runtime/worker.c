@@ -130,7 +130,8 @@ void worker_run(const ogd_config *cfg, int listen_fd, worker_slot *slot)
     w->app.cfg = cfg;
     w->app.loop = &w->loop;
 
-    if (store_open(cfg->database.url, &w->loop, &w->app.store, err, sizeof(err)) != 0) {
+    store_options so = {.pool_size = cfg->database.pool_size};
+    if (store_open_ex(cfg->database.url, &w->loop, &so, &w->app.store, err, sizeof(err)) != 0) {
         log_error("worker: %s", err);
         _exit(3);
     }

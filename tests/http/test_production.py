@@ -1,0 +1,131 @@
+"""Failures of the production back ends seen through the HTTP API: the S3 server answering
+5xx, stalling or refusing the credentials (through tests/tools/faultproxy.py), and
+PostgreSQL restarting under a stream of requests. Run on the production pair only."""
+import os
+import subprocess
+import threading
+import time
+
+import pytest
+import requests
+
+from conftest import BACKEND
+
+pytestmark = pytest.mark.skipif(BACKEND != "production",
+                                reason="needs the production back ends (OGD_TEST_BACKEND)")
+
+FAULTPROXY = os.path.join(os.path.dirname(__file__), "..", "tools", "faultproxy.py")
+
+
+@pytest.fixture
+def faultproxy():
+    up = os.environ["OGD_TEST_S3_URL"].split("://", 1)[1]
+    p = subprocess.Popen(["/usr/bin/python3", FAULTPROXY, "--upstream", up],
+                         stdout=subprocess.PIPE, text=True)
+    port = int(p.stdout.readline().split()[1])
+    url = f"http://127.0.0.1:{port}"
+
+    def arm(**q):
+        requests.post(url + "/__fault__", params=q, timeout=5).raise_for_status()
+
+    arm.url = url
+    yield arm
+    p.terminate()
+    p.wait()
+
+
+def test_s3_unavailable_readyz_and_recovery(make_server, faultproxy):
+    srv = make_server(config={"echo": {"url": faultproxy.url, "max_retries": 2}}, records=3)
+    assert srv.get("/readyz").status_code == 200
+    faultproxy(mode="status", code=503, count=-1)
+    r = srv.get("/readyz")
+    assert r.status_code == 503
+    # a short outage is ridden out by the retries
+    faultproxy(mode="status", code=503, count=2)
+    assert srv.get("/readyz").status_code == 200
+    faultproxy(mode="pass")
+    assert srv.get("/readyz").status_code == 200
+    assert srv.get("/records/count").json() == 3
+
+
+def test_s3_error_on_delete_names_the_code(make_server, faultproxy):
+    srv = make_server(config={"echo": {"url": faultproxy.url, "max_retries": 1}}, records=3)
+    rid = "20230605080000"
+    assert srv.object_keys("images/2023/06/05/080000/")
+    faultproxy(mode="status", code=500, count=-1)
+    r = requests.delete(srv.url + "/records/" + rid, timeout=30)
+    assert r.status_code == 500
+    detail = r.json()["detail"]
+    assert detail.startswith("InternalError when deleting directory '")
+    faultproxy(mode="pass")
+    # the worker is fine and the objects are still there to retry the delete
+    assert srv.object_keys("images/2023/06/05/080000/")
+    assert requests.delete(srv.url + "/records/" + rid, timeout=30).status_code == 204
+    assert srv.object_keys("images/2023/06/05/080000/") == []
+
+
+def test_s3_stall_hits_the_deadline(make_server, faultproxy):
+    srv = make_server(config={"echo": {"url": faultproxy.url, "request_timeout": 2,
+                                       "max_retries": 0}}, records=0)
+    faultproxy(mode="stall", count=-1)
+    t0 = time.time()
+    assert srv.get("/readyz").status_code == 503
+    assert time.time() - t0 < 10
+    faultproxy(mode="pass")
+    assert srv.get("/readyz").status_code == 200
+
+
+def test_wrong_secret_fails_start_up_clearly(make_server):
+    with pytest.raises(RuntimeError) as e:
+        make_server(config={"echo": {"secret_key": "definitely-wrong-secret"}}, records=0)
+    log = str(e.value)
+    assert "access to bucket" in log and "check echo.access_key and echo.secret_key" in log
+    assert "definitely-wrong-secret" not in log
+
+
+def test_missing_bucket_fails_start_up(make_server):
+    with pytest.raises(RuntimeError) as e:
+        make_server(config={"echo": {"bucket_name": "ogd-no-such-bucket", "create_bucket": False}},
+                    records=0)
+    assert "Bucket for object storage cannot be found" in str(e.value)
+
+
+def test_postgresql_restart_during_requests(make_server):
+    data = os.environ.get("OGD_TEST_PG_DATA")
+    if not data:
+        pytest.skip("OGD_TEST_PG_DATA not set")
+    srv = make_server(records=5, images=False)
+    workers = srv.worker_pids()
+    statuses = []
+    stop = threading.Event()
+
+    def stream():
+        s = requests.Session()
+        while not stop.is_set():
+            try:
+                statuses.append(s.get(srv.url + "/records/count", timeout=10).status_code)
+            except requests.RequestException as e:  # the service must keep answering
+                statuses.append(repr(e))
+            time.sleep(0.01)
+
+    t = threading.Thread(target=stream)
+    t.start()
+    time.sleep(0.5)
+    subprocess.run(["runuser", "-u", "postgres", "--", "/usr/lib/postgresql/15/bin/pg_ctl",
+                    "-D", data, "-m", "fast", "-w", "restart"], check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 15
+    recovered = False
+    while time.time() < deadline:
+        time.sleep(0.2)
+        if statuses and statuses[-1] == 200:
+            recovered = True
+            break
+    time.sleep(0.3)
+    stop.set()
+    t.join()
+    assert recovered, statuses[-20:]
+    # only clean answers: 200, or 503 while the database was away; never a 500 or a drop
+    assert set(statuses) <= {200, 503}, [s for s in statuses if s not in (200, 503)][:5]
+    assert srv.worker_pids() == workers  # nobody crashed
+    assert srv.get("/records/count").json() == 5
