@@ -53,6 +53,7 @@
 #define S3_MIN_PART ((size_t)5 << 20)
 #define S3_MAX_OBJECT ((size_t)4 << 30) /* larger GETs fail with -EFBIG */
 #define S3_MAX_XML ((size_t)16 << 20)   /* listing / error bodies we keep */
+#define S3_GET_BUFFER (64L << 10)       /* curl's receive buffer for GETs (per transfer) */
 #define S3_LIST_PAGE 1000               /* keys per listing page and per batch delete */
 #define S3_BACKOFF_BASE_MS 50
 #define S3_BACKOFF_CAP_MS 2000
@@ -811,6 +812,8 @@ static void xfer_activate(s3 *s, xfer *x)
     }
     if (x->step == STEP_PUT || x->step == STEP_MP_PART)
         curl_easy_setopt(x->easy, CURLOPT_READFUNCTION, xfer_read);
+    if (x->step == STEP_GET) /* fewer, larger reads for object bodies */
+        curl_easy_setopt(x->easy, CURLOPT_BUFFERSIZE, S3_GET_BUFFER);
     curl_easy_setopt(x->easy, CURLOPT_WRITEFUNCTION, xfer_write);
     curl_easy_setopt(x->easy, CURLOPT_WRITEDATA, x);
     curl_easy_setopt(x->easy, CURLOPT_PRIVATE, x);
