@@ -194,6 +194,40 @@ static void proxy_start(void)
     snprintf(proxy_url, sizeof(proxy_url), "http://127.0.0.1:%d", port);
 }
 
+static size_t collect(char *p, size_t size, size_t n, void *u)
+{
+    char *out = u;
+    size_t have = strlen(out), len = size * n;
+    if (have + len < 4096) {
+        memcpy(out + have, p, len);
+        out[have + len] = '\0';
+    }
+    return len;
+}
+
+/* A signed GET straight to the server (not through ogd's code); the body in out. */
+static long signed_get(const char *path, char out[4096])
+{
+    char url[512];
+    snprintf(url, sizeof(url), "%s%s", s3_url, path);
+    out[0] = '\0';
+    CURL *c = curl_easy_init();
+    struct curl_slist *h = curl_slist_append(NULL, "x-amz-content-sha256: UNSIGNED-PAYLOAD");
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_AWS_SIGV4, "aws:amz:us-east-1:s3");
+    curl_easy_setopt(c, CURLOPT_USERNAME, s3_ak);
+    curl_easy_setopt(c, CURLOPT_PASSWORD, s3_sk);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, out);
+    long code = 0;
+    if (curl_easy_perform(c) == CURLE_OK)
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+    return code;
+}
+
 /* ---- tests ---- */
 
 static void test_prepare(void **state)
@@ -216,6 +250,15 @@ static void test_prepare(void **state)
     assert_int_equal(objstore_prepare(s3_url, &o, err, sizeof(err)), 0);
     assert_int_equal(objstore_prepare("http://127.0.0.1:1", &o, err, sizeof(err)), -EIO);
     assert_non_null(strstr(err, "cannot reach the object store"));
+
+    /* The lifecycle rule of expiry_days lands on the bucket. */
+    o.expiry_days = 7;
+    assert_int_equal(objstore_prepare(s3_url, &o, err, sizeof(err)), 0);
+    char path[128], body[4096];
+    snprintf(path, sizeof(path), "/%s?lifecycle=", bucket);
+    assert_int_equal(signed_get(path, body), 200);
+    assert_non_null(strstr(body, "<Days>7</Days>"));
+    assert_non_null(strstr(body, "<ID>expiry</ID>"));
 }
 
 static void test_round_trip(void **state)
