@@ -279,12 +279,14 @@ static double sequential_fetch(const char *base, size_t sample)
     return took;
 }
 
+/* The value of the last `name VALUE` pair (later arguments override earlier ones). */
 static const char *arg(int argc, char **argv, const char *name, const char *def)
 {
+    const char *v = def;
     for (int i = 1; i + 1 < argc; i++)
         if (strcmp(argv[i], name) == 0)
-            return argv[i + 1];
-    return def;
+            v = argv[++i];
+    return v;
 }
 
 int main(int argc, char **argv)
