@@ -16,6 +16,7 @@
 #include "cli/import.h"
 #include "config/config.h"
 #include "demo/demo.h"
+#include "ingest/hdf5_read.h"
 #include "objstore/config.h"
 #include "runtime/runtime.h"
 #include "store/store.h"
@@ -221,6 +222,9 @@ int main(int argc, char **argv)
         return 2;
     }
     const char *cmd = argv[1];
+    /* Internal: the HDF5 parse helper a worker spawns (ingest/parse_proc.h). */
+    if (strcmp(cmd, "_hdf5-parse") == 0 && argc == 4)
+        return hdf5_parse_main(strtoull(argv[2], NULL, 10), strtoull(argv[3], NULL, 10));
     if (strcmp(cmd, "serve") == 0)
         return cmd_serve(argc, argv);
     if (strcmp(cmd, "check-config") == 0)

@@ -56,9 +56,12 @@ typedef struct http_route {
     http_handler handler;
     http_auth auth;
     const char *permission; /** for AUTH_PERMISSION, e.g. "/records/{id_} DELETE" */
-    size_t max_body;        /** 0 = server.max_body_bytes */
+    size_t max_body;        /** 0 = server.max_body_bytes; HTTP_BODY_UPLOAD = the upload cap */
     const char *name;       /** label for logs and metrics; defaults to pattern */
 } http_route;
+
+/* http_route.max_body for file uploads: http_limits.max_upload_bytes applies. */
+#define HTTP_BODY_UPLOAD ((size_t)-1)
 
 typedef struct http_header {
     char *name; /** lower-cased */
@@ -72,6 +75,7 @@ typedef struct http_limits {
     unsigned body_timeout_ms;
     unsigned keepalive_ms;
     unsigned max_connections;
+    size_t max_upload_bytes; /** routes with max_body HTTP_BODY_UPLOAD (0 = max_body_bytes) */
 } http_limits;
 
 struct http_request {

@@ -799,6 +799,9 @@ static int on_headers_complete(llhttp_t *p)
     c->max_body = s->limits.max_body_bytes;
     if (req->route && req->route->max_body)
         c->max_body = req->route->max_body;
+    if (req->route && req->route->max_body == HTTP_BODY_UPLOAD)
+        c->max_body =
+            s->limits.max_upload_bytes ? s->limits.max_upload_bytes : s->limits.max_body_bytes;
     req->body.max = c->max_body;
     if (p->flags & F_CONTENT_LENGTH && p->content_length > c->max_body) {
         c->parse_error_pending = true;

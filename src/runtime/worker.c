@@ -148,6 +148,7 @@ void worker_run(const ogd_config *cfg, int listen_fd, worker_slot *slot)
         .body_timeout_ms = (unsigned)cfg->server.body_timeout * 1000,
         .keepalive_ms = (unsigned)cfg->server.keepalive * 1000,
         .max_connections = (unsigned)cfg->server.worker_connections,
+        .max_upload_bytes = (size_t)cfg->server.max_upload_bytes,
     };
     int rc = http_server_create(&w->loop, listen_fd, api_routes, api_nroutes, &lim,
                                 cfg->app.url_prefix, (const char *const *)cfg->app.cors_origins,

@@ -1,0 +1,371 @@
+"""POST /submit/hdf and /submit/manifest (spec/ingest.md): accepted, rejected, partial,
+duplicate and merged uploads, manifests, hostile files, and what ends up stored."""
+import base64
+import io
+import json
+import os
+import struct
+import zipfile
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import hdfgen
+
+ID = "20200407142816"
+DIR = "2020/04/07/142816"
+
+
+def post_file(srv, path, data, **kw):
+    return srv.request("POST", path, files={"file": ("upload.bin", data)}, **kw)
+
+
+def post_manifest(srv, doc, **kw):
+    return post_file(srv, "/submit/manifest", json.dumps(doc).encode(), **kw)
+
+
+def hdf_bytes(tmp_path, name="f.h5", **kw):
+    p = str(tmp_path / name)
+    hdfgen.make_file(p, **kw)
+    with open(p, "rb") as f:
+        return f.read()
+
+
+def png_size(b64):
+    raw = base64.b64decode(b64)
+    assert raw[:8] == b"\x89PNG\r\n\x1a\n"
+    w, h = struct.unpack(">II", raw[16:24])
+    return w, h, raw
+
+
+@pytest.fixture
+def srv(make_server):
+    s = make_server(records=0)
+    r = post_manifest(s, hdfgen.manifest({"NEW-SCALAR": "scalar", "NEW-IMAGE": "image"}))
+    assert r.status_code == 201, r.text
+    return s
+
+
+def test_new_record_accepts_every_channel(srv, tmp_path):
+    r = post_file(srv, "/submit/hdf", hdf_bytes(tmp_path))
+    assert r.status_code == 201, r.text
+    assert r.headers["Location"] == "/records/" + ID
+    body = r.json()
+    assert list(body) == ["message", "response"]
+    assert body["message"] == "Added as " + ID
+    resp = body["response"]
+    assert list(resp) == ["accepted_channels", "rejected_channels", "warnings"]
+    assert resp["accepted_channels"] == sorted(hdfgen.default_channels())
+    assert resp["rejected_channels"] == {}
+    assert resp["warnings"] == []
+    rec = srv.get("/records/" + ID).json()
+    md = rec["metadata"]
+    assert md["shotnum"] == 366272 and md["active_area"] == "ea1"
+    assert md["timestamp"] == "2020-04-07T14:28:16"
+    ch = rec["channels"]
+    assert ch["PM-201-FE-EM"]["data"] == 330.523
+    assert ch["PM-201-MODE"]["data"] == "GS"
+    assert ch["PM-201-SHOT"]["data"] == 366272
+    assert ch["PM-201-FE-EM"]["metadata"] == {"channel_dtype": "scalar", "units": "mJ"}
+    cam = ch["PM-201-FE-CAM-2"]
+    assert cam["image_path"] == DIR + "/PM-201-FE-CAM-2.png"
+    assert cam["metadata"]["x_pixel_units"] == "µm" and cam["metadata"]["bit_depth"] == 12
+    assert png_size(cam["thumbnail"])[:2] == (3, 3)
+    wfs = ch["CM-202-CVC-WFS"]
+    assert wfs["metadata"]["x_pixel_size"] == 100.0
+    assert png_size(wfs["thumbnail"])[:2] == (50, 50)
+    assert png_size(ch["PM-201-HJ-PD"]["thumbnail"])[:2] == (100, 100)
+    assert png_size(ch["CM-202-CVC-WFS-COEF"]["thumbnail"])[:2] == (100, 100)
+    assert ch["CM-202-CVC-WFS-COEF"]["metadata"]["labels"] == hdfgen.ZERNIKE
+    keys = srv.object_keys()
+    assert keys == sorted([
+        "images/%s/PM-201-FE-CAM-1.png" % DIR, "images/%s/PM-201-FE-CAM-2.png" % DIR,
+        "float_images/%s/CM-202-CVC-WFS.npz" % DIR,
+        "waveforms/%s/PM-201-HJ-PD.json" % DIR,
+        "vectors/%s/CM-202-CVC-WFS-COEF.json" % DIR])
+    # object sizes are recorded
+    for name, key in (("PM-201-FE-CAM-2", "images/%s/PM-201-FE-CAM-2.png" % DIR),):
+        assert ch[name]["object_size"] > 0
+
+
+def read_object(srv, key):
+    s3 = srv.s3()
+    if s3:
+        return s3.get(key)
+    with open(os.path.join(srv.data_dir, "objects", key), "rb") as f:
+        return f.read()
+
+
+def test_stored_formats(srv, tmp_path):
+    assert post_file(srv, "/submit/hdf", hdf_bytes(tmp_path)).status_code == 201
+    wf = read_object(srv, "waveforms/%s/PM-201-HJ-PD.json" % DIR).decode()
+    assert wf.startswith('{\n  "x": [\n    1.0,\n    2.0,')
+    assert json.loads(wf) == {"x": [1.0, 2, 3, 4, 5, 6], "y": [8.0, 3, 6, 2, 3, 8]}
+    vec = json.loads(read_object(srv, "vectors/%s/CM-202-CVC-WFS-COEF.json" % DIR))
+    assert np.allclose(vec["data"], np.linspace(-1, 1, 20))
+    npz = np.load(io.BytesIO(read_object(srv, "float_images/%s/CM-202-CVC-WFS.npz" % DIR)))
+    assert npz.files == ["arr_0"]
+    assert npz["arr_0"].dtype == np.float64 and npz["arr_0"].shape == (100, 100)
+    assert (npz["arr_0"] == 1).all()
+    png = read_object(srv, "images/%s/PM-201-FE-CAM-2.png" % DIR)
+    # 16-bit grey (12-bit data shifted by 4), sBIT 12
+    assert png[24] == 16 and png[25] == 0
+    i = png.index(b"sBIT")
+    assert png[i + 4] == 12
+    img = Image.open(io.BytesIO(png))
+    assert img.size == (3, 3)
+    assert list(np.asarray(img).ravel()) == [16 * v for v in range(1, 10)]
+    png8 = read_object(srv, "images/%s/PM-201-FE-CAM-1.png" % DIR)
+    assert png8[24] == 8 and png8[png8.index(b"sBIT") + 4] == 6
+
+
+def test_manifest_missing(make_server, tmp_path):
+    s = make_server(records=0)
+    r = post_file(s, "/submit/hdf", hdf_bytes(tmp_path))
+    assert r.status_code == 400
+    assert r.json()["detail"].startswith("There is no manifest file stored in the database")
+
+
+@pytest.mark.parametrize("ts,ok", [
+    ("2020-04-07T14:28:16+00:00", True), ("2020-04-07T14:28:16+0000", True),
+    ("2020-04-07T14:28:16Z", True), ("2020-4-7T14:28:16Z", True),
+    ("07-04-2020T14:28:16+00:00", False), ("not-a-timestamp", False),
+    ("2020-04-07", False), ("2020-04-07T14:28:16", False), ("2020-04-07 14:28:16+00:00", False),
+    ("2020-04-07T14:28", False), (55458554, False)])
+def test_timestamps(srv, tmp_path, ts, ok):
+    r = post_file(srv, "/submit/hdf", hdf_bytes(tmp_path, attrs={"timestamp": ts}))
+    if ok:
+        assert r.status_code == 201, r.text
+    else:
+        assert r.status_code == 400
+        assert r.json()["detail"].startswith("Invalid timestamp metadata.")
+
+
+def test_id_uses_the_files_own_offset(srv, tmp_path):
+    r = post_file(srv, "/submit/hdf", hdf_bytes(
+        tmp_path, attrs={"timestamp": "2020-04-07T14:28:16+01:00"}))
+    assert r.status_code == 201
+    rec = srv.get("/records/" + ID).json()
+    assert rec["metadata"]["timestamp"] == "2020-04-07T13:28:16"
+
+
+@pytest.mark.parametrize("attrs,drop,msg", [
+    ({}, ("epac_ops_data_version",), "epac_ops_data_version does not exist"),
+    ({"epac_ops_data_version": 1.0}, (), "epac_ops_data_version has wrong datatype. Should be string"),
+    ({"epac_ops_data_version": "4.0"}, (), "epac_ops_data_version major version was not 1"),
+    ({"epac_ops_data_version": " 1.0"}, (), "epac_ops_data_version major version was not 1"),
+    ({}, ("active_area",), "active_area is missing"),
+    ({"active_area": 467}, (), "active_area has wrong datatype. Expected string"),
+    ({"active_experiment": 90097341}, (), "active_experiment has wrong datatype. Expected string"),
+])
+def test_file_checks(srv, tmp_path, attrs, drop, msg):
+    r = post_file(srv, "/submit/hdf", hdf_bytes(tmp_path, attrs=attrs, drop_attrs=drop))
+    assert r.status_code == 400
+    assert r.json() == {"detail": msg}
+    assert srv.object_keys() == []
+
+
+def test_minor_version_warning(srv, tmp_path):
+    r = post_file(srv, "/submit/hdf", hdf_bytes(tmp_path, attrs={"epac_ops_data_version": "1.4"}))
+    assert r.status_code == 201
+    assert r.json()["response"]["warnings"] == ["File minor version number too high (expected <=2)"]
+
+
+def test_shotnum_model_errors(srv, tmp_path):
+    r = post_file(srv, "/submit/hdf", hdf_bytes(tmp_path, attrs={"shotnum": "string"}))
+    assert r.status_code == 400
+    r = post_file(srv, "/submit/hdf", hdf_bytes(tmp_path, attrs={"shotnum": "366272"}))
+    assert r.status_code == 201
+    assert srv.get("/records/" + ID).json()["metadata"]["shotnum"] == 366272
+
+
+def test_channel_checks(srv, tmp_path):
+    chans = {
+        "PM-201-FE-CAM-2": {"dtype": "image", "data": 42},
+        "PM-201-HJ-PD": {"dtype": "waveform", "x": np.arange(3.0), "y": 53},
+        "PM-201-FE-CAM-1": {"dtype": "image", "data": np.ones((2, 2), dtype=np.uint32),
+                            "attrs": {"x_pixel_size": "441", "x_pixel_units": 42}},
+        "FALSE_SCALAR": {"dtype": "scalar", "data": 1.0},
+        "PM-201-FE-EM": {"dtype": "image", "data": np.ones((2, 2), dtype=np.uint8)},
+        "PM-201-TJ-EM": {"dtype": "scalar", "data": np.array([1.0])},
+        "PM-201-SHOT": {"dtype": "scalar", "data": 1, "extra": {"other": 1}},
+        "CM-202-CVC-WFS-COEF": {"dtype": "vector", "data": np.array([1.0]),
+                                "attrs": {"labels": ["one", "two"]}},
+        "PM-201-MODE": {"data": 5},
+    }
+    r = post_file(srv, "/submit/hdf", hdf_bytes(tmp_path, channels=chans))
+    assert r.status_code == 201, r.text
+    resp = r.json()["response"]
+    assert resp["accepted_channels"] == ["CM-202-CVC-WFS"]
+    rej = resp["rejected_channels"]
+    assert rej["PM-201-FE-CAM-2"] == ["data has wrong datatype, should be ndarray",
+                                      "data has wrong datatype, should be uint16 or uint8"]
+    assert rej["PM-201-HJ-PD"] == ["y attribute must be a list of floats",
+                                   "y attribute has wrong shape"]
+    assert rej["PM-201-FE-CAM-1"] == ["x_pixel_size attribute has wrong datatype",
+                                      "x_pixel_units attribute has wrong datatype",
+                                      "data has wrong datatype, should be uint16 or uint8"]
+    assert rej["FALSE_SCALAR"] == ["Channel name is not recognised (does not appear in manifest)"]
+    assert rej["PM-201-FE-EM"] == ["channel_dtype has wrong data type or its value is unsupported"]
+    assert rej["PM-201-TJ-EM"] == ["data has wrong datatype"]
+    assert rej["PM-201-SHOT"] == ["unexpected group or dataset in channel group"]
+    assert rej["CM-202-CVC-WFS-COEF"] == ["labels attribute has wrong length"]
+    assert rej["PM-201-MODE"] == ["channel_dtype attribute is missing"]
+    # check-merge order (A5.3): per check (dtype, required, optional, dataset, unrecognised,
+    # name), the record channels' reasons, then the extraction failures of that check
+    assert list(rej) == ["PM-201-FE-EM", "PM-201-MODE", "PM-201-FE-CAM-2", "PM-201-HJ-PD",
+                         "PM-201-TJ-EM", "CM-202-CVC-WFS-COEF", "PM-201-FE-CAM-1",
+                         "PM-201-SHOT", "FALSE_SCALAR"]
+    rec = srv.get("/records/" + ID).json()
+    assert list(rec["channels"]) == ["CM-202-CVC-WFS"]
+    assert srv.object_keys() == ["float_images/%s/CM-202-CVC-WFS.npz" % DIR]
+
+
+def test_waveform_lengths_differ(srv, tmp_path):
+    chans = {"PM-201-HJ-PD": {"dtype": "waveform", "x": np.arange(3.0), "y": np.arange(4.0)}}
+    r = post_file(srv, "/submit/hdf", hdf_bytes(tmp_path, channels=chans))
+    assert r.status_code == 201
+    assert r.json()["response"]["rejected_channels"] == {
+        "PM-201-HJ-PD": ["x and y attributes have different lengths"]}
+
+
+def test_merge(srv, tmp_path):
+    data = hdf_bytes(tmp_path)
+    assert post_file(srv, "/submit/hdf", data).status_code == 201
+    r = post_file(srv, "/submit/hdf", data)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["message"] == "Updated " + ID
+    assert body["response"]["accepted_channels"] == []
+    rej = body["response"]["rejected_channels"]
+    assert list(rej) == sorted(hdfgen.default_channels())
+    assert set(rej.values()) == {"Channel is already present in existing record"}
+    # a new scalar, and an image whose object went missing, are accepted
+    chans = {"NEW-SCALAR": {"dtype": "scalar", "data": 0}}
+    r = post_file(srv, "/submit/hdf", hdf_bytes(tmp_path, "g.h5", channels=chans))
+    assert r.status_code == 200
+    assert r.json()["response"]["accepted_channels"] == ["NEW-SCALAR"]
+    rec = srv.get("/records/" + ID).json()
+    assert rec["version"] == 3
+    assert rec["channels"]["NEW-SCALAR"]["data"] == 0
+    assert "PM-201-FE-EM" in rec["channels"]
+
+
+def test_merge_metadata_decisions(srv, tmp_path):
+    assert post_file(srv, "/submit/hdf", hdf_bytes(tmp_path)).status_code == 201
+    r = post_file(srv, "/submit/hdf", hdf_bytes(
+        tmp_path, attrs={"timestamp": "2020-04-07T15:00:00+00:00"}))
+    assert r.status_code == 400
+    assert r.json()["detail"] == "a record with this shotnum already exists"
+    r = post_file(srv, "/submit/hdf", hdf_bytes(tmp_path, attrs={"shotnum": np.uint64(5)}))
+    assert r.status_code == 400
+    assert r.json()["detail"] == "inconsistent metadata"
+    r = post_file(srv, "/submit/hdf", hdf_bytes(tmp_path, drop_attrs=("shotnum",)))
+    assert r.status_code == 400
+    assert r.json()["detail"] == "inconsistent metadata"
+    r = post_file(srv, "/submit/hdf", hdf_bytes(
+        tmp_path, attrs={"timestamp": "2020-04-07T15:00:00+00:00", "shotnum": np.uint64(7)}))
+    assert r.status_code == 201
+
+
+@pytest.mark.parametrize("data", [b"", b"not an hdf5 file at all", b"\x89HDF\r\n\x1a\n" + b"\0" * 100])
+def test_not_hdf5(srv, data):
+    r = post_file(srv, "/submit/hdf", data)
+    assert r.status_code == 400
+    assert r.json() == {"detail": "Uploaded file is not a valid HDF5 file"}
+    assert srv.get("/healthz").status_code == 200
+
+
+def test_truncated_and_corrupted_files(srv, tmp_path):
+    good = hdf_bytes(tmp_path)
+    rng = np.random.default_rng(7)
+    pids = srv.worker_pids()
+    for cut in (len(good) // 2, len(good) - 100, 600, 2048):
+        r = post_file(srv, "/submit/hdf", good[:cut])
+        assert r.status_code in (400, 201), r.text
+        if r.status_code == 400:
+            assert r.json()["detail"].startswith("Uploaded")
+    for _ in range(12):
+        bad = bytearray(good)
+        for pos in rng.integers(0, len(bad), 40):
+            bad[pos] = int(rng.integers(0, 256))
+        r = post_file(srv, "/submit/hdf", bytes(bad))
+        assert r.status_code in (200, 201, 400), r.text
+    assert srv.worker_pids() == pids
+    assert srv.get("/healthz").status_code == 200
+
+
+def test_missing_file_field(srv):
+    r = srv.request("POST", "/submit/hdf", data={"file": "plain text"})
+    assert r.status_code == 422
+    r = srv.request("POST", "/submit/hdf", files={"other": ("x", b"1")})
+    assert r.status_code == 422
+    assert r.json()["detail"][0]["loc"] == ["body", "file"]
+
+
+def test_upload_limit(make_server, tmp_path):
+    s = make_server(records=0, config={"server": {"max_upload_bytes": 4096}})
+    r = post_file(s, "/submit/hdf", b"x" * 10000)
+    assert r.status_code == 413
+
+
+# ---- manifests ----
+
+def test_manifest_versions(srv):
+    m = hdfgen.manifest({"NEW-SCALAR": "scalar", "NEW-IMAGE": "image"})
+    latest = srv.get("/channels").json()
+    del m["channels"]["NEW-SCALAR"]
+    r = post_manifest(srv, m)
+    assert r.status_code == 400
+    assert r.json()["detail"] == ("NEW-SCALAR has been removed from the input channel metadata. "
+                                  "Channels cannot be removed, add the channel back into the "
+                                  "file and re-submit")
+    m["channels"]["NEW-IMAGE"]["type"] = "scalar"
+    r = post_manifest(srv, m, params={"bypass_channel_check": "true"})
+    assert r.status_code == 400
+    assert r.json()["detail"].startswith("type_ has been modified on the NEW-IMAGE channel. "
+                                         "Value stored in database: image. ")
+    m["channels"]["NEW-IMAGE"]["type"] = "image"
+    m["channels"]["NEW-IMAGE"]["units"] = "J"
+    r = post_manifest(srv, m, params={"bypass_channel_check": "true"})
+    assert r.status_code == 400
+    assert "Value stored in database: None." in r.json()["detail"]
+    assert srv.get("/channels").json() == latest
+
+
+def test_manifest_errors(srv):
+    r = post_file(srv, "/submit/manifest", b"")
+    assert r.status_code == 400
+    assert r.json()["detail"] == ("Channel manifest file not valid JSON. Expecting value: "
+                                  "line 1 column 1 (char 0)")
+    r = post_file(srv, "/submit/manifest", b'{"channels": {"a": {"name" "x"}}}')
+    assert r.status_code == 400
+    assert r.json()["detail"].startswith("Channel manifest file not valid JSON.")
+    for doc in ({}, [], {"channels": {"a": {"path": "/x"}}},
+                {"channels": {"a": {"name": "n", "path": "/x", "type": "colour"}}}):
+        r = post_manifest(srv, doc)
+        assert r.status_code == 400, doc
+    r = post_manifest(srv, {"channels": {"a": {"name": "n", "path": "/x", "x_units": "s"}}})
+    assert r.status_code == 400
+    assert r.json()["detail"] == ("Only waveform channels should contain waveform channel "
+                                  "metadata. Invalid channel is called: n")
+    r = post_manifest(srv, {"channels": {"a": {"name": "n", "path": "/x", "labels": ["a"]}}})
+    assert r.json()["detail"] == ("Only vector channels should contain vector channel "
+                                  "metadata. Invalid channel is called: n")
+    r = srv.request("POST", "/submit/manifest?bypass_channel_check=maybe",
+                    files={"file": ("m", b"{}")})
+    assert r.status_code == 422
+
+
+def test_first_manifest_is_stored(make_server):
+    s = make_server(records=0)
+    r = post_manifest(s, {"_id": "ignored", "channels": {
+        "A": {"name": "a", "path": "/a", "type": "image", "junk": 1},
+        "B": {"name": "b", "path": "/b", "precision": "3"}}})
+    assert r.status_code == 201
+    mid = r.json()
+    assert isinstance(mid, str) and len(mid) == 14
+    got = s.get("/channels").json()
+    assert got["channels"]["A"] == {"name": "a", "path": "/a", "type": "image"}
+    assert got["channels"]["B"] == {"name": "b", "path": "/b", "type": "scalar", "precision": 3}
