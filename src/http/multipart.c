@@ -94,7 +94,8 @@ multipart_status multipart_find_file(const char *content_type, const char *body,
         if (end - p < 2 || p[0] != '\r' || p[1] != '\n')
             return MULTIPART_MALFORMED;
         p += 2;
-        size_t hl = (size_t)(end - p) < MULTIPART_MAX_HEADERS ? (size_t)(end - p) : MULTIPART_MAX_HEADERS;
+        size_t hl =
+            (size_t)(end - p) < MULTIPART_MAX_HEADERS ? (size_t)(end - p) : MULTIPART_MAX_HEADERS;
         const char *hend = memmem(p, hl, "\r\n\r\n", 4);
         if (!hend)
             return MULTIPART_MALFORMED;

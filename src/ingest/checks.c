@@ -101,7 +101,10 @@ static const json_t *attr(const json_t *attrs, const char *name)
     return json_object_get(attrs, name);
 }
 
-static const char *attr_t(const json_t *a) { return json_string_value(json_object_get(a, "t")); }
+static const char *attr_t(const json_t *a)
+{
+    return json_string_value(json_object_get(a, "t"));
+}
 
 static bool attr_is(const json_t *a, const char *t)
 {
@@ -128,7 +131,10 @@ static void array_from(const parse_result *pr, const json_t *ds, ingest_array *o
     }
     if (!cls || !json_object_get(ds, "off"))
         return;
-    out->cls = strcmp(cls, "int") == 0 ? 'i' : strcmp(cls, "uint") == 0 ? 'u' : strcmp(cls, "float") == 0 ? 'f' : 0;
+    out->cls = strcmp(cls, "int") == 0     ? 'i'
+               : strcmp(cls, "uint") == 0  ? 'u'
+               : strcmp(cls, "float") == 0 ? 'f'
+                                           : 0;
     out->size = (int)json_integer_value(json_object_get(ds, "size"));
     uint64_t off = (uint64_t)json_integer_value(json_object_get(ds, "off"));
     uint64_t len = (uint64_t)json_integer_value(json_object_get(ds, "len"));
@@ -139,9 +145,15 @@ static void array_from(const parse_result *pr, const json_t *ds, ingest_array *o
     out->data = pr->data + off;
 }
 
-static bool is_ndarray(const json_t *ds) { return json_array_size(json_object_get(ds, "shape")) >= 1; }
+static bool is_ndarray(const json_t *ds)
+{
+    return json_array_size(json_object_get(ds, "shape")) >= 1;
+}
 
-static bool numeric_list(const ingest_array *a) { return a->cls && a->rank == 1; }
+static bool numeric_list(const ingest_array *a)
+{
+    return a->cls && a->rank == 1;
+}
 
 /* ---- reasons ---- */
 
@@ -156,7 +168,8 @@ static void add_reason(json_t *list, const char *name, const char *reason)
 
 /* Merges a check's reasons into rejected (first appearance creates the key; repeats are
  * dropped), then the internal failures whose reason starts with one of prefixes. */
-static void merge(json_t *rejected, json_t *check, const json_t *internal, const char *const *prefixes)
+static void merge(json_t *rejected, json_t *check, const json_t *internal,
+                  const char *const *prefixes)
 {
     json_t *all = json_array();
     json_array_extend(all, check);
@@ -226,12 +239,13 @@ typedef struct opt_attr {
 } opt_attr;
 
 static const opt_attr opt_scalar[] = {{"units", 's'}, {NULL, 0}};
-static const opt_attr opt_image[] = {{"exposure_time_s", 'f'}, {"gain", 'f'}, {"x_pixel_size", 'f'},
-                                     {"x_pixel_units", 's'},   {"y_pixel_size", 'f'},
-                                     {"y_pixel_units", 's'},   {"bit_depth", 'i'},
-                                     {NULL, 0}};
-static const opt_attr opt_float_image[] = {{"x_pixel_size", 'f'}, {"x_pixel_units", 's'},
-                                           {"y_pixel_size", 'f'}, {"y_pixel_units", 's'},
+static const opt_attr opt_image[] = {
+    {"exposure_time_s", 'f'}, {"gain", 'f'},          {"x_pixel_size", 'f'}, {"x_pixel_units", 's'},
+    {"y_pixel_size", 'f'},    {"y_pixel_units", 's'}, {"bit_depth", 'i'},    {NULL, 0}};
+static const opt_attr opt_float_image[] = {{"x_pixel_size", 'f'},
+                                           {"x_pixel_units", 's'},
+                                           {"y_pixel_size", 'f'},
+                                           {"y_pixel_units", 's'},
                                            {NULL, 0}};
 static const opt_attr opt_waveform[] = {{"x_units", 's'}, {"y_units", 's'}, {NULL, 0}};
 static const opt_attr opt_vector[] = {{"units", 's'}, {"labels", 'l'}, {NULL, 0}};
@@ -283,8 +297,8 @@ static json_t *channel_metadata(const json_t *attrs, ingest_kind k)
     for (const opt_attr *o = opts_of(k); o->name; o++) {
         const json_t *a = attr(attrs, o->name);
         if (a)
-            json_object_set_new(md, o->name, attr_type_ok(a, o->type) ? attr_stored(a, o->type)
-                                                                       : json_null());
+            json_object_set_new(md, o->name,
+                                attr_type_ok(a, o->type) ? attr_stored(a, o->type) : json_null());
     }
     return md;
 }
@@ -376,7 +390,8 @@ static void model_checks(ingest_plan *p, const json_t *attrs)
     const json_t *v = json_object_get(s, "v");
     if (attr_is(s, "int")) {
         p->shotnum = json_integer_value(v);
-    } else if (attr_is(s, "float") && json_is_number(v) && floor(json_number_value(v)) == json_number_value(v) &&
+    } else if (attr_is(s, "float") && json_is_number(v) &&
+               floor(json_number_value(v)) == json_number_value(v) &&
                fabs(json_number_value(v)) < 9.2e18) {
         p->shotnum = (int64_t)json_number_value(v);
     } else if (attr_is(s, "str")) {
@@ -387,12 +402,15 @@ static void model_checks(ingest_plan *p, const json_t *attrs)
         while (end && isspace((unsigned char)*end))
             end++;
         if (errno || end == t || *end)
-            return fail(p, "1 validation error for RecordMetadataModel\nshotnum\n  Input should be a valid integer, unable to parse string as an integer");
+            return fail(p, "1 validation error for RecordMetadataModel\nshotnum\n  Input should be "
+                           "a valid integer, unable to parse string as an integer");
         p->shotnum = n;
     } else if (attr_is(s, "bigint")) {
-        return fail(p, "1 validation error for RecordMetadataModel\nshotnum\n  Input should be a valid integer, the number is too large");
+        return fail(p, "1 validation error for RecordMetadataModel\nshotnum\n  Input should be a "
+                       "valid integer, the number is too large");
     } else {
-        return fail(p, "1 validation error for RecordMetadataModel\nshotnum\n  Input should be a valid integer");
+        return fail(p, "1 validation error for RecordMetadataModel\nshotnum\n  Input should be a "
+                       "valid integer");
     }
     p->has_shotnum = true;
 }
@@ -433,7 +451,8 @@ static bool extract(const parse_result *pr, const json_t *member, const json_t *
     }
     const char *mtype = json_is_string(json_object_get(mc, "type"))
                             ? json_string_value(json_object_get(mc, "type"))
-                            : json_object_get(mc, "type") ? NULL : "scalar";
+                        : json_object_get(mc, "type") ? NULL
+                                                      : "scalar";
     const char *dts = attr_str(dt);
     ingest_kind k;
     if (!dts || !mtype || strcmp(dts, mtype) != 0 || !kind_parse(dts, &k)) {
@@ -590,7 +609,8 @@ static void channel_check(const ingest_channel *c, const json_t *attrs, int stag
                     add_reason(list, n, msg);
                 } else if (!numeric_list(xy[i])) {
                     snprintf(msg, sizeof(msg),
-                             "%c attribute has wrong datatype, should be a list of floats", "xy"[i]);
+                             "%c attribute has wrong datatype, should be a list of floats",
+                             "xy"[i]);
                     add_reason(list, n, msg);
                 }
             }
@@ -626,7 +646,8 @@ int ingest_check(const parse_result *pr, const json_t *manifest, ingest_plan *p)
     }
     if (json_array_size(members) > INGEST_MAX_CHANNELS) {
         char msg[128];
-        snprintf(msg, sizeof(msg), "File has too many channels (more than %d)", INGEST_MAX_CHANNELS);
+        snprintf(msg, sizeof(msg), "File has too many channels (more than %d)",
+                 INGEST_MAX_CHANNELS);
         fail(p, msg);
         return 0;
     }
@@ -680,16 +701,15 @@ int ingest_check(const parse_result *pr, const json_t *manifest, ingest_plan *p)
     }
     /* 8. channel checks, merged in order */
     static const char *const pre_dtype[] = {R_DTYPE_MISSING, R_DTYPE_BAD, NULL};
-    static const char *const pre_required[] = {R_DATA_MISSING, R_DATA_TYPE,     R_X_MISSING,
-                                               R_Y_MISSING,    R_DTYPE_MISSING, R_DTYPE_BAD,
-                                               NULL};
+    static const char *const pre_required[] = {
+        R_DATA_MISSING, R_DATA_TYPE, R_X_MISSING, R_Y_MISSING, R_DTYPE_MISSING, R_DTYPE_BAD, NULL};
     static const char *const pre_none[] = {NULL};
-    static const char *const pre_dataset[] = {R_DATA_MISSING, R_DATA_TYPE, R_X_MISSING,
-                                              R_Y_MISSING,    R_DTYPE_MISSING, R_DTYPE_BAD,
-                                              R_DATA_SHAPE,   NULL};
+    static const char *const pre_dataset[] = {
+        R_DATA_MISSING,  R_DATA_TYPE, R_X_MISSING,  R_Y_MISSING,
+        R_DTYPE_MISSING, R_DTYPE_BAD, R_DATA_SHAPE, NULL};
     static const char *const pre_unexpected[] = {R_UNEXPECTED, NULL};
     static const char *const pre_name[] = {R_NAME, NULL};
-    const char *const *stages[7] = {NULL,     pre_dtype,      pre_required, pre_none,
+    const char *const *stages[7] = {NULL,        pre_dtype,      pre_required, pre_none,
                                     pre_dataset, pre_unexpected, pre_name};
     for (int stage = 1; stage <= 6; stage++) {
         json_t *list = json_array();

@@ -73,11 +73,11 @@ int ingest_parse_timestamp(const char *s, int64_t *wall_us, int *offset_s);
 /* Root members a file may have (a larger file is rejected whole with 400). */
 #define INGEST_MAX_CHANNELS 20000
 
-#define INGEST_TIMESTAMP_ERROR                                                                   \
-    "Invalid timestamp metadata. Expected key 'timestamp' with value formatted, for example as: " \
+#define INGEST_TIMESTAMP_ERROR                                                                     \
+    "Invalid timestamp metadata. Expected key 'timestamp' with value formatted, for example as: "  \
     "'2025-04-07T14:28:16+00:00'."
-#define INGEST_NO_MANIFEST                                                                       \
-    "There is no manifest file stored in the database, channel checks against cannot occur "    \
+#define INGEST_NO_MANIFEST                                                                         \
+    "There is no manifest file stored in the database, channel checks against cannot occur "       \
     "unless there is one present"
 
 #endif

@@ -26,9 +26,9 @@ typedef struct ingest_object {
     char key[OBJSTORE_KEY_MAX]; /** object key (new layout) */
     unsigned char *bytes;       /** the object (malloc'd) */
     size_t len;
-    json_t *doc;    /** the channel document (owned) */
-    int status;     /** upload status, 0 = stored */
-    bool uploaded;  /** the put succeeded (delete it if the record write fails) */
+    json_t *doc;   /** the channel document (owned) */
+    int status;    /** upload status, 0 = stored */
+    bool uploaded; /** the put succeeded (delete it if the record write fails) */
 } ingest_object;
 
 /* The channel document of a scalar channel (new reference). */

@@ -33,7 +33,8 @@ static json_t *str_value(hid_t type, hid_t obj, bool attr)
         H5Tset_size(mt, H5T_VARIABLE);
         H5Tset_cset(mt, H5Tget_cset(type));
         char *s = NULL;
-        herr_t r = attr ? H5Aread(obj, mt, &s) : H5Dread(obj, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, &s);
+        herr_t r =
+            attr ? H5Aread(obj, mt, &s) : H5Dread(obj, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, &s);
         if (r >= 0 && s)
             out = json_pack("{ss s:s%}", "t", "str", "v", s, strlen(s));
         if (r >= 0 && s) {
@@ -297,8 +298,8 @@ int hdf5_describe(void *image, size_t len, buf_t *out)
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
     if (len < 8)
         return -EINVAL;
-    hid_t f = H5LTopen_file_image(image, len,
-                                  H5LT_FILE_IMAGE_DONT_COPY | H5LT_FILE_IMAGE_DONT_RELEASE);
+    hid_t f =
+        H5LTopen_file_image(image, len, H5LT_FILE_IMAGE_DONT_COPY | H5LT_FILE_IMAGE_DONT_RELEASE);
     if (f < 0)
         return -EINVAL;
     hid_t root = H5Gopen2(f, "/", H5P_DEFAULT);

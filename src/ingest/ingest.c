@@ -45,10 +45,10 @@ struct ingest {
     json_t *existing; /* the stored record, or NULL */
     bool by_shotnum;
     bool canceled;
-    json_t *response;  /* {"accepted_channels", "rejected_channels", "warnings"} */
-    json_t *rejected;  /* the response's rejected_channels (borrowed from response) */
-    bool *accept;      /* per plan channel: to store */
-    obj_task *objs;    /* object channels to store */
+    json_t *response; /* {"accepted_channels", "rejected_channels", "warnings"} */
+    json_t *rejected; /* the response's rejected_channels (borrowed from response) */
+    bool *accept;     /* per plan channel: to store */
+    obj_task *objs;   /* object channels to store */
     size_t nobjs;
     taskgroup_t tg;
     size_t heads_pending;
@@ -88,7 +88,10 @@ static void fail(ingest_t *in, int status, const char *detail)
 
 /* ---- cleanup after a failed record write: delete what was stored ---- */
 
-static void delete_done(int status, void *data) { taskgroup_task_done(data, status); }
+static void delete_done(int status, void *data)
+{
+    taskgroup_task_done(data, status);
+}
 
 static int delete_start(task_t *t)
 {
@@ -191,8 +194,9 @@ static void write_record(ingest_t *in)
                 continue;
             const char *name = in->plan.channels[o->channel].name;
             in->accept[o->channel] = false;
-            json_object_set_new(in->rejected, name,
-                                json_pack("[s]", o->encode_status ? o->why : "Upload to Echo failed"));
+            json_object_set_new(
+                in->rejected, name,
+                json_pack("[s]", o->encode_status ? o->why : "Upload to Echo failed"));
         }
     }
     json_array_clear(accepted);
@@ -263,8 +267,8 @@ static void encode_run(void *data)
 {
     obj_task *o = data;
     ingest_t *in = o->in;
-    o->encode_status = ingest_encode(&in->plan.channels[o->channel], in->record_id,
-                                     &in->env.sizes, &o->obj, &o->why);
+    o->encode_status = ingest_encode(&in->plan.channels[o->channel], in->record_id, &in->env.sizes,
+                                     &o->obj, &o->why);
     if (o->encode_status && !o->why)
         o->why = "Upload to Echo failed";
 }
@@ -275,8 +279,8 @@ static void encode_done(void *data, int status)
     ingest_t *in = o->in;
     if (status == 0 && o->encode_status == 0 && !in->canceled) {
         const void *prev = objstore_set_owner(in->env.objstore, in->env.owner);
-        int rc = objstore_put(in->env.objstore, o->obj.key, o->obj.bytes, o->obj.len, put_done, o,
-                              NULL);
+        int rc =
+            objstore_put(in->env.objstore, o->obj.key, o->obj.bytes, o->obj.len, put_done, o, NULL);
         objstore_set_owner(in->env.objstore, prev);
         if (rc == 0)
             return;
@@ -416,8 +420,8 @@ static bool same_string(const json_t *a, const json_t *b)
 
 static void decide(ingest_t *in)
 {
-    in->response = json_pack("{s[] s{} sO}", "accepted_channels", "rejected_channels",
-                             "warnings", in->plan.warnings);
+    in->response = json_pack("{s[] s{} sO}", "accepted_channels", "rejected_channels", "warnings",
+                             in->plan.warnings);
     in->rejected = json_object_get(in->response, "rejected_channels");
     in->accept = calloc(in->plan.nchannels ? in->plan.nchannels : 1, sizeof(bool));
     if (!in->response || !in->accept)
@@ -428,8 +432,8 @@ static void decide(ingest_t *in)
     const json_t *smd = json_object_get(in->existing, "metadata");
     const json_t *fmd = in->plan.metadata;
     int64_t sts = 0;
-    bool time_match = timestamp_from_json(json_object_get(smd, "timestamp"), &sts) == 0 &&
-                      sts == in->plan.ts_us;
+    bool time_match =
+        timestamp_from_json(json_object_get(smd, "timestamp"), &sts) == 0 && sts == in->plan.ts_us;
     bool shot_match = same_string(json_object_get(smd, "shotnum"), json_object_get(fmd, "shotnum"));
     bool area_match =
         same_string(json_object_get(smd, "active_area"), json_object_get(fmd, "active_area"));

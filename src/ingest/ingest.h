@@ -36,8 +36,8 @@ typedef struct ingest_env {
 } ingest_env;
 
 typedef struct ingest_result {
-    int status;        /** HTTP status: 201, 200, 400, 500, 503 */
-    json_t *body;      /** the response body (owned by the pipeline; valid in the callback) */
+    int status;   /** HTTP status: 201, 200, 400, 500, 503 */
+    json_t *body; /** the response body (owned by the pipeline; valid in the callback) */
     char record_id[32];
     size_t uploaded; /** objects stored */
 } ingest_result;

@@ -173,8 +173,9 @@ int manifest_validate(const char *bytes, size_t len, const char *id, json_t **ou
     json_t *doc = len ? json_loadb(bytes, len, JSON_REJECT_DUPLICATES & 0, &e) : NULL;
     if (!doc) {
         if (!len)
-            snprintf(err, errlen, "Channel manifest file not valid JSON. Expecting value: line 1 "
-                                  "column 1 (char 0)");
+            snprintf(err, errlen,
+                     "Channel manifest file not valid JSON. Expecting value: line 1 "
+                     "column 1 (char 0)");
         else
             snprintf(err, errlen,
                      "Channel manifest file not valid JSON. %s: line %d column %d (char %d)",
@@ -189,8 +190,9 @@ int manifest_validate(const char *bytes, size_t len, const char *id, json_t **ou
         snprintf(err, errlen,
                  "1 validation error for ChannelManifestModel\nchannels\n  Field required");
     } else if (!json_is_object(chans)) {
-        snprintf(err, errlen, "1 validation error for ChannelManifestModel\nchannels\n  Input "
-                              "should be a valid dictionary");
+        snprintf(err, errlen,
+                 "1 validation error for ChannelManifestModel\nchannels\n  Input "
+                 "should be a valid dictionary");
     } else {
         json_t *outc = json_object();
         const char *key;

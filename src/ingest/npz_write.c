@@ -77,8 +77,8 @@ int npz_write(const char *descr, const uint64_t *shape, int ndim, const void *da
 {
     /* npy 1.0 header */
     char dict[512];
-    int n = snprintf(dict, sizeof(dict), "{'descr': '%s', 'fortran_order': False, 'shape': (",
-                     descr);
+    int n =
+        snprintf(dict, sizeof(dict), "{'descr': '%s', 'fortran_order': False, 'shape': (", descr);
     for (int i = 0; i < ndim && n < 400; i++)
         n += snprintf(dict + n, sizeof(dict) - (size_t)n, "%s%llu", i ? ", " : "",
                       (unsigned long long)shape[i]);
@@ -134,8 +134,7 @@ int npz_write(const char *descr, const uint64_t *shape, int ndim, const void *da
              put32(&z, (uint32_t)crc) || put32(&z, z64 ? 0xFFFFFFFFu : (uint32_t)csize) ||
              put32(&z, z64 ? 0xFFFFFFFFu : (uint32_t)usize) || put16(&z, nlen) ||
              put16(&z, z64 ? 28 : 0) || put16(&z, 0) || put16(&z, 0) || put16(&z, 0) ||
-             put32(&z, 0x01800000) || put32(&z, (uint32_t)cd_off) ||
-             buf_append(&z, name, nlen);
+             put32(&z, 0x01800000) || put32(&z, (uint32_t)cd_off) || buf_append(&z, name, nlen);
     if (!rc && z64)
         rc = put16(&z, 1) || put16(&z, 24) || put64(&z, usize) || put64(&z, csize) ||
              put64(&z, cd_off);
@@ -144,8 +143,8 @@ int npz_write(const char *descr, const uint64_t *shape, int ndim, const void *da
         uint64_t eocd64 = z.len;
         rc = put32(&z, 0x06064b50) || put64(&z, 44) || put16(&z, 45) || put16(&z, 45) ||
              put32(&z, 0) || put32(&z, 0) || put64(&z, 1) || put64(&z, 1) || put64(&z, cd_size) ||
-             put64(&z, cd_start) || put32(&z, 0x07064b50) || put32(&z, 0) ||
-             put64(&z, eocd64) || put32(&z, 1);
+             put64(&z, cd_start) || put32(&z, 0x07064b50) || put32(&z, 0) || put64(&z, eocd64) ||
+             put32(&z, 1);
     }
     if (!rc)
         rc = put32(&z, 0x06054b50) || put16(&z, 0) || put16(&z, 0) || put16(&z, 1) ||

@@ -17,7 +17,10 @@
 
 static const char *helper_binary = "/proc/self/exe";
 
-void parse_proc_set_binary(const char *path) { helper_binary = path ? path : "/proc/self/exe"; }
+void parse_proc_set_binary(const char *path)
+{
+    helper_binary = path ? path : "/proc/self/exe";
+}
 
 struct parse_proc {
     uv_loop_t *loop;

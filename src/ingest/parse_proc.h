@@ -17,10 +17,10 @@
 #include <uv.h>
 
 /* Statuses besides 0. */
-#define PARSE_NOT_HDF5 (-20001) /* the helper could not open the bytes as HDF5 */
+#define PARSE_NOT_HDF5 (-20001)  /* the helper could not open the bytes as HDF5 */
 #define PARSE_TOO_LARGE (-20002) /* the description passed the output cap */
-#define PARSE_CRASHED (-20003)  /* the helper died (signal) or failed otherwise */
-#define PARSE_TIMEOUT (-20004)  /* the helper ran past the time limit and was killed */
+#define PARSE_CRASHED (-20003)   /* the helper died (signal) or failed otherwise */
+#define PARSE_TIMEOUT (-20004)   /* the helper ran past the time limit and was killed */
 
 typedef struct parse_result {
     json_t *desc;              /** the description (hdf5_read.h format) */

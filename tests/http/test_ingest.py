@@ -92,7 +92,9 @@ def test_new_record_accepts_every_channel(srv, tmp_path):
 def read_object(srv, key):
     s3 = srv.s3()
     if s3:
-        return s3.get(key)
+        r = s3.get(key)
+        assert r.status_code == 200, r.status_code
+        return r.content
     with open(os.path.join(srv.data_dir, "objects", key), "rb") as f:
         return f.read()
 
