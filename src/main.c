@@ -7,6 +7,8 @@
  *                                      fill an empty data directory with demo data
  *   ogd import [--config FILE] --collection records|channels|users FILE...
  *                                      load mongoexport JSON documents
+ *   ogd ingest [--config FILE] FILE...   load HDF5 files through the ingest pipeline
+ *   ogd ingest --url URL [--token T] FILE...  post them to a running server instead
  *   ogd version
  *
  * Configuration: FILE, else $OGD_CONFIG, else built-in defaults (the embedded SQLite +
@@ -14,6 +16,7 @@
  * override either.
  */
 #include "cli/import.h"
+#include "cli/ingest_cli.h"
 #include "config/config.h"
 #include "demo/demo.h"
 #include "ingest/hdf5_read.h"
@@ -37,6 +40,8 @@ static void usage(FILE *f)
                "  ogd check-config [FILE]\n"
                "  ogd demo [--config FILE] [--records N] [--seed S] [--no-images]\n"
                "  ogd import [--config FILE] --collection records|channels|users FILE...\n"
+               "  ogd ingest [--config FILE] FILE...\n"
+               "  ogd ingest --url URL [--token TOKEN] FILE...\n"
                "  ogd version\n");
 }
 
@@ -215,6 +220,43 @@ static int cmd_import(int argc, char **argv)
     return status;
 }
 
+/* `ogd ingest`: the files are the arguments that are neither options nor their values. */
+static int cmd_ingest(int argc, char **argv)
+{
+    char **files = calloc((size_t)argc, sizeof(char *));
+    int nfiles = 0;
+    for (int i = 2; i < argc; i++) {
+        if (strcmp(argv[i], "--config") == 0 || strcmp(argv[i], "--url") == 0 ||
+            strcmp(argv[i], "--token") == 0) {
+            i++;
+            continue;
+        }
+        files[nfiles++] = argv[i];
+    }
+    if (nfiles == 0) {
+        free(files);
+        usage(stderr);
+        return 2;
+    }
+    int rc;
+    const char *url = option(argc, argv, "--url");
+    if (url) {
+        const char *token = option(argc, argv, "--token");
+        rc = ingest_cli_remote(url, token ? token : getenv("OGD_TOKEN"), files, nfiles, stderr);
+    } else {
+        ogd_config cfg;
+        if (load_config(option(argc, argv, "--config"), &cfg) != 0) {
+            free(files);
+            return 2;
+        }
+        mkdir_p(cfg.server.data_dir);
+        rc = ingest_cli_local(&cfg, files, nfiles, stderr);
+        config_free(&cfg);
+    }
+    free(files);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -233,6 +275,8 @@ int main(int argc, char **argv)
         return cmd_demo(argc, argv);
     if (strcmp(cmd, "import") == 0)
         return cmd_import(argc, argv);
+    if (strcmp(cmd, "ingest") == 0)
+        return cmd_ingest(argc, argv);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("ogd %s\n", OGD_VERSION_TEXT);
         return 0;
