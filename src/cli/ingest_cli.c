@@ -140,7 +140,8 @@ int ingest_cli_local(const ogd_config *cfg, char **files, int nfiles, FILE *log)
         buf_free(&bytes);
         int e = rc || !f.done ? INGEST_EXIT_FAILED : exit_for(f.status);
         if (rc)
-            fprintf(log, "ingest: %s: cannot start the HDF5 reader (%s)\n", files[i], strerror(-rc));
+            fprintf(log, "ingest: %s: cannot start the HDF5 reader (%s)\n", files[i],
+                    strerror(-rc));
         worst = e > worst ? e : worst;
     }
 out:
