@@ -138,7 +138,8 @@ static void array_from(const parse_result *pr, const json_t *ds, ingest_array *o
     out->size = (int)json_integer_value(json_object_get(ds, "size"));
     uint64_t off = (uint64_t)json_integer_value(json_object_get(ds, "off"));
     uint64_t len = (uint64_t)json_integer_value(json_object_get(ds, "len"));
-    if (off > pr->data_len || len > pr->data_len - off || len != out->count * (uint64_t)out->size) {
+    if (off > pr->data_len || len > pr->data_len - off || off % 8 || ((uintptr_t)pr->data) % 8 ||
+        len != out->count * (uint64_t)out->size) {
         out->cls = 0; /* malformed description: treat as not numeric */
         return;
     }

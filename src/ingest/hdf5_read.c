@@ -230,6 +230,13 @@ static json_t *read_dataset(walk *w, hid_t ds)
         goto done;
     }
     size_t bytes = (size_t)n * size;
+    /* every dataset starts 8-byte aligned in the data part (which starts aligned too) */
+    static const char zeros[8];
+    if (w->data->len % 8 && buf_append(w->data, zeros, 8 - w->data->len % 8) != 0) {
+        w->status = -E2BIG;
+        snprintf(w->error, sizeof(w->error), "the datasets are too large together");
+        goto done;
+    }
     size_t off = w->data->len;
     if (buf_reserve(w->data, bytes + 1) != 0) {
         w->status = -ENOMEM;
@@ -327,12 +334,15 @@ int hdf5_describe(void *image, size_t len, buf_t *out)
         rc = -ENOMEM;
     if (!rc) {
         size_t tl = strlen(text);
+        size_t pad = (8 - (12 + tl) % 8) % 8; /* blanks after the JSON align the data part */
+        tl += pad;
         unsigned char hdr[12] = {'O', 'G', 'D', 'H'};
         for (int i = 0; i < 8; i++)
             hdr[4 + i] = (unsigned char)((uint64_t)tl >> (8 * i));
         if (w.status == -E2BIG) /* the error text says it: drop the data */
             data.len = 0;
-        if (buf_append(out, hdr, sizeof(hdr)) || buf_append(out, text, tl) ||
+        if (buf_append(out, hdr, sizeof(hdr)) || buf_append(out, text, tl - pad) ||
+            buf_append(out, "        ", pad) ||
             buf_append(out, data.data ? data.data : "", data.len))
             rc = -E2BIG;
     }

@@ -8,7 +8,8 @@
  * against hostile files, so a crash or a hang there costs a helper, not a worker.
  *
  * Output ("OGDH" format), written to one capped buffer:
- *   "OGDH" | u64 little-endian length of the JSON | JSON description | data bytes
+ *   "OGDH" | u64 little-endian length of the JSON | JSON description (blank-padded so
+ *   the data part starts at a multiple of 8) | data bytes (each dataset 8-byte aligned)
  * JSON: {"attrs": {name: value}, "members": [{"name", "kind": "group"|"dataset"|"other",
  *        "attrs": {...}, "members": [{"name", "kind", "data": dataset}]}], "error"?: text}
  * value: {"t":"str","v":s} (variable-length string), {"t":"fstr","v":s} (fixed-length),

@@ -37,10 +37,12 @@ static void test_timestamps(void **state)
     assert_int_equal(off, -5400);
     assert_int_equal(ingest_parse_timestamp("2020-4-7T1:2:3Z", &us, &off), 0);
     assert_int_equal(ingest_parse_timestamp("2020-04-07T14:28:16+01:00:00", &us, &off), 0);
-    const char *bad[] = {"07-04-2020T14:28:16+00:00", "not-a-timestamp", "2020/04/07T14:28:16Z",
-                         "2020-04-07", "2020-04-07T14:28:16", "2020-04-07 14:28:16Z",
-                         "2020-04-07T14:28", "2020-04-07T14:28:16.5Z", "2021-02-29T00:00:00Z",
-                         "2020-13-01T00:00:00Z", "2020-04-07T24:00:00Z", "2020-04-07T14:28:16+0"};
+    const char *bad[] = {"07-04-2020T14:28:16+00:00", "not-a-timestamp",
+                         "2020/04/07T14:28:16Z",      "2020-04-07",
+                         "2020-04-07T14:28:16",       "2020-04-07 14:28:16Z",
+                         "2020-04-07T14:28",          "2020-04-07T14:28:16.5Z",
+                         "2021-02-29T00:00:00Z",      "2020-13-01T00:00:00Z",
+                         "2020-04-07T24:00:00Z",      "2020-04-07T14:28:16+0"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         assert_int_equal(ingest_parse_timestamp(bad[i], &us, &off), -EINVAL);
 }
@@ -85,8 +87,9 @@ static void test_multipart(void **state)
                      MULTIPART_NOT_FILE);
     assert_int_equal(multipart_find_file(ct, body, sizeof(body) - 1, "other", &d, &n),
                      MULTIPART_MISSING);
-    assert_int_equal(multipart_find_file("application/json", body, sizeof(body) - 1, "file", &d, &n),
-                     MULTIPART_NOT_MULTIPART);
+    assert_int_equal(
+        multipart_find_file("application/json", body, sizeof(body) - 1, "file", &d, &n),
+        MULTIPART_NOT_MULTIPART);
     assert_int_equal(multipart_find_file("multipart/form-data; boundary=\"XyZ\"", body,
                                          sizeof(body) - 1, "file", &d, &n),
                      MULTIPART_OK);
@@ -103,7 +106,8 @@ static void test_manifest(void **state)
     const char *good = "{\"_id\": \"x\", \"channels\": {\"A\": {\"name\": \"a\", \"path\": \"/a\", "
                        "\"type\": \"image\", \"junk\": 1}, \"B\": {\"name\": \"b\", \"path\": "
                        "\"/b\", \"units\": \"J\", \"precision\": \"3\", \"historical\": \"yes\"}}}";
-    assert_int_equal(manifest_validate(good, strlen(good), "20250101000000", &m, err, sizeof(err)), 0);
+    assert_int_equal(manifest_validate(good, strlen(good), "20250101000000", &m, err, sizeof(err)),
+                     0);
     char *text = json_dumps(m, JSON_COMPACT);
     assert_string_equal(text, "{\"_id\":\"20250101000000\",\"channels\":{\"A\":{\"name\":\"a\","
                               "\"path\":\"/a\",\"type\":\"image\"},\"B\":{\"name\":\"b\",\"path\":"
@@ -126,13 +130,19 @@ static void test_manifest(void **state)
     assert_int_equal(manifest_validate("", 0, "1", &m, err, sizeof(err)), -1);
     assert_string_equal(err, "Channel manifest file not valid JSON. Expecting value: line 1 column "
                              "1 (char 0)");
-    const char *bads[] = {"[]", "{}", "{\"channels\": []}", "{\"channels\": {\"a\": 1}}",
-                          "{\"channels\": {\"a\": {\"name\": 1, \"path\": \"/\"}}}",
-                          "{\"channels\": {\"a\": {\"name\": \"n\", \"path\": \"/\", \"type\": \"x\"}}}",
-                          "{\"channels\": {\"a\": {\"name\": \"n\", \"path\": \"/\", \"notation\": \"z\"}}}"};
+    const char *bads[] = {
+        "[]",
+        "{}",
+        "{\"channels\": []}",
+        "{\"channels\": {\"a\": 1}}",
+        "{\"channels\": {\"a\": {\"name\": 1, \"path\": \"/\"}}}",
+        "{\"channels\": {\"a\": {\"name\": \"n\", \"path\": \"/\", \"type\": \"x\"}}}",
+        "{\"channels\": {\"a\": {\"name\": \"n\", \"path\": \"/\", \"notation\": \"z\"}}}"};
     for (size_t i = 0; i < sizeof(bads) / sizeof(bads[0]); i++)
-        assert_int_equal(manifest_validate(bads[i], strlen(bads[i]), "1", &m, err, sizeof(err)), -1);
-    const char *wf = "{\"channels\": {\"a\": {\"name\": \"n\", \"path\": \"/\", \"y_units\": \"s\"}}}";
+        assert_int_equal(manifest_validate(bads[i], strlen(bads[i]), "1", &m, err, sizeof(err)),
+                         -1);
+    const char *wf =
+        "{\"channels\": {\"a\": {\"name\": \"n\", \"path\": \"/\", \"y_units\": \"s\"}}}";
     assert_int_equal(manifest_validate(wf, strlen(wf), "1", &m, err, sizeof(err)), -1);
     assert_string_equal(err, "Only waveform channels should contain waveform channel metadata. "
                              "Invalid channel is called: n");
@@ -153,8 +163,8 @@ static int check_desc(const char *json, const char *manifest, ingest_plan *plan)
     return rc;
 }
 
-#define ROOT(extra)                                                                              \
-    "{\"attrs\": {\"epac_ops_data_version\": {\"t\":\"str\",\"v\":\"1.0\"}, \"timestamp\": "      \
+#define ROOT(extra)                                                                                \
+    "{\"attrs\": {\"epac_ops_data_version\": {\"t\":\"str\",\"v\":\"1.0\"}, \"timestamp\": "       \
     "{\"t\":\"str\",\"v\":\"2020-04-07T14:28:16+00:00\"}, \"active_area\": {\"t\":\"str\","        \
     "\"v\":\"ea1\"}" extra "}, \"members\": []}"
 
@@ -173,7 +183,8 @@ static void test_file_checks(void **state)
     assert_int_equal(p.status, 400);
     assert_string_equal(p.message, INGEST_NO_MANIFEST);
     ingest_plan_free(&p);
-    assert_int_equal(check_desc(ROOT(", \"active_experiment\": {\"t\":\"int\",\"v\":5}"), NULL, &p), 0);
+    assert_int_equal(check_desc(ROOT(", \"active_experiment\": {\"t\":\"int\",\"v\":5}"), NULL, &p),
+                     0);
     assert_string_equal(p.message, "active_experiment has wrong datatype. Expected string");
     ingest_plan_free(&p);
     /* a version without a minor part: 400 (the reference crashes) */
@@ -258,7 +269,8 @@ static void test_npz(void **state)
     assert_int_equal(s.total_out, usize);
     assert_memory_equal(out, "\x93NUMPY\x01\x00", 8);
     assert_int_equal(out[8] | out[9] << 8, 118);
-    assert_true(memcmp(out + 10, "{'descr': '<f8', 'fortran_order': False, 'shape': (2, 3), }", 59) == 0);
+    assert_true(
+        memcmp(out + 10, "{'descr': '<f8', 'fortran_order': False, 'shape': (2, 3), }", 59) == 0);
     assert_int_equal(out[127], '\n');
     assert_memory_equal(out + 128, v, sizeof(v));
     assert_memory_equal(z + n - 22, "PK\x05\x06", 4);
@@ -313,18 +325,19 @@ static void test_helper_failures(void **state)
     assert_int_equal(run_helper("#!/bin/sh\nexit 3\n", 5000, 1000), PARSE_NOT_HDF5);
     assert_int_equal(run_helper("#!/bin/sh\necho garbage\n", 5000, 1000), PARSE_CRASHED);
     /* a well-formed answer */
-    assert_int_equal(run_helper("#!/bin/sh\ncat >/dev/null\nprintf 'OGDH\\002\\0\\0\\0\\0\\0\\0\\0{}'\n",
-                                5000, 1000),
-                     0);
+    assert_int_equal(
+        run_helper("#!/bin/sh\ncat >/dev/null\nprintf 'OGDH\\002\\0\\0\\0\\0\\0\\0\\0{}'\n", 5000,
+                   1000),
+        0);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_timestamps),      cmocka_unit_test(test_image_shift_table),
-        cmocka_unit_test(test_multipart),       cmocka_unit_test(test_manifest),
-        cmocka_unit_test(test_file_checks),     cmocka_unit_test(test_waveform_missing_both),
-        cmocka_unit_test(test_npz),             cmocka_unit_test(test_helper_failures),
+        cmocka_unit_test(test_timestamps),  cmocka_unit_test(test_image_shift_table),
+        cmocka_unit_test(test_multipart),   cmocka_unit_test(test_manifest),
+        cmocka_unit_test(test_file_checks), cmocka_unit_test(test_waveform_missing_both),
+        cmocka_unit_test(test_npz),         cmocka_unit_test(test_helper_failures),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
