@@ -17,6 +17,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* zlib level of stored image PNGs: sensor images are noisy, where higher levels cost several
+ * times the CPU for a few percent of size (docs/benchmarks.md, ingest). */
+#define INGEST_PNG_LEVEL 1
+
 json_t *ingest_scalar_doc(const ingest_channel *c)
 {
     return json_pack("{sO sO}", "metadata", c->metadata, "data", c->scalar);
@@ -125,7 +129,7 @@ static int encode_image(const ingest_channel *c, const ingest_thumb_sizes *ts, i
     int sbit = has_bd && bdv > 0 && bdv <= 16 ? (int)bdv : 0;
     if (sbit > target)
         sbit = 0;
-    int rc = png_encode_gray(px, w, h, target, sbit, PNG_COMPRESSION_DEFAULT, &o->bytes, &o->len);
+    int rc = png_encode_gray(px, w, h, target, sbit, INGEST_PNG_LEVEL, &o->bytes, &o->len);
     unsigned char *small = NULL;
     uint32_t tw = 0, th = 0;
     if (!rc)
