@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #define MAX_RANK 8
@@ -353,6 +354,15 @@ int hdf5_describe(void *image, size_t len, buf_t *out)
 
 int hdf5_parse_main(size_t max_in, size_t max_out)
 {
+#if !defined(__SANITIZE_ADDRESS__)
+    /* libhdf5 may allocate on a hostile file's say-so (chunk caches, huge attributes):
+     * bound the helper's address space to what the input, the output and the library
+     * need, so it fails instead of taking the machine's memory. (ASan builds reserve
+     * terabytes of shadow memory and cannot run under such a limit.) */
+    struct rlimit rl;
+    rl.rlim_cur = rl.rlim_max = (rlim_t)max_in * 2 + (rlim_t)max_out * 2 + ((rlim_t)1 << 30);
+    setrlimit(RLIMIT_AS, &rl);
+#endif
     buf_t in;
     buf_init(&in, max_in);
     char chunk[65536];

@@ -27,6 +27,7 @@ typedef struct obj_task {
     ingest_object obj;
     int encode_status;
     const char *why;
+    const objstore_blob_t *blob; /* the encoded object, for the store */
     task_t *task;
 } obj_task;
 
@@ -67,8 +68,10 @@ static void finish(ingest_t *in, int status, json_t *body)
     snprintf(in->res.record_id, sizeof(in->res.record_id), "%s", in->record_id);
     in->cb(&in->res, in->data);
     json_decref(body);
-    for (size_t i = 0; i < in->nobjs; i++)
+    for (size_t i = 0; i < in->nobjs; i++) {
         ingest_object_free(&in->objs[i].obj);
+        objstore_blob_unref(in->objs[i].blob);
+    }
     free(in->objs);
     free(in->accept);
     json_decref(in->response);
@@ -127,10 +130,11 @@ static void rollback(ingest_t *in, int status, const char *detail)
 
 /* ---- the record write ---- */
 
-static void backup_write(ingest_t *in, int64_t version)
+/* Runs on the thread pool (a file write of the whole upload plus fsync). */
+static void backup_run(void *data)
 {
-    if (!in->env.backup_dir)
-        return;
+    ingest_t *in = data;
+    int64_t version = in->existing ? in->version : 1;
     const char *id = in->record_id;
     char dir[4096], path[4200], tmp[4300];
     snprintf(dir, sizeof(dir), "%s/%.4s/%.2s/%.2s/%s", in->env.backup_dir, id, id + 4, id + 6,
@@ -161,6 +165,14 @@ static void backup_write(ingest_t *in, int64_t version)
     }
 }
 
+static void respond_stored(ingest_t *in);
+
+static void backup_done(void *data, int status)
+{
+    (void)status; /* canceled only at loop shutdown; the record is stored either way */
+    respond_stored(data);
+}
+
 static void written(store_op_t *op)
 {
     ingest_t *in = op->data;
@@ -172,9 +184,14 @@ static void written(store_op_t *op)
         log_error("ingest %s: record write failed (%d)", in->record_id, status);
         return rollback(in, 500, "Database error");
     }
-    /* The backup copy is a small sequential write of the upload; it follows the reference
-     * in being part of the request. */
-    backup_write(in, in->existing ? in->version : 1);
+    /* The backup copy is part of the request, as the reference's: written off the loop. */
+    if (in->env.backup_dir && work_submit(in->env.loop, backup_run, backup_done, in, NULL) == 0)
+        return;
+    respond_stored(in);
+}
+
+static void respond_stored(ingest_t *in)
+{
     bool merged = in->existing != NULL;
     char msg[64];
     snprintf(msg, sizeof(msg), "%s %s", merged ? "Updated" : "Added as", in->record_id);
@@ -257,9 +274,9 @@ static void put_done(int status, void *data)
     o->obj.status = status;
     if (status)
         log_warn("ingest %s: upload of %s failed (%d)", o->in->record_id, o->obj.key, status);
-    /* the bytes are copied by the store; free them early */
-    free(o->obj.bytes);
-    o->obj.bytes = NULL;
+    /* the store holds its own reference while it needs the bytes */
+    objstore_blob_unref(o->blob);
+    o->blob = NULL;
     taskgroup_task_done(o->task, 0);
 }
 
@@ -269,6 +286,14 @@ static void encode_run(void *data)
     ingest_t *in = o->in;
     o->encode_status = ingest_encode(&in->plan.channels[o->channel], in->record_id, &in->env.sizes,
                                      &o->obj, &o->why);
+    if (o->encode_status == 0) {
+        /* the store's blob, made here so the loop thread does not copy megabytes */
+        o->blob = objstore_blob_copy(o->obj.bytes, o->obj.len);
+        free(o->obj.bytes);
+        o->obj.bytes = NULL;
+        if (!o->blob)
+            o->encode_status = -ENOMEM;
+    }
     if (o->encode_status && !o->why)
         o->why = "Upload to Echo failed";
 }
@@ -279,8 +304,7 @@ static void encode_done(void *data, int status)
     ingest_t *in = o->in;
     if (status == 0 && o->encode_status == 0 && !in->canceled) {
         const void *prev = objstore_set_owner(in->env.objstore, in->env.owner);
-        int rc =
-            objstore_put(in->env.objstore, o->obj.key, o->obj.bytes, o->obj.len, put_done, o, NULL);
+        int rc = objstore_put_blob(in->env.objstore, o->obj.key, o->blob, put_done, o, NULL);
         objstore_set_owner(in->env.objstore, prev);
         if (rc == 0)
             return;

@@ -371,3 +371,65 @@ def test_first_manifest_is_stored(make_server):
     got = s.get("/channels").json()
     assert got["channels"]["A"] == {"name": "a", "path": "/a", "type": "image"}
     assert got["channels"]["B"] == {"name": "b", "path": "/b", "type": "scalar", "precision": 3}
+
+
+def test_absurd_dimensions(srv, tmp_path):
+    """A dataset that declares 40 GB but stores nothing (chunked, never written): the
+    helper refuses it instead of allocating it; the worker is untouched."""
+    import h5py
+    p = str(tmp_path / "huge.h5")
+    hdfgen.make_file(p, channels={"PM-201-FE-CAM-2": None})
+    with h5py.File(p, "a") as f:
+        g = f.create_group("PM-201-FE-CAM-2")
+        g.attrs["channel_dtype"] = "image"
+        g.create_dataset("data", shape=(140000, 140000), dtype=np.uint16, chunks=(64, 64))
+    with open(p, "rb") as f:
+        data = f.read()
+    assert len(data) < 1 << 20
+    pids = srv.worker_pids()
+    r = post_file(srv, "/submit/hdf", data)
+    assert r.status_code == 400
+    assert r.json()["detail"].startswith("Uploaded HDF5 file is not accepted: a dataset is too large")
+    assert srv.worker_pids() == pids
+    assert srv.object_keys() == []
+
+
+def test_wrong_attribute_types(srv, tmp_path):
+    chans = {"PM-201-FE-CAM-2": {"dtype": "image",
+                                 "data": np.ones((4, 4), dtype=np.uint16),
+                                 "attrs": {"bit_depth": "12", "gain": "5.5",
+                                           "exposure_time_s": np.array([1.0, 2.0])}},
+             "PM-201-HJ-PD": {"dtype": "waveform", "x": np.array(["lgf"], dtype=object),
+                              "y": np.arange(3.0), "attrs": {"x_units": 23}},
+             "CM-202-CVC-WFS-COEF": {"dtype": "vector", "data": 5.0,
+                                     "attrs": {"labels": [1]}}}
+    r = post_file(srv, "/submit/hdf", hdf_bytes(tmp_path, channels=chans))
+    assert r.status_code == 201
+    rej = r.json()["response"]["rejected_channels"]
+    assert rej["PM-201-FE-CAM-2"] == ["exposure_time_s attribute has wrong datatype",
+                                      "gain attribute has wrong datatype",
+                                      "bit_depth attribute has wrong datatype"]
+    assert rej["PM-201-HJ-PD"] == ["x attribute must be a list of floats",
+                                   "x_units attribute has wrong datatype",
+                                   "x attribute has wrong datatype, should be a list of floats"]
+    assert rej["CM-202-CVC-WFS-COEF"] == ["data has wrong datatype, should be list[float]",
+                                          "labels attribute has wrong datatype"]
+
+
+def test_backup_copies(make_server, tmp_path):
+    cache = str(tmp_path / "cache")
+    s = make_server(records=0, config={"backup": {"cache_directory": cache,
+                                                  "target_url": "root://backup.invalid//ogd",
+                                                  "copy_cron_string": "0 3 * * *"}})
+    assert post_manifest(s, hdfgen.manifest()).status_code == 201
+    data = hdf_bytes(tmp_path)
+    assert post_file(s, "/submit/hdf", data).status_code == 201
+    assert post_file(s, "/submit/hdf", data).status_code == 200
+    d = os.path.join(cache, DIR)
+    assert sorted(os.listdir(d)) == ["1.hdf5", "2.hdf5"]
+    for name in ("1.hdf5", "2.hdf5"):
+        with open(os.path.join(d, name), "rb") as f:
+            assert f.read() == data
+    # a rejected file leaves no copy
+    assert post_file(s, "/submit/hdf", hdf_bytes(tmp_path, attrs={"active_area": 3})).status_code == 400
+    assert sorted(os.listdir(d)) == ["1.hdf5", "2.hdf5"]
