@@ -3,8 +3,9 @@
  *
  *   ogd serve [--config FILE]          run the server (master + workers)
  *   ogd check-config [FILE]            validate a configuration, print the effective one
- *   ogd demo [--config FILE] [--records N] [--seed S] [--no-images]
+ *   ogd demo [--config FILE] [--records N] [--seed S] [--no-images | --hdf5]
  *                                      fill an empty data directory with demo data
+ *                                      (--hdf5: as HDF5 files through the ingest path)
  *   ogd import [--config FILE] --collection records|channels|users FILE...
  *                                      load mongoexport JSON documents
  *   ogd ingest [--config FILE] FILE...   load HDF5 files through the ingest pipeline
@@ -19,6 +20,7 @@
 #include "cli/ingest_cli.h"
 #include "config/config.h"
 #include "demo/demo.h"
+#include "demo/demo_hdf5.h"
 #include "ingest/hdf5_read.h"
 #include "objstore/config.h"
 #include "runtime/runtime.h"
@@ -30,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define OGD_VERSION_TEXT "0.1.0"
 
@@ -38,7 +41,7 @@ static void usage(FILE *f)
     fprintf(f, "usage:\n"
                "  ogd serve [--config FILE]\n"
                "  ogd check-config [FILE]\n"
-               "  ogd demo [--config FILE] [--records N] [--seed S] [--no-images]\n"
+               "  ogd demo [--config FILE] [--records N] [--seed S] [--no-images | --hdf5]\n"
                "  ogd import [--config FILE] --collection records|channels|users FILE...\n"
                "  ogd ingest [--config FILE] FILE...\n"
                "  ogd ingest --url URL [--token TOKEN] FILE...\n"
@@ -123,6 +126,55 @@ static int cmd_check_config(int argc, char **argv)
     return 0;
 }
 
+/* `ogd demo --hdf5`: the demo shots as HDF5 files, ingested through the ingest pipeline
+ * (manifest first), then removed. */
+static int demo_via_hdf5(const ogd_config *cfg, store_t *store, int64_t n, uint64_t seed)
+{
+    store_op_t op;
+    store_op_init(&op, STORE_RECORDS_COUNT);
+    int rc = store_run_sync(store, &op);
+    int64_t existing = op.count;
+    store_op_cleanup(&op);
+    if (rc == 0 && existing > 0) {
+        fprintf(stderr, "demo: the database already holds records; nothing added\n");
+        return 0;
+    }
+    json_t *manifest = demo_hdf5_manifest("20230605000000");
+    store_op_init(&op, STORE_MANIFEST_PUT);
+    op.doc = manifest;
+    op.replace = true;
+    rc = store_run_sync(store, &op);
+    store_op_cleanup(&op);
+    json_decref(manifest);
+    if (rc) {
+        fprintf(stderr, "demo: cannot store the channel manifest\n");
+        return 1;
+    }
+    char dir[4096];
+    snprintf(dir, sizeof(dir), "%s/demo-hdf5", cfg->server.data_dir);
+    mkdir_p(dir);
+    char **files = calloc((size_t)n, sizeof(char *));
+    int status = files ? 0 : 1;
+    for (int64_t i = 0; i < n && !status; i++) {
+        files[i] = malloc(4200);
+        snprintf(files[i], 4200, "%s/shot-%06lld.h5", dir, (long long)i);
+        if (demo_hdf5_write(files[i], seed, i, 320, 240) != 0) {
+            fprintf(stderr, "demo: cannot write %s\n", files[i]);
+            status = 1;
+        }
+    }
+    if (!status)
+        status = ingest_cli_local(cfg, files, (int)n, stderr) == INGEST_EXIT_OK ? 0 : 1;
+    for (int64_t i = 0; files && i < n; i++) {
+        if (files[i])
+            unlink(files[i]);
+        free(files[i]);
+    }
+    free(files);
+    rmdir(dir);
+    return status;
+}
+
 static int cmd_demo(int argc, char **argv)
 {
     ogd_config cfg;
@@ -135,6 +187,21 @@ static int cmd_demo(int argc, char **argv)
     uv_loop_t loop;
     uv_loop_init(&loop);
     mkdir_p(cfg.server.data_dir);
+    if (flag(argc, argv, "--hdf5")) {
+        const char *nh = option(argc, argv, "--records");
+        const char *sh = option(argc, argv, "--seed");
+        if (store_migrate(cfg.database.url, err, sizeof(err)) != 0 ||
+            store_open(cfg.database.url, NULL, &store, err, sizeof(err)) != 0) {
+            fprintf(stderr, "demo: %s\n", err);
+            goto out;
+        }
+        status = demo_via_hdf5(&cfg, store, nh ? strtol(nh, NULL, 10) : 200,
+                               sh ? strtoull(sh, NULL, 10) : 1);
+        if (status == 0 && strncmp(cfg.database.url, "sqlite:", 7) == 0 &&
+            demo_create_user(store) != 0)
+            status = 1;
+        goto out;
+    }
     if (store_migrate(cfg.database.url, err, sizeof(err)) != 0 ||
         store_open(cfg.database.url, NULL, &store, err, sizeof(err)) != 0) {
         fprintf(stderr, "demo: %s\n", err);

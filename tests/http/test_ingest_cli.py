@@ -47,3 +47,25 @@ def test_remote_ingest(make_server, tmp_path):
     assert srv.get("/records/" + ID).status_code == 200
     p = run(srv, "--url", "http://127.0.0.1:1", good)
     assert p.returncode == 3
+
+
+def test_demo_through_hdf5(make_server):
+    srv = make_server(records=0)
+    p = subprocess.run([OGD, "demo", "--config", srv.config_path, "--hdf5", "--records", "4"],
+                       capture_output=True, text=True, env=srv.env, timeout=300)
+    assert p.returncode == 0, p.stderr
+    assert p.stderr.count(": 201 Added as ") == 4
+    assert srv.get("/records/count").json() == 4
+    rec = srv.get("/records/20230605080010").json()
+    ch = rec["channels"]
+    assert rec["metadata"]["shotnum"] == 100001
+    assert ch["PM-201-FE-CAM-1"]["metadata"]["bit_depth"] == 12
+    assert ch["PM-201-FE-CAM-1"]["thumbnail"]
+    assert ch["CM-202-CVC-WFS-COEF"]["metadata"]["labels"][0] == "Tilt X"
+    assert ch["PM-201-MODE"]["data"] in ("EX", "GS")
+    assert len(srv.object_keys("images/2023/06/05/080010/")) == 2
+    # a second run leaves a filled database alone
+    p = subprocess.run([OGD, "demo", "--config", srv.config_path, "--hdf5", "--records", "4"],
+                       capture_output=True, text=True, env=srv.env, timeout=300)
+    assert p.returncode == 0
+    assert "already holds records" in p.stderr
