@@ -13,10 +13,10 @@
 #include <string.h>
 #include <time.h>
 
-static const char *const zernike[20] = {
-    "Tilt X",  "Tilt Y",    "Defocus", "Astig 0", "Astig 45", "Coma X", "Coma Y",
-    "Trefoil X", "Trefoil Y", "Spherical", "Z_4^-4", "Z_4^-2", "Z_4^2",  "Z_4^4",
-    "Z_5^-5",  "Z_5^-3",    "Z_5^-1",  "Z_5^1",   "Z_5^3",    "Z_5^5"};
+static const char *const zernike[20] = {"Tilt X", "Tilt Y", "Defocus",   "Astig 0",   "Astig 45",
+                                        "Coma X", "Coma Y", "Trefoil X", "Trefoil Y", "Spherical",
+                                        "Z_4^-4", "Z_4^-2", "Z_4^2",     "Z_4^4",     "Z_5^-5",
+                                        "Z_5^-3", "Z_5^-1", "Z_5^1",     "Z_5^3",     "Z_5^5"};
 
 typedef struct chan {
     const char *name, *type, *label, *units;
@@ -42,8 +42,8 @@ json_t *demo_hdf5_manifest(const char *id)
 {
     json_t *cs = json_object();
     for (size_t i = 0; i < NCHANNELS; i++) {
-        json_t *c = json_pack("{ss ss ss}", "name", channels[i].label, "path", "/PM-201",
-                              "type", channels[i].type);
+        json_t *c = json_pack("{ss ss ss}", "name", channels[i].label, "path", "/PM-201", "type",
+                              channels[i].type);
         if (channels[i].units)
             json_object_set_new(c, "units", json_string(channels[i].units));
         if (strcmp(channels[i].type, "scalar") == 0)
@@ -68,7 +68,10 @@ static uint64_t mix(uint64_t *x)
     return z ^ (z >> 31);
 }
 
-static double uniform(uint64_t *x) { return (double)(mix(x) >> 11) / 9007199254740992.0; }
+static double uniform(uint64_t *x)
+{
+    return (double)(mix(x) >> 11) / 9007199254740992.0;
+}
 
 static double gauss(uint64_t *x)
 {
@@ -146,12 +149,14 @@ int demo_hdf5_write(const char *path, uint64_t seed, int64_t index, uint32_t w, 
     double *wf = malloc(64 * 64 * sizeof(double));
     ok = ok && img && wf;
     for (int cam = 0; ok && cam < 2; cam++) {
-        double cx = w * (0.5 + 0.1 * sin(index * 0.07 + cam)), cy = h * (0.5 + 0.1 * cos(index * 0.05));
+        double cx = w * (0.5 + 0.1 * sin(index * 0.07 + cam)),
+               cy = h * (0.5 + 0.1 * cos(index * 0.05));
         double sg = (w < h ? w : h) * 0.12;
         for (uint32_t y = 0; y < h; y++)
             for (uint32_t x = 0; x < w; x++) {
-                double v = 3000 * exp(-((x - cx) * (x - cx) + (y - cy) * (y - cy)) / (2 * sg * sg)) +
-                           60 + 8 * gauss(&r);
+                double v =
+                    3000 * exp(-((x - cx) * (x - cx) + (y - cy) * (y - cy)) / (2 * sg * sg)) + 60 +
+                    8 * gauss(&r);
                 img[(size_t)y * w + x] = (uint16_t)(v < 0 ? 0 : v > 4095 ? 4095 : v);
             }
         hid_t g = group(f, channels[cam].name, "image");
@@ -186,7 +191,8 @@ int demo_hdf5_write(const char *path, uint64_t seed, int64_t index, uint32_t w, 
             H5Gclose(g);
         g = ok ? group(f, "CM-202-CVC-WFS-COEF", "vector") : -1;
         hsize_t n = 20;
-        ok = g >= 0 && dataset(g, "data", H5T_NATIVE_DOUBLE, 1, &n, coef) && attr_str(g, "units", "nm");
+        ok = g >= 0 && dataset(g, "data", H5T_NATIVE_DOUBLE, 1, &n, coef) &&
+             attr_str(g, "units", "nm");
         if (ok) {
             hid_t st = H5Tcopy(H5T_C_S1);
             H5Tset_size(st, H5T_VARIABLE);
