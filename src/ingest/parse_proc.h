@@ -8,6 +8,8 @@
  * description from its stdout, with a time limit (the helper is killed when it passes)
  * and an output cap. Everything happens on the loop with libuv pipes: nothing blocks.
  * A crash, a kill or a non-zero exit of the helper is reported as a status, never more.
+ * The process must ignore SIGPIPE (workers and `ogd ingest` do): a helper that exits
+ * before reading all its input breaks the pipe.
  */
 #ifndef OGD_INGEST_PARSE_PROC_H
 #define OGD_INGEST_PARSE_PROC_H
