@@ -178,8 +178,13 @@ static void written(store_op_t *op)
     ingest_t *in = op->data;
     int status = op->status;
     store_op_cleanup(op);
-    if (status == -EEXIST) /* a concurrent upload inserted the same id */
-        return rollback(in, 400, "Session name already exists for this user.");
+    if (status == -EEXIST) {
+        /* A concurrent upload inserted a record with this id first. Its objects have the
+         * same keys as ours, so deleting "ours" would leave its record pointing at missing
+         * objects: keep them and answer as the reference does. */
+        log_warn("ingest %s: a record with this id was inserted concurrently", in->record_id);
+        return fail(in, 400, "Session name already exists for this user.");
+    }
     if (status == STORE_EUNAVAILABLE || status != 0) {
         log_error("ingest %s: record write failed (%d)", in->record_id, status);
         return rollback(in, 500, "Database error");

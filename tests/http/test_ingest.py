@@ -433,3 +433,34 @@ def test_backup_copies(make_server, tmp_path):
     # a rejected file leaves no copy
     assert post_file(s, "/submit/hdf", hdf_bytes(tmp_path, attrs={"active_area": 3})).status_code == 400
     assert sorted(os.listdir(d)) == ["1.hdf5", "2.hdf5"]
+
+
+def test_concurrent_uploads_of_one_shot(srv, tmp_path):
+    """The same new shot from several clients at once: one insert wins, the others merge
+    or get the duplicate-id answer; the record never points at a missing object."""
+    import threading
+    data = hdf_bytes(tmp_path)
+    results = []
+
+    def post():
+        r = post_file(srv, "/submit/hdf", data)
+        results.append((r.status_code, r.json()))
+
+    threads = [threading.Thread(target=post) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    statuses = sorted(s for s, _ in results)
+    assert statuses.count(201) == 1, results
+    for s, body in results:
+        assert s in (200, 201) or body == {"detail": "Session name already exists for this user."}
+    rec = srv.get("/records/" + ID).json()
+    keys = srv.object_keys()
+    for name, ch in rec["channels"].items():
+        for field in ("image_path", "waveform_path", "vector_path"):
+            if field in ch:
+                prefix = {"waveform_path": "waveforms", "vector_path": "vectors"}.get(field)
+                if not prefix:
+                    prefix = "float_images" if ch[field].endswith(".npz") else "images"
+                assert prefix + "/" + ch[field] in keys
