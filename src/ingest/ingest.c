@@ -242,30 +242,22 @@ static void write_record(ingest_t *in)
             json_object_set_new(channels, c->name, doc);
     }
     if (in->existing) {
-        in->doc = json_deep_copy(in->existing);
-        json_object_set_new(in->doc, "version", json_integer(in->version));
-        json_t *md = json_object_get(in->doc, "metadata");
-        const char *key;
-        json_t *v;
-        json_object_foreach(in->plan.metadata, key, v)
-        {
-            if (strcmp(key, "epac_ops_data_version") != 0)
-                json_object_set(md, key, v);
-        }
-        json_t *stored = json_object_get(in->doc, "channels");
-        if (!json_is_object(stored)) {
-            stored = json_object();
-            json_object_set_new(in->doc, "channels", stored);
-        }
-        json_object_update(stored, channels);
-        json_decref(channels);
-    } else {
-        in->doc = json_pack("{ss sO so}", "_id", in->record_id, "metadata", in->plan.metadata,
-                            "channels", channels);
+        /* Only the version and the accepted channels change: the metadata matched (A7.1)
+         * and epac_ops_data_version is never updated by a merge. One transaction, so
+         * concurrent merges of one record each keep their channels. */
+        in->doc = json_pack("{so}", "channels", channels);
+        store_op_init(&in->op, STORE_RECORD_MERGE);
+        in->op.id = in->record_id;
+        in->op.doc = in->doc;
+        if (store_submit(in->env.store, &in->op, written, in) != 0)
+            rollback(in, 500, "Database error");
+        return;
     }
+    in->doc = json_pack("{ss sO so}", "_id", in->record_id, "metadata", in->plan.metadata,
+                        "channels", channels);
     store_op_init(&in->op, STORE_RECORD_PUT);
     in->op.doc = in->doc;
-    in->op.replace = in->existing != NULL;
+    in->op.replace = false;
     if (store_submit(in->env.store, &in->op, written, in) != 0)
         rollback(in, 500, "Database error");
 }

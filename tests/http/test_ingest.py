@@ -481,3 +481,44 @@ def test_two_manifests_in_one_second(make_server):
         assert status == 201 or (status, body) == dup
     # three posts well within a second cross at most one second boundary
     assert dup in codes[1:]
+
+
+def test_concurrent_merges_keep_every_channel(make_server, tmp_path):
+    """Files of one shot from several systems arriving together: each merge adds its own
+    channels and none is lost (the merge is one transaction per record)."""
+    import threading
+    extra = {"NEW-A": "scalar", "NEW-B": "scalar", "NEW-C": "image", "NEW-D": "waveform"}
+    s = make_server(records=0)
+    assert post_manifest(s, hdfgen.manifest(extra)).status_code == 201
+    assert post_file(s, "/submit/hdf", hdf_bytes(tmp_path)).status_code == 201
+    bodies = {
+        "NEW-A": {"dtype": "scalar", "data": 1.5},
+        "NEW-B": {"dtype": "scalar", "data": "x"},
+        "NEW-C": {"dtype": "image", "data": np.ones((5, 5), dtype=np.uint8)},
+        "NEW-D": {"dtype": "waveform", "x": np.arange(4.0), "y": np.arange(4.0)},
+    }
+    files = {}
+    for name, ch in bodies.items():
+        chans = {k: None for k in hdfgen.default_channels()}
+        chans[name] = ch
+        files[name] = hdf_bytes(tmp_path, name + ".h5", channels=chans)
+    results = {}
+
+    def post(name):
+        r = post_file(s, "/submit/hdf", files[name])
+        results[name] = (r.status_code, r.json())
+
+    threads = [threading.Thread(target=post, args=(n,)) for n in files]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for name, (status, body) in results.items():
+        assert status == 200, body
+        assert body["response"]["accepted_channels"] == [name]
+    rec = s.get("/records/" + ID).json()
+    assert rec["version"] == 5
+    assert set(extra) <= set(rec["channels"])
+    assert rec["channels"]["NEW-A"]["data"] == 1.5
+    assert len(rec["channels"]) == len(hdfgen.default_channels()) + 4
+    assert "images/%s/NEW-C.png" % DIR in s.object_keys()
