@@ -522,3 +522,41 @@ def test_concurrent_merges_keep_every_channel(make_server, tmp_path):
     assert rec["channels"]["NEW-A"]["data"] == 1.5
     assert len(rec["channels"]) == len(hdfgen.default_channels()) + 4
     assert "images/%s/NEW-C.png" % DIR in s.object_keys()
+
+
+def test_client_going_away_leaves_nothing_half_done(srv, tmp_path):
+    """The client sends a whole upload and hangs up at once: whatever stage the pipeline
+    was in, the end state is either the complete record with its objects or nothing."""
+    import socket
+    import time
+    data = hdf_bytes(tmp_path)
+    for delay in (0, 0.02, 0.05):
+        boundary = "ogdtestboundary"
+        body = (("--%s\r\nContent-Disposition: form-data; name=\"file\"; filename=\"f.h5\"\r\n"
+                 "\r\n" % boundary).encode() + data + ("\r\n--%s--\r\n" % boundary).encode())
+        head = ("POST /submit/hdf HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; "
+                "boundary=%s\r\nContent-Length: %d\r\n\r\n" % (boundary, len(body))).encode()
+        with socket.create_connection(("127.0.0.1", srv.port)) as sock:
+            sock.sendall(head + body)
+            time.sleep(delay)
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            time.sleep(0.2)
+            r = srv.get("/records/" + ID)
+            keys = srv.object_keys()
+            if r.status_code == 200:
+                expected = {"images/%s/PM-201-FE-CAM-1.png" % DIR,
+                            "images/%s/PM-201-FE-CAM-2.png" % DIR,
+                            "float_images/%s/CM-202-CVC-WFS.npz" % DIR,
+                            "waveforms/%s/PM-201-HJ-PD.json" % DIR,
+                            "vectors/%s/CM-202-CVC-WFS-COEF.json" % DIR}
+                if set(keys) == expected:
+                    break
+            elif keys == []:
+                break
+        else:
+            raise AssertionError("half-done state: record %d, objects %r" % (r.status_code, keys))
+        if r.status_code == 200:
+            assert srv.request("DELETE", "/records/" + ID).status_code == 204
+            assert srv.object_keys() == []
+    assert srv.get("/healthz").status_code == 200
