@@ -219,6 +219,25 @@ static void test_file_checks(void **state)
     ingest_plan_free(&p);
 }
 
+static void test_too_many_channels(void **state)
+{
+    (void)state;
+    json_t *members = json_array();
+    for (int i = 0; i <= INGEST_MAX_CHANNELS; i++)
+        json_array_append_new(members, json_pack("{ss ss}", "name", "X", "kind", "group"));
+    parse_result pr;
+    memset(&pr, 0, sizeof(pr));
+    pr.desc = json_pack("{s{} so}", "attrs", "members", members);
+    ingest_plan p;
+    json_t *m = json_pack("{ss s{}}", "_id", "1", "channels");
+    assert_int_equal(ingest_check(&pr, m, &p), 0);
+    assert_int_equal(p.status, 400);
+    assert_string_equal(p.message, "File has too many channels (more than 20000)");
+    ingest_plan_free(&p);
+    json_decref(m);
+    json_decref(pr.desc);
+}
+
 static void test_waveform_missing_both(void **state)
 {
     (void)state;
@@ -336,10 +355,15 @@ int main(void)
 {
     signal(SIGPIPE, SIG_IGN); /* as in a worker: a helper that exits early breaks the pipe */
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_timestamps),  cmocka_unit_test(test_image_shift_table),
-        cmocka_unit_test(test_multipart),   cmocka_unit_test(test_manifest),
-        cmocka_unit_test(test_file_checks), cmocka_unit_test(test_waveform_missing_both),
-        cmocka_unit_test(test_npz),         cmocka_unit_test(test_helper_failures),
+        cmocka_unit_test(test_timestamps),
+        cmocka_unit_test(test_image_shift_table),
+        cmocka_unit_test(test_multipart),
+        cmocka_unit_test(test_manifest),
+        cmocka_unit_test(test_file_checks),
+        cmocka_unit_test(test_waveform_missing_both),
+        cmocka_unit_test(test_npz),
+        cmocka_unit_test(test_too_many_channels),
+        cmocka_unit_test(test_helper_failures),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
