@@ -107,6 +107,10 @@ static void hdf_part_found(void *data, int status)
     }
     if (multipart_error(ctx))
         return;
+    if (req->aborted) { /* the client left while the part was located: nothing started */
+        http_respond_error(req, 400, "Client closed the request");
+        return;
+    }
     app_t *app = req->app;
     const ogd_config *cfg = app->cfg;
     ingest_env env;
