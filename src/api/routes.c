@@ -18,6 +18,7 @@ const http_route api_routes[] = {
     {OGD_GET, "/version", api_version, AUTH_NONE, NULL, 0, NULL},
     {OGD_GET, "/healthz", api_healthz, AUTH_NONE, NULL, 0, NULL},
     {OGD_GET, "/readyz", api_readyz, AUTH_NONE, NULL, 0, NULL},
+    {OGD_GET, "/metrics", api_metrics, AUTH_NONE, NULL, 0, NULL},
 #ifdef OGD_TEST_HOOKS
     {OGD_GET, "/_test/block", api_test_block, AUTH_NONE, NULL, 0, NULL},
 #endif
