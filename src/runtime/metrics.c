@@ -9,8 +9,7 @@
 #include <sys/mman.h>
 
 #define NCLASS 5 /* 1xx .. 5xx */
-static const double bucket_le[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
-                                   0.5,   1,    2.5,   5,    10};
+static const double bucket_le[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
 #define NBUCKET (sizeof(bucket_le) / sizeof(bucket_le[0]))
 #define NROUTE (METRICS_MAX_ROUTES + 2) /* + "other" + unmatched */
 
@@ -162,12 +161,9 @@ void metrics_publish_objstore(const objstore_stats *st)
     if (my_slot >= shared->nslots)
         return;
     const uint64_t g[NG] = {
-        [G_TRANSFERS] = st->transfers,
-        [G_QUEUED] = st->queued,
-        [G_IN_FLIGHT] = st->in_flight,
-        [G_CACHE_BYTES] = st->cache_bytes,
-        [G_CACHE_ENTRIES] = st->cache_entries,
-        [G_CONNECTIONS_MAX] = st->connections_max,
+        [G_TRANSFERS] = st->transfers,         [G_QUEUED] = st->queued,
+        [G_IN_FLIGHT] = st->in_flight,         [G_CACHE_BYTES] = st->cache_bytes,
+        [G_CACHE_ENTRIES] = st->cache_entries, [G_CONNECTIONS_MAX] = st->connections_max,
     };
     for (int i = 0; i < NG; i++)
         atomic_store_explicit(&shared->slots[my_slot].v[i], g[i], memory_order_relaxed);
@@ -261,7 +257,8 @@ int metrics_render(buf_t *out, const http_route *routes, size_t nroutes)
     for (int i = 0; i < NG; i++)
         buf_printf(out, "# HELP %s %s\n# TYPE %s gauge\n%s %llu\n", gauge[i].name, gauge[i].help,
                    gauge[i].name, gauge[i].name, (unsigned long long)sum[i]);
-    return buf_printf(out, "# HELP ogd_workers Workers serving now.\n# TYPE ogd_workers gauge\n"
-                           "ogd_workers %llu\n",
+    return buf_printf(out,
+                      "# HELP ogd_workers Workers serving now.\n# TYPE ogd_workers gauge\n"
+                      "ogd_workers %llu\n",
                       (unsigned long long)workers);
 }
