@@ -20,8 +20,8 @@ static const struct {
     const char *name;
     unsigned accepts;
 } builtins[] = {
-    {"background", W_ | I_}, {"centre", W_},     {"centroid_x", I_}, {"centroid_y", I_},
-    {"falling", W_},         {"fwhm", W_},       {"fwhm_x", I_},     {"fwhm_y", I_},
+    {"background", W_ | I_}, {"centre", W_}, {"centroid_x", I_}, {"centroid_y", I_},
+    {"falling", W_},         {"fwhm", W_},   {"fwhm_x", I_},     {"fwhm_y", I_},
     {"integrate", W_ | I_},  {"rising", W_},
 };
 
@@ -120,8 +120,8 @@ static size_t np_argmax(const double *y, size_t n)
     return p;
 }
 
-int fn_half_max(const double *x, size_t nx, const double *y, size_t n, double *left,
-                double *right, char *err)
+int fn_half_max(const double *x, size_t nx, const double *y, size_t n, double *left, double *right,
+                char *err)
 {
     if (n == 0) {
         snprintf(err, FN_ERR_MAX, "waveform has no points");
@@ -198,8 +198,7 @@ static int centroid(const char *name, const fn_value *v, bool along_x, size_t *o
         }
     double pos = weighted / total;
     if (!isfinite(pos)) {
-        snprintf(err, FN_ERR_MAX, "'%s' is undefined for an image whose pixels sum to zero",
-                 name);
+        snprintf(err, FN_ERR_MAX, "'%s' is undefined for an image whose pixels sum to zero", name);
         return -EINVAL;
     }
     pos = trunc(pos);

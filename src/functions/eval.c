@@ -210,8 +210,8 @@ int fn_eval(const fn_node *n, fn_value_lookup lookup, void *ctx, fn_value *out, 
             return -EINVAL;
         }
         if (v->type == FN_FLOAT_IMAGE || v->type == FN_VECTOR) {
-            snprintf(err, FN_ERR_MAX, "'%s' is a %s channel, which functions cannot read",
-                     n->name, fn_type_name(v->type));
+            snprintf(err, FN_ERR_MAX, "'%s' is a %s channel, which functions cannot read", n->name,
+                     fn_type_name(v->type));
             return -EINVAL;
         }
         if (fn_value_copy(out, v)) {

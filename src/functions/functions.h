@@ -114,8 +114,8 @@ int fn_eval(const fn_node *n, fn_value_lookup lookup, void *ctx, fn_value *out, 
 void fn_smooth(double *y, size_t n);
 /* Half-maximum positions of spec §B7 (smooths and subtracts the minimum on a copy).
  * Needs n >= 1 and nx >= n. */
-int fn_half_max(const double *x, size_t nx, const double *y, size_t n, double *left,
-                double *right, char *err);
+int fn_half_max(const double *x, size_t nx, const double *y, size_t n, double *left, double *right,
+                char *err);
 
 /* Calls builtin `name` on v. -ENOENT when there is no such builtin; -EINVAL with err for a
  * wrong argument or a value the builtin is undefined for. */

@@ -194,10 +194,10 @@ static void test_syntax_errors(void **state)
         snprintf(want, sizeof want, EOI("%s"), eoi[i]);
         assert_string_equal(error_of(eoi[i]), want);
     }
-    const char *bad[] = {")",      "a)",   "a +",      "s s",  "1 + + 2", "s+1",
-                         "-s",     "s ** 2", "mean (s)", "1a", "a*b",     "s  + 1",
-                         "1 -1",   "- 1",  "mean( a)", "0x10", "1_000",   "(a))",
-                         "a-b(s)", "é",    "a + é",    "_a + 1"};
+    const char *bad[] = {")",      "a)",     "a +",      "s s",   "1 + + 2", "s+1",
+                         "-s",     "s ** 2", "mean (s)", "1a",    "a*b",     "s  + 1",
+                         "1 -1",   "- 1",    "mean( a)", "0x10",  "1_000",   "(a))",
+                         "a-b(s)", "é",      "a + é",    "_a + 1"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char want[FN_ERR_MAX];
         snprintf(want, sizeof want, BAD("%s"), bad[i]);
@@ -296,10 +296,13 @@ static void test_types(void **state)
 
     assert_string_equal(type_of("zz + 1"), "'zz' is not a recognised channel");
     assert_string_equal(type_of("unknown(zz)"), "'zz' is not a recognised channel");
-    assert_string_equal(type_of("unknown(s)"), "'unknown' is not a recognised builtin function name");
+    assert_string_equal(type_of("unknown(s)"),
+                        "'unknown' is not a recognised builtin function name");
     assert_string_equal(type_of("MEAN(s)"), "'MEAN' is not a recognised builtin function name");
-    assert_string_equal(type_of("centre(1)"), "'centre' accepts {'waveform'} type(s), 'scalar' provided");
-    assert_string_equal(type_of("fwhm_x(W)"), "'fwhm_x' accepts {'image'} type(s), 'waveform' provided");
+    assert_string_equal(type_of("centre(1)"),
+                        "'centre' accepts {'waveform'} type(s), 'scalar' provided");
+    assert_string_equal(type_of("fwhm_x(W)"),
+                        "'fwhm_x' accepts {'image'} type(s), 'waveform' provided");
     assert_string_equal(type_of("integrate(s)"),
                         "'integrate' accepts {'waveform', 'image'} type(s), 'scalar' provided");
     assert_string_equal(
@@ -309,14 +312,14 @@ static void test_types(void **state)
     assert_string_equal(
         type_of("(I - 4) + W"),
         "Operation between types ['image', <ChannelDtype.WAVEFORM: 'waveform'>] not supported");
-    assert_string_equal(
-        type_of("FI + 1"),
-        "Operation between types [<ChannelDtype.FLOAT_IMAGE: 'float_image'>, 'scalar'] not supported");
+    assert_string_equal(type_of("FI + 1"), "Operation between types [<ChannelDtype.FLOAT_IMAGE: "
+                                           "'float_image'>, 'scalar'] not supported");
     assert_string_equal(
         type_of("log(V) * 2"),
         "Operation between types [<ChannelDtype.VECTOR: 'vector'>, 'scalar'] not supported");
-    assert_string_equal(type_of("Ic + I"),
-                        "Operation between types ['image', <ChannelDtype.IMAGE: 'image'>] not supported");
+    assert_string_equal(
+        type_of("Ic + I"),
+        "Operation between types ['image', <ChannelDtype.IMAGE: 'image'>] not supported");
     assert_string_equal(type_of("W * W"), "Operation between types [<ChannelDtype.WAVEFORM: "
                                           "'waveform'>, <ChannelDtype.WAVEFORM: 'waveform'>] not "
                                           "supported");
@@ -397,7 +400,8 @@ static void test_eval_errors(void **state)
     assert_string_equal(error_of("0**-1"), "division by zero (zero raised to a negative power)");
     assert_string_equal(error_of("-8**0.5"), "a negative number raised to a fractional power");
     assert_true(scalar_of("-8**2") == 64);
-    assert_string_equal(error_of("mean(FI)"), "'FI' is a float_image channel, which functions cannot read");
+    assert_string_equal(error_of("mean(FI)"),
+                        "'FI' is a float_image channel, which functions cannot read");
 }
 
 /* ---- builtins: spec §B8 worked examples ---- */
@@ -606,11 +610,11 @@ static void test_image_builtins(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_precedence),        cmocka_unit_test(test_numbers),
-        cmocka_unit_test(test_syntax_errors),     cmocka_unit_test(test_limits),
-        cmocka_unit_test(test_variable_names),    cmocka_unit_test(test_types),
-        cmocka_unit_test(test_eval_arrays),       cmocka_unit_test(test_eval_errors),
-        cmocka_unit_test(test_smooth),            cmocka_unit_test(test_waveform_builtins),
+        cmocka_unit_test(test_precedence),     cmocka_unit_test(test_numbers),
+        cmocka_unit_test(test_syntax_errors),  cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_variable_names), cmocka_unit_test(test_types),
+        cmocka_unit_test(test_eval_arrays),    cmocka_unit_test(test_eval_errors),
+        cmocka_unit_test(test_smooth),         cmocka_unit_test(test_waveform_builtins),
         cmocka_unit_test(test_image_builtins),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
