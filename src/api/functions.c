@@ -62,8 +62,8 @@ static void add_error(json_t *errors, const char *type, size_t index, const char
 }
 
 /* Checks one string field of a function object; returns the stripped value or NULL. */
-static const char *body_field(arena_t *a, json_t *errors, size_t i, json_t *obj,
-                              const char *field, bool do_strip)
+static const char *body_field(arena_t *a, json_t *errors, size_t i, json_t *obj, const char *field,
+                              bool do_strip)
 {
     json_t *v = json_object_get(obj, field);
     if (!v) {
@@ -71,8 +71,8 @@ static const char *body_field(arena_t *a, json_t *errors, size_t i, json_t *obj,
         return NULL;
     }
     if (!json_is_string(v)) {
-        add_error(errors, "string_type", i, field, "Input should be a valid string",
-                  json_incref(v), NULL);
+        add_error(errors, "string_type", i, field, "Input should be a valid string", json_incref(v),
+                  NULL);
         return NULL;
     }
     const char *s = do_strip ? strip(a, json_string_value(v)) : json_string_value(v);
@@ -215,13 +215,13 @@ static void respond_422_list(http_request_t *req, json_t *errors)
 void api_functions_validate(http_request_t *req)
 {
     json_error_t jerr;
-    json_t *body = json_loadb(req->body.data ? req->body.data : "", req->body.len,
-                              JSON_DECODE_ANY, &jerr);
+    json_t *body =
+        json_loadb(req->body.data ? req->body.data : "", req->body.len, JSON_DECODE_ANY, &jerr);
     json_t *errors = json_array();
     if (!body) {
         json_t *e = json_pack("{ss s[sI] ss s{} s{ss}}", "type", "json_invalid", "loc", "body",
-                              (json_int_t)jerr.position, "msg", "JSON decode error", "input",
-                              "ctx", "error", jerr.text);
+                              (json_int_t)jerr.position, "msg", "JSON decode error", "input", "ctx",
+                              "error", jerr.text);
         json_array_append_new(errors, e);
         respond_422_list(req, errors);
         return;
@@ -239,8 +239,7 @@ void api_functions_validate(http_request_t *req)
         json_decref(body);
         json_decref(errors);
         char msg[96];
-        snprintf(msg, sizeof msg, "At most %d functions may be given at once",
-                 API_FUNCTIONS_MAX);
+        snprintf(msg, sizeof msg, "At most %d functions may be given at once", API_FUNCTIONS_MAX);
         http_respond_error(req, 400, msg);
         return;
     }

@@ -139,3 +139,137 @@ def test_validate_hostile(srv):
     assert "At most 100 functions" in r.json()["detail"]
     # the worker is still there
     assert validate(srv, [fn("a", "1 / 3")]).json() == ["scalar"]
+
+
+# ---- functions in GET /records ----
+
+def png_gray8(rows):
+    """A minimal 8-bit greyscale PNG of the given rows (lists of ints)."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        c = struct.pack(">I", len(data)) + kind + data
+        return c + struct.pack(">I", zlib.crc32(kind + data) & 0xffffffff)
+    h, w = len(rows), len(rows[0])
+    raw = b"".join(b"\0" + bytes(r) for r in rows)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+
+
+def key_dir(rid):
+    return f"{rid[0:4]}/{rid[4:6]}/{rid[6:8]}/{rid[8:]}"
+
+
+def records_with(srv, *fns, **params):
+    q = [("functions", json.dumps(f)) for f in fns]
+    q += [("order", "_id ASC")] + list(params.items())
+    return srv.get("/records", params=q)
+
+
+@pytest.fixture(scope="module")
+def known(srv):
+    """The first record's waveform and image replaced by small known ones."""
+    rid = srv.get("/records", params={"order": "_id ASC", "limit": 1}).json()[0]["_id"]
+    srv.put_object(f"waveforms/{key_dir(rid)}/{WAV}.json",
+                   json.dumps({"x": [0, 1, 2, 3, 4], "y": [0, 1, 2, 1, 0]}).encode())
+    rows = [[0, 0, 0, 0], [0, 1, 0, 0], [1, 2, 1, 0], [0, 1, 0, 0]]
+    # the demo's images are 12-bit (bit_depth 12): stored values are raw << 4
+    srv.put_object(f"images/{key_dir(rid)}/{IMG}.png", png_gray8([[v * 16 for v in r] for r in rows]))
+    return rid
+
+
+def test_records_constant_function(srv):
+    plain = srv.get("/records", params={"order": "_id ASC"}).json()
+    r = records_with(srv, fn("test", "1"))
+    assert r.status_code == 200, r.text
+    recs = r.json()
+    assert len(recs) == len(plain) == 6
+    for p, rec in zip(plain, recs):
+        assert rec["channels"]["test"] == {"metadata": {"channel_dtype": "scalar"}, "data": 1.0}
+        assert len(rec["channels"]) == len(p["channels"]) + 1
+        assert list(rec["channels"])[-1] == "test"
+    assert '"data":1.0' in r.text
+
+
+def test_records_scalar_functions_and_skipping(srv):
+    recs = records_with(srv, fn("a", f"{SCA} / 10"), fn("b", "a * 2"), fn("c", "1")).json()
+    present = 0
+    for rec in recs:
+        ch = rec["channels"]
+        if SCA in ch:
+            present += 1
+            assert ch["a"]["data"] == pytest.approx(ch[SCA]["data"] / 10, rel=1e-15)
+            assert ch["b"]["data"] == pytest.approx(ch[SCA]["data"] / 5, rel=1e-15)
+        else:  # absent channel: a skipped, and b, which uses a
+            assert "a" not in ch and "b" not in ch
+        assert ch["c"]["data"] == 1.0
+    assert present > 0
+
+
+def test_records_waveform_and_image_inputs(srv, known):
+    fns = [fn("w_fwhm", f"fwhm({WAV})"), fn("w_centre", f"centre({WAV})"),
+           fn("w_int", f"integrate({WAV})"), fn("w_ratio", f"integrate({WAV}) / max({WAV})"),
+           fn("w_mean", f"mean({WAV})"), fn("w_after", f"max({WAV})"),
+           fn("i_cx", f"centroid_x({IMG})"), fn("i_cy", f"centroid_y({IMG})"),
+           fn("i_fx", f"fwhm_x({IMG})"), fn("i_sum", f"integrate({IMG})"),
+           fn("i_mean", f"mean({IMG})"), fn("shifted", f"{WAV} - 1")]
+    r = records_with(srv, *fns)
+    assert r.status_code == 200, r.text
+    recs = r.json()
+    ch = recs[0]["channels"]
+    assert recs[0]["_id"] == known
+    data = {k: ch[k]["data"] for k in ch if k.startswith(("w_", "i_"))}
+    assert data == pytest.approx({"w_fwhm": 4.0, "w_centre": 2.0, "w_int": 34 / 9,
+                                  "w_ratio": 17 / 9, "w_mean": 0.8, "w_after": 2.0,
+                                  "i_cx": 1.0, "i_cy": 2.0, "i_fx": 2.0, "i_sum": 6.0,
+                                  "i_mean": 6 / 16})
+    meta = ch["shifted"]["metadata"]
+    assert meta["channel_dtype"] == "waveform"
+    assert ch[WAV]["metadata"].get("x_units") == meta.get("x_units")
+    # every other record got values from its own demo objects
+    for rec in recs[1:]:
+        c = rec["channels"]
+        assert isinstance(c["w_mean"]["data"], float)
+        assert c["i_sum"]["data"] > 0
+
+
+def test_records_functions_with_projection(srv, known):
+    r = records_with(srv, fn("m", f"mean({WAV})"), projection="metadata.shotnum")
+    assert r.status_code == 200, r.text
+    rec = r.json()[0]
+    assert rec["channels"]["m"]["data"] == pytest.approx(0.8)
+    assert WAV in rec["channels"]  # the input channel comes back, as the reference does
+
+
+@pytest.mark.parametrize("fns,status,msg", [
+    ([fn("a", "b / 10"), fn("b", "1")], 400, "{'b'} are not recognised channels/functions"),
+    ([fn("a", "a + 1")], 400, "{'a'} are not recognised channels/functions"),
+    ([fn("a", "y + x")], 400, "{'x', 'y'} are not recognised channels/functions"),
+    ([fn("a", "(1")], 400, "Function 'a': expression '(1' has unexpected end-of-input, "
+                           "check all brackets are closed"),
+    ([fn("a", f"{IMG} - 1")], 400, "Function 'a' gives an image: image-valued functions are "
+                                   "not supported yet"),
+])
+def test_records_function_errors(srv, fns, status, msg):
+    r = records_with(srv, *fns)
+    assert r.status_code == status
+    assert r.json() == {"detail": msg}
+
+
+def test_records_function_runtime_errors(srv):
+    r = records_with(srv, fn("a", "1 / 0"))
+    assert r.status_code == 400
+    assert r.json()["detail"].startswith("Function 'a' on record '")
+    assert r.json()["detail"].endswith("': division by zero")
+    r = records_with(srv, fn("a", f"centre({SCA})"))
+    assert r.status_code == 400
+    assert "'centre' accepts {'waveform'} type(s), 'scalar' provided" in r.json()["detail"]
+    r = srv.get("/records", params={"functions": "{not json"})
+    assert r.status_code == 422
+    r = srv.get("/records", params={"functions": '{"name": "a"}'})
+    assert r.status_code == 400
+    # NaN results are null, and the worker is still up
+    r = records_with(srv, fn("a", f"log({WAV} * 0 - 1)"), fn("b", "mean(a)"))
+    assert r.status_code == 200
+    assert all(rec["channels"]["b"]["data"] is None for rec in r.json())
