@@ -44,7 +44,8 @@ bool api_functions_from_query(http_request_t *req, api_fn_list **out);
 void api_functions_projection(http_request_t *req, const api_fn_list *list,
                               const char *const **projection, size_t *n);
 /* Evaluates the functions over a page of records (takes ownership of `records`, a JSON
- * array), adds the result channels and responds to req: 200 with the page, or the error. */
-void api_functions_respond(http_request_t *req, api_fn_list *list, json_t *records);
+ * array), adds the result channels and responds to req: 200 with the page (or, when
+ * `single`, with its one record: GET /records/{id_}), or the error. */
+void api_functions_respond(http_request_t *req, api_fn_list *list, json_t *records, bool single);
 
 #endif

@@ -126,7 +126,7 @@ static void find_done(store_op_t *op)
         op->result = NULL;
         api_fn_list *functions = ctx->functions;
         ctx_done(ctx);
-        api_functions_respond(req, functions, records);
+        api_functions_respond(req, functions, records, false);
         return;
     }
     if (!op->text) {
@@ -383,6 +383,14 @@ static void get_one_done(store_op_t *op)
     json_t *rec = json_incref(json_array_get(op->result, 0));
     if (ctx->truncate)
         truncate_thumbnails(rec);
+    if (ctx->functions) {
+        api_fn_list *functions = ctx->functions;
+        json_t *page = json_array();
+        json_array_append_new(page, rec);
+        ctx_done(ctx);
+        api_functions_respond(req, functions, page, true);
+        return;
+    }
     ctx_done(ctx);
     api_respond_json(req, 200, rec);
 }
@@ -400,7 +408,8 @@ void api_records_get(http_request_t *req)
     }
     if (!api_query_bool(req, "truncate", false, &ctx->truncate) ||
         !api_query_int_range(req, "lower_level", 0, 0, 255, &lower) ||
-        !api_query_int_range(req, "upper_level", 255, 0, 255, &upper)) {
+        !api_query_int_range(req, "upper_level", 255, 0, 255, &upper) ||
+        !api_functions_from_query(req, &ctx->functions)) {
         json_decref(cond);
         ctx_done(ctx);
         return;

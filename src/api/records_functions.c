@@ -1,7 +1,9 @@
 /*
- * records_functions.c: the `functions` query parameter of GET /records
- * (spec/data.md §5, spec/functions.md §B9): user functions evaluated over a page of
- * records, their results added to each record as channels named after the functions.
+ * records_functions.c: the `functions` query parameter of GET /records and
+ * GET /records/{id_} (spec/data.md §5, spec/functions.md §B9): user functions evaluated over a page
+ * of records, their results added to each record as channels named after the functions.
+ *
+ * GET /records/{id_} takes the same path with a page of one record.
  *
  * Flow for one page (all on the request's worker loop except the evaluation):
  *   1. api_functions_from_query (loop, before the query): parse each `functions` value
@@ -69,6 +71,7 @@ typedef struct fn_page {
     size_t ninputs;
     taskgroup_t tg;
     work_t *work;
+    bool single; /* respond with records[0] */
     int http_status;
     char err[FN_ERR_MAX + 256];
     char *text;
@@ -105,8 +108,7 @@ bool api_functions_from_query(http_request_t *req, api_fn_list **out)
         return true;
     if (n > API_FUNCTIONS_MAX) {
         char msg[96];
-        snprintf(msg, sizeof msg, "At most %d functions may be given at once",
-                 API_FUNCTIONS_MAX);
+        snprintf(msg, sizeof msg, "At most %d functions may be given at once", API_FUNCTIONS_MAX);
         http_respond_error(req, 400, msg);
         return false;
     }
@@ -135,8 +137,7 @@ bool api_functions_from_query(http_request_t *req, api_fn_list **out)
             json_decref(f);
             char msg[128];
             snprintf(msg, sizeof msg,
-                     "functions[%zu] must be an object with string \"name\" and \"expression\"",
-                     i);
+                     "functions[%zu] must be an object with string \"name\" and \"expression\"", i);
             http_respond_error(req, 400, msg);
             return false;
         }
@@ -214,8 +215,8 @@ static json_t *record_channel(json_t *rec, const char *name)
 
 static const char *channel_dtype(json_t *ch)
 {
-    const char *t = json_string_value(json_object_get(json_object_get(ch, "metadata"),
-                                                      "channel_dtype"));
+    const char *t =
+        json_string_value(json_object_get(json_object_get(ch, "metadata"), "channel_dtype"));
     return t ? t : "scalar";
 }
 
@@ -513,8 +514,8 @@ static bool evaluate_record(fn_page *pg, size_t rec, rec_env *env)
     for (size_t i = 0; i < list->nvars && ok; i++) {
         json_t *ch = record_channel(record, list->vars[i]);
         if (ch && env_load_channel(env, list->vars[i], ch) != 0)
-            ok = page_fail(pg, 400, "Channel '%s' of record '%s' cannot be used: %s",
-                           list->vars[i], id ? id : "", env->err);
+            ok = page_fail(pg, 400, "Channel '%s' of record '%s' cannot be used: %s", list->vars[i],
+                           id ? id : "", env->err);
     }
     name_set *undefined = calloc(1, sizeof *undefined);
     if (!undefined)
@@ -537,8 +538,8 @@ static bool evaluate_record(fn_page *pg, size_t rec, rec_env *env)
             char names[FN_ERR_MAX] = "";
             size_t len = 0;
             for (size_t i = 0; i < vc.unknown.n && len < sizeof names; i++)
-                len += (size_t)snprintf(names + len, sizeof names - len, "%s'%s'",
-                                        i ? ", " : "", vc.unknown.names[i]);
+                len += (size_t)snprintf(names + len, sizeof names - len, "%s'%s'", i ? ", " : "",
+                                        vc.unknown.names[i]);
             ok = page_fail(pg, 400, "{%s} are not recognised channels/functions", names);
             break;
         }
@@ -597,7 +598,8 @@ static void evaluate_page(void *data)
             pg->inputs[i].blob = NULL;
         }
     if (!pg->http_status) {
-        pg->text = jsonw_dumps(pg->records, &pg->text_len);
+        pg->text =
+            jsonw_dumps(pg->single ? json_array_get(pg->records, 0) : pg->records, &pg->text_len);
         if (!pg->text)
             page_fail(pg, 500, "Unknown error");
     }
@@ -717,7 +719,7 @@ static void manifest_read(store_op_t *op)
     taskgroup_wait(&pg->tg, inputs_fetched, pg);
 }
 
-void api_functions_respond(http_request_t *req, api_fn_list *list, json_t *records)
+void api_functions_respond(http_request_t *req, api_fn_list *list, json_t *records, bool single)
 {
     fn_page *pg = calloc(1, sizeof *pg);
     if (!pg) {
@@ -728,6 +730,7 @@ void api_functions_respond(http_request_t *req, api_fn_list *list, json_t *recor
     pg->req = req;
     pg->list = list;
     pg->records = records;
+    pg->single = single;
     store_op_init(&pg->op, STORE_MANIFEST_LATEST);
     http_set_abort(req, page_abort, pg);
     app_t *app = req->app;

@@ -273,3 +273,18 @@ def test_records_function_runtime_errors(srv):
     r = records_with(srv, fn("a", f"log({WAV} * 0 - 1)"), fn("b", "mean(a)"))
     assert r.status_code == 200
     assert all(rec["channels"]["b"]["data"] is None for rec in r.json())
+
+
+def test_record_by_id_functions(srv, known):
+    q = [("functions", json.dumps(fn("m", f"mean({WAV})"))),
+         ("functions", json.dumps(fn("two", "m * 2")))]
+    r = srv.get(f"/records/{known}", params=q)
+    assert r.status_code == 200, r.text
+    rec = r.json()
+    assert rec["_id"] == known
+    assert rec["channels"]["m"] == {"metadata": {"channel_dtype": "scalar"}, "data": pytest.approx(0.8)}
+    assert rec["channels"]["two"]["data"] == pytest.approx(1.6)
+    r = srv.get(f"/records/{known}", params=[("functions", json.dumps(fn("a", "zz")))])
+    assert r.status_code == 400
+    assert r.json() == {"detail": "{'zz'} are not recognised channels/functions"}
+    assert srv.get("/records/19990101000000", params=q).status_code == 404
