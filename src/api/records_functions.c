@@ -411,7 +411,7 @@ static int env_load_channel(rec_env *env, const char *name, json_t *ch)
                      ? decode_waveform(in->blob, &v, env->err)
                      : decode_image(in->blob, json_object_get(meta, "bit_depth"), &v, env->err);
         if (rc)
-            return rc;
+            return rc == -ENOMEM ? rc : -EIO;
         v.x_units = json_string_value(json_object_get(meta, "x_units"));
     } else {
         v.type = t; /* float_image / vector: typed, but evaluation refuses them */
@@ -513,8 +513,11 @@ static bool evaluate_record(fn_page *pg, size_t rec, rec_env *env)
     /* the record's channels that functions name */
     for (size_t i = 0; i < list->nvars && ok; i++) {
         json_t *ch = record_channel(record, list->vars[i]);
-        if (ch && env_load_channel(env, list->vars[i], ch) != 0)
-            ok = page_fail(pg, 400, "Channel '%s' of record '%s' cannot be used: %s", list->vars[i],
+        int rc = ch ? env_load_channel(env, list->vars[i], ch) : 0;
+        /* a value the client cannot use is a 400; stored bytes that do not decode, a 500 */
+        if (rc)
+            ok = page_fail(pg, rc == -EINVAL ? 400 : 500,
+                           "Channel '%s' of record '%s' cannot be used: %s", list->vars[i],
                            id ? id : "", env->err);
     }
     name_set *undefined = calloc(1, sizeof *undefined);
@@ -677,6 +680,12 @@ static void manifest_read(store_op_t *op)
         page_fail(pg, op->status == STORE_EUNAVAILABLE ? 503 : 500, "%s",
                   op->status == STORE_EUNAVAILABLE ? "Database unavailable" : "Unknown error");
         store_op_cleanup(op);
+        page_finish(pg);
+        return;
+    }
+    if (pg->req->aborted) {
+        store_op_cleanup(op);
+        page_fail(pg, 500, "Unknown error");
         page_finish(pg);
         return;
     }

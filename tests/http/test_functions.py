@@ -288,3 +288,18 @@ def test_record_by_id_functions(srv, known):
     assert r.status_code == 400
     assert r.json() == {"detail": "{'zz'} are not recognised channels/functions"}
     assert srv.get("/records/19990101000000", params=q).status_code == 404
+
+
+def test_records_function_stored_data_errors(make_server):
+    s = make_server(records=2)
+    rid = s.get("/records", params={"order": "_id ASC", "limit": 1}).json()[0]["_id"]
+    s.put_object(f"waveforms/{key_dir(rid)}/{WAV}.json", b"not json")
+    r = records_with(s, fn("m", f"mean({WAV})"))
+    assert r.status_code == 500
+    assert r.json() == {"detail": f"Channel '{WAV}' of record '{rid}' cannot be used: stored "
+                                  "waveform is not a JSON object with x and y arrays"}
+    # a string-valued scalar channel is the client's mistake
+    r = records_with(s, fn("m", "SER-202-OP-MODE + 1"))
+    assert r.status_code == 400
+    assert "channel 'SER-202-OP-MODE' has no numeric value" in r.json()["detail"]
+    assert records_with(s, fn("c", "1")).status_code == 200
