@@ -44,6 +44,8 @@
 #include <string.h>
 
 #define MAX_VARIABLES 256
+/* Most bytes of stored objects one page's functions may hold at once. */
+#define MAX_INPUT_BYTES ((size_t)512 << 20)
 
 struct api_fn_list {
     api_function *fns;
@@ -69,6 +71,7 @@ typedef struct fn_page {
     json_t *manifest; /* channels object, owned reference or NULL */
     fn_input *inputs;
     size_t ninputs;
+    size_t input_bytes; /* held so far, capped by MAX_INPUT_BYTES */
     taskgroup_t tg;
     work_t *work;
     bool single; /* respond with records[0] */
@@ -284,6 +287,12 @@ typedef struct rec_env {
     bool from_manifest[MAX_VARIABLES + API_FUNCTIONS_MAX];
     size_t n;
     char err[FN_ERR_MAX];
+    /* channels of the record that could not be loaded: an error only for a function
+     * that is evaluated with them (one skipped for another reason stays skipped) */
+    const char *bad_names[MAX_VARIABLES];
+    int bad_status[MAX_VARIABLES];
+    char bad_err[MAX_VARIABLES][FN_ERR_MAX];
+    size_t nbad;
 } rec_env;
 
 static fn_input *find_input(fn_page *pg, size_t rec, const char *var)
@@ -481,6 +490,7 @@ typedef struct var_check {
     name_set *undefined;
     name_set unknown;
     bool skip;
+    int bad; /* index + 1 into env->bad_names of the first unusable channel, or 0 */
 } var_check;
 
 static void check_var(void *data, const char *name)
@@ -488,6 +498,12 @@ static void check_var(void *data, const char *name)
     var_check *vc = data;
     if (env_find(vc->env, name))
         return;
+    for (size_t i = 0; i < vc->env->nbad; i++)
+        if (strcmp(vc->env->bad_names[i], name) == 0) {
+            if (!vc->bad)
+                vc->bad = (int)i + 1;
+            return;
+        }
     if (set_has(vc->undefined, name) || json_object_get(vc->manifest, name))
         vc->skip = true;
     else
@@ -505,7 +521,10 @@ static bool evaluate_record(fn_page *pg, size_t rec, rec_env *env)
     json_t *record = json_array_get(pg->records, rec);
     const char *id = json_string_value(json_object_get(record, "_id"));
     api_fn_list *list = pg->list;
-    memset(env, 0, sizeof *env);
+    for (size_t i = 0; i < env->n; i++)
+        fn_value_free(&env->values[i]);
+    env->n = 0;
+    env->nbad = 0;
     env->pg = pg;
     env->rec = rec;
     env->record = record;
@@ -514,11 +533,12 @@ static bool evaluate_record(fn_page *pg, size_t rec, rec_env *env)
     for (size_t i = 0; i < list->nvars && ok; i++) {
         json_t *ch = record_channel(record, list->vars[i]);
         int rc = ch ? env_load_channel(env, list->vars[i], ch) : 0;
-        /* a value the client cannot use is a 400; stored bytes that do not decode, a 500 */
-        if (rc)
-            ok = page_fail(pg, rc == -EINVAL ? 400 : 500,
-                           "Channel '%s' of record '%s' cannot be used: %s", list->vars[i],
-                           id ? id : "", env->err);
+        if (rc) {
+            env->bad_names[env->nbad] = list->vars[i];
+            env->bad_status[env->nbad] = rc;
+            memcpy(env->bad_err[env->nbad], env->err, FN_ERR_MAX);
+            env->nbad++;
+        }
     }
     name_set *undefined = calloc(1, sizeof *undefined);
     if (!undefined)
@@ -544,6 +564,15 @@ static bool evaluate_record(fn_page *pg, size_t rec, rec_env *env)
                 len += (size_t)snprintf(names + len, sizeof names - len, "%s'%s'", i ? ", " : "",
                                         vc.unknown.names[i]);
             ok = page_fail(pg, 400, "{%s} are not recognised channels/functions", names);
+            break;
+        }
+        if (vc.bad) {
+            /* a value the client cannot use is a 400; stored bytes that do not decode, a
+             * 500 */
+            size_t b = (size_t)vc.bad - 1;
+            ok = page_fail(pg, env->bad_status[b] == -EINVAL ? 400 : 500,
+                           "Channel '%s' of record '%s' cannot be used: %s", env->bad_names[b],
+                           id ? id : "", env->bad_err[b]);
             break;
         }
         fn_typeinfo t;
@@ -585,7 +614,7 @@ static bool evaluate_record(fn_page *pg, size_t rec, rec_env *env)
 static void evaluate_page(void *data)
 {
     fn_page *pg = data;
-    rec_env *env = malloc(sizeof *env);
+    rec_env *env = calloc(1, sizeof *env);
     if (!env) {
         page_fail(pg, 500, "out of memory");
         return;
@@ -624,9 +653,18 @@ static void input_got(int status, const objstore_blob_t *blob, void *data)
     task_t *t = data;
     fn_input *in = t->arg;
     in->handle = NULL;
-    if (status == 0)
+    if (status == 0) {
+        in->page->input_bytes += blob->len;
+        if (in->page->input_bytes > MAX_INPUT_BYTES) {
+            page_fail(in->page, 400,
+                      "The functions need more than %zu MB of channel data for this page: "
+                      "ask for fewer records",
+                      MAX_INPUT_BYTES >> 20);
+            taskgroup_task_done(t, -E2BIG);
+            return;
+        }
         in->blob = objstore_blob_ref(blob);
-    else if (status != -ECANCELED) {
+    } else if (status != -ECANCELED) {
         json_t *rec = json_array_get(in->page->records, in->rec);
         const char *id = json_string_value(json_object_get(rec, "_id"));
         page_fail(in->page, 500, "%s for channel '%s' of record '%s' could not be read (%s)",

@@ -303,3 +303,17 @@ def test_records_function_stored_data_errors(make_server):
     assert r.status_code == 400
     assert "channel 'SER-202-OP-MODE' has no numeric value" in r.json()["detail"]
     assert records_with(s, fn("c", "1")).status_code == 200
+
+
+
+def test_unusable_channel_in_a_skipped_function_stays_skipped(srv):
+    # the demo's record 4 lacks TS-202-TSM-P1-CAM-2-FWHMX; SER-202-OP-MODE is a string
+    q = [("functions", json.dumps(fn("a", "TS-202-TSM-P1-CAM-2-FWHMX + SER-202-OP-MODE"))),
+         ("functions", json.dumps(fn("c", "2")))]
+    r = srv.get("/records/20230605080030", params=q)
+    assert r.status_code == 200, r.text
+    assert "a" not in r.json()["channels"] and r.json()["channels"]["c"]["data"] == 2.0
+    r = srv.get("/records/20230605080000", params=q)
+    assert r.status_code == 400
+    assert r.json() == {"detail": "Channel 'SER-202-OP-MODE' of record '20230605080000' cannot "
+                                  "be used: channel 'SER-202-OP-MODE' has no numeric value"}
