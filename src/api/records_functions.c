@@ -13,9 +13,12 @@
  *   3. One task group over records x variables: every waveform/image object any function
  *      needs on this page is fetched at once through the object store's fan-out
  *      (objstore_get_channel: new key, then legacy); the first failure cancels the rest.
- *   4. work_submit: on a pool thread, decode the objects (waveform JSON, PNG with the
- *      storage bit shift undone), evaluate every record's functions in order, attach the
- *      result channels and serialise the page; the loop only writes the bytes.
+ *   4. work_submit: the page is split into up to EVAL_CHUNKS shares of records, each on
+ *      a pool thread: decode the objects (waveform JSON, PNG with the storage bit shift
+ *      undone), evaluate every record's functions in order, attach the result channels.
+ *      Each record is a distinct JSON tree, so the shares touch disjoint data. When all
+ *      are done, the earliest record's error wins; otherwise one more pool item
+ *      serialises the page and the loop only writes the bytes.
  *
  * Per record (§5.2): a function that uses a manifest channel this record lacks is skipped
  * silently, and so is every function that uses a skipped one; a name that is neither a
@@ -73,13 +76,28 @@ typedef struct fn_page {
     size_t ninputs;
     size_t input_bytes; /* held so far, capped by MAX_INPUT_BYTES */
     taskgroup_t tg;
-    work_t *work;
+    work_t *work; /* the serialisation */
+    struct fn_chunk *chunks;
+    size_t nchunks, chunks_pending;
     bool single; /* respond with records[0] */
     int http_status;
     char err[FN_ERR_MAX + 256];
     char *text;
     size_t text_len;
 } fn_page;
+
+/* A share of the page's records evaluated on one pool thread; errors stay here until
+ * every chunk is done, then the earliest record's error wins. */
+typedef struct fn_chunk {
+    fn_page *pg;
+    size_t from, to;
+    work_t *work;
+    int status;
+    char err[FN_ERR_MAX + 256];
+} fn_chunk;
+
+/* Pool threads used for one page's evaluation. */
+#define EVAL_CHUNKS 4
 
 /* ---- 1. parsing the parameter ---- */
 
@@ -243,6 +261,7 @@ static void page_free(fn_page *pg)
         if (pg->inputs[i].blob)
             objstore_blob_unref(pg->inputs[i].blob);
     free(pg->inputs);
+    free(pg->chunks);
     json_decref(pg->records);
     json_decref(pg->manifest);
     free(pg->text);
@@ -257,6 +276,9 @@ static void page_abort(http_request_t *req, void *data)
     taskgroup_cancel(&pg->tg, -ECANCELED);
     if (pg->work)
         work_cancel(pg->work);
+    for (size_t i = 0; i < pg->nchunks; i++)
+        if (pg->chunks[i].work)
+            work_cancel(pg->chunks[i].work);
 }
 
 static void page_finish(fn_page *pg)
@@ -515,9 +537,22 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-/* Evaluates every function for one record; false with pg->err set on failure. */
-static bool evaluate_record(fn_page *pg, size_t rec, rec_env *env)
+static bool chunk_fail(fn_chunk *ck, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static bool chunk_fail(fn_chunk *ck, int status, const char *fmt, ...)
 {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(ck->err, sizeof ck->err, fmt, ap);
+    va_end(ap);
+    ck->status = status;
+    return false;
+}
+
+/* Evaluates every function for one record; false with ck->err set on failure. */
+static bool evaluate_record(fn_chunk *ck, size_t rec, rec_env *env)
+{
+    fn_page *pg = ck->pg;
     json_t *record = json_array_get(pg->records, rec);
     const char *id = json_string_value(json_object_get(record, "_id"));
     api_fn_list *list = pg->list;
@@ -542,7 +577,7 @@ static bool evaluate_record(fn_page *pg, size_t rec, rec_env *env)
     }
     name_set *undefined = calloc(1, sizeof *undefined);
     if (!undefined)
-        ok = page_fail(pg, 500, "out of memory");
+        ok = chunk_fail(ck, 500, "out of memory");
     json_t *channels = json_object_get(record, "channels");
     if (ok && !json_is_object(channels)) {
         channels = json_object();
@@ -563,41 +598,41 @@ static bool evaluate_record(fn_page *pg, size_t rec, rec_env *env)
             for (size_t i = 0; i < vc.unknown.n && len < sizeof names; i++)
                 len += (size_t)snprintf(names + len, sizeof names - len, "%s'%s'", i ? ", " : "",
                                         vc.unknown.names[i]);
-            ok = page_fail(pg, 400, "{%s} are not recognised channels/functions", names);
+            ok = chunk_fail(ck, 400, "{%s} are not recognised channels/functions", names);
             break;
         }
         if (vc.bad) {
             /* a value the client cannot use is a 400; stored bytes that do not decode, a
              * 500 */
             size_t b = (size_t)vc.bad - 1;
-            ok = page_fail(pg, env->bad_status[b] == -EINVAL ? 400 : 500,
-                           "Channel '%s' of record '%s' cannot be used: %s", env->bad_names[b],
-                           id ? id : "", env->bad_err[b]);
+            ok = chunk_fail(ck, env->bad_status[b] == -EINVAL ? 400 : 500,
+                            "Channel '%s' of record '%s' cannot be used: %s", env->bad_names[b],
+                            id ? id : "", env->bad_err[b]);
             break;
         }
         fn_typeinfo t;
         if (fn_typecheck(fn->tree, env_type, env, &t, env->err) != 0) {
-            ok = page_fail(pg, 400, "Function '%s' on record '%s': %s", fn->name, id ? id : "",
-                           env->err);
+            ok = chunk_fail(ck, 400, "Function '%s' on record '%s': %s", fn->name, id ? id : "",
+                            env->err);
             break;
         }
         if (t.type == FN_IMAGE) {
-            ok = page_fail(pg, 400,
-                           "Function '%s' gives an image: image-valued functions are not "
-                           "supported yet",
-                           fn->name);
+            ok = chunk_fail(ck, 400,
+                            "Function '%s' gives an image: image-valued functions are not "
+                            "supported yet",
+                            fn->name);
             break;
         }
         fn_value v = {0};
         if (fn_eval(fn->tree, env_value, env, &v, env->err) != 0) {
-            ok = page_fail(pg, 400, "Function '%s' on record '%s': %s", fn->name, id ? id : "",
-                           env->err);
+            ok = chunk_fail(ck, 400, "Function '%s' on record '%s': %s", fn->name, id ? id : "",
+                            env->err);
             break;
         }
         json_object_set_new(channels, fn->name, result_channel(&v));
         if (env->n == sizeof env->names / sizeof env->names[0]) {
             fn_value_free(&v);
-            ok = page_fail(pg, 400, "too many functions");
+            ok = chunk_fail(ck, 400, "too many functions");
             break;
         }
         env->names[env->n] = fn->name;
@@ -611,39 +646,96 @@ static bool evaluate_record(fn_page *pg, size_t rec, rec_env *env)
     return ok;
 }
 
-static void evaluate_page(void *data)
+static void evaluate_chunk(void *data)
 {
-    fn_page *pg = data;
+    fn_chunk *ck = data;
     rec_env *env = calloc(1, sizeof *env);
     if (!env) {
-        page_fail(pg, 500, "out of memory");
+        chunk_fail(ck, 500, "out of memory");
         return;
     }
-    for (size_t r = 0; r < json_array_size(pg->records); r++)
-        if (!evaluate_record(pg, r, env))
+    for (size_t r = ck->from; r < ck->to; r++)
+        if (!evaluate_record(ck, r, env))
             break;
     free(env);
-    /* inputs are no longer needed: release the bytes before serialising */
-    for (size_t i = 0; i < pg->ninputs; i++)
-        if (pg->inputs[i].blob) {
-            objstore_blob_unref(pg->inputs[i].blob);
-            pg->inputs[i].blob = NULL;
-        }
-    if (!pg->http_status) {
-        pg->text =
-            jsonw_dumps(pg->single ? json_array_get(pg->records, 0) : pg->records, &pg->text_len);
-        if (!pg->text)
-            page_fail(pg, 500, "Unknown error");
-    }
 }
 
-static void evaluated(void *data, int status)
+static void serialise_page(void *data)
+{
+    fn_page *pg = data;
+    pg->text =
+        jsonw_dumps(pg->single ? json_array_get(pg->records, 0) : pg->records, &pg->text_len);
+    if (!pg->text)
+        page_fail(pg, 500, "Unknown error");
+}
+
+static void serialised(void *data, int status)
 {
     fn_page *pg = data;
     pg->work = NULL;
     if (status)
         page_fail(pg, 500, "Unknown error");
     page_finish(pg);
+}
+
+static void chunk_evaluated(void *data, int status)
+{
+    fn_chunk *ck = data;
+    fn_page *pg = ck->pg;
+    ck->work = NULL;
+    if (status && !ck->status)
+        chunk_fail(ck, 500, "Unknown error");
+    if (--pg->chunks_pending > 0)
+        return;
+    for (size_t i = 0; i < pg->nchunks; i++)
+        if (pg->chunks[i].status) {
+            page_fail(pg, pg->chunks[i].status, "%s", pg->chunks[i].err);
+            break;
+        }
+    /* the inputs are no longer needed: release the bytes before serialising */
+    for (size_t i = 0; i < pg->ninputs; i++)
+        if (pg->inputs[i].blob) {
+            objstore_blob_unref(pg->inputs[i].blob);
+            pg->inputs[i].blob = NULL;
+        }
+    app_t *app = pg->req->app;
+    if (pg->http_status || pg->req->aborted ||
+        work_submit(app->loop, serialise_page, serialised, pg, &pg->work) != 0) {
+        page_fail(pg, 500, "Unknown error");
+        page_finish(pg);
+    }
+}
+
+/* Splits the page over EVAL_CHUNKS pool items. */
+static void evaluate_page(fn_page *pg)
+{
+    size_t nrec = json_array_size(pg->records);
+    size_t n = nrec < EVAL_CHUNKS ? (nrec ? nrec : 1) : EVAL_CHUNKS;
+    pg->chunks = calloc(n, sizeof *pg->chunks);
+    if (!pg->chunks) {
+        page_fail(pg, 500, "Unknown error");
+        page_finish(pg);
+        return;
+    }
+    app_t *app = pg->req->app;
+    pg->chunks_pending = 1; /* held while submitting */
+    for (size_t i = 0; i < n; i++) {
+        fn_chunk *ck = &pg->chunks[i];
+        *ck = (fn_chunk){.pg = pg, .from = nrec * i / n, .to = nrec * (i + 1) / n};
+        pg->nchunks++;
+        pg->chunks_pending++;
+        if (work_submit(app->loop, evaluate_chunk, chunk_evaluated, ck, &ck->work) != 0) {
+            chunk_fail(ck, 500, "Unknown error");
+            pg->chunks_pending--;
+            break;
+        }
+    }
+    /* release the hold: a fake completion of a chunk that did no work */
+    fn_chunk hold = {.pg = pg};
+    if (--pg->chunks_pending == 0) {
+        pg->chunks_pending = 1;
+        chunk_evaluated(&hold, 0);
+    }
 }
 
 /* ---- 3. the fan-out ---- */
@@ -704,11 +796,7 @@ static void inputs_fetched(taskgroup_t *tg, int status, void *data)
         page_finish(pg);
         return;
     }
-    app_t *app = pg->req->app;
-    if (work_submit(app->loop, evaluate_page, evaluated, pg, &pg->work) != 0) {
-        page_fail(pg, 500, "Unknown error");
-        page_finish(pg);
-    }
+    evaluate_page(pg);
 }
 
 static void manifest_read(store_op_t *op)
