@@ -239,6 +239,22 @@ static void test_limits(void **state)
     e[k++] = '1';
     e[k] = '\0';
     assert_non_null(strstr(error_of(e), "is nested too deeply"));
+    /* a literal of 100 digits is refused by name */
+    memset(e, '9', 100);
+    e[100] = '\0';
+    assert_string_equal(error_of(e), "expression '" /* the literal */
+                                     "9999999999999999999999999999999999999999999999999999999999"
+                                     "999999999999999999999999999999999999999999' has a number "
+                                     "literal that is too long");
+    /* a long flat chain is fine: 200 operators */
+    k = 0;
+    for (int i = 0; i < 200; i++) {
+        memcpy(e + k, "1 + ", 4);
+        k += 4;
+    }
+    e[k++] = '1';
+    e[k] = '\0';
+    assert_true(scalar_of(e) == 201);
     /* a huge literal is a number, not a crash: 1e999 is inf */
     assert_true(isinf(scalar_of("1e999")));
     free(e);
