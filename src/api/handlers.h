@@ -17,6 +17,9 @@ void api_records_delete(http_request_t *req);
 void api_channels_manifest(http_request_t *req);
 void api_channels_summary(http_request_t *req);
 void api_channels_get(http_request_t *req);
+/* functions.c */
+void api_functions_tokens(http_request_t *req);
+void api_functions_validate(http_request_t *req);
 /* system.c */
 void api_version(http_request_t *req);
 void api_healthz(http_request_t *req);

@@ -15,6 +15,8 @@ const http_route api_routes[] = {
     {OGD_GET, "/channels", api_channels_manifest, AUTH_TOKEN, NULL, 0, NULL},
     {OGD_GET, "/channels/summary/{channel_name}", api_channels_summary, AUTH_TOKEN, NULL, 0, NULL},
     {OGD_GET, "/channels/{channel_system_name}", api_channels_get, AUTH_TOKEN, NULL, 0, NULL},
+    {OGD_GET, "/functions/tokens", api_functions_tokens, AUTH_TOKEN, NULL, 0, NULL},
+    {OGD_POST, "/functions/validate", api_functions_validate, AUTH_TOKEN, NULL, 256 * 1024, NULL},
     {OGD_GET, "/version", api_version, AUTH_NONE, NULL, 0, NULL},
     {OGD_GET, "/healthz", api_healthz, AUTH_NONE, NULL, 0, NULL},
     {OGD_GET, "/readyz", api_readyz, AUTH_NONE, NULL, 0, NULL},
