@@ -772,8 +772,11 @@ static int input_start(task_t *t)
     app_t *app = in->page->req->app;
     json_t *rec = json_array_get(in->page->records, in->rec);
     const char *id = json_string_value(json_object_get(rec, "_id"));
+    /* the request owns its transfers: S3 connections are shared fairly between requests */
+    const void *owner = objstore_set_owner(app->objstore, in->page->req);
     int rc = objstore_get_channel(app->objstore, in->kind, id ? id : "", in->var, input_got, t,
                                   &in->handle);
+    objstore_set_owner(app->objstore, owner);
     if (rc)
         page_fail(in->page, 500, "%s for channel '%s' of record '%s' could not be read (%s)",
                   objstore_kind_class(in->kind), in->var, id ? id : "", objstore_error_code(rc));
