@@ -20,10 +20,14 @@ void api_channels_get(http_request_t *req);
 /* submit.c */
 void api_submit_hdf(http_request_t *req);
 void api_submit_manifest(http_request_t *req);
+/* functions.c */
+void api_functions_tokens(http_request_t *req);
+void api_functions_validate(http_request_t *req);
 /* system.c */
 void api_version(http_request_t *req);
 void api_healthz(http_request_t *req);
 void api_readyz(http_request_t *req);
+void api_metrics(http_request_t *req);
 #ifdef OGD_TEST_HOOKS
 void api_test_block(http_request_t *req);
 #endif

@@ -8,6 +8,7 @@
  * op through the request's abort hook.
  */
 #include "api/api.h"
+#include "api/functions.h"
 #include "api/handlers.h"
 
 #include "objstore/keys.h"
@@ -25,6 +26,7 @@ typedef struct records_ctx {
     store_op_t op;
     filter_t *filter;
     bool truncate;
+    api_fn_list *functions; /* GET /records?functions=...: evaluated after the query */
     /* delete */
     char prefixes[OBJSTORE_RECORD_PREFIXES][OBJSTORE_PREFIX_MAX];
     struct prefix_task {
@@ -105,6 +107,8 @@ static void shape_page(store_op_t *op)
         json_t *rec;
         json_array_foreach(op->result, i, rec) truncate_thumbnails(rec);
     }
+    if (ctx->functions)
+        return; /* serialised after the functions ran */
     op->text = jsonw_dumps(op->result, &op->text_len);
 }
 
@@ -115,6 +119,14 @@ static void find_done(store_op_t *op)
     if (op->status != 0) {
         api_respond_store_error(req, op, "Database operation failed during query_to_list");
         ctx_done(ctx);
+        return;
+    }
+    if (ctx->functions) {
+        json_t *records = op->result;
+        op->result = NULL;
+        api_fn_list *functions = ctx->functions;
+        ctx_done(ctx);
+        api_functions_respond(req, functions, records, false);
         return;
     }
     if (!op->text) {
@@ -168,10 +180,13 @@ void api_records_list(http_request_t *req)
     int64_t lower, upper;
     if (!parse_list_params(ctx) || !api_query_bool(req, "truncate", false, &ctx->truncate) ||
         !api_query_int_range(req, "lower_level", 0, 0, 255, &lower) ||
-        !api_query_int_range(req, "upper_level", 255, 0, 255, &upper)) {
+        !api_query_int_range(req, "upper_level", 255, 0, 255, &upper) ||
+        !api_functions_from_query(req, &ctx->functions)) {
         ctx_done(ctx);
         return;
     }
+    if (ctx->functions)
+        api_functions_projection(req, ctx->functions, &ctx->op.projection, &ctx->op.nprojection);
     ctx->op.post = shape_page;
     ctx->op.post_data = ctx;
     app_t *app = req->app;
@@ -368,6 +383,14 @@ static void get_one_done(store_op_t *op)
     json_t *rec = json_incref(json_array_get(op->result, 0));
     if (ctx->truncate)
         truncate_thumbnails(rec);
+    if (ctx->functions) {
+        api_fn_list *functions = ctx->functions;
+        json_t *page = json_array();
+        json_array_append_new(page, rec);
+        ctx_done(ctx);
+        api_functions_respond(req, functions, page, true);
+        return;
+    }
     ctx_done(ctx);
     api_respond_json(req, 200, rec);
 }
@@ -385,7 +408,8 @@ void api_records_get(http_request_t *req)
     }
     if (!api_query_bool(req, "truncate", false, &ctx->truncate) ||
         !api_query_int_range(req, "lower_level", 0, 0, 255, &lower) ||
-        !api_query_int_range(req, "upper_level", 255, 0, 255, &upper)) {
+        !api_query_int_range(req, "upper_level", 255, 0, 255, &upper) ||
+        !api_functions_from_query(req, &ctx->functions)) {
         json_decref(cond);
         ctx_done(ctx);
         return;

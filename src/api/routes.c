@@ -19,9 +19,12 @@ const http_route api_routes[] = {
      NULL},
     {OGD_POST, "/submit/manifest", api_submit_manifest, AUTH_PERMISSION, "/submit/manifest POST",
      HTTP_BODY_UPLOAD, NULL},
+    {OGD_GET, "/functions/tokens", api_functions_tokens, AUTH_TOKEN, NULL, 0, NULL},
+    {OGD_POST, "/functions/validate", api_functions_validate, AUTH_TOKEN, NULL, 256 * 1024, NULL},
     {OGD_GET, "/version", api_version, AUTH_NONE, NULL, 0, NULL},
     {OGD_GET, "/healthz", api_healthz, AUTH_NONE, NULL, 0, NULL},
     {OGD_GET, "/readyz", api_readyz, AUTH_NONE, NULL, 0, NULL},
+    {OGD_GET, "/metrics", api_metrics, AUTH_NONE, NULL, 0, NULL},
 #ifdef OGD_TEST_HOOKS
     {OGD_GET, "/_test/block", api_test_block, AUTH_NONE, NULL, 0, NULL},
 #endif
