@@ -1,0 +1,345 @@
+/*
+ * Unit tests for src/imaging/colourmap.c, falsecolour.c and npz.c. Expected pixels were
+ * produced by matplotlib (imsave with the same vmin/vmax and map, read back with PIL);
+ * the .npz files in data/ were written by numpy.savez_compressed.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "imaging/colourmap.h"
+#include "imaging/falsecolour.h"
+#include "imaging/npz.h"
+
+static colourmap map(const char *name)
+{
+    colourmap cm;
+    assert_int_equal(colourmap_find(name, &cm), 0);
+    return cm;
+}
+
+static void expect_pixels(const uint8_t *rgba, const uint8_t (*want)[4], size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (memcmp(rgba + 4 * i, want[i], 4) != 0)
+            fail_msg("pixel %zu: got %d,%d,%d,%d want %d,%d,%d,%d", i, rgba[4 * i],
+                     rgba[4 * i + 1], rgba[4 * i + 2], rgba[4 * i + 3], want[i][0], want[i][1],
+                     want[i][2], want[i][3]);
+    }
+}
+
+static void test_catalogue(void **state)
+{
+    colourmap cm;
+    assert_int_equal(colourmap_find("viridis", &cm), 0);
+    assert_int_equal(colourmap_len(&cm), 256);
+    assert_false(cm.reversed);
+    assert_int_equal(colourmap_find("jet_r", &cm), 0);
+    assert_true(cm.reversed);
+    assert_int_equal(colourmap_find("Viridis", &cm), -ENOENT);
+    assert_int_equal(colourmap_find("viridis_r_r", &cm), -ENOENT);
+    assert_int_equal(colourmap_find("", &cm), -ENOENT);
+    assert_int_equal(colourmap_find("_r", &cm), -ENOENT);
+    assert_int_equal(colourmap_find(NULL, &cm), -ENOENT);
+    assert_int_equal(colourmap_len(&(colourmap){map("tab10").table, false}), 10);
+    assert_int_equal(colourmap_len(&(colourmap){map("twilight").table, false}), 510);
+    assert_int_equal(colourmap_len(&(colourmap){map("Paired").table, false}), 12);
+
+    buf_t b;
+    buf_init(&b, 1 << 16);
+    assert_int_equal(colourmap_catalogue_json(&b), 0);
+    assert_int_equal(buf_putc(&b, 0), 0);
+    const char *s = b.data;
+    assert_non_null(strstr(s, "{\"Cyclic\":[\"hsv\",\"hsv_r\",\"twilight\",\"twilight_r\","
+                              "\"twilight_shifted\",\"twilight_shifted_r\"],\"Diverging\":["));
+    assert_non_null(strstr(s, "\"gnuplot\",\"gnuplot2\",\"gnuplot2_r\",\"gnuplot_r\""));
+    assert_non_null(strstr(s, "\"Perceptually Uniform Sequential\":[\"cividis\",\"cividis_r\","
+                              "\"inferno\",\"inferno_r\",\"magma\",\"magma_r\",\"plasma\","
+                              "\"plasma_r\",\"viridis\",\"viridis_r\"]"));
+    assert_non_null(strstr(s, "\"Sequential (2)\":[\"afmhot\",\"afmhot_r\""));
+    /* every name in the JSON resolves, and the count matches */
+    json_error_t jerr;
+    json_t *doc = json_loads(s, 0, &jerr);
+    assert_non_null(doc);
+    assert_int_equal(json_object_size(doc), 7);
+    size_t names = 0;
+    const char *group;
+    json_t *list;
+    json_object_foreach(doc, group, list)
+    {
+        size_t i;
+        json_t *n;
+        json_array_foreach(list, i, n)
+        {
+            assert_int_equal(colourmap_find(json_string_value(n), &cm), 0);
+            names++;
+        }
+    }
+    json_decref(doc);
+    assert_int_equal(names, colourmap_catalogue_count());
+    /* 172 with matplotlib >= 3.10; 166 without berlin, managua, vanimo */
+    assert_true(names == 172 || names == 166);
+    buf_free(&b);
+}
+
+static void test_tables_match_matplotlib(void **state)
+{
+    colourmap v = map("viridis"), r = map("viridis_r"), j = map("jet");
+    assert_memory_equal(colourmap_entry(&v, 0), "\x44\x01\x54", 3);     /* 68,1,84 */
+    assert_memory_equal(colourmap_entry(&v, 255), "\xfd\xe7\x24", 3);   /* 253,231,36 */
+    assert_memory_equal(colourmap_entry(&r, 0), "\xfd\xe7\x24", 3);
+    assert_memory_equal(colourmap_entry(&j, 0), "\x00\x00\x7f", 3);     /* 0,0,127 */
+    colourmap t = map("tab10");
+    assert_memory_equal(colourmap_entry(&t, 1), "\xff\x7f\x0e", 3);     /* 255,127,14 */
+}
+
+static void test_levels_errors(void **state)
+{
+    falsecolour_levels lv = {.lower = 0, .upper = 256, .limit_bit_depth = 8, true, true};
+    assert_string_equal(falsecolour_check(&lv), "upper_level must be less than 2**limit_bit_depth");
+    lv.upper = 255;
+    assert_null(falsecolour_check(&lv));
+    lv.lower = 100;
+    lv.upper = 99;
+    assert_string_equal(falsecolour_check(&lv),
+                        "lower_level must be less than or equal to upperlevel");
+    lv = (falsecolour_levels){.lower = 0, .upper = 0, .limit_bit_depth = 0, true, true};
+    assert_null(falsecolour_check(&lv)); /* 0 < 2**0 */
+    lv.upper = 1;
+    assert_non_null(falsecolour_check(&lv));
+}
+
+static void test_limits(void **state)
+{
+    double lo, hi;
+    falsecolour_levels lv = {.lower = 1, .upper = 64, .limit_bit_depth = 8, true, true};
+    falsecolour_limits(&lv, 16, &lo, &hi);
+    assert_true(lo == 256 && hi == 16639);
+    lv = (falsecolour_levels){.lower = 0, .upper = 255, .limit_bit_depth = 8, true, true};
+    falsecolour_limits(&lv, 16, &lo, &hi);
+    assert_true(lo == 0 && hi == 65535);
+    lv.upper = 254;
+    falsecolour_limits(&lv, 16, &lo, &hi);
+    assert_true(hi == 65279);
+    lv.upper = 191;
+    falsecolour_limits(&lv, 16, &lo, &hi);
+    assert_true(hi == 49151);
+    /* 12-bit data in 16-bit storage: both settings give 8192..16383 */
+    lv = (falsecolour_levels){.lower = 32, .upper = 63, .limit_bit_depth = 8, true, true};
+    falsecolour_limits(&lv, 16, &lo, &hi);
+    assert_true(lo == 8192 && hi == 16383);
+    lv = (falsecolour_levels){.lower = 512, .upper = 1023, .limit_bit_depth = 12, true, true};
+    falsecolour_limits(&lv, 16, &lo, &hi);
+    assert_true(lo == 8192 && hi == 16383);
+    /* B > S: fractional multiplier */
+    lv = (falsecolour_levels){.lower = 0, .upper = 4000, .limit_bit_depth = 12, true, true};
+    falsecolour_limits(&lv, 8, &lo, &hi);
+    assert_true(lo == 0 && hi == 4001.0 / 16 - 1);
+    /* None levels */
+    lv = (falsecolour_levels){.limit_bit_depth = 8};
+    falsecolour_limits(&lv, 8, &lo, &hi);
+    assert_true(lo == 0 && hi == 255);
+}
+
+static void test_gray8_full_range(void **state)
+{
+    uint8_t px[] = {0, 1, 127, 128, 254, 255};
+    static const uint8_t want[][4] = {{68, 1, 84, 255},   {68, 2, 85, 255},
+                                      {32, 143, 140, 255}, {32, 144, 140, 255},
+                                      {250, 230, 34, 255}, {253, 231, 36, 255}};
+    uint8_t out[sizeof(px) * 4];
+    colourmap cm = map("viridis");
+    falsecolour_gray(px, sizeof(px), 8, 0, 255, &cm, out);
+    expect_pixels(out, want, sizeof(px));
+}
+
+static void test_gray16_levels_under_over(void **state)
+{
+    uint16_t px[] = {0, 255, 256, 8000, 16639, 16640, 65535};
+    static const uint8_t want[][4] = {{68, 1, 84, 255},    {68, 1, 84, 255},
+                                      {68, 1, 84, 255},    {34, 137, 141, 255},
+                                      {253, 231, 36, 255}, {253, 231, 36, 255},
+                                      {253, 231, 36, 255}};
+    uint8_t out[7 * 4];
+    colourmap cm = map("viridis");
+    falsecolour_levels lv = {.lower = 1, .upper = 64, .limit_bit_depth = 8, true, true};
+    double lo, hi;
+    falsecolour_limits(&lv, 16, &lo, &hi);
+    falsecolour_gray(px, 7, 16, lo, hi, &cm, out);
+    expect_pixels(out, want, 7);
+}
+
+static void test_gray16_limit12_reversed(void **state)
+{
+    uint16_t px[] = {0, 8191, 8192, 12000, 16383, 16384};
+    static const uint8_t want[][4] = {{127, 0, 0, 255}, {127, 0, 0, 255},  {127, 0, 0, 255},
+                                      {150, 255, 95, 255}, {0, 0, 127, 255}, {0, 0, 127, 255}};
+    uint8_t out[6 * 4];
+    colourmap cm = map("jet_r");
+    falsecolour_levels lv = {.lower = 512, .upper = 1023, .limit_bit_depth = 12, true, true};
+    double lo, hi;
+    falsecolour_limits(&lv, 16, &lo, &hi);
+    falsecolour_gray(px, 6, 16, lo, hi, &cm, out);
+    expect_pixels(out, want, 6);
+}
+
+static void test_flat_levels(void **state)
+{
+    uint8_t px[] = {0, 5, 200};
+    static const uint8_t want[][4] = {{68, 1, 84, 255}, {68, 1, 84, 255}, {68, 1, 84, 255}};
+    uint8_t out[3 * 4];
+    colourmap cm = map("viridis");
+    falsecolour_gray(px, 3, 8, 5, 5, &cm, out);
+    expect_pixels(out, want, 3);
+}
+
+static void test_limit_above_storage(void **state)
+{
+    uint8_t px[] = {0, 100, 249, 250};
+    static const uint8_t want[][4] = {
+        {0, 0, 0, 255}, {102, 102, 102, 255}, {255, 255, 255, 255}, {255, 255, 255, 255}};
+    uint8_t out[4 * 4];
+    colourmap cm = map("gray");
+    falsecolour_levels lv = {.lower = 0, .upper = 4000, .limit_bit_depth = 12, true, true};
+    double lo, hi;
+    falsecolour_limits(&lv, 8, &lo, &hi);
+    falsecolour_gray(px, 4, 8, lo, hi, &cm, out);
+    expect_pixels(out, want, 4);
+}
+
+static void test_short_tables(void **state)
+{
+    uint8_t px[] = {0, 25, 26, 128, 255};
+    static const uint8_t tab10[][4] = {{31, 119, 180, 255}, {31, 119, 180, 255},
+                                       {255, 127, 14, 255}, {140, 86, 75, 255},
+                                       {23, 190, 207, 255}};
+    uint8_t out[5 * 4];
+    colourmap cm = map("tab10");
+    falsecolour_gray(px, 5, 8, 0, 255, &cm, out);
+    expect_pixels(out, tab10, 5);
+    uint8_t px2[] = {0, 1, 2, 100, 255};
+    static const uint8_t twilight[][4] = {{225, 216, 226, 255}, {224, 217, 226, 255},
+                                          {223, 217, 225, 255}, {85, 33, 130, 255},
+                                          {225, 216, 225, 255}};
+    cm = map("twilight");
+    falsecolour_gray(px2, 5, 8, 0, 255, &cm, out);
+    expect_pixels(out, twilight, 5);
+}
+
+static void test_float_symmetric_nan(void **state)
+{
+    float v[] = {-2.0f, 0.0f, NAN, 1.0f, 2.0f, 0.3f};
+    static const uint8_t want[][4] = {{0, 0, 255, 255},   {255, 254, 254, 255},
+                                      {0, 0, 0, 0},       {255, 126, 126, 255},
+                                      {255, 0, 0, 255},   {255, 216, 216, 255}};
+    uint8_t out[6 * 4];
+    colourmap cm = map("bwr");
+    falsecolour_float_f32(v, 6, &cm, out);
+    expect_pixels(out, want, 6);
+    float zeros[] = {0, 0, NAN};
+    assert_true(falsecolour_absmax_f32(zeros, 3) == 1.0);
+    double d[] = {NAN, NAN};
+    assert_true(falsecolour_absmax_f64(d, 2) == 1.0);
+}
+
+static void test_la_thumbnail(void **state)
+{
+    uint8_t la[] = {0, 255, 255, 255, 128, 0, 40, 1};
+    uint8_t out[4 * 4];
+    colourmap cm = map("viridis");
+    falsecolour_la_thumbnail(la, 4, &cm, out);
+    static const uint8_t want[][4] = {
+        {68, 1, 84, 255}, {253, 231, 36, 255}, {32, 144, 140, 0}, {0, 0, 0, 255}};
+    expect_pixels(out, want, 2);
+    assert_memory_equal(out + 8, want[2], 4);
+    assert_int_equal(out[15], 255); /* any non-zero alpha becomes opaque */
+    cm = map("tab10");
+    falsecolour_la_thumbnail(la, 2, &cm, out);
+    assert_memory_equal(out + 4, "\x17\xbe\xcf\xff", 4); /* past the end: last entry */
+}
+
+static void test_colour_bar(void **state)
+{
+    falsecolour_levels lv = {.limit_bit_depth = 8};
+    colourmap cm = map("viridis");
+    uint8_t *rgba = NULL;
+    assert_int_equal(falsecolour_colour_bar(&lv, &cm, 16, &rgba), 0);
+    assert_memory_equal(rgba, "\x44\x01\x54\xff", 4);
+    assert_memory_equal(rgba + 255 * 4, "\xfd\xe7\x24\xff", 4);
+    assert_memory_equal(rgba + 15 * 256 * 4, rgba, 256 * 4);
+    free(rgba);
+}
+
+static unsigned char *slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    unsigned char *b = malloc(1 << 16);
+    *len = fread(b, 1, 1 << 16, f);
+    fclose(f);
+    return b;
+}
+
+static void test_npz(void **state)
+{
+    size_t len;
+    char err[128];
+    npz_array a;
+    unsigned char *b = slurp("data/float_f4.npz", &len);
+    assert_int_equal(npz_read(b, len, &a, err, sizeof(err)), 0);
+    assert_int_equal(a.rows, 2);
+    assert_int_equal(a.cols, 3);
+    assert_int_equal(a.itemsize, 4);
+    const float *f = a.data;
+    assert_true(f[0] == -2.0f && f[1] == 0.0f && isnan(f[2]) && f[5] == 0.3f);
+    npz_array_free(&a);
+    /* every truncation is refused, never read past the end */
+    for (size_t cut = 0; cut < len; cut += 7)
+        assert_int_not_equal(npz_read(b, cut, &a, err, sizeof(err)), 0);
+    /* a corrupted payload does not inflate */
+    b[60] ^= 0x55;
+    assert_int_not_equal(npz_read(b, len, &a, err, sizeof(err)), 0);
+    free(b);
+
+    b = slurp("data/float_f8.npz", &len);
+    assert_int_equal(npz_read(b, len, &a, err, sizeof(err)), 0);
+    assert_int_equal(a.rows, 3);
+    assert_int_equal(a.cols, 2);
+    assert_int_equal(a.itemsize, 8);
+    const double *d = a.data;
+    assert_true(d[0] == 0.5 && d[1] == -0.25 && isnan(d[2]) && d[4] == 1e-3 && d[5] == -1.0);
+    npz_array_free(&a);
+    free(b);
+    assert_int_not_equal(npz_read("PK\x05\x06", 4, &a, err, sizeof(err)), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_catalogue),
+        cmocka_unit_test(test_tables_match_matplotlib),
+        cmocka_unit_test(test_levels_errors),
+        cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_gray8_full_range),
+        cmocka_unit_test(test_gray16_levels_under_over),
+        cmocka_unit_test(test_gray16_limit12_reversed),
+        cmocka_unit_test(test_flat_levels),
+        cmocka_unit_test(test_limit_above_storage),
+        cmocka_unit_test(test_short_tables),
+        cmocka_unit_test(test_float_symmetric_nan),
+        cmocka_unit_test(test_la_thumbnail),
+        cmocka_unit_test(test_colour_bar),
+        cmocka_unit_test(test_npz),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
