@@ -44,7 +44,7 @@ def main():
     out.write(" * Entries are bytes = floor(255 * matplotlib's float entry).\n")
     if missing:
         out.write(" * Not in this matplotlib, so not in the catalogue: %s.\n" % ", ".join(missing))
-    out.write(" */\n#include \"imaging/colourmap.h\"\n\n")
+    out.write(" */\n/* clang-format off */\n#include \"imaging/colourmap.h\"\n\n")
     for name in present:
         cmap = maps[name]
         n = cmap.N

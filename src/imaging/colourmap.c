@@ -23,23 +23,23 @@ typedef struct group {
 
 static const char *const cyclic[] = {"hsv", "twilight", "twilight_shifted", NULL};
 static const char *const diverging[] = {
-    "berlin", "BrBG", "bwr",     "coolwarm", "managua",  "PiYG",   "PRGn", "PuOr",
-    "RdBu",   "RdGy", "RdYlBu",  "RdYlGn",   "seismic",  "Spectral", "vanimo", NULL};
+    "berlin", "BrBG", "bwr",    "coolwarm", "managua", "PiYG",     "PRGn",   "PuOr",
+    "RdBu",   "RdGy", "RdYlBu", "RdYlGn",   "seismic", "Spectral", "vanimo", NULL};
 static const char *const misc[] = {
-    "brg",        "CMRmap",   "cubehelix", "flag",          "gist_earth", "gist_ncar",
-    "gist_rainbow", "gist_stern", "gnuplot", "gnuplot2",     "jet",        "nipy_spectral",
-    "ocean",      "prism",    "rainbow",   "terrain",       "turbo",      NULL};
+    "brg",          "CMRmap",     "cubehelix", "flag",     "gist_earth", "gist_ncar",
+    "gist_rainbow", "gist_stern", "gnuplot",   "gnuplot2", "jet",        "nipy_spectral",
+    "ocean",        "prism",      "rainbow",   "terrain",  "turbo",      NULL};
 static const char *const uniform[] = {"cividis", "inferno", "magma", "plasma", "viridis", NULL};
-static const char *const qualitative[] = {"Accent", "Dark2", "Paired", "Pastel1", "Pastel2", "Set1",
-                                          "Set2",   "Set3",  "tab10",  "tab20",   "tab20b",  "tab20c",
-                                          NULL};
+static const char *const qualitative[] = {"Accent", "Dark2",  "Paired", "Pastel1", "Pastel2",
+                                          "Set1",   "Set2",   "Set3",   "tab10",   "tab20",
+                                          "tab20b", "tab20c", NULL};
 static const char *const sequential[] = {
-    "Blues", "BuGn",    "BuPu", "GnBu",    "Greens", "Greys", "Oranges", "OrRd", "PuBu",
-    "PuBuGn", "PuRd",   "Purples", "RdPu", "Reds",   "YlGn",  "YlGnBu",  "YlOrBr", "YlOrRd",
-    NULL};
-static const char *const sequential2[] = {
-    "afmhot",    "autumn", "binary", "bone", "cool",  "copper", "gist_gray", "gist_heat",
-    "gist_yarg", "gray",   "hot",    "pink", "spring", "summer", "winter",   "Wistia", NULL};
+    "Blues", "BuGn",    "BuPu", "GnBu", "Greens", "Greys",  "Oranges", "OrRd",   "PuBu", "PuBuGn",
+    "PuRd",  "Purples", "RdPu", "Reds", "YlGn",   "YlGnBu", "YlOrBr",  "YlOrRd", NULL};
+static const char *const sequential2[] = {"afmhot", "autumn",    "binary",    "bone",      "cool",
+                                          "copper", "gist_gray", "gist_heat", "gist_yarg", "gray",
+                                          "hot",    "pink",      "spring",    "summer",    "winter",
+                                          "Wistia", NULL};
 
 /* In byte order of the group names. */
 static const group groups[] = {

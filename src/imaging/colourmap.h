@@ -38,7 +38,10 @@ typedef struct colourmap {
 /* Finds a catalogue name ("viridis", "jet_r"): exact, case-sensitive. 0 or -ENOENT. */
 int colourmap_find(const char *name, colourmap *out);
 /* Entries of the map (its LUT length N). */
-static inline int colourmap_len(const colourmap *cm) { return cm->table->n; }
+static inline int colourmap_len(const colourmap *cm)
+{
+    return cm->table->n;
+}
 /* Entry i (0..N-1) as RGB bytes. */
 static inline const uint8_t *colourmap_entry(const colourmap *cm, int i)
 {

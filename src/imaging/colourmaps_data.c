@@ -4,6 +4,7 @@
  * Entries are bytes = floor(255 * matplotlib's float entry).
  * Not in this matplotlib, so not in the catalogue: berlin, managua, vanimo.
  */
+/* clang-format off */
 #include "imaging/colourmap.h"
 
 static const uint8_t lut_hsv[256 * 3] = {

@@ -31,8 +31,7 @@ const char *falsecolour_check(const falsecolour_levels *lv)
     return NULL;
 }
 
-void falsecolour_limits(const falsecolour_levels *lv, int storage_bits, double *vmin,
-                        double *vmax)
+void falsecolour_limits(const falsecolour_levels *lv, int storage_bits, double *vmin, double *vmax)
 {
     double m = ldexp(1.0, storage_bits - lv->limit_bit_depth);
     long lower = lv->has_lower ? lv->lower : 0;
@@ -169,8 +168,7 @@ void falsecolour_float_f64(const double *v, size_t nv, const colourmap *cm, uint
     }
 }
 
-void falsecolour_la_thumbnail(const uint8_t *la, size_t npixels, const colourmap *cm,
-                              uint8_t *rgba)
+void falsecolour_la_thumbnail(const uint8_t *la, size_t npixels, const colourmap *cm, uint8_t *rgba)
 {
     int n = colourmap_len(cm);
     for (size_t i = 0; i < npixels; i++) {

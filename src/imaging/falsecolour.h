@@ -29,8 +29,7 @@ const char *falsecolour_check(const falsecolour_levels *lv);
 
 /* vmin / vmax for an image stored at storage_bits (8 or 16): vmin = L * 2^(S-B),
  * vmax = (U + 1) * 2^(S-B) - 1. Levels must have passed falsecolour_check. */
-void falsecolour_limits(const falsecolour_levels *lv, int storage_bits, double *vmin,
-                        double *vmax);
+void falsecolour_limits(const falsecolour_levels *lv, int storage_bits, double *vmin, double *vmax);
 
 /* Colours an integer image: pixels are uint8_t (storage_bits 8) or uint16_t (16),
  * w * h of them; rgba gets w * h * 4 bytes. Index arithmetic in float32, as the

@@ -32,9 +32,9 @@ static void expect_pixels(const uint8_t *rgba, const uint8_t (*want)[4], size_t 
 {
     for (size_t i = 0; i < n; i++) {
         if (memcmp(rgba + 4 * i, want[i], 4) != 0)
-            fail_msg("pixel %zu: got %d,%d,%d,%d want %d,%d,%d,%d", i, rgba[4 * i],
-                     rgba[4 * i + 1], rgba[4 * i + 2], rgba[4 * i + 3], want[i][0], want[i][1],
-                     want[i][2], want[i][3]);
+            fail_msg("pixel %zu: got %d,%d,%d,%d want %d,%d,%d,%d", i, rgba[4 * i], rgba[4 * i + 1],
+                     rgba[4 * i + 2], rgba[4 * i + 3], want[i][0], want[i][1], want[i][2],
+                     want[i][3]);
     }
 }
 
@@ -95,12 +95,12 @@ static void test_catalogue(void **state)
 static void test_tables_match_matplotlib(void **state)
 {
     colourmap v = map("viridis"), r = map("viridis_r"), j = map("jet");
-    assert_memory_equal(colourmap_entry(&v, 0), "\x44\x01\x54", 3);     /* 68,1,84 */
-    assert_memory_equal(colourmap_entry(&v, 255), "\xfd\xe7\x24", 3);   /* 253,231,36 */
+    assert_memory_equal(colourmap_entry(&v, 0), "\x44\x01\x54", 3);   /* 68,1,84 */
+    assert_memory_equal(colourmap_entry(&v, 255), "\xfd\xe7\x24", 3); /* 253,231,36 */
     assert_memory_equal(colourmap_entry(&r, 0), "\xfd\xe7\x24", 3);
-    assert_memory_equal(colourmap_entry(&j, 0), "\x00\x00\x7f", 3);     /* 0,0,127 */
+    assert_memory_equal(colourmap_entry(&j, 0), "\x00\x00\x7f", 3); /* 0,0,127 */
     colourmap t = map("tab10");
-    assert_memory_equal(colourmap_entry(&t, 1), "\xff\x7f\x0e", 3);     /* 255,127,14 */
+    assert_memory_equal(colourmap_entry(&t, 1), "\xff\x7f\x0e", 3); /* 255,127,14 */
 }
 
 static void test_levels_errors(void **state)
@@ -154,7 +154,7 @@ static void test_limits(void **state)
 static void test_gray8_full_range(void **state)
 {
     uint8_t px[] = {0, 1, 127, 128, 254, 255};
-    static const uint8_t want[][4] = {{68, 1, 84, 255},   {68, 2, 85, 255},
+    static const uint8_t want[][4] = {{68, 1, 84, 255},    {68, 2, 85, 255},
                                       {32, 143, 140, 255}, {32, 144, 140, 255},
                                       {250, 230, 34, 255}, {253, 231, 36, 255}};
     uint8_t out[sizeof(px) * 4];
@@ -166,9 +166,8 @@ static void test_gray8_full_range(void **state)
 static void test_gray16_levels_under_over(void **state)
 {
     uint16_t px[] = {0, 255, 256, 8000, 16639, 16640, 65535};
-    static const uint8_t want[][4] = {{68, 1, 84, 255},    {68, 1, 84, 255},
-                                      {68, 1, 84, 255},    {34, 137, 141, 255},
-                                      {253, 231, 36, 255}, {253, 231, 36, 255},
+    static const uint8_t want[][4] = {{68, 1, 84, 255},    {68, 1, 84, 255},    {68, 1, 84, 255},
+                                      {34, 137, 141, 255}, {253, 231, 36, 255}, {253, 231, 36, 255},
                                       {253, 231, 36, 255}};
     uint8_t out[7 * 4];
     colourmap cm = map("viridis");
@@ -182,7 +181,7 @@ static void test_gray16_levels_under_over(void **state)
 static void test_gray16_limit12_reversed(void **state)
 {
     uint16_t px[] = {0, 8191, 8192, 12000, 16383, 16384};
-    static const uint8_t want[][4] = {{127, 0, 0, 255}, {127, 0, 0, 255},  {127, 0, 0, 255},
+    static const uint8_t want[][4] = {{127, 0, 0, 255},    {127, 0, 0, 255}, {127, 0, 0, 255},
                                       {150, 255, 95, 255}, {0, 0, 127, 255}, {0, 0, 127, 255}};
     uint8_t out[6 * 4];
     colourmap cm = map("jet_r");
@@ -220,16 +219,20 @@ static void test_limit_above_storage(void **state)
 static void test_short_tables(void **state)
 {
     uint8_t px[] = {0, 25, 26, 128, 255};
-    static const uint8_t tab10[][4] = {{31, 119, 180, 255}, {31, 119, 180, 255},
-                                       {255, 127, 14, 255}, {140, 86, 75, 255},
+    static const uint8_t tab10[][4] = {{31, 119, 180, 255},
+                                       {31, 119, 180, 255},
+                                       {255, 127, 14, 255},
+                                       {140, 86, 75, 255},
                                        {23, 190, 207, 255}};
     uint8_t out[5 * 4];
     colourmap cm = map("tab10");
     falsecolour_gray(px, 5, 8, 0, 255, &cm, out);
     expect_pixels(out, tab10, 5);
     uint8_t px2[] = {0, 1, 2, 100, 255};
-    static const uint8_t twilight[][4] = {{225, 216, 226, 255}, {224, 217, 226, 255},
-                                          {223, 217, 225, 255}, {85, 33, 130, 255},
+    static const uint8_t twilight[][4] = {{225, 216, 226, 255},
+                                          {224, 217, 226, 255},
+                                          {223, 217, 225, 255},
+                                          {85, 33, 130, 255},
                                           {225, 216, 225, 255}};
     cm = map("twilight");
     falsecolour_gray(px2, 5, 8, 0, 255, &cm, out);
@@ -239,9 +242,9 @@ static void test_short_tables(void **state)
 static void test_float_symmetric_nan(void **state)
 {
     float v[] = {-2.0f, 0.0f, NAN, 1.0f, 2.0f, 0.3f};
-    static const uint8_t want[][4] = {{0, 0, 255, 255},   {255, 254, 254, 255},
-                                      {0, 0, 0, 0},       {255, 126, 126, 255},
-                                      {255, 0, 0, 255},   {255, 216, 216, 255}};
+    static const uint8_t want[][4] = {{0, 0, 255, 255}, {255, 254, 254, 255},
+                                      {0, 0, 0, 0},     {255, 126, 126, 255},
+                                      {255, 0, 0, 255}, {255, 216, 216, 255}};
     uint8_t out[6 * 4];
     colourmap cm = map("bwr");
     falsecolour_float_f32(v, 6, &cm, out);
