@@ -17,6 +17,14 @@ void api_records_delete(http_request_t *req);
 void api_channels_manifest(http_request_t *req);
 void api_channels_summary(http_request_t *req);
 void api_channels_get(http_request_t *req);
+/* images.c */
+void api_images_get(http_request_t *req);
+void api_images_float(http_request_t *req);
+void api_images_crosshair(http_request_t *req);
+void api_images_colour_bar(http_request_t *req);
+void api_images_colourmap_names(http_request_t *req);
+void api_waveforms_get(http_request_t *req);
+void api_vectors_get(http_request_t *req);
 /* system.c */
 void api_version(http_request_t *req);
 void api_healthz(http_request_t *req);
