@@ -4,10 +4,13 @@ One server with demo records for the module; objects with known pixels are store
 its back (put_object) under demo record ids, so the expected output pixels are known.
 Expected colours come from matplotlib's tables (imsave with the same vmin/vmax).
 """
+import base64
 import io
 import json
+import os
 import shutil
 import struct
+import subprocess
 import tempfile
 import zlib
 
@@ -15,7 +18,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import OgdServer
+from conftest import OGD, OgdServer
 
 RID = "20230605080000"
 
@@ -82,6 +85,7 @@ def srv():
                  b'{\n  "x": [1.0, 2.5, 1e-05],\n  "y": [3, null, -0.1]\n}')
     s.put_object(f"vectors/2023/06/05/080000/TEST-VEC.json", b'{"data": [5.639372695195284, 1]}')
     s.put_object(f"vectors/2023/06/05/080000/TEST-BAD.json", b'{"data": "nope"}')
+    import_thumbnail_record(s)
     s.start()
     yield s
     rc = s.stop()
@@ -90,6 +94,35 @@ def srv():
     shutil.rmtree(d, ignore_errors=True)
     assert rc == 0
     assert not reports, log[-20000:]
+
+
+THUMB_GREY = [[0, 1, 50], [128, 200, 255]]
+THUMB_LA = [[(0, 255), (128, 255)], [(255, 0), (40, 7)]]
+THUMB_ID = "20240101000000"
+
+
+def import_thumbnail_record(s):
+    """A record whose image and float-image thumbnails have known pixels."""
+    la = Image.new("LA", (2, 2))
+    la.putdata([p for row in THUMB_LA for p in row])
+    b = io.BytesIO()
+    la.save(b, format="PNG")
+    rec = {"_id": THUMB_ID,
+           "metadata": {"epac_ops_data_version": "1.0", "shotnum": 1,
+                        "timestamp": {"$date": "2024-01-01T00:00:00Z"}},
+           "channels": {
+               "T-IMG": {"metadata": {"channel_dtype": "image"}, "image_path": "x",
+                         "thumbnail": base64.b64encode(png_gray(THUMB_GREY, 8)).decode()},
+               "T-FLOAT": {"metadata": {"channel_dtype": "float_image"}, "image_path": "y",
+                           "thumbnail": base64.b64encode(b.getvalue()).decode()},
+               "T-BROKEN": {"metadata": {"channel_dtype": "image"}, "image_path": "z",
+                            "thumbnail": "bm90IGEgcG5n"}}}
+    path = os.path.join(s.data_dir, "thumbs.jsonl")
+    with open(path, "w") as f:
+        f.write(json.dumps(rec) + "\n")
+    subprocess.run([OGD, "import", "--config", s.config_path, "--collection", "records", path],
+                   check=True, env=s.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                   timeout=60)
 
 
 def _rgb_png():
@@ -399,3 +432,74 @@ def test_function_named_like_channel_is_refused(srv):
     # functions with other names are ignored
     other = json.dumps({"name": "a", "expression": "1"})
     assert srv.get(f"/images/{RID}/TEST-8", params={"functions": other}).status_code == 200
+
+
+def thumbs(srv, **params):
+    r = srv.get("/records", params=dict(conditions=json.dumps({"_id": THUMB_ID}), **params))
+    return r
+
+
+def decode_thumb(text):
+    return rgba(base64.b64decode(text))
+
+
+def test_records_thumbnails_recoloured(srv):
+    r = thumbs(srv)
+    assert r.status_code == 200
+    ch = r.json()[0]["channels"]
+    bar = rgba(srv.get("/images/colour_bar").content)[0]
+    px = decode_thumb(ch["T-IMG"]["thumbnail"])
+    assert px.shape == (2, 3, 4)
+    for (i, j), v in np.ndenumerate(np.array(THUMB_GREY)):
+        assert px[i, j].tolist() == bar[v].tolist()
+    # float thumbnail: L is a direct index into bwr; any non-zero alpha is opaque
+    fbar = rgba(srv.get("/images/colour_bar", params={"colourmap_name": "bwr"}).content)[0]
+    fpx = decode_thumb(ch["T-FLOAT"]["thumbnail"])
+    for i, row in enumerate(THUMB_LA):
+        for j, (l, a) in enumerate(row):
+            assert fpx[i, j, :3].tolist() == fbar[l, :3].tolist()
+            assert fpx[i, j, 3] == (255 if a else 0)
+    # an undecodable thumbnail is passed through
+    assert ch["T-BROKEN"]["thumbnail"] == "bm90IGEgcG5n"
+
+
+def test_records_thumbnails_with_map_and_levels(srv):
+    r = thumbs(srv, colourmap_name="jet_r", lower_level=50, upper_level=200,
+               float_colourmap_name="viridis")
+    ch = r.json()[0]["channels"]
+    bar = rgba(srv.get("/images/colour_bar", params={"colourmap_name": "jet_r", "lower_level": 50,
+                                                     "upper_level": 200}).content)[0]
+    px = decode_thumb(ch["T-IMG"]["thumbnail"])
+    for (i, j), v in np.ndenumerate(np.array(THUMB_GREY)):
+        assert px[i, j].tolist() == bar[v].tolist()
+    assert decode_thumb(ch["T-FLOAT"]["thumbnail"])[0, 0, :3].tolist() == VIRIDIS_0[:3]
+    # truncation applies to the re-coloured thumbnail
+    t = thumbs(srv, truncate="true").json()[0]["channels"]["T-IMG"]["thumbnail"]
+    assert len(t) == 50 and t.startswith("iVBORw0KGgo")
+
+
+def test_records_thumbnail_errors(srv):
+    # the reference answers 500 "Unknown error" when a returned record needs the bad value
+    for params in ({"colourmap_name": "nope"}, {"lower_level": 9, "upper_level": 3},
+                   {"float_colourmap_name": "nope"}):
+        r = thumbs(srv, **params)
+        assert (r.status_code, r.json()) == (500, {"detail": "Unknown error"})
+    # harmless when no returned record has such a thumbnail
+    r = srv.get("/records", params={"conditions": json.dumps({"_id": "none"}),
+                                    "colourmap_name": "nope"})
+    assert (r.status_code, r.json()) == (200, [])
+    r = srv.get("/records", params={"conditions": json.dumps({"_id": THUMB_ID}),
+                                    "projection": "metadata.shotnum", "colourmap_name": "nope"})
+    assert r.status_code == 200
+    assert thumbs(srv, upper_level=256).status_code == 422
+
+
+def test_demo_thumbnails_are_rgba(srv):
+    recs = srv.get("/records", params={"conditions": "{}", "limit": 2}).json()
+    n = 0
+    for rec in recs:
+        for v in rec["channels"].values():
+            if v["metadata"]["channel_dtype"] == "image":
+                assert decode_thumb(v["thumbnail"]).shape[2] == 4
+                n += 1
+    assert n > 0
