@@ -160,27 +160,11 @@ static bool levels_params(http_request_t *req, falsecolour_levels *lv)
 
 /* ---- rendering (thread pool) ---- */
 
-static const char *png_mode_name(const png_image *img)
-{
-    switch (img->file_color_type) {
-    case 0:
-        return img->file_bit_depth == 1 ? "1" : img->file_bit_depth == 16 ? "I;16" : "L";
-    case 2:
-        return "RGB";
-    case 3:
-        return "P";
-    case 4:
-        return "LA";
-    default:
-        return "RGBA";
-    }
-}
-
 static void encode_rgba(render_ctx *c, const uint8_t *rgba, uint32_t w, uint32_t h)
 {
     unsigned char *png = NULL;
     size_t len = 0;
-    int rc = png_encode_rgba(rgba, w, h, IMAGING_PNG_LEVEL, &png, &len);
+    int rc = png_encode_rgba_deflate(rgba, w, h, IMAGING_PNG_LEVEL, &png, &len);
     if (rc != 0) {
         set_error(c, 500, "Unknown error");
         return;
@@ -192,32 +176,23 @@ static void encode_rgba(render_ctx *c, const uint8_t *rgba, uint32_t w, uint32_t
 
 static void render_image(render_ctx *c)
 {
-    png_image img;
-    const objstore_blob_t *b = c->blob;
-    int rc = png_decode(b->data, b->len, &img);
+    const char *mode = NULL;
+    unsigned char *png = NULL;
+    size_t len = 0;
+    int rc = falsecolour_png(c->blob->data, c->blob->len, &c->levels, &c->cm, IMAGING_PNG_LEVEL,
+                             &png, &len, &mode);
     if (rc != 0) {
-        set_error(c, 500, "Unknown error");
+        if (mode) {
+            c->status = 500;
+            snprintf(c->err, sizeof(c->err), "Image mode %s not recognised", mode);
+        } else {
+            set_error(c, 500, "Unknown error");
+        }
         return;
     }
-    if (img.color_type != PNG_COLOR_GRAY || img.file_bit_depth == 1) {
-        snprintf(c->err, sizeof(c->err), "Image mode %s not recognised", png_mode_name(&img));
-        c->status = 500;
-        png_image_free(&img);
-        return;
-    }
-    size_t n = (size_t)img.width * img.height;
-    uint8_t *rgba = malloc(n * 4);
-    if (!rgba) {
-        png_image_free(&img);
-        set_error(c, 500, "Unknown error");
-        return;
-    }
-    double vmin, vmax;
-    falsecolour_limits(&c->levels, img.bit_depth, &vmin, &vmax);
-    falsecolour_gray(img.pixels, n, img.bit_depth, vmin, vmax, &c->cm, rgba);
-    encode_rgba(c, rgba, img.width, img.height);
-    free(rgba);
-    png_image_free(&img);
+    c->body = (char *)png;
+    c->len = len;
+    c->content_type = "image/png";
 }
 
 static void render_float(render_ctx *c)

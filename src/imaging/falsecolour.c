@@ -14,6 +14,8 @@
  */
 #include "imaging/falsecolour.h"
 
+#include "imaging/png.h"
+
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
@@ -194,4 +196,48 @@ int falsecolour_colour_bar(const falsecolour_levels *lv, const colourmap *cm, ui
         memcpy(rgba + (size_t)y * 256 * 4, rgba, 256 * 4);
     *rgba_out = rgba;
     return 0;
+}
+
+static const char *png_mode_name(const png_image *img)
+{
+    switch (img->file_color_type) {
+    case 0:
+        return img->file_bit_depth == 1 ? "1" : img->file_bit_depth == 16 ? "I;16" : "L";
+    case 2:
+        return "RGB";
+    case 3:
+        return "P";
+    case 4:
+        return "LA";
+    default:
+        return "RGBA";
+    }
+}
+
+int falsecolour_png(const void *png, size_t len, const falsecolour_levels *lv, const colourmap *cm,
+                    int compression_level, unsigned char **out, size_t *outlen, const char **mode)
+{
+    png_image img;
+    *mode = NULL;
+    int rc = png_decode(png, len, &img);
+    if (rc != 0)
+        return rc;
+    if (img.color_type != PNG_COLOR_GRAY || img.file_bit_depth == 1) {
+        *mode = png_mode_name(&img);
+        png_image_free(&img);
+        return -EINVAL;
+    }
+    size_t n = (size_t)img.width * img.height;
+    uint8_t *rgba = malloc(n * 4);
+    if (!rgba) {
+        png_image_free(&img);
+        return -ENOMEM;
+    }
+    double vmin, vmax;
+    falsecolour_limits(lv, img.bit_depth, &vmin, &vmax);
+    falsecolour_gray(img.pixels, n, img.bit_depth, vmin, vmax, cm, rgba);
+    rc = png_encode_rgba_deflate(rgba, img.width, img.height, compression_level, out, outlen);
+    free(rgba);
+    png_image_free(&img);
+    return rc;
 }

@@ -54,6 +54,15 @@ void falsecolour_float_f64(const double *v, size_t n, const colourmap *cm, uint8
 void falsecolour_la_thumbnail(const uint8_t *la, size_t npixels, const colourmap *cm,
                               uint8_t *rgba);
 
+/* The full-image path (GET /images/{id}/{ch}): decodes a stored greyscale PNG (8 or
+ * 16 bit), colours it with the levels (already checked) and map, and encodes an RGBA PNG
+ * with png_encode_rgba_deflate at compression_level (libdeflate 0..12). 0 with *out malloc'd
+ * (caller frees); -EINVAL with *mode set to the PIL-style mode name ("RGB", "LA", ...) when the PNG
+ * is not a greyscale image the reference accepts; other negative values for undecodable input or no
+ * memory. */
+int falsecolour_png(const void *png, size_t len, const falsecolour_levels *lv, const colourmap *cm,
+                    int compression_level, unsigned char **out, size_t *outlen, const char **mode);
+
 /* Renders the colour bar: 256 x height, every row 0..255 treated as 8-bit storage. */
 int falsecolour_colour_bar(const falsecolour_levels *lv, const colourmap *cm, uint32_t height,
                            uint8_t **rgba_out);

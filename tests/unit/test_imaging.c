@@ -20,6 +20,7 @@
 #include "imaging/colourmap.h"
 #include "imaging/falsecolour.h"
 #include "imaging/npz.h"
+#include "imaging/png.h"
 
 static colourmap map(const char *name)
 {
@@ -326,6 +327,59 @@ static void test_npz(void **state)
     assert_int_not_equal(npz_read("PK\x05\x06", 4, &a, err, sizeof(err)), 0);
 }
 
+static void test_png_encode_rgba_deflate(void **state)
+{
+    uint32_t w = 33, h = 7;
+    uint8_t *px = malloc((size_t)w * h * 4);
+    for (size_t i = 0; i < (size_t)w * h * 4; i++)
+        px[i] = (uint8_t)(i * 31 + i / 97);
+    for (int level = 0; level <= 12; level += 6) {
+        unsigned char *png = NULL;
+        size_t len = 0;
+        assert_int_equal(png_encode_rgba_deflate(px, w, h, level, &png, &len), 0);
+        png_image img;
+        assert_int_equal(png_decode(png, len, &img), 0);
+        assert_int_equal(img.width, w);
+        assert_int_equal(img.height, h);
+        assert_int_equal(img.color_type, PNG_COLOR_RGBA);
+        assert_int_equal(img.bit_depth, 8);
+        assert_memory_equal(img.pixels, px, (size_t)w * h * 4);
+        png_image_free(&img);
+        free(png);
+    }
+    unsigned char *png = NULL;
+    size_t len = 0;
+    assert_int_equal(png_encode_rgba_deflate(px, 0, 1, 1, &png, &len), -EINVAL);
+    assert_int_equal(png_encode_rgba_deflate(px, 70000, 1, 1, &png, &len), -E2BIG);
+    free(px);
+}
+
+static void test_falsecolour_png(void **state)
+{
+    uint16_t px[] = {0, 255, 256, 8000, 16639, 16640, 65535};
+    unsigned char *in = NULL, *out = NULL;
+    size_t inlen = 0, outlen = 0;
+    assert_int_equal(png_encode_gray(px, 7, 1, 16, 12, 6, &in, &inlen), 0);
+    falsecolour_levels lv = {.lower = 1, .upper = 64, .limit_bit_depth = 8, true, true};
+    colourmap cm = map("viridis");
+    const char *mode = "x";
+    assert_int_equal(falsecolour_png(in, inlen, &lv, &cm, 1, &out, &outlen, &mode), 0);
+    assert_null(mode);
+    png_image img;
+    assert_int_equal(png_decode(out, outlen, &img), 0);
+    uint8_t want[7 * 4];
+    falsecolour_gray(px, 7, 16, 256, 16639, &cm, want);
+    assert_memory_equal(img.pixels, want, sizeof(want));
+    png_image_free(&img);
+    free(out);
+    free(in);
+    uint8_t rgb[4] = {1, 2, 3, 4};
+    assert_int_equal(png_encode_rgba(rgb, 1, 1, 6, &in, &inlen), 0);
+    assert_int_equal(falsecolour_png(in, inlen, &lv, &cm, 1, &out, &outlen, &mode), -EINVAL);
+    assert_string_equal(mode, "RGBA");
+    free(in);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -343,6 +397,8 @@ int main(void)
         cmocka_unit_test(test_la_thumbnail),
         cmocka_unit_test(test_colour_bar),
         cmocka_unit_test(test_npz),
+        cmocka_unit_test(test_png_encode_rgba_deflate),
+        cmocka_unit_test(test_falsecolour_png),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
