@@ -27,6 +27,8 @@ typedef struct records_ctx {
     filter_t *filter;
     bool truncate;
     recolour_opts recolour; /* thumbnail false colour (imaging/recolour.h) */
+    int recolour_status;
+    char recolour_err[256];
     /* delete */
     char prefixes[OBJSTORE_RECORD_PREFIXES][OBJSTORE_PREFIX_MAX];
     struct prefix_task {
@@ -391,11 +393,30 @@ static void get_one_done(store_op_t *op)
         ctx_done(ctx);
         return;
     }
+    if (ctx->recolour_status != 0) {
+        if (ctx->recolour_status == -EINVAL) {
+            http_respond_error(req, 400, ctx->recolour_err);
+        } else {
+            log_warn("record: thumbnails: %s", ctx->recolour_err);
+            http_respond_error(req, 500, "Unknown error");
+        }
+        ctx_done(ctx);
+        return;
+    }
     json_t *rec = json_incref(json_array_get(op->result, 0));
     if (ctx->truncate)
         truncate_thumbnails(rec);
     ctx_done(ctx);
     api_respond_json(req, 200, rec);
+}
+
+/* On the store's pool thread: the thumbnail colouring of the one record. */
+static void recolour_record(store_op_t *op)
+{
+    records_ctx *ctx = op->post_data;
+    ctx->recolour_err[0] = 0;
+    ctx->recolour_status =
+        recolour_records(op->result, &ctx->recolour, ctx->recolour_err, sizeof(ctx->recolour_err));
 }
 
 void api_records_get(http_request_t *req)
@@ -430,6 +451,9 @@ void api_records_get(http_request_t *req)
     }
     ctx->op.filter = ctx->filter;
     ctx->op.limit = 1;
+    recolour_params(req, lower, upper, &ctx->recolour);
+    ctx->op.post = recolour_record;
+    ctx->op.post_data = ctx;
     app_t *app = req->app;
     if (store_submit(app->store, &ctx->op, get_one_done, ctx) != 0) {
         ctx_done(ctx);

@@ -67,7 +67,7 @@ static int recolour_one(recolour_state *st, json_t *thumb, bool is_float, char *
         if (!st->float_map_ok) {
             snprintf(err, errlen, "float colour map %s is not known", st->o->float_colourmap_name);
             png_image_free(&img);
-            return -EINVAL;
+            return -EDOM;
         }
         rgba = malloc(n * 4);
         if (rgba)

@@ -503,3 +503,20 @@ def test_demo_thumbnails_are_rgba(srv):
                 assert decode_thumb(v["thumbnail"]).shape[2] == 4
                 n += 1
     assert n > 0
+
+
+def test_record_by_id_thumbnails(srv):
+    r = srv.get(f"/records/{THUMB_ID}", params={"colourmap_name": "jet_r", "lower_level": 50,
+                                                "upper_level": 200})
+    assert r.status_code == 200
+    listed = thumbs(srv, colourmap_name="jet_r", lower_level=50, upper_level=200).json()[0]
+    assert r.json()["channels"]["T-IMG"] == listed["channels"]["T-IMG"]
+    assert r.json()["channels"]["T-FLOAT"] == listed["channels"]["T-FLOAT"]
+    # errors keep their status here (no task group in the reference's code path)
+    r = srv.get(f"/records/{THUMB_ID}", params={"colourmap_name": "nope"})
+    assert (r.status_code, r.json()) == (400, {"detail": "nope is not a valid colour map name"})
+    r = srv.get(f"/records/{THUMB_ID}", params={"lower_level": 9, "upper_level": 3})
+    assert (r.status_code, r.json()) == (
+        400, {"detail": "lower_level must be less than or equal to upperlevel"})
+    r = srv.get(f"/records/{THUMB_ID}", params={"float_colourmap_name": "nope"})
+    assert (r.status_code, r.json()) == (500, {"detail": "Unknown error"})
