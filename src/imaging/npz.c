@@ -171,8 +171,15 @@ static int parse_header(const char *h, npz_array *out, char *err, size_t errlen)
     if (strncmp(fo, "False", 5) != 0)
         return fail(err, errlen, -EINVAL, "Fortran-ordered arrays are not supported");
     unsigned long long r, c;
-    char close;
-    if (sscanf(shape, "(%llu, %llu%c", &r, &c, &close) != 3 || (close != ')' && close != ','))
+    int used = 0;
+    if (sscanf(shape, "(%llu, %llu%n", &r, &c, &used) != 2 || used == 0)
+        return fail(err, errlen, -EINVAL, "array is not 2-D");
+    const char *rest = shape + used;
+    if (*rest == ',')
+        rest++;
+    while (*rest == ' ')
+        rest++;
+    if (*rest != ')')
         return fail(err, errlen, -EINVAL, "array is not 2-D");
     if (r == 0 || c == 0 || r > 65535 || c > 65535)
         return fail(err, errlen, -E2BIG, "array shape out of range");

@@ -93,39 +93,58 @@ static int recolour_one(recolour_state *st, json_t *thumb, bool is_float, char *
     return rc;
 }
 
-int recolour_records(json_t *records, const recolour_opts *o, char *err, size_t errlen)
+static void state_init(recolour_state *st, const recolour_opts *o)
 {
-    recolour_state st = {.o = o};
+    memset(st, 0, sizeof(*st));
+    st->o = o;
     falsecolour_levels lv = {.lower = o->lower_level,
                              .upper = o->upper_level,
                              .limit_bit_depth = 8,
                              .has_lower = true,
                              .has_upper = true};
-    st.level_error = falsecolour_check(&lv);
-    if (!st.level_error)
-        falsecolour_limits(&lv, 8, &st.vmin, &st.vmax);
-    st.image_map_ok = colourmap_find(o->colourmap_name, &st.image_map) == 0;
-    st.float_map_ok = colourmap_find(o->float_colourmap_name, &st.float_map) == 0;
+    st->level_error = falsecolour_check(&lv);
+    if (!st->level_error)
+        falsecolour_limits(&lv, 8, &st->vmin, &st->vmax);
+    st->image_map_ok = colourmap_find(o->colourmap_name, &st->image_map) == 0;
+    st->float_map_ok = colourmap_find(o->float_colourmap_name, &st->float_map) == 0;
+}
+
+static int channel_state(recolour_state *st, json_t *ch, char *err, size_t errlen)
+{
+    json_t *thumb = json_object_get(ch, "thumbnail");
+    if (!json_is_string(thumb))
+        return 0;
+    const char *dtype =
+        json_string_value(json_object_get(json_object_get(ch, "metadata"), "channel_dtype"));
+    if (!dtype)
+        return 0;
+    bool is_float = strcmp(dtype, "float_image") == 0;
+    if (!is_float && strcmp(dtype, "image") != 0)
+        return 0;
+    int rc = recolour_one(st, thumb, is_float, err, errlen);
+    return rc < 0 ? rc : 0;
+}
+
+int recolour_channel(json_t *ch, const recolour_opts *o, char *err, size_t errlen)
+{
+    recolour_state st;
+    state_init(&st, o);
+    return channel_state(&st, ch, err, errlen);
+}
+
+int recolour_records(json_t *records, const recolour_opts *o, char *err, size_t errlen)
+{
+    recolour_state st;
+    state_init(&st, o);
     size_t i;
     json_t *rec;
     json_array_foreach(records, i, rec)
     {
-        json_t *channels = json_object_get(rec, "channels");
         const char *name;
         json_t *ch;
-        json_object_foreach(channels, name, ch)
+        json_object_foreach(json_object_get(rec, "channels"), name, ch)
         {
-            json_t *thumb = json_object_get(ch, "thumbnail");
-            if (!json_is_string(thumb))
-                continue;
-            const char *dtype = json_string_value(
-                json_object_get(json_object_get(ch, "metadata"), "channel_dtype"));
-            if (!dtype)
-                continue;
-            bool is_float = strcmp(dtype, "float_image") == 0;
-            if (!is_float && strcmp(dtype, "image") != 0)
-                continue;
-            int rc = recolour_one(&st, thumb, is_float, err, errlen);
+            int rc = channel_state(&st, ch, err, errlen);
             if (rc < 0)
                 return rc;
         }

@@ -30,5 +30,7 @@ typedef struct recolour_opts {
  * reference fails inside matplotlib there: 500); -ENOMEM.
  * Thumbnails that are not decodable PNGs are left as they are. */
 int recolour_records(json_t *records, const recolour_opts *o, char *err, size_t errlen);
+/* The same for one channel document ({"metadata": {...}, "thumbnail": ...}). */
+int recolour_channel(json_t *ch, const recolour_opts *o, char *err, size_t errlen);
 
 #endif

@@ -520,3 +520,17 @@ def test_record_by_id_thumbnails(srv):
         400, {"detail": "lower_level must be less than or equal to upperlevel"})
     r = srv.get(f"/records/{THUMB_ID}", params={"float_colourmap_name": "nope"})
     assert (r.status_code, r.json()) == (500, {"detail": "Unknown error"})
+
+
+def test_channel_summary_thumbnails_recoloured(srv):
+    r = srv.get("/channels/summary/T-IMG")
+    assert r.status_code == 200
+    sample = r.json()["recent_sample"]
+    assert len(sample) == 1
+    px = decode_thumb(sample[0]["2024-01-01T00:00:00"])
+    bar = rgba(srv.get("/images/colour_bar").content)[0]
+    for (i, j), v in np.ndenumerate(np.array(THUMB_GREY)):
+        assert px[i, j].tolist() == bar[v].tolist()
+    f = srv.get("/channels/summary/T-FLOAT").json()["recent_sample"][0]["2024-01-01T00:00:00"]
+    fbar = rgba(srv.get("/images/colour_bar", params={"colourmap_name": "bwr"}).content)[0]
+    assert decode_thumb(f)[0, 1, :3].tolist() == fbar[128, :3].tolist()

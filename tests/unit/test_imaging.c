@@ -325,6 +325,11 @@ static void test_npz(void **state)
     npz_array_free(&a);
     free(b);
     assert_int_not_equal(npz_read("PK\x05\x06", 4, &a, err, sizeof(err)), 0);
+    /* a 3-D array is refused */
+    b = slurp("data/float_3d.npz", &len);
+    assert_int_equal(npz_read(b, len, &a, err, sizeof(err)), -EINVAL);
+    assert_string_equal(err, "array is not 2-D");
+    free(b);
 }
 
 static void test_png_encode_rgba_deflate(void **state)
