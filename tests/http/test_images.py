@@ -85,6 +85,12 @@ def srv():
                  b'{\n  "x": [1.0, 2.5, 1e-05],\n  "y": [3, null, -0.1]\n}')
     s.put_object(f"vectors/2023/06/05/080000/TEST-VEC.json", b'{"data": [5.639372695195284, 1]}')
     s.put_object(f"vectors/2023/06/05/080000/TEST-BAD.json", b'{"data": "nope"}')
+    # damaged objects
+    good = png_gray([[1, 2], [3, 4]], 8)
+    s.put_object("images/2023/06/05/080000/BAD-TRUNC.png", good[:len(good) // 2])
+    s.put_object("images/2023/06/05/080000/BAD-EMPTY.png", b"")
+    s.put_object("float_images/2023/06/05/080000/BAD.npz", b"PK\x03\x04" + b"\0" * 64)
+    s.put_object("waveforms/2023/06/05/080000/BAD.json", b"{not json")
     import_thumbnail_record(s)
     s.start()
     yield s
@@ -534,3 +540,15 @@ def test_channel_summary_thumbnails_recoloured(srv):
     f = srv.get("/channels/summary/T-FLOAT").json()["recent_sample"][0]["2024-01-01T00:00:00"]
     fbar = rgba(srv.get("/images/colour_bar", params={"colourmap_name": "bwr"}).content)[0]
     assert decode_thumb(f)[0, 1, :3].tolist() == fbar[128, :3].tolist()
+
+
+def test_damaged_objects_give_500_and_the_worker_stays_up(srv):
+    for path in (f"/images/{RID}/BAD-TRUNC", f"/images/{RID}/BAD-EMPTY",
+                 f"/images/{RID}/BAD-TRUNC/crosshair", f"/images/float/{RID}/BAD",
+                 f"/waveforms/{RID}/BAD"):
+        r = srv.get(path)
+        assert (r.status_code, r.json()) == (500, {"detail": "Unknown error"}), path
+    # the original bytes are served as stored, damaged or not
+    r = srv.get(f"/images/{RID}/BAD-EMPTY", params={"original_image": "true"})
+    assert (r.status_code, r.content) == (200, b"")
+    assert srv.get(f"/images/{RID}/TEST-8").status_code == 200
