@@ -24,7 +24,7 @@
 
 #define W 2560
 #define H 2160
-#define LEVEL_OGD 1 /* IMAGING_PNG_LEVEL of src/api/images.c */
+#define LEVEL_OGD 1 /* the default of images.png_compression_level */
 
 static double now_ms(void)
 {

@@ -32,9 +32,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* zlib level of rendered PNGs: fast, since they are made per request and are small next
- * to the time a higher level costs on a full frame. */
-#define IMAGING_PNG_LEVEL 1
 #define IMAGING_CACHE_CONTROL "private, no-cache"
 #define IMAGING_MAX_JSON_BYTES ((size_t)256 * 1024 * 1024)
 
@@ -60,6 +57,7 @@ typedef struct render_ctx {
     bool has_position;
     int64_t pos_x, pos_y;
     uint32_t bar_height;
+    int png_level; /** images.png_compression_level */
     const char *if_none_match;
     objstore_req_t *oreq;
     const objstore_blob_t *blob;
@@ -164,7 +162,7 @@ static void encode_rgba(render_ctx *c, const uint8_t *rgba, uint32_t w, uint32_t
 {
     unsigned char *png = NULL;
     size_t len = 0;
-    int rc = png_encode_rgba_deflate(rgba, w, h, IMAGING_PNG_LEVEL, &png, &len);
+    int rc = png_encode_rgba_deflate(rgba, w, h, c->png_level, &png, &len);
     if (rc != 0) {
         set_error(c, 500, "Unknown error");
         return;
@@ -179,8 +177,8 @@ static void render_image(render_ctx *c)
     const char *mode = NULL;
     unsigned char *png = NULL;
     size_t len = 0;
-    int rc = falsecolour_png(c->blob->data, c->blob->len, &c->levels, &c->cm, IMAGING_PNG_LEVEL,
-                             &png, &len, &mode);
+    int rc = falsecolour_png(c->blob->data, c->blob->len, &c->levels, &c->cm, c->png_level, &png,
+                             &len, &mode);
     if (rc != 0) {
         if (mode) {
             c->status = 500;
@@ -450,10 +448,10 @@ static void render_run(void *data)
     if (c->blob)
         h = fnv1a(h, c->blob->data, c->blob->len);
     char params[160];
-    int pn = snprintf(params, sizeof(params), "%d|%ld|%ld|%d|%s|%d|%" PRId64 "|%" PRId64 "|%u",
+    int pn = snprintf(params, sizeof(params), "%d|%ld|%ld|%d|%s|%d|%" PRId64 "|%" PRId64 "|%u|%d",
                       (int)c->kind, c->levels.lower, c->levels.upper, c->levels.limit_bit_depth,
                       c->colourmap_name ? c->colourmap_name : "", (int)c->has_position, c->pos_x,
-                      c->pos_y, c->bar_height);
+                      c->pos_y, c->bar_height, c->png_level);
     h = fnv1a(h, params, (size_t)pn < sizeof(params) ? (size_t)pn : sizeof(params));
     snprintf(c->etag, sizeof(c->etag), "\"%016" PRIx64 "\"", h);
     c->status = 200;
@@ -634,6 +632,7 @@ static render_ctx *render_new(http_request_t *req, render_kind kind, objstore_ki
     c->record_id = req->nparams > 0 ? req->params[0] : "";
     c->channel = req->nparams > 1 ? req->params[1] : "";
     c->if_none_match = http_header_get(req, "if-none-match");
+    c->png_level = c->app->cfg->images.png_compression_level;
     return c;
 }
 
