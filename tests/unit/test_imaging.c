@@ -20,6 +20,7 @@
 #include "imaging/colourmap.h"
 #include "imaging/falsecolour.h"
 #include "imaging/npz.h"
+#include "imaging/plot.h"
 #include "imaging/png.h"
 
 static colourmap map(const char *name)
@@ -385,6 +386,87 @@ static void test_falsecolour_png(void **state)
     free(in);
 }
 
+static bool is_white(const uint8_t *p)
+{
+    return p[0] == 255 && p[1] == 255 && p[2] == 255;
+}
+
+static void test_plot_waveform(void **state)
+{
+    enum { N = 200, W = 100, H = 80 };
+    double x[N], y[N];
+    for (int i = 0; i < N; i++) {
+        x[i] = i * 0.5;
+        y[i] = sin(i * 0.05);
+    }
+    y[100] = NAN; /* breaks the line */
+    uint8_t *rgba = malloc(W * H * 4);
+    plot_waveform_rgba(x, y, N, W, H, 0.3, rgba);
+    int inked_cols = 0;
+    for (int c = 0; c < W; c++) {
+        bool inked = false;
+        for (int r = 0; r < H; r++) {
+            const uint8_t *p = rgba + 4 * (r * W + c);
+            assert_int_equal(p[3], 255); /* opaque */
+            /* every pixel lies between white and the blue #1f77b4 */
+            assert_true(p[0] >= 0x1f && p[1] >= 0x77 && p[2] >= 0xb4);
+            assert_true(p[0] <= p[1] && p[1] <= p[2]);
+            inked |= !is_white(p);
+        }
+        inked_cols += inked;
+    }
+    /* the 5 % margins stay empty; the line crosses (almost) every column in between */
+    assert_true(inked_cols >= 85 && inked_cols <= 93);
+    for (int r = 0; r < H; r++) {
+        assert_true(is_white(rgba + 4 * (r * W + 0)));
+        assert_true(is_white(rgba + 4 * (r * W + W - 1)));
+    }
+    /* the top of the sine (y = 1 near x = 31) is drawn near the top margin (row ~4) */
+    bool top = false;
+    for (int c = 0; c < W; c++)
+        for (int r = 2; r <= 6; r++)
+            top |= !is_white(rgba + 4 * (r * W + c));
+    assert_true(top);
+    unsigned char *png = NULL;
+    size_t len = 0;
+    assert_int_equal(plot_waveform_png(x, y, N, W, H, 0.3, &png, &len), 0);
+    png_image img;
+    assert_int_equal(png_decode(png, len, &img), 0);
+    assert_int_equal(img.width, W);
+    assert_int_equal(img.height, H);
+    assert_int_equal(img.color_type, PNG_COLOR_RGBA);
+    assert_memory_equal(img.pixels, rgba, W * H * 4);
+    png_image_free(&img);
+    free(png);
+    assert_int_equal(plot_waveform_png(x, y, N, 0, H, 0.3, &png, &len), -EINVAL);
+    /* nothing finite: a white square */
+    double nan2[2] = {NAN, NAN};
+    plot_waveform_rgba(nan2, nan2, 2, W, H, 0.3, rgba);
+    for (int i = 0; i < W * H; i++)
+        assert_true(is_white(rgba + 4 * i));
+    free(rgba);
+}
+
+static void test_plot_vector(void **state)
+{
+    enum { W = 100, H = 100 };
+    double v[] = {2, 1, -1};
+    uint8_t *rgba = malloc(W * H * 4);
+    plot_vector_rgba(v, 3, W, H, rgba);
+    /* y limits -1.15..2.15: zero line at row 100 - 1.15 / 3.3 * 100 = 65.2 */
+    const uint8_t *zero = rgba + 4 * (65 * W + 50);
+    assert_true(zero[0] < 40 && zero[1] < 40 && zero[2] < 40);
+    /* x limits -0.54..2.54: bar 0 spans columns 4.5..30.5; its centre column is blue from
+     * the top of the bar (2.15 - 2) / 3.3 * 100 = 4.5 down to the zero line */
+    const uint8_t *bar0 = rgba + 4 * (30 * W + 17);
+    assert_memory_equal(bar0, "\x1f\x77\xb4\xff", 4);
+    assert_true(is_white(rgba + 4 * (2 * W + 17)));
+    /* the negative bar hangs below the zero line; the gap between bars is white */
+    assert_memory_equal(rgba + 4 * (80 * W + 82), "\x1f\x77\xb4\xff", 4);
+    assert_true(is_white(rgba + 4 * (30 * W + 33)));
+    free(rgba);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -404,6 +486,8 @@ int main(void)
         cmocka_unit_test(test_npz),
         cmocka_unit_test(test_png_encode_rgba_deflate),
         cmocka_unit_test(test_falsecolour_png),
+        cmocka_unit_test(test_plot_waveform),
+        cmocka_unit_test(test_plot_vector),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
