@@ -2,9 +2,9 @@
  * colourmap: lookup by name and the grouped catalogue (see colourmap.h).
  *
  * The grouping below is the catalogue of spec/data.md 6.2 by base map; the "_r" form of
- * every map is added, and each group is sorted case-insensitively when it is written
- * (so "gnuplot2" sorts before "gnuplot_r", as the spec shows). Maps without a generated
- * table are skipped.
+ * every map is added (its table is generated with it), and each group is sorted case-insensitively
+ * when it is written (so "gnuplot2" sorts before "gnuplot_r", as the spec shows). Maps without a
+ * generated table are skipped.
  */
 #include "imaging/colourmap.h"
 
@@ -66,13 +66,10 @@ int colourmap_find(const char *name, colourmap *out)
 {
     if (!name)
         return -ENOENT;
-    size_t len = strlen(name);
-    bool rev = len > 2 && strcmp(name + len - 2, "_r") == 0;
-    const colourmap_table *t = find_table(name, rev ? len - 2 : len);
+    const colourmap_table *t = find_table(name, strlen(name));
     if (!t)
         return -ENOENT;
     out->table = t;
-    out->reversed = rev;
     return 0;
 }
 
@@ -87,7 +84,7 @@ static size_t group_names(const group *g, char names[][40], const char **sorted)
     size_t n = 0;
     for (const char *const *m = g->maps; *m; m++) {
         if (!find_table(*m, strlen(*m)))
-            continue;
+            continue; /* the generator writes X and X_r together */
         snprintf(names[n], 40, "%s", *m);
         sorted[n] = names[n];
         n++;

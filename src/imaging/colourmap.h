@@ -5,10 +5,10 @@
  * GET /images/colourmap_names (spec/data.md 6.2). The tables themselves live in the
  * generated colourmaps_data.c (tools/gen_colourmaps.py, from matplotlib): one RGB table
  * per base map, at the map's own length (256 for most, the colour count for the
- * qualitative sets, 510 for twilight). "X_r" is X's table read backwards, so it is not
- * stored. A map the generating matplotlib lacked has no table and is left out of the
- * catalogue; looking it up fails like any unknown name. Everything here is read-only
- * static data: safe from any thread.
+ * qualitative sets, 510 for twilight), "X_r" included (sampled from matplotlib's own
+ * reversed map, which is not always X's bytes backwards). A map the generating matplotlib lacked
+ * has no table and is left out of the catalogue; looking it up fails like any unknown name.
+ * Everything here is read-only static data: safe from any thread.
  */
 #ifndef OGD_IMAGING_COLOURMAP_H
 #define OGD_IMAGING_COLOURMAP_H
@@ -20,7 +20,7 @@
 #include "util/buf.h"
 
 typedef struct colourmap_table {
-    const char *name;   /** base map name, e.g. "viridis" */
+    const char *name;   /** catalogue name, e.g. "viridis", "viridis_r" */
     int n;              /** entries */
     const uint8_t *rgb; /** n * 3 bytes */
 } colourmap_table;
@@ -29,10 +29,9 @@ typedef struct colourmap_table {
 extern const colourmap_table colourmap_tables[];
 extern const size_t colourmap_ntables;
 
-/* A map ready for use: a table and its direction. */
+/* A map ready for use. */
 typedef struct colourmap {
     const colourmap_table *table;
-    bool reversed;
 } colourmap;
 
 /* Finds a catalogue name ("viridis", "jet_r"): exact, case-sensitive. 0 or -ENOENT. */
@@ -45,8 +44,7 @@ static inline int colourmap_len(const colourmap *cm)
 /* Entry i (0..N-1) as RGB bytes. */
 static inline const uint8_t *colourmap_entry(const colourmap *cm, int i)
 {
-    int n = cm->table->n;
-    return cm->table->rgb + 3 * (cm->reversed ? n - 1 - i : i);
+    return cm->table->rgb + 3 * i;
 }
 
 /* Appends the catalogue as JSON {group: [names...]}: groups in byte order, names in
