@@ -25,10 +25,14 @@ void api_images_colour_bar(http_request_t *req);
 void api_images_colourmap_names(http_request_t *req);
 void api_waveforms_get(http_request_t *req);
 void api_vectors_get(http_request_t *req);
+/* functions.c */
+void api_functions_tokens(http_request_t *req);
+void api_functions_validate(http_request_t *req);
 /* system.c */
 void api_version(http_request_t *req);
 void api_healthz(http_request_t *req);
 void api_readyz(http_request_t *req);
+void api_metrics(http_request_t *req);
 #ifdef OGD_TEST_HOOKS
 void api_test_block(http_request_t *req);
 #endif

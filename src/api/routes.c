@@ -25,9 +25,12 @@ const http_route api_routes[] = {
     {OGD_GET, "/waveforms/{record_id}/{channel_name}", api_waveforms_get, AUTH_TOKEN, NULL, 0,
      NULL},
     {OGD_GET, "/vectors/{record_id}/{channel_name}", api_vectors_get, AUTH_TOKEN, NULL, 0, NULL},
+    {OGD_GET, "/functions/tokens", api_functions_tokens, AUTH_TOKEN, NULL, 0, NULL},
+    {OGD_POST, "/functions/validate", api_functions_validate, AUTH_TOKEN, NULL, 256 * 1024, NULL},
     {OGD_GET, "/version", api_version, AUTH_NONE, NULL, 0, NULL},
     {OGD_GET, "/healthz", api_healthz, AUTH_NONE, NULL, 0, NULL},
     {OGD_GET, "/readyz", api_readyz, AUTH_NONE, NULL, 0, NULL},
+    {OGD_GET, "/metrics", api_metrics, AUTH_NONE, NULL, 0, NULL},
 #ifdef OGD_TEST_HOOKS
     {OGD_GET, "/_test/block", api_test_block, AUTH_NONE, NULL, 0, NULL},
 #endif

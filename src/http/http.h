@@ -125,8 +125,12 @@ void http_server_free(http_server_t *s);
 const http_route *http_server_routes(const http_server_t *s, size_t *n);
 uint64_t http_server_requests(const http_server_t *s);
 unsigned http_server_connections(const http_server_t *s);
-/* Called after each finished request (for max_requests). */
-void http_server_on_request_done(http_server_t *s, void (*cb)(void *), void *data);
+/* Called after each finished request (max_requests, metrics), with the request (its
+ * route, status and start_ns are final). */
+void http_server_on_request_done(http_server_t *s, void (*cb)(http_request_t *req, void *data),
+                                 void *data);
+/* "GET", "POST", ... */
+const char *http_method_name(http_method m);
 
 const char *http_header_get(const http_request_t *req, const char *name);
 /* Query parameters: first value of name (decoded, arena memory) or NULL. */

@@ -33,6 +33,7 @@
 #include "store/store.h"
 #include "store/timestamp.h"
 #include "util/buf.h"
+#include "util/log.h"
 
 #include <errno.h>
 #include <libpq-fe.h>
@@ -893,6 +894,12 @@ static void conn_fail(pg_conn *c)
 {
     pg_store *s = c->s;
     poll_drop(c);
+    if (!c->backoff) { /* the first failure of a streak: say so once (libpq's text has no
+                          password in it) */
+        const char *msg = c->pc ? PQerrorMessage(c->pc) : "out of memory";
+        size_t n = strcspn(msg, "\n");
+        log_warn("database: connection %s: %.*s", c->job ? "lost" : "failed", (int)n, msg);
+    }
     if (c->pc) {
         PQfinish(c->pc);
         c->pc = NULL;
@@ -989,6 +996,8 @@ static void connect_step(pg_conn *c)
             return;
         }
         c->state = C_IDLE;
+        if (c->backoff)
+            log_info("database: connected again");
         c->backoff = 0;
         poll_watch(c, UV_READABLE);
         dispatch(c->s);

@@ -162,6 +162,10 @@ class OgdServer:
         kw.setdefault("timeout", 30)
         return requests.get(self.url + path, **kw)
 
+    def request(self, method, path, **kw):
+        kw.setdefault("timeout", 30)
+        return requests.request(method, self.url + path, **kw)
+
     def sanitizer_reports(self):
         """Sanitizer reports any process of this server wrote (ASan/UBSan/LSan builds)."""
         log = self.read_log()

@@ -552,3 +552,14 @@ def test_damaged_objects_give_500_and_the_worker_stays_up(srv):
     r = srv.get(f"/images/{RID}/BAD-EMPTY", params={"original_image": "true"})
     assert (r.status_code, r.content) == (200, b"")
     assert srv.get(f"/images/{RID}/TEST-8").status_code == 200
+
+
+def test_records_thumbnail_error_with_functions(srv):
+    f = json.dumps({"name": "a", "expression": "1"})
+    r = thumbs(srv, colourmap_name="nope", functions=f)
+    assert (r.status_code, r.json()) == (500, {"detail": "Unknown error"})
+    r = thumbs(srv, functions=f)
+    assert r.status_code == 200
+    ch = r.json()[0]["channels"]
+    assert ch["a"]["data"] == 1.0
+    assert decode_thumb(ch["T-IMG"]["thumbnail"]).shape == (2, 3, 4)
