@@ -6,4 +6,5 @@ BUILD=${1:-build}
 bash bench/records.sh "$BUILD"
 bash bench/fanout.sh "$BUILD"
 bash bench/ingest.sh "$BUILD"
+bash bench/falsecolour.sh "$BUILD"
 bash bench/functions.sh "$BUILD"

@@ -20,6 +20,14 @@ void api_channels_get(http_request_t *req);
 /* submit.c */
 void api_submit_hdf(http_request_t *req);
 void api_submit_manifest(http_request_t *req);
+/* images.c */
+void api_images_get(http_request_t *req);
+void api_images_float(http_request_t *req);
+void api_images_crosshair(http_request_t *req);
+void api_images_colour_bar(http_request_t *req);
+void api_images_colourmap_names(http_request_t *req);
+void api_waveforms_get(http_request_t *req);
+void api_vectors_get(http_request_t *req);
 /* functions.c */
 void api_functions_tokens(http_request_t *req);
 void api_functions_validate(http_request_t *req);
