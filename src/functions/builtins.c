@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -50,7 +51,10 @@ void fn_smooth(double *y, size_t n)
     if (nan)
         return; /* tol is NaN: no comparison holds */
     double tol = 0.2 * (hi - lo);
-    double *d = malloc((n - 1) * sizeof *d);
+    size_t nd = n - 1;
+    if (nd > PTRDIFF_MAX / sizeof(double)) /* cannot happen; tells the optimiser so */
+        return;
+    double *d = malloc(nd * sizeof *d);
     if (!d)
         return;
     for (size_t i = 0; i + 1 < n; i++)

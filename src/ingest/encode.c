@@ -17,8 +17,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* zlib level of stored image PNGs: sensor images are noisy, where higher levels cost several
- * times the CPU for a few percent of size (docs/benchmarks.md, ingest). */
+/* libdeflate level of stored image PNGs (the fast writer, one row filter): sensor images are noisy,
+ * where higher levels cost several times the CPU for a few percent of size (docs/benchmarks.md,
+ * ingest). */
 #define INGEST_PNG_LEVEL 1
 
 json_t *ingest_scalar_doc(const ingest_channel *c)
@@ -129,7 +130,7 @@ static int encode_image(const ingest_channel *c, const ingest_thumb_sizes *ts, i
     int sbit = has_bd && bdv > 0 && bdv <= 16 ? (int)bdv : 0;
     if (sbit > target)
         sbit = 0;
-    int rc = png_encode_gray(px, w, h, target, sbit, INGEST_PNG_LEVEL, &o->bytes, &o->len);
+    int rc = png_encode_gray_deflate(px, w, h, target, sbit, INGEST_PNG_LEVEL, &o->bytes, &o->len);
     unsigned char *small = NULL;
     uint32_t tw = 0, th = 0;
     if (!rc)
