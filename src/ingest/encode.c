@@ -6,7 +6,7 @@
 
 #include "imaging/png.h"
 #include "ingest/npz_write.h"
-#include "ingest/plot.h"
+#include "imaging/plot.h"
 #include "util/base64.h"
 #include "util/buf.h"
 #include "util/jsonw.h"
@@ -243,12 +243,10 @@ static int encode_arrays(const ingest_channel *c, const ingest_thumb_sizes *ts, 
     unsigned char *png = NULL;
     size_t plen = 0;
     if (!rc && wave) {
-        /* line width in points at 130 dpi, scaled with the figure */
-        double lw = ts->waveform_line_width * 130.0 / 72.0;
-        rc = plot_line_png(x, y, (size_t)c->x.count, ts->waveform[0], ts->waveform[1], lw, &png,
-                           &plen);
+        rc = plot_waveform_png(x, y, (size_t)c->x.count, ts->waveform[0], ts->waveform[1],
+                               ts->waveform_line_width, &png, &plen);
     } else if (!rc) {
-        rc = plot_bars_png(x, (size_t)c->data.count, ts->vector[0], ts->vector[1], &png, &plen);
+        rc = plot_vector_png(x, (size_t)c->data.count, ts->vector[0], ts->vector[1], &png, &plen);
     }
     free(x);
     free(y);
