@@ -26,12 +26,14 @@
  * "{'x'} are not recognised channels/functions". Any evaluation error is a 400 naming the
  * function and the record (ogd's position: client mistakes are 4xx, not 500).
  *
- * Not here yet: image-valued results (they need the imaging module's false colour; such
- * functions get a 400), and thumbnails of waveform-valued results (no waveform plotter
- * exists yet; the channel carries its metadata only).
+ * Waveform-valued results carry a thumbnail drawn by the imaging plotter (§5.3). Not here
+ * yet: image-valued results (they need the imaging module's false colour wired in; such
+ * functions get a 400).
  */
 #include "api/api.h"
 #include "api/functions.h"
+#include "imaging/plot.h"
+#include "util/base64.h"
 
 #include "imaging/png.h"
 #include "objstore/keys.h"
@@ -471,17 +473,39 @@ static const fn_value *env_value(void *data, const char *name)
     return env_find(data, name);
 }
 
-static json_t *result_channel(const fn_value *v)
+/* The result channel of spec/data.md §5.3; a waveform gets its thumbnail drawn by the
+ * imaging plotter (runs on the pool thread evaluating the chunk). 0, or -ENOMEM. */
+static int result_channel(const fn_value *v, const ogd_config *cfg, json_t **out)
 {
     json_t *meta = json_pack("{ss}", "channel_dtype", fn_type_name(v->type));
     json_t *ch = json_object();
+    if (!meta || !ch) {
+        json_decref(meta);
+        json_decref(ch);
+        return -ENOMEM;
+    }
     json_object_set_new(ch, "metadata", meta);
     if (v->type == FN_SCALAR) {
         json_object_set_new(ch, "data", isfinite(v->scalar) ? json_real(v->scalar) : json_null());
-    } else if (v->type == FN_WAVEFORM && v->x_units) {
-        json_object_set_new(meta, "x_units", json_string(v->x_units));
+    } else if (v->type == FN_WAVEFORM) {
+        if (v->x_units)
+            json_object_set_new(meta, "x_units", json_string(v->x_units));
+        unsigned char *png = NULL;
+        size_t len = 0;
+        int rc = plot_waveform_png(
+            v->x, v->y, v->nx < v->ny ? v->nx : v->ny, (uint32_t)cfg->waveforms.thumbnail_size[0],
+            (uint32_t)cfg->waveforms.thumbnail_size[1], cfg->waveforms.line_width, &png, &len);
+        char *text = rc == 0 ? base64_encode(png, len, NULL) : NULL;
+        free(png);
+        if (!text) {
+            json_decref(ch);
+            return rc ? rc : -ENOMEM;
+        }
+        json_object_set_new(ch, "thumbnail", json_string(text));
+        free(text);
     }
-    return ch;
+    *out = ch;
+    return 0;
 }
 
 typedef struct name_set {
@@ -629,7 +653,14 @@ static bool evaluate_record(fn_chunk *ck, size_t rec, rec_env *env)
                             env->err);
             break;
         }
-        json_object_set_new(channels, fn->name, result_channel(&v));
+        json_t *rch = NULL;
+        if (result_channel(&v, ((app_t *)ck->pg->req->app)->cfg, &rch) != 0) {
+            fn_value_free(&v);
+            ok = chunk_fail(ck, 500, "Function '%s' on record '%s': out of memory", fn->name,
+                            id ? id : "");
+            break;
+        }
+        json_object_set_new(channels, fn->name, rch);
         if (env->n == sizeof env->names / sizeof env->names[0]) {
             fn_value_free(&v);
             ok = chunk_fail(ck, 400, "too many functions");

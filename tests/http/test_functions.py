@@ -1,6 +1,8 @@
 """GET /functions/tokens, POST /functions/validate (spec/functions.md §B4-B5) and functions
 evaluated in GET /records (spec/data.md §5)."""
+import base64
 import json
+import struct
 
 import pytest
 
@@ -227,6 +229,10 @@ def test_records_waveform_and_image_inputs(srv, known):
     meta = ch["shifted"]["metadata"]
     assert meta["channel_dtype"] == "waveform"
     assert ch[WAV]["metadata"].get("x_units") == meta.get("x_units")
+    # a waveform result carries a plotted thumbnail of waveforms.thumbnail_size (100x100)
+    png = base64.b64decode(ch["shifted"]["thumbnail"])
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    assert struct.unpack(">II", png[16:24]) == (100, 100)
     # every other record got values from its own demo objects
     for rec in recs[1:]:
         c = rec["channels"]
