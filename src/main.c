@@ -7,6 +7,8 @@
  *                                      fill an empty data directory with demo data
  *   ogd import [--config FILE] --collection records|channels|users FILE...
  *                                      load mongoexport JSON documents
+ *   ogd user add|passwd|routes|delete NAME [options] | ogd user list [--config FILE]
+ *                                      manage users (passwords from stdin)
  *   ogd version
  *
  * Configuration: FILE, else $OGD_CONFIG, else built-in defaults (the embedded SQLite +
@@ -14,6 +16,7 @@
  * override either.
  */
 #include "cli/import.h"
+#include "cli/user.h"
 #include "config/config.h"
 #include "demo/demo.h"
 #include "objstore/config.h"
@@ -36,6 +39,10 @@ static void usage(FILE *f)
                "  ogd check-config [FILE]\n"
                "  ogd demo [--config FILE] [--records N] [--seed S] [--no-images]\n"
                "  ogd import [--config FILE] --collection records|channels|users FILE...\n"
+               "  ogd user add NAME [--route R]... [--all-routes] [--fedid --email ADDR]"
+               " (password on stdin)\n"
+               "  ogd user passwd NAME | routes NAME [--add R]... [--remove R]... | delete NAME"
+               " | list   [--config FILE]\n"
                "  ogd version\n");
 }
 
@@ -214,6 +221,38 @@ static int cmd_import(int argc, char **argv)
     return status;
 }
 
+/* ogd user SUB NAME [options] [--config FILE] */
+static int cmd_user(int argc, char **argv)
+{
+    ogd_config cfg;
+    if (load_config(option(argc, argv, "--config"), &cfg) != 0)
+        return 2;
+    char err[512];
+    store_t *store = NULL;
+    mkdir_p(cfg.server.data_dir);
+    if (store_migrate(cfg.database.url, err, sizeof(err)) != 0 ||
+        store_open(cfg.database.url, NULL, &store, err, sizeof(err)) != 0) {
+        fprintf(stderr, "user: %s\n", err);
+        config_free(&cfg);
+        return 1;
+    }
+    /* drop --config FILE from the arguments the subcommand sees */
+    char **args = calloc((size_t)argc, sizeof(char *));
+    int n = 0;
+    for (int i = 2; args && i < argc; i++) {
+        if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
+            i++;
+            continue;
+        }
+        args[n++] = argv[i];
+    }
+    int rc = args ? user_command(store, n, args, stdin, stdout, stderr) : 1;
+    free(args);
+    store_close(store);
+    config_free(&cfg);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -229,6 +268,8 @@ int main(int argc, char **argv)
         return cmd_demo(argc, argv);
     if (strcmp(cmd, "import") == 0)
         return cmd_import(argc, argv);
+    if (strcmp(cmd, "user") == 0)
+        return cmd_user(argc, argv);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("ogd %s\n", OGD_VERSION_TEXT);
         return 0;

@@ -21,6 +21,10 @@ void api_channels_get(http_request_t *req);
 void api_version(http_request_t *req);
 void api_healthz(http_request_t *req);
 void api_readyz(http_request_t *req);
+/* auth.c */
+void api_login(http_request_t *req);
+void api_verify(http_request_t *req);
+void api_refresh(http_request_t *req);
 #ifdef OGD_TEST_HOOKS
 void api_test_block(http_request_t *req);
 #endif

@@ -101,6 +101,7 @@ struct http_request {
     http_abort_cb on_abort;
     void *abort_data;
     void *app;                 /** the worker's application context */
+    char *username;            /** set by the authorizer from a verified access token (arena) */
     http_request_t *dead_next; /** private: the server's list of finished requests */
     struct {
         char *key, *value;
@@ -125,6 +126,14 @@ void http_server_free(http_server_t *s);
 const http_route *http_server_routes(const http_server_t *s, size_t *n);
 uint64_t http_server_requests(const http_server_t *s);
 unsigned http_server_connections(const http_server_t *s);
+/* The authorizer runs before the handler of every route whose auth is not AUTH_NONE. It
+ * returns true to let the handler run, or answers the request itself (401/403/422) and
+ * returns false. Without one, such routes answer 401: nothing is served unchecked. */
+typedef bool (*http_authorizer)(http_request_t *req);
+void http_server_set_authorizer(http_server_t *s, http_authorizer fn);
+http_authorizer http_server_authorizer(const http_server_t *s);
+/* The client's address as text ("" if unknown); out: at least 64 bytes. */
+void http_request_peer(const http_request_t *req, char *out, size_t outlen);
 /* Called after each finished request (for max_requests). */
 void http_server_on_request_done(http_server_t *s, void (*cb)(void *), void *data);
 
