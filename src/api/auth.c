@@ -36,9 +36,15 @@
 #define REVOKED_FILE_MAX_BYTES ((size_t)16 << 20)
 
 const char *const api_permissions[] = {
-    "/submit/hdf POST",   "/submit/manifest POST", "/records/{id_} DELETE",
-    "/experiments POST",  "/users POST",           "/users PATCH",
-    "/users GET",         "/users/{id_} DELETE",   "/maintenance PUT",
+    "/submit/hdf POST",
+    "/submit/manifest POST",
+    "/records/{id_} DELETE",
+    "/experiments POST",
+    "/users POST",
+    "/users PATCH",
+    "/users GET",
+    "/users/{id_} DELETE",
+    "/maintenance PUT",
     "/scheduled_maintenance PUT",
 };
 const size_t api_npermissions = sizeof(api_permissions) / sizeof(api_permissions[0]);
@@ -63,8 +69,8 @@ void api_422_body(http_request_t *req, const char *type, const char *field, cons
     json_t *loc = json_pack("[s]", "body");
     if (field)
         json_array_append_new(loc, json_string(field));
-    json_t *err = json_pack("{s:s, s:o, s:s, s:O}", "type", type, "loc", loc, "msg", msg,
-                            "input", input ? input : json_null());
+    json_t *err = json_pack("{s:s, s:o, s:s, s:O}", "type", type, "loc", loc, "msg", msg, "input",
+                            input ? input : json_null());
     json_t *detail = json_pack("{s:[o]}", "detail", err);
     char *body = json_dumps(detail, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(detail);
@@ -191,8 +197,8 @@ int api_issue_tokens(const app_t *app, const json_t *user, char **access, char *
     json_t *routes = json_object_get(user, "authorised_routes");
     json_t *p = json_object();
     json_object_set_new(p, "username", json_string(username));
-    json_object_set_new(p, "authorised_routes", json_is_array(routes) ? json_deep_copy(routes)
-                                                                      : json_null());
+    json_object_set_new(p, "authorised_routes",
+                        json_is_array(routes) ? json_deep_copy(routes) : json_null());
     if (!json_is_array(routes)) {
         json_object_set_new(p, "userIsAdmin", json_false());
     } else {
@@ -207,16 +213,16 @@ int api_issue_tokens(const app_t *app, const json_t *user, char **access, char *
         }
     }
     int64_t now = now_s();
-    json_object_set_new(p, "exp",
-                        json_integer(now + (int64_t)app->cfg->auth.access_token_validity_mins * 60));
+    json_object_set_new(
+        p, "exp", json_integer(now + (int64_t)app->cfg->auth.access_token_validity_mins * 60));
     json_object_set_new(p, "token_type", json_string("access"));
     *access = jwt_sign(app->keys, p);
     json_decref(p);
     if (refresh) {
-        json_t *r = json_pack("{s:s, s:I, s:s}", "username", username, "exp",
-                              (json_int_t)(now + (int64_t)app->cfg->auth.refresh_token_validity_days *
-                                                     86400),
-                              "token_type", "refresh");
+        json_t *r = json_pack(
+            "{s:s, s:I, s:s}", "username", username, "exp",
+            (json_int_t)(now + (int64_t)app->cfg->auth.refresh_token_validity_days * 86400),
+            "token_type", "refresh");
         *refresh = jwt_sign(app->keys, r);
         json_decref(r);
     }
@@ -267,8 +273,7 @@ bool api_authorize(http_request_t *req)
     app_t *app = req->app;
     json_t *claims = NULL;
     if (jwt_verify(app->keys, sp + 1, true, now_s(), &claims) != 0 ||
-        !token_type_is(claims, "access") ||
-        !json_is_string(json_object_get(claims, "username"))) {
+        !token_type_is(claims, "access") || !json_is_string(json_object_get(claims, "username"))) {
         json_decref(claims);
         http_respond_error(req, 403, "Invalid token");
         return false;
@@ -504,10 +509,9 @@ void api_login(http_request_t *req)
     snprintf(c->addr_key, sizeof(c->addr_key), "a:%s", addr);
     unsigned wait = 0;
     uint64_t now = (uint64_t)now_s();
-    if (app->login_limiter && (ratelimit_blocked(app->login_limiter, c->user_key, LOGIN_USER_FAILURES, now,
-                                                 &wait) ||
-                               ratelimit_blocked(app->login_limiter, c->addr_key, LOGIN_ADDR_FAILURES, now,
-                                                 &wait))) {
+    if (app->login_limiter &&
+        (ratelimit_blocked(app->login_limiter, c->user_key, LOGIN_USER_FAILURES, now, &wait) ||
+         ratelimit_blocked(app->login_limiter, c->addr_key, LOGIN_ADDR_FAILURES, now, &wait))) {
         char ra[16];
         snprintf(ra, sizeof(ra), "%u", wait);
         http_add_header(req, "Retry-After", ra);

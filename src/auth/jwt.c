@@ -321,8 +321,8 @@ static EVP_PKEY *load_public(const char *path, char *err, size_t errlen)
         BIO *bio = BIO_new_mem_buf(text, (int)len);
         key = bio ? PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL) : NULL;
         if (!key) { /* "BEGIN RSA PUBLIC KEY" (PKCS#1) */
-            OSSL_DECODER_CTX *dc = OSSL_DECODER_CTX_new_for_pkey(
-                &key, "PEM", NULL, "RSA", EVP_PKEY_PUBLIC_KEY, NULL, NULL);
+            OSSL_DECODER_CTX *dc = OSSL_DECODER_CTX_new_for_pkey(&key, "PEM", NULL, "RSA",
+                                                                 EVP_PKEY_PUBLIC_KEY, NULL, NULL);
             const unsigned char *data = (const unsigned char *)text;
             size_t left = len;
             if (!dc || OSSL_DECODER_from_data(dc, &data, &left) != 1)
@@ -373,8 +373,7 @@ void jwt_keys_free(jwt_keys *k)
     free(k);
 }
 
-int jwt_keys_generate(const char *private_path, const char *public_path, char *err,
-                      size_t errlen)
+int jwt_keys_generate(const char *private_path, const char *public_path, char *err, size_t errlen)
 {
     EVP_PKEY *key = EVP_RSA_gen(2048);
     if (!key) {
@@ -444,8 +443,7 @@ done:
     return out;
 }
 
-int jwt_verify(const jwt_keys *k, const char *token, bool check_exp, int64_t now,
-               json_t **payload)
+int jwt_verify(const jwt_keys *k, const char *token, bool check_exp, int64_t now, json_t **payload)
 {
     *payload = NULL;
     if (!k || !k->pub || !token)

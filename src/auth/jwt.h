@@ -32,15 +32,13 @@ int jwt_keys_load(const char *private_path, const char *public_path, jwt_keys **
                   size_t errlen);
 void jwt_keys_free(jwt_keys *k);
 /* Writes a new RSA-2048 pair as PEM files (private mode 0600). 0 or -1 with err. */
-int jwt_keys_generate(const char *private_path, const char *public_path, char *err,
-                      size_t errlen);
+int jwt_keys_generate(const char *private_path, const char *public_path, char *err, size_t errlen);
 
 /* Signs payload (borrowed). Returns the token (malloc'd) or NULL. Thread-safe. */
 char *jwt_sign(const jwt_keys *k, const json_t *payload);
 /* Checks token; on success *payload (new reference) gets the claims. check_exp: refuse a
  * token whose `exp` is in the past (a token without exp is refused too). now: seconds
  * since the epoch. 0 or -1. Thread-safe. */
-int jwt_verify(const jwt_keys *k, const char *token, bool check_exp, int64_t now,
-               json_t **payload);
+int jwt_verify(const jwt_keys *k, const char *token, bool check_exp, int64_t now, json_t **payload);
 
 #endif

@@ -250,9 +250,13 @@ static int cmd_list(store_t *store, FILE *out, FILE *err)
         json_array_foreach(op.result, i, u)
         {
             const char *type = json_string_value(json_object_get(u, "auth_type"));
-            fprintf(out, "%s\t%s\t%zu permissions\n",
+            const char *hash = json_string_value(json_object_get(u, "password_hash"));
+            const char *form = hash && strncmp(hash, "$argon2id$", 10) == 0            ? "argon2id"
+                               : json_is_string(json_object_get(u, "sha256_password")) ? "sha256"
+                                                                                       : "none";
+            fprintf(out, "%s\t%s\t%zu permissions\tpassword: %s\n",
                     json_string_value(json_object_get(u, "_id")), type ? type : "?",
-                    json_array_size(json_object_get(u, "authorised_routes")));
+                    json_array_size(json_object_get(u, "authorised_routes")), form);
         }
     }
     store_op_cleanup(&op);
