@@ -38,6 +38,11 @@ void api_store_done(store_op_t *op);
  * document. Thread-safe (runs on the pool). Strings are malloc'd. 0 or -1. */
 int api_issue_tokens(const app_t *app, const json_t *user, char **access, char **refresh);
 
+/* MongoDB ObjectIds as the reference's ids: 24 hex digits. */
+bool api_is_object_id(const char *s);
+/* A new one: 4 bytes of seconds since the epoch, 8 random bytes (out[25]). */
+void api_new_object_id(char out[25]);
+
 /* The 10 permission strings a user may be granted. */
 extern const char *const api_permissions[];
 extern const size_t api_npermissions;
