@@ -181,15 +181,16 @@ static void put_file(http_request_t *req, bool scheduled)
         api_422_body(req, "string_type", "message", "Input should be a valid string", msg);
     } else if (scheduled && !sev) {
         api_422_body(req, "missing", "severity", "Field required", body);
-    } else if (scheduled && (!json_is_string(sev) || (strcmp(json_string_value(sev), "info") != 0 &&
-                                                      strcmp(json_string_value(sev), "warning") != 0))) {
+    } else if (scheduled &&
+               (!json_is_string(sev) || (strcmp(json_string_value(sev), "info") != 0 &&
+                                         strcmp(json_string_value(sev), "warning") != 0))) {
         api_422_body(req, "literal_error", "severity", "Input should be 'info' or 'warning'", sev);
     } else {
         mctx *c = mctx_new(req, scheduled);
         if (c) {
-            c->value = scheduled ? json_pack("{s:b, s:O, s:O}", "show", b, "message", msg,
-                                             "severity", sev)
-                                 : json_pack("{s:b, s:O}", "show", b, "message", msg);
+            c->value =
+                scheduled ? json_pack("{s:b, s:O, s:O}", "show", b, "message", msg, "severity", sev)
+                          : json_pack("{s:b, s:O}", "show", b, "message", msg);
             app_t *app = req->app;
             if (work_submit(app->loop, write_run, write_done, c, NULL) != 0) {
                 json_decref(c->value);

@@ -21,8 +21,8 @@ typedef void (*loaded_fn)(sctx *c);
 struct sctx {
     http_request_t *req;
     loaded_fn next; /* what runs once the session is loaded */
-    json_t *body; /* the session object (POST, PATCH) */
-    json_t *doc;  /* the document to store / the loaded one */
+    json_t *body;   /* the session object (POST, PATCH) */
+    json_t *doc;    /* the document to store / the loaded one */
     const char *id;
     const char *name, *summary;
     bool auto_saved;
@@ -124,9 +124,9 @@ static void session_loaded(store_op_t *op)
         c->doc = op->result;
         op->result = NULL;
     } else if (st == -ENOENT) {
-        http_respond_error(c->req, 404, next == update_loaded
-                                            ? "User session cannot be found in the database"
-                                            : "User session cannot be found");
+        http_respond_error(c->req, 404,
+                           next == update_loaded ? "User session cannot be found in the database"
+                                                 : "User session cannot be found");
     } else {
         api_respond_store_error(c->req, op, "Unknown error");
     }
@@ -160,8 +160,8 @@ static void get_loaded(sctx *c)
         return;
     }
     json_t *out = json_object();
-    const char *keys[] = {"_id", "username", "name", "summary", "timestamp", "auto_saved",
-                          "session"};
+    const char *keys[] = {"_id",       "username",   "name",   "summary",
+                          "timestamp", "auto_saved", "session"};
     for (size_t k = 0; k < 7; k++) {
         json_t *v = json_object_get(c->doc, keys[k]);
         json_object_set(out, keys[k], v ? v : json_null());
@@ -276,9 +276,9 @@ static json_t *make_doc(sctx *c, const char *id)
 {
     char ts[32];
     local_timestamp(ts);
-    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:b, s:O}", "_id", id, "username",
-                     c->req->username, "name", c->name, "summary", c->summary, "timestamp", ts,
-                     "auto_saved", c->auto_saved, "session", c->body);
+    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:b, s:O}", "_id", id, "username", c->req->username,
+                     "name", c->name, "summary", c->summary, "timestamp", ts, "auto_saved",
+                     c->auto_saved, "session", c->body);
 }
 
 static void saved(store_op_t *op)

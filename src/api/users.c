@@ -370,7 +370,6 @@ void api_users_create(http_request_t *req)
     user_load(c, create_apply, user_created);
 }
 
-
 /* ================================================================ PATCH /users */
 
 static void user_updated(uctx *c)
@@ -507,8 +506,8 @@ static void users_listed(store_op_t *op)
             (strcmp(type, "local") != 0 && strcmp(type, "FedID") != 0))
             continue;
         json_t *routes = json_object_get(u, "authorised_routes");
-        json_array_append_new(users, json_pack("{s:O, s:s, s:o}", "username", id, "auth_type",
-                                               type, "authorised_routes",
+        json_array_append_new(users, json_pack("{s:O, s:s, s:o}", "username", id, "auth_type", type,
+                                               "authorised_routes",
                                                routes ? json_incref(routes) : json_array()));
     }
     store_op_cleanup(op);
@@ -785,8 +784,8 @@ static void filter_created(uctx *c)
 static apply_result filter_create_apply(uctx *c)
 {
     if (c->status != 0) {
-        snprintf(c->text, sizeof(c->text),
-                 "Favourite filter cannot be created for user '%.400s'", c->id);
+        snprintf(c->text, sizeof(c->text), "Favourite filter cannot be created for user '%.400s'",
+                 c->id);
         http_respond_error(c->req, 500, c->text);
         return APPLY_DONE;
     }
@@ -839,15 +838,15 @@ static apply_result filter_update_apply(uctx *c)
     const char *name = c->name ? c->name : json_string_value(json_object_get(f, "name"));
     const char *filter = c->filter ? c->filter : json_string_value(json_object_get(f, "filter"));
     if (!*name || !*filter) {
-        http_respond_error(c->req, 400, !*name ? "Name of filter cannot be empty"
-                                               : "Filter cannot be empty");
+        http_respond_error(c->req, 400,
+                           !*name ? "Name of filter cannot be empty" : "Filter cannot be empty");
         return APPLY_DONE;
     }
     const char *old_name = json_string_value(json_object_get(f, "name"));
     const char *old_filter = json_string_value(json_object_get(f, "filter"));
     if (old_name && old_filter && strcmp(old_name, name) == 0 && strcmp(old_filter, filter) == 0) {
-        snprintf(c->text, sizeof(c->text),
-                 "Change to favourite filter %s has been unsuccessful", c->fid);
+        snprintf(c->text, sizeof(c->text), "Change to favourite filter %s has been unsuccessful",
+                 c->fid);
         http_respond_error(c->req, 500, c->text);
         return APPLY_DONE;
     }
@@ -891,8 +890,8 @@ static apply_result filter_delete_apply(uctx *c)
     json_t *filters = json_object_get(c->user, "filters");
     ssize_t i = filter_index(filters, c->fid);
     if (i < 0) {
-        snprintf(c->text, sizeof(c->text),
-                 "Change to favourite filter %s has been unsuccessful", c->fid);
+        snprintf(c->text, sizeof(c->text), "Change to favourite filter %s has been unsuccessful",
+                 c->fid);
         http_respond_error(c->req, 500, c->text);
         return APPLY_DONE;
     }
