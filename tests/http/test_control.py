@@ -318,3 +318,27 @@ def test_scheduled_maintenance_severity(srv):
     r = call(srv, "PUT", "/scheduled_maintenance",
              json={"show": False, "message": "", "severity": "fatal"})
     assert r.status_code == 422
+
+
+def test_maintenance_readers_never_see_a_torn_file(srv):
+    """Fix (§14.27): the reference truncates and rewrites in place, so a reader racing a
+    writer can read a partial file (500)."""
+    import threading
+    stop = threading.Event()
+    statuses = []
+
+    def reader():
+        while not stop.is_set():
+            statuses.append(srv.get("/maintenance", auth=False).status_code)
+
+    t = threading.Thread(target=reader)
+    t.start()
+    try:
+        for i in range(60):
+            r = call(srv, "PUT", "/maintenance", json={"show": bool(i % 2),
+                                                      "message": str(i) * 20000})
+            assert r.status_code == 200
+    finally:
+        stop.set()
+        t.join()
+    assert statuses and set(statuses) == {200}
