@@ -6,17 +6,19 @@ cd "$(dirname "$0")/.."
 OGD=${1:-build/ogd}
 mkdir -p var
 "$OGD" demo --records "${OGD_DEMO_RECORDS:-200}"
-cat <<MSG
+cat <<'MSG'
 
   ogd is starting on http://127.0.0.1:8000  (embedded: ./var/ogd.sqlite3 + ./var/objects)
 
-  Try:
-    curl -s 'http://127.0.0.1:8000/records/count?conditions=%7B%7D'
-    curl -s 'http://127.0.0.1:8000/records?limit=2&projection=metadata.timestamp&projection=channels.PM-201-FE-EM'
-    curl -s 'http://127.0.0.1:8000/channels'
-
-  Demo login: user "demo", password "demo" (every permission; checked once the auth
-  work lands: until then no route asks for a token).
+  Log in as the demo user (password "demo", every permission); the JWT signing key pair
+  is generated on first start as ./var/jwt_rsa{,.pub}:
+    TOKEN=$(curl -s -H 'Content-Type: application/json' \
+            -d '{"username":"demo","password":"demo"}' http://127.0.0.1:8000/login | tr -d '"')
+  Then try:
+    curl -s -H "Authorization: Bearer $TOKEN" 'http://127.0.0.1:8000/records/count?conditions=%7B%7D'
+    curl -s -H "Authorization: Bearer $TOKEN" 'http://127.0.0.1:8000/records?limit=2&projection=metadata.timestamp&projection=channels.PM-201-FE-EM'
+    curl -s -H "Authorization: Bearer $TOKEN" 'http://127.0.0.1:8000/channels'
+  More users: echo PASSWORD | build/ogd user add NAME [--route '/users GET']...
   Stop with Ctrl-C.
 
 MSG

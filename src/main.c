@@ -10,6 +10,8 @@
  *                                      load mongoexport JSON documents
  *   ogd ingest [--config FILE] FILE...   load HDF5 files through the ingest pipeline
  *   ogd ingest --url URL [--token T] FILE...  post them to a running server instead
+ *   ogd user add|passwd|routes|delete NAME [options] | ogd user list [--config FILE]
+ *                                      manage users (passwords from stdin)
  *   ogd version
  *
  * Configuration: FILE, else $OGD_CONFIG, else built-in defaults (the embedded SQLite +
@@ -18,6 +20,7 @@
  */
 #include "cli/import.h"
 #include "cli/ingest_cli.h"
+#include "cli/user.h"
 #include "config/config.h"
 #include "demo/demo.h"
 #include "demo/demo_hdf5.h"
@@ -45,6 +48,10 @@ static void usage(FILE *f)
                "  ogd import [--config FILE] --collection records|channels|users FILE...\n"
                "  ogd ingest [--config FILE] FILE...\n"
                "  ogd ingest --url URL [--token TOKEN] FILE...\n"
+               "  ogd user add NAME [--route R]... [--all-routes] [--fedid --email ADDR]"
+               " (password on stdin)\n"
+               "  ogd user passwd NAME | routes NAME [--add R]... [--remove R]... | delete NAME"
+               " | list   [--config FILE]\n"
                "  ogd version\n");
 }
 
@@ -324,6 +331,38 @@ static int cmd_ingest(int argc, char **argv)
     return rc;
 }
 
+/* ogd user SUB NAME [options] [--config FILE] */
+static int cmd_user(int argc, char **argv)
+{
+    ogd_config cfg;
+    if (load_config(option(argc, argv, "--config"), &cfg) != 0)
+        return 2;
+    char err[512];
+    store_t *store = NULL;
+    mkdir_p(cfg.server.data_dir);
+    if (store_migrate(cfg.database.url, err, sizeof(err)) != 0 ||
+        store_open(cfg.database.url, NULL, &store, err, sizeof(err)) != 0) {
+        fprintf(stderr, "user: %s\n", err);
+        config_free(&cfg);
+        return 1;
+    }
+    /* drop --config FILE from the arguments the subcommand sees */
+    char **args = calloc((size_t)argc, sizeof(char *));
+    int n = 0;
+    for (int i = 2; args && i < argc; i++) {
+        if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
+            i++;
+            continue;
+        }
+        args[n++] = argv[i];
+    }
+    int rc = args ? user_command(store, n, args, stdin, stdout, stderr) : 1;
+    free(args);
+    store_close(store);
+    config_free(&cfg);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -344,6 +383,8 @@ int main(int argc, char **argv)
         return cmd_import(argc, argv);
     if (strcmp(cmd, "ingest") == 0)
         return cmd_ingest(argc, argv);
+    if (strcmp(cmd, "user") == 0)
+        return cmd_user(argc, argv);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("ogd %s\n", OGD_VERSION_TEXT);
         return 0;

@@ -28,6 +28,8 @@ typedef struct app {
     uv_loop_t *loop;
     store_t *store;
     objstore_t *objstore;
+    struct jwt_keys *keys;           /** the JWT key pair (auth); NULL = no login */
+    struct ratelimit *login_limiter; /** failed logins per user and per client address */
 } app_t;
 
 extern const http_route api_routes[];

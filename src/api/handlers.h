@@ -36,6 +36,34 @@ void api_version(http_request_t *req);
 void api_healthz(http_request_t *req);
 void api_readyz(http_request_t *req);
 void api_metrics(http_request_t *req);
+/* auth.c */
+void api_login(http_request_t *req);
+void api_verify(http_request_t *req);
+void api_refresh(http_request_t *req);
+/* users.c */
+void api_users_create(http_request_t *req);
+void api_users_update(http_request_t *req);
+void api_users_list(http_request_t *req);
+void api_users_delete(http_request_t *req);
+void api_filters_list(http_request_t *req);
+void api_filters_get(http_request_t *req);
+void api_filters_create(http_request_t *req);
+void api_filters_update(http_request_t *req);
+void api_filters_delete(http_request_t *req);
+void api_prefs_get(http_request_t *req);
+void api_prefs_set(http_request_t *req);
+void api_prefs_delete(http_request_t *req);
+/* sessions.c */
+void api_sessions_list(http_request_t *req);
+void api_sessions_get(http_request_t *req);
+void api_sessions_save(http_request_t *req);
+void api_sessions_update(http_request_t *req);
+void api_sessions_delete(http_request_t *req);
+/* maintenance.c */
+void api_maintenance_get(http_request_t *req);
+void api_maintenance_put(http_request_t *req);
+void api_scheduled_maintenance_get(http_request_t *req);
+void api_scheduled_maintenance_put(http_request_t *req);
 #ifdef OGD_TEST_HOOKS
 void api_test_block(http_request_t *req);
 #endif

@@ -1514,6 +1514,10 @@ int config_resolve(ogd_config *c, char **errors)
         derive_path(&c->echo.url, "file://%s/objects", d);
         derive_path(&c->app.maintenance_file, "%s/maintenance.json", d);
         derive_path(&c->app.scheduled_maintenance_file, "%s/scheduled_maintenance.json", d);
+        if (!c->auth.present) { /* generated on first start (auth/setup.h) */
+            derive_path(&c->auth.private_key_path, "%s/jwt_rsa", d);
+            derive_path(&c->auth.public_key_path, "%s/jwt_rsa.pub", d);
+        }
     }
     if (c->database.url) {
         const char *u = c->database.url;

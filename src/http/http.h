@@ -105,6 +105,7 @@ struct http_request {
     http_abort_cb on_abort;
     void *abort_data;
     void *app;                 /** the worker's application context */
+    char *username;            /** set by the authorizer from a verified access token (arena) */
     http_request_t *dead_next; /** private: the server's list of finished requests */
     struct {
         char *key, *value;
@@ -135,6 +136,14 @@ void http_server_on_request_done(http_server_t *s, void (*cb)(http_request_t *re
                                  void *data);
 /* "GET", "POST", ... */
 const char *http_method_name(http_method m);
+/* The authorizer runs before the handler of every route whose auth is not AUTH_NONE. It
+ * returns true to let the handler run, or answers the request itself (401/403/422) and
+ * returns false. Without one, such routes answer 401: nothing is served unchecked. */
+typedef bool (*http_authorizer)(http_request_t *req);
+void http_server_set_authorizer(http_server_t *s, http_authorizer fn);
+http_authorizer http_server_authorizer(const http_server_t *s);
+/* The client's address as text ("" if unknown); out: at least 64 bytes. */
+void http_request_peer(const http_request_t *req, char *out, size_t outlen);
 
 const char *http_header_get(const http_request_t *req, const char *name);
 /* Query parameters: first value of name (decoded, arena memory) or NULL. */

@@ -118,6 +118,16 @@ void router_dispatch(http_request_t *req)
         return;
     }
     if (req->route) {
+        if (req->route->auth != AUTH_NONE) {
+            http_authorizer check = http_server_authorizer(req->server);
+            if (!check) {
+                http_add_header(req, "WWW-Authenticate", "Bearer");
+                http_respond_error(req, 401, "Not authenticated");
+                return;
+            }
+            if (!check(req))
+                return;
+        }
         req->route->handler(req);
         return;
     }

@@ -78,6 +78,7 @@ struct http_server {
     uv_timer_t reaper; /* frees finished requests on the next loop turn */
     bool reaper_closed;
     http_request_t *dead; /* finished requests waiting for the reaper */
+    http_authorizer authorizer;
 };
 
 typedef struct write_req {
@@ -1153,6 +1154,29 @@ void http_server_free(http_server_t *s)
     free(s->cors_origins);
     free(s->url_prefix);
     free(s);
+}
+
+void http_server_set_authorizer(http_server_t *s, http_authorizer fn)
+{
+    s->authorizer = fn;
+}
+
+http_authorizer http_server_authorizer(const http_server_t *s)
+{
+    return s->authorizer;
+}
+
+void http_request_peer(const http_request_t *req, char *out, size_t outlen)
+{
+    struct sockaddr_storage ss;
+    int len = sizeof(ss);
+    out[0] = '\0';
+    if (!req->conn || uv_tcp_getpeername(&req->conn->tcp, (struct sockaddr *)&ss, &len) != 0)
+        return;
+    if (ss.ss_family == AF_INET)
+        uv_ip4_name((const struct sockaddr_in *)&ss, out, outlen);
+    else if (ss.ss_family == AF_INET6)
+        uv_ip6_name((const struct sockaddr_in6 *)&ss, out, outlen);
 }
 
 const http_route *http_server_routes(const http_server_t *s, size_t *n)

@@ -11,6 +11,7 @@
 #include "objstore/config.h"
 #include "runtime/metrics.h"
 #include "store/store.h"
+#include "auth/setup.h"
 #include "util/log.h"
 
 #include <arpa/inet.h>
@@ -294,6 +295,10 @@ int master_run(const char *config_path, ogd_config *cfg)
     objstore_options_from_config(cfg, &oo);
     if (objstore_prepare(cfg->echo.url, &oo, err, sizeof(err)) != 0) {
         log_error("object store: %s", err);
+        return 1;
+    }
+    if (auth_prepare_keys(cfg, err, sizeof(err)) != 0) {
+        log_error("auth: %s", err);
         return 1;
     }
     master m = {.cfg = cfg, .original = cfg, .config_path = config_path};

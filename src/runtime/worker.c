@@ -7,6 +7,9 @@
 #include "runtime/runtime.h"
 
 #include "api/api.h"
+#include "api/control.h"
+#include "auth/jwt.h"
+#include "auth/ratelimit.h"
 #include "objstore/config.h"
 #include "runtime/metrics.h"
 #include "util/log.h"
@@ -147,6 +150,12 @@ void worker_run(const ogd_config *cfg, int listen_fd, worker_slot *slot)
         log_error("worker: %s", err);
         _exit(3);
     }
+    if (jwt_keys_load(cfg->auth.private_key_path, cfg->auth.public_key_path, &w->app.keys, err,
+                      sizeof(err)) != 0) {
+        log_error("worker: %s", err);
+        _exit(3);
+    }
+    w->app.login_limiter = ratelimit_new(300);
     http_limits lim = {
         .max_header_bytes = (size_t)cfg->server.max_header_bytes,
         .max_body_bytes = (size_t)cfg->server.max_body_bytes,
@@ -167,6 +176,7 @@ void worker_run(const ogd_config *cfg, int listen_fd, worker_slot *slot)
     if (w->max_requests && cfg->server.max_requests_jitter > 0)
         w->max_requests += (uint64_t)(getpid() % (cfg->server.max_requests_jitter + 1));
     http_server_on_request_done(w->server, request_done, w);
+    http_server_set_authorizer(w->server, api_authorize);
 
     uv_timer_init(&w->loop, &w->heartbeat);
     w->heartbeat.data = w;
@@ -191,6 +201,8 @@ void worker_run(const ogd_config *cfg, int listen_fd, worker_slot *slot)
     uv_run(&w->loop, UV_RUN_DEFAULT);
     store_close(w->app.store);
     http_server_free(w->server);
+    jwt_keys_free(w->app.keys);
+    ratelimit_free(w->app.login_limiter);
     uv_loop_close(&w->loop);
     log_info("worker stopped");
     free(w);

@@ -597,6 +597,46 @@ static void build_job(pg_job *j, store_op_t *op)
     case STORE_USER_PUT:
         build_put_doc(j, op, "users");
         break;
+    case STORE_USER_DELETE:
+        st = add1(j, "delete user", "DELETE FROM users WHERE id = $1", op->id, NULL);
+        break;
+    case STORE_USERS_LIST:
+        st = add1(j, "list users", "SELECT doc::text FROM users ORDER BY id", NULL, NULL);
+        break;
+    case STORE_SESSION_GET:
+        st = add1(j, "get", "SELECT doc::text FROM sessions WHERE id = $1", op->id, NULL);
+        break;
+    case STORE_SESSION_PUT: {
+        const char *id = json_string_value(json_object_get(op->doc, "_id"));
+        const char *user = json_string_value(json_object_get(op->doc, "username"));
+        const char *name = json_string_value(json_object_get(op->doc, "name"));
+        if (!id || !user || !name) {
+            bad_query(op, "a session needs string _id, username and name");
+            break;
+        }
+        st = job_add(j, "put session",
+                     op->replace
+                         ? "INSERT INTO sessions (id, username, name, doc) VALUES ($1, $2, $3, "
+                           "$4::json) ON CONFLICT (id) DO UPDATE SET username = EXCLUDED.username, "
+                           "name = EXCLUDED.name, doc = EXCLUDED.doc"
+                         : "INSERT INTO sessions (id, username, name, doc) VALUES ($1, $2, $3, "
+                           "$4::json)",
+                     4);
+        if (st) {
+            set_text(st, 0, id);
+            set_text(st, 1, user);
+            set_text(st, 2, name);
+            set_json(st, 3, op->doc);
+        }
+        break;
+    }
+    case STORE_SESSION_DELETE:
+        st = add1(j, "delete session", "DELETE FROM sessions WHERE id = $1", op->id, NULL);
+        break;
+    case STORE_SESSIONS_LIST:
+        st = add1(j, "list sessions",
+                  "SELECT doc::text FROM sessions WHERE username = $1 ORDER BY id", op->id, NULL);
+        break;
     case STORE_MAINTENANCE:
         /* Refresh planner statistics (autovacuum does the rest). */
         st = add1(j, "maintenance", "ANALYZE", NULL, NULL);
@@ -783,7 +823,26 @@ static void finish_job(pg_job *j, store_op_t *op)
         if (strtoll(PQcmdTuples(j->res[0]), NULL, 10) == 0)
             op->status = -ENOENT;
         break;
+    case STORE_USER_DELETE:
+    case STORE_SESSION_DELETE:
+        op->count = strtoll(PQcmdTuples(j->res[0]), NULL, 10);
+        break;
+    case STORE_USERS_LIST:
+    case STORE_SESSIONS_LIST: {
+        json_t *out = json_array();
+        int n = PQntuples(r);
+        for (int i = 0; i < n; i++) {
+            if (op->max_documents > 0 && (int64_t)json_array_size(out) >= op->max_documents)
+                break;
+            json_t *d = load_json(PQgetvalue(r, i, 0));
+            if (d)
+                json_array_append_new(out, d);
+        }
+        op->result = out;
+        break;
+    }
     case STORE_MANIFEST_LATEST:
+    case STORE_SESSION_GET:
     case STORE_USER_GET:
         if (PQntuples(r) == 0) {
             op->status = -ENOENT;

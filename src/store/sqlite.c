@@ -804,6 +804,70 @@ static void put_doc(sqlite_conn *c, store_op_t *op, const char *sql_insert, cons
     free(text);
 }
 
+/* All documents of one text-keyed query (optional key bound to ?1), in row order. */
+static void list_docs(sqlite_conn *c, store_op_t *op, const char *sql, const char *key)
+{
+    sqlite3_stmt *st = stmt_get(c, op, sql);
+    if (!st)
+        return;
+    if (key)
+        sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+    json_t *out = json_array();
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (op->max_documents > 0 && (int64_t)json_array_size(out) >= op->max_documents)
+            break;
+        json_t *d = column_json(st, 0);
+        if (d)
+            json_array_append_new(out, d);
+    }
+    sqlite3_reset(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        json_decref(out);
+        db_error(op, c, "list");
+        return;
+    }
+    op->result = out;
+}
+
+/* DELETE by a text key; count = rows removed. */
+static void delete_by_id(sqlite_conn *c, store_op_t *op, const char *sql)
+{
+    sqlite3_stmt *st = stmt_get(c, op, sql);
+    if (!st)
+        return;
+    sqlite3_bind_text(st, 1, op->id, -1, SQLITE_STATIC);
+    if (step_done(c, op, st, "delete") == 0)
+        op->count = sqlite3_changes(c->db);
+}
+
+static void put_session(sqlite_conn *c, store_op_t *op)
+{
+    const char *id = json_string_value(json_object_get(op->doc, "_id"));
+    const char *user = json_string_value(json_object_get(op->doc, "username"));
+    const char *name = json_string_value(json_object_get(op->doc, "name"));
+    if (!id || !user || !name) {
+        snprintf(op->err, sizeof(op->err), "a session needs string _id, username and name");
+        op->status = STORE_EBADQUERY;
+        return;
+    }
+    sqlite3_stmt *st = stmt_get(
+        c, op,
+        op->replace ? "INSERT INTO sessions (id, username, name, doc) VALUES (?1, ?2, ?3, ?4) "
+                      "ON CONFLICT (id) DO UPDATE SET username = excluded.username, "
+                      "name = excluded.name, doc = excluded.doc"
+                    : "INSERT INTO sessions (id, username, name, doc) VALUES (?1, ?2, ?3, ?4)");
+    if (!st)
+        return;
+    char *text = json_dumps(op->doc, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, user, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, text, -1, SQLITE_STATIC);
+    step_done(c, op, st, "put session");
+    free(text);
+}
+
 static void op_summary(sqlite_conn *c, store_op_t *op)
 {
     static const char *const edge[2] = {
@@ -935,6 +999,24 @@ static void sqlite_execute(store_t *base, store_op_t *op)
     case STORE_USER_PUT:
         put_doc(c, op, "INSERT INTO users (id, doc) VALUES (?1, ?2)",
                 "INSERT OR REPLACE INTO users (id, doc) VALUES (?1, ?2)");
+        break;
+    case STORE_USER_DELETE:
+        delete_by_id(c, op, "DELETE FROM users WHERE id = ?1");
+        break;
+    case STORE_USERS_LIST:
+        list_docs(c, op, "SELECT doc FROM users ORDER BY id", NULL);
+        break;
+    case STORE_SESSION_GET:
+        get_doc(c, op, "SELECT doc FROM sessions WHERE id = ?1", op->id);
+        break;
+    case STORE_SESSION_PUT:
+        put_session(c, op);
+        break;
+    case STORE_SESSION_DELETE:
+        delete_by_id(c, op, "DELETE FROM sessions WHERE id = ?1");
+        break;
+    case STORE_SESSIONS_LIST:
+        list_docs(c, op, "SELECT doc FROM sessions WHERE username = ?1 ORDER BY id", op->id);
         break;
     }
 }

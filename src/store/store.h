@@ -51,6 +51,14 @@ typedef enum store_op_kind {
                               version = stored (missing = 1) + 1, and each channel inserted
                               or replaced (a new one goes last); -ENOENT if no such record.
                               Concurrent merges of one record serialise: none is lost. */
+    STORE_USER_DELETE,     /* id -> count (0 or 1) */
+    STORE_USERS_LIST,      /* -> result: array of user documents, by id */
+    STORE_SESSION_GET,     /* id -> result: session document or -ENOENT */
+    STORE_SESSION_PUT,     /* doc {"_id","username","name",...}; replace => update by _id;
+                              -EEXIST when (username, name) is taken (or _id, on insert) */
+    STORE_SESSION_DELETE,  /* id -> count (0 or 1) */
+    STORE_SESSIONS_LIST,   /* id = username -> result: array of documents, by id, at most
+                              max_documents */
 } store_op_kind;
 
 /* Statuses besides 0 and negative errno values (-ENOENT, -EEXIST, -ECANCELED). */

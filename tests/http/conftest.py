@@ -28,6 +28,26 @@ from s3client import S3
 OGD = os.environ.get("OGD_BIN", os.path.join(os.path.dirname(__file__), "../../build/ogd"))
 BACKEND = os.environ.get("OGD_TEST_BACKEND", "embedded")
 
+# Every test server signs tokens with one key pair made once per test session, and has an
+# administrator (all ten permissions) whose access token srv.get/srv.request send.
+ADMIN_USER = "ogd-test-admin"
+ADMIN_PASSWORD = "ogd-test-admin-password"
+_KEYS = {}
+
+
+def test_keys():
+    """(private, public) PEM paths of the session's JWT key pair."""
+    if not _KEYS:
+        d = tempfile.mkdtemp(prefix="ogd-test-keys-")
+        priv, pub = os.path.join(d, "jwt_rsa"), os.path.join(d, "jwt_rsa.pub")
+        subprocess.run(["openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt",
+                        "rsa_keygen_bits:2048", "-out", priv], check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run(["openssl", "pkey", "-in", priv, "-pubout", "-out", pub], check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        _KEYS["priv"], _KEYS["pub"] = priv, pub
+    return _KEYS["priv"], _KEYS["pub"]
+
 
 def production_config():
     """database + echo sections of a server on the production pair (fresh names)."""
@@ -64,6 +84,8 @@ class OgdServer:
                           "data_dir": data_dir, "timeout": 30, "graceful_timeout": 10}}
         if BACKEND == "production":
             cfg.update(production_config())
+        priv, pub = test_keys()
+        cfg["auth"] = {"private_key_path": priv, "public_key_path": pub}
         for section, values in (config or {}).items():
             cfg.setdefault(section, {}).update(values)
         self.config_path = os.path.join(data_dir, "config.yml")
@@ -73,6 +95,7 @@ class OgdServer:
         self.log_path = os.path.join(data_dir, "ogd.log")
         self.env = dict(os.environ, **(env or {}))
         self.proc = None
+        self.token = None
 
     def config_value(self, section, key):
         with open(self.config_path) as f:
@@ -127,7 +150,25 @@ class OgdServer:
                             os.path.join(data, coll + ".jsonl")], check=True, env=self.env,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60)
 
+    def user_cli(self, *args, password=None, check=True):
+        """Runs `ogd user ARGS --config ...` (password on stdin); returns the result."""
+        return subprocess.run([OGD, "user", *args, "--config", self.config_path],
+                              input=(password + "\n") if password is not None else "",
+                              capture_output=True, text=True, env=self.env, timeout=60,
+                              check=check)
+
+    def login(self, username, password):
+        """The access token of a user (POST /login)."""
+        r = requests.post(self.url + "/login", json={"username": username, "password": password},
+                          timeout=30)
+        assert r.status_code == 200, r.text
+        return r.json()
+
     def start(self):
+        # The administrator exists before the server starts (a config the test expects to
+        # be refused makes this fail too; start then reports the server's own error).
+        made = self.user_cli("add", ADMIN_USER, "--all-routes", password=ADMIN_PASSWORD,
+                             check=False)
         self.log = open(self.log_path, "ab")
         self.proc = subprocess.Popen([OGD, "serve", "--config", self.config_path],
                                      stdout=self.log, stderr=self.log, env=self.env)
@@ -137,6 +178,8 @@ class OgdServer:
                 raise RuntimeError("ogd exited early:\n" + self.read_log())
             try:
                 if requests.get(self.url + "/healthz", timeout=1).status_code == 200:
+                    if made.returncode == 0:
+                        self.token = self.login(ADMIN_USER, ADMIN_PASSWORD)
                     return self
             except requests.ConnectionError:
                 pass
@@ -158,13 +201,17 @@ class OgdServer:
                              capture_output=True, text=True).stdout
         return sorted(int(p) for p in out.split())
 
-    def get(self, path, **kw):
+    def request(self, method, path, auth=True, **kw):
+        """An HTTP request to this server. It carries the administrator's bearer token
+        unless auth=False or the caller's headers have their own Authorization."""
         kw.setdefault("timeout", 30)
-        return requests.get(self.url + path, **kw)
+        headers = dict(kw.pop("headers", None) or {})
+        if auth and self.token and not any(k.lower() == "authorization" for k in headers):
+            headers["Authorization"] = "Bearer " + self.token
+        return requests.request(method, self.url + path, headers=headers, **kw)
 
-    def request(self, method, path, **kw):
-        kw.setdefault("timeout", 30)
-        return requests.request(method, self.url + path, **kw)
+    def get(self, path, **kw):
+        return self.request("GET", path, **kw)
 
     def sanitizer_reports(self):
         """Sanitizer reports any process of this server wrote (ASan/UBSan/LSan builds)."""

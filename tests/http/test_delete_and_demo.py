@@ -32,7 +32,7 @@ def test_delete_removes_document_and_objects(make_server):
     r = srv.get("/records/" + rid)
     assert r.status_code == 200
     import requests
-    r = requests.delete(srv.url + "/records/" + rid)
+    r = srv.request("DELETE", "/records/" + rid)
     assert r.status_code == 204 and r.content == b""
     assert srv.get("/records/" + rid).status_code == 404
     assert objects_of(srv, rid) == []
@@ -40,7 +40,7 @@ def test_delete_removes_document_and_objects(make_server):
     # other records keep their objects
     assert objects_of(srv, "20230605080000")
     # unknown ids are fine too
-    assert requests.delete(srv.url + "/records/19990101000000").status_code == 204
+    assert srv.request("DELETE", "/records/19990101000000").status_code == 204
 
 
 def test_demo_is_deterministic_and_skips_when_not_empty(make_server):

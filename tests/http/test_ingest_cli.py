@@ -41,7 +41,9 @@ def test_remote_ingest(make_server, tmp_path):
     srv = make_server(records=0)
     assert post_manifest(srv, hdfgen.manifest()).status_code == 201
     good = hdfgen.make_file(str(tmp_path / "good.h5"))
-    p = run(srv, "--url", srv.url, good)
+    p = run(srv, "--url", srv.url, good)  # no token: the server refuses it
+    assert p.returncode != 0 and '401 "Not authenticated"' in p.stderr
+    p = run(srv, "--url", srv.url, "--token", srv.token, good)
     assert p.returncode == 0, p.stderr
     assert "201 Added as %s" % ID in p.stderr
     assert srv.get("/records/" + ID).status_code == 200

@@ -4,7 +4,6 @@ import os
 import signal
 import time
 
-import requests
 
 from conftest import BACKEND
 
@@ -53,7 +52,7 @@ def test_object_store_counters(make_server):
     assert srv.get("/readyz").status_code == 200
     m = wait_for(srv, "ogd_objstore_gets_total", 1)
     assert m["ogd_objstore_gets_total"] >= 1
-    assert requests.delete(srv.url + "/records/20230605080000", timeout=30).status_code == 204
+    assert srv.request("DELETE", "/records/20230605080000").status_code == 204
     m = wait_for(srv, "ogd_objstore_deletes_total", 4)
     assert m["ogd_objstore_deletes_total"] >= 4  # one per key prefix of the record
     if BACKEND == "production":

@@ -15,7 +15,7 @@ def hammer(srv, stop, results, path="/records/count"):
     """Sends requests on new connections until stop is set; records (ok, failed)."""
     while not stop.is_set():
         try:
-            r = requests.get(srv.url + path, timeout=10, headers={"Connection": "close"})
+            r = srv.get(path, timeout=10, headers={"Connection": "close"})
             results.append(r.status_code)
         except requests.RequestException as e:
             results.append(repr(e))
@@ -78,7 +78,7 @@ def test_max_requests_recycles_without_refusals(make_server):
     results = []
     for _ in range(200):
         try:
-            r = requests.get(srv.url + "/version", timeout=10, headers={"Connection": "close"})
+            r = srv.get("/version", timeout=10, headers={"Connection": "close"})
             results.append(r.status_code)
         except requests.RequestException as e:
             results.append(repr(e))

@@ -53,14 +53,14 @@ def test_s3_error_on_delete_names_the_code(make_server, faultproxy):
     rid = "20230605080000"
     assert srv.object_keys("images/2023/06/05/080000/")
     faultproxy(mode="status", code=500, count=-1)
-    r = requests.delete(srv.url + "/records/" + rid, timeout=30)
+    r = srv.request("DELETE", "/records/" + rid, timeout=30)
     assert r.status_code == 500
     detail = r.json()["detail"]
     assert detail.startswith("InternalError when deleting directory '")
     faultproxy(mode="pass")
     # the worker is fine and the objects are still there to retry the delete
     assert srv.object_keys("images/2023/06/05/080000/")
-    assert requests.delete(srv.url + "/records/" + rid, timeout=30).status_code == 204
+    assert srv.request("DELETE", "/records/" + rid, timeout=30).status_code == 204
     assert srv.object_keys("images/2023/06/05/080000/") == []
 
 
@@ -101,6 +101,7 @@ def test_postgresql_restart_during_requests(make_server):
 
     def stream():
         s = requests.Session()
+        s.headers["Authorization"] = "Bearer " + srv.token
         while not stop.is_set():
             try:
                 statuses.append(s.get(srv.url + "/records/count", timeout=10).status_code)

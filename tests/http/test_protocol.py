@@ -153,7 +153,8 @@ def test_slow_headers_get_408(make_server):
 def test_client_disconnect_mid_request_is_harmless(fixture_server):
     for _ in range(20):
         s = socket.create_connection(("127.0.0.1", fixture_server.port))
-        s.sendall(b"GET /records?conditions=%7B%7D HTTP/1.1\r\nHost: x\r\n\r\n")
+        s.sendall(b"GET /records?conditions=%7B%7D HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+                  + fixture_server.token.encode() + b"\r\n\r\n")
         s.close()
     assert fixture_server.get("/records/count").json() == 6
 

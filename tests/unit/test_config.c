@@ -142,7 +142,9 @@ static void test_defaults_need_no_file(void **state)
     assert_int_equal(c.echo.max_retries, 3);
 
     assert_int_equal(c.mongodb.max_documents, 1000);
-    assert_null(c.auth.private_key_path);
+    /* without an auth section the key pair lives in the data directory */
+    assert_non_null(strstr(c.auth.private_key_path, "/jwt_rsa"));
+    assert_non_null(strstr(c.auth.public_key_path, "/jwt_rsa.pub"));
     assert_string_equal(c.auth.jwt_algorithm, "RS256");
     assert_int_equal(c.auth.access_token_validity_mins, 60);
     assert_int_equal(c.auth.refresh_token_validity_days, 7);

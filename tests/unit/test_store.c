@@ -262,13 +262,83 @@ static void test_manifest_and_summary(void **state)
     assert_int_equal(store_run_sync(f->store, &op), -ENOENT);
 }
 
+static int run_doc(fixture *f, store_op_kind kind, const char *id, const char *doc, bool replace,
+                   store_op_t *out)
+{
+    store_op_init(out, kind);
+    out->id = id;
+    out->doc = doc ? json_loads(doc, 0, NULL) : NULL;
+    out->replace = replace;
+    int rc = store_run_sync(f->store, out);
+    json_decref(out->doc);
+    out->doc = NULL;
+    return rc;
+}
+
+static void test_users_and_sessions(void **state)
+{
+    fixture *f = *state;
+    store_op_t op;
+    assert_int_equal(
+        run_doc(f, STORE_USER_PUT, NULL, "{\"_id\":\"b\",\"auth_type\":\"local\"}", false, &op), 0);
+    store_op_cleanup(&op);
+    assert_int_equal(
+        run_doc(f, STORE_USER_PUT, NULL, "{\"_id\":\"a\",\"auth_type\":\"FedID\"}", false, &op), 0);
+    store_op_cleanup(&op);
+    assert_int_equal(run_doc(f, STORE_USERS_LIST, NULL, NULL, false, &op), 0);
+    assert_int_equal(json_array_size(op.result), 2);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(op.result, 0), "_id")),
+                        "a");
+    store_op_cleanup(&op);
+    assert_int_equal(run_doc(f, STORE_USER_DELETE, "a", NULL, false, &op), 0);
+    assert_int_equal(op.count, 1);
+    store_op_cleanup(&op);
+    assert_int_equal(run_doc(f, STORE_USER_DELETE, "a", NULL, false, &op), 0);
+    assert_int_equal(op.count, 0);
+    store_op_cleanup(&op);
+
+    const char *s1 = "{\"_id\":\"000000000000000000000001\",\"username\":\"u\",\"name\":\"n\","
+                     "\"session\":{\"k\":1}}";
+    const char *s2 = "{\"_id\":\"000000000000000000000002\",\"username\":\"u\",\"name\":\"n\"}";
+    const char *s2b = "{\"_id\":\"000000000000000000000002\",\"username\":\"u\",\"name\":\"m\"}";
+    assert_int_equal(run_doc(f, STORE_SESSION_PUT, NULL, s1, false, &op), 0);
+    store_op_cleanup(&op);
+    /* (username, name) is unique */
+    assert_int_equal(run_doc(f, STORE_SESSION_PUT, NULL, s2, false, &op), -EEXIST);
+    store_op_cleanup(&op);
+    assert_int_equal(run_doc(f, STORE_SESSION_PUT, NULL, s2b, false, &op), 0);
+    store_op_cleanup(&op);
+    /* replacing by id may not take another session's name either */
+    assert_int_equal(run_doc(f, STORE_SESSION_PUT, NULL, s2, true, &op), -EEXIST);
+    store_op_cleanup(&op);
+    assert_int_equal(run_doc(f, STORE_SESSION_GET, "000000000000000000000001", NULL, false, &op),
+                     0);
+    assert_int_equal(
+        json_integer_value(json_object_get(json_object_get(op.result, "session"), "k")), 1);
+    store_op_cleanup(&op);
+    store_op_init(&op, STORE_SESSIONS_LIST);
+    op.id = "u";
+    op.max_documents = 1;
+    assert_int_equal(store_run_sync(f->store, &op), 0);
+    assert_int_equal(json_array_size(op.result), 1);
+    store_op_cleanup(&op);
+    assert_int_equal(run_doc(f, STORE_SESSION_DELETE, "000000000000000000000001", NULL, false, &op),
+                     0);
+    assert_int_equal(op.count, 1);
+    store_op_cleanup(&op);
+    assert_int_equal(run_doc(f, STORE_SESSION_GET, "000000000000000000000001", NULL, false, &op),
+                     -ENOENT);
+    store_op_cleanup(&op);
+}
+
 /* The tests every back end runs; test_store_pg.c adds them to its own list. */
 #define STORE_BACKEND_TESTS                                                                        \
     cmocka_unit_test_setup_teardown(test_find_shapes_documents, setup, teardown),                  \
         cmocka_unit_test_setup_teardown(test_count_range_delete, setup, teardown),                 \
         cmocka_unit_test_setup_teardown(test_put_existing_and_replace, setup, teardown),           \
         cmocka_unit_test_setup_teardown(test_manifest_and_summary, setup, teardown),               \
-        cmocka_unit_test_setup_teardown(test_batch_put_is_all_or_nothing, setup, teardown)
+        cmocka_unit_test_setup_teardown(test_batch_put_is_all_or_nothing, setup, teardown),        \
+        cmocka_unit_test_setup_teardown(test_users_and_sessions, setup, teardown)
 
 #if !STORE_TEST_PG
 int main(void)

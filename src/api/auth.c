@@ -1,0 +1,745 @@
+/*
+ * auth.c: the authorizer every protected route passes through, POST /login, /verify and
+ * /refresh (spec/control.md §5, §6), and the helpers the control-plane handlers share
+ * (control.h).
+ *
+ * Token types are distinct (a fix, docs/security.md): access tokens carry
+ * "token_type":"access" and are the only bearer tokens; refresh tokens carry
+ * "token_type":"refresh" and are only accepted from the refresh cookie. /refresh re-reads
+ * the user, so deleted users and revoked permissions stop at the next refresh.
+ *
+ * CPU work is off the loop: password checks (argon2id, ~50 ms) and RSA signatures run on
+ * the thread pool (work_submit); only the RSA *verification* of a bearer token (tens of
+ * microseconds) runs on the loop, as parsing does. Secrets (passwords, tokens, cookies)
+ * are never logged.
+ */
+#include "api/control.h"
+#include "api/handlers.h"
+
+#include "auth/jwt.h"
+#include "auth/password.h"
+#include "auth/ratelimit.h"
+#include "runtime/taskgroup.h"
+#include "util/log.h"
+
+#include <errno.h>
+#include <openssl/crypto.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+/* Login attempts: failures allowed per user / per client address in the window. */
+#define LOGIN_USER_FAILURES 10
+#define LOGIN_ADDR_FAILURES 50
+#define REVOKED_FILE_MAX_BYTES ((size_t)16 << 20)
+
+const char *const api_permissions[] = {
+    "/submit/hdf POST",
+    "/submit/manifest POST",
+    "/records/{id_} DELETE",
+    "/experiments POST",
+    "/users POST",
+    "/users PATCH",
+    "/users GET",
+    "/users/{id_} DELETE",
+    "/maintenance PUT",
+    "/scheduled_maintenance PUT",
+};
+const size_t api_npermissions = sizeof(api_permissions) / sizeof(api_permissions[0]);
+
+/* ================================================================ shared helpers */
+
+void api_respond_string(http_request_t *req, int status, const char *text)
+{
+    json_t *s = json_string(text ? text : "");
+    char *body = s ? json_dumps(s, JSON_ENCODE_ANY | JSON_COMPACT) : NULL;
+    json_decref(s);
+    if (!body) {
+        http_respond_error(req, 500, "Unknown error");
+        return;
+    }
+    http_respond_take(req, status, "application/json", body, strlen(body));
+}
+
+void api_422_body(http_request_t *req, const char *type, const char *field, const char *msg,
+                  json_t *input)
+{
+    json_t *loc = json_pack("[s]", "body");
+    if (field)
+        json_array_append_new(loc, json_string(field));
+    json_t *err = json_pack("{s:s, s:o, s:s, s:O}", "type", type, "loc", loc, "msg", msg, "input",
+                            input ? input : json_null());
+    json_t *detail = json_pack("{s:[o]}", "detail", err);
+    char *body = json_dumps(detail, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(detail);
+    if (!body) {
+        http_respond_error(req, 500, "Unknown error");
+        return;
+    }
+    http_respond_take(req, 422, "application/json", body, strlen(body));
+}
+
+static bool json_content_type(const http_request_t *req)
+{
+    const char *ct = http_header_get(req, "content-type");
+    if (!ct)
+        return true;
+    size_t n = strcspn(ct, ";");
+    while (n > 0 && (ct[n - 1] == ' ' || ct[n - 1] == '\t'))
+        n--;
+    if (n == 16 && strncasecmp(ct, "application/json", 16) == 0)
+        return true;
+    return n > 17 && strncasecmp(ct, "application/", 12) == 0 &&
+           strncasecmp(ct + n - 5, "+json", 5) == 0;
+}
+
+/* FastAPI's json_invalid 422; decode errors are reported before authorisation. */
+static void respond_json_invalid(http_request_t *req, const json_error_t *e)
+{
+    char buf[512];
+    snprintf(buf, sizeof(buf),
+             "{\"detail\":[{\"type\":\"json_invalid\",\"loc\":[\"body\",%d],\"msg\":\"JSON decode "
+             "error\",\"input\":{},\"ctx\":{\"error\":\"Expecting value\"}}]}",
+             e ? e->position : 0);
+    http_respond(req, 422, "application/json", buf, strlen(buf));
+}
+
+json_t *api_body_json(http_request_t *req, bool want_object)
+{
+    if (req->body.len == 0 || !json_content_type(req)) {
+        api_422_body(req, "missing", NULL, "Field required", NULL);
+        return NULL;
+    }
+    json_error_t e;
+    json_t *v = json_loadb(req->body.data, req->body.len, JSON_DECODE_ANY, &e);
+    if (!v) {
+        respond_json_invalid(req, &e);
+        return NULL;
+    }
+    if (want_object && !json_is_object(v)) {
+        api_422_body(req, "model_attributes_type", NULL,
+                     "Input should be a valid dictionary or object to extract fields from", v);
+        json_decref(v);
+        return NULL;
+    }
+    return v;
+}
+
+const char *api_body_string(http_request_t *req, json_t *body, const char *field)
+{
+    json_t *v = json_object_get(body, field);
+    if (!v || json_is_null(v)) {
+        api_422_body(req, "missing", field, "Field required", body);
+        return NULL;
+    }
+    if (!json_is_string(v)) {
+        api_422_body(req, "string_type", field, "Input should be a valid string", v);
+        return NULL;
+    }
+    return json_string_value(v);
+}
+
+static void abort_op(http_request_t *req, void *data)
+{
+    (void)req;
+    store_cancel(data);
+}
+
+store_op_t *api_store_op(http_request_t *req, store_op_kind kind)
+{
+    store_op_t *op = arena_alloc(&req->arena, sizeof(*op));
+    if (!op) {
+        http_respond_error(req, 500, "Unknown error");
+        return NULL;
+    }
+    store_op_init(op, kind);
+    return op;
+}
+
+bool api_store_submit(http_request_t *req, store_op_t *op, store_cb cb, void *data)
+{
+    app_t *app = req->app;
+    http_set_abort(req, abort_op, op);
+    if (store_submit(app->store, op, cb, data) != 0) {
+        http_set_abort(req, NULL, NULL);
+        store_op_cleanup(op);
+        http_respond_error(req, 500, "Unknown error");
+        return false;
+    }
+    return true;
+}
+
+void api_store_done(store_op_t *op)
+{
+    (void)op;
+}
+
+static uv_loop_t *app_loop(http_request_t *req)
+{
+    return ((app_t *)req->app)->loop;
+}
+
+static int64_t now_s(void)
+{
+    return (int64_t)time(NULL);
+}
+
+int api_issue_tokens(const app_t *app, const json_t *user, char **access, char **refresh)
+{
+    *access = NULL;
+    if (refresh)
+        *refresh = NULL;
+    const char *username = json_string_value(json_object_get(user, "_id"));
+    if (!username)
+        return -1;
+    json_t *routes = json_object_get(user, "authorised_routes");
+    json_t *p = json_object();
+    json_object_set_new(p, "username", json_string(username));
+    json_object_set_new(p, "authorised_routes",
+                        json_is_array(routes) ? json_deep_copy(routes) : json_null());
+    if (!json_is_array(routes)) {
+        json_object_set_new(p, "userIsAdmin", json_false());
+    } else {
+        size_t i;
+        json_t *r;
+        json_array_foreach(routes, i, r)
+        {
+            if (json_is_string(r) && strcmp(json_string_value(r), "/users GET") == 0) {
+                json_object_set_new(p, "userIsAdmin", json_true());
+                break;
+            }
+        }
+    }
+    int64_t now = now_s();
+    json_object_set_new(
+        p, "exp", json_integer(now + (int64_t)app->cfg->auth.access_token_validity_mins * 60));
+    json_object_set_new(p, "token_type", json_string("access"));
+    *access = jwt_sign(app->keys, p);
+    json_decref(p);
+    if (refresh) {
+        json_t *r = json_pack(
+            "{s:s, s:I, s:s}", "username", username, "exp",
+            (json_int_t)(now + (int64_t)app->cfg->auth.refresh_token_validity_days * 86400),
+            "token_type", "refresh");
+        *refresh = jwt_sign(app->keys, r);
+        json_decref(r);
+    }
+    if (!*access || (refresh && !*refresh)) {
+        free(*access);
+        *access = NULL;
+        if (refresh) {
+            free(*refresh);
+            *refresh = NULL;
+        }
+        return -1;
+    }
+    return 0;
+}
+
+/* ================================================================ the authorizer */
+
+static bool token_type_is(const json_t *claims, const char *type)
+{
+    const char *t = json_string_value(json_object_get(claims, "token_type"));
+    return t && strcmp(t, type) == 0;
+}
+
+static bool body_method(http_method m)
+{
+    return m == OGD_POST || m == OGD_PUT || m == OGD_PATCH;
+}
+
+bool api_authorize(http_request_t *req)
+{
+    /* FastAPI decodes a JSON body before its dependencies run (§4.3). */
+    if (body_method(req->method) && req->body.len > 0 && json_content_type(req)) {
+        json_error_t e;
+        json_t *v = json_loadb(req->body.data, req->body.len, JSON_DECODE_ANY, &e);
+        if (!v) {
+            respond_json_invalid(req, &e);
+            return false;
+        }
+        json_decref(v);
+    }
+    const char *h = http_header_get(req, "authorization");
+    const char *sp = h ? strchr(h, ' ') : NULL;
+    if (!h || !sp || (size_t)(sp - h) != 6 || strncasecmp(h, "bearer", 6) != 0 || !sp[1]) {
+        http_add_header(req, "WWW-Authenticate", "Bearer");
+        http_respond_error(req, 401, "Not authenticated");
+        return false;
+    }
+    app_t *app = req->app;
+    json_t *claims = NULL;
+    if (jwt_verify(app->keys, sp + 1, true, now_s(), &claims) != 0 ||
+        !token_type_is(claims, "access") || !json_is_string(json_object_get(claims, "username"))) {
+        json_decref(claims);
+        http_respond_error(req, 403, "Invalid token");
+        return false;
+    }
+    const char *username = json_string_value(json_object_get(claims, "username"));
+    req->username = arena_strdup(&req->arena, username);
+    bool ok = req->username != NULL;
+    if (ok && req->route->auth == AUTH_PERMISSION) {
+        ok = false;
+        json_t *routes = json_object_get(claims, "authorised_routes");
+        size_t i;
+        json_t *r;
+        json_array_foreach(routes, i, r)
+        {
+            if (json_is_string(r) && strcmp(json_string_value(r), req->route->permission) == 0)
+                ok = true;
+        }
+        if (!ok) {
+            char msg[512];
+            snprintf(msg, sizeof(msg), "User '%.200s' is not authorised to use endpoint '%s'",
+                     username, req->route->permission);
+            json_decref(claims);
+            http_respond_error(req, 403, msg);
+            return false;
+        }
+    }
+    json_decref(claims);
+    if (!ok)
+        http_respond_error(req, 500, "Unknown error");
+    return ok;
+}
+
+/* ================================================================ POST /login */
+
+typedef struct login_ctx {
+    http_request_t *req;
+    json_t *body;
+    const char *username;
+    const char *password;
+    char user_key[300], addr_key[80];
+    json_t *user; /* the stored document */
+    const char *stored_hash;
+    /* results of the pool step */
+    bool ok, upgrade, sign_failed;
+    char new_hash[PASSWORD_HASH_BYTES];
+    char *access, *refresh;
+} login_ctx;
+
+static void login_free(login_ctx *c)
+{
+    json_decref(c->body);
+    json_decref(c->user);
+    free(c->access);
+    free(c->refresh);
+    OPENSSL_cleanse(c->new_hash, sizeof(c->new_hash));
+}
+
+static void login_refuse(login_ctx *c, int status, const char *detail)
+{
+    app_t *app = c->req->app;
+    if (status == 401 && app->login_limiter) {
+        uint64_t now = (uint64_t)now_s();
+        ratelimit_fail(app->login_limiter, c->user_key, now);
+        ratelimit_fail(app->login_limiter, c->addr_key, now);
+    }
+    http_respond_error(c->req, status, detail);
+    login_free(c);
+}
+
+static void login_send(login_ctx *c)
+{
+    char cookie[JWT_MAX_TOKEN_BYTES + 128];
+    snprintf(cookie, sizeof(cookie),
+             "refresh_token=%s; HttpOnly; Max-Age=604800; Path=/refresh; SameSite=Lax; Secure",
+             c->refresh);
+    http_add_header(c->req, "Set-Cookie", cookie);
+    OPENSSL_cleanse(cookie, sizeof(cookie));
+    api_respond_string(c->req, 200, c->access);
+    login_free(c);
+}
+
+static void login_upgraded(store_op_t *op)
+{
+    login_ctx *c = op->data;
+    http_set_abort(c->req, NULL, NULL);
+    if (op->status != 0)
+        log_warn("login: could not store the upgraded password hash (status %d)", op->status);
+    else
+        log_info("login: upgraded the stored password of a local user to argon2id");
+    store_op_cleanup(op);
+    login_send(c);
+}
+
+static void login_check_run(void *data)
+{
+    login_ctx *c = data;
+    c->ok = password_verify(c->password, c->stored_hash, &c->upgrade);
+    if (!c->ok)
+        return;
+    if (c->upgrade && password_hash(c->password, c->new_hash) != 0)
+        c->upgrade = false;
+    if (api_issue_tokens(c->req->app, c->user, &c->access, &c->refresh) != 0)
+        c->sign_failed = true;
+}
+
+static void login_check_done(void *data, int status)
+{
+    login_ctx *c = data;
+    http_request_t *req = c->req;
+    if (status != 0 || req->aborted || c->sign_failed) {
+        http_respond_error(req, 500, "Unknown error");
+        login_free(c);
+        return;
+    }
+    if (!c->ok) {
+        login_refuse(c, 401, "User not authorised");
+        return;
+    }
+    app_t *app = req->app;
+    if (app->login_limiter)
+        ratelimit_clear(app->login_limiter, c->user_key);
+    if (!c->upgrade) {
+        login_send(c);
+        return;
+    }
+    json_t *doc = json_deep_copy(c->user);
+    json_object_set_new(doc, "password_hash", json_string(c->new_hash));
+    json_object_del(doc, "sha256_password");
+    store_op_t *op = api_store_op(req, STORE_USER_PUT);
+    if (!op) {
+        json_decref(doc);
+        login_free(c);
+        return;
+    }
+    op->doc = doc;
+    op->replace = true;
+    json_decref(c->body); /* the password is no longer needed */
+    c->body = doc;        /* keeps the document alive until the put is done */
+    c->password = NULL;
+    if (!api_store_submit(req, op, login_upgraded, c))
+        login_free(c);
+}
+
+static void login_user_loaded(store_op_t *op)
+{
+    login_ctx *c = op->data;
+    http_request_t *req = c->req;
+    http_set_abort(req, NULL, NULL);
+    int st = op->status;
+    if (st == 0) {
+        c->user = op->result;
+        op->result = NULL;
+    }
+    if (st != 0 && st != -ENOENT) {
+        api_respond_store_error(req, op, "Unknown error");
+        store_op_cleanup(op);
+        login_free(c);
+        return;
+    }
+    store_op_cleanup(op);
+    if (st == -ENOENT) {
+        login_refuse(c, 401, "User not authorised");
+        return;
+    }
+    const char *type = json_string_value(json_object_get(c->user, "auth_type"));
+    char msg[512];
+    if (!type) {
+        http_respond_error(req, 500, "Unknown error");
+        login_free(c);
+        return;
+    }
+    if (strcmp(type, "FedID") == 0) {
+        /* FedID (LDAP) login is not built yet (README, docs/security.md); the answer is
+         * the reference's for an LDAP server it cannot use. Empty passwords never reach
+         * a directory. */
+        if (!*c->password) {
+            login_refuse(c, 401, "User not authorised");
+            return;
+        }
+        http_respond_error(req, 500, "Authentication server error");
+        login_free(c);
+        return;
+    }
+    if (strcmp(type, "local") != 0) {
+        snprintf(msg, sizeof(msg), "auth_type '%.100s' not recognised for user '%.200s'", type,
+                 c->username);
+        http_respond_error(req, 500, msg);
+        login_free(c);
+        return;
+    }
+    c->stored_hash = json_string_value(json_object_get(c->user, "password_hash"));
+    if (!c->stored_hash)
+        c->stored_hash = json_string_value(json_object_get(c->user, "sha256_password"));
+    if (!c->stored_hash) {
+        snprintf(msg, sizeof(msg), "Encoded password missing in record for user '%.200s'",
+                 c->username);
+        http_respond_error(req, 500, msg);
+        login_free(c);
+        return;
+    }
+    if (work_submit(app_loop(req), login_check_run, login_check_done, c, NULL) != 0) {
+        http_respond_error(req, 500, "Unknown error");
+        login_free(c);
+    }
+}
+
+void api_login(http_request_t *req)
+{
+    app_t *app = req->app;
+    login_ctx *c = arena_alloc(&req->arena, sizeof(*c));
+    if (!c) {
+        http_respond_error(req, 500, "Unknown error");
+        return;
+    }
+    memset(c, 0, sizeof(*c));
+    c->req = req;
+    c->body = api_body_json(req, true);
+    if (!c->body)
+        return;
+    if (!(c->username = api_body_string(req, c->body, "username")) ||
+        !(c->password = api_body_string(req, c->body, "password"))) {
+        login_free(c);
+        return;
+    }
+    if (!app->keys) {
+        http_respond_error(req, 500, "Authentication server error");
+        login_free(c);
+        return;
+    }
+    char addr[64];
+    http_request_peer(req, addr, sizeof(addr));
+    snprintf(c->user_key, sizeof(c->user_key), "u:%.256s", c->username);
+    snprintf(c->addr_key, sizeof(c->addr_key), "a:%s", addr);
+    unsigned wait = 0;
+    uint64_t now = (uint64_t)now_s();
+    if (app->login_limiter &&
+        (ratelimit_blocked(app->login_limiter, c->user_key, LOGIN_USER_FAILURES, now, &wait) ||
+         ratelimit_blocked(app->login_limiter, c->addr_key, LOGIN_ADDR_FAILURES, now, &wait))) {
+        char ra[16];
+        snprintf(ra, sizeof(ra), "%u", wait);
+        http_add_header(req, "Retry-After", ra);
+        log_warn("login: too many failed attempts (user or client address), refused");
+        http_respond_error(req, 429, "Too many failed login attempts, try again later");
+        login_free(c);
+        return;
+    }
+    store_op_t *op = api_store_op(req, STORE_USER_GET);
+    if (!op) {
+        login_free(c);
+        return;
+    }
+    op->id = c->username;
+    if (!api_store_submit(req, op, login_user_loaded, c))
+        login_free(c);
+}
+
+/* ================================================================ POST /verify */
+
+void api_verify(http_request_t *req)
+{
+    json_t *body = api_body_json(req, true);
+    if (!body)
+        return;
+    const char *token = api_body_string(req, body, "token");
+    if (token) {
+        app_t *app = req->app;
+        json_t *claims = NULL;
+        if (jwt_verify(app->keys, token, true, now_s(), &claims) == 0 &&
+            token_type_is(claims, "access"))
+            http_respond(req, 200, NULL, "", 0);
+        else
+            http_respond_error(req, 403, "Invalid token");
+        json_decref(claims);
+    }
+    json_decref(body);
+}
+
+/* ================================================================ POST /refresh */
+
+typedef struct refresh_ctx {
+    http_request_t *req;
+    json_t *body;
+    const char *access_in;
+    char *cookie;
+    const char *revoked_path;
+    const char *error; /* set by the pool step */
+    char username[256];
+    json_t *user;
+    char *access;
+} refresh_ctx;
+
+static void refresh_free(refresh_ctx *c)
+{
+    json_decref(c->body);
+    json_decref(c->user);
+    free(c->access);
+}
+
+/* True when token is a line of the revocation file (lines may end in CR LF). */
+static bool is_revoked(const char *path, const char *token)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return false;
+    size_t tlen = strlen(token), total = 0;
+    char line[JWT_MAX_TOKEN_BYTES + 4];
+    bool found = false;
+    while (!found && fgets(line, sizeof(line), f)) {
+        size_t n = strlen(line);
+        total += n;
+        if (total > REVOKED_FILE_MAX_BYTES)
+            break;
+        while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+            line[--n] = '\0';
+        found = n == tlen && memcmp(line, token, n) == 0;
+    }
+    fclose(f);
+    return found;
+}
+
+static void refresh_check_run(void *data)
+{
+    refresh_ctx *c = data;
+    app_t *app = c->req->app;
+    json_t *rc = NULL, *ac = NULL;
+    int64_t now = now_s();
+    if (jwt_verify(app->keys, c->cookie, true, now, &rc) != 0 || !token_type_is(rc, "refresh"))
+        c->error = "Invalid token";
+    else if (is_revoked(c->revoked_path, c->cookie))
+        c->error = "Token is blacklisted";
+    else if (jwt_verify(app->keys, c->access_in, false, now, &ac) != 0 ||
+             !token_type_is(ac, "access"))
+        c->error = "Unable to refresh token";
+    else {
+        const char *ru = json_string_value(json_object_get(rc, "username"));
+        const char *au = json_string_value(json_object_get(ac, "username"));
+        if (!ru || !au || strcmp(ru, au) != 0 || strlen(ru) >= sizeof(c->username))
+            c->error = "Refresh token does not match access token user";
+        else
+            snprintf(c->username, sizeof(c->username), "%s", ru);
+    }
+    json_decref(rc);
+    json_decref(ac);
+}
+
+static void refresh_sign_run(void *data)
+{
+    refresh_ctx *c = data;
+    if (api_issue_tokens(c->req->app, c->user, &c->access, NULL) != 0)
+        c->access = NULL;
+}
+
+static void refresh_signed(void *data, int status)
+{
+    refresh_ctx *c = data;
+    if (status != 0 || !c->access)
+        http_respond_error(c->req, 500, "Unknown error");
+    else
+        api_respond_string(c->req, 200, c->access);
+    refresh_free(c);
+}
+
+static void refresh_user_loaded(store_op_t *op)
+{
+    refresh_ctx *c = op->data;
+    http_request_t *req = c->req;
+    http_set_abort(req, NULL, NULL);
+    int st = op->status;
+    if (st == 0) {
+        c->user = op->result;
+        op->result = NULL;
+    }
+    if (st == -ENOENT) {
+        /* A deleted user's refresh token no longer refreshes (docs/security.md). */
+        http_respond_error(req, 403, "Invalid token");
+    } else if (st != 0) {
+        api_respond_store_error(req, op, "Unknown error");
+    }
+    store_op_cleanup(op);
+    if (st != 0) {
+        refresh_free(c);
+        return;
+    }
+    if (work_submit(app_loop(req), refresh_sign_run, refresh_signed, c, NULL) != 0) {
+        http_respond_error(req, 500, "Unknown error");
+        refresh_free(c);
+    }
+}
+
+static void refresh_checked(void *data, int status)
+{
+    refresh_ctx *c = data;
+    http_request_t *req = c->req;
+    if (status != 0) {
+        http_respond_error(req, 500, "Unknown error");
+        refresh_free(c);
+        return;
+    }
+    if (c->error) {
+        http_respond_error(req, 403, c->error);
+        refresh_free(c);
+        return;
+    }
+    store_op_t *op = api_store_op(req, STORE_USER_GET);
+    if (!op) {
+        refresh_free(c);
+        return;
+    }
+    op->id = c->username;
+    if (!api_store_submit(req, op, refresh_user_loaded, c))
+        refresh_free(c);
+}
+
+/* The value of cookie `name`, or NULL (arena memory). */
+static char *cookie_get(http_request_t *req, const char *name)
+{
+    const char *h = http_header_get(req, "cookie");
+    size_t nl = strlen(name);
+    while (h && *h) {
+        while (*h == ' ' || *h == ';')
+            h++;
+        size_t n = strcspn(h, ";");
+        if (n > nl && strncmp(h, name, nl) == 0 && h[nl] == '=') {
+            size_t vl = n - nl - 1;
+            while (vl > 0 && h[nl + vl] == ' ')
+                vl--;
+            return arena_strndup(&req->arena, h + nl + 1, vl);
+        }
+        h += n;
+    }
+    return NULL;
+}
+
+void api_refresh(http_request_t *req)
+{
+    app_t *app = req->app;
+    refresh_ctx *c = arena_alloc(&req->arena, sizeof(*c));
+    if (!c) {
+        http_respond_error(req, 500, "Unknown error");
+        return;
+    }
+    memset(c, 0, sizeof(*c));
+    c->req = req;
+    c->body = api_body_json(req, true);
+    if (!c->body)
+        return;
+    if (!(c->access_in = api_body_string(req, c->body, "token"))) {
+        refresh_free(c);
+        return;
+    }
+    c->cookie = cookie_get(req, "refresh_token");
+    if (!c->cookie) {
+        http_respond_error(req, 403, "No refresh token found");
+        refresh_free(c);
+        return;
+    }
+    char *path = arena_alloc(&req->arena, strlen(app->cfg->server.data_dir) + 32);
+    if (!path || !app->keys) {
+        http_respond_error(req, 500, "Unknown error");
+        refresh_free(c);
+        return;
+    }
+    sprintf(path, "%s/blacklisted_tokens.txt", app->cfg->server.data_dir);
+    c->revoked_path = path;
+    if (work_submit(app_loop(req), refresh_check_run, refresh_checked, c, NULL) != 0) {
+        http_respond_error(req, 500, "Unknown error");
+        refresh_free(c);
+    }
+}

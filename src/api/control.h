@@ -1,0 +1,50 @@
+/*
+ * control: what the control-plane handlers (auth.c, users.c, sessions.c,
+ * maintenance.c) share: the authorizer the router calls, JSON bodies with FastAPI's 422
+ * shapes, and one-op store calls from a handler.
+ */
+#ifndef OGD_API_CONTROL_H
+#define OGD_API_CONTROL_H
+
+#include "api/api.h"
+
+/* The router's authorizer (http_server_set_authorizer): bearer access token, then the
+ * route's permission; spec/control.md §4.2, §4.3, §6. */
+bool api_authorize(http_request_t *req);
+
+/* Parses the request body as JSON (FastAPI's rules: no or a JSON content type). Empty or
+ * unparsable -> 422 sent, NULL. The result is a new reference. want_object: a non-object
+ * is 422 too. */
+json_t *api_body_json(http_request_t *req, bool want_object);
+/* 422 for a body field: type "missing"/"string_type"/..., the field, the message. */
+void api_422_body(http_request_t *req, const char *type, const char *field, const char *msg,
+                  json_t *input);
+/* A required string field of body; NULL (and 422 sent) when missing or not a string. */
+const char *api_body_string(http_request_t *req, json_t *body, const char *field);
+
+/* A JSON string body ("text"), status given. */
+void api_respond_string(http_request_t *req, int status, const char *text);
+
+/* One store op for a handler: api_store_op makes it (request arena; NULL and 500 sent on
+ * failure), the caller fills its inputs, api_store_submit runs it: cb gets it back on the
+ * loop with op->data = data. Canceled when the client goes away. false (500 sent) when it
+ * cannot be submitted. */
+store_op_t *api_store_op(http_request_t *req, store_op_kind kind);
+bool api_store_submit(http_request_t *req, store_op_t *op, store_cb cb, void *data);
+/* Ends an op started by api_store_op: clears the abort hook, frees the op's outputs. */
+void api_store_done(store_op_t *op);
+
+/* Issues the access token (and the refresh token when refresh is non-NULL) for a user
+ * document. Thread-safe (runs on the pool). Strings are malloc'd. 0 or -1. */
+int api_issue_tokens(const app_t *app, const json_t *user, char **access, char **refresh);
+
+/* MongoDB ObjectIds as the reference's ids: 24 hex digits. */
+bool api_is_object_id(const char *s);
+/* A new one: 4 bytes of seconds since the epoch, 8 random bytes (out[25]). */
+void api_new_object_id(char out[25]);
+
+/* The 10 permission strings a user may be granted. */
+extern const char *const api_permissions[];
+extern const size_t api_npermissions;
+
+#endif

@@ -1,0 +1,389 @@
+"""Login, tokens, permissions (spec/control.md §4.2, §5, §6) and the fixes of the
+reference's security defects (docs/security.md), on whichever back-end pair runs."""
+import base64
+import hashlib
+import json
+import os
+import subprocess
+import tempfile
+import time
+
+import jwt
+import pytest
+import requests
+
+from conftest import ADMIN_PASSWORD, ADMIN_USER, OGD
+
+ALL_ROUTES = ["/submit/hdf POST", "/submit/manifest POST", "/records/{id_} DELETE",
+              "/experiments POST", "/users POST", "/users PATCH", "/users GET",
+              "/users/{id_} DELETE", "/maintenance PUT", "/scheduled_maintenance PUT"]
+
+
+def sha(s):
+    return hashlib.sha256(s.encode()).hexdigest()
+
+
+# The reference's CI users (util/users_for_mongoimport.json), with its SHA-256 hashes.
+REFERENCE_USERS = [
+    {"_id": "frontend", "auth_type": "local", "sha256_password": sha("front")},
+    {"_id": "backend", "auth_type": "local", "sha256_password": sha("back"),
+     "authorised_routes": ALL_ROUTES},
+    {"_id": "hdf_import", "auth_type": "local", "sha256_password": sha("import"),
+     "authorised_routes": ["/submit/hdf POST", "/submit/manifest POST"]},
+    {"_id": "emptyroutes", "auth_type": "local", "sha256_password": sha("empty"),
+     "authorised_routes": []},
+    {"_id": "no_auth_type_user", "sha256_password": sha("password")},
+    {"_id": "invalid_auth_type_user", "auth_type": "Invalid", "sha256_password": sha("password")},
+    {"_id": "local_user_no_password", "auth_type": "local"},
+    {"_id": "fedid_user", "auth_type": "FedID", "email": "fedid_user@test.com"},
+]
+
+
+def import_users(srv, users):
+    path = os.path.join(srv.data_dir, "users.jsonl")
+    with open(path, "w") as f:
+        for u in users:
+            f.write(json.dumps(u) + "\n")
+    subprocess.run([OGD, "import", "--config", srv.config_path, "--collection", "users", path],
+                   check=True, env=srv.env, capture_output=True, timeout=60)
+
+
+@pytest.fixture(scope="module")
+def auth_server():
+    from conftest import OgdServer
+    d = tempfile.mkdtemp(prefix="ogd-test-")
+    s = OgdServer(d, None)
+    import_users(s, REFERENCE_USERS)
+    s.start()
+    yield s
+    rc = s.stop()
+    log = s.read_log()
+    # No secret ever reaches the log: passwords, and no JWT (they all start "eyJ").
+    for secret in ("front", "back", ADMIN_PASSWORD, "eyJ"):
+        assert secret not in log.replace("frontend", "").replace("backend", ""), secret
+    assert rc == 0
+    assert not s.sanitizer_reports(), log[-20000:]
+
+
+def login(srv, username, password):
+    return requests.post(srv.url + "/login", json={"username": username, "password": password},
+                         timeout=30)
+
+
+def claims(token):
+    return jwt.decode(token, options={"verify_signature": False})
+
+
+def sign(payload, key_path=None):
+    """A token signed with the test servers' private key (as ogd would sign it)."""
+    from conftest import test_keys
+    with open(key_path or test_keys()[0], "rb") as f:
+        return jwt.encode(payload, f.read(), algorithm="RS256")
+
+
+def bearer(token):
+    return {"Authorization": "Bearer " + token}
+
+
+# ---------------------------------------------------------------- POST /login
+
+def test_login_returns_a_json_string_and_the_refresh_cookie(auth_server):
+    r = login(auth_server, "backend", "back")
+    assert r.status_code == 200
+    assert r.text.startswith('"eyJ') and r.text.endswith('"')
+    token = r.json()
+    c = claims(token)
+    assert list(c)[:4] == ["username", "authorised_routes", "userIsAdmin", "exp"]
+    assert c["username"] == "backend" and c["authorised_routes"] == ALL_ROUTES
+    assert c["userIsAdmin"] is True
+    assert abs(c["exp"] - (time.time() + 60 * 60)) < 30
+    assert jwt.get_unverified_header(token) == {"alg": "RS256", "typ": "JWT"}
+    cookie = r.headers["Set-Cookie"]
+    assert cookie.startswith("refresh_token=eyJ")
+    assert cookie.endswith("; HttpOnly; Max-Age=604800; Path=/refresh; SameSite=Lax; Secure")
+    refresh = r.cookies["refresh_token"]
+    rc = claims(refresh)
+    assert rc["username"] == "backend" and rc["exp"] > c["exp"]
+
+
+def test_user_is_admin_claim_rules(auth_server):
+    assert claims(login(auth_server, "frontend", "front").json())["userIsAdmin"] is False
+    assert claims(login(auth_server, "frontend", "front").json())["authorised_routes"] is None
+    c = claims(login(auth_server, "emptyroutes", "empty").json())
+    assert "userIsAdmin" not in c and c["authorised_routes"] == []
+    assert "userIsAdmin" not in claims(login(auth_server, "hdf_import", "import").json())
+
+
+@pytest.mark.parametrize("user,password,status,detail", [
+    ("unknown_user", "x", 401, "User not authorised"),
+    ("backend", "wrong", 401, "User not authorised"),
+    ("no_auth_type_user", "password", 500, "Unknown error"),
+    ("invalid_auth_type_user", "password", 500,
+     "auth_type 'Invalid' not recognised for user 'invalid_auth_type_user'"),
+    ("local_user_no_password", "x", 500,
+     "Encoded password missing in record for user 'local_user_no_password'"),
+])
+def test_login_errors(auth_server, user, password, status, detail):
+    r = login(auth_server, user, password)
+    assert r.status_code == status
+    assert r.json() == {"detail": detail}
+
+
+def test_login_body_validation(auth_server):
+    r = requests.post(auth_server.url + "/login", json={"username": "backend"}, timeout=30)
+    assert r.status_code == 422
+    assert r.json()["detail"][0]["loc"] == ["body", "password"]
+    r = requests.post(auth_server.url + "/login", data="{nope", timeout=30)
+    assert r.status_code == 422 and r.json()["detail"][0]["type"] == "json_invalid"
+
+
+def test_fedid_empty_password_is_refused(auth_server):
+    """Fix (§14.19): an empty password never reaches the directory."""
+    r = login(auth_server, "fedid_user", "")
+    assert r.status_code == 401 and r.json() == {"detail": "User not authorised"}
+
+
+def test_legacy_sha256_hash_is_upgraded_to_argon2id(make_server):
+    """Fix (§14.18): the reference's unsalted SHA-256 is accepted once, then replaced."""
+    srv = make_server(records=0)
+    import_users(srv, [{"_id": "legacy", "auth_type": "local", "sha256_password": sha("pw1"),
+                        "authorised_routes": []}])
+    listing = srv.user_cli("list").stdout
+    assert "legacy\tlocal\t0 permissions\tpassword: sha256" in listing
+    assert login(srv, "legacy", "pw1").status_code == 200
+    listing = srv.user_cli("list").stdout
+    assert "legacy\tlocal\t0 permissions\tpassword: argon2id" in listing
+    assert login(srv, "legacy", "pw1").status_code == 200
+    assert login(srv, "legacy", "pw2").status_code == 401
+
+
+def test_login_rate_limit_per_user(make_server):
+    """Fix: failed logins are limited per user (and per client address)."""
+    srv = make_server(records=0)
+    srv.user_cli("add", "victim", password="right-password")
+    statuses = []
+    for _ in range(60):  # 10 per user per worker, 2 workers
+        r = login(srv, "victim", "wrong")
+        statuses.append(r.status_code)
+        if r.status_code == 429:
+            break
+    assert statuses[-1] == 429, statuses
+    assert set(statuses[:-1]) == {401}
+    r = login(srv, "victim", "wrong")
+    # Once a worker has locked the user, the right password does not get through it either.
+    locked = 0
+    for _ in range(20):
+        r = login(srv, "victim", "right-password")
+        if r.status_code == 429:
+            locked += 1
+            assert int(r.headers["Retry-After"]) > 0
+            assert r.json() == {"detail": "Too many failed login attempts, try again later"}
+    assert locked > 0
+
+
+# ---------------------------------------------------------------- bearer tokens
+
+def test_missing_or_malformed_bearer_is_401(auth_server):
+    for headers in ({}, {"Authorization": "Basic abc"}, {"Authorization": "Bearer"},
+                    {"Authorization": "Bearer "}, {"Authorization": "token"}):
+        r = auth_server.get("/records/count", headers=headers, auth=False)
+        assert r.status_code == 401, headers
+        assert r.json() == {"detail": "Not authenticated"}
+        assert r.headers["WWW-Authenticate"] == "Bearer"
+
+
+def test_bad_tokens_are_403(auth_server):
+    good = login(auth_server, "frontend", "front").json()
+    expired = sign({"username": "frontend", "authorised_routes": None, "userIsAdmin": False,
+                    "exp": int(time.time()) - 5, "token_type": "access"})
+    forged = good[:-4] + ("AAAA" if not good.endswith("AAAA") else "BBBB")
+    for token in ("null", "abc.def.ghi", expired, forged, good + "."):
+        r = auth_server.get("/records/count", headers=bearer(token))
+        assert r.status_code == 403, token
+        assert r.json() == {"detail": "Invalid token"}
+    assert auth_server.get("/records/count", headers={"Authorization": "bEaReR " + good}).status_code == 200
+
+
+def test_permission_text_and_precedence(auth_server):
+    token = login(auth_server, "frontend", "front").json()
+    r = auth_server.request("DELETE", "/records/20230605100000", headers=bearer(token))
+    assert r.status_code == 403
+    assert r.json() == {"detail": "User 'frontend' is not authorised to use endpoint "
+                                  "'/records/{id_} DELETE'"}
+    # no token: 401 before anything else
+    r = auth_server.request("DELETE", "/records/20230605100000", auth=False)
+    assert r.status_code == 401
+    # token-only routes are open to any valid access token
+    assert auth_server.get("/records/count", headers=bearer(token)).status_code == 200
+    # routes without auth need nothing
+    assert auth_server.get("/version", auth=False).status_code == 200
+
+
+def test_refresh_token_is_not_a_bearer_token(auth_server):
+    """Fix (§14.15): the reference accepts a 7-day refresh token as a bearer token."""
+    r = login(auth_server, "backend", "back")
+    refresh = r.cookies["refresh_token"]
+    assert auth_server.get("/records/count", headers=bearer(r.json())).status_code == 200
+    r2 = auth_server.get("/records/count", headers=bearer(refresh))
+    assert r2.status_code == 403 and r2.json() == {"detail": "Invalid token"}
+
+
+def test_token_without_type_is_refused(auth_server):
+    """A token shaped as the reference signs them (no type) is neither kind of token."""
+    t = sign({"username": "backend", "authorised_routes": ALL_ROUTES, "userIsAdmin": True,
+              "exp": int(time.time()) + 600})
+    assert auth_server.get("/records/count", headers=bearer(t)).status_code == 403
+
+
+def test_other_algorithms_are_refused(auth_server):
+    t = jwt.encode({"username": "backend", "exp": int(time.time()) + 600,
+                    "token_type": "access"}, "secret", algorithm="HS256")
+    assert auth_server.get("/records/count", headers=bearer(t)).status_code == 403
+    none = (base64.urlsafe_b64encode(b'{"alg":"none","typ":"JWT"}').rstrip(b"=").decode() + "." +
+            base64.urlsafe_b64encode(json.dumps({"username": "backend", "token_type": "access",
+                                                 "exp": int(time.time()) + 600}).encode())
+            .rstrip(b"=").decode() + ".")
+    assert auth_server.get("/records/count", headers=bearer(none)).status_code == 403
+
+
+# ---------------------------------------------------------------- POST /verify
+
+def test_verify(auth_server):
+    r = login(auth_server, "frontend", "front")
+    v = requests.post(auth_server.url + "/verify", json={"token": r.json()}, timeout=30)
+    assert v.status_code == 200 and v.content == b""
+    bad = requests.post(auth_server.url + "/verify", json={"token": "x.y.z"}, timeout=30)
+    assert bad.status_code == 403 and bad.json() == {"detail": "Invalid token"}
+    # Fix (§14.15): a refresh token does not verify as an access token.
+    rt = requests.post(auth_server.url + "/verify", json={"token": r.cookies["refresh_token"]},
+                       timeout=30)
+    assert rt.status_code == 403
+    assert requests.post(auth_server.url + "/verify", json={}, timeout=30).status_code == 422
+
+
+# ---------------------------------------------------------------- POST /refresh
+
+def refresh(srv, access, cookie):
+    headers = {"Cookie": "refresh_token=" + cookie} if cookie is not None else {}
+    return requests.post(srv.url + "/refresh", json={"token": access}, headers=headers, timeout=30)
+
+
+def test_refresh(auth_server):
+    r = login(auth_server, "backend", "back")
+    access, cookie = r.json(), r.cookies["refresh_token"]
+    time.sleep(1.1)
+    n = refresh(auth_server, access, cookie)
+    assert n.status_code == 200
+    new = n.json()
+    assert claims(new)["username"] == "backend"
+    assert claims(new)["exp"] > claims(access)["exp"]
+    assert auth_server.get("/records/count", headers=bearer(new)).status_code == 200
+
+
+def test_refresh_errors(auth_server):
+    r = login(auth_server, "backend", "back")
+    access, cookie = r.json(), r.cookies["refresh_token"]
+    assert refresh(auth_server, access, None).json() == {"detail": "No refresh token found"}
+    assert refresh(auth_server, access, None).status_code == 403
+    assert refresh(auth_server, access, "").json() == {"detail": "Invalid token"}
+    other = login(auth_server, "frontend", "front").json()
+    m = refresh(auth_server, other, cookie)
+    assert m.status_code == 403
+    assert m.json() == {"detail": "Refresh token does not match access token user"}
+    u = refresh(auth_server, "not.a.token", cookie)
+    assert u.status_code == 403 and u.json() == {"detail": "Unable to refresh token"}
+
+
+def test_an_access_token_in_the_cookie_does_not_refresh(auth_server):
+    """Fix (§14.16): the reference extends any token put in the cookie, for ever."""
+    access = login(auth_server, "backend", "back").json()
+    r = refresh(auth_server, access, access)
+    assert r.status_code == 403 and r.json() == {"detail": "Invalid token"}
+
+
+def test_an_expired_access_token_is_refreshed_with_a_real_refresh_token(auth_server):
+    """Kept (§14.17): the web harness refreshes after expiry; the cookie must be genuine."""
+    r = login(auth_server, "backend", "back")
+    expired = sign({"username": "backend", "authorised_routes": ALL_ROUTES, "userIsAdmin": True,
+                    "exp": int(time.time()) - 3600, "token_type": "access"})
+    n = refresh(auth_server, expired, r.cookies["refresh_token"])
+    assert n.status_code == 200
+    assert claims(n.json())["exp"] > time.time()
+
+
+def test_revocation_file(make_server):
+    srv = make_server(records=0)
+    r = login(srv, ADMIN_USER, ADMIN_PASSWORD)
+    cookie = r.cookies["refresh_token"]
+    assert refresh(srv, r.json(), cookie).status_code == 200
+    with open(os.path.join(srv.data_dir, "blacklisted_tokens.txt"), "w") as f:
+        f.write("something-else\r\n" + cookie + "\r\n")
+    b = refresh(srv, r.json(), cookie)
+    assert b.status_code == 403 and b.json() == {"detail": "Token is blacklisted"}
+
+
+def test_refresh_rereads_permissions_and_stops_for_deleted_users(make_server):
+    """Fix (§14.16, §14.22): the reference copies the old claims into every refreshed token."""
+    srv = make_server(records=0)
+    srv.user_cli("add", "temp", "--route", "/users GET", password="temp-password")
+    r = login(srv, "temp", "temp-password")
+    access, cookie = r.json(), r.cookies["refresh_token"]
+    srv.user_cli("routes", "temp", "--remove", "/users GET")
+    n = refresh(srv, access, cookie)
+    assert n.status_code == 200
+    assert claims(n.json())["authorised_routes"] == []
+    assert "userIsAdmin" not in claims(n.json())
+    srv.user_cli("delete", "temp")
+    gone = refresh(srv, access, cookie)
+    assert gone.status_code == 403 and gone.json() == {"detail": "Invalid token"}
+
+
+# ---------------------------------------------------------------- keys
+
+def test_openssh_keys_as_the_reference_deploys(make_server, tmp_path):
+    priv = str(tmp_path / "id_rsa")
+    subprocess.run(["ssh-keygen", "-q", "-t", "rsa", "-b", "2048", "-N", "", "-f", priv],
+                   check=True)
+    with open(priv) as f:
+        assert f.read().startswith("-----BEGIN OPENSSH PRIVATE KEY-----")
+    srv = make_server(config={"auth": {"private_key_path": priv,
+                                       "public_key_path": priv + ".pub"}}, records=0)
+    token = login(srv, ADMIN_USER, ADMIN_PASSWORD).json()
+    assert srv.get("/records/count", headers=bearer(token)).status_code == 200
+    # The signature is RS256 over the key in the OpenSSH public key line.
+    from cryptography.hazmat.primitives.serialization import load_ssh_public_key
+    with open(priv + ".pub", "rb") as f:
+        pub = load_ssh_public_key(f.read())
+    assert jwt.decode(token, pub, algorithms=["RS256"])["username"] == ADMIN_USER
+    # A token of the test key pair is not accepted by this server.
+    assert srv.get("/records/count", headers=bearer(sign(
+        {"username": ADMIN_USER, "exp": int(time.time()) + 60, "token_type": "access",
+         "authorised_routes": ALL_ROUTES}))).status_code == 403
+
+
+def test_key_pair_is_generated_without_an_auth_section(tmp_path):
+    """`make run` needs no keys: the default pair is made in the data directory."""
+    from conftest import free_port
+    port = free_port()
+    cfg = tmp_path / "c.yml"
+    cfg.write_text(f'server:\n  bind: "127.0.0.1:{port}"\n  workers: 1\n'
+                   f'  data_dir: "{tmp_path}/var"\n')
+    subprocess.run([OGD, "user", "add", "u1", "--config", str(cfg)], input="pw-u1\n", text=True,
+                   check=True, capture_output=True)
+    p = subprocess.Popen([OGD, "serve", "--config", str(cfg)], stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        for _ in range(200):
+            try:
+                requests.get(url + "/healthz", timeout=1)
+                break
+            except requests.ConnectionError:
+                time.sleep(0.05)
+        assert (tmp_path / "var" / "jwt_rsa").exists()
+        assert oct((tmp_path / "var" / "jwt_rsa").stat().st_mode & 0o777) == "0o600"
+        r = requests.post(url + "/login", json={"username": "u1", "password": "pw-u1"}, timeout=30)
+        assert r.status_code == 200
+    finally:
+        p.terminate()
+        p.wait(timeout=30)
