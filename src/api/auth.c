@@ -343,15 +343,20 @@ static void login_refuse(login_ctx *c, int status, const char *detail)
     login_free(c);
 }
 
-static void login_send(login_ctx *c)
+void api_respond_tokens(http_request_t *req, const char *access, const char *refresh)
 {
     char cookie[JWT_MAX_TOKEN_BYTES + 128];
     snprintf(cookie, sizeof(cookie),
              "refresh_token=%s; HttpOnly; Max-Age=604800; Path=/refresh; SameSite=Lax; Secure",
-             c->refresh);
-    http_add_header(c->req, "Set-Cookie", cookie);
+             refresh);
+    http_add_header(req, "Set-Cookie", cookie);
     OPENSSL_cleanse(cookie, sizeof(cookie));
-    api_respond_string(c->req, 200, c->access);
+    api_respond_string(req, 200, access);
+}
+
+static void login_send(login_ctx *c)
+{
+    api_respond_tokens(c->req, c->access, c->refresh);
     login_free(c);
 }
 

@@ -551,6 +551,11 @@ static void build_job(pg_job *j, store_op_t *op)
     case STORE_USERS_LIST:
         st = add1(j, "list users", "SELECT doc::text FROM users ORDER BY id", NULL, NULL);
         break;
+    case STORE_USER_BY_EMAIL:
+        st = add1(j, "get",
+                  "SELECT doc::text FROM users WHERE doc->>'email' = $1 ORDER BY id LIMIT 1",
+                  op->id, NULL);
+        break;
     case STORE_SESSION_GET:
         st = add1(j, "get", "SELECT doc::text FROM sessions WHERE id = $1", op->id, NULL);
         break;
@@ -786,6 +791,7 @@ static void finish_job(pg_job *j, store_op_t *op)
         break;
     }
     case STORE_MANIFEST_LATEST:
+    case STORE_USER_BY_EMAIL:
     case STORE_SESSION_GET:
     case STORE_USER_GET:
         if (PQntuples(r) == 0) {

@@ -954,6 +954,11 @@ static void sqlite_execute(store_t *base, store_op_t *op)
     case STORE_USERS_LIST:
         list_docs(c, op, "SELECT doc FROM users ORDER BY id", NULL);
         break;
+    case STORE_USER_BY_EMAIL:
+        get_doc(c, op,
+                "SELECT doc FROM users WHERE json_extract(doc, '$.email') = ?1 ORDER BY id LIMIT 1",
+                op->id);
+        break;
     case STORE_SESSION_GET:
         get_doc(c, op, "SELECT doc FROM sessions WHERE id = ?1", op->id);
         break;

@@ -55,6 +55,8 @@ typedef enum store_op_kind {
     STORE_SESSION_DELETE,  /* id -> count (0 or 1) */
     STORE_SESSIONS_LIST,   /* id = username -> result: array of documents, by id, at most
                               max_documents */
+    STORE_USER_BY_EMAIL,   /* id = an e-mail address -> result: the first user (by id) whose
+                              "email" is exactly that, or -ENOENT */
 } store_op_kind;
 
 /* Statuses besides 0 and negative errno values (-ENOENT, -EEXIST, -ECANCELED). */
