@@ -85,7 +85,8 @@ def srv(make_server, idp):
     import_users(s, [{"_id": "oidcuser", "auth_type": "FedID", "email": "oidc.user@example.org",
                       "authorised_routes": ["/users GET"]},
                      {"_id": "plain", "auth_type": "local", "sha256_password": sha("p")}])
-    return s
+    yield s
+    assert "eyJ" not in s.read_log()  # neither id_tokens nor our tokens are logged
 
 
 def oidc_login(srv, token, provider="testidp"):
