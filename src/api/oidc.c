@@ -89,7 +89,8 @@ void api_oidc_providers(http_request_t *req)
     for (size_t i = 0; i < a->oidc_providers_count; i++) {
         const ogd_oidc_provider *p = &a->oidc_providers[i];
         char scope[300];
-        snprintf(scope, sizeof(scope), "openid %s", p->username_claim ? p->username_claim : "email");
+        snprintf(scope, sizeof(scope), "openid %s",
+                 p->username_claim ? p->username_claim : "email");
         json_object_set_new(out, p->id,
                             json_pack("{s:s?, s:s?, s:s?, s:b, s:s}", "display_name",
                                       p->display_name, "configuration_url", p->configuration_url,
@@ -256,7 +257,8 @@ static void verify_and_find(oidc_ctx *c)
         err = "JWT has expired";
     else if (!want_iss || strcmp(iss, want_iss) != 0 ||
              !audience_ok(json_object_get(claims, "aud"), c->p->client_id) ||
-             (nbf && (!json_is_number(nbf) || json_number_value(nbf) - OIDC_LEEWAY_S > (double)now)))
+             (nbf &&
+              (!json_is_number(nbf) || json_number_value(nbf) - OIDC_LEEWAY_S > (double)now)))
         err = "Invalid OIDC id_token";
     if (err) {
         json_decref(claims);

@@ -4,6 +4,7 @@ import base64
 import hashlib
 import json
 import os
+import re
 import subprocess
 import tempfile
 import time
@@ -387,3 +388,21 @@ def test_key_pair_is_generated_without_an_auth_section(tmp_path):
     finally:
         p.terminate()
         p.wait(timeout=30)
+
+
+def test_reload_with_unusable_keys_keeps_the_running_configuration(make_server):
+    import signal
+    srv = make_server(records=0)
+    workers = srv.worker_pids()
+    with open(srv.config_path) as f:
+        text = f.read()
+    with open(srv.config_path, "w") as f:
+        f.write(re.sub(r'private_key_path: ".*"', 'private_key_path: "/nonexistent/key"', text))
+    srv.proc.send_signal(signal.SIGHUP)
+    deadline = time.time() + 10
+    while "reload failed" not in srv.read_log() and time.time() < deadline:
+        time.sleep(0.05)
+    assert "auth: cannot read key file /nonexistent/key" in srv.read_log()
+    assert srv.worker_pids() == workers
+    assert srv.get("/records/count").status_code == 200
+    assert login(srv, ADMIN_USER, ADMIN_PASSWORD).status_code == 200
