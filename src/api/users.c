@@ -26,9 +26,9 @@
 #include <string.h>
 #include <time.h>
 
-#define MAX_FILTERS 1000 /* favourite filters per user */
-#define MAX_PREFS 1000   /* preferences per user */
-#define USER_UPDATE_TRIES 8
+#define MAX_FILTERS 1000     /* favourite filters per user */
+#define MAX_PREFS 1000       /* preferences per user */
+#define USER_UPDATE_TRIES 64 /* each round one writer wins: enough for 64 at once */
 
 /* ================================================================ the user round trip */
 
