@@ -5,3 +5,6 @@ cd "$(dirname "$0")/.."
 BUILD=${1:-build}
 bash bench/records.sh "$BUILD"
 bash bench/fanout.sh "$BUILD"
+bash bench/ingest.sh "$BUILD"
+bash bench/falsecolour.sh "$BUILD"
+bash bench/functions.sh "$BUILD"

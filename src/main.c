@@ -3,10 +3,13 @@
  *
  *   ogd serve [--config FILE]          run the server (master + workers)
  *   ogd check-config [FILE]            validate a configuration, print the effective one
- *   ogd demo [--config FILE] [--records N] [--seed S] [--no-images]
+ *   ogd demo [--config FILE] [--records N] [--seed S] [--no-images | --hdf5]
  *                                      fill an empty data directory with demo data
+ *                                      (--hdf5: as HDF5 files through the ingest path)
  *   ogd import [--config FILE] --collection records|channels|users FILE...
  *                                      load mongoexport JSON documents
+ *   ogd ingest [--config FILE] FILE...   load HDF5 files through the ingest pipeline
+ *   ogd ingest --url URL [--token T] FILE...  post them to a running server instead
  *   ogd user add|passwd|routes|delete NAME [options] | ogd user list [--config FILE]
  *                                      manage users (passwords from stdin)
  *   ogd version
@@ -16,9 +19,12 @@
  * override either.
  */
 #include "cli/import.h"
+#include "cli/ingest_cli.h"
 #include "cli/user.h"
 #include "config/config.h"
 #include "demo/demo.h"
+#include "demo/demo_hdf5.h"
+#include "ingest/hdf5_read.h"
 #include "objstore/config.h"
 #include "runtime/runtime.h"
 #include "store/store.h"
@@ -29,6 +35,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define OGD_VERSION_TEXT "0.1.0"
 
@@ -37,8 +44,10 @@ static void usage(FILE *f)
     fprintf(f, "usage:\n"
                "  ogd serve [--config FILE]\n"
                "  ogd check-config [FILE]\n"
-               "  ogd demo [--config FILE] [--records N] [--seed S] [--no-images]\n"
+               "  ogd demo [--config FILE] [--records N] [--seed S] [--no-images | --hdf5]\n"
                "  ogd import [--config FILE] --collection records|channels|users FILE...\n"
+               "  ogd ingest [--config FILE] FILE...\n"
+               "  ogd ingest --url URL [--token TOKEN] FILE...\n"
                "  ogd user add NAME [--route R]... [--all-routes] [--fedid --email ADDR]"
                " (password on stdin)\n"
                "  ogd user passwd NAME | routes NAME [--add R]... [--remove R]... | delete NAME"
@@ -124,6 +133,55 @@ static int cmd_check_config(int argc, char **argv)
     return 0;
 }
 
+/* `ogd demo --hdf5`: the demo shots as HDF5 files, ingested through the ingest pipeline
+ * (manifest first), then removed. */
+static int demo_via_hdf5(const ogd_config *cfg, store_t *store, int64_t n, uint64_t seed)
+{
+    store_op_t op;
+    store_op_init(&op, STORE_RECORDS_COUNT);
+    int rc = store_run_sync(store, &op);
+    int64_t existing = op.count;
+    store_op_cleanup(&op);
+    if (rc == 0 && existing > 0) {
+        fprintf(stderr, "demo: the database already holds records; nothing added\n");
+        return 0;
+    }
+    json_t *manifest = demo_hdf5_manifest("20230605000000");
+    store_op_init(&op, STORE_MANIFEST_PUT);
+    op.doc = manifest;
+    op.replace = true;
+    rc = store_run_sync(store, &op);
+    store_op_cleanup(&op);
+    json_decref(manifest);
+    if (rc) {
+        fprintf(stderr, "demo: cannot store the channel manifest\n");
+        return 1;
+    }
+    char dir[4096];
+    snprintf(dir, sizeof(dir), "%s/demo-hdf5", cfg->server.data_dir);
+    mkdir_p(dir);
+    char **files = calloc((size_t)n, sizeof(char *));
+    int status = files ? 0 : 1;
+    for (int64_t i = 0; i < n && !status; i++) {
+        files[i] = malloc(4200);
+        snprintf(files[i], 4200, "%s/shot-%06lld.h5", dir, (long long)i);
+        if (demo_hdf5_write(files[i], seed, i, 320, 240) != 0) {
+            fprintf(stderr, "demo: cannot write %s\n", files[i]);
+            status = 1;
+        }
+    }
+    if (!status)
+        status = ingest_cli_local(cfg, files, (int)n, stderr) == INGEST_EXIT_OK ? 0 : 1;
+    for (int64_t i = 0; files && i < n; i++) {
+        if (files[i])
+            unlink(files[i]);
+        free(files[i]);
+    }
+    free(files);
+    rmdir(dir);
+    return status;
+}
+
 static int cmd_demo(int argc, char **argv)
 {
     ogd_config cfg;
@@ -136,6 +194,21 @@ static int cmd_demo(int argc, char **argv)
     uv_loop_t loop;
     uv_loop_init(&loop);
     mkdir_p(cfg.server.data_dir);
+    if (flag(argc, argv, "--hdf5")) {
+        const char *nh = option(argc, argv, "--records");
+        const char *sh = option(argc, argv, "--seed");
+        if (store_migrate(cfg.database.url, err, sizeof(err)) != 0 ||
+            store_open(cfg.database.url, NULL, &store, err, sizeof(err)) != 0) {
+            fprintf(stderr, "demo: %s\n", err);
+            goto out;
+        }
+        status = demo_via_hdf5(&cfg, store, nh ? strtol(nh, NULL, 10) : 200,
+                               sh ? strtoull(sh, NULL, 10) : 1);
+        if (status == 0 && strncmp(cfg.database.url, "sqlite:", 7) == 0 &&
+            demo_create_user(store) != 0)
+            status = 1;
+        goto out;
+    }
     if (store_migrate(cfg.database.url, err, sizeof(err)) != 0 ||
         store_open(cfg.database.url, NULL, &store, err, sizeof(err)) != 0) {
         fprintf(stderr, "demo: %s\n", err);
@@ -221,6 +294,43 @@ static int cmd_import(int argc, char **argv)
     return status;
 }
 
+/* `ogd ingest`: the files are the arguments that are neither options nor their values. */
+static int cmd_ingest(int argc, char **argv)
+{
+    char **files = calloc((size_t)argc, sizeof(char *));
+    int nfiles = 0;
+    for (int i = 2; i < argc; i++) {
+        if (strcmp(argv[i], "--config") == 0 || strcmp(argv[i], "--url") == 0 ||
+            strcmp(argv[i], "--token") == 0) {
+            i++;
+            continue;
+        }
+        files[nfiles++] = argv[i];
+    }
+    if (nfiles == 0) {
+        free(files);
+        usage(stderr);
+        return 2;
+    }
+    int rc;
+    const char *url = option(argc, argv, "--url");
+    if (url) {
+        const char *token = option(argc, argv, "--token");
+        rc = ingest_cli_remote(url, token ? token : getenv("OGD_TOKEN"), files, nfiles, stderr);
+    } else {
+        ogd_config cfg;
+        if (load_config(option(argc, argv, "--config"), &cfg) != 0) {
+            free(files);
+            return 2;
+        }
+        mkdir_p(cfg.server.data_dir);
+        rc = ingest_cli_local(&cfg, files, nfiles, stderr);
+        config_free(&cfg);
+    }
+    free(files);
+    return rc;
+}
+
 /* ogd user SUB NAME [options] [--config FILE] */
 static int cmd_user(int argc, char **argv)
 {
@@ -260,6 +370,9 @@ int main(int argc, char **argv)
         return 2;
     }
     const char *cmd = argv[1];
+    /* Internal: the HDF5 parse helper a worker spawns (ingest/parse_proc.h). */
+    if (strcmp(cmd, "_hdf5-parse") == 0 && argc == 4)
+        return hdf5_parse_main(strtoull(argv[2], NULL, 10), strtoull(argv[3], NULL, 10));
     if (strcmp(cmd, "serve") == 0)
         return cmd_serve(argc, argv);
     if (strcmp(cmd, "check-config") == 0)
@@ -268,6 +381,8 @@ int main(int argc, char **argv)
         return cmd_demo(argc, argv);
     if (strcmp(cmd, "import") == 0)
         return cmd_import(argc, argv);
+    if (strcmp(cmd, "ingest") == 0)
+        return cmd_ingest(argc, argv);
     if (strcmp(cmd, "user") == 0)
         return cmd_user(argc, argv);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {

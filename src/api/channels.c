@@ -5,6 +5,8 @@
  */
 #include "api/api.h"
 #include "api/handlers.h"
+#include "imaging/recolour.h"
+#include "util/log.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -22,7 +24,8 @@ static void abort_op(http_request_t *req, void *data)
     store_cancel(&ctx->op);
 }
 
-static bool submit(http_request_t *req, store_op_kind kind, store_cb cb, const char *channel)
+static bool submit_post(http_request_t *req, store_op_kind kind, store_cb cb, const char *channel,
+                        void (*post)(store_op_t *op))
 {
     channels_ctx *ctx = arena_alloc(&req->arena, sizeof(*ctx));
     if (!ctx) {
@@ -33,6 +36,8 @@ static bool submit(http_request_t *req, store_op_kind kind, store_cb cb, const c
     ctx->req = req;
     store_op_init(&ctx->op, kind);
     ctx->op.channel = channel;
+    ctx->op.post = post;
+    ctx->op.post_data = req->app;
     http_set_abort(req, abort_op, ctx);
     app_t *app = req->app;
     if (store_submit(app->store, &ctx->op, cb, ctx) != 0) {
@@ -41,6 +46,11 @@ static bool submit(http_request_t *req, store_op_kind kind, store_cb cb, const c
         return false;
     }
     return true;
+}
+
+static bool submit(http_request_t *req, store_op_kind kind, store_cb cb, const char *channel)
+{
+    return submit_post(req, kind, cb, channel, NULL);
 }
 
 /* One manifest channel in the reference's key order; type always present. */
@@ -167,7 +177,28 @@ static void summary_done(store_op_t *op)
     api_respond_json(req, 200, out);
 }
 
+/* On the store's pool thread: image and float-image thumbnails of the sample re-coloured
+ * over the full 0..255 range with the default maps (imaging/recolour.h; the user's
+ * preferred maps once users are known). */
+static void summary_recolour(store_op_t *op)
+{
+    const app_t *app = op->post_data;
+    recolour_opts o = {.enabled = true,
+                       .lower_level = 0,
+                       .upper_level = 255,
+                       .colourmap_name = app->cfg->images.default_colour_map,
+                       .float_colourmap_name = app->cfg->float_images.default_colour_map};
+    size_t i;
+    json_t *item;
+    json_array_foreach(json_object_get(op->result, "recent"), i, item)
+    {
+        char err[256];
+        if (recolour_channel(json_object_get(item, "channel"), &o, err, sizeof(err)) != 0)
+            log_warn("channel summary: thumbnail: %s", err);
+    }
+}
+
 void api_channels_summary(http_request_t *req)
 {
-    submit(req, STORE_CHANNEL_SUMMARY, summary_done, req->params[0]);
+    submit_post(req, STORE_CHANNEL_SUMMARY, summary_done, req->params[0], summary_recolour);
 }

@@ -8,7 +8,9 @@
  * op through the request's abort hook.
  */
 #include "api/api.h"
+#include "api/functions.h"
 #include "api/handlers.h"
+#include "imaging/recolour.h"
 
 #include "objstore/keys.h"
 #include "store/timestamp.h"
@@ -25,6 +27,10 @@ typedef struct records_ctx {
     store_op_t op;
     filter_t *filter;
     bool truncate;
+    recolour_opts recolour; /* thumbnail false colour (imaging/recolour.h) */
+    int recolour_status;
+    char recolour_err[256];
+    api_fn_list *functions; /* GET /records?functions=...: evaluated after the query */
     /* delete */
     char prefixes[OBJSTORE_RECORD_PREFIXES][OBJSTORE_PREFIX_MAX];
     struct prefix_task {
@@ -100,11 +106,19 @@ static void truncate_thumbnails(json_t *rec)
 static void shape_page(store_op_t *op)
 {
     records_ctx *ctx = op->post_data;
+    if (ctx->recolour.enabled) {
+        ctx->recolour_status = recolour_records(op->result, &ctx->recolour, ctx->recolour_err,
+                                                sizeof(ctx->recolour_err));
+        if (ctx->recolour_status != 0)
+            return; /* find_done answers 500 "Unknown error" */
+    }
     if (ctx->truncate) {
         size_t i;
         json_t *rec;
         json_array_foreach(op->result, i, rec) truncate_thumbnails(rec);
     }
+    if (ctx->functions)
+        return; /* serialised after the functions ran */
     op->text = jsonw_dumps(op->result, &op->text_len);
 }
 
@@ -115,6 +129,21 @@ static void find_done(store_op_t *op)
     if (op->status != 0) {
         api_respond_store_error(req, op, "Database operation failed during query_to_list");
         ctx_done(ctx);
+        return;
+    }
+    if (ctx->recolour_status != 0) {
+        /* The reference's task group turns every such error into "Unknown error". */
+        log_warn("records: thumbnails: %s", ctx->recolour_err);
+        http_respond_error(req, 500, "Unknown error");
+        ctx_done(ctx);
+        return;
+    }
+    if (ctx->functions) {
+        json_t *records = op->result;
+        op->result = NULL;
+        api_fn_list *functions = ctx->functions;
+        ctx_done(ctx);
+        api_functions_respond(req, functions, records, false);
         return;
     }
     if (!op->text) {
@@ -160,6 +189,23 @@ static bool parse_list_params(records_ctx *ctx)
     return true;
 }
 
+/* Thumbnail colouring of /records: the named maps, else (absent or empty) the
+ * configured defaults; the user's preferred maps are not read yet (no user in this
+ * build). */
+static void recolour_params(http_request_t *req, int64_t lower, int64_t upper, recolour_opts *o)
+{
+    app_t *app = req->app;
+    const char *cm = http_query_get(req, "colourmap_name");
+    const char *fcm = http_query_get(req, "float_colourmap_name");
+    *o = (recolour_opts){
+        .enabled = true,
+        .lower_level = (long)lower,
+        .upper_level = (long)upper,
+        .colourmap_name = cm && *cm ? cm : app->cfg->images.default_colour_map,
+        .float_colourmap_name = fcm && *fcm ? fcm : app->cfg->float_images.default_colour_map,
+    };
+}
+
 void api_records_list(http_request_t *req)
 {
     records_ctx *ctx = ctx_new(req, STORE_RECORDS_FIND);
@@ -168,13 +214,17 @@ void api_records_list(http_request_t *req)
     int64_t lower, upper;
     if (!parse_list_params(ctx) || !api_query_bool(req, "truncate", false, &ctx->truncate) ||
         !api_query_int_range(req, "lower_level", 0, 0, 255, &lower) ||
-        !api_query_int_range(req, "upper_level", 255, 0, 255, &upper)) {
+        !api_query_int_range(req, "upper_level", 255, 0, 255, &upper) ||
+        !api_functions_from_query(req, &ctx->functions)) {
         ctx_done(ctx);
         return;
     }
+    app_t *app = req->app;
+    recolour_params(req, lower, upper, &ctx->recolour);
+    if (ctx->functions)
+        api_functions_projection(req, ctx->functions, &ctx->op.projection, &ctx->op.nprojection);
     ctx->op.post = shape_page;
     ctx->op.post_data = ctx;
-    app_t *app = req->app;
     if (store_submit(app->store, &ctx->op, find_done, ctx) != 0) {
         ctx_done(ctx);
         http_respond_error(req, 500, "Database operation failed during query_to_list");
@@ -365,11 +415,38 @@ static void get_one_done(store_op_t *op)
         ctx_done(ctx);
         return;
     }
+    if (ctx->recolour_status != 0) {
+        if (ctx->recolour_status == -EINVAL) {
+            http_respond_error(req, 400, ctx->recolour_err);
+        } else {
+            log_warn("record: thumbnails: %s", ctx->recolour_err);
+            http_respond_error(req, 500, "Unknown error");
+        }
+        ctx_done(ctx);
+        return;
+    }
     json_t *rec = json_incref(json_array_get(op->result, 0));
     if (ctx->truncate)
         truncate_thumbnails(rec);
+    if (ctx->functions) {
+        api_fn_list *functions = ctx->functions;
+        json_t *page = json_array();
+        json_array_append_new(page, rec);
+        ctx_done(ctx);
+        api_functions_respond(req, functions, page, true);
+        return;
+    }
     ctx_done(ctx);
     api_respond_json(req, 200, rec);
+}
+
+/* On the store's pool thread: the thumbnail colouring of the one record. */
+static void recolour_record(store_op_t *op)
+{
+    records_ctx *ctx = op->post_data;
+    ctx->recolour_err[0] = 0;
+    ctx->recolour_status =
+        recolour_records(op->result, &ctx->recolour, ctx->recolour_err, sizeof(ctx->recolour_err));
 }
 
 void api_records_get(http_request_t *req)
@@ -385,7 +462,8 @@ void api_records_get(http_request_t *req)
     }
     if (!api_query_bool(req, "truncate", false, &ctx->truncate) ||
         !api_query_int_range(req, "lower_level", 0, 0, 255, &lower) ||
-        !api_query_int_range(req, "upper_level", 255, 0, 255, &upper)) {
+        !api_query_int_range(req, "upper_level", 255, 0, 255, &upper) ||
+        !api_functions_from_query(req, &ctx->functions)) {
         json_decref(cond);
         ctx_done(ctx);
         return;
@@ -404,6 +482,9 @@ void api_records_get(http_request_t *req)
     }
     ctx->op.filter = ctx->filter;
     ctx->op.limit = 1;
+    recolour_params(req, lower, upper, &ctx->recolour);
+    ctx->op.post = recolour_record;
+    ctx->op.post_data = ctx;
     app_t *app = req->app;
     if (store_submit(app->store, &ctx->op, get_one_done, ctx) != 0) {
         ctx_done(ctx);

@@ -5,6 +5,7 @@
  */
 #include "api/api.h"
 #include "api/handlers.h"
+#include "runtime/metrics.h"
 
 #include "util/log.h"
 
@@ -23,6 +24,25 @@ void api_healthz(http_request_t *req)
 {
     static const char body[] = "{\"status\":\"ok\"}";
     http_respond(req, 200, "application/json", body, sizeof(body) - 1);
+}
+
+/* Prometheus text of the whole server (every worker's counters: runtime/metrics.h). */
+void api_metrics(http_request_t *req)
+{
+    buf_t out;
+    buf_init(&out, (size_t)4 << 20);
+    objstore_stats st; /* this worker's latest figures, not a heartbeat old */
+    objstore_stats_get(((app_t *)req->app)->objstore, &st);
+    metrics_publish_objstore(&st);
+    size_t n;
+    const http_route *routes = http_server_routes(req->server, &n);
+    if (metrics_render(&out, routes, n) != 0) {
+        buf_free(&out);
+        http_respond_error(req, 500, "Unknown error");
+        return;
+    }
+    size_t len = out.len;
+    http_respond_take(req, 200, "text/plain; version=0.0.4; charset=utf-8", buf_take(&out), len);
 }
 
 typedef struct ready_ctx {

@@ -162,6 +162,7 @@ static const key_def KEYS[] = {
     {PAIR(images, thumbnail_size, "50,50", 1, 4096)},
     {STR(images, default_colour_map, "viridis", 0)},
     {INT(images, colourbar_height_pixels, "16", 1, 4096, 0)},
+    {INT(images, png_compression_level, "1", 0, 12, 0)},
     {STR(images, preferred_colour_map_pref_name, "PREFERRED_COLOUR_MAP", 0)},
 
     {PAIR(float_images, thumbnail_size, "50,50", 1, 4096)},

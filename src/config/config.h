@@ -108,6 +108,7 @@ typedef struct ogd_images_config {
     int thumbnail_size[2]; /** width, height */
     char *default_colour_map;
     int colourbar_height_pixels;
+    int png_compression_level; /** libdeflate level 0..12 of rendered images (ogd only) */
     char *preferred_colour_map_pref_name;
 } ogd_images_config;
 

@@ -56,9 +56,12 @@ typedef struct http_route {
     http_handler handler;
     http_auth auth;
     const char *permission; /** for AUTH_PERMISSION, e.g. "/records/{id_} DELETE" */
-    size_t max_body;        /** 0 = server.max_body_bytes */
+    size_t max_body;        /** 0 = server.max_body_bytes; HTTP_BODY_UPLOAD = the upload cap */
     const char *name;       /** label for logs and metrics; defaults to pattern */
 } http_route;
+
+/* http_route.max_body for file uploads: http_limits.max_upload_bytes applies. */
+#define HTTP_BODY_UPLOAD ((size_t)-1)
 
 typedef struct http_header {
     char *name; /** lower-cased */
@@ -72,6 +75,7 @@ typedef struct http_limits {
     unsigned body_timeout_ms;
     unsigned keepalive_ms;
     unsigned max_connections;
+    size_t max_upload_bytes; /** routes with max_body HTTP_BODY_UPLOAD (0 = max_body_bytes) */
 } http_limits;
 
 struct http_request {
@@ -126,6 +130,12 @@ void http_server_free(http_server_t *s);
 const http_route *http_server_routes(const http_server_t *s, size_t *n);
 uint64_t http_server_requests(const http_server_t *s);
 unsigned http_server_connections(const http_server_t *s);
+/* Called after each finished request (max_requests, metrics), with the request (its
+ * route, status and start_ns are final). */
+void http_server_on_request_done(http_server_t *s, void (*cb)(http_request_t *req, void *data),
+                                 void *data);
+/* "GET", "POST", ... */
+const char *http_method_name(http_method m);
 /* The authorizer runs before the handler of every route whose auth is not AUTH_NONE. It
  * returns true to let the handler run, or answers the request itself (401/403/422) and
  * returns false. Without one, such routes answer 401: nothing is served unchecked. */
@@ -134,8 +144,6 @@ void http_server_set_authorizer(http_server_t *s, http_authorizer fn);
 http_authorizer http_server_authorizer(const http_server_t *s);
 /* The client's address as text ("" if unknown); out: at least 64 bytes. */
 void http_request_peer(const http_request_t *req, char *out, size_t outlen);
-/* Called after each finished request (for max_requests). */
-void http_server_on_request_done(http_server_t *s, void (*cb)(void *), void *data);
 
 const char *http_header_get(const http_request_t *req, const char *name);
 /* Query parameters: first value of name (decoded, arena memory) or NULL. */

@@ -52,7 +52,7 @@ void router_match(const http_route *routes, size_t n, http_request_t *req)
     }
 }
 
-static const char *method_text(http_method m)
+const char *http_method_name(http_method m)
 {
     switch (m) {
     case OGD_GET:
@@ -81,7 +81,7 @@ static bool path_exists(const char *path, http_request_t *req, buf_t *allow)
     for (size_t i = 0; i < n; i++) {
         if (pattern_match(routes[i].pattern, path, req, false)) {
             if (allow)
-                buf_puts(allow, method_text(routes[i].method));
+                buf_puts(allow, http_method_name(routes[i].method));
             return true;
         }
     }

@@ -73,7 +73,7 @@ struct http_server {
     bool draining;
     void (*drain_done)(void *);
     void *drain_data;
-    void (*on_done)(void *);
+    void (*on_done)(http_request_t *req, void *data);
     void *on_done_data;
     uv_timer_t reaper; /* frees finished requests on the next loop turn */
     bool reaper_closed;
@@ -404,7 +404,7 @@ static void request_finish(http_request_t *req)
     if (!uv_is_closing((uv_handle_t *)&s->reaper))
         uv_timer_start(&s->reaper, reaper_fired, 0, 0);
     if (s->on_done)
-        s->on_done(s->on_done_data);
+        s->on_done(req, s->on_done_data);
 }
 
 /* Frees finished requests and lets their connections continue, close or be freed. */
@@ -800,6 +800,9 @@ static int on_headers_complete(llhttp_t *p)
     c->max_body = s->limits.max_body_bytes;
     if (req->route && req->route->max_body)
         c->max_body = req->route->max_body;
+    if (req->route && req->route->max_body == HTTP_BODY_UPLOAD)
+        c->max_body =
+            s->limits.max_upload_bytes ? s->limits.max_upload_bytes : s->limits.max_body_bytes;
     req->body.max = c->max_body;
     if (p->flags & F_CONTENT_LENGTH && p->content_length > c->max_body) {
         c->parse_error_pending = true;
@@ -1192,7 +1195,8 @@ unsigned http_server_connections(const http_server_t *s)
     return s->nconns;
 }
 
-void http_server_on_request_done(http_server_t *s, void (*cb)(void *), void *data)
+void http_server_on_request_done(http_server_t *s, void (*cb)(http_request_t *req, void *data),
+                                 void *data)
 {
     s->on_done = cb;
     s->on_done_data = data;

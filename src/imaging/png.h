@@ -62,6 +62,15 @@ int png_encode_gray(const void *pixels, uint32_t w, uint32_t h, int bit_depth, i
 /* Encodes an 8-bit RGBA image (4 bytes per pixel, non-premultiplied). Same ownership. */
 int png_encode_rgba(const void *pixels, uint32_t w, uint32_t h, int compression_level,
                     unsigned char **out, size_t *outlen);
+/* The same output type, written for speed (pngwrite.c): one fixed row filter and
+ * libdeflate at level 0..12 (out-of-range -> 6) instead of zlib. For the per-request
+ * renderings of full frames. Same ownership and limits. */
+int png_encode_rgba_deflate(const void *pixels, uint32_t w, uint32_t h, int level,
+                            unsigned char **out, size_t *outlen);
+/* The fast writer for greyscale frames (8-bit uint8_t or 16-bit uint16_t samples in host
+ * order) with an optional sBIT chunk (0 = none, else 1..bit_depth). Same ownership. */
+int png_encode_gray_deflate(const void *pixels, uint32_t w, uint32_t h, int bit_depth, int sbit,
+                            int level, unsigned char **out, size_t *outlen);
 /* Encodes an 8-bit grey + alpha image (2 bytes per pixel: L, A). Same ownership. */
 int png_encode_gray_alpha(const void *pixels, uint32_t w, uint32_t h, int compression_level,
                           unsigned char **out, size_t *outlen);

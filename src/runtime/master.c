@@ -9,6 +9,7 @@
 #include "runtime/runtime.h"
 
 #include "objstore/config.h"
+#include "runtime/metrics.h"
 #include "store/store.h"
 #include "auth/setup.h"
 #include "util/log.h"
@@ -95,13 +96,17 @@ static void spawn(master *m, worker_slot *slot)
 {
     memset(slot, 0, sizeof(*slot));
     atomic_store(&slot->heartbeat_ms, runtime_monotonic_ms());
+    size_t index = (size_t)(slot - m->slots);
+    metrics_slot_reset(index);
     pid_t pid = fork();
     if (pid < 0) {
         log_error("fork failed: %s", strerror(errno));
         return;
     }
-    if (pid == 0)
+    if (pid == 0) {
+        metrics_worker_attach(index);
         worker_run(m->cfg, m->listen_fd, slot); /* does not return */
+    }
     slot->pid = pid;
     slot->state = SLOT_RUNNING;
     slot->started_ms = runtime_monotonic_ms();
@@ -168,6 +173,7 @@ static void reap(master *m)
             }
             s->state = SLOT_FREE;
             s->pid = 0;
+            metrics_slot_reset((size_t)i);
         }
     }
 }
@@ -315,6 +321,11 @@ int master_run(const char *config_path, ogd_config *cfg)
         return 1;
     }
     memset(m.slots, 0, sizeof(worker_slot) * MAX_SLOTS);
+    int mrc = metrics_init(MAX_SLOTS);
+    if (mrc != 0) {
+        log_error("metrics: cannot map shared memory: %s", strerror(-mrc));
+        return 1;
+    }
 
     sigset_t set;
     sigemptyset(&set);

@@ -11,6 +11,7 @@
 #include "auth/jwt.h"
 #include "auth/ratelimit.h"
 #include "objstore/config.h"
+#include "runtime/metrics.h"
 #include "util/log.h"
 
 #include <errno.h>
@@ -45,6 +46,9 @@ static void beat(uv_timer_t *t)
 {
     worker *w = t->data;
     atomic_store(&w->slot->heartbeat_ms, runtime_monotonic_ms());
+    objstore_stats st;
+    objstore_stats_get(w->app.objstore, &st);
+    metrics_publish_objstore(&st);
 }
 
 static void close_walk(uv_handle_t *h, void *arg)
@@ -93,9 +97,11 @@ static void on_signal(uv_signal_t *s, int signum)
     stop_loop(w);
 }
 
-static void request_done(void *data)
+static void request_done(http_request_t *req, void *data)
 {
     worker *w = data;
+    int route = req->route ? (int)(req->route - api_routes) : -1;
+    metrics_record_request(route, req->status, uv_hrtime() - req->start_ns);
     if (w->max_requests && http_server_requests(w->server) >= w->max_requests &&
         !atomic_load(&w->slot->retire)) {
         /* The master starts a replacement, then sends QUIT to drain this worker. */
@@ -158,6 +164,7 @@ void worker_run(const ogd_config *cfg, int listen_fd, worker_slot *slot)
         .body_timeout_ms = (unsigned)cfg->server.body_timeout * 1000,
         .keepalive_ms = (unsigned)cfg->server.keepalive * 1000,
         .max_connections = (unsigned)cfg->server.worker_connections,
+        .max_upload_bytes = (size_t)cfg->server.max_upload_bytes,
     };
     int rc = http_server_create(&w->loop, listen_fd, api_routes, api_nroutes, &lim,
                                 cfg->app.url_prefix, (const char *const *)cfg->app.cors_origins,

@@ -33,6 +33,7 @@
 #include "store/store.h"
 #include "store/timestamp.h"
 #include "util/buf.h"
+#include "util/log.h"
 
 #include <errno.h>
 #include <libpq-fe.h>
@@ -431,6 +432,54 @@ oom:
     json_decref(meta_copy);
 }
 
+/* STORE_RECORD_MERGE: one pipeline (one transaction). The UPDATE takes the record's row
+ * lock first, so concurrent merges of one record run one after the other. */
+static void build_merge(pg_job *j, store_op_t *op)
+{
+    json_t *channels = json_object_get(op->doc, "channels");
+    if (!op->id || !json_is_object(channels)) {
+        bad_query(op, "a merge needs an id and channels");
+        return;
+    }
+    pg_stmt *st = job_add(j, "merge record",
+                          "UPDATE records SET version = COALESCE(version, 1) + 1 WHERE id = $1", 1);
+    if (st)
+        set_text(st, 0, op->id);
+    const char *name;
+    json_t *ch;
+    json_object_foreach(channels, name, ch)
+    {
+        if (!st)
+            break;
+        st = job_add(j, "merge channel",
+                     "INSERT INTO record_channels (record_id, name, ord, dtype, num, str, body, "
+                     "body_text) SELECT $1, $2, (SELECT COALESCE(max(ord) + 1, 0) FROM "
+                     "record_channels WHERE record_id = $1), $3, $4::float8, $5, "
+                     "$6::text::jsonb, $6::text WHERE EXISTS (SELECT 1 FROM records WHERE id = "
+                     "$1) ON CONFLICT (record_id, name) DO UPDATE SET dtype = EXCLUDED.dtype, "
+                     "num = EXCLUDED.num, str = EXCLUDED.str, body = EXCLUDED.body, body_text = "
+                     "EXCLUDED.body_text",
+                     6);
+        if (!st)
+            break;
+        json_t *data = json_object_get(ch, "data");
+        set_text(st, 0, op->id);
+        set_text(st, 1, name);
+        set_text(
+            st, 2,
+            json_string_value(json_object_get(json_object_get(ch, "metadata"), "channel_dtype")));
+        if (json_is_number(data)) {
+            char b[40];
+            snprintf(b, sizeof(b), "%.17g", json_number_value(data));
+            set_text(st, 3, b);
+        }
+        set_text(st, 4, json_string_value(data));
+        set_json(st, 5, ch);
+    }
+    if (!st && !op->status)
+        op->status = -ENOMEM;
+}
+
 static void build_put_doc(pg_job *j, store_op_t *op, const char *table)
 {
     const char *id = json_string_value(json_object_get(op->doc, "_id"));
@@ -495,6 +544,9 @@ static void build_job(pg_job *j, store_op_t *op)
         break;
     case STORE_RECORD_PUT:
         build_put_record(j, op, op->doc);
+        break;
+    case STORE_RECORD_MERGE:
+        build_merge(j, op);
         break;
     case STORE_RECORDS_PUT: {
         if (!json_is_array(op->doc)) {
@@ -789,6 +841,10 @@ static void finish_job(pg_job *j, store_op_t *op)
     case STORE_RECORD_DELETE:
         op->count = strtoll(PQcmdTuples(j->res[1]), NULL, 10);
         break;
+    case STORE_RECORD_MERGE:
+        if (strtoll(PQcmdTuples(j->res[0]), NULL, 10) == 0)
+            op->status = -ENOENT;
+        break;
     case STORE_USER_DELETE:
     case STORE_USER_UPDATE:
     case STORE_SESSION_DELETE:
@@ -976,6 +1032,12 @@ static void conn_fail(pg_conn *c)
 {
     pg_store *s = c->s;
     poll_drop(c);
+    if (!c->backoff) { /* the first failure of a streak: say so once (libpq's text has no
+                          password in it) */
+        const char *msg = c->pc ? PQerrorMessage(c->pc) : "out of memory";
+        size_t n = strcspn(msg, "\n");
+        log_warn("database: connection %s: %.*s", c->job ? "lost" : "failed", (int)n, msg);
+    }
     if (c->pc) {
         PQfinish(c->pc);
         c->pc = NULL;
@@ -1072,6 +1134,8 @@ static void connect_step(pg_conn *c)
             return;
         }
         c->state = C_IDLE;
+        if (c->backoff)
+            log_info("database: connected again");
         c->backoff = 0;
         poll_watch(c, UV_READABLE);
         dispatch(c->s);

@@ -700,6 +700,55 @@ static void op_put(sqlite_conn *c, store_op_t *op)
     sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
 }
 
+/* STORE_RECORD_MERGE: bump the version and upsert channel rows, in one transaction. */
+static void op_merge(sqlite_conn *c, store_op_t *op)
+{
+    if (!op->id || !json_is_object(json_object_get(op->doc, "channels"))) {
+        snprintf(op->err, sizeof(op->err), "a merge needs an id and channels");
+        op->status = STORE_EBADQUERY;
+        return;
+    }
+    if (exec_simple(c, op, "BEGIN IMMEDIATE"))
+        return;
+    sqlite3_stmt *st =
+        stmt_get(c, op, "UPDATE records SET version = COALESCE(version, 1) + 1 WHERE id = ?1");
+    if (st) {
+        sqlite3_bind_text(st, 1, op->id, -1, SQLITE_STATIC);
+        if (step_done(c, op, st, "merge record") == 0 && sqlite3_changes(c->db) == 0)
+            op->status = -ENOENT;
+    }
+    const char *name;
+    json_t *ch;
+    json_object_foreach(json_object_get(op->doc, "channels"), name, ch)
+    {
+        if (op->status)
+            break;
+        st = stmt_get(c, op,
+                      "INSERT INTO record_channels (record_id, name, ord, dtype, num, str, body) "
+                      "VALUES (?1, ?2, (SELECT COALESCE(max(ord) + 1, 0) FROM record_channels "
+                      "WHERE record_id = ?1), ?3, ?4, ?5, ?6) ON CONFLICT (record_id, name) DO "
+                      "UPDATE SET dtype = excluded.dtype, num = excluded.num, str = excluded.str, "
+                      "body = excluded.body");
+        if (!st)
+            break;
+        char *body = json_dumps(ch, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY);
+        json_t *data = json_object_get(ch, "data");
+        sqlite3_bind_text(st, 1, op->id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+        bind_opt_text(st, 3, json_object_get(json_object_get(ch, "metadata"), "channel_dtype"));
+        if (json_is_number(data))
+            sqlite3_bind_double(st, 4, json_number_value(data));
+        if (json_is_string(data))
+            sqlite3_bind_text(st, 5, json_string_value(data), -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 6, body, -1, SQLITE_STATIC);
+        step_done(c, op, st, "merge channel");
+        free(body);
+    }
+    if (op->status == 0 && exec_simple(c, op, "COMMIT") == 0)
+        return;
+    sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+}
+
 static void op_channel_count(sqlite_conn *c, store_op_t *op)
 {
     sqlite3_stmt *st =
@@ -948,6 +997,9 @@ static void sqlite_execute(store_t *base, store_op_t *op)
         break;
     case STORE_CHANNEL_COUNT:
         op_channel_count(c, op);
+        break;
+    case STORE_RECORD_MERGE:
+        op_merge(c, op);
         break;
     case STORE_MANIFEST_LATEST:
         get_doc(c, op, "SELECT doc FROM channel_manifests ORDER BY id DESC LIMIT 1", NULL);

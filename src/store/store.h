@@ -47,6 +47,10 @@ typedef enum store_op_kind {
     STORE_USER_GET,        /* id -> result: user document or -ENOENT */
     STORE_USER_PUT,        /* doc (a user, "_id" = username); replace => upsert */
     STORE_MAINTENANCE,     /* housekeeping: checkpoint, statistics (the jobs process) */
+    STORE_RECORD_MERGE,    /* id, doc {"channels": {name: channel}}: in one transaction,
+                              version = stored (missing = 1) + 1, and each channel inserted
+                              or replaced (a new one goes last); -ENOENT if no such record.
+                              Concurrent merges of one record serialise: none is lost. */
     STORE_USER_DELETE,     /* id -> count (0 or 1) */
     STORE_USERS_LIST,      /* -> result: array of user documents, by id */
     STORE_SESSION_GET,     /* id -> result: session document or -ENOENT */

@@ -130,3 +130,5 @@ def test_postgresql_restart_during_requests(make_server):
     assert set(statuses) <= {200, 503}, [s for s in statuses if s not in (200, 503)][:5]
     assert srv.worker_pids() == workers  # nobody crashed
     assert srv.get("/records/count").json() == 5
+    log = srv.read_log()
+    assert "database: connection" in log and "database: connected again" in log

@@ -84,6 +84,42 @@ static void test_gray16_sbit_round_trip(void **state)
     free(px);
 }
 
+/* The fast greyscale writer (libdeflate, one row filter) gives the pixels and sBIT back
+ * through the libspng decoder, at both depths. */
+static void test_gray_deflate_round_trip(void **state)
+{
+    (void)state;
+    enum { W = 37, H = 23 };
+    uint16_t p16[W * H];
+    uint8_t p8[W * H];
+    for (int i = 0; i < W * H; i++) {
+        p16[i] = (uint16_t)((i * 2654435761u) >> 16) & 0xfff0; /* 12 significant bits */
+        p8[i] = (uint8_t)(i * 7 + (i / W) * 13);
+    }
+    unsigned char *png = NULL;
+    size_t len = 0;
+    png_image img;
+    assert_int_equal(png_encode_gray_deflate(p16, W, H, 16, 12, 1, &png, &len), 0);
+    assert_int_equal(png_decode(png, len, &img), 0);
+    assert_int_equal(img.width, W);
+    assert_int_equal(img.height, H);
+    assert_int_equal(img.bit_depth, 16);
+    assert_int_equal(img.sbit, 12);
+    assert_memory_equal(img.pixels, p16, sizeof(p16));
+    png_image_free(&img);
+    free(png);
+    assert_int_equal(png_encode_gray_deflate(p8, W, H, 8, 0, 6, &png, &len), 0);
+    assert_int_equal(png_decode(png, len, &img), 0);
+    assert_int_equal(img.bit_depth, 8);
+    assert_int_equal(img.sbit, 0);
+    assert_memory_equal(img.pixels, p8, sizeof(p8));
+    png_image_free(&img);
+    free(png);
+    assert_int_equal(png_encode_gray_deflate(p8, W, H, 4, 0, 6, &png, &len), -EINVAL);
+    assert_int_equal(png_encode_gray_deflate(p8, W, H, 8, 9, 6, &png, &len), -EINVAL);
+    assert_int_equal(png_encode_gray_deflate(p8, 0, H, 8, 0, 6, &png, &len), -EINVAL);
+}
+
 static void test_rgba_and_gray_alpha(void **state)
 {
     uint32_t w = 9;
@@ -385,6 +421,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gray8_round_trip),
         cmocka_unit_test(test_gray16_sbit_round_trip),
+        cmocka_unit_test(test_gray_deflate_round_trip),
         cmocka_unit_test(test_rgba_and_gray_alpha),
         cmocka_unit_test(test_bad_arguments),
         cmocka_unit_test(test_malformed_and_truncated),

@@ -389,6 +389,41 @@ static void test_multipart(void **state)
     close_env(e);
 }
 
+/* The front end's byte cache and single-flight work over S3 as over files. */
+static void test_cache_and_single_flight(void **state)
+{
+    (void)state;
+    SKIP_WITHOUT_S3();
+    objstore_options o = base_options();
+    o.cache_max_entries = 16;
+    env *e = open_url(s3_url, &o);
+    assert_int_equal(put(e, "cache/k", "cached", 6), 0);
+    objstore_stats before, after;
+    objstore_stats_get(e->os, &before);
+    res r[5];
+    memset(r, 0, sizeof(r));
+    for (int i = 0; i < 5; i++) /* five concurrent readers, one download */
+        assert_int_equal(objstore_get(e->os, "cache/k", on_get, &r[i], NULL), 0);
+    int done = 0;
+    while (done < 5) {
+        uv_run(&e->loop, UV_RUN_ONCE);
+        done = r[0].calls + r[1].calls + r[2].calls + r[3].calls + r[4].calls;
+    }
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(r[i].status, 0);
+        assert_string_equal((char *)r[i].bytes, "cached");
+        free(r[i].bytes);
+    }
+    res again = get(e, "cache/k"); /* a hit: no call to the server */
+    assert_int_equal(again.status, 0);
+    free(again.bytes);
+    objstore_stats_get(e->os, &after);
+    assert_int_equal(after.calls - before.calls, 1);
+    assert_int_equal(after.shared - before.shared, 4);
+    assert_int_equal(after.hits - before.hits, 1);
+    close_env(e);
+}
+
 #define NOBJ 20
 #define NGET 300
 
@@ -684,6 +719,7 @@ int main(void)
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_delete_prefix),
         cmocka_unit_test(test_multipart),
+        cmocka_unit_test(test_cache_and_single_flight),
         cmocka_unit_test(test_many_concurrent),
         cmocka_unit_test(test_fair_share),
         cmocka_unit_test(test_wrong_secret),

@@ -1,0 +1,129 @@
+#!/usr/bin/python3
+"""Driver of bench/ingest.sh: writes the HDF5 file, starts ogd on SQLite + S3 (through the
+latency proxy), stores the manifest, times one POST /submit/hdf, checks the result and
+prints
+
+  ingest: images=50 waveforms=200 scalars=500 latency=0.70s ogd=<s>s requests=<n> serial_estimate=<s>s
+
+requests = S3 requests ogd made for the upload (one PutObject per object: the objects in
+the bucket afterwards; the record is new, so no HEADs). serial_estimate = what the
+reference's way costs: a multipart upload (3 requests) per object, one object after
+another, times the latency.
+"""
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+import h5py
+import numpy as np
+import requests
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests", "http"))
+from s3client import S3  # noqa: E402
+
+
+def write_file(path, n_images, n_waveforms, n_scalars):
+    rng = np.random.default_rng(1)
+    yy, xx = np.mgrid[0:2048, 0:2048]
+    base = (2000 * np.exp(-((xx - 1024) ** 2 + (yy - 1024) ** 2) / (2 * 300.0 ** 2)))
+    manifest = {}
+    with h5py.File(path, "w") as f:
+        f.attrs["epac_ops_data_version"] = "1.0"
+        f.attrs["timestamp"] = "2024-01-02T03:04:05+00:00"
+        f.attrs["shotnum"] = np.uint64(424242)
+        f.attrs["active_area"] = "ea1"
+        for i in range(n_images):
+            name = "CAM-%03d" % i
+            img = (base + rng.normal(0, 20, base.shape)).clip(0, 4095).astype(np.uint16)
+            g = f.create_group(name)
+            g.attrs["channel_dtype"] = "image"
+            g.attrs["bit_depth"] = 12
+            g.create_dataset("data", data=img)
+            manifest[name] = {"name": name, "path": "/bench", "type": "image"}
+        for i in range(n_waveforms):
+            name = "PD-%03d" % i
+            g = f.create_group(name)
+            g.attrs["channel_dtype"] = "waveform"
+            x = np.linspace(0, 1e-6, 1000)
+            g.create_dataset("x", data=x)
+            g.create_dataset("y", data=np.sin(x * 1e7 + i) + rng.normal(0, 0.05, 1000))
+            manifest[name] = {"name": name, "path": "/bench", "type": "waveform"}
+        for i in range(n_scalars):
+            name = "SC-%03d" % i
+            g = f.create_group(name)
+            g.attrs["channel_dtype"] = "scalar"
+            g.create_dataset("data", data=float(rng.normal()))
+            manifest[name] = {"name": name, "path": "/bench", "type": "scalar"}
+    return manifest
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--ogd", required=True)
+    ap.add_argument("--s3", required=True)
+    ap.add_argument("--direct", required=True)
+    ap.add_argument("--latency", type=float, default=0.7)
+    ap.add_argument("--images", type=int, default=50)
+    ap.add_argument("--waveforms", type=int, default=200)
+    ap.add_argument("--scalars", type=int, default=500)
+    a = ap.parse_args()
+    ak, sk = os.environ["AWS_ACCESS_KEY_ID"], os.environ["AWS_SECRET_ACCESS_KEY"]
+    d = tempfile.mkdtemp(prefix="ogd-bench-ingest-")
+    bucket = "ogd-bench-ingest-%d" % os.getpid()
+    proc = None
+    try:
+        path = os.path.join(d, "shot.h5")
+        manifest = write_file(path, a.images, a.waveforms, a.scalars)
+        with open(os.path.join(d, "channels.jsonl"), "w") as f:
+            f.write(json.dumps({"_id": "20240101000000", "channels": manifest}) + "\n")
+        port = 18000 + os.getpid() % 10000
+        cfg = {"server": {"bind": "127.0.0.1:%d" % port, "workers": 1, "data_dir": d,
+                          "max_upload_bytes": 2 << 30, "timeout": 120},
+               "echo": {"url": a.s3, "access_key": ak, "secret_key": sk, "bucket_name": bucket,
+                        "create_bucket": True}}
+        cfg_path = os.path.join(d, "config.yml")
+        with open(cfg_path, "w") as f:
+            for sec, vals in cfg.items():
+                f.write(sec + ":\n" + "".join("  %s: %s\n" % (k, json.dumps(v))
+                                              for k, v in vals.items()))
+        subprocess.run([a.ogd, "import", "--config", cfg_path, "--collection", "channels",
+                        os.path.join(d, "channels.jsonl")], check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        log = open(os.path.join(d, "ogd.log"), "wb")
+        proc = subprocess.Popen([a.ogd, "serve", "--config", cfg_path], stdout=log, stderr=log)
+        url = "http://127.0.0.1:%d" % port
+        for _ in range(600):
+            try:
+                if requests.get(url + "/healthz", timeout=1).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                time.sleep(0.05)
+        with open(path, "rb") as f:
+            data = f.read()
+        t0 = time.monotonic()
+        r = requests.post(url + "/submit/hdf", files={"file": ("shot.h5", data)}, timeout=600)
+        elapsed = time.monotonic() - t0
+        assert r.status_code == 201, r.text
+        resp = r.json()["response"]
+        assert resp["rejected_channels"] == {}, resp["rejected_channels"]
+        assert len(resp["accepted_channels"]) == a.images + a.waveforms + a.scalars
+        n_objects = len(S3(a.direct, ak, sk, bucket).keys(""))
+        assert n_objects == a.images + a.waveforms
+        print("ingest: images=%d waveforms=%d scalars=%d latency=%.2fs ogd=%.2fs requests=%d "
+              "serial_estimate=%.1fs" % (a.images, a.waveforms, a.scalars, a.latency, elapsed,
+                                         n_objects, 3 * n_objects * a.latency))
+        print("ingest: file=%.0fMB" % (len(data) / 1e6))
+    finally:
+        if proc:
+            proc.terminate()
+            proc.wait()
+        shutil.rmtree(d, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

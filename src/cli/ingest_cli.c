@@ -1,0 +1,212 @@
+/*
+ * ingest_cli.c: the `ogd ingest` command (see ingest_cli.h). Local mode drives the ingest
+ * pipeline on a private loop, one file after another (each file's objects still go up
+ * concurrently); remote mode is a plain blocking libcurl upload per file.
+ */
+#include "cli/ingest_cli.h"
+
+#include "ingest/ingest.h"
+#include "objstore/config.h"
+#include "store/store.h"
+#include "util/buf.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int read_file(const char *path, size_t max, buf_t *out)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return -errno;
+    buf_init(out, max);
+    char chunk[1 << 16];
+    size_t n;
+    int rc = 0;
+    while (!rc && (n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+        rc = buf_append(out, chunk, n);
+    if (!rc && ferror(f))
+        rc = -EIO;
+    fclose(f);
+    if (rc)
+        buf_free(out);
+    return rc;
+}
+
+static int exit_for(int status)
+{
+    if (status == 200 || status == 201)
+        return INGEST_EXIT_OK;
+    return status >= 400 && status < 500 ? INGEST_EXIT_REJECTED : INGEST_EXIT_FAILED;
+}
+
+/* One progress line (and one per rejected channel) for a response body. */
+static void report(FILE *log, const char *path, int status, const json_t *body)
+{
+    const json_t *resp = json_object_get(body, "response");
+    if (resp) {
+        const json_t *rej = json_object_get(resp, "rejected_channels");
+        fprintf(log, "ingest: %s: %d %s: %zu accepted, %zu rejected\n", path, status,
+                json_string_value(json_object_get(body, "message")),
+                json_array_size(json_object_get(resp, "accepted_channels")), json_object_size(rej));
+        const char *k;
+        json_t *v;
+        json_object_foreach((json_t *)rej, k, v)
+        {
+            char *t = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+            fprintf(log, "ingest: %s:   %s: %s\n", path, k, t ? t : "?");
+            free(t);
+        }
+        size_t i;
+        json_t *w;
+        json_array_foreach(json_object_get(resp, "warnings"), i, w)
+            fprintf(log, "ingest: %s:   warning: %s\n", path, json_string_value(w));
+    } else {
+        const json_t *d = json_object_get(body, "detail");
+        char *t = d ? json_dumps(d, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+        fprintf(log, "ingest: %s: %d %s\n", path, status, t ? t : "(no detail)");
+        free(t);
+    }
+}
+
+typedef struct one_file {
+    FILE *log;
+    const char *path;
+    int status;
+    bool done;
+} one_file;
+
+static void local_done(const ingest_result *res, void *data)
+{
+    one_file *f = data;
+    f->status = res->status;
+    f->done = true;
+    report(f->log, f->path, res->status, res->body);
+}
+
+int ingest_cli_local(const ogd_config *cfg, char **files, int nfiles, FILE *log)
+{
+    signal(SIGPIPE, SIG_IGN); /* a helper that dies early must not kill us */
+    char err[512];
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    store_t *store = NULL;
+    objstore_t *os = NULL;
+    int worst = INGEST_EXIT_OK;
+    objstore_options oo;
+    objstore_options_from_config(cfg, &oo);
+    oo.cache_max_entries = 0;
+    if (store_migrate(cfg->database.url, err, sizeof(err)) != 0 ||
+        store_open(cfg->database.url, &loop, &store, err, sizeof(err)) != 0 ||
+        objstore_prepare(cfg->echo.url, &oo, err, sizeof(err)) != 0 ||
+        objstore_open(cfg->echo.url, &oo, &loop, &os, err, sizeof(err)) != 0) {
+        fprintf(log, "ingest: %s\n", err);
+        worst = INGEST_EXIT_FAILED;
+        goto out;
+    }
+    ingest_env env;
+    memset(&env, 0, sizeof(env));
+    env.loop = &loop;
+    env.store = store;
+    env.objstore = os;
+    env.sizes.image[0] = (uint32_t)cfg->images.thumbnail_size[0];
+    env.sizes.image[1] = (uint32_t)cfg->images.thumbnail_size[1];
+    env.sizes.float_image[0] = (uint32_t)cfg->float_images.thumbnail_size[0];
+    env.sizes.float_image[1] = (uint32_t)cfg->float_images.thumbnail_size[1];
+    env.sizes.waveform[0] = (uint32_t)cfg->waveforms.thumbnail_size[0];
+    env.sizes.waveform[1] = (uint32_t)cfg->waveforms.thumbnail_size[1];
+    env.sizes.waveform_line_width = cfg->waveforms.line_width;
+    env.sizes.vector[0] = (uint32_t)cfg->vectors.thumbnail_size[0];
+    env.sizes.vector[1] = (uint32_t)cfg->vectors.thumbnail_size[1];
+    env.limits.max_output = (size_t)cfg->server.max_upload_bytes * 2 + ((size_t)64 << 20);
+    env.limits.timeout_ms = 120000;
+    env.backup_dir = cfg->backup.present ? cfg->backup.cache_directory : NULL;
+    for (int i = 0; i < nfiles; i++) {
+        buf_t bytes;
+        int rc = read_file(files[i], (size_t)cfg->server.max_upload_bytes, &bytes);
+        if (rc) {
+            fprintf(log, "ingest: %s: %s\n", files[i],
+                    rc == -E2BIG ? "larger than server.max_upload_bytes" : strerror(-rc));
+            worst = worst > INGEST_EXIT_REJECTED ? worst : INGEST_EXIT_REJECTED;
+            continue;
+        }
+        one_file f = {log, files[i], 0, false};
+        rc = ingest_start(&env, bytes.data ? bytes.data : "", bytes.len, local_done, &f, NULL);
+        if (rc == 0)
+            while (!f.done && uv_run(&loop, UV_RUN_ONCE))
+                ;
+        buf_free(&bytes);
+        int e = rc || !f.done ? INGEST_EXIT_FAILED : exit_for(f.status);
+        if (rc)
+            fprintf(log, "ingest: %s: cannot start the HDF5 reader (%s)\n", files[i],
+                    strerror(-rc));
+        worst = e > worst ? e : worst;
+    }
+out:
+    if (os) {
+        objstore_close(os, NULL, NULL);
+        uv_run(&loop, UV_RUN_DEFAULT);
+    }
+    store_close(store);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    uv_loop_close(&loop);
+    return worst;
+}
+
+static size_t collect(char *ptr, size_t size, size_t n, void *data)
+{
+    return buf_append(data, ptr, size * n) == 0 ? size * n : 0;
+}
+
+int ingest_cli_remote(const char *url, const char *token, char **files, int nfiles, FILE *log)
+{
+    int worst = INGEST_EXIT_OK;
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    for (int i = 0; i < nfiles; i++) {
+        CURL *c = curl_easy_init();
+        if (!c)
+            return INGEST_EXIT_FAILED;
+        char target[2048];
+        snprintf(target, sizeof(target), "%s/submit/hdf", url);
+        curl_mime *mime = curl_mime_init(c);
+        curl_mimepart *part = curl_mime_addpart(mime);
+        curl_mime_name(part, "file");
+        curl_mime_filedata(part, files[i]);
+        struct curl_slist *hdrs = NULL;
+        char auth[4096];
+        if (token && *token) {
+            snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
+            hdrs = curl_slist_append(hdrs, auth);
+        }
+        buf_t body;
+        buf_init(&body, 16 << 20);
+        curl_easy_setopt(c, CURLOPT_URL, target);
+        curl_easy_setopt(c, CURLOPT_MIMEPOST, mime);
+        curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
+        curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
+        curl_easy_setopt(c, CURLOPT_WRITEDATA, &body);
+        CURLcode cr = curl_easy_perform(c);
+        long status = 0;
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+        int e;
+        if (cr != CURLE_OK) {
+            fprintf(log, "ingest: %s: %s\n", files[i], curl_easy_strerror(cr));
+            e = INGEST_EXIT_FAILED;
+        } else {
+            json_error_t je;
+            json_t *doc = json_loadb(body.data ? body.data : "", body.len, 0, &je);
+            report(log, files[i], (int)status, doc);
+            json_decref(doc);
+            e = exit_for((int)status);
+        }
+        worst = e > worst ? e : worst;
+        buf_free(&body);
+        curl_slist_free_all(hdrs);
+        curl_mime_free(mime);
+        curl_easy_cleanup(c);
+    }
+    curl_global_cleanup();
+    return worst;
+}

@@ -1,0 +1,738 @@
+/*
+ * checks.c: the checks of an HDF5 upload (see checks.h; behaviour: spec/ingest.md A3-A5,
+ * D1-D2). Pipeline order decides which whole-file error wins: timestamp, manifest
+ * presence (when the file has members), shotnum type, file/record checks, manifest
+ * presence (no members); then per-channel extraction and the six channel checks, whose
+ * reasons are merged per channel with de-duplication.
+ */
+#include "ingest/checks.h"
+
+#include "store/store.h"
+#include "store/timestamp.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define R_NAME "Channel name is not recognised (does not appear in manifest)"
+#define R_DTYPE_MISSING "channel_dtype attribute is missing"
+#define R_DTYPE_BAD "channel_dtype has wrong data type or its value is unsupported"
+#define R_UNEXPECTED "unexpected group or dataset in channel group"
+#define R_DATA_MISSING "data attribute is missing"
+#define R_DATA_TYPE "data has wrong datatype"
+#define R_X_MISSING "x attribute is missing"
+#define R_Y_MISSING "y attribute is missing"
+#define R_DATA_SHAPE "data has wrong shape"
+
+static const char *const kind_names[] = {"scalar", "image", "float_image", "waveform", "vector"};
+
+/* ---- timestamps ---- */
+
+static int digits(const char **p, int min, int max, int *out)
+{
+    int n = 0, v = 0;
+    while (n < max && isdigit((unsigned char)**p)) {
+        v = v * 10 + (**p - '0');
+        (*p)++;
+        n++;
+    }
+    if (n < min)
+        return -EINVAL;
+    *out = v;
+    return 0;
+}
+
+int ingest_parse_timestamp(const char *s, int64_t *wall_us, int *offset_s)
+{
+    const char *p = s;
+    int y, mo, d, h, mi, se;
+    if (digits(&p, 4, 4, &y) || *p++ != '-' || digits(&p, 1, 2, &mo) || *p++ != '-' ||
+        digits(&p, 1, 2, &d) || *p++ != 'T' || digits(&p, 1, 2, &h) || *p++ != ':' ||
+        digits(&p, 1, 2, &mi) || *p++ != ':' || digits(&p, 1, 2, &se))
+        return -EINVAL;
+    int off = 0;
+    if (*p == 'Z') {
+        p++;
+    } else if (*p == '+' || *p == '-') {
+        int sign = *p == '-' ? -1 : 1;
+        p++;
+        int oh, om, os = 0;
+        if (digits(&p, 2, 2, &oh))
+            return -EINVAL;
+        bool colon = *p == ':';
+        if (colon)
+            p++;
+        if (digits(&p, 2, 2, &om))
+            return -EINVAL;
+        if ((colon && *p == ':') || (!colon && isdigit((unsigned char)*p))) {
+            if (colon)
+                p++;
+            if (digits(&p, 2, 2, &os))
+                return -EINVAL;
+        }
+        if (oh > 23 || om > 59 || os > 59)
+            return -EINVAL;
+        off = sign * (oh * 3600 + om * 60 + os);
+    } else {
+        return -EINVAL;
+    }
+    if (*p)
+        return -EINVAL;
+    static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    if (y < 1 || mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] || h > 23 || mi > 59 || se > 59)
+        return -EINVAL;
+    bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    if (mo == 2 && d == 29 && !leap)
+        return -EINVAL;
+    int64_t days = timestamp_days_from_civil(y, mo, d);
+    *wall_us = ((days * 86400) + h * 3600 + mi * 60 + se) * (int64_t)1000000;
+    *offset_s = off;
+    return 0;
+}
+
+/* ---- descriptions ---- */
+
+static const json_t *attr(const json_t *attrs, const char *name)
+{
+    return json_object_get(attrs, name);
+}
+
+static const char *attr_t(const json_t *a)
+{
+    return json_string_value(json_object_get(a, "t"));
+}
+
+static bool attr_is(const json_t *a, const char *t)
+{
+    const char *s = attr_t(a);
+    return s && strcmp(s, t) == 0;
+}
+
+/* A variable-length string attribute's text, else NULL. */
+static const char *attr_str(const json_t *a)
+{
+    return attr_is(a, "str") ? json_string_value(json_object_get(a, "v")) : NULL;
+}
+
+static void array_from(const parse_result *pr, const json_t *ds, ingest_array *out)
+{
+    memset(out, 0, sizeof(*out));
+    const char *cls = json_string_value(json_object_get(ds, "class"));
+    const json_t *shape = json_object_get(ds, "shape");
+    out->rank = (int)json_array_size(shape);
+    out->count = 1;
+    for (int i = 0; i < out->rank && i < 8; i++) {
+        out->shape[i] = (uint64_t)json_integer_value(json_array_get(shape, (size_t)i));
+        out->count *= out->shape[i];
+    }
+    if (!cls || !json_object_get(ds, "off"))
+        return;
+    out->cls = strcmp(cls, "int") == 0     ? 'i'
+               : strcmp(cls, "uint") == 0  ? 'u'
+               : strcmp(cls, "float") == 0 ? 'f'
+                                           : 0;
+    out->size = (int)json_integer_value(json_object_get(ds, "size"));
+    uint64_t off = (uint64_t)json_integer_value(json_object_get(ds, "off"));
+    uint64_t len = (uint64_t)json_integer_value(json_object_get(ds, "len"));
+    if (off > pr->data_len || len > pr->data_len - off || off % 8 || ((uintptr_t)pr->data) % 8 ||
+        len != out->count * (uint64_t)out->size) {
+        out->cls = 0; /* malformed description: treat as not numeric */
+        return;
+    }
+    out->data = pr->data + off;
+}
+
+static bool is_ndarray(const json_t *ds)
+{
+    return json_array_size(json_object_get(ds, "shape")) >= 1;
+}
+
+static bool numeric_list(const ingest_array *a)
+{
+    return a->cls && a->rank == 1;
+}
+
+/* ---- reasons ---- */
+
+typedef struct reasons {
+    json_t *list; /* [[name, reason], ...] */
+} reasons;
+
+static void add_reason(json_t *list, const char *name, const char *reason)
+{
+    json_array_append_new(list, json_pack("[ss]", name, reason));
+}
+
+/* Merges a check's reasons into rejected (first appearance creates the key; repeats are
+ * dropped), then the internal failures whose reason starts with one of prefixes. */
+static void merge(json_t *rejected, json_t *check, const json_t *internal,
+                  const char *const *prefixes)
+{
+    json_t *all = json_array();
+    json_array_extend(all, check);
+    size_t i;
+    json_t *e;
+    json_array_foreach(internal, i, e)
+    {
+        const char *r = json_string_value(json_array_get(e, 1));
+        for (const char *const *p = prefixes; *p; p++) {
+            if (strncmp(r, *p, strlen(*p)) == 0) {
+                json_array_append(all, e);
+                break;
+            }
+        }
+    }
+    json_array_foreach(all, i, e)
+    {
+        const char *name = json_string_value(json_array_get(e, 0));
+        json_t *r = json_array_get(e, 1);
+        json_t *list = json_object_get(rejected, name);
+        if (!list) {
+            json_object_set_new(rejected, name, json_pack("[O]", r));
+            continue;
+        }
+        bool seen = false;
+        size_t j;
+        json_t *x;
+        json_array_foreach(list, j, x) if (json_equal(x, r)) seen = true;
+        if (!seen)
+            json_array_append(list, r);
+    }
+    json_decref(all);
+    json_decref(check);
+}
+
+/* ---- extraction (A5.1) ---- */
+
+static bool kind_parse(const char *s, ingest_kind *k)
+{
+    for (int i = 0; i < 5; i++) {
+        if (s && strcmp(s, kind_names[i]) == 0) {
+            *k = (ingest_kind)i;
+            return true;
+        }
+    }
+    return false;
+}
+
+static const json_t *member_named(const json_t *members, const char *name)
+{
+    size_t i;
+    json_t *m;
+    json_array_foreach(members, i, m)
+    {
+        const char *n = json_string_value(json_object_get(m, "name"));
+        if (n && strcmp(n, name) == 0)
+            return m;
+    }
+    return NULL;
+}
+
+/* Optional attributes per kind, in check order: name, type ('f' float, 's' str, 'i' int,
+ * 'l' list of str). */
+typedef struct opt_attr {
+    const char *name;
+    char type;
+} opt_attr;
+
+static const opt_attr opt_scalar[] = {{"units", 's'}, {NULL, 0}};
+static const opt_attr opt_image[] = {
+    {"exposure_time_s", 'f'}, {"gain", 'f'},          {"x_pixel_size", 'f'}, {"x_pixel_units", 's'},
+    {"y_pixel_size", 'f'},    {"y_pixel_units", 's'}, {"bit_depth", 'i'},    {NULL, 0}};
+static const opt_attr opt_float_image[] = {{"x_pixel_size", 'f'},
+                                           {"x_pixel_units", 's'},
+                                           {"y_pixel_size", 'f'},
+                                           {"y_pixel_units", 's'},
+                                           {NULL, 0}};
+static const opt_attr opt_waveform[] = {{"x_units", 's'}, {"y_units", 's'}, {NULL, 0}};
+static const opt_attr opt_vector[] = {{"units", 's'}, {"labels", 'l'}, {NULL, 0}};
+
+static const opt_attr *opts_of(ingest_kind k)
+{
+    switch (k) {
+    case INGEST_SCALAR:
+        return opt_scalar;
+    case INGEST_IMAGE:
+        return opt_image;
+    case INGEST_FLOAT_IMAGE:
+        return opt_float_image;
+    case INGEST_WAVEFORM:
+        return opt_waveform;
+    default:
+        return opt_vector;
+    }
+}
+
+static bool attr_type_ok(const json_t *a, char type)
+{
+    switch (type) {
+    case 'f':
+        return attr_is(a, "float") || attr_is(a, "int") || attr_is(a, "bigint");
+    case 's':
+        return attr_is(a, "str");
+    case 'i':
+        return attr_is(a, "int");
+    default: {
+        const char *el = json_string_value(json_object_get(a, "el"));
+        return attr_is(a, "arr") && el && strcmp(el, "str") == 0;
+    }
+    }
+}
+
+/* The stored form of an attribute (float attributes as doubles). */
+static json_t *attr_stored(const json_t *a, char type)
+{
+    const json_t *v = json_object_get(a, "v");
+    if (type == 'f' && json_is_integer(v))
+        return json_real((double)json_integer_value(v));
+    return json_deep_copy(v);
+}
+
+static json_t *channel_metadata(const json_t *attrs, ingest_kind k)
+{
+    json_t *md = json_pack("{ss}", "channel_dtype", kind_names[k]);
+    for (const opt_attr *o = opts_of(k); o->name; o++) {
+        const json_t *a = attr(attrs, o->name);
+        if (a)
+            json_object_set_new(md, o->name,
+                                attr_type_ok(a, o->type) ? attr_stored(a, o->type) : json_null());
+    }
+    return md;
+}
+
+/* ---- the checks ---- */
+
+static void fail(ingest_plan *p, const char *msg)
+{
+    p->status = 400;
+    snprintf(p->message, sizeof(p->message), "%s", msg);
+}
+
+/* Python int() of a version's minor part: blanks, a sign, digits with single '_'. */
+static bool python_int(const char *s, long long *out)
+{
+    while (isspace((unsigned char)*s))
+        s++;
+    int sign = 1;
+    if (*s == '+' || *s == '-')
+        sign = *s++ == '-' ? -1 : 1;
+    long long v = 0;
+    int n = 0;
+    bool under = false;
+    for (; *s && !isspace((unsigned char)*s); s++) {
+        if (*s == '_') {
+            if (n == 0 || under)
+                return false;
+            under = true;
+            continue;
+        }
+        if (!isdigit((unsigned char)*s))
+            return false;
+        under = false;
+        if (v < 100000000000LL)
+            v = v * 10 + (*s - '0');
+        n++;
+    }
+    if (n == 0 || under)
+        return false;
+    while (isspace((unsigned char)*s))
+        s++;
+    if (*s)
+        return false;
+    *out = sign * v;
+    return true;
+}
+
+static void file_checks(ingest_plan *p, const json_t *attrs)
+{
+    const json_t *ver = attr(attrs, "epac_ops_data_version");
+    if (!ver)
+        return fail(p, "epac_ops_data_version does not exist");
+    const char *vs = attr_str(ver);
+    if (!vs)
+        return fail(p, "epac_ops_data_version has wrong datatype. Should be string");
+    const char *dot = strchr(vs, '.');
+    size_t major_len = dot ? (size_t)(dot - vs) : strlen(vs);
+    if (major_len != 1 || vs[0] != '1')
+        return fail(p, "epac_ops_data_version major version was not 1");
+    /* ogd: the reference crashes (500) on a missing or non-numeric minor part. */
+    long long minor;
+    char part[64] = "";
+    if (dot) {
+        const char *end = strchr(dot + 1, '.');
+        size_t n = end ? (size_t)(end - dot - 1) : strlen(dot + 1);
+        snprintf(part, sizeof(part), "%.*s", (int)(n < 63 ? n : 63), dot + 1);
+    }
+    if (!dot || !python_int(part, &minor))
+        return fail(p, "epac_ops_data_version minor version is not a number");
+    if (minor > 2)
+        json_array_append_new(p->warnings,
+                              json_string("File minor version number too high (expected <=2)"));
+    const json_t *area = attr(attrs, "active_area");
+    if (!area)
+        return fail(p, "active_area is missing");
+    if (!attr_str(area))
+        return fail(p, "active_area has wrong datatype. Expected string");
+    const json_t *exp = attr(attrs, "active_experiment");
+    if (exp && !attr_str(exp))
+        return fail(p, "active_experiment has wrong datatype. Expected string");
+}
+
+/* shotnum as the record model takes it: an integer, an integral float, a numeric string. */
+static void model_checks(ingest_plan *p, const json_t *attrs)
+{
+    const json_t *s = attr(attrs, "shotnum");
+    if (!s)
+        return;
+    const json_t *v = json_object_get(s, "v");
+    if (attr_is(s, "int")) {
+        p->shotnum = json_integer_value(v);
+    } else if (attr_is(s, "float") && json_is_number(v) &&
+               floor(json_number_value(v)) == json_number_value(v) &&
+               fabs(json_number_value(v)) < 9.2e18) {
+        p->shotnum = (int64_t)json_number_value(v);
+    } else if (attr_is(s, "str")) {
+        const char *t = json_string_value(v);
+        char *end;
+        errno = 0;
+        long long n = strtoll(t, &end, 10);
+        while (end && isspace((unsigned char)*end))
+            end++;
+        if (errno || end == t || *end)
+            return fail(p, "1 validation error for RecordMetadataModel\nshotnum\n  Input should be "
+                           "a valid integer, unable to parse string as an integer");
+        p->shotnum = n;
+    } else if (attr_is(s, "bigint")) {
+        return fail(p, "1 validation error for RecordMetadataModel\nshotnum\n  Input should be a "
+                       "valid integer, the number is too large");
+    } else {
+        return fail(p, "1 validation error for RecordMetadataModel\nshotnum\n  Input should be a "
+                       "valid integer");
+    }
+    p->has_shotnum = true;
+}
+
+static void build_metadata(ingest_plan *p, const json_t *attrs, const char *ts_text)
+{
+    json_t *md = json_object();
+    const char *v = attr_str(attr(attrs, "epac_ops_data_version"));
+    if (v)
+        json_object_set_new(md, "epac_ops_data_version", json_string(v));
+    if (p->has_shotnum)
+        json_object_set_new(md, "shotnum", json_integer(p->shotnum));
+    json_object_set_new(md, "timestamp", json_string(ts_text));
+    const char *a = attr_str(attr(attrs, "active_area"));
+    if (a)
+        json_object_set_new(md, "active_area", json_string(a));
+    const char *e = attr_str(attr(attrs, "active_experiment"));
+    if (e)
+        json_object_set_new(md, "active_experiment", json_string(e));
+    p->metadata = md;
+}
+
+/* Extracts one root member (A5.1). Returns true when it enters the record. */
+static bool extract(const parse_result *pr, const json_t *member, const json_t *mchannels,
+                    json_t *internal, ingest_channel *out)
+{
+    const char *name = json_string_value(json_object_get(member, "name"));
+    const json_t *mc = json_object_get(mchannels, name);
+    if (!json_is_object(mc)) {
+        add_reason(internal, name, R_NAME);
+        return false;
+    }
+    const json_t *attrs = json_object_get(member, "attrs");
+    const json_t *dt = attr(attrs, "channel_dtype");
+    if (!dt) {
+        add_reason(internal, name, R_DTYPE_MISSING);
+        return false;
+    }
+    const char *mtype = json_is_string(json_object_get(mc, "type"))
+                            ? json_string_value(json_object_get(mc, "type"))
+                        : json_object_get(mc, "type") ? NULL
+                                                      : "scalar";
+    const char *dts = attr_str(dt);
+    ingest_kind k;
+    if (!dts || !mtype || strcmp(dts, mtype) != 0 || !kind_parse(dts, &k)) {
+        add_reason(internal, name, R_DTYPE_BAD);
+        return false;
+    }
+    const json_t *members = json_object_get(member, "members");
+    size_t i;
+    json_t *m;
+    json_array_foreach(members, i, m)
+    {
+        const char *n = json_string_value(json_object_get(m, "name"));
+        bool ok = k == INGEST_WAVEFORM ? (strcmp(n, "x") == 0 || strcmp(n, "y") == 0)
+                                       : strcmp(n, "data") == 0;
+        if (!ok || strcmp(json_string_value(json_object_get(m, "kind")), "dataset") != 0) {
+            add_reason(internal, name, R_UNEXPECTED);
+            return false;
+        }
+    }
+    memset(out, 0, sizeof(*out));
+    out->name = name;
+    out->kind = k;
+    if (k == INGEST_WAVEFORM) {
+        const json_t *x = member_named(members, "x");
+        const json_t *y = member_named(members, "y");
+        if (!x)
+            add_reason(internal, name, R_X_MISSING);
+        if (!y)
+            add_reason(internal, name, R_Y_MISSING);
+        if (!x || !y)
+            return false;
+        array_from(pr, json_object_get(x, "data"), &out->x);
+        array_from(pr, json_object_get(y, "data"), &out->y);
+    } else {
+        const json_t *d = member_named(members, "data");
+        if (!d) {
+            add_reason(internal, name, R_DATA_MISSING);
+            return false;
+        }
+        const json_t *ds = json_object_get(d, "data");
+        if (k == INGEST_SCALAR) {
+            const char *cls = json_string_value(json_object_get(ds, "class"));
+            ingest_array a;
+            array_from(pr, ds, &a);
+            if (is_ndarray(ds) || !cls) {
+                add_reason(internal, name, R_DATA_TYPE);
+                return false;
+            }
+            if (strcmp(cls, "str") == 0 && json_is_string(json_object_get(ds, "v"))) {
+                out->scalar = json_deep_copy(json_object_get(ds, "v"));
+            } else if (a.cls && a.data) {
+                double dv = 0;
+                int64_t iv = 0;
+                bool isf = a.cls == 'f';
+                if (a.cls == 'f')
+                    dv = a.size == 4 ? (double)*(const float *)a.data : *(const double *)a.data;
+                else if (a.cls == 'i')
+                    iv = a.size == 1   ? *(const int8_t *)a.data
+                         : a.size == 2 ? *(const int16_t *)a.data
+                         : a.size == 4 ? *(const int32_t *)a.data
+                                       : *(const int64_t *)a.data;
+                else {
+                    uint64_t u = a.size == 1   ? *(const uint8_t *)a.data
+                                 : a.size == 2 ? *(const uint16_t *)a.data
+                                 : a.size == 4 ? *(const uint32_t *)a.data
+                                               : *(const uint64_t *)a.data;
+                    if (u > INT64_MAX) {
+                        isf = true;
+                        dv = (double)u;
+                    } else {
+                        iv = (int64_t)u;
+                    }
+                }
+                out->scalar = isf ? json_real(dv) : json_integer(iv);
+                if (isf && !isfinite(dv)) { /* JSON cannot hold it */
+                    json_decref(out->scalar);
+                    out->scalar = NULL;
+                    add_reason(internal, name, R_DATA_TYPE);
+                    return false;
+                }
+            } else {
+                add_reason(internal, name, R_DATA_TYPE);
+                return false;
+            }
+        } else {
+            array_from(pr, ds, &out->data);
+            out->data.rank = (int)json_array_size(json_object_get(ds, "shape"));
+        }
+    }
+    out->metadata = channel_metadata(attrs, k);
+    return true;
+}
+
+/* A5.2 for one record channel: appends its reasons for check `stage` to list. */
+static void channel_check(const ingest_channel *c, const json_t *attrs, int stage, json_t *list)
+{
+    const char *n = c->name;
+    switch (stage) {
+    case 2: /* required */
+        if ((c->kind == INGEST_IMAGE || c->kind == INGEST_FLOAT_IMAGE) && c->data.rank < 1)
+            add_reason(list, n, "data has wrong datatype, should be ndarray");
+        if (c->kind == INGEST_WAVEFORM) {
+            if (!numeric_list(&c->x))
+                add_reason(list, n, "x attribute must be a list of floats");
+            if (!numeric_list(&c->y))
+                add_reason(list, n, "y attribute must be a list of floats");
+        }
+        if (c->kind == INGEST_VECTOR && !numeric_list(&c->data))
+            add_reason(list, n, "data has wrong datatype, should be list[float]");
+        break;
+    case 3: /* optional */
+        for (const opt_attr *o = opts_of(c->kind); o->name; o++) {
+            const json_t *a = attr(attrs, o->name);
+            if (!a)
+                continue;
+            char msg[96];
+            if (!attr_type_ok(a, o->type)) {
+                snprintf(msg, sizeof(msg), "%s attribute has wrong datatype", o->name);
+                add_reason(list, n, msg);
+            }
+            if (o->type == 'l' && attr_is(a, "arr") && numeric_list(&c->data) &&
+                json_array_size(json_object_get(a, "v")) != c->data.count) {
+                snprintf(msg, sizeof(msg), "%s attribute has wrong length", o->name);
+                add_reason(list, n, msg);
+            }
+        }
+        break;
+    case 4: /* dataset */
+        if (c->kind == INGEST_IMAGE && c->data.rank >= 1) {
+            if (c->data.cls == 'u' && (c->data.size == 1 || c->data.size == 2)) {
+                /* ogd: exactly 2-D with no empty side (the reference crashes on others) */
+                if (c->data.rank != 2 || c->data.count == 0 || c->data.shape[0] > 65535 ||
+                    c->data.shape[1] > 65535)
+                    add_reason(list, n, R_DATA_SHAPE);
+            } else {
+                add_reason(list, n, "data has wrong datatype, should be uint16 or uint8");
+            }
+        } else if (c->kind == INGEST_IMAGE) {
+            add_reason(list, n, "data has wrong datatype, should be uint16 or uint8");
+        }
+        if (c->kind == INGEST_FLOAT_IMAGE) {
+            if (c->data.rank != 2 || c->data.count == 0 || c->data.shape[0] > 65535 ||
+                c->data.shape[1] > 65535)
+                add_reason(list, n, R_DATA_SHAPE);
+            else if (!c->data.cls) /* ogd: the reference crashes on non-numeric data */
+                add_reason(list, n, "data has wrong datatype, should be a numeric array");
+        }
+        if (c->kind == INGEST_WAVEFORM) {
+            const ingest_array *xy[2] = {&c->x, &c->y};
+            for (int i = 0; i < 2; i++) {
+                char msg[96];
+                if (xy[i]->rank == 0) {
+                    snprintf(msg, sizeof(msg), "%c attribute has wrong shape", "xy"[i]);
+                    add_reason(list, n, msg);
+                } else if (!numeric_list(xy[i])) {
+                    snprintf(msg, sizeof(msg),
+                             "%c attribute has wrong datatype, should be a list of floats",
+                             "xy"[i]);
+                    add_reason(list, n, msg);
+                }
+            }
+            /* ogd: the reference stores the object and then crashes (500). */
+            if (numeric_list(&c->x) && numeric_list(&c->y) && c->x.count != c->y.count)
+                add_reason(list, n, "x and y attributes have different lengths");
+        }
+        break;
+    default:
+        break;
+    }
+}
+
+static const json_t *member_attrs(const json_t *members, const char *name)
+{
+    return json_object_get(member_named(members, name), "attrs");
+}
+
+int ingest_check(const parse_result *pr, const json_t *manifest, ingest_plan *p)
+{
+    memset(p, 0, sizeof(*p));
+    p->rejected = json_object();
+    p->warnings = json_array();
+    const json_t *desc = pr->desc;
+    const json_t *attrs = json_object_get(desc, "attrs");
+    const json_t *members = json_object_get(desc, "members");
+    const char *err = json_string_value(json_object_get(desc, "error"));
+    if (err) { /* the helper refused a dataset (too large for the output cap) */
+        char msg[400];
+        snprintf(msg, sizeof(msg), "Uploaded HDF5 file is not accepted: %s", err);
+        fail(p, msg);
+        return 0;
+    }
+    if (json_array_size(members) > INGEST_MAX_CHANNELS) {
+        char msg[128];
+        snprintf(msg, sizeof(msg), "File has too many channels (more than %d)",
+                 INGEST_MAX_CHANNELS);
+        fail(p, msg);
+        return 0;
+    }
+    /* 2. timestamp */
+    const char *ts = attr_str(attr(attrs, "timestamp"));
+    int64_t wall;
+    int off;
+    if (!ts || ingest_parse_timestamp(ts, &wall, &off) != 0) {
+        fail(p, INGEST_TIMESTAMP_ERROR);
+        return 0;
+    }
+    p->ts_us = wall - (int64_t)off * 1000000;
+    char wall_text[32], utc_text[32];
+    store_format_timestamp(wall, wall_text);
+    store_format_timestamp(p->ts_us, utc_text);
+    snprintf(p->id, sizeof(p->id), "%.4s%.2s%.2s%.2s%.2s%.2s", wall_text, wall_text + 5,
+             wall_text + 8, wall_text + 11, wall_text + 14, wall_text + 17);
+    /* 3. manifest presence, extraction */
+    size_t nmembers = json_array_size(members);
+    if (nmembers > 0 && !manifest) {
+        fail(p, INGEST_NO_MANIFEST);
+        return 0;
+    }
+    /* 4. the record model */
+    model_checks(p, attrs);
+    if (p->status)
+        return 0;
+    build_metadata(p, attrs, utc_text);
+    /* 6. file and record checks */
+    file_checks(p, attrs);
+    if (p->status)
+        return 0;
+    /* 7. */
+    if (!manifest) {
+        fail(p, INGEST_NO_MANIFEST);
+        return 0;
+    }
+    const json_t *mchannels = json_object_get(manifest, "channels");
+    json_t *internal = json_array();
+    p->channels = calloc(nmembers ? nmembers : 1, sizeof(ingest_channel));
+    if (!p->channels) {
+        json_decref(internal);
+        return -ENOMEM;
+    }
+    size_t i;
+    json_t *m;
+    json_array_foreach(members, i, m)
+    {
+        if (extract(pr, m, mchannels, internal, &p->channels[p->nchannels]))
+            p->nchannels++;
+    }
+    /* 8. channel checks, merged in order */
+    static const char *const pre_dtype[] = {R_DTYPE_MISSING, R_DTYPE_BAD, NULL};
+    static const char *const pre_required[] = {
+        R_DATA_MISSING, R_DATA_TYPE, R_X_MISSING, R_Y_MISSING, R_DTYPE_MISSING, R_DTYPE_BAD, NULL};
+    static const char *const pre_none[] = {NULL};
+    static const char *const pre_dataset[] = {
+        R_DATA_MISSING,  R_DATA_TYPE, R_X_MISSING,  R_Y_MISSING,
+        R_DTYPE_MISSING, R_DTYPE_BAD, R_DATA_SHAPE, NULL};
+    static const char *const pre_unexpected[] = {R_UNEXPECTED, NULL};
+    static const char *const pre_name[] = {R_NAME, NULL};
+    const char *const *stages[7] = {NULL,        pre_dtype,      pre_required, pre_none,
+                                    pre_dataset, pre_unexpected, pre_name};
+    for (int stage = 1; stage <= 6; stage++) {
+        json_t *list = json_array();
+        for (size_t c = 0; c < p->nchannels; c++)
+            channel_check(&p->channels[c], member_attrs(members, p->channels[c].name), stage, list);
+        merge(p->rejected, list, internal, stages[stage]);
+    }
+    json_decref(internal);
+    for (size_t c = 0; c < p->nchannels; c++)
+        p->channels[c].rejected = json_object_get(p->rejected, p->channels[c].name) != NULL;
+    return 0;
+}
+
+void ingest_plan_free(ingest_plan *p)
+{
+    for (size_t i = 0; i < p->nchannels; i++) {
+        json_decref(p->channels[i].metadata);
+        json_decref(p->channels[i].scalar);
+    }
+    free(p->channels);
+    json_decref(p->metadata);
+    json_decref(p->rejected);
+    json_decref(p->warnings);
+    memset(p, 0, sizeof(*p));
+}

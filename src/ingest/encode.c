@@ -1,0 +1,330 @@
+/*
+ * encode.c: object bytes, thumbnails and channel documents (see encode.h; formats:
+ * spec/ingest.md A8, D4).
+ */
+#include "ingest/encode.h"
+
+#include "imaging/png.h"
+#include "ingest/npz_write.h"
+#include "imaging/plot.h"
+#include "util/base64.h"
+#include "util/buf.h"
+#include "util/jsonw.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* libdeflate level of stored image PNGs (the fast writer, one row filter): sensor images are noisy,
+ * where higher levels cost several times the CPU for a few percent of size (docs/benchmarks.md,
+ * ingest). */
+#define INGEST_PNG_LEVEL 1
+
+json_t *ingest_scalar_doc(const ingest_channel *c)
+{
+    return json_pack("{sO sO}", "metadata", c->metadata, "data", c->scalar);
+}
+
+static double element(const ingest_array *a, uint64_t i)
+{
+    const unsigned char *p = a->data + i * (uint64_t)a->size;
+    switch (a->cls) {
+    case 'f':
+        return a->size == 4 ? (double)*(const float *)p : *(const double *)p;
+    case 'i':
+        return a->size == 1   ? *(const int8_t *)p
+               : a->size == 2 ? *(const int16_t *)p
+               : a->size == 4 ? *(const int32_t *)p
+                              : (double)*(const int64_t *)p;
+    default:
+        return a->size == 1   ? *(const uint8_t *)p
+               : a->size == 2 ? *(const uint16_t *)p
+               : a->size == 4 ? *(const uint32_t *)p
+                              : (double)*(const uint64_t *)p;
+    }
+}
+
+static double *to_doubles(const ingest_array *a)
+{
+    double *d = malloc((a->count ? a->count : 1) * sizeof(double));
+    if (d)
+        for (uint64_t i = 0; i < a->count; i++)
+            d[i] = element(a, i);
+    return d;
+}
+
+uint32_t ingest_image_shift(uint32_t v, int size, int depth, int *target_bits)
+{
+    int target = depth <= 8 ? 8 : 16;
+    *target_bits = target;
+    uint32_t mask = target == 8 ? 0xFFu : 0xFFFFu;
+    (void)size;
+    v &= mask; /* the cast to the target type keeps the low bits */
+    if (depth <= target) {
+        int shift = target - depth;
+        return shift >= 32 ? 0 : (uint32_t)(((uint64_t)v << shift) & mask);
+    }
+    int shift = depth - target;
+    return shift >= 32 ? 0 : v >> shift;
+}
+
+static json_t *thumb_json(unsigned char *png, size_t len)
+{
+    char *text = base64_encode(png, len, NULL);
+    free(png);
+    if (!text)
+        return NULL;
+    json_t *s = json_string(text);
+    free(text);
+    return s;
+}
+
+/* JSON of named double arrays, two-space indent, one value per line (pydantic's
+ * model_dump_json(indent=2)); non-finite values are null. */
+static int pretty_arrays(buf_t *b, const char *const *names, const double *const *vals,
+                         const uint64_t *lens, int narrays)
+{
+    int rc = buf_puts(b, "{\n");
+    for (int a = 0; a < narrays && !rc; a++) {
+        rc = buf_printf(b, "  \"%s\": [", names[a]);
+        for (uint64_t k = 0; k < lens[a] && !rc; k++) {
+            rc = buf_puts(b, k ? ",\n    " : "\n    ");
+            if (!rc)
+                rc = jsonw_double(b, vals[a][k]);
+        }
+        if (!rc)
+            rc = buf_puts(b, lens[a] ? "\n  ]" : "]");
+        if (!rc && a + 1 < narrays)
+            rc = buf_puts(b, ",\n");
+    }
+    if (!rc)
+        rc = buf_puts(b, "\n}");
+    return rc;
+}
+
+static int encode_image(const ingest_channel *c, const ingest_thumb_sizes *ts, ingest_object *o,
+                        json_t **thumb)
+{
+    const ingest_array *a = &c->data;
+    uint32_t h = (uint32_t)a->shape[0], w = (uint32_t)a->shape[1];
+    const json_t *bd = json_object_get(c->metadata, "bit_depth");
+    bool has_bd = json_is_integer(bd);
+    int64_t bdv = has_bd ? json_integer_value(bd) : 0;
+    int depth = has_bd ? (bdv < -64 ? -64 : bdv > 64 ? 64 : (int)bdv) : (a->size == 1 ? 8 : 16);
+    int target = depth <= 8 ? 8 : 16;
+    size_t n = (size_t)w * h;
+    void *px = malloc(n * (size_t)(target / 8));
+    if (!px)
+        return -ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t v = a->size == 1 ? a->data[i] : ((const uint16_t *)a->data)[i];
+        int tb;
+        uint32_t s = ingest_image_shift(v, a->size, depth, &tb);
+        if (target == 8)
+            ((uint8_t *)px)[i] = (uint8_t)s;
+        else
+            ((uint16_t *)px)[i] = (uint16_t)s;
+    }
+    int sbit = has_bd && bdv > 0 && bdv <= 16 ? (int)bdv : 0;
+    if (sbit > target)
+        sbit = 0;
+    int rc = png_encode_gray_deflate(px, w, h, target, sbit, INGEST_PNG_LEVEL, &o->bytes, &o->len);
+    unsigned char *small = NULL;
+    uint32_t tw = 0, th = 0;
+    if (!rc)
+        rc = png_thumbnail_gray8(px, w, h, target, 0, ts->image[0], ts->image[1], &small, &tw, &th);
+    free(px);
+    unsigned char *png = NULL;
+    size_t plen = 0;
+    if (!rc)
+        rc = png_encode_gray(small, tw, th, 8, 0, PNG_COMPRESSION_DEFAULT, &png, &plen);
+    free(small);
+    if (!rc)
+        *thumb = thumb_json(png, plen);
+    return rc;
+}
+
+static const char *npy_descr(const ingest_array *a)
+{
+    static const char *const f[] = {"<f4", "<f8"};
+    static const char *const i[] = {"|i1", "<i2", "<i4", "<i8"};
+    static const char *const u[] = {"|u1", "<u2", "<u4", "<u8"};
+    int k = a->size == 1 ? 0 : a->size == 2 ? 1 : a->size == 4 ? 2 : 3;
+    return a->cls == 'f' ? f[a->size == 4 ? 0 : 1] : a->cls == 'i' ? i[k] : u[k];
+}
+
+static int encode_float_image(const ingest_channel *c, const ingest_thumb_sizes *ts,
+                              ingest_object *o, json_t **thumb)
+{
+    const ingest_array *a = &c->data;
+    int rc = npz_write(npy_descr(a), a->shape, 2, a->data, (size_t)(a->count * (uint64_t)a->size),
+                       &o->bytes, &o->len);
+    if (rc)
+        return rc;
+    uint32_t h = (uint32_t)a->shape[0], w = (uint32_t)a->shape[1];
+    size_t n = (size_t)w * h;
+    double m = 0;
+    for (size_t i = 0; i < n; i++) {
+        double v = element(a, i);
+        if (!isnan(v) && fabs(v) > m)
+            m = fabs(v);
+    }
+    if (m == 0)
+        m = 1;
+    uint8_t *l = malloc(n), *al = malloc(n);
+    if (!l || !al) {
+        free(l);
+        free(al);
+        return -ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++) {
+        double v = element(a, i);
+        double s = 255.0 * (v / (2 * m) + 0.5);
+        l[i] = isnan(v) ? 0 : s <= 0 ? 0 : s >= 255 ? 255 : (uint8_t)s;
+        al[i] = isnan(v) ? 0 : 255;
+    }
+    unsigned char *sl = NULL, *sa = NULL;
+    uint32_t tw, th;
+    rc = png_thumbnail_gray8(l, w, h, 8, 0, ts->float_image[0], ts->float_image[1], &sl, &tw, &th);
+    if (!rc)
+        rc = png_thumbnail_gray8(al, w, h, 8, 0, ts->float_image[0], ts->float_image[1], &sa, &tw,
+                                 &th);
+    free(l);
+    free(al);
+    unsigned char *la = rc ? NULL : malloc((size_t)tw * th * 2);
+    if (!rc && !la)
+        rc = -ENOMEM;
+    if (!rc) {
+        for (size_t i = 0; i < (size_t)tw * th; i++) {
+            la[2 * i] = sl[i];
+            la[2 * i + 1] = sa[i];
+        }
+    }
+    free(sl);
+    free(sa);
+    unsigned char *png = NULL;
+    size_t plen = 0;
+    if (!rc)
+        rc = png_encode_gray_alpha(la, tw, th, PNG_COMPRESSION_DEFAULT, &png, &plen);
+    free(la);
+    if (!rc)
+        *thumb = thumb_json(png, plen);
+    return rc;
+}
+
+static int encode_arrays(const ingest_channel *c, const ingest_thumb_sizes *ts, ingest_object *o,
+                         json_t **thumb)
+{
+    bool wave = c->kind == INGEST_WAVEFORM;
+    const ingest_array *first = wave ? &c->x : &c->data;
+    double *x = to_doubles(first);
+    double *y = wave ? to_doubles(&c->y) : NULL;
+    if (!x || (wave && !y)) {
+        free(x);
+        free(y);
+        return -ENOMEM;
+    }
+    buf_t b;
+    buf_init(&b, BUF_UNLIMITED);
+    int rc;
+    if (wave) {
+        const char *names[2] = {"x", "y"};
+        const double *vals[2] = {x, y};
+        uint64_t lens[2] = {c->x.count, c->y.count};
+        rc = pretty_arrays(&b, names, vals, lens, 2);
+    } else {
+        const char *names[1] = {"data"};
+        const double *vals[1] = {x};
+        uint64_t lens[1] = {c->data.count};
+        rc = pretty_arrays(&b, names, vals, lens, 1);
+    }
+    unsigned char *png = NULL;
+    size_t plen = 0;
+    if (!rc && wave) {
+        rc = plot_waveform_png(x, y, (size_t)c->x.count, ts->waveform[0], ts->waveform[1],
+                               ts->waveform_line_width, &png, &plen);
+    } else if (!rc) {
+        rc = plot_vector_png(x, (size_t)c->data.count, ts->vector[0], ts->vector[1], &png, &plen);
+    }
+    free(x);
+    free(y);
+    if (rc) {
+        buf_free(&b);
+        return rc == -E2BIG ? -ENOMEM : rc;
+    }
+    o->len = b.len;
+    o->bytes = (unsigned char *)buf_take(&b);
+    *thumb = thumb_json(png, plen);
+    return 0;
+}
+
+int ingest_encode(const ingest_channel *c, const char *record_id, const ingest_thumb_sizes *ts,
+                  ingest_object *o, const char **why)
+{
+    memset(o, 0, sizeof(*o));
+    o->ch = c;
+    *why = NULL;
+    const char *path_key;
+    switch (c->kind) {
+    case INGEST_IMAGE:
+        o->kind = OBJ_IMAGE;
+        path_key = "image_path";
+        break;
+    case INGEST_FLOAT_IMAGE:
+        o->kind = OBJ_FLOAT_IMAGE;
+        path_key = "image_path";
+        break;
+    case INGEST_WAVEFORM:
+        o->kind = OBJ_WAVEFORM;
+        path_key = "waveform_path";
+        break;
+    case INGEST_VECTOR:
+        o->kind = OBJ_VECTOR;
+        path_key = "vector_path";
+        break;
+    default:
+        return -EINVAL;
+    }
+    if (objstore_key_new(o->kind, record_id, c->name, o->key) != 0)
+        return -ENAMETOOLONG;
+    json_t *thumb = NULL;
+    int rc;
+    if (c->kind == INGEST_IMAGE)
+        rc = encode_image(c, ts, o, &thumb);
+    else if (c->kind == INGEST_FLOAT_IMAGE)
+        rc = encode_float_image(c, ts, o, &thumb);
+    else
+        rc = encode_arrays(c, ts, o, &thumb);
+    if (rc == -EINVAL || rc == -E2BIG)
+        *why = "data could not be encoded";
+    if (!rc && !thumb)
+        rc = -ENOMEM;
+    if (rc) {
+        json_decref(thumb);
+        ingest_object_free(o);
+        return rc == -E2BIG ? -EINVAL : rc;
+    }
+    /* The relative path: the key without its "<prefix>/". */
+    const char *rel = o->key + strlen(objstore_kind_prefix(o->kind)) + 1;
+    if (c->kind == INGEST_IMAGE || c->kind == INGEST_FLOAT_IMAGE)
+        o->doc = json_pack("{sO ss so sI}", "metadata", c->metadata, path_key, rel, "thumbnail",
+                           thumb, "object_size", (json_int_t)o->len);
+    else
+        o->doc = json_pack("{sO so ss sI}", "metadata", c->metadata, "thumbnail", thumb, path_key,
+                           rel, "object_size", (json_int_t)o->len);
+    if (!o->doc) {
+        ingest_object_free(o);
+        return -ENOMEM;
+    }
+    return 0;
+}
+
+void ingest_object_free(ingest_object *o)
+{
+    free(o->bytes);
+    o->bytes = NULL;
+    json_decref(o->doc);
+    o->doc = NULL;
+}

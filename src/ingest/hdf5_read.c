@@ -1,0 +1,402 @@
+/*
+ * hdf5_read.c: the libhdf5 side of ingest (runs in the parse helper process only; see
+ * hdf5_read.h for the output format). Opens the bytes as a file image (no temp file),
+ * walks the root group in name order, reads attributes and datasets in native types.
+ */
+#include "ingest/hdf5_read.h"
+
+#include <errno.h>
+#include <hdf5.h>
+#include <hdf5_hl.h>
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#define MAX_RANK 8
+
+typedef struct walk {
+    buf_t *data; /* dataset bytes */
+    size_t cap;  /* bytes the data part may hold */
+    int status;  /* first hard error */
+    char error[256];
+} walk;
+
+static json_t *str_value(hid_t type, hid_t obj, bool attr)
+{
+    json_t *out = NULL;
+    if (H5Tis_variable_str(type) > 0) {
+        hid_t mt = H5Tcopy(H5T_C_S1);
+        H5Tset_size(mt, H5T_VARIABLE);
+        H5Tset_cset(mt, H5Tget_cset(type));
+        char *s = NULL;
+        herr_t r =
+            attr ? H5Aread(obj, mt, &s) : H5Dread(obj, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, &s);
+        if (r >= 0 && s)
+            out = json_pack("{ss s:s%}", "t", "str", "v", s, strlen(s));
+        if (r >= 0 && s) {
+            hid_t sp = H5Screate(H5S_SCALAR);
+            H5Dvlen_reclaim(mt, sp, H5P_DEFAULT, &s);
+            H5Sclose(sp);
+        }
+        H5Tclose(mt);
+    } else {
+        size_t n = H5Tget_size(type);
+        if (n > 0 && n < ((size_t)1 << 24)) {
+            char *s = calloc(1, n + 1);
+            hid_t mt = H5Tcopy(type);
+            herr_t r = s ? (attr ? H5Aread(obj, mt, s)
+                                 : H5Dread(obj, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, s))
+                         : -1;
+            if (r >= 0)
+                out = json_pack("{ss s:s%}", "t", "fstr", "v", s, strnlen(s, n));
+            H5Tclose(mt);
+            free(s);
+        }
+    }
+    return out ? out : json_pack("{ss}", "t", "other");
+}
+
+/* Reads n elements of a numeric attribute/dataset as int64 or double. */
+static json_t *num_array(hid_t type, hid_t obj, bool attr, hsize_t n, bool scalar)
+{
+    H5T_class_t cls = H5Tget_class(type);
+    bool isint = cls == H5T_INTEGER;
+    bool isunsigned = isint && H5Tget_sign(type) == H5T_SGN_NONE;
+    if (n > 1000000)
+        return json_pack("{ss}", "t", "other");
+    void *buf = calloc(n ? n : 1, 8);
+    if (!buf)
+        return NULL;
+    hid_t mt = isint ? (isunsigned ? H5T_NATIVE_UINT64 : H5T_NATIVE_INT64) : H5T_NATIVE_DOUBLE;
+    herr_t r = attr ? H5Aread(obj, mt, buf) : H5Dread(obj, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf);
+    json_t *out = NULL;
+    if (r >= 0) {
+        json_t *arr = json_array();
+        for (hsize_t i = 0; i < n; i++) {
+            json_t *v;
+            if (isunsigned) {
+                uint64_t u = ((uint64_t *)buf)[i];
+                v = u > INT64_MAX ? json_real((double)u) : json_integer((json_int_t)u);
+            } else if (isint) {
+                v = json_integer(((int64_t *)buf)[i]);
+            } else {
+                v = json_real(((double *)buf)[i]);
+            }
+            json_array_append_new(arr, v);
+        }
+        const char *t = isint ? "int" : "float";
+        if (isunsigned && scalar && n == 1 && ((uint64_t *)buf)[0] > INT64_MAX)
+            t = "bigint";
+        if (scalar)
+            out = json_pack("{ss sO}", "t", t, "v", json_array_get(arr, 0));
+        else
+            out = json_pack("{ss ss sO}", "t", "arr", "el", t, "v", arr);
+        json_decref(arr);
+    }
+    free(buf);
+    return out ? out : json_pack("{ss}", "t", "other");
+}
+
+static json_t *attr_value(hid_t attr)
+{
+    hid_t type = H5Aget_type(attr);
+    hid_t space = H5Aget_space(attr);
+    json_t *out = NULL;
+    int rank = H5Sget_simple_extent_ndims(space);
+    hssize_t n = H5Sget_simple_extent_npoints(space);
+    H5T_class_t cls = H5Tget_class(type);
+    if (rank < 0 || n < 0) {
+        out = json_pack("{ss}", "t", "other");
+    } else if (cls == H5T_STRING) {
+        if (rank == 0) {
+            out = str_value(type, attr, true);
+        } else if (H5Tis_variable_str(type) > 0 && n <= 100000) {
+            hid_t mt = H5Tcopy(H5T_C_S1);
+            H5Tset_size(mt, H5T_VARIABLE);
+            H5Tset_cset(mt, H5Tget_cset(type));
+            char **s = calloc((size_t)n ? (size_t)n : 1, sizeof(char *));
+            if (s && H5Aread(attr, mt, s) >= 0) {
+                json_t *arr = json_array();
+                for (hssize_t i = 0; i < n; i++)
+                    json_array_append_new(arr, json_string(s[i] ? s[i] : ""));
+                out = json_pack("{ss ss so}", "t", "arr", "el", "str", "v", arr);
+                H5Dvlen_reclaim(mt, space, H5P_DEFAULT, s);
+            }
+            free(s);
+            H5Tclose(mt);
+        } else {
+            out = json_pack("{ss ss s[]}", "t", "arr", "el", "other", "v");
+        }
+    } else if (cls == H5T_INTEGER || cls == H5T_FLOAT) {
+        out = num_array(type, attr, true, (hsize_t)n, rank == 0);
+    }
+    H5Sclose(space);
+    H5Tclose(type);
+    return out ? out : json_pack("{ss}", "t", "other");
+}
+
+static herr_t attr_cb(hid_t loc, const char *name, const H5A_info_t *info, void *op_data)
+{
+    (void)info;
+    json_t *attrs = op_data;
+    hid_t a = H5Aopen(loc, name, H5P_DEFAULT);
+    if (a < 0)
+        return 0;
+    json_t *v = attr_value(a);
+    H5Aclose(a);
+    if (v)
+        json_object_set_new(attrs, name, v);
+    return 0;
+}
+
+static json_t *read_attrs(hid_t obj)
+{
+    json_t *attrs = json_object();
+    hsize_t idx = 0;
+    H5Aiterate2(obj, H5_INDEX_NAME, H5_ITER_INC, &idx, attr_cb, attrs);
+    return attrs;
+}
+
+static json_t *read_dataset(walk *w, hid_t ds)
+{
+    hid_t type = H5Dget_type(ds);
+    hid_t space = H5Dget_space(ds);
+    int rank = H5Sget_simple_extent_ndims(space);
+    hsize_t dims[MAX_RANK];
+    json_t *out = json_object();
+    if (rank < 0 || rank > MAX_RANK) {
+        json_object_set_new(out, "class", json_string("other"));
+        goto done;
+    }
+    H5Sget_simple_extent_dims(space, dims, NULL);
+    json_t *shape = json_array();
+    uint64_t n = 1;
+    bool overflow = false;
+    for (int i = 0; i < rank; i++) {
+        json_array_append_new(shape, json_integer((json_int_t)dims[i]));
+        if (dims[i] && n > UINT64_MAX / dims[i])
+            overflow = true;
+        n *= dims[i];
+    }
+    json_object_set_new(out, "shape", shape);
+    H5T_class_t cls = H5Tget_class(type);
+    if (cls == H5T_STRING) {
+        json_object_set_new(out, "class", json_string("str"));
+        if (rank == 0) {
+            json_t *v = str_value(type, ds, false);
+            json_t *s = json_object_get(v, "v");
+            if (s)
+                json_object_set(out, "v", s);
+            json_decref(v);
+        }
+        goto done;
+    }
+    if (cls != H5T_INTEGER && cls != H5T_FLOAT) {
+        json_object_set_new(out, "class", json_string("other"));
+        goto done;
+    }
+    size_t size = H5Tget_size(type);
+    hid_t mt;
+    const char *cname;
+    if (cls == H5T_FLOAT) {
+        cname = "float";
+        size = size <= 4 ? 4 : 8;
+        mt = size == 4 ? H5T_NATIVE_FLOAT : H5T_NATIVE_DOUBLE;
+    } else {
+        bool u = H5Tget_sign(type) == H5T_SGN_NONE;
+        cname = u ? "uint" : "int";
+        if (size > 8)
+            size = 8;
+        if (size == 3)
+            size = 4;
+        if (size > 4 && size < 8)
+            size = 8;
+        mt = size == 1   ? (u ? H5T_NATIVE_UINT8 : H5T_NATIVE_INT8)
+             : size == 2 ? (u ? H5T_NATIVE_UINT16 : H5T_NATIVE_INT16)
+             : size == 4 ? (u ? H5T_NATIVE_UINT32 : H5T_NATIVE_INT32)
+                         : (u ? H5T_NATIVE_UINT64 : H5T_NATIVE_INT64);
+    }
+    json_object_set_new(out, "class", json_string(cname));
+    json_object_set_new(out, "size", json_integer((json_int_t)size));
+    if (H5Tget_order(type) == H5T_ORDER_BE)
+        json_object_set_new(out, "big_endian", json_true());
+    if (overflow || n > (w->cap - w->data->len) / size) {
+        w->status = -E2BIG;
+        snprintf(w->error, sizeof(w->error), "a dataset is too large (%d dimensions)", rank);
+        goto done;
+    }
+    size_t bytes = (size_t)n * size;
+    /* every dataset starts 8-byte aligned in the data part (which starts aligned too) */
+    static const char zeros[8];
+    if (w->data->len % 8 && buf_append(w->data, zeros, 8 - w->data->len % 8) != 0) {
+        w->status = -E2BIG;
+        snprintf(w->error, sizeof(w->error), "the datasets are too large together");
+        goto done;
+    }
+    size_t off = w->data->len;
+    if (buf_reserve(w->data, bytes + 1) != 0) {
+        w->status = -ENOMEM;
+        goto done;
+    }
+    if (bytes && H5Dread(ds, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, w->data->data + off) < 0) {
+        json_object_set_new(out, "class", json_string("unreadable"));
+        goto done;
+    }
+    w->data->len += bytes;
+    json_object_set_new(out, "off", json_integer((json_int_t)off));
+    json_object_set_new(out, "len", json_integer((json_int_t)bytes));
+done:
+    H5Sclose(space);
+    H5Tclose(type);
+    return out;
+}
+
+typedef struct member_ctx {
+    walk *w;
+    json_t *list;
+    bool top;
+} member_ctx;
+
+static herr_t member_cb(hid_t loc, const char *name, const H5L_info_t *info, void *op_data)
+{
+    (void)info;
+    member_ctx *m = op_data;
+    if (m->w->status)
+        return 1;
+    json_t *item = json_pack("{ss}", "name", name);
+    H5O_info_t oi;
+    if (H5Oget_info_by_name(loc, name, &oi, H5P_DEFAULT) < 0) {
+        json_object_set_new(item, "kind", json_string("other"));
+    } else if (oi.type == H5O_TYPE_GROUP) {
+        json_object_set_new(item, "kind", json_string("group"));
+        if (m->top) {
+            hid_t g = H5Gopen2(loc, name, H5P_DEFAULT);
+            if (g >= 0) {
+                json_object_set_new(item, "attrs", read_attrs(g));
+                member_ctx sub = {m->w, json_array(), false};
+                hsize_t idx = 0;
+                H5Literate(g, H5_INDEX_NAME, H5_ITER_INC, &idx, member_cb, &sub);
+                json_object_set_new(item, "members", sub.list);
+                H5Gclose(g);
+            }
+        }
+    } else if (oi.type == H5O_TYPE_DATASET) {
+        json_object_set_new(item, "kind", json_string("dataset"));
+        hid_t d = H5Dopen2(loc, name, H5P_DEFAULT);
+        if (d >= 0) {
+            json_object_set_new(item, "data", read_dataset(m->w, d));
+            if (m->top)
+                json_object_set_new(item, "attrs", read_attrs(d));
+            H5Dclose(d);
+        }
+    } else {
+        json_object_set_new(item, "kind", json_string("other"));
+    }
+    json_array_append_new(m->list, item);
+    return 0;
+}
+
+int hdf5_describe(void *image, size_t len, buf_t *out)
+{
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    if (len < 8)
+        return -EINVAL;
+    hid_t f =
+        H5LTopen_file_image(image, len, H5LT_FILE_IMAGE_DONT_COPY | H5LT_FILE_IMAGE_DONT_RELEASE);
+    if (f < 0)
+        return -EINVAL;
+    hid_t root = H5Gopen2(f, "/", H5P_DEFAULT);
+    if (root < 0) {
+        H5Fclose(f);
+        return -EINVAL;
+    }
+    buf_t data;
+    buf_init(&data, out->max);
+    walk w = {&data, out->max, 0, ""};
+    json_t *doc = json_object();
+    json_object_set_new(doc, "attrs", read_attrs(root));
+    member_ctx m = {&w, json_array(), true};
+    hsize_t idx = 0;
+    H5Literate(root, H5_INDEX_NAME, H5_ITER_INC, &idx, member_cb, &m);
+    json_object_set_new(doc, "members", m.list);
+    if (w.error[0])
+        json_object_set_new(doc, "error", json_string(w.error));
+    H5Gclose(root);
+    H5Fclose(f);
+    int rc = w.status == -ENOMEM ? -ENOMEM : 0;
+    char *text = rc ? NULL : json_dumps(doc, JSON_COMPACT);
+    json_decref(doc);
+    if (!rc && !text)
+        rc = -ENOMEM;
+    if (!rc) {
+        size_t tl = strlen(text);
+        size_t pad = (8 - (12 + tl) % 8) % 8; /* blanks after the JSON align the data part */
+        tl += pad;
+        unsigned char hdr[12] = {'O', 'G', 'D', 'H'};
+        for (int i = 0; i < 8; i++)
+            hdr[4 + i] = (unsigned char)((uint64_t)tl >> (8 * i));
+        if (w.status == -E2BIG) /* the error text says it: drop the data */
+            data.len = 0;
+        if (buf_append(out, hdr, sizeof(hdr)) || buf_append(out, text, tl - pad) ||
+            buf_append(out, "        ", pad) ||
+            buf_append(out, data.data ? data.data : "", data.len))
+            rc = -E2BIG;
+    }
+    free(text);
+    buf_free(&data);
+    return rc;
+}
+
+int hdf5_parse_main(size_t max_in, size_t max_out)
+{
+#if !defined(__SANITIZE_ADDRESS__)
+    /* libhdf5 may allocate on a hostile file's say-so (chunk caches, huge attributes):
+     * bound the helper's address space to what the input, the output and the library
+     * need, so it fails instead of taking the machine's memory. (ASan builds reserve
+     * terabytes of shadow memory and cannot run under such a limit.) */
+    struct rlimit rl;
+    rl.rlim_cur = rl.rlim_max = (rlim_t)max_in * 2 + (rlim_t)max_out * 2 + ((rlim_t)1 << 30);
+    setrlimit(RLIMIT_AS, &rl);
+#endif
+    buf_t in;
+    buf_init(&in, max_in);
+    char chunk[65536];
+    for (;;) {
+        ssize_t n = read(0, chunk, sizeof(chunk));
+        if (n == 0)
+            break;
+        if (n < 0) {
+            fprintf(stderr, "read error\n");
+            return 1;
+        }
+        if (buf_append(&in, chunk, (size_t)n) != 0) {
+            fprintf(stderr, "file too large\n");
+            return 1;
+        }
+    }
+    buf_t out;
+    buf_init(&out, max_out);
+    int rc = hdf5_describe(in.data, in.len, &out);
+    buf_free(&in);
+    if (rc) {
+        buf_free(&out);
+        fprintf(stderr, "%s\n", rc == -EINVAL ? "not hdf5" : "too large");
+        return rc == -EINVAL ? 3 : 4;
+    }
+    size_t done = 0;
+    while (done < out.len) {
+        ssize_t n = write(1, out.data + done, out.len - done);
+        if (n <= 0) {
+            buf_free(&out);
+            return 1;
+        }
+        done += (size_t)n;
+    }
+    buf_free(&out);
+    return 0;
+}

@@ -1,0 +1,57 @@
+/*
+ * parse_proc: runs the HDF5 reader (hdf5_read.h) in a helper process and brings its
+ * description back to the loop.
+ *
+ * libhdf5 is fragile on hostile input (crashes, endless loops, huge allocations), so a
+ * worker never links it into its own address space at run time: it spawns its own binary
+ * (`/proc/self/exe _hdf5-parse`), writes the upload to the helper's stdin and reads the
+ * description from its stdout, with a time limit (the helper is killed when it passes)
+ * and an output cap. Everything happens on the loop with libuv pipes: nothing blocks.
+ * A crash, a kill or a non-zero exit of the helper is reported as a status, never more.
+ * The process must ignore SIGPIPE (workers and `ogd ingest` do): a helper that exits
+ * before reading all its input breaks the pipe.
+ */
+#ifndef OGD_INGEST_PARSE_PROC_H
+#define OGD_INGEST_PARSE_PROC_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <uv.h>
+
+/* Statuses besides 0. */
+#define PARSE_NOT_HDF5 (-20001)  /* the helper could not open the bytes as HDF5 */
+#define PARSE_TOO_LARGE (-20002) /* the description passed the output cap */
+#define PARSE_CRASHED (-20003)   /* the helper died (signal) or failed otherwise */
+#define PARSE_TIMEOUT (-20004)   /* the helper ran past the time limit and was killed */
+
+typedef struct parse_result {
+    json_t *desc;              /** the description (hdf5_read.h format) */
+    const unsigned char *data; /** its data part */
+    size_t data_len;
+    char *raw; /** private: the whole output (malloc'd) */
+} parse_result;
+
+typedef struct parse_proc parse_proc_t;
+/* status 0: *res is the caller's (release it with parse_result_free). */
+typedef void (*parse_cb)(int status, parse_result *res, void *data);
+
+typedef struct parse_limits {
+    size_t max_output;   /** bytes of description + data */
+    unsigned timeout_ms; /** wall-clock limit of the helper */
+} parse_limits;
+
+/* The helper binary; "/proc/self/exe" unless set (tests). */
+void parse_proc_set_binary(const char *path);
+/* Starts the helper on bytes[0..len) (borrowed until cb). cb runs once, on the loop,
+ * never inside this call. Returns 0 or a negative errno (no callback then). */
+int parse_proc_start(uv_loop_t *loop, const void *bytes, size_t len, const parse_limits *lim,
+                     parse_cb cb, void *data, parse_proc_t **out);
+/* Kills the helper; cb still runs, with -ECANCELED. */
+void parse_proc_cancel(parse_proc_t *p);
+/* Decodes an "OGDH" buffer (takes raw, malloc'd). 0 or PARSE_CRASHED (malformed). */
+int parse_result_decode(char *raw, size_t len, parse_result *out);
+void parse_result_free(parse_result *r);
+/* The client message for a parse status (400 texts). */
+const char *parse_strerror(int status);
+
+#endif

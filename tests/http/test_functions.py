@@ -1,0 +1,325 @@
+"""GET /functions/tokens, POST /functions/validate (spec/functions.md §B4-B5) and functions
+evaluated in GET /records (spec/data.md §5)."""
+import base64
+import json
+import struct
+
+import pytest
+
+IMG = "PM-201-FE-CAM-1"      # demo image channel (12-bit)
+WAV = "PM-201-FE-PD"         # demo waveform channel
+VEC = "TS-202-TSM-WFS-COEF"  # demo vector channel
+SCA = "PM-201-FE-EM"         # demo scalar channel
+
+
+@pytest.fixture(scope="module")
+def srv(request):
+    # one demo server for the module (module-scoped wrapper around make_server's logic)
+    import shutil
+    import tempfile
+    from conftest import OgdServer
+    d = tempfile.mkdtemp(prefix="ogd-test-")
+    s = OgdServer(d, None)
+    s.demo(6, True)
+    s.start()
+    yield s
+    rc = s.stop()
+    log = s.read_log()
+    reports = s.sanitizer_reports()
+    shutil.rmtree(d, ignore_errors=True)
+    assert rc == 0
+    assert not reports, log[-20000:]
+
+
+def validate(srv, fns):
+    return srv.request("POST", "/functions/validate", json=fns)
+
+
+def fn(name, expr):
+    return {"name": name, "expression": expr}
+
+
+def test_tokens(srv):
+    r = srv.get("/functions/tokens")
+    assert r.status_code == 200
+    toks = r.json()
+    assert [t["symbol"] for t in toks] == [
+        "+", "-", "*", "/", "**", "(", ")", "mean", "exp", "log", "max", "min", "background",
+        "centre", "centroid_x", "centroid_y", "falling", "fwhm", "fwhm_x", "fwhm_y",
+        "integrate", "rising"]
+    assert toks[0] == {"symbol": "+", "name": "Add"}
+    assert toks[4] == {"symbol": "**", "name": "Raise to power"}
+    assert toks[6] == {"symbol": ")", "name": "Close bracket"}
+    assert toks[17]["name"] == "Full Width Half Maximum"
+    assert toks[15]["name"] == "Centroid (y)"
+    for t in toks[:7]:
+        assert list(t) == ["symbol", "name"]
+    for t in toks[7:]:
+        assert list(t) == ["symbol", "name", "details"] and t["details"]
+
+
+def test_validate_types(srv):
+    r = validate(srv, [fn("a", "1"), fn("b", "a + 1"), fn("c", f"{SCA} / 10"),
+                       fn("d", f"log({SCA} / 10)"), fn("e", f"{WAV} - 737"),
+                       fn("f", f"mean(log({WAV} - 737))"), fn("g", f"centre({WAV})"),
+                       fn("h", f"{IMG} - 4"), fn("i", f"log({IMG} - 4)"), fn("j", VEC),
+                       fn("k", "e * 2"), fn("l", f"background({IMG})")])
+    assert r.status_code == 200, r.text
+    assert r.json() == ["scalar", "scalar", "scalar", "scalar", "waveform", "scalar", "scalar",
+                        "image", "image", "vector", "waveform", "scalar"]
+
+
+def test_validate_conventional_precedence(srv):
+    assert validate(srv, [fn("a", "36 / 6 * 3 + 2**2 - (3 + 5)")]).json() == ["scalar"]
+
+
+@pytest.mark.parametrize("fns,msg", [
+    ([fn(SCA, "1")], f"Error at index 0: name '{SCA}' is already a channel name"),
+    ([fn("a", "1"), fn("a", "2")], "Error at index 1: name 'a' is already a function name"),
+    ([fn("fwhm", "1")], "Error at index 0: name 'fwhm' is already a builtin name"),
+    ([fn("**", "1")], "Error at index 0: name '**' is already a builtin name"),
+    ([fn("b@d_n@m3", "1")], "Error at index 0: name 'b@d_n@m3' must start with a letter, "
+                            "and can only contain letters, digits, '-' or '_' characters"),
+    ([fn("x", "(a")], "Error at index 0: expression '(a' has unexpected end-of-input, "
+                      "check all brackets are closed"),
+    ([fn("x", "s+1")], "Error at index 0: expression 's+1' has unexpected character, "
+                       "check all brackets are opened"),
+    ([fn("x", "zz + 1")], "Error at index 0: 'zz' is not a recognised channel"),
+    ([fn("x", "x + 1")], "Error at index 0: 'x' is not a recognised channel"),
+    ([fn("a", "b / 10"), fn("b", "1")], "Error at index 0: 'b' is not a recognised channel"),
+    ([fn("x", "unknown(zz)")], "Error at index 0: 'zz' is not a recognised channel"),
+    ([fn("x", "MEAN(1)")], "Error at index 0: 'MEAN' is not a recognised builtin function name"),
+    ([fn("x", "centre(1)")], "Error at index 0: 'centre' accepts {'waveform'} type(s), "
+                             "'scalar' provided"),
+    ([fn("b", IMG), fn("c", WAV), fn("a", "b + c")],
+     "Error at index 2: Operation between types [<ChannelDtype.IMAGE: 'image'>, "
+     "<ChannelDtype.WAVEFORM: 'waveform'>] not supported"),
+    ([fn("b", f"{IMG} - 4"), fn("c", WAV), fn("a", "b + c")],
+     "Error at index 2: Operation between types ['image', "
+     "<ChannelDtype.WAVEFORM: 'waveform'>] not supported"),
+    ([fn("x", f"{VEC} + 1")], "Error at index 0: Operation between types "
+                              "[<ChannelDtype.VECTOR: 'vector'>, 'scalar'] not supported"),
+])
+def test_validate_errors(srv, fns, msg):
+    r = validate(srv, fns)
+    assert r.status_code == 400
+    assert r.json() == {"detail": msg}
+
+
+def test_validate_names_are_stripped(srv):
+    assert validate(srv, [fn("  a ", " 1 ")]).json() == ["scalar"]
+
+
+def test_validate_422(srv):
+    r = validate(srv, [fn("", "  ")])
+    assert r.status_code == 422
+    d = r.json()["detail"]
+    assert len(d) == 2
+    assert [e["loc"] for e in d] == [["body", 0, "name"], ["body", 0, "expression"]]
+    assert all(e["msg"] == "String should have at least 1 character" for e in d)
+    r = validate(srv, [{"name": "a"}])
+    assert r.status_code == 422
+    assert r.json()["detail"][0]["msg"] == "Field required"
+    assert r.json()["detail"][0]["loc"] == ["body", 0, "expression"]
+    r = srv.request("POST", "/functions/validate", data="[{", headers={"content-type": "application/json"})
+    assert r.status_code == 422
+    assert r.json()["detail"][0]["type"] == "json_invalid"
+    r = validate(srv, {"name": "a", "expression": "1"})
+    assert r.status_code == 422
+    assert r.json()["detail"][0]["type"] == "list_type"
+
+
+def test_validate_hostile(srv):
+    r = validate(srv, [fn("a", "(" * 5000 + "1" + ")" * 5000)])
+    assert r.status_code == 400
+    assert r.json()["detail"] == "Error at index 0: expression is longer than 1000 characters"
+    r = validate(srv, [fn("a", "(" * 200 + "1" + ")" * 200)])
+    assert r.status_code == 400
+    assert "nested too deeply" in r.json()["detail"]
+    r = validate(srv, [fn("a%d" % i, "1") for i in range(101)])
+    assert r.status_code == 400
+    assert "At most 100 functions" in r.json()["detail"]
+    # the worker is still there
+    assert validate(srv, [fn("a", "1 / 3")]).json() == ["scalar"]
+
+
+# ---- functions in GET /records ----
+
+def png_gray8(rows):
+    """A minimal 8-bit greyscale PNG of the given rows (lists of ints)."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        c = struct.pack(">I", len(data)) + kind + data
+        return c + struct.pack(">I", zlib.crc32(kind + data) & 0xffffffff)
+    h, w = len(rows), len(rows[0])
+    raw = b"".join(b"\0" + bytes(r) for r in rows)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+
+
+def key_dir(rid):
+    return f"{rid[0:4]}/{rid[4:6]}/{rid[6:8]}/{rid[8:]}"
+
+
+def records_with(srv, *fns, **params):
+    q = [("functions", json.dumps(f)) for f in fns]
+    q += [("order", "_id ASC")] + list(params.items())
+    return srv.get("/records", params=q)
+
+
+@pytest.fixture(scope="module")
+def known(srv):
+    """The first record's waveform and image replaced by small known ones."""
+    rid = srv.get("/records", params={"order": "_id ASC", "limit": 1}).json()[0]["_id"]
+    srv.put_object(f"waveforms/{key_dir(rid)}/{WAV}.json",
+                   json.dumps({"x": [0, 1, 2, 3, 4], "y": [0, 1, 2, 1, 0]}).encode())
+    rows = [[0, 0, 0, 0], [0, 1, 0, 0], [1, 2, 1, 0], [0, 1, 0, 0]]
+    # the demo's images are 12-bit (bit_depth 12): stored values are raw << 4
+    srv.put_object(f"images/{key_dir(rid)}/{IMG}.png", png_gray8([[v * 16 for v in r] for r in rows]))
+    return rid
+
+
+def test_records_constant_function(srv):
+    plain = srv.get("/records", params={"order": "_id ASC"}).json()
+    r = records_with(srv, fn("test", "1"))
+    assert r.status_code == 200, r.text
+    recs = r.json()
+    assert len(recs) == len(plain) == 6
+    for p, rec in zip(plain, recs):
+        assert rec["channels"]["test"] == {"metadata": {"channel_dtype": "scalar"}, "data": 1.0}
+        assert len(rec["channels"]) == len(p["channels"]) + 1
+        assert list(rec["channels"])[-1] == "test"
+    assert '"data":1.0' in r.text
+
+
+def test_records_scalar_functions_and_skipping(srv):
+    recs = records_with(srv, fn("a", f"{SCA} / 10"), fn("b", "a * 2"), fn("c", "1")).json()
+    present = 0
+    for rec in recs:
+        ch = rec["channels"]
+        if SCA in ch:
+            present += 1
+            assert ch["a"]["data"] == pytest.approx(ch[SCA]["data"] / 10, rel=1e-15)
+            assert ch["b"]["data"] == pytest.approx(ch[SCA]["data"] / 5, rel=1e-15)
+        else:  # absent channel: a skipped, and b, which uses a
+            assert "a" not in ch and "b" not in ch
+        assert ch["c"]["data"] == 1.0
+    assert present > 0
+
+
+def test_records_waveform_and_image_inputs(srv, known):
+    fns = [fn("w_fwhm", f"fwhm({WAV})"), fn("w_centre", f"centre({WAV})"),
+           fn("w_int", f"integrate({WAV})"), fn("w_ratio", f"integrate({WAV}) / max({WAV})"),
+           fn("w_mean", f"mean({WAV})"), fn("w_after", f"max({WAV})"),
+           fn("i_cx", f"centroid_x({IMG})"), fn("i_cy", f"centroid_y({IMG})"),
+           fn("i_fx", f"fwhm_x({IMG})"), fn("i_sum", f"integrate({IMG})"),
+           fn("i_mean", f"mean({IMG})"), fn("shifted", f"{WAV} - 1")]
+    r = records_with(srv, *fns)
+    assert r.status_code == 200, r.text
+    recs = r.json()
+    ch = recs[0]["channels"]
+    assert recs[0]["_id"] == known
+    data = {k: ch[k]["data"] for k in ch if k.startswith(("w_", "i_"))}
+    assert data == pytest.approx({"w_fwhm": 4.0, "w_centre": 2.0, "w_int": 34 / 9,
+                                  "w_ratio": 17 / 9, "w_mean": 0.8, "w_after": 2.0,
+                                  "i_cx": 1.0, "i_cy": 2.0, "i_fx": 2.0, "i_sum": 6.0,
+                                  "i_mean": 6 / 16})
+    meta = ch["shifted"]["metadata"]
+    assert meta["channel_dtype"] == "waveform"
+    assert ch[WAV]["metadata"].get("x_units") == meta.get("x_units")
+    # a waveform result carries a plotted thumbnail of waveforms.thumbnail_size (100x100)
+    png = base64.b64decode(ch["shifted"]["thumbnail"])
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    assert struct.unpack(">II", png[16:24]) == (100, 100)
+    # every other record got values from its own demo objects
+    for rec in recs[1:]:
+        c = rec["channels"]
+        assert isinstance(c["w_mean"]["data"], float)
+        assert c["i_sum"]["data"] > 0
+
+
+def test_records_functions_with_projection(srv, known):
+    r = records_with(srv, fn("m", f"mean({WAV})"), projection="metadata.shotnum")
+    assert r.status_code == 200, r.text
+    rec = r.json()[0]
+    assert rec["channels"]["m"]["data"] == pytest.approx(0.8)
+    assert WAV in rec["channels"]  # the input channel comes back, as the reference does
+
+
+@pytest.mark.parametrize("fns,status,msg", [
+    ([fn("a", "b / 10"), fn("b", "1")], 400, "{'b'} are not recognised channels/functions"),
+    ([fn("a", "a + 1")], 400, "{'a'} are not recognised channels/functions"),
+    ([fn("a", "y + x")], 400, "{'x', 'y'} are not recognised channels/functions"),
+    ([fn("a", "(1")], 400, "Function 'a': expression '(1' has unexpected end-of-input, "
+                           "check all brackets are closed"),
+    ([fn("a", f"{IMG} - 1")], 400, "Function 'a' gives an image: image-valued functions are "
+                                   "not supported yet"),
+])
+def test_records_function_errors(srv, fns, status, msg):
+    r = records_with(srv, *fns)
+    assert r.status_code == status
+    assert r.json() == {"detail": msg}
+
+
+def test_records_function_runtime_errors(srv):
+    r = records_with(srv, fn("a", "1 / 0"))
+    assert r.status_code == 400
+    assert r.json()["detail"].startswith("Function 'a' on record '")
+    assert r.json()["detail"].endswith("': division by zero")
+    r = records_with(srv, fn("a", f"centre({SCA})"))
+    assert r.status_code == 400
+    assert "'centre' accepts {'waveform'} type(s), 'scalar' provided" in r.json()["detail"]
+    r = srv.get("/records", params={"functions": "{not json"})
+    assert r.status_code == 422
+    r = srv.get("/records", params={"functions": '{"name": "a"}'})
+    assert r.status_code == 400
+    # NaN results are null, and the worker is still up
+    r = records_with(srv, fn("a", f"log({WAV} * 0 - 1)"), fn("b", "mean(a)"))
+    assert r.status_code == 200
+    assert all(rec["channels"]["b"]["data"] is None for rec in r.json())
+
+
+def test_record_by_id_functions(srv, known):
+    q = [("functions", json.dumps(fn("m", f"mean({WAV})"))),
+         ("functions", json.dumps(fn("two", "m * 2")))]
+    r = srv.get(f"/records/{known}", params=q)
+    assert r.status_code == 200, r.text
+    rec = r.json()
+    assert rec["_id"] == known
+    assert rec["channels"]["m"] == {"metadata": {"channel_dtype": "scalar"}, "data": pytest.approx(0.8)}
+    assert rec["channels"]["two"]["data"] == pytest.approx(1.6)
+    r = srv.get(f"/records/{known}", params=[("functions", json.dumps(fn("a", "zz")))])
+    assert r.status_code == 400
+    assert r.json() == {"detail": "{'zz'} are not recognised channels/functions"}
+    assert srv.get("/records/19990101000000", params=q).status_code == 404
+
+
+def test_records_function_stored_data_errors(make_server):
+    s = make_server(records=2)
+    rid = s.get("/records", params={"order": "_id ASC", "limit": 1}).json()[0]["_id"]
+    s.put_object(f"waveforms/{key_dir(rid)}/{WAV}.json", b"not json")
+    r = records_with(s, fn("m", f"mean({WAV})"))
+    assert r.status_code == 500
+    assert r.json() == {"detail": f"Channel '{WAV}' of record '{rid}' cannot be used: stored "
+                                  "waveform is not a JSON object with x and y arrays"}
+    # a string-valued scalar channel is the client's mistake
+    r = records_with(s, fn("m", "SER-202-OP-MODE + 1"))
+    assert r.status_code == 400
+    assert "channel 'SER-202-OP-MODE' has no numeric value" in r.json()["detail"]
+    assert records_with(s, fn("c", "1")).status_code == 200
+
+
+
+def test_unusable_channel_in_a_skipped_function_stays_skipped(srv):
+    # the demo's record 4 lacks TS-202-TSM-P1-CAM-2-FWHMX; SER-202-OP-MODE is a string
+    q = [("functions", json.dumps(fn("a", "TS-202-TSM-P1-CAM-2-FWHMX + SER-202-OP-MODE"))),
+         ("functions", json.dumps(fn("c", "2")))]
+    r = srv.get("/records/20230605080030", params=q)
+    assert r.status_code == 200, r.text
+    assert "a" not in r.json()["channels"] and r.json()["channels"]["c"]["data"] == 2.0
+    r = srv.get("/records/20230605080000", params=q)
+    assert r.status_code == 400
+    assert r.json() == {"detail": "Channel 'SER-202-OP-MODE' of record '20230605080000' cannot "
+                                  "be used: channel 'SER-202-OP-MODE' has no numeric value"}
