@@ -30,6 +30,7 @@ typedef struct app {
     objstore_t *objstore;
     struct jwt_keys *keys;           /** the JWT key pair (auth); NULL = no login */
     struct ratelimit *login_limiter; /** failed logins per user and per client address */
+    struct oidc_state *oidc;         /** OIDC discovery/JWKS cache and its HTTP client */
 } app_t;
 
 extern const http_route api_routes[];

@@ -343,15 +343,20 @@ static void login_refuse(login_ctx *c, int status, const char *detail)
     login_free(c);
 }
 
-static void login_send(login_ctx *c)
+void api_respond_tokens(http_request_t *req, const char *access, const char *refresh)
 {
     char cookie[JWT_MAX_TOKEN_BYTES + 128];
     snprintf(cookie, sizeof(cookie),
              "refresh_token=%s; HttpOnly; Max-Age=604800; Path=/refresh; SameSite=Lax; Secure",
-             c->refresh);
-    http_add_header(c->req, "Set-Cookie", cookie);
+             refresh);
+    http_add_header(req, "Set-Cookie", cookie);
     OPENSSL_cleanse(cookie, sizeof(cookie));
-    api_respond_string(c->req, 200, c->access);
+    api_respond_string(req, 200, access);
+}
+
+static void login_send(login_ctx *c)
+{
+    api_respond_tokens(c->req, c->access, c->refresh);
     login_free(c);
 }
 
@@ -361,6 +366,8 @@ static void login_upgraded(store_op_t *op)
     http_set_abort(c->req, NULL, NULL);
     if (op->status != 0)
         log_warn("login: could not store the upgraded password hash (status %d)", op->status);
+    else if (op->count == 0) /* changed meanwhile: the next login upgrades it */
+        log_info("login: the user changed meanwhile; password upgrade left for the next login");
     else
         log_info("login: upgraded the stored password of a local user to argon2id");
     store_op_cleanup(op);
@@ -400,16 +407,19 @@ static void login_check_done(void *data, int status)
         return;
     }
     json_t *doc = json_deep_copy(c->user);
+    json_t *rev = json_object_get(doc, "_rev");
+    int64_t r = json_is_integer(rev) ? json_integer_value(rev) : 0;
     json_object_set_new(doc, "password_hash", json_string(c->new_hash));
     json_object_del(doc, "sha256_password");
-    store_op_t *op = api_store_op(req, STORE_USER_PUT);
+    json_object_set_new(doc, "_rev", json_integer(r + 1));
+    store_op_t *op = api_store_op(req, STORE_USER_UPDATE);
     if (!op) {
         json_decref(doc);
         login_free(c);
         return;
     }
+    op->lo = r;
     op->doc = doc;
-    op->replace = true;
     json_decref(c->body); /* the password is no longer needed */
     c->body = doc;        /* keeps the document alive until the put is done */
     c->password = NULL;

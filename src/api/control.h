@@ -43,6 +43,13 @@ bool api_is_object_id(const char *s);
 /* A new one: 4 bytes of seconds since the epoch, 8 random bytes (out[25]). */
 void api_new_object_id(char out[25]);
 
+/* 200 with the access token as a JSON string and the refresh cookie (§5.5). */
+void api_respond_tokens(http_request_t *req, const char *access, const char *refresh);
+
+/* OIDC per-worker state (oidc.c): made by the worker, closed before its loop stops. */
+struct oidc_state *oidc_state_new(uv_loop_t *loop, size_t nproviders);
+void oidc_state_close(struct oidc_state *s);
+
 /* The 10 permission strings a user may be granted. */
 extern const char *const api_permissions[];
 extern const size_t api_npermissions;

@@ -40,6 +40,9 @@ void api_metrics(http_request_t *req);
 void api_login(http_request_t *req);
 void api_verify(http_request_t *req);
 void api_refresh(http_request_t *req);
+/* oidc.c */
+void api_oidc_providers(http_request_t *req);
+void api_oidc_login(http_request_t *req);
 /* users.c */
 void api_users_create(http_request_t *req);
 void api_users_update(http_request_t *req);

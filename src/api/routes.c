@@ -34,6 +34,9 @@ const http_route api_routes[] = {
     {OGD_POST, "/login", api_login, AUTH_NONE, NULL, 0, NULL},
     {OGD_POST, "/verify", api_verify, AUTH_NONE, NULL, 0, NULL},
     {OGD_POST, "/refresh", api_refresh, AUTH_NONE, NULL, 0, NULL},
+    /* the bearer of /oidc_login is the provider's id_token, checked by the handler */
+    {OGD_POST, "/oidc_login/{provider_id}", api_oidc_login, AUTH_NONE, NULL, 0, NULL},
+    {OGD_GET, "/oidc_providers", api_oidc_providers, AUTH_NONE, NULL, 0, NULL},
     {OGD_POST, "/users", api_users_create, AUTH_PERMISSION, "/users POST", 0, NULL},
     {OGD_PATCH, "/users", api_users_update, AUTH_PERMISSION, "/users PATCH", 0, NULL},
     {OGD_GET, "/users", api_users_list, AUTH_PERMISSION, "/users GET", 0, NULL},

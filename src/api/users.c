@@ -5,9 +5,11 @@
  * user document (`filters`, `user_prefs`), as in the reference, and are always scoped to
  * the token's user.
  *
- * Every change is load -> change on the loop -> store the whole document (STORE_USER_PUT);
- * two changes to one user's document at the same instant can lose one (README). New
- * passwords are hashed (argon2id) on the thread pool.
+ * Every change is load -> change on the loop -> store the whole document only if nobody
+ * stored it meanwhile (STORE_USER_UPDATE on the document's "_rev" counter); on a clash
+ * the change is redone on a fresh copy (up to USER_UPDATE_TRIES times), so concurrent
+ * changes to one user (two preferences set at once, from two workers) are never lost.
+ * New passwords are hashed (argon2id) on the thread pool, once per request.
  */
 #include "api/control.h"
 #include "api/handlers.h"
@@ -24,8 +26,9 @@
 #include <string.h>
 #include <time.h>
 
-#define MAX_FILTERS 1000 /* favourite filters per user */
-#define MAX_PREFS 1000   /* preferences per user */
+#define MAX_FILTERS 1000     /* favourite filters per user */
+#define MAX_PREFS 1000       /* preferences per user */
+#define USER_UPDATE_TRIES 64 /* each round one writer wins: enough for 64 at once */
 
 /* ================================================================ the user round trip */
 
@@ -46,7 +49,9 @@ struct uctx {
     int status;
     uctx_apply apply;
     void (*stored)(uctx *c);
-    bool insert; /* store with insert (not replace) semantics */
+    bool insert; /* store with insert (not conditional update) semantics */
+    int64_t rev; /* the loaded document's "_rev" */
+    int tries;
     /* scratch for the handlers */
     const char *name, *filter, *fid;
     char *password;
@@ -78,11 +83,27 @@ static uctx *uctx_new(http_request_t *req)
     return c;
 }
 
+static void user_load(uctx *c, uctx_apply apply, void (*stored)(uctx *c));
+
 static void user_stored(store_op_t *op)
 {
     uctx *c = op->data;
     http_set_abort(c->req, NULL, NULL);
     int st = op->status;
+    if (st == 0 && !c->insert && op->count == 0) {
+        /* stored by someone else since we read it: redo the change on a fresh copy */
+        store_op_cleanup(op);
+        if (++c->tries >= USER_UPDATE_TRIES) {
+            http_add_header(c->req, "Retry-After", "1");
+            http_respond_error(c->req, 503, "Too many concurrent changes to this user, try again");
+            uctx_free(c);
+            return;
+        }
+        json_decref(c->user);
+        c->user = NULL;
+        user_load(c, c->apply, c->stored);
+        return;
+    }
     if (st == -EEXIST)
         http_respond_error(c->req, 400, "Session name already exists for this user.");
     else if (st != 0)
@@ -95,13 +116,16 @@ static void user_stored(store_op_t *op)
 
 static void user_store(uctx *c)
 {
-    store_op_t *op = api_store_op(c->req, STORE_USER_PUT);
+    store_op_t *op = api_store_op(c->req, c->insert ? STORE_USER_PUT : STORE_USER_UPDATE);
     if (!op) {
         uctx_free(c);
         return;
     }
+    if (!c->insert) {
+        op->lo = c->rev;
+        json_object_set_new(c->user, "_rev", json_integer(c->rev + 1));
+    }
     op->doc = c->user;
-    op->replace = !c->insert;
     if (!api_store_submit(c->req, op, user_stored, c))
         uctx_free(c);
 }
@@ -114,6 +138,8 @@ static void user_loaded(store_op_t *op)
     if (op->status == 0) {
         c->user = op->result;
         op->result = NULL;
+        json_t *rev = json_object_get(c->user, "_rev");
+        c->rev = json_is_integer(rev) ? json_integer_value(rev) : 0;
     }
     if (op->status != 0 && op->status != -ENOENT) {
         api_respond_store_error(c->req, op, "Unknown error");
@@ -137,6 +163,7 @@ static void user_loaded(store_op_t *op)
 /* Loads c->id and runs apply. */
 static void user_load(uctx *c, uctx_apply apply, void (*stored)(uctx *c))
 {
+    c->status = 0;
     c->apply = apply;
     c->stored = stored;
     store_op_t *op = api_store_op(c->req, STORE_USER_GET);
@@ -437,6 +464,11 @@ static apply_result update_apply(uctx *c)
     }
     /* An omitted password keeps the old one (the reference erases it: docs/security.md). */
     if (c->password && strcmp(type, "local") == 0) {
+        if (c->hash[0]) { /* a retry: the password was hashed the first time */
+            json_object_set_new(c->user, "password_hash", json_string(c->hash));
+            json_object_del(c->user, "sha256_password");
+            return APPLY_STORE;
+        }
         app_t *app = c->req->app;
         if (work_submit(app->loop, hash_run, update_hashed, c, NULL) != 0) {
             http_respond_error(c->req, 500, "Unknown error");

@@ -492,3 +492,72 @@ out:
     free(sig);
     return rc;
 }
+
+int jwt_peek(const char *token, json_t **header, json_t **payload)
+{
+    if (header)
+        *header = NULL;
+    if (payload)
+        *payload = NULL;
+    size_t len = token ? strnlen(token, JWT_MAX_TOKEN_BYTES + 1) : 0;
+    const char *d1 = token ? strchr(token, '.') : NULL;
+    const char *d2 = d1 ? strchr(d1 + 1, '.') : NULL;
+    if (len > JWT_MAX_TOKEN_BYTES || !d2 || strchr(d2 + 1, '.'))
+        return -1;
+    unsigned char *h = NULL, *p = NULL;
+    size_t hl, pl;
+    json_t *hj = NULL, *pj = NULL;
+    int rc = -1;
+    if (b64url_decode(token, (size_t)(d1 - token), &h, &hl) ||
+        b64url_decode(d1 + 1, (size_t)(d2 - d1 - 1), &p, &pl))
+        goto out;
+    hj = json_loadb((const char *)h, hl, 0, NULL);
+    pj = json_loadb((const char *)p, pl, 0, NULL);
+    if (!json_is_object(hj) || !json_is_object(pj))
+        goto out;
+    if (header)
+        *header = json_incref(hj);
+    if (payload)
+        *payload = json_incref(pj);
+    rc = 0;
+out:
+    json_decref(hj);
+    json_decref(pj);
+    free(h);
+    free(p);
+    return rc;
+}
+
+static BIGNUM *jwk_bn(const json_t *jwk, const char *name)
+{
+    const char *s = json_string_value(json_object_get(jwk, name));
+    unsigned char *b = NULL;
+    size_t n = 0;
+    if (!s || b64url_decode(s, strlen(s), &b, &n) != 0 || n == 0 || n > 1024) {
+        free(b);
+        return NULL;
+    }
+    BIGNUM *bn = BN_bin2bn(b, (int)n, NULL);
+    free(b);
+    return bn;
+}
+
+int jwt_verify_jwk(const json_t *jwk, const char *token)
+{
+    const char *kty = json_string_value(json_object_get(jwk, "kty"));
+    const char *alg = json_string_value(json_object_get(jwk, "alg"));
+    if (!kty || strcmp(kty, "RSA") != 0 || (alg && strcmp(alg, "RS256") != 0))
+        return -1;
+    BIGNUM *n = jwk_bn(jwk, "n"), *e = jwk_bn(jwk, "e");
+    jwt_keys k = {0};
+    k.pub = n && e ? rsa_from_params(n, e, NULL, NULL, NULL, NULL) : NULL;
+    BN_free(n);
+    BN_free(e);
+    if (!k.pub)
+        return -1;
+    json_t *claims = NULL;
+    int rc = jwt_verify(&k, token, false, 0, &claims);
+    json_decref(claims);
+    EVP_PKEY_free(k.pub);
+    return rc;
+}

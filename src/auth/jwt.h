@@ -41,4 +41,12 @@ char *jwt_sign(const jwt_keys *k, const json_t *payload);
  * since the epoch. 0 or -1. Thread-safe. */
 int jwt_verify(const jwt_keys *k, const char *token, bool check_exp, int64_t now, json_t **payload);
 
+/* Decodes a token's header and payload without checking anything else (new references;
+ * either out may be NULL). For choosing the key of a foreign token. 0 or -1. */
+int jwt_peek(const char *token, json_t **header, json_t **payload);
+/* Checks token's signature with a JSON Web Key (an RSA key: kty "RSA", n, e). The
+ * algorithm comes from the key ("alg", default RS256 for kty RSA), never from the token;
+ * only RS256 is supported and the token's header must say the same. 0 or -1. */
+int jwt_verify_jwk(const json_t *jwk, const char *token);
+
 #endif

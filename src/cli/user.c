@@ -77,6 +77,11 @@ static json_t *load_user(store_t *store, const char *name, FILE *err)
 
 static int save_user(store_t *store, json_t *doc, bool replace, FILE *err)
 {
+    if (replace) { /* a new revision, so a concurrent change in the server notices it */
+        json_t *rev = json_object_get(doc, "_rev");
+        json_object_set_new(doc, "_rev",
+                            json_integer((json_is_integer(rev) ? json_integer_value(rev) : 0) + 1));
+    }
     store_op_t op;
     store_op_init(&op, STORE_USER_PUT);
     op.doc = doc;

@@ -221,6 +221,13 @@ static void reload(master *m)
         return;
     }
     free(errors);
+    char kerr[512];
+    if (auth_prepare_keys(fresh, kerr, sizeof(kerr)) != 0) {
+        log_error("reload failed, keeping the running configuration: auth: %s", kerr);
+        config_free(fresh);
+        free(fresh);
+        return;
+    }
     /* Old workers keep their own copy of the old config (fork). */
     if (m->cfg != m->original) {
         config_free(m->cfg);

@@ -156,6 +156,7 @@ void worker_run(const ogd_config *cfg, int listen_fd, worker_slot *slot)
         _exit(3);
     }
     w->app.login_limiter = ratelimit_new(300);
+    w->app.oidc = oidc_state_new(&w->loop, cfg->auth.oidc_providers_count);
     http_limits lim = {
         .max_header_bytes = (size_t)cfg->server.max_header_bytes,
         .max_body_bytes = (size_t)cfg->server.max_body_bytes,
@@ -197,6 +198,7 @@ void worker_run(const ogd_config *cfg, int listen_fd, worker_slot *slot)
     /* Stop: close what is left, let pending work callbacks run, release everything. */
     http_server_close(w->server);
     objstore_close(w->app.objstore, NULL, NULL);
+    oidc_state_close(w->app.oidc);
     uv_walk(&w->loop, close_walk, NULL); /* the rest: timers, signals */
     uv_run(&w->loop, UV_RUN_DEFAULT);
     store_close(w->app.store);

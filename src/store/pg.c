@@ -597,11 +597,33 @@ static void build_job(pg_job *j, store_op_t *op)
     case STORE_USER_PUT:
         build_put_doc(j, op, "users");
         break;
+    case STORE_USER_UPDATE: {
+        const char *id = json_string_value(json_object_get(op->doc, "_id"));
+        if (!id) {
+            bad_query(op, "document has no string _id");
+            break;
+        }
+        st = job_add(j, "update user",
+                     "UPDATE users SET doc = $2::json WHERE id = $1 AND "
+                     "COALESCE((doc->>'_rev')::bigint, 0) = $3::bigint",
+                     3);
+        if (st) {
+            set_text(st, 0, id);
+            set_json(st, 1, op->doc);
+            set_int(st, 2, (long long)op->lo);
+        }
+        break;
+    }
     case STORE_USER_DELETE:
         st = add1(j, "delete user", "DELETE FROM users WHERE id = $1", op->id, NULL);
         break;
     case STORE_USERS_LIST:
         st = add1(j, "list users", "SELECT doc::text FROM users ORDER BY id", NULL, NULL);
+        break;
+    case STORE_USER_BY_EMAIL:
+        st = add1(j, "get",
+                  "SELECT doc::text FROM users WHERE doc->>'email' = $1 ORDER BY id LIMIT 1",
+                  op->id, NULL);
         break;
     case STORE_SESSION_GET:
         st = add1(j, "get", "SELECT doc::text FROM sessions WHERE id = $1", op->id, NULL);
@@ -824,6 +846,7 @@ static void finish_job(pg_job *j, store_op_t *op)
             op->status = -ENOENT;
         break;
     case STORE_USER_DELETE:
+    case STORE_USER_UPDATE:
     case STORE_SESSION_DELETE:
         op->count = strtoll(PQcmdTuples(j->res[0]), NULL, 10);
         break;
@@ -842,6 +865,7 @@ static void finish_job(pg_job *j, store_op_t *op)
         break;
     }
     case STORE_MANIFEST_LATEST:
+    case STORE_USER_BY_EMAIL:
     case STORE_SESSION_GET:
     case STORE_USER_GET:
         if (PQntuples(r) == 0) {

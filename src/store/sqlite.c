@@ -841,6 +841,28 @@ static void delete_by_id(sqlite_conn *c, store_op_t *op, const char *sql)
         op->count = sqlite3_changes(c->db);
 }
 
+static void update_user(sqlite_conn *c, store_op_t *op)
+{
+    const char *id = json_string_value(json_object_get(op->doc, "_id"));
+    if (!id) {
+        snprintf(op->err, sizeof(op->err), "document has no string _id");
+        op->status = STORE_EBADQUERY;
+        return;
+    }
+    sqlite3_stmt *st = stmt_get(c, op,
+                                "UPDATE users SET doc = ?2 WHERE id = ?1 AND "
+                                "COALESCE(json_extract(doc, '$._rev'), 0) = ?3");
+    if (!st)
+        return;
+    char *text = json_dumps(op->doc, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, text, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, op->lo);
+    if (step_done(c, op, st, "update user") == 0)
+        op->count = sqlite3_changes(c->db);
+    free(text);
+}
+
 static void put_session(sqlite_conn *c, store_op_t *op)
 {
     const char *id = json_string_value(json_object_get(op->doc, "_id"));
@@ -1000,11 +1022,19 @@ static void sqlite_execute(store_t *base, store_op_t *op)
         put_doc(c, op, "INSERT INTO users (id, doc) VALUES (?1, ?2)",
                 "INSERT OR REPLACE INTO users (id, doc) VALUES (?1, ?2)");
         break;
+    case STORE_USER_UPDATE:
+        update_user(c, op);
+        break;
     case STORE_USER_DELETE:
         delete_by_id(c, op, "DELETE FROM users WHERE id = ?1");
         break;
     case STORE_USERS_LIST:
         list_docs(c, op, "SELECT doc FROM users ORDER BY id", NULL);
+        break;
+    case STORE_USER_BY_EMAIL:
+        get_doc(c, op,
+                "SELECT doc FROM users WHERE json_extract(doc, '$.email') = ?1 ORDER BY id LIMIT 1",
+                op->id);
         break;
     case STORE_SESSION_GET:
         get_doc(c, op, "SELECT doc FROM sessions WHERE id = ?1", op->id);

@@ -59,6 +59,10 @@ typedef enum store_op_kind {
     STORE_SESSION_DELETE,  /* id -> count (0 or 1) */
     STORE_SESSIONS_LIST,   /* id = username -> result: array of documents, by id, at most
                               max_documents */
+    STORE_USER_BY_EMAIL,   /* id = an e-mail address -> result: the first user (by id) whose
+                              "email" is exactly that, or -ENOENT */
+    STORE_USER_UPDATE,     /* doc (a user) replaces the stored one only if the stored one's
+                              "_rev" (absent = 0) still equals lo: count = 1, else 0 */
 } store_op_kind;
 
 /* Statuses besides 0 and negative errno values (-ENOENT, -EEXIST, -ECANCELED). */

@@ -4,6 +4,7 @@ import base64
 import hashlib
 import json
 import os
+import re
 import subprocess
 import tempfile
 import time
@@ -387,3 +388,49 @@ def test_key_pair_is_generated_without_an_auth_section(tmp_path):
     finally:
         p.terminate()
         p.wait(timeout=30)
+
+
+def test_reload_with_unusable_keys_keeps_the_running_configuration(make_server):
+    import signal
+    srv = make_server(records=0)
+    workers = srv.worker_pids()
+    with open(srv.config_path) as f:
+        text = f.read()
+    with open(srv.config_path, "w") as f:
+        f.write(re.sub(r'private_key_path: ".*"', 'private_key_path: "/nonexistent/key"', text))
+    srv.proc.send_signal(signal.SIGHUP)
+    deadline = time.time() + 10
+    while "reload failed" not in srv.read_log() and time.time() < deadline:
+        time.sleep(0.05)
+    assert "auth: cannot read key file /nonexistent/key" in srv.read_log()
+    assert srv.worker_pids() == workers
+    assert srv.get("/records/count").status_code == 200
+    assert login(srv, ADMIN_USER, ADMIN_PASSWORD).status_code == 200
+
+
+def test_user_cli(make_server):
+    srv = make_server(records=0)
+    r = srv.user_cli("add", "cli1", "--route", "/users GET", "--route", "/maintenance PUT",
+                     password="cli-pass-1")
+    assert r.returncode == 0 and "added cli1" in r.stdout
+    assert "cli-pass-1" not in r.stdout + r.stderr
+    assert claims(login(srv, "cli1", "cli-pass-1").json())["authorised_routes"] == [
+        "/users GET", "/maintenance PUT"]
+    bad = srv.user_cli("add", "cli2", "--route", "/nope GET", password="x", check=False)
+    assert bad.returncode == 2 and 'unknown permission "/nope GET"' in bad.stderr
+    dup = srv.user_cli("add", "cli1", password="x", check=False)
+    assert dup.returncode == 1 and "exists already" in dup.stderr
+    nopw = srv.user_cli("add", "cli3", check=False)
+    assert nopw.returncode == 1 and "password on standard input" in nopw.stderr
+    r = srv.user_cli("routes", "cli1", "--remove", "/users GET", "--add", "/users POST")
+    assert r.stdout.strip() == "cli1: '/maintenance PUT' '/users POST'"
+    srv.user_cli("passwd", "cli1", password="cli-pass-2")
+    assert login(srv, "cli1", "cli-pass-1").status_code == 401
+    assert login(srv, "cli1", "cli-pass-2").status_code == 200
+    srv.user_cli("add", "fed1", "--fedid", "--email", "fed1@example.org")
+    assert "fed1\tFedID\t0 permissions\tpassword: none" in srv.user_cli("list").stdout
+    assert srv.user_cli("passwd", "fed1", password="x", check=False).returncode == 1
+    assert srv.user_cli("delete", "cli1").returncode == 0
+    gone = srv.user_cli("delete", "cli1", check=False)
+    assert gone.returncode == 1 and 'no user "cli1"' in gone.stderr
+    assert login(srv, "cli1", "cli-pass-2").status_code == 401

@@ -342,3 +342,24 @@ def test_maintenance_readers_never_see_a_torn_file(srv):
         stop.set()
         t.join()
     assert statuses and set(statuses) == {200}
+
+
+def test_concurrent_changes_to_one_user_are_all_kept(srv):
+    """Preferences and filters live in the user's document; changes made at the same time
+    (on both workers) are redone on a fresh copy instead of overwriting each other."""
+    from concurrent.futures import ThreadPoolExecutor
+    names = [f"CONC_{i}" for i in range(40)]
+
+    def put(name):
+        return call(srv, "POST", "/users/preferences", json={"name": name, "value": name}).status_code
+
+    with ThreadPoolExecutor(16) as pool:
+        statuses = list(pool.map(put, names))
+        filters = list(pool.map(lambda i: call(srv, "POST", "/users/filters",
+                                               params={"name": f"cf{i}", "filter": "a"}).json(),
+                                range(20)))
+    assert set(statuses) == {201}
+    for name in names:
+        assert call(srv, "GET", "/users/preferences/" + name).json() == name
+    stored = {f["_id"] for f in call(srv, "GET", "/users/filters").json()}
+    assert set(filters) <= stored

@@ -285,6 +285,17 @@ static void test_users_and_sessions(void **state)
     assert_int_equal(
         run_doc(f, STORE_USER_PUT, NULL, "{\"_id\":\"a\",\"auth_type\":\"FedID\"}", false, &op), 0);
     store_op_cleanup(&op);
+    /* conditional update on the "_rev" counter (absent = 0) */
+    store_op_init(&op, STORE_USER_UPDATE);
+    op.doc = json_loads("{\"_id\":\"b\",\"auth_type\":\"local\",\"_rev\":1}", 0, NULL);
+    op.lo = 0;
+    assert_int_equal(store_run_sync(f->store, &op), 0);
+    assert_int_equal(op.count, 1);
+    op.count = -1;
+    assert_int_equal(store_run_sync(f->store, &op), 0); /* stored _rev is 1 now, not 0 */
+    assert_int_equal(op.count, 0);
+    json_decref(op.doc);
+    store_op_cleanup(&op);
     assert_int_equal(run_doc(f, STORE_USERS_LIST, NULL, NULL, false, &op), 0);
     assert_int_equal(json_array_size(op.result), 2);
     assert_string_equal(json_string_value(json_object_get(json_array_get(op.result, 0), "_id")),
