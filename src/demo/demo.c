@@ -674,29 +674,6 @@ static void render_waveform(gen_t *g, int pd, double t, rng_t *r)
     }
 }
 
-/* Pretty JSON (two-space indent, one value per line) of named number arrays. */
-static int pretty_arrays(buf_t *b, const char *const *names, const double *const *vals,
-                         const size_t *lens, size_t narrays)
-{
-    buf_reset(b);
-    int rc = buf_puts(b, "{\n");
-    for (size_t a = 0; a < narrays && !rc; a++) {
-        rc = buf_printf(b, "  \"%s\": [", names[a]);
-        for (size_t k = 0; k < lens[a] && !rc; k++) {
-            rc = buf_puts(b, k ? ",\n    " : "\n    ");
-            if (!rc)
-                rc = jsonw_double(b, vals[a][k]);
-        }
-        if (!rc)
-            rc = buf_puts(b, lens[a] ? "\n  ]" : "]");
-        if (!rc && a + 1 < narrays)
-            rc = buf_puts(b, ",\n");
-    }
-    if (!rc)
-        rc = buf_puts(b, "\n}");
-    return rc;
-}
-
 /* base64 text of png as a JSON string (frees png). */
 static json_t *thumbnail_json(unsigned char *png, size_t len)
 {
@@ -753,7 +730,8 @@ static json_t *object_channel(gen_t *g, const object_def *d, const char *id, con
         static const char *const names[2] = {"x", "y"};
         const double *vals[2] = {g->wx, g->wy};
         size_t lens[2] = {WAVEFORM_POINTS, WAVEFORM_POINTS};
-        *rc = pretty_arrays(&g->text, names, vals, lens, 2);
+        buf_reset(&g->text);
+        *rc = jsonw_pretty_arrays(&g->text, names, vals, lens, 2);
         if (!*rc)
             *rc = plot_line(g->wx, g->wy, WAVEFORM_POINTS, o->waveform_thumb_w, o->waveform_thumb_h,
                             &thumb, &thumblen);
@@ -772,7 +750,8 @@ static json_t *object_channel(gen_t *g, const object_def *d, const char *id, con
         static const char *const names[1] = {"data"};
         const double *vals[1] = {v};
         size_t lens[1] = {VECTOR_LEN};
-        *rc = pretty_arrays(&g->text, names, vals, lens, 1);
+        buf_reset(&g->text);
+        *rc = jsonw_pretty_arrays(&g->text, names, vals, lens, 1);
         if (!*rc)
             *rc = plot_bars(v, VECTOR_LEN, o->vector_thumb_w, o->vector_thumb_h, &thumb, &thumblen);
         json_object_set_new(meta, "channel_dtype", json_string("vector"));

@@ -81,29 +81,6 @@ static json_t *thumb_json(unsigned char *png, size_t len)
     return s;
 }
 
-/* JSON of named double arrays, two-space indent, one value per line (pydantic's
- * model_dump_json(indent=2)); non-finite values are null. */
-static int pretty_arrays(buf_t *b, const char *const *names, const double *const *vals,
-                         const uint64_t *lens, int narrays)
-{
-    int rc = buf_puts(b, "{\n");
-    for (int a = 0; a < narrays && !rc; a++) {
-        rc = buf_printf(b, "  \"%s\": [", names[a]);
-        for (uint64_t k = 0; k < lens[a] && !rc; k++) {
-            rc = buf_puts(b, k ? ",\n    " : "\n    ");
-            if (!rc)
-                rc = jsonw_double(b, vals[a][k]);
-        }
-        if (!rc)
-            rc = buf_puts(b, lens[a] ? "\n  ]" : "]");
-        if (!rc && a + 1 < narrays)
-            rc = buf_puts(b, ",\n");
-    }
-    if (!rc)
-        rc = buf_puts(b, "\n}");
-    return rc;
-}
-
 static int encode_image(const ingest_channel *c, const ingest_thumb_sizes *ts, ingest_object *o,
                         json_t **thumb)
 {
@@ -232,13 +209,13 @@ static int encode_arrays(const ingest_channel *c, const ingest_thumb_sizes *ts, 
     if (wave) {
         const char *names[2] = {"x", "y"};
         const double *vals[2] = {x, y};
-        uint64_t lens[2] = {c->x.count, c->y.count};
-        rc = pretty_arrays(&b, names, vals, lens, 2);
+        size_t lens[2] = {(size_t)c->x.count, (size_t)c->y.count};
+        rc = jsonw_pretty_arrays(&b, names, vals, lens, 2);
     } else {
         const char *names[1] = {"data"};
         const double *vals[1] = {x};
-        uint64_t lens[1] = {c->data.count};
-        rc = pretty_arrays(&b, names, vals, lens, 1);
+        size_t lens[1] = {(size_t)c->data.count};
+        rc = jsonw_pretty_arrays(&b, names, vals, lens, 1);
     }
     unsigned char *png = NULL;
     size_t plen = 0;

@@ -735,23 +735,7 @@ static void finish_range(store_op_t *op, const PGresult *r)
 {
     int64_t n = int_at(r, 0, 0), nfield = int_at(r, 0, 3);
     int64_t lo = int_at(r, 0, 1), hi = int_at(r, 0, 2);
-    op->count = n;
-    if (n == 0) {
-        op->status = -ENOENT;
-        return;
-    }
-    json_t *res = json_object();
-    if (op->range_by_shotnum) {
-        char a[32], b[32];
-        store_format_timestamp(lo, a);
-        store_format_timestamp(hi, b);
-        json_object_set_new(res, "from", nfield ? json_string(a) : json_null());
-        json_object_set_new(res, "to", nfield ? json_string(b) : json_null());
-    } else {
-        json_object_set_new(res, "min", nfield ? json_integer(lo) : json_null());
-        json_object_set_new(res, "max", nfield ? json_integer(hi) : json_null());
-    }
-    op->result = res;
+    store_range_result(op, n, lo, hi, nfield);
 }
 
 static json_t *ts_json(const PGresult *r, int row, int col)

@@ -495,23 +495,7 @@ static void op_range(sqlite_conn *c, store_op_t *op)
     int64_t nfield = sqlite3_column_int64(st, 3);
     int64_t lo = sqlite3_column_int64(st, 1), hi = sqlite3_column_int64(st, 2);
     sqlite3_reset(st);
-    op->count = n;
-    if (n == 0) {
-        op->status = -ENOENT;
-        return;
-    }
-    json_t *r = json_object();
-    if (op->range_by_shotnum) {
-        char a[32], b[32];
-        store_format_timestamp(lo, a);
-        store_format_timestamp(hi, b);
-        json_object_set_new(r, "from", nfield ? json_string(a) : json_null());
-        json_object_set_new(r, "to", nfield ? json_string(b) : json_null());
-    } else {
-        json_object_set_new(r, "min", nfield ? json_integer(lo) : json_null());
-        json_object_set_new(r, "max", nfield ? json_integer(hi) : json_null());
-    }
-    op->result = r;
+    store_range_result(op, n, lo, hi, nfield);
 }
 
 static int exec_simple(sqlite_conn *c, store_op_t *op, const char *sql)

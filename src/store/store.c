@@ -164,3 +164,24 @@ void store_format_timestamp(int64_t us, char *out)
     if (frac)
         snprintf(out + n, 32 - n, ".%06lld", (long long)frac);
 }
+
+void store_range_result(store_op_t *op, int64_t n, int64_t lo, int64_t hi, int64_t nfield)
+{
+    op->count = n;
+    if (n == 0) {
+        op->status = -ENOENT;
+        return;
+    }
+    json_t *r = json_object();
+    if (op->range_by_shotnum) {
+        char a[32], b[32];
+        store_format_timestamp(lo, a);
+        store_format_timestamp(hi, b);
+        json_object_set_new(r, "from", nfield ? json_string(a) : json_null());
+        json_object_set_new(r, "to", nfield ? json_string(b) : json_null());
+    } else {
+        json_object_set_new(r, "min", nfield ? json_integer(lo) : json_null());
+        json_object_set_new(r, "max", nfield ? json_integer(hi) : json_null());
+    }
+    op->result = r;
+}

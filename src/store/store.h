@@ -165,6 +165,11 @@ extern const store_backend store_pg_backend;
  * (a canceled op gets -ECANCELED and loses its result). */
 void store_complete(store_op_t *op);
 
+/* Back ends: the result of STORE_RECORDS_RANGE from the aggregate row (count of matching
+ * records, min and max of the other axis, how many of them have it): sets op->count,
+ * op->result ({from,to} or {min,max}), or -ENOENT when n is 0. */
+void store_range_result(store_op_t *op, int64_t n, int64_t lo, int64_t hi, int64_t nfield);
+
 /* Formats microseconds since the epoch as the API's naive ISO-8601 text
  * (YYYY-MM-DDTHH:MM:SS, plus .ffffff only when non-zero). out: at least 32 bytes. */
 void store_format_timestamp(int64_t us, char *out);

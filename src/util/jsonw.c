@@ -218,3 +218,24 @@ char *jsonw_dumps(const json_t *v, size_t *len)
         *len = b.len;
     return buf_take(&b);
 }
+
+int jsonw_pretty_arrays(buf_t *b, const char *const *names, const double *const *vals,
+                        const size_t *lens, size_t narrays)
+{
+    int rc = buf_puts(b, "{\n");
+    for (size_t a = 0; a < narrays && !rc; a++) {
+        rc = buf_printf(b, "  \"%s\": [", names[a]);
+        for (size_t k = 0; k < lens[a] && !rc; k++) {
+            rc = buf_puts(b, k ? ",\n    " : "\n    ");
+            if (!rc)
+                rc = jsonw_double(b, vals[a][k]);
+        }
+        if (!rc)
+            rc = buf_puts(b, lens[a] ? "\n  ]" : "]");
+        if (!rc && a + 1 < narrays)
+            rc = buf_puts(b, ",\n");
+    }
+    if (!rc)
+        rc = buf_puts(b, "\n}");
+    return rc;
+}

@@ -16,6 +16,10 @@
 int jsonw_string(buf_t *b, const char *s, size_t len);
 /* Appends a double: shortest round-trip text, null for non-finite values. */
 int jsonw_double(buf_t *b, double d);
+/* Appends an object of named number arrays, two-space indent, one value per line (the
+ * layout of the stored waveform and vector objects); non-finite values are null. */
+int jsonw_pretty_arrays(buf_t *b, const char *const *names, const double *const *vals,
+                        const size_t *lens, size_t narrays);
 /* Formats a finite double into out (at least 32 bytes), shortest round-trip. */
 void jsonw_format_double(double d, char *out);
 /* Appends the serialisation of v. */
