@@ -12,7 +12,7 @@ PACKAGES=(
   libspng-dev zlib1g-dev libdeflate-dev libssl-dev libcurl4-openssl-dev libpq-dev
   libhdf5-dev libsodium-dev libldap-dev
   libcmocka-dev python3-pytest python3-requests python3-numpy python3-h5py python3-pil python3-jwt python3-cryptography
-  wrk curl libclang-rt-14-dev
+  wrk curl libclang-rt-14-dev unzip p7zip-full
 )
 if [ "${1:-}" = "--services" ]; then
   PACKAGES+=(postgresql-15 ceph-mon ceph-osd radosgw ceph-common python3-rados bc)

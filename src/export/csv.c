@@ -1,0 +1,235 @@
+/*
+ * csv.c: see csv.h.
+ */
+#include "export/csv.h"
+
+#include <errno.h>
+#include <float.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void csv_format_double(double d, char *out)
+{
+    if (isnan(d)) {
+        strcpy(out, "nan");
+        return;
+    }
+    if (isinf(d)) {
+        strcpy(out, d < 0 ? "-inf" : "inf");
+        return;
+    }
+    if (d == 0) {
+        strcpy(out, signbit(d) ? "-0.0" : "0.0");
+        return;
+    }
+    /* Shortest round-trip digits: a double whose shortest form has at most 15 significant
+     * digits prints as that form (plus zeros) at 15, so 15, 16, 17 are the only tries. */
+    char tmp[40];
+    /* Subnormals carry fewer digits, so they search from 1. */
+    for (int prec = fabs(d) < DBL_MIN ? 1 : 15; prec <= 17; prec++) {
+        snprintf(tmp, sizeof(tmp), "%.*e", prec - 1, d);
+        if (prec == 17 || strtod(tmp, NULL) == d)
+            break;
+    }
+    const char *s = tmp;
+    char *o = out;
+    if (*s == '-')
+        *o++ = *s++;
+    char digits[24];
+    size_t nd = 0;
+    for (; *s && *s != 'e'; s++)
+        if (*s >= '0' && *s <= '9')
+            digits[nd++] = *s;
+    int exp10 = atoi(s + 1);
+    while (nd > 1 && digits[nd - 1] == '0')
+        nd--;
+    if (exp10 >= -4 && exp10 < 16) {
+        if (exp10 < 0) {
+            *o++ = '0';
+            *o++ = '.';
+            for (int i = 0; i < -exp10 - 1; i++)
+                *o++ = '0';
+            memcpy(o, digits, nd);
+            o += nd;
+        } else {
+            size_t whole = (size_t)exp10 + 1;
+            for (size_t i = 0; i < whole; i++)
+                *o++ = i < nd ? digits[i] : '0';
+            *o++ = '.';
+            if (nd > whole) {
+                memcpy(o, digits + whole, nd - whole);
+                o += nd - whole;
+            } else {
+                *o++ = '0';
+            }
+        }
+        *o = '\0';
+        return;
+    }
+    *o++ = digits[0];
+    if (nd > 1) {
+        *o++ = '.';
+        memcpy(o, digits + 1, nd - 1);
+        o += nd - 1;
+    }
+    sprintf(o, "e%c%02d", exp10 < 0 ? '-' : '+', exp10 < 0 ? -exp10 : exp10);
+}
+
+int csv_header_cell(buf_t *b, const char *name)
+{
+    return buf_printf(b, "\"%s\",", name);
+}
+
+int csv_cell(buf_t *b, const json_t *v, bool timestamp)
+{
+    int rc = 0;
+    char num[40];
+    if (!v || json_is_null(v)) {
+        /* empty */
+    } else if (json_is_string(v)) {
+        const char *s = json_string_value(v);
+        size_t n = json_string_length(v);
+        if (n == 0) {
+        } else if (timestamp) {
+            /* 2023-06-05T08:00:00[.ffffff] -> 2023-06-05 08:00:00[.ffffff] */
+            const char *t = memchr(s, 'T', n);
+            if (t) {
+                rc = buf_append(b, s, (size_t)(t - s));
+                rc |= buf_putc(b, ' ');
+                rc |= buf_append(b, t + 1, n - (size_t)(t - s) - 1);
+            } else {
+                rc = buf_append(b, s, n);
+            }
+        } else {
+            rc = buf_putc(b, '"');
+            rc |= buf_append(b, s, n);
+            rc |= buf_putc(b, '"');
+        }
+    } else if (json_is_integer(v)) {
+        rc = buf_printf(b, "%lld", (long long)json_integer_value(v));
+    } else if (json_is_real(v)) {
+        csv_format_double(json_real_value(v), num);
+        rc = buf_puts(b, num);
+    } else if (json_is_true(v)) {
+        rc = buf_puts(b, "True");
+    } else if (json_is_false(v)) {
+        rc = buf_puts(b, "False");
+    } else {
+        /* An object or array where a scalar was expected: its Python text is not
+         * reproducible here; the cell stays empty rather than wrong. */
+    }
+    if (rc)
+        return rc < 0 ? rc : -E2BIG;
+    return buf_putc(b, ',');
+}
+
+static int number_of(const json_t *v, double *out)
+{
+    if (json_is_real(v))
+        *out = json_real_value(v);
+    else if (json_is_integer(v))
+        *out = (double)json_integer_value(v);
+    else if (json_is_null(v))
+        *out = NAN; /* how a NaN was written */
+    else
+        return -1;
+    return 0;
+}
+
+static json_t *load(const void *json, size_t len, char *err, size_t errlen)
+{
+    json_error_t je;
+    json_t *root = json_loadb(json, len, JSON_ALLOW_NUL, &je);
+    if (!root || !json_is_object(root)) {
+        snprintf(err, errlen, "stored object is not a JSON object");
+        json_decref(root);
+        return NULL;
+    }
+    return root;
+}
+
+int csv_waveform_arrays(const double *x, const double *y, size_t n, buf_t *b)
+{
+    char a[40], c[40];
+    for (size_t i = 0; i < n; i++) {
+        csv_format_double(x[i], a);
+        csv_format_double(y[i], c);
+        int rc = buf_printf(b, "%s,%s\n", a, c);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+int csv_waveform(const void *json, size_t len, buf_t *b, char *err, size_t errlen)
+{
+    json_t *root = load(json, len, err, errlen);
+    if (!root)
+        return -EINVAL;
+    json_t *x = json_object_get(root, "x"), *y = json_object_get(root, "y");
+    int rc = 0;
+    if (!json_is_array(x) || !json_is_array(y)) {
+        snprintf(err, errlen, "waveform object lacks its x and y arrays");
+        rc = -EINVAL;
+        goto out;
+    }
+    /* zip() in the reference: as many lines as the shorter array. */
+    size_t n = json_array_size(x) < json_array_size(y) ? json_array_size(x) : json_array_size(y);
+    char a[40], c[40];
+    for (size_t i = 0; i < n && !rc; i++) {
+        double xv, yv;
+        if (number_of(json_array_get(x, i), &xv) || number_of(json_array_get(y, i), &yv)) {
+            snprintf(err, errlen, "waveform value %zu is not a number", i);
+            rc = -EINVAL;
+            break;
+        }
+        csv_format_double(xv, a);
+        csv_format_double(yv, c);
+        rc = buf_printf(b, "%s,%s\n", a, c);
+    }
+out:
+    json_decref(root);
+    return rc;
+}
+
+int csv_vector(const void *json, size_t len, const json_t *labels, buf_t *b, char *err,
+               size_t errlen)
+{
+    json_t *root = load(json, len, err, errlen);
+    if (!root)
+        return -EINVAL;
+    json_t *data = json_object_get(root, "data");
+    int rc = 0;
+    if (!json_is_array(data)) {
+        snprintf(err, errlen, "vector object lacks its data array");
+        rc = -EINVAL;
+        goto out;
+    }
+    size_t n = json_array_size(data);
+    if (labels && json_array_size(labels) != n) {
+        snprintf(err, errlen, "vector has %zu labels for %zu values", json_array_size(labels), n);
+        rc = -ERANGE;
+        goto out;
+    }
+    char num[40];
+    for (size_t i = 0; i < n && !rc; i++) {
+        double v;
+        if (number_of(json_array_get(data, i), &v)) {
+            snprintf(err, errlen, "vector value %zu is not a number", i);
+            rc = -EINVAL;
+            break;
+        }
+        csv_format_double(v, num);
+        if (labels) {
+            const char *l = json_string_value(json_array_get(labels, i));
+            rc = buf_printf(b, "%s,%s\n", l ? l : "", num);
+        } else {
+            rc = buf_printf(b, "%s\n", num);
+        }
+    }
+out:
+    json_decref(root);
+    return rc;
+}

@@ -1,0 +1,39 @@
+/*
+ * csv: the text formats of GET /export (spec/data.md §7.3-7.4), byte for byte.
+ *
+ * Owns how values are written: Python's str() of numbers (shortest round-trip digits,
+ * fixed notation for 1e-4 <= |x| < 1e16 with at least one decimal, else d.ddde+XX;
+ * nan, inf, -inf), the main CSV's cells (every cell followed by a comma, strings quoted
+ * without escaping, True/False, timestamps with a space), and the per-channel CSV files
+ * made from stored waveform ({"x": [...], "y": [...]}) and vector ({"data": [...]}) JSON.
+ * Pure functions on caller memory; the JSON parsing ones run on the thread pool.
+ */
+#ifndef OGD_EXPORT_CSV_H
+#define OGD_EXPORT_CSV_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "util/buf.h"
+
+/* Python's str(float): out needs at least 32 bytes. */
+void csv_format_double(double d, char *out);
+
+/* Appends one main-CSV cell and its comma. v NULL, null or "" -> an empty cell.
+ * timestamp: v is the API's ISO text of metadata.timestamp (written with a space). */
+int csv_cell(buf_t *b, const json_t *v, bool timestamp);
+/* Appends a header cell: "name", */
+int csv_header_cell(buf_t *b, const char *name);
+
+/* Waveform object -> "x,y\n" lines. 0, or -EINVAL with err set (not the expected JSON),
+ * -E2BIG (b's cap). */
+int csv_waveform(const void *json, size_t len, buf_t *b, char *err, size_t errlen);
+/* Parsed waveform arrays (e.g. a function result) -> the same lines. */
+int csv_waveform_arrays(const double *x, const double *y, size_t n, buf_t *b);
+/* Vector object -> "label,value\n" per element with labels (a JSON array of strings, or
+ * NULL for "value\n" lines). -ERANGE when the label count differs from the data count. */
+int csv_vector(const void *json, size_t len, const json_t *labels, buf_t *b, char *err,
+               size_t errlen);
+
+#endif

@@ -1,0 +1,248 @@
+/* Unit tests for src/export: Python's number text, the main CSV cells, the per-channel
+ * CSV files, and the zip writer (checked by reading its output back with Python's zipfile,
+ * Info-ZIP's unzip and 7-Zip, including a Zip64 archive of more than 65,535 members). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "export/csv.h"
+#include "export/zip.h"
+
+static void check_double(double d, const char *want)
+{
+    char out[40];
+    csv_format_double(d, out);
+    if (strcmp(out, want) != 0)
+        fail_msg("%.17g printed as %s, want %s", d, out, want);
+}
+
+static void test_python_float_text(void **state)
+{
+    (void)state;
+    check_double(645.0, "645.0");
+    check_double(1.0001059470803537, "1.0001059470803537");
+    check_double(0.00010594708035376446, "0.00010594708035376446");
+    check_double(9.053426445532069e-05, "9.053426445532069e-05");
+    check_double(1e16, "1e+16");
+    check_double(1e15, "1000000000000000.0");
+    check_double(1234567890123456.0, "1234567890123456.0");
+    check_double(12345678901234567.0, "1.2345678901234568e+16");
+    check_double(0.0001, "0.0001");
+    check_double(1e-5, "1e-05");
+    check_double(-2.5, "-2.5");
+    check_double(0.1, "0.1");
+    check_double(1.5e300, "1.5e+300");
+    check_double(5e-324, "5e-324");
+    check_double(-0.0, "-0.0");
+    check_double(0.0, "0.0");
+    check_double(NAN, "nan");
+    check_double(INFINITY, "inf");
+    check_double(-INFINITY, "-inf");
+    check_double(1275.2372063611533, "1275.2372063611533");
+    check_double(123.0e100, "1.23e+102");
+}
+
+static void test_main_csv_cells(void **state)
+{
+    (void)state;
+    buf_t b;
+    buf_init(&b, 4096);
+    json_t *s = json_string("1.0"), *e = json_string(""), *i = json_integer(423648000000);
+    json_t *r = json_real(9.375810612751191e-05), *t = json_string("2023-06-05T08:00:00");
+    json_t *tu = json_string("2023-06-05T08:00:00.250000"), *n = json_null();
+    assert_int_equal(csv_header_cell(&b, "shotnum"), 0);
+    assert_int_equal(csv_cell(&b, i, false), 0);
+    assert_int_equal(csv_cell(&b, t, true), 0);
+    assert_int_equal(csv_cell(&b, s, false), 0);
+    assert_int_equal(csv_cell(&b, r, false), 0);
+    assert_int_equal(csv_cell(&b, NULL, false), 0);
+    assert_int_equal(csv_cell(&b, n, false), 0);
+    assert_int_equal(csv_cell(&b, e, false), 0);
+    assert_int_equal(csv_cell(&b, json_true(), false), 0);
+    assert_int_equal(csv_cell(&b, tu, true), 0);
+    assert_string_equal(b.data, "\"shotnum\",423648000000,2023-06-05 08:00:00,\"1.0\","
+                                "9.375810612751191e-05,,,,True,2023-06-05 08:00:00.250000,");
+    json_t *q = json_string("a\"b");
+    buf_reset(&b);
+    assert_int_equal(csv_cell(&b, q, false), 0);
+    assert_string_equal(b.data, "\"a\"b\","); /* no escaping, as the reference */
+    json_decref(q);
+    json_decref(s);
+    json_decref(e);
+    json_decref(i);
+    json_decref(r);
+    json_decref(t);
+    json_decref(tu);
+    json_decref(n);
+    buf_free(&b);
+}
+
+static void test_channel_csvs(void **state)
+{
+    (void)state;
+    char err[128];
+    buf_t b;
+    buf_init(&b, 4096);
+    const char *wf = "{\n  \"x\": [\n    645.0,\n    646\n  ],\n  \"y\": [1275.2372063611533, "
+                     "1e-5]\n}";
+    assert_int_equal(csv_waveform(wf, strlen(wf), &b, err, sizeof(err)), 0);
+    assert_string_equal(b.data, "645.0,1275.2372063611533\n646.0,1e-05\n");
+    buf_reset(&b);
+    const char *vec = "{\"data\": [-3.0535121402002847, 2.0]}";
+    json_t *labels = json_pack("[ss]", "Tilt X", "Tilt Y");
+    assert_int_equal(csv_vector(vec, strlen(vec), labels, &b, err, sizeof(err)), 0);
+    assert_string_equal(b.data, "Tilt X,-3.0535121402002847\nTilt Y,2.0\n");
+    buf_reset(&b);
+    assert_int_equal(csv_vector(vec, strlen(vec), NULL, &b, err, sizeof(err)), 0);
+    assert_string_equal(b.data, "-3.0535121402002847\n2.0\n");
+    json_t *one = json_pack("[s]", "only");
+    assert_int_equal(csv_vector(vec, strlen(vec), one, &b, err, sizeof(err)), -ERANGE);
+    assert_int_equal(csv_waveform("[1]", 3, &b, err, sizeof(err)), -EINVAL);
+    assert_int_equal(csv_waveform("{\"x\":[1]}", 9, &b, err, sizeof(err)), -EINVAL);
+    assert_int_equal(csv_vector("{\"data\":[\"a\"]}", 14, NULL, &b, err, sizeof(err)), -EINVAL);
+    json_decref(labels);
+    json_decref(one);
+    buf_free(&b);
+}
+
+/* Writes members named m<i>.{csv,png} (every third one deflated) and the tail to path. */
+static void write_zip(const char *path, size_t n, size_t payload)
+{
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    uint16_t dd, dt;
+    zip_dos_time(time(NULL), &dd, &dt);
+    zip_writer z;
+    zip_writer_init(&z, dd, dt, 0);
+    char *data = malloc(payload + 64);
+    for (size_t i = 0; i < n; i++) {
+        char name[64];
+        bool deflate = i % 3 == 0;
+        snprintf(name, sizeof(name), "m%zu.%s", i, deflate ? "csv" : "png");
+        size_t len = payload ? payload : (size_t)snprintf(data, 64, "member %zu\n", i);
+        if (payload)
+            for (size_t k = 0; k < payload; k++)
+                data[k] = (char)(deflate ? 'a' + (k % 7) : (k * 2654435761u) >> 13);
+        zip_member m;
+        assert_int_equal(zip_member_build(name, data, len, deflate, 6, dd, dt, &m), 0);
+        assert_int_equal(zip_writer_add(&z, &m), 0);
+        assert_int_equal(fwrite(m.bytes, 1, m.len, f), m.len);
+        zip_member_free(&m);
+    }
+    unsigned char *tail;
+    size_t tlen;
+    assert_int_equal(zip_writer_finish(&z, &tail, &tlen), 0);
+    assert_int_equal(fwrite(tail, 1, tlen, f), tlen);
+    free(tail);
+    free(data);
+    zip_writer_free(&z);
+    fclose(f);
+}
+
+static int run(const char *cmd)
+{
+    int rc = system(cmd);
+    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+static void check_readers(const char *path, size_t n)
+{
+    char cmd[1024];
+    /* Python's zipfile: member count, names in write order, CRCs (testzip), contents. */
+    snprintf(cmd, sizeof(cmd),
+             "/usr/bin/python3 -c \"import zipfile,sys; z=zipfile.ZipFile('%s'); "
+             "l=z.infolist(); assert len(l)==%zu, len(l); "
+             "assert [i.filename for i in l[:3]]==['m0.csv','m1.png','m2.png']; "
+             "assert z.testzip() is None; assert l[0].compress_type in (0,8); "
+             "assert (l[1].external_attr>>16)&0o777==0o600; "
+             "z.read(l[-1].filename)\"",
+             path, n);
+    assert_int_equal(run(cmd), 0);
+    if (access("/usr/bin/unzip", X_OK) == 0) {
+        snprintf(cmd, sizeof(cmd), "unzip -tqq '%s' >/dev/null", path);
+        assert_int_equal(run(cmd), 0);
+    } else {
+        print_message("unzip not installed: skipped that reader\n");
+    }
+    if (access("/usr/bin/7z", X_OK) == 0) {
+        snprintf(cmd, sizeof(cmd), "7z t '%s' >/dev/null", path);
+        assert_int_equal(run(cmd), 0);
+    } else {
+        print_message("7z not installed: skipped that reader\n");
+    }
+}
+
+static void test_zip_small(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/ogd-test-zip-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+    write_zip(path, 7, 300000);
+    check_readers(path, 7);
+    /* The deflated members really are deflated (repetitive payload), the others stored. */
+    char cmd[512];
+    snprintf(cmd, sizeof(cmd),
+             "/usr/bin/python3 -c \"import zipfile; z=zipfile.ZipFile('%s'); "
+             "i=z.getinfo('m0.csv'); assert i.compress_type==8 and i.compress_size<i.file_size; "
+             "assert z.getinfo('m1.png').compress_type==0\"",
+             path);
+    assert_int_equal(run(cmd), 0);
+    unlink(path);
+}
+
+static void test_zip64_many_members(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/ogd-test-zip64-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+    write_zip(path, 70000, 0);
+    check_readers(path, 70000);
+    unlink(path);
+}
+
+static void test_zip_bad_names(void **state)
+{
+    (void)state;
+    zip_member m;
+    assert_int_equal(zip_member_build("", "x", 1, false, 6, 0, 0, &m), -EINVAL);
+    assert_int_equal(zip_member_build(NULL, "x", 1, false, 6, 0, 0, &m), -EINVAL);
+    /* An empty member is fine. */
+    assert_int_equal(zip_member_build("empty.txt", "", 0, true, 6, 0, 0, &m), 0);
+    assert_int_equal(m.usize, 0);
+    zip_member_free(&m);
+    /* The central-directory cap is enforced. */
+    zip_writer z;
+    zip_writer_init(&z, 0, 0, 100);
+    assert_int_equal(zip_member_build("a-rather-long-member-name.csv", "x", 1, false, 6, 0, 0, &m),
+                     0);
+    assert_int_equal(zip_writer_add(&z, &m), 0);
+    assert_int_equal(zip_writer_add(&z, &m), -E2BIG);
+    assert_int_equal(z.count, 1);
+    zip_member_free(&m);
+    zip_writer_free(&z);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_python_float_text), cmocka_unit_test(test_main_csv_cells),
+        cmocka_unit_test(test_channel_csvs),      cmocka_unit_test(test_zip_small),
+        cmocka_unit_test(test_zip64_many_members), cmocka_unit_test(test_zip_bad_names),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
