@@ -54,6 +54,14 @@ bool api_query_bool(http_request_t *req, const char *name, bool def, bool *out);
 /* Parses a JSON parameter; absent -> def_text parsed. Returns a new reference. */
 bool api_query_json(http_request_t *req, const char *name, const char *def_text, json_t **out);
 
+/* Compiles a `conditions` value (must be a JSON object) into *out (the caller frees it
+ * with filter_free); on false the 400 has been sent. */
+bool api_compile_conditions(http_request_t *req, json_t *cond, bool convert_dates, filter_t **out);
+/* The list parameters /records and /export share (conditions, skip, limit, order,
+ * projection, and the max_documents cap) into op; *filter receives the compiled filter
+ * (the caller frees it, also on false). On false the error response has been sent. */
+bool api_list_params(http_request_t *req, store_op_t *op, filter_t **filter);
+
 /* Seconds-since-epoch microseconds now. */
 int64_t api_now_us(void);
 

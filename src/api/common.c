@@ -224,3 +224,46 @@ bool api_query_json(http_request_t *req, const char *name, const char *def_text,
     *out = j;
     return true;
 }
+
+bool api_compile_conditions(http_request_t *req, json_t *cond, bool convert_dates, filter_t **out)
+{
+    char err[256];
+    if (!json_is_object(cond)) {
+        http_respond_error(req, 400, "conditions must be a JSON object");
+        return false;
+    }
+    if (filter_compile(cond, convert_dates, out, err, sizeof(err)) != 0) {
+        http_respond_error(req, 400, err);
+        return false;
+    }
+    return true;
+}
+
+bool api_list_params(http_request_t *req, store_op_t *op, filter_t **filter)
+{
+    app_t *app = req->app;
+    json_t *cond = NULL;
+    int64_t skip, limit;
+    if (!api_query_json(req, "conditions", "{}", &cond))
+        return false;
+    bool ok = api_compile_conditions(req, cond, true, filter);
+    json_decref(cond);
+    if (!ok)
+        return false;
+    if (!api_query_int(req, "skip", 0, &skip) || !api_query_int(req, "limit", 0, &limit))
+        return false;
+    if (skip < 0) {
+        http_respond_error(req, 400, "skip must be zero or positive");
+        return false;
+    }
+    op->filter = *filter;
+    op->skip = skip;
+    op->limit = limit;
+    op->max_documents = app->cfg->mongodb.max_documents;
+    const char **order, **projection;
+    op->norder = http_query_all(req, "order", &order);
+    op->order = order;
+    op->nprojection = http_query_all(req, "projection", &projection);
+    op->projection = projection;
+    return true;
+}

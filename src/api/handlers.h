@@ -20,6 +20,9 @@ void api_channels_get(http_request_t *req);
 /* submit.c */
 void api_submit_hdf(http_request_t *req);
 void api_submit_manifest(http_request_t *req);
+/* export.c */
+void api_export(http_request_t *req);
+
 /* images.c */
 void api_images_get(http_request_t *req);
 void api_images_float(http_request_t *req);

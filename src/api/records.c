@@ -71,21 +71,6 @@ static void ctx_done(records_ctx *ctx)
     http_set_abort(ctx->req, NULL, NULL);
 }
 
-/* Compiles `conditions` (a JSON object) into ctx->filter; responds on failure. */
-static bool compile_conditions(records_ctx *ctx, json_t *cond, bool convert_dates)
-{
-    char err[256];
-    if (!json_is_object(cond)) {
-        http_respond_error(ctx->req, 400, "conditions must be a JSON object");
-        return false;
-    }
-    if (filter_compile(cond, convert_dates, &ctx->filter, err, sizeof(err)) != 0) {
-        http_respond_error(ctx->req, 400, err);
-        return false;
-    }
-    return true;
-}
-
 static void truncate_thumbnails(json_t *rec)
 {
     json_t *channels = json_object_get(rec, "channels");
@@ -158,37 +143,6 @@ static void find_done(store_op_t *op)
     http_respond_take(req, 200, "application/json", text, len);
 }
 
-/* Parameters /records and /export share: conditions, skip, limit, order, projection. */
-static bool parse_list_params(records_ctx *ctx)
-{
-    http_request_t *req = ctx->req;
-    app_t *app = req->app;
-    json_t *cond = NULL;
-    int64_t skip, limit;
-    if (!api_query_json(req, "conditions", "{}", &cond))
-        return false;
-    bool ok = compile_conditions(ctx, cond, true);
-    json_decref(cond);
-    if (!ok)
-        return false;
-    if (!api_query_int(req, "skip", 0, &skip) || !api_query_int(req, "limit", 0, &limit))
-        return false;
-    if (skip < 0) {
-        http_respond_error(req, 400, "skip must be zero or positive");
-        return false;
-    }
-    ctx->op.filter = ctx->filter;
-    ctx->op.skip = skip;
-    ctx->op.limit = limit;
-    ctx->op.max_documents = app->cfg->mongodb.max_documents;
-    const char **order, **projection;
-    ctx->op.norder = http_query_all(req, "order", &order);
-    ctx->op.order = order;
-    ctx->op.nprojection = http_query_all(req, "projection", &projection);
-    ctx->op.projection = projection;
-    return true;
-}
-
 /* Thumbnail colouring of /records: the named maps, else (absent or empty) the
  * configured defaults; the user's preferred maps are not read yet (no user in this
  * build). */
@@ -212,7 +166,7 @@ void api_records_list(http_request_t *req)
     if (!ctx)
         return;
     int64_t lower, upper;
-    if (!parse_list_params(ctx) || !api_query_bool(req, "truncate", false, &ctx->truncate) ||
+    if (!api_list_params(req, &ctx->op, &ctx->filter) || !api_query_bool(req, "truncate", false, &ctx->truncate) ||
         !api_query_int_range(req, "lower_level", 0, 0, 255, &lower) ||
         !api_query_int_range(req, "upper_level", 255, 0, 255, &upper) ||
         !api_functions_from_query(req, &ctx->functions)) {
@@ -257,7 +211,7 @@ void api_records_count(http_request_t *req)
         ctx_done(ctx);
         return;
     }
-    bool ok = compile_conditions(ctx, cond, true);
+    bool ok = api_compile_conditions(req, cond, true, &ctx->filter);
     json_decref(cond);
     if (!ok) {
         ctx_done(ctx);
@@ -472,8 +426,8 @@ void api_records_get(http_request_t *req)
     json_t *merged = json_pack("{ss}", "_id", req->params[0]);
     if (json_is_object(cond))
         json_object_update(merged, cond);
-    bool ok = json_is_object(cond) ? compile_conditions(ctx, merged, false)
-                                   : compile_conditions(ctx, cond, false);
+    bool ok = json_is_object(cond) ? api_compile_conditions(req, merged, false, &ctx->filter)
+                                   : api_compile_conditions(req, cond, false, &ctx->filter);
     json_decref(merged);
     json_decref(cond);
     if (!ok) {

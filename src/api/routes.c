@@ -29,6 +29,7 @@ const http_route api_routes[] = {
     {OGD_GET, "/waveforms/{record_id}/{channel_name}", api_waveforms_get, AUTH_TOKEN, NULL, 0,
      NULL},
     {OGD_GET, "/vectors/{record_id}/{channel_name}", api_vectors_get, AUTH_TOKEN, NULL, 0, NULL},
+    {OGD_GET, "/export", api_export, AUTH_TOKEN, NULL, 0, NULL},
     {OGD_GET, "/functions/tokens", api_functions_tokens, AUTH_TOKEN, NULL, 0, NULL},
     {OGD_POST, "/functions/validate", api_functions_validate, AUTH_TOKEN, NULL, 256 * 1024, NULL},
     {OGD_POST, "/login", api_login, AUTH_NONE, NULL, 0, NULL},

@@ -150,7 +150,77 @@ static json_t *load(const void *json, size_t len, char *err, size_t errlen)
     return root;
 }
 
-int csv_waveform_arrays(const double *x, const double *y, size_t n, buf_t *b)
+static int numbers(const json_t *arr, size_t n, double **out, const char *what, char *err,
+                   size_t errlen)
+{
+    *out = malloc((n ? n : 1) * sizeof(double));
+    if (!*out)
+        return -ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        if (number_of(json_array_get(arr, i), &(*out)[i])) {
+            snprintf(err, errlen, "%s value %zu is not a number", what, i);
+            free(*out);
+            *out = NULL;
+            return -EINVAL;
+        }
+    }
+    return 0;
+}
+
+int csv_parse_waveform(const void *json, size_t len, double **x, double **y, size_t *n, char *err,
+                       size_t errlen)
+{
+    *x = *y = NULL;
+    *n = 0;
+    json_t *root = load(json, len, err, errlen);
+    if (!root)
+        return -EINVAL;
+    json_t *jx = json_object_get(root, "x"), *jy = json_object_get(root, "y");
+    int rc;
+    if (!json_is_array(jx) || !json_is_array(jy)) {
+        snprintf(err, errlen, "waveform object lacks its x and y arrays");
+        rc = -EINVAL;
+    } else {
+        size_t m = json_array_size(jx) < json_array_size(jy) ? json_array_size(jx)
+                                                             : json_array_size(jy);
+        rc = numbers(jx, m, x, "waveform x", err, errlen);
+        if (!rc) {
+            rc = numbers(jy, m, y, "waveform y", err, errlen);
+            if (rc) {
+                free(*x);
+                *x = NULL;
+            }
+        }
+        if (!rc)
+            *n = m;
+    }
+    json_decref(root);
+    return rc;
+}
+
+int csv_parse_vector(const void *json, size_t len, double **v, size_t *n, char *err,
+                     size_t errlen)
+{
+    *v = NULL;
+    *n = 0;
+    json_t *root = load(json, len, err, errlen);
+    if (!root)
+        return -EINVAL;
+    json_t *data = json_object_get(root, "data");
+    int rc;
+    if (!json_is_array(data)) {
+        snprintf(err, errlen, "vector object lacks its data array");
+        rc = -EINVAL;
+    } else {
+        rc = numbers(data, json_array_size(data), v, "vector", err, errlen);
+        if (!rc)
+            *n = json_array_size(data);
+    }
+    json_decref(root);
+    return rc;
+}
+
+int csv_waveform_lines(const double *x, const double *y, size_t n, buf_t *b)
 {
     char a[40], c[40];
     for (size_t i = 0; i < n; i++) {
@@ -163,73 +233,22 @@ int csv_waveform_arrays(const double *x, const double *y, size_t n, buf_t *b)
     return 0;
 }
 
-int csv_waveform(const void *json, size_t len, buf_t *b, char *err, size_t errlen)
+int csv_vector_lines(const double *v, size_t n, const json_t *labels, buf_t *b)
 {
-    json_t *root = load(json, len, err, errlen);
-    if (!root)
-        return -EINVAL;
-    json_t *x = json_object_get(root, "x"), *y = json_object_get(root, "y");
-    int rc = 0;
-    if (!json_is_array(x) || !json_is_array(y)) {
-        snprintf(err, errlen, "waveform object lacks its x and y arrays");
-        rc = -EINVAL;
-        goto out;
-    }
-    /* zip() in the reference: as many lines as the shorter array. */
-    size_t n = json_array_size(x) < json_array_size(y) ? json_array_size(x) : json_array_size(y);
-    char a[40], c[40];
-    for (size_t i = 0; i < n && !rc; i++) {
-        double xv, yv;
-        if (number_of(json_array_get(x, i), &xv) || number_of(json_array_get(y, i), &yv)) {
-            snprintf(err, errlen, "waveform value %zu is not a number", i);
-            rc = -EINVAL;
-            break;
-        }
-        csv_format_double(xv, a);
-        csv_format_double(yv, c);
-        rc = buf_printf(b, "%s,%s\n", a, c);
-    }
-out:
-    json_decref(root);
-    return rc;
-}
-
-int csv_vector(const void *json, size_t len, const json_t *labels, buf_t *b, char *err,
-               size_t errlen)
-{
-    json_t *root = load(json, len, err, errlen);
-    if (!root)
-        return -EINVAL;
-    json_t *data = json_object_get(root, "data");
-    int rc = 0;
-    if (!json_is_array(data)) {
-        snprintf(err, errlen, "vector object lacks its data array");
-        rc = -EINVAL;
-        goto out;
-    }
-    size_t n = json_array_size(data);
-    if (labels && json_array_size(labels) != n) {
-        snprintf(err, errlen, "vector has %zu labels for %zu values", json_array_size(labels), n);
-        rc = -ERANGE;
-        goto out;
-    }
+    if (labels && json_array_size(labels) != n)
+        return -ERANGE;
     char num[40];
-    for (size_t i = 0; i < n && !rc; i++) {
-        double v;
-        if (number_of(json_array_get(data, i), &v)) {
-            snprintf(err, errlen, "vector value %zu is not a number", i);
-            rc = -EINVAL;
-            break;
-        }
-        csv_format_double(v, num);
+    for (size_t i = 0; i < n; i++) {
+        csv_format_double(v[i], num);
+        int rc;
         if (labels) {
             const char *l = json_string_value(json_array_get(labels, i));
             rc = buf_printf(b, "%s,%s\n", l ? l : "", num);
         } else {
             rc = buf_printf(b, "%s\n", num);
         }
+        if (rc)
+            return rc;
     }
-out:
-    json_decref(root);
-    return rc;
+    return 0;
 }

@@ -26,14 +26,18 @@ int csv_cell(buf_t *b, const json_t *v, bool timestamp);
 /* Appends a header cell: "name", */
 int csv_header_cell(buf_t *b, const char *name);
 
-/* Waveform object -> "x,y\n" lines. 0, or -EINVAL with err set (not the expected JSON),
- * -E2BIG (b's cap). */
-int csv_waveform(const void *json, size_t len, buf_t *b, char *err, size_t errlen);
-/* Parsed waveform arrays (e.g. a function result) -> the same lines. */
-int csv_waveform_arrays(const double *x, const double *y, size_t n, buf_t *b);
-/* Vector object -> "label,value\n" per element with labels (a JSON array of strings, or
- * NULL for "value\n" lines). -ERANGE when the label count differs from the data count. */
-int csv_vector(const void *json, size_t len, const json_t *labels, buf_t *b, char *err,
-               size_t errlen);
+/* Parses a stored waveform object ({"x": [...], "y": [...]}, null = NaN) into malloc'd
+ * arrays of n points (the shorter array's length, as Python's zip()). 0, or -EINVAL with
+ * err set, -ENOMEM. */
+int csv_parse_waveform(const void *json, size_t len, double **x, double **y, size_t *n, char *err,
+                       size_t errlen);
+/* Parses a stored vector object ({"data": [...]}) into a malloc'd array. */
+int csv_parse_vector(const void *json, size_t len, double **v, size_t *n, char *err,
+                     size_t errlen);
+/* "x,y\n" per point. 0 or -E2BIG (b's cap). */
+int csv_waveform_lines(const double *x, const double *y, size_t n, buf_t *b);
+/* "label,value\n" per element with labels (a JSON array of strings), else "value\n".
+ * -ERANGE when the label count differs from n. */
+int csv_vector_lines(const double *v, size_t n, const json_t *labels, buf_t *b);
 
 #endif

@@ -168,7 +168,13 @@ void http_respond_error(http_request_t *req, int status, const char *detail);
 void http_stream_start(http_request_t *req, int status, const char *content_type);
 int http_stream_write(http_request_t *req, const void *data, size_t len, http_write_cb cb,
                       void *cbdata);
+/* http_stream_write without the copy: takes data (malloc'd) in every case, also on error. */
+int http_stream_write_take(http_request_t *req, char *data, size_t len, http_write_cb cb,
+                           void *cbdata);
 void http_stream_end(http_request_t *req);
+/* Ends a stream that cannot be completed (an error after the first byte): the connection
+ * is closed without the terminating chunk, so the client sees a failed transfer. */
+void http_stream_abort(http_request_t *req);
 
 const char *http_status_text(int status);
 /* Percent-decodes s[0..len) into arena memory; plus_as_space for query strings. */

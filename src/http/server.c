@@ -507,14 +507,19 @@ void http_stream_start(http_request_t *req, int status, const char *content_type
     queue_write(req->conn, req, buf_take(&h), hlen, NULL, 0, NULL, NULL, NULL, false);
 }
 
-int http_stream_write(http_request_t *req, const void *data, size_t len, http_write_cb cb,
-                      void *cbdata)
+int http_stream_write_take(http_request_t *req, char *data, size_t len, http_write_cb cb,
+                           void *cbdata)
 {
-    if (!req->streaming || req->finished)
+    if (!req->streaming || req->finished) {
+        free(data);
         return -EINVAL;
-    if (req->aborted || req->conn->closing)
+    }
+    if (req->aborted || req->conn->closing) {
+        free(data);
         return -ECANCELED;
+    }
     if (len == 0) {
+        free(data);
         if (cb)
             cb(req, 0, cbdata);
         return 0;
@@ -522,16 +527,28 @@ int http_stream_write(http_request_t *req, const void *data, size_t len, http_wr
     char head[24];
     int hl = snprintf(head, sizeof(head), "%zx\r\n", len);
     char *h = malloc((size_t)hl);
-    char *body = malloc(len);
-    if (!h || !body) {
-        free(h);
-        free(body);
+    if (!h) {
+        free(data);
         return -ENOMEM;
     }
     memcpy(h, head, (size_t)hl);
-    memcpy(body, data, len);
     req->bytes_out += len;
-    return queue_write(req->conn, req, h, (size_t)hl, body, len, "\r\n", cb, cbdata, false);
+    return queue_write(req->conn, req, h, (size_t)hl, data, len, "\r\n", cb, cbdata, false);
+}
+
+int http_stream_write(http_request_t *req, const void *data, size_t len, http_write_cb cb,
+                      void *cbdata)
+{
+    if (!req->streaming || req->finished)
+        return -EINVAL;
+    if (req->aborted || req->conn->closing)
+        return -ECANCELED;
+    char *body = malloc(len ? len : 1);
+    if (!body)
+        return -ENOMEM;
+    if (len)
+        memcpy(body, data, len);
+    return http_stream_write_take(req, body, len, cb, cbdata);
 }
 
 void http_stream_end(http_request_t *req)
@@ -547,6 +564,18 @@ void http_stream_end(http_request_t *req)
         }
     }
     request_finish(req);
+}
+
+void http_stream_abort(http_request_t *req)
+{
+    if (!req->streaming || req->finished)
+        return;
+    http_conn_t *c = req->conn;
+    req->keep_alive = false;
+    request_finish(req);
+    /* No terminating chunk: the client sees a truncated body, never a complete one. */
+    if (!c->closing)
+        conn_close(c);
 }
 
 /* ---- connection ---- */

@@ -94,23 +94,39 @@ static void test_channel_csvs(void **state)
     char err[128];
     buf_t b;
     buf_init(&b, 4096);
-    const char *wf = "{\n  \"x\": [\n    645.0,\n    646\n  ],\n  \"y\": [1275.2372063611533, "
-                     "1e-5]\n}";
-    assert_int_equal(csv_waveform(wf, strlen(wf), &b, err, sizeof(err)), 0);
-    assert_string_equal(b.data, "645.0,1275.2372063611533\n646.0,1e-05\n");
+    double *x, *y, *v;
+    size_t n;
+    const char *wf = "{\n  \"x\": [\n    645.0,\n    646,\n    647\n  ],\n  \"y\": "
+                     "[1275.2372063611533, 1e-5, null]\n}";
+    assert_int_equal(csv_parse_waveform(wf, strlen(wf), &x, &y, &n, err, sizeof(err)), 0);
+    assert_int_equal(n, 3);
+    assert_int_equal(csv_waveform_lines(x, y, n, &b), 0);
+    assert_string_equal(b.data, "645.0,1275.2372063611533\n646.0,1e-05\n647.0,nan\n");
+    free(x);
+    free(y);
     buf_reset(&b);
     const char *vec = "{\"data\": [-3.0535121402002847, 2.0]}";
     json_t *labels = json_pack("[ss]", "Tilt X", "Tilt Y");
-    assert_int_equal(csv_vector(vec, strlen(vec), labels, &b, err, sizeof(err)), 0);
+    assert_int_equal(csv_parse_vector(vec, strlen(vec), &v, &n, err, sizeof(err)), 0);
+    assert_int_equal(csv_vector_lines(v, n, labels, &b), 0);
     assert_string_equal(b.data, "Tilt X,-3.0535121402002847\nTilt Y,2.0\n");
     buf_reset(&b);
-    assert_int_equal(csv_vector(vec, strlen(vec), NULL, &b, err, sizeof(err)), 0);
+    assert_int_equal(csv_vector_lines(v, n, NULL, &b), 0);
     assert_string_equal(b.data, "-3.0535121402002847\n2.0\n");
     json_t *one = json_pack("[s]", "only");
-    assert_int_equal(csv_vector(vec, strlen(vec), one, &b, err, sizeof(err)), -ERANGE);
-    assert_int_equal(csv_waveform("[1]", 3, &b, err, sizeof(err)), -EINVAL);
-    assert_int_equal(csv_waveform("{\"x\":[1]}", 9, &b, err, sizeof(err)), -EINVAL);
-    assert_int_equal(csv_vector("{\"data\":[\"a\"]}", 14, NULL, &b, err, sizeof(err)), -EINVAL);
+    assert_int_equal(csv_vector_lines(v, n, one, &b), -ERANGE);
+    free(v);
+    /* Shorter y: as many lines as the shorter array. */
+    assert_int_equal(csv_parse_waveform("{\"x\":[1,2],\"y\":[3]}", 19, &x, &y, &n, err, sizeof(err)),
+                     0);
+    assert_int_equal(n, 1);
+    free(x);
+    free(y);
+    assert_int_equal(csv_parse_waveform("[1]", 3, &x, &y, &n, err, sizeof(err)), -EINVAL);
+    assert_int_equal(csv_parse_waveform("{\"x\":[1]}", 9, &x, &y, &n, err, sizeof(err)), -EINVAL);
+    assert_int_equal(csv_parse_vector("{\"data\":[\"a\"]}", 14, &v, &n, err, sizeof(err)), -EINVAL);
+    assert_non_null(strstr(err, "not a number"));
+    assert_int_equal(csv_parse_vector("{nope", 5, &v, &n, err, sizeof(err)), -EINVAL);
     json_decref(labels);
     json_decref(one);
     buf_free(&b);
