@@ -96,9 +96,9 @@ typedef struct ent {
     const json_t *chdoc; /* the record's channel document (borrowed from the records) */
     objstore_kind kind;
     ent_state state;
-    bool sized;     /* est is the object's size */
-    uint64_t est;   /* bytes expected */
-    uint64_t held;  /* bytes counted in x->held for this entry */
+    bool sized;    /* est is the object's size */
+    uint64_t est;  /* bytes expected */
+    uint64_t held; /* bytes counted in x->held for this entry */
     objstore_req_t *oreq;
     work_t *work;
     const objstore_blob_t *blob;
@@ -325,8 +325,8 @@ static bool build_columns(exp_ctx *x)
             json_t *m = json_object_get(x->mchannels, second);
             const char *dtype = m ? json_string_value(json_object_get(m, "type")) : NULL;
             if (!m) {
-                snprintf(msg, sizeof(msg),
-                         "'%.400s' is not a recognised channel or function name", second);
+                snprintf(msg, sizeof(msg), "'%.400s' is not a recognised channel or function name",
+                         second);
                 http_respond_error(req, 400, msg);
                 return false;
             }
@@ -382,8 +382,7 @@ static int build_csv(exp_ctx *x)
             case COL_CHANNEL:
                 if (!c->object) {
                     json_t *ch = json_object_get(chans, c->name);
-                    rc = csv_cell(b, c->cell_from_data ? json_object_get(ch, "data") : NULL,
-                                  false);
+                    rc = csv_cell(b, c->cell_from_data ? json_object_get(ch, "data") : NULL, false);
                 }
                 break;
             case COL_OTHER:
@@ -563,8 +562,8 @@ static void render_waveform(ent *e)
     if (x->ex_wf_img && !e->failed) {
         unsigned char *png = NULL;
         size_t len = 0;
-        if (plot_waveform_png(wx, wy, n, PLOT_FULL_W, PLOT_FULL_H, PLOT_FULL_LINE_PT, &png,
-                              &len) != 0 ||
+        if (plot_waveform_png(wx, wy, n, PLOT_FULL_W, PLOT_FULL_H, PLOT_FULL_LINE_PT, &png, &len) !=
+                0 ||
             add_member(e, "png", png, len, false) != 0)
             e->failed = true;
         free(png);
@@ -694,8 +693,8 @@ static void start_get(exp_ctx *x, ent *e)
     e->state = ENT_FETCHING;
     hold(x, e, e->sized ? e->est : SIZE_UNKNOWN_GUESS);
     const void *owner = objstore_set_owner(x->app->objstore, x->req);
-    int rc = objstore_get_channel(x->app->objstore, e->kind, e->id, e->channel, got_object, e,
-                                  &e->oreq);
+    int rc =
+        objstore_get_channel(x->app->objstore, e->kind, e->id, e->channel, got_object, e, &e->oreq);
     objstore_set_owner(x->app->objstore, owner);
     if (rc == 0) {
         x->outstanding++;
@@ -1106,8 +1105,11 @@ void api_export(http_request_t *req)
         return;
     }
     x->colourmap_name = http_query_get(req, "colourmap_name");
-    x->levels = (falsecolour_levels){
-        .lower = lo, .upper = up, .limit_bit_depth = (int)bits, .has_lower = true, .has_upper = true};
+    x->levels = (falsecolour_levels){.lower = lo,
+                                     .upper = up,
+                                     .limit_bit_depth = (int)bits,
+                                     .has_lower = true,
+                                     .has_upper = true};
     x->original_image = lo == 0 && up == 255 && bits == 8 && !x->colourmap_name;
     x->levels_err = falsecolour_check(&x->levels);
     x->cm_ok = colourmap_find(x->colourmap_name ? x->colourmap_name : "viridis", &x->cm) == 0;

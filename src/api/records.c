@@ -166,7 +166,8 @@ void api_records_list(http_request_t *req)
     if (!ctx)
         return;
     int64_t lower, upper;
-    if (!api_list_params(req, &ctx->op, &ctx->filter) || !api_query_bool(req, "truncate", false, &ctx->truncate) ||
+    if (!api_list_params(req, &ctx->op, &ctx->filter) ||
+        !api_query_bool(req, "truncate", false, &ctx->truncate) ||
         !api_query_int_range(req, "lower_level", 0, 0, 255, &lower) ||
         !api_query_int_range(req, "upper_level", 255, 0, 255, &upper) ||
         !api_functions_from_query(req, &ctx->functions)) {

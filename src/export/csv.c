@@ -181,8 +181,8 @@ int csv_parse_waveform(const void *json, size_t len, double **x, double **y, siz
         snprintf(err, errlen, "waveform object lacks its x and y arrays");
         rc = -EINVAL;
     } else {
-        size_t m = json_array_size(jx) < json_array_size(jy) ? json_array_size(jx)
-                                                             : json_array_size(jy);
+        size_t m =
+            json_array_size(jx) < json_array_size(jy) ? json_array_size(jx) : json_array_size(jy);
         rc = numbers(jx, m, x, "waveform x", err, errlen);
         if (!rc) {
             rc = numbers(jy, m, y, "waveform y", err, errlen);
@@ -198,8 +198,7 @@ int csv_parse_waveform(const void *json, size_t len, double **x, double **y, siz
     return rc;
 }
 
-int csv_parse_vector(const void *json, size_t len, double **v, size_t *n, char *err,
-                     size_t errlen)
+int csv_parse_vector(const void *json, size_t len, double **v, size_t *n, char *err, size_t errlen)
 {
     *v = NULL;
     *n = 0;

@@ -32,8 +32,7 @@ int csv_header_cell(buf_t *b, const char *name);
 int csv_parse_waveform(const void *json, size_t len, double **x, double **y, size_t *n, char *err,
                        size_t errlen);
 /* Parses a stored vector object ({"data": [...]}) into a malloc'd array. */
-int csv_parse_vector(const void *json, size_t len, double **v, size_t *n, char *err,
-                     size_t errlen);
+int csv_parse_vector(const void *json, size_t len, double **v, size_t *n, char *err, size_t errlen);
 /* "x,y\n" per point. 0 or -E2BIG (b's cap). */
 int csv_waveform_lines(const double *x, const double *y, size_t n, buf_t *b);
 /* "label,value\n" per element with labels (a JSON array of strings), else "value\n".

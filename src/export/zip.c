@@ -18,8 +18,8 @@
 #define U32_MAX 0xffffffffu
 #define U16_MAX 0xffffu
 #define FLAG_UTF8 0x0800u
-#define MADE_BY ((3u << 8) | 45u)          /* Unix, spec version 4.5 */
-#define EXTERNAL_ATTR (0100600u << 16)     /* regular file, rw------- */
+#define MADE_BY ((3u << 8) | 45u)      /* Unix, spec version 4.5 */
+#define EXTERNAL_ATTR (0100600u << 16) /* regular file, rw------- */
 #define LOCAL_HEADER 30u
 #define CENTRAL_HEADER 46u
 

@@ -57,9 +57,9 @@ int zip_member_build(const char *name, const void *data, size_t len, bool deflat
 void zip_member_free(zip_member *m);
 
 typedef struct zip_writer {
-    uint64_t offset;  /** bytes of the archive so far */
-    uint64_t count;   /** members placed */
-    buf_t central;    /** central-directory entries so far */
+    uint64_t offset; /** bytes of the archive so far */
+    uint64_t count;  /** members placed */
+    buf_t central;   /** central-directory entries so far */
     uint16_t dos_date, dos_time;
 } zip_writer;
 

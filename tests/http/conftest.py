@@ -136,6 +136,13 @@ class OgdServer:
         with open(path, "wb") as f:
             f.write(body)
 
+    def delete_object(self, key):
+        """Removes an object behind ogd's back, on either back end."""
+        s3 = self.s3()
+        if s3:
+            return s3.delete(key)
+        os.remove(os.path.join(self.data_dir, "objects", key))
+
     def demo(self, records=30, images=True):
         args = [OGD, "demo", "--config", self.config_path, "--records", str(records)]
         if not images:

@@ -49,6 +49,10 @@ class S3:
     def get(self, key):
         return self._request("GET", key)
 
+    def delete(self, key):
+        r = self._request("DELETE", key)
+        assert r.status_code in (200, 204), r.text
+
     def keys(self, prefix=""):
         out, token = [], None
         while True:

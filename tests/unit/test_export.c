@@ -117,8 +117,8 @@ static void test_channel_csvs(void **state)
     assert_int_equal(csv_vector_lines(v, n, one, &b), -ERANGE);
     free(v);
     /* Shorter y: as many lines as the shorter array. */
-    assert_int_equal(csv_parse_waveform("{\"x\":[1,2],\"y\":[3]}", 19, &x, &y, &n, err, sizeof(err)),
-                     0);
+    assert_int_equal(
+        csv_parse_waveform("{\"x\":[1,2],\"y\":[3]}", 19, &x, &y, &n, err, sizeof(err)), 0);
     assert_int_equal(n, 1);
     free(x);
     free(y);
@@ -256,8 +256,8 @@ static void test_zip_bad_names(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_python_float_text), cmocka_unit_test(test_main_csv_cells),
-        cmocka_unit_test(test_channel_csvs),      cmocka_unit_test(test_zip_small),
+        cmocka_unit_test(test_python_float_text),  cmocka_unit_test(test_main_csv_cells),
+        cmocka_unit_test(test_channel_csvs),       cmocka_unit_test(test_zip_small),
         cmocka_unit_test(test_zip64_many_members), cmocka_unit_test(test_zip_bad_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
