@@ -693,8 +693,9 @@ static void start_get(exp_ctx *x, ent *e)
     e->state = ENT_FETCHING;
     hold(x, e, e->sized ? e->est : SIZE_UNKNOWN_GUESS);
     const void *owner = objstore_set_owner(x->app->objstore, x->req);
-    int rc =
-        objstore_get_channel(x->app->objstore, e->kind, e->id, e->channel, got_object, e, &e->oreq);
+    /* Each object is read once: not worth evicting what other requests reuse. */
+    int rc = objstore_get_channel_ex(x->app->objstore, e->kind, e->id, e->channel,
+                                     OBJSTORE_GET_NO_CACHE, got_object, e, &e->oreq);
     objstore_set_owner(x->app->objstore, owner);
     if (rc == 0) {
         x->outstanding++;

@@ -100,11 +100,18 @@ int objstore_record_prefixes(const char *record_id,
 int objstore_get_channel(objstore_t *os, objstore_kind kind, const char *record_id,
                          const char *channel, objstore_get_cb cb, void *data, objstore_req_t **req)
 {
+    return objstore_get_channel_ex(os, kind, record_id, channel, 0, cb, data, req);
+}
+
+int objstore_get_channel_ex(objstore_t *os, objstore_kind kind, const char *record_id,
+                            const char *channel, unsigned flags, objstore_get_cb cb, void *data,
+                            objstore_req_t **req)
+{
     char key[OBJSTORE_KEY_MAX], legacy[OBJSTORE_KEY_MAX];
     int rc = objstore_key_new(kind, record_id, channel, key);
     if (rc == 0)
         rc = objstore_key_legacy(kind, record_id, channel, legacy);
     if (rc != 0)
         return rc;
-    return objstore_get_fallback(os, key, legacy, cb, data, req);
+    return objstore_get_ex(os, key, legacy, flags, cb, data, req);
 }

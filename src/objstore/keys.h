@@ -63,5 +63,9 @@ int objstore_record_prefixes(const char *record_id,
  * objstore_get: one handle covers both reads. */
 int objstore_get_channel(objstore_t *os, objstore_kind kind, const char *record_id,
                          const char *channel, objstore_get_cb cb, void *data, objstore_req_t **req);
+/* The same with objstore_get_ex's flags (OBJSTORE_GET_NO_CACHE). */
+int objstore_get_channel_ex(objstore_t *os, objstore_kind kind, const char *record_id,
+                            const char *channel, unsigned flags, objstore_get_cb cb, void *data,
+                            objstore_req_t **req);
 
 #endif

@@ -63,6 +63,7 @@ struct objstore_req {
     op *op;                      /* REQ_WAITING: the op it waits on */
     objstore_req_t *prev, *next; /* op waiter list (both), ready lists (next only) */
     char *fallback;              /* GET: key to read when the first read fails (owned) */
+    bool no_cache;               /* GET: OBJSTORE_GET_NO_CACHE */
     const void *owner;           /* the owner current when it was made */
     /* result */
     int status;
@@ -77,6 +78,7 @@ struct op {
     objcache_flight flight;         /* GET */
     bool barrier;                   /* PUT/DELETE*: registered with the write barrier */
     bool abandoned;                 /* back-end cancel asked */
+    bool no_store;                  /* GET: only OBJSTORE_GET_NO_CACHE readers wait on it */
     const objstore_blob_t *payload; /* PUT: one reference */
     objstore_req_t *waiters;
     op *prev, *next; /* os->ops */
@@ -382,10 +384,13 @@ static int get_attach(objstore_t *os, objstore_req_t *r, const char *key)
     if (f) {
         o = (op *)((char *)f - offsetof(op, flight));
         os->stats.shared++;
+        if (!r->no_cache)
+            o->no_store = false; /* a reader that wants it cached joined */
     } else {
         o = op_new(os, OBJSTORE_OP_GET, key);
         if (!o)
             return -ENOMEM;
+        o->no_store = r->no_cache;
         int rc = objcache_flight_begin(os->cache, &o->flight, o->key);
         if (rc == 0) {
             rc = op_start(os, o);
@@ -425,7 +430,8 @@ void objstore_op_done(objstore_op *bop)
             status = -EIO; /* a back end that forgot its result */
         if (status == 0)
             os->stats.bytes_read += bop->blob->len;
-        objcache_flight_end(os->cache, &o->flight, status == 0 && !os->closing ? bop->blob : NULL);
+        objcache_flight_end(os->cache, &o->flight,
+                            status == 0 && !os->closing && !o->no_store ? bop->blob : NULL);
         break;
     case OBJSTORE_OP_PUT:
         if (status == 0)
@@ -644,6 +650,12 @@ void objstore_close(objstore_t *os, objstore_close_cb cb, void *data)
 int objstore_get_fallback(objstore_t *os, const char *key, const char *fallback_key,
                           objstore_get_cb cb, void *data, objstore_req_t **reqp)
 {
+    return objstore_get_ex(os, key, fallback_key, 0, cb, data, reqp);
+}
+
+int objstore_get_ex(objstore_t *os, const char *key, const char *fallback_key, unsigned flags,
+                    objstore_get_cb cb, void *data, objstore_req_t **reqp)
+{
     if (os->closing)
         return -ESHUTDOWN;
     int rc = objstore_key_check(key);
@@ -660,6 +672,7 @@ int objstore_get_fallback(objstore_t *os, const char *key, const char *fallback_
     if (!r)
         return -ENOMEM;
     r->cb.get = cb;
+    r->no_cache = (flags & OBJSTORE_GET_NO_CACHE) != 0;
     if (fallback_key) {
         r->fallback = strdup(fallback_key);
         if (!r->fallback) {

@@ -163,6 +163,13 @@ int objstore_get(objstore_t *os, const char *key, objstore_get_cb cb, void *data
  * fallback_key may be NULL or equal to key (plain GET). Both keys are validated up front. */
 int objstore_get_fallback(objstore_t *os, const char *key, const char *fallback_key,
                           objstore_get_cb cb, void *data, objstore_req_t **req);
+/* objstore_get_fallback with flags. OBJSTORE_GET_NO_CACHE: a cache hit is still used and
+ * a read in flight still joined, but what this read brings is not kept in the cache
+ * (unless a reader without the flag joined it): for bulk reads such as exports, which
+ * read each object once and would only evict what others reuse. */
+#define OBJSTORE_GET_NO_CACHE 1u
+int objstore_get_ex(objstore_t *os, const char *key, const char *fallback_key, unsigned flags,
+                    objstore_get_cb cb, void *data, objstore_req_t **req);
 /* Size of an object (from the cache when it holds the object), or -ENOENT. */
 int objstore_head(objstore_t *os, const char *key, objstore_head_cb cb, void *data,
                   objstore_req_t **req);

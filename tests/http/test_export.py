@@ -513,3 +513,13 @@ def test_client_going_away_cancels_and_the_worker_stays(make_server):
     assert s.worker_pids() == pids
     r = export(s, ["channels." + CAM])
     assert len(members(r).namelist()) == 30
+
+
+def test_export_does_not_fill_the_object_cache(own):
+    s = own({"server": {"workers": 1}})
+    members(export(s, ["channels." + CAM], conditions=FIVE))
+    time.sleep(0.6)  # the worker publishes its counters every 250 ms
+    assert metric(s, "ogd_objstore_cache_entries") == 0
+    s.get(f"/images/{HOURS[0]}/{CAM}", params={"original_image": "true"})
+    time.sleep(0.6)
+    assert metric(s, "ogd_objstore_cache_entries") == 1

@@ -541,6 +541,39 @@ static void test_single_flight(void **state)
     }
 }
 
+/* OBJSTORE_GET_NO_CACHE: reads what is there (and uses a hit) but does not fill the
+ * cache, unless a plain reader joined the same read. */
+static void test_get_no_cache(void **state)
+{
+    (void)state;
+    env *e = open_env(8, 1 << 20);
+    put(e, "a/1", "one");
+    put(e, "a/2", "two");
+    got g = {0};
+    assert_int_equal(objstore_get_ex(e->os, "a/1", NULL, OBJSTORE_GET_NO_CACHE, on_get, &g, NULL),
+                     0);
+    run(e);
+    assert_int_equal(g.status, 0);
+    assert_string_equal(g.text, "one");
+    assert_int_equal(stats(e).cache_entries, 0);
+    /* joined by a plain reader: cached */
+    got a = {0}, b = {0};
+    assert_int_equal(objstore_get_ex(e->os, "a/2", NULL, OBJSTORE_GET_NO_CACHE, on_get, &a, NULL),
+                     0);
+    assert_int_equal(objstore_get(e->os, "a/2", on_get, &b, NULL), 0);
+    run(e);
+    assert_int_equal(stats(e).shared, 1);
+    assert_int_equal(stats(e).cache_entries, 1);
+    /* a hit is still a hit */
+    got c = {0};
+    assert_int_equal(objstore_get_ex(e->os, "a/2", NULL, OBJSTORE_GET_NO_CACHE, on_get, &c, NULL),
+                     0);
+    run(e);
+    assert_string_equal(c.text, "two");
+    assert_int_equal(stats(e).hits, 1);
+    close_env(e);
+}
+
 static void test_lru_by_entries(void **state)
 {
     (void)state;
@@ -973,6 +1006,7 @@ int main(void)
         cmocka_unit_test(test_delete_and_prefix),
         cmocka_unit_test(test_cache_hits),
         cmocka_unit_test(test_single_flight),
+        cmocka_unit_test(test_get_no_cache),
         cmocka_unit_test(test_lru_by_entries),
         cmocka_unit_test(test_lru_by_bytes_and_oversize),
         cmocka_unit_test(test_cache_clear),
