@@ -16,6 +16,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${1:-build}
 OGD="$PWD/$BUILD/ogd"
+source bench/lib.sh
 N=${BENCH_FUNCTIONS_N:-1000}
 LATENCY_MS=${LATENCY_MS:-700}
 export CEPH_DIR=${CEPH_DIR:-/tmp/ogd-ceph}
@@ -92,20 +93,23 @@ for coll in records channels; do
 done
 
 config "http://$PROXY"
+bench_user "$DATA/config.yml"
 "$OGD" serve --config "$DATA/config.yml" 2>"$DATA/serve.log" &
 PID=$!
 for _ in $(seq 100); do
   curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && break
   sleep 0.1
 done
-/usr/bin/python3 - "http://127.0.0.1:$PORT" "$N" "$LATENCY_MS" <<'PY'
+TOKEN=$(bench_token "http://127.0.0.1:$PORT")
+/usr/bin/python3 - "http://127.0.0.1:$PORT" "$N" "$LATENCY_MS" "$TOKEN" <<'PY'
 import json, math, sys, time, urllib.parse, urllib.request
-base, n, latency = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]) / 1000
+base, n, latency, token = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]) / 1000, sys.argv[4]
 q = urllib.parse.urlencode([("limit", str(n)), ("order", "_id ASC"),
                             ("functions", json.dumps({"name": "f", "expression": "fwhm(W)"})),
                             ("functions", json.dumps({"name": "r", "expression": "integrate(W) / max(W)"}))])
 t0 = time.monotonic()
-with urllib.request.urlopen(f"{base}/records?{q}", timeout=300) as resp:
+req = urllib.request.Request(f"{base}/records?{q}", headers={"Authorization": "Bearer " + token})
+with urllib.request.urlopen(req, timeout=300) as resp:
     body = resp.read()
 elapsed = time.monotonic() - t0
 recs = json.loads(body)

@@ -12,6 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${1:-build}
 OGD="$PWD/$BUILD/ogd"
+source bench/lib.sh
 RECORDS=${BENCH_RECORDS:-100000}
 DURATION=${BENCH_SECONDS:-10}
 WORKERS=$(nproc)
@@ -52,6 +53,7 @@ print("/records?" + urllib.parse.urlencode(params))
 PY
 )
 
+bench_user "$CONFIG"
 "$OGD" serve --config "$CONFIG" 2>"$DATA/serve.log" &
 PID=$!
 trap 'kill $PID 2>/dev/null; wait $PID 2>/dev/null || true' EXIT
@@ -59,10 +61,12 @@ for _ in $(seq 100); do
   curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && break
   sleep 0.1
 done
-ROWS=$(curl -sf "http://127.0.0.1:$PORT$QUERY" | /usr/bin/python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')
+TOKEN=$(bench_token "http://127.0.0.1:$PORT")
+AUTH="Authorization: Bearer $TOKEN"
+ROWS=$(curl -sf -H "$AUTH" "http://127.0.0.1:$PORT$QUERY" | /usr/bin/python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')
 
-wrk -t2 -c64 -d2s --latency "http://127.0.0.1:$PORT$QUERY" >/dev/null   # warm-up
-WRK=$(wrk -t2 -c64 -d"${DURATION}s" --latency "http://127.0.0.1:$PORT$QUERY")
+wrk -t2 -c64 -d2s --latency -H "$AUTH" "http://127.0.0.1:$PORT$QUERY" >/dev/null   # warm-up
+WRK=$(wrk -t2 -c64 -d"${DURATION}s" --latency -H "$AUTH" "http://127.0.0.1:$PORT$QUERY")
 kill $PID; wait $PID 2>/dev/null || true
 trap - EXIT
 

@@ -219,7 +219,7 @@ static const key_def KEYS[] = {
 
     {I64(export, max_filesize_bytes, "1073741824", 1, INT64_MAX)},
     {INT(export, max_concurrency, "256", 1, 100000, 0)},
-    {I64(export, max_buffer_bytes, "67108864", 65536, (int64_t)1 << 40)},
+    {I64(export, max_buffer_bytes, "58720256", 65536, (int64_t)1 << 40)},
 
     {STR(observability, environment, NULL, 0)},
     {STR(observability, secret_key, NULL, KF_SECRET)},

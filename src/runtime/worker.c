@@ -15,6 +15,7 @@
 #include "util/log.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -128,6 +129,12 @@ void worker_run(const ogd_config *cfg, int listen_fd, worker_slot *slot)
      * connection in a loop, so one worker can take a whole burst and leave the others
      * idle; single-accept mode yields after each accept and the burst spreads out. */
     setenv("UV_TCP_SINGLE_ACCEPT", "1", 1);
+    /* Objects (100 KB .. 100 MB) are malloc'd on pool threads and freed on the loop. With
+     * glibc's sliding mmap threshold, once such a buffer has been freed the next ones come
+     * from the per-thread heaps, whose free space is kept: a long export would leave the
+     * worker holding its peak in every heap. A fixed threshold keeps large buffers in
+     * mmap, returned to the system when freed, so the resident size follows live data. */
+    mallopt(M_MMAP_THRESHOLD, 128 * 1024);
 
     worker *w = calloc(1, sizeof(*w));
     if (!w)

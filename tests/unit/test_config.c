@@ -153,7 +153,7 @@ static void test_defaults_need_no_file(void **state)
     assert_string_equal(c.experiments.scheduler_background_frequency, "0 9 * * 1");
     assert_int_equal(c.export.max_filesize_bytes, 1073741824);
     assert_int_equal(c.export.max_concurrency, 256);
-    assert_int_equal(c.export.max_buffer_bytes, 67108864);
+    assert_int_equal(c.export.max_buffer_bytes, 58720256);
     assert_false(c.backup.present);
     assert_null(c.backup.mail);
     assert_false(c.auth.present);
