@@ -11,7 +11,9 @@
  * rendering parameters into a strong ETag, answers 304 when If-None-Match names it, and
  * otherwise decodes, colours and encodes there. The loop thread only writes bytes.
  * Level and colour-map errors (400) are checked after the object was found, as the
- * reference does (a missing image wins over a bad level).
+ * reference does (a missing image wins over a bad level). Without a `colourmap_name`
+ * parameter the user's preferred map is read first (api/prefs.h, one store op); with one,
+ * nothing is read.
  */
 #include "api/api.h"
 #include "api/handlers.h"

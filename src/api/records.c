@@ -3,9 +3,12 @@
  * DELETE /records/{id_} (spec/data.md §4.1-4.5).
  *
  * Each request gets a small context in its arena: the parsed parameters, the compiled
- * filter and one store op. The op runs off the loop; its callback shapes the result
- * (truncate) and hands serialisation to the pool. A client that goes away cancels the
- * op through the request's abort hook.
+ * filter and one store op. On /records and /records/{id_} the user's preferences are read
+ * first (api/prefs.h: colour maps the query does not name, vector skip/limit). The op
+ * runs off the loop; its post step re-colours the thumbnails; when the preferences ask
+ * for it the vector thumbnails are re-drawn next (api/vector_thumbs.h); then truncate,
+ * functions, and serialisation on the pool. A client that goes away cancels the current
+ * step through the request's abort hook.
  */
 #include "api/api.h"
 #include "api/functions.h"

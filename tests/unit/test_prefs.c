@@ -58,8 +58,21 @@ static void test_int_cast_refuses_the_rest(void **state)
 {
     (void)state;
     static const char *const bad[] = {
-        "\"abc\"", "\"1.5\"", "\"\"", "\" \"", "\"1_\"", "\"_1\"", "\"1__0\"", "\"+\"", "\"1 2\"",
-        "\"9223372036854775808\"", "\"-9223372036854775809\"", "[1]", "{\"a\":1}", "null", "1e300",
+        "\"abc\"",
+        "\"1.5\"",
+        "\"\"",
+        "\" \"",
+        "\"1_\"",
+        "\"_1\"",
+        "\"1__0\"",
+        "\"+\"",
+        "\"1 2\"",
+        "\"9223372036854775808\"",
+        "\"-9223372036854775809\"",
+        "[1]",
+        "{\"a\":1}",
+        "null",
+        "1e300",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         int64_t v = 0;
@@ -73,8 +86,8 @@ static void test_text_of_a_colour_map_preference(void **state)
     static const struct {
         const char *json, *want;
     } cases[] = {
-        {"\"magma\"", "magma"}, {"12", "12"},    {"true", "True"},
-        {"false", "False"},     {"1.5", "1.5"},  {"[1,2]", "[1,2]"},
+        {"\"magma\"", "magma"}, {"12", "12"},   {"true", "True"},
+        {"false", "False"},     {"1.5", "1.5"}, {"[1,2]", "[1,2]"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         json_error_t e;
@@ -97,15 +110,15 @@ static void test_slice_bounds_are_pythons(void **state)
         int64_t limit;
         size_t start, stop;
     } cases[] = {
-        {5, true, 1, true, 3, 1, 3},    /* limit is an end index */
-        {5, true, 1, false, 0, 1, 5},   /* unset = open end */
-        {5, false, 0, true, 2, 0, 2},   /* [:2] */
-        {5, true, -2, false, 0, 3, 5},  /* negatives count from the end */
-        {5, true, 1, true, -1, 1, 4},   /* [1:-1] */
-        {5, true, 4, true, 2, 4, 4},    /* stop before start: empty */
-        {5, true, 9, true, 20, 5, 5},   /* clamped */
-        {5, true, -9, true, -7, 0, 0},  /* clamped at 0 */
-        {0, true, 1, true, 3, 0, 0},    /* empty data */
+        {5, true, 1, true, 3, 1, 3},   /* limit is an end index */
+        {5, true, 1, false, 0, 1, 5},  /* unset = open end */
+        {5, false, 0, true, 2, 0, 2},  /* [:2] */
+        {5, true, -2, false, 0, 3, 5}, /* negatives count from the end */
+        {5, true, 1, true, -1, 1, 4},  /* [1:-1] */
+        {5, true, 4, true, 2, 4, 4},   /* stop before start: empty */
+        {5, true, 9, true, 20, 5, 5},  /* clamped */
+        {5, true, -9, true, -7, 0, 0}, /* clamped at 0 */
+        {0, true, 1, true, 3, 0, 0},   /* empty data */
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         size_t a = 99, b = 99;
