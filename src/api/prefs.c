@@ -108,25 +108,31 @@ static bool pref_text(http_request_t *req, const json_t *prefs, const char *name
     return *out != NULL;
 }
 
-/* A vector preference; false (400 sent) when int() would refuse it. */
-static bool pref_int(http_request_t *req, const json_t *prefs, const char *name, bool *has,
-                     int64_t *out)
+/* A vector preference; an unusable value is named in p->bad_vector_pref. */
+static void pref_int(const json_t *prefs, const char *name, bool *has, int64_t *out, api_prefs *p)
 {
     const json_t *v = name ? json_object_get(prefs, name) : NULL;
     *has = false;
     if (!v || json_is_null(v))
-        return true;
+        return;
     if (!api_prefs_int(v, out)) {
-        char msg[512];
-        snprintf(msg, sizeof(msg),
-                 "The %.200s preference must be an integer: change or delete it "
-                 "(/users/preferences)",
-                 name);
-        http_respond_error(req, 400, msg);
-        return false;
+        if (!p->bad_vector_pref)
+            p->bad_vector_pref = name;
+        return;
     }
     *has = true;
-    return true;
+}
+
+bool api_prefs_vector_ok(http_request_t *req, const api_prefs *prefs)
+{
+    if (!prefs->bad_vector_pref)
+        return true;
+    char msg[512];
+    snprintf(msg, sizeof(msg),
+             "The %.200s preference must be an integer: change or delete it (/users/preferences)",
+             prefs->bad_vector_pref);
+    http_respond_error(req, 400, msg);
+    return false;
 }
 
 static void abort_op(http_request_t *req, void *data)
@@ -164,12 +170,9 @@ static void user_loaded(store_op_t *op)
         c->cb(req, NULL, c->data);
         return;
     }
-    if (prefs && (c->want & API_PREFS_VECTOR) &&
-        (!pref_int(req, prefs, cfg->vectors.skip_pref_name, &p.has_skip, &p.skip) ||
-         !pref_int(req, prefs, cfg->vectors.limit_pref_name, &p.has_limit, &p.limit))) {
-        store_op_cleanup(op);
-        c->cb(req, NULL, c->data);
-        return;
+    if (prefs && (c->want & API_PREFS_VECTOR)) {
+        pref_int(prefs, cfg->vectors.skip_pref_name, &p.has_skip, &p.skip, &p);
+        pref_int(prefs, cfg->vectors.limit_pref_name, &p.has_limit, &p.limit, &p);
     }
     store_op_cleanup(op);
     c->cb(req, &p, c->data);

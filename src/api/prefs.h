@@ -25,6 +25,8 @@ typedef struct api_prefs {
     const char *float_colourmap; /** PREFERRED_FLOAT_COLOUR_MAP likewise */
     bool has_skip, has_limit;    /** VECTOR_SKIP / VECTOR_LIMIT set */
     int64_t skip, limit;         /** their values cast as Python's int() casts them */
+    const char *bad_vector_pref; /** the vector preference int() refuses, or NULL (the
+                                     route decides when that fails: api_prefs_vector_ok) */
 } api_prefs;
 
 enum {
@@ -40,11 +42,13 @@ typedef void (*api_prefs_cb)(http_request_t *req, const api_prefs *prefs, void *
 
 /* Loads the preferences named by `want` for req->username and calls cb (at once, without
  * a store op, when want is 0 or the request has no user). A user without a document or
- * without a preference gets it unset. When the store fails, or a vector preference is not
- * something int() accepts (400 naming the preference), the response is sent and cb gets
- * NULL. While the op runs the request's abort hook is the op's; it is cleared
+ * without a preference gets it unset. When the store fails the response is sent and cb
+ * gets NULL. While the op runs the request's abort hook is the op's; it is cleared
  * before cb runs. */
 void api_prefs_load(http_request_t *req, unsigned want, api_prefs_cb cb, void *data);
+
+/* false, with 400 naming the preference sent, when prefs->bad_vector_pref is set. */
+bool api_prefs_vector_ok(http_request_t *req, const api_prefs *prefs);
 
 /* Python's int() of a stored JSON value: integers as they are, booleans 0/1, reals
  * truncated toward zero, strings of decimal digits with an optional sign, surrounding

@@ -259,7 +259,8 @@ static void recolour_params(records_ctx *ctx, const api_prefs *p)
 static void list_prefs_loaded(http_request_t *req, const api_prefs *p, void *data)
 {
     records_ctx *ctx = data;
-    if (!p) {
+    /* the reference reads skip/limit for every page, even an empty one */
+    if (!p || !api_prefs_vector_ok(req, p)) {
         ctx_done(ctx);
         return;
     }
@@ -487,6 +488,12 @@ static void get_one_done(store_op_t *op)
     }
     if (json_array_size(op->result) == 0) {
         http_respond_error(req, 404, "Record cannot be found");
+        ctx_done(ctx);
+        return;
+    }
+    /* the reference reads skip/limit only for a record with channels */
+    if (json_object_size(json_object_get(json_array_get(op->result, 0), "channels")) > 0 &&
+        !api_prefs_vector_ok(req, &ctx->prefs)) {
         ctx_done(ctx);
         return;
     }

@@ -335,8 +335,12 @@ def test_vector_preference_that_is_no_integer(srv, prefs, value):
     msg = ("The VECTOR_SKIP preference must be an integer: change or delete it "
            "(/users/preferences)")
     for r in (srv.get(f"/records/{TID}"),
-              srv.get("/records", params={"conditions": json.dumps({"_id": TID})})):
+              srv.get("/records", params={"conditions": json.dumps({"_id": TID})}),
+              # the list reads skip/limit whatever the page holds, as the reference
+              srv.get("/records", params={"conditions": json.dumps({"_id": "none"})})):
         assert detail(r) == (400, {"detail": msg})
+    # one record: read only when the record exists and has channels
+    assert detail(srv.get("/records/none")) == (404, {"detail": "Record cannot be found"})
     # the image endpoints do not read it
     assert srv.get(f"/images/{RID}/TEST-8").status_code == 200
     assert srv.get("/healthz").status_code == 200
