@@ -22,6 +22,14 @@ source bench/lib.sh
 N=${BENCH_EXPORT_N:-1000}
 LATENCY_MS=${LATENCY_MS:-700}
 BIG=${BENCH_EXPORT_BIG:-1}
+# BENCH_EXPORT_BUFFER / BENCH_EXPORT_CONCURRENCY: export.max_buffer_bytes and
+# export.max_concurrency for the server (default: the config defaults).
+EXPORT_SECTION=""
+if [ -n "${BENCH_EXPORT_BUFFER:-}${BENCH_EXPORT_CONCURRENCY:-}" ]; then
+  EXPORT_SECTION="export:"
+  [ -n "${BENCH_EXPORT_BUFFER:-}" ] && EXPORT_SECTION+=$'\n'"  max_buffer_bytes: $BENCH_EXPORT_BUFFER"
+  [ -n "${BENCH_EXPORT_CONCURRENCY:-}" ] && EXPORT_SECTION+=$'\n'"  max_concurrency: $BENCH_EXPORT_CONCURRENCY"
+fi
 export CEPH_DIR=${CEPH_DIR:-/tmp/ogd-ceph}
 bash scripts/install-deps.sh --services
 eval "$(bash scripts/start-rgw.sh 2>/dev/null)"
@@ -62,6 +70,7 @@ echo:
   bucket_name: "$bucket"
   create_bucket: true
   max_connections: 1024
+$EXPORT_SECTION
 YML
   }
   config "$S3_ENDPOINT"
@@ -172,6 +181,7 @@ print(f"{label}: objects={n} bytes={total / 1e6:.0f}MB latency={latency:.2f}s og
       f"first_byte={first:.2f}s rss_growth={peak[0] - base_rss:.0f}MB pool10_estimate={pool10:.2f}s")
 PY
   stop_server
+  bench_purge_bucket "$S3_ENDPOINT" "$AWS_ACCESS_KEY_ID" "$AWS_SECRET_ACCESS_KEY" "$bucket"
 }
 
 run export 450

@@ -53,7 +53,7 @@
 #define S3_MIN_PART ((size_t)5 << 20)
 #define S3_MAX_OBJECT ((size_t)4 << 30) /* larger GETs fail with -EFBIG */
 #define S3_MAX_XML ((size_t)16 << 20)   /* listing / error bodies we keep */
-#define S3_GET_BUFFER (64L << 10)       /* curl's receive buffer for GETs (per transfer) */
+#define S3_GET_BUFFER (16L << 10)       /* curl's receive buffer for GETs (per transfer) */
 #define S3_LIST_PAGE 1000               /* keys per listing page and per batch delete */
 #define S3_BACKOFF_BASE_MS 50
 #define S3_BACKOFF_CAP_MS 2000
