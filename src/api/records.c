@@ -101,6 +101,22 @@ static void truncate_thumbnails(json_t *rec)
 
 /* ---- GET /records ---- */
 
+/* Image-valued functions colour their thumbnails as the stored thumbnails are coloured. */
+static api_fn_options functions_options(const records_ctx *ctx)
+{
+    return (api_fn_options){
+        .mode = API_FN_THUMBNAILS,
+        .levels = {.lower = ctx->recolour.lower_level,
+                   .upper = ctx->recolour.upper_level,
+                   .limit_bit_depth = 8,
+                   .has_lower = true,
+                   .has_upper = true},
+        .colourmap_name = ctx->recolour.colourmap_name,
+        .truncate = ctx->truncate,
+        .channels_complete = true,
+    };
+}
+
 /* On the store's pool thread, right after the query: shape and serialise the page, so
  * the loop thread only writes bytes out (one thread hop per request, not two). */
 static void shape_page(store_op_t *op)
@@ -142,8 +158,9 @@ static void find_done(store_op_t *op)
         json_t *records = op->result;
         op->result = NULL;
         api_fn_list *functions = ctx->functions;
+        api_fn_options fo = functions_options(ctx);
         ctx_done(ctx);
-        api_functions_respond(req, functions, records, false);
+        api_functions_respond(req, functions, records, &fo, false);
         return;
     }
     if (!op->text) {
@@ -432,8 +449,9 @@ static void get_one_done(store_op_t *op)
         api_fn_list *functions = ctx->functions;
         json_t *page = json_array();
         json_array_append_new(page, rec);
+        api_fn_options fo = functions_options(ctx);
         ctx_done(ctx);
-        api_functions_respond(req, functions, page, true);
+        api_functions_respond(req, functions, page, &fo, true);
         return;
     }
     ctx_done(ctx);

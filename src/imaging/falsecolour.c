@@ -126,6 +126,19 @@ void falsecolour_int64(const int64_t *values, size_t nv, double vmin, double vma
         put(cm, index_f64((double)values[i], vmin, vmax - vmin, n, flat), rgba + 4 * i);
 }
 
+void falsecolour_f64(const double *values, size_t nv, double vmin, double vmax, const colourmap *cm,
+                     uint8_t *rgba)
+{
+    int n = colourmap_len(cm);
+    bool flat = vmax == vmin;
+    for (size_t i = 0; i < nv; i++) {
+        if (isnan(values[i]))
+            memset(rgba + 4 * i, 0, 4);
+        else
+            put(cm, index_f64(values[i], vmin, vmax - vmin, n, flat), rgba + 4 * i);
+    }
+}
+
 double falsecolour_absmax_f32(const float *v, size_t n)
 {
     float m = 0;

@@ -254,8 +254,6 @@ def test_records_functions_with_projection(srv, known):
     ([fn("a", "y + x")], 400, "{'x', 'y'} are not recognised channels/functions"),
     ([fn("a", "(1")], 400, "Function 'a': expression '(1' has unexpected end-of-input, "
                            "check all brackets are closed"),
-    ([fn("a", f"{IMG} - 1")], 400, "Function 'a' gives an image: image-valued functions are "
-                                   "not supported yet"),
 ])
 def test_records_function_errors(srv, fns, status, msg):
     r = records_with(srv, *fns)
@@ -323,3 +321,174 @@ def test_unusable_channel_in_a_skipped_function_stays_skipped(srv):
     assert r.status_code == 400
     assert r.json() == {"detail": "Channel 'SER-202-OP-MODE' of record '20230605080000' cannot "
                                   "be used: channel 'SER-202-OP-MODE' has no numeric value"}
+
+
+# ---- image-valued functions; functions on /images, the crosshair and /waveforms ----
+
+def later_records(srv):
+    """Conditions selecting every demo record but the first (which `known` shrinks)."""
+    first = srv.get("/records", params={"order": "_id ASC", "limit": 1}).json()[0]["_id"]
+    return json.dumps({"_id": {"$gt": first}})
+
+
+def png_pixels(content):
+    import io
+    import numpy as np
+    from PIL import Image
+    img = Image.open(io.BytesIO(content))
+    return img.mode, np.asarray(img)
+
+
+def test_records_image_function_thumbnail(srv):
+    import numpy as np
+    cond = later_records(srv)
+    r = records_with(srv, fn("a", f"{IMG} - 4"), conditions=cond)
+    assert r.status_code == 200, r.text
+    recs = r.json()
+    assert len(recs) == 5
+    for rec in recs:
+        ch = rec["channels"]["a"]
+        # pixel-size fields carry the pixel counts of the 320 x 240 demo frames
+        assert ch["metadata"] == {"channel_dtype": "image", "x_pixel_size": 320,
+                                  "y_pixel_size": 240}
+        mode, thumb = png_pixels(base64.b64decode(ch["thumbnail"]))
+        # strided downsample: steps 320 // 50 = 6 and 240 // 50 = 4 -> 54 x 60 pixels
+        assert mode == "RGBA" and thumb.shape == (60, 54, 4)
+        # the same pixels as the full rendering of the function, taken every 6th/4th pixel
+        full = srv.get(f"/images/{rec['_id']}/a",
+                       params={"functions": json.dumps(fn("a", f"{IMG} - 4"))})
+        assert full.status_code == 200
+        _, px = png_pixels(full.content)
+        assert np.array_equal(thumb, px[::4, ::6])
+    # truncate cuts the image thumbnail too
+    r = records_with(srv, fn("a", f"{IMG} - 4"), conditions=cond, truncate="true")
+    assert all(len(rec["channels"]["a"]["thumbnail"]) == 50 for rec in r.json())
+    # levels and colour map of the request apply
+    plain = records_with(srv, fn("a", IMG), conditions=cond).json()[0]["channels"]["a"]
+    other = records_with(srv, fn("a", IMG), conditions=cond, colourmap_name="jet",
+                         lower_level=10, upper_level=20).json()[0]["channels"]["a"]
+    assert plain["thumbnail"] != other["thumbnail"]
+    r = records_with(srv, fn("a", IMG), conditions=cond, colourmap_name="nope")
+    assert r.status_code in (400, 500)
+
+
+def test_records_image_narrower_than_thumbnail(srv, known):
+    # ogd answers 400 where the reference fails with 500 (a stride of 0)
+    r = records_with(srv, fn("a", f"{IMG} - 1"))
+    assert r.status_code == 400
+    assert r.json() == {"detail": f"Function 'a' on record '{known}': the image (4 x 4 pixels) "
+                                  "is narrower or shorter than the thumbnail size (50 x 50)"}
+    # scalar results of the same small image still work
+    assert records_with(srv, fn("a", f"mean({IMG})")).status_code == 200
+
+
+def demo_id(srv, n=1):
+    return srv.get("/records", params={"order": "_id ASC", "skip": n, "limit": 1}).json()[0]["_id"]
+
+
+def with_fns(*fns, **params):
+    return [("functions", json.dumps(f)) for f in fns] + list(params.items())
+
+
+def test_images_function_full_image(srv):
+    import numpy as np
+    rid = demo_id(srv)
+    stored = srv.get(f"/images/{rid}/{IMG}")
+    same = srv.get(f"/images/{rid}/f", params=with_fns(fn("f", IMG)))
+    assert same.status_code == 200 and same.headers["content-type"] == "image/png"
+    # the identity function renders exactly as the stored 12-bit image
+    assert np.array_equal(png_pixels(same.content)[1], png_pixels(stored.content)[1])
+    lv = dict(lower_level=3, upper_level=40, limit_bit_depth=8, colourmap_name="jet")
+    a = srv.get(f"/images/{rid}/{IMG}", params=lv)
+    b = srv.get(f"/images/{rid}/f", params=with_fns(fn("f", IMG), **lv))
+    assert np.array_equal(png_pixels(a.content)[1], png_pixels(b.content)[1])
+    # original_image: a 16-bit greyscale PNG of the storage values
+    orig_mode, orig = png_pixels(srv.get(f"/images/{rid}/{IMG}",
+                                         params={"original_image": "true"}).content)
+    r = srv.get(f"/images/{rid}/g", params=with_fns(fn("g", f"{IMG} / 2 - 4"),
+                                                    original_image="true"))
+    assert r.status_code == 200
+    assert r.content[24:26] == bytes([16, 0])  # IHDR: bit depth 16, greyscale
+    mode, g = png_pixels(r.content)
+    # 12-bit data: value / 16, the function, truncated, back into the top 12 bits
+    expect = np.clip(np.trunc(orig.astype(float) / 16 / 2 - 4), 0, None) * 16
+    assert np.array_equal(g.astype(float), expect)
+    # coloured, the same function is RGBA of the same size
+    mode, c = png_pixels(srv.get(f"/images/{rid}/g",
+                                 params=with_fns(fn("g", f"{IMG} / 2 - 4"))).content)
+    assert mode == "RGBA" and c.shape == (240, 320, 4)
+    # other functions are evaluated as inputs of the named one
+    r = srv.get(f"/images/{rid}/h", params=with_fns(fn("k", "2"), fn("h", f"{IMG} / k"),
+                                                    original_image="true"))
+    assert np.array_equal(png_pixels(r.content)[1].astype(float),
+                          np.trunc(orig.astype(float) / 16 / 2) * 16)
+
+
+def test_crosshair_of_function_image(srv):
+    rid = demo_id(srv, 2)
+    stored = srv.get(f"/images/{rid}/{IMG}/crosshair").json()
+    r = srv.get(f"/images/{rid}/f/crosshair", params=with_fns(fn("f", IMG)))
+    assert r.status_code == 200, r.text
+    assert r.json() == stored
+    pos = {"position": "[10, 20]"}
+    at = srv.get(f"/images/{rid}/f/crosshair", params=with_fns(fn("f", f"{IMG} * 2"), **pos))
+    base = srv.get(f"/images/{rid}/{IMG}/crosshair", params=pos).json()
+    body = at.json()
+    assert body["row"]["position"] == 20 and body["column"]["position"] == 10
+    # 12-bit storage: doubling a value doubles its storage value (clamped at 65535)
+    assert body["row"]["intensity"]["y"] == [min(v * 2, 65535)
+                                             for v in base["row"]["intensity"]["y"]]
+
+
+def test_waveform_function(srv):
+    rid = demo_id(srv)
+    stored = srv.get(f"/waveforms/{rid}/{WAV}").json()
+    r = srv.get(f"/waveforms/{rid}/a", params=with_fns(fn("a", f"{WAV} / 100")))
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert list(body) == ["x", "y"]
+    assert body["x"] == stored["x"]
+    assert body["y"] == pytest.approx([v / 100 for v in stored["y"]], rel=1e-15)
+    # a scalar function answers its bare number
+    rec = srv.get(f"/records/{rid}").json()
+    r = srv.get(f"/waveforms/{rid}/s", params=with_fns(fn("s", f"{SCA} * 2")))
+    assert r.status_code == 200
+    assert r.json() == pytest.approx(rec["channels"][SCA]["data"] * 2)
+    # functions named otherwise are ignored, even broken ones
+    r = srv.get(f"/waveforms/{rid}/{WAV}", params=with_fns(fn("z", "(1")))
+    assert r.json() == stored
+
+
+def test_channel_functions_errors(srv):
+    rid = demo_id(srv)
+    cases = [
+        (f"/images/{rid}/f", [fn("f", "zz / 2")], 400,
+         "{'zz'} are not recognised channels/functions"),
+        (f"/images/{rid}/f/crosshair", [fn("f", "b"), fn("b", "1")], 400,
+         "{'b'} are not recognised channels/functions"),
+        (f"/waveforms/{rid}/f", [fn("f", "(1")], 400,
+         "Function 'f': expression '(1' has unexpected end-of-input, check all brackets are "
+         "closed"),
+        (f"/images/{rid}/f", [fn("f", f"{SCA} + 1")], 400, "Function 'f' gives a scalar, not an image"),
+        (f"/images/{rid}/f/crosshair", [fn("f", WAV)], 400,
+         "Function 'f' gives a waveform, not an image"),
+        (f"/waveforms/{rid}/f", [fn("f", IMG)], 400, "Function 'f' gives a image, not a waveform"),
+        ("/images/19990101000000/f", [fn("f", IMG)], 404, "Record cannot be found"),
+        ("/waveforms/19990101000000/f", [fn("f", f"{WAV} * 2")], 404, "Record cannot be found"),
+        (f"/images/{rid}/f", [fn("f", IMG)] , 400, "upper_level must be less than "
+                                                   "2**limit_bit_depth"),
+    ]
+    for path, fns, status, msg in cases:
+        params = with_fns(*fns)
+        if msg.startswith("upper_level"):
+            params += [("upper_level", "300")]
+        r = srv.get(path, params=params)
+        assert (r.status_code, r.json()) == (status, {"detail": msg}), path
+    # a function whose input channel this record lacks has no value: 404
+    rec4 = "20230605080030"  # the demo's record 4 lacks TS-202-TSM-P1-CAM-2-FWHMX
+    r = srv.get(f"/waveforms/{rec4}/f",
+                params=with_fns(fn("f", "TS-202-TSM-P1-CAM-2-FWHMX * 2")))
+    assert r.status_code == 404
+    assert r.json() == {"detail": f"Function 'f' has no value for record '{rec4}': a channel "
+                                  "it uses is missing"}
+    assert srv.get(f"/images/{rid}/{IMG}").status_code == 200  # the worker is still up
