@@ -138,7 +138,7 @@ int fnimage_rgba(const fnimage *img, const falsecolour_levels *lv, const colourm
         return -ENOMEM;
     double vmin, vmax;
     falsecolour_limits(lv, img->storage_bits, &vmin, &vmax);
-    const void *samples = img->sample == 8 ? (const void *)img->u8
+    const void *samples = img->sample == 8    ? (const void *)img->u8
                           : img->sample == 16 ? (const void *)img->u16
                                               : (const void *)img->f64;
     colour(img, samples, n, vmin, vmax, cm, out);

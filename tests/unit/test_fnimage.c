@@ -99,8 +99,7 @@ static void test_thumbnail_is_strided(void **state)
     free(full);
     free(thumb);
     /* narrower or shorter than the box: no stride */
-    assert_int_equal(fnimage_thumbnail_rgba(&img, 50, 61, &LEVELS8, &cm, &thumb, &tw, &th),
-                     -EDOM);
+    assert_int_equal(fnimage_thumbnail_rgba(&img, 50, 61, &LEVELS8, &cm, &thumb, &tw, &th), -EDOM);
     assert_null(thumb);
     fnimage_free(&img);
     free(pix);
@@ -117,7 +116,7 @@ static void test_nan_and_levels(void **state)
     uint8_t *rgba = NULL;
     assert_int_equal(fnimage_rgba(&img, &LEVELS8, &cm, &rgba), 0);
     const uint8_t clear[4] = {0, 0, 0, 0};
-    assert_memory_equal(rgba, clear, 4);          /* NaN: transparent */
+    assert_memory_equal(rgba, clear, 4); /* NaN: transparent */
     assert_memory_equal(rgba + 4, colourmap_entry(&cm, 0), 3);
     assert_memory_equal(rgba + 8, colourmap_entry(&cm, colourmap_len(&cm) - 1), 3); /* over */
     free(rgba);
