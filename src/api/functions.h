@@ -99,7 +99,10 @@ typedef void (*api_fn_done_cb)(api_fn_results *res, void *data);
  * cannot be found"), fetches every waveform/image object needed (one task group, S3
  * fan-out), then evaluates each record's functions in order on the thread pool and adds
  * the result channels named after the functions. opts is copied (colourmap_name must live
- * as long as the request). Always calls done exactly once (also when it cannot start). */
+ * as long as the request). Always calls done exactly once (also when it cannot start).
+ * Memory: the stored objects of the whole call are capped (512 MB, else 400), but every
+ * result PNG / kept image stays in the results until api_fn_results_free, so a caller with
+ * many records (the export) calls this on bounded batches of records. */
 void api_functions_apply(http_request_t *req, api_fn_list *list, json_t *records,
                          const api_fn_options *opts, api_fn_done_cb done, void *data);
 

@@ -597,14 +597,7 @@ static int image_result(fn_page *pg, const fn_value *v, int bit_depth, fn_result
         snprintf(err, FN_ERR_MAX, "%s", pg->colour_err);
         return -400;
     }
-    fnimage img;
-    int rc = fnimage_make(v->pix, v->w, v->h, bit_depth, &img);
-    if (rc) {
-        snprintf(err, FN_ERR_MAX, "%s",
-                 rc == -E2BIG ? "the image is too large or empty" : "out of memory");
-        return rc == -E2BIG ? 400 : 500;
-    }
-    int status = 0;
+    int rc;
     if (pg->opts.mode == API_FN_THUMBNAILS) {
         falsecolour_levels lv = pg->opts.levels;
         lv.limit_bit_depth = 8;
@@ -612,9 +605,10 @@ static int image_result(fn_page *pg, const fn_value *v, int bit_depth, fn_result
         uint32_t tw = 0, th = 0;
         unsigned char *png = NULL;
         size_t len = 0;
-        rc = fnimage_thumbnail_rgba(&img, (uint32_t)cfg->images.thumbnail_size[0],
-                                    (uint32_t)cfg->images.thumbnail_size[1], &lv, &pg->cm, &rgba,
-                                    &tw, &th);
+        int status = 0;
+        rc = fnimage_thumbnail_rgba(
+            v->pix, v->w, v->h, bit_depth, (uint32_t)cfg->images.thumbnail_size[0],
+            (uint32_t)cfg->images.thumbnail_size[1], &lv, &pg->cm, &rgba, &tw, &th);
         if (rc == -EDOM) {
             snprintf(err, FN_ERR_MAX,
                      "the image (%zu x %zu pixels) is narrower or shorter than the thumbnail "
@@ -637,8 +631,14 @@ static int image_result(fn_page *pg, const fn_value *v, int bit_depth, fn_result
             json_object_set_new(ch, "thumbnail", json_string(text));
             free(text);
         }
-        fnimage_free(&img);
         return status;
+    }
+    fnimage img;
+    rc = fnimage_make(v->pix, v->w, v->h, bit_depth, &img);
+    if (rc) {
+        snprintf(err, FN_ERR_MAX, "%s",
+                 rc == -E2BIG ? "the image is too large or empty" : "out of memory");
+        return rc == -E2BIG ? 400 : 500;
     }
     if (pg->opts.want_png) {
         unsigned char *png = NULL;

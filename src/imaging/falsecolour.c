@@ -82,7 +82,10 @@ void falsecolour_gray(const void *pixels, size_t npixels, int storage_bits, doub
                       double vmax, const colourmap *cm, uint8_t *rgba)
 {
     size_t nvalues = storage_bits == 16 ? 65536 : 256;
-    uint32_t *table = malloc(nvalues * sizeof(uint32_t));
+    /* a table of every 16-bit value only pays for images with many pixels (a function
+     * thumbnail has a few thousand) */
+    uint32_t *table =
+        storage_bits == 16 && npixels < nvalues / 4 ? NULL : malloc(nvalues * sizeof(uint32_t));
     uint32_t small[256];
     if (!table && nvalues == 256)
         table = small;
@@ -109,7 +112,7 @@ void falsecolour_gray(const void *pixels, size_t npixels, int storage_bits, doub
             free(table);
         return;
     }
-    /* No memory for the table: colour pixel by pixel. */
+    /* Few pixels, or no memory for the table: colour pixel by pixel. */
     for (size_t i = 0; i < npixels; i++) {
         float v = storage_bits == 16 ? (float)((const uint16_t *)pixels)[i]
                                      : (float)((const uint8_t *)pixels)[i];

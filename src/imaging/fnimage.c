@@ -89,44 +89,35 @@ static void colour(const fnimage *img, const void *samples, size_t n, double vmi
         falsecolour_gray(samples, n, img->sample, vmin, vmax, cm, rgba);
 }
 
-int fnimage_thumbnail_rgba(const fnimage *img, uint32_t box_w, uint32_t box_h,
-                           const falsecolour_levels *lv, const colourmap *cm, uint8_t **rgba,
-                           uint32_t *tw, uint32_t *th)
+int fnimage_thumbnail_rgba(const double *pix, size_t w, size_t h, int bit_depth, uint32_t box_w,
+                           uint32_t box_h, const falsecolour_levels *lv, const colourmap *cm,
+                           uint8_t **rgba, uint32_t *tw, uint32_t *th)
 {
     *rgba = NULL;
     if (box_w == 0 || box_h == 0)
         return -EDOM;
-    uint32_t sx = img->w / box_w, sy = img->h / box_h;
+    size_t sx = w / box_w, sy = h / box_h;
     if (sx == 0 || sy == 0)
         return -EDOM;
-    uint32_t ow = (img->w + sx - 1) / sx, oh = (img->h + sy - 1) / sy;
-    size_t n = (size_t)ow * oh, es = img->sample == 8 ? 1 : img->sample == 16 ? 2 : 8;
-    unsigned char *sub = malloc(n * es);
-    uint8_t *out = malloc(n * 4);
-    if (!sub || !out) {
-        free(sub);
-        free(out);
+    size_t ow = (w + sx - 1) / sx, oh = (h + sy - 1) / sy;
+    double *sub = malloc(ow * oh * sizeof *sub);
+    if (!sub)
         return -ENOMEM;
-    }
     size_t k = 0;
-    for (uint32_t i = 0; i < img->h; i += sy)
-        for (uint32_t j = 0; j < img->w; j += sx, k++) {
-            size_t src = (size_t)i * img->w + j;
-            if (img->sample == 8)
-                sub[k] = img->u8[src];
-            else if (img->sample == 16)
-                ((uint16_t *)(void *)sub)[k] = img->u16[src];
-            else
-                ((double *)(void *)sub)[k] = img->f64[src];
-        }
-    double vmin, vmax;
-    falsecolour_limits(lv, img->storage_bits, &vmin, &vmax);
-    colour(img, sub, n, vmin, vmax, cm, out);
+    for (size_t i = 0; i < h; i += sy)
+        for (size_t j = 0; j < w; j += sx)
+            sub[k++] = pix[i * w + j];
+    fnimage img;
+    int rc = fnimage_make(sub, ow, oh, bit_depth, &img);
     free(sub);
-    *rgba = out;
-    *tw = ow;
-    *th = oh;
-    return 0;
+    if (rc == 0)
+        rc = fnimage_rgba(&img, lv, cm, rgba);
+    fnimage_free(&img);
+    if (rc == 0) {
+        *tw = (uint32_t)ow;
+        *th = (uint32_t)oh;
+    }
+    return rc;
 }
 
 int fnimage_rgba(const fnimage *img, const falsecolour_levels *lv, const colourmap *cm,

@@ -38,13 +38,15 @@ void fnimage_free(fnimage *img);
 /* Value of pixel (row i, column j) as a double (for profiles). */
 double fnimage_at(const fnimage *img, size_t i, size_t j);
 
-/* The /records thumbnail: strided downsample img[::sy, ::sx] with sx = w / box_w,
- * sy = h / box_h (integer division), coloured with lv (limit_bit_depth as given) and cm.
- * -EDOM when the image is narrower or shorter than the box (a step of 0). On 0, *rgba
- * (malloc'd, caller frees) holds *tw x *th RGBA pixels. */
-int fnimage_thumbnail_rgba(const fnimage *img, uint32_t box_w, uint32_t box_h,
-                           const falsecolour_levels *lv, const colourmap *cm, uint8_t **rgba,
-                           uint32_t *tw, uint32_t *th);
+/* The /records thumbnail of the function value pix[w*h] (borrowed) at overall bit depth
+ * bit_depth: strided downsample pix[::sy, ::sx] with sx = w / box_w, sy = h / box_h
+ * (integer division), put into storage form (only the sampled pixels: the form is
+ * pointwise) and coloured with lv (limit_bit_depth as given) and cm. -EDOM when the image
+ * is narrower or shorter than the box (a step of 0). On 0, *rgba (malloc'd, caller frees)
+ * holds *tw x *th RGBA pixels. */
+int fnimage_thumbnail_rgba(const double *pix, size_t w, size_t h, int bit_depth, uint32_t box_w,
+                           uint32_t box_h, const falsecolour_levels *lv, const colourmap *cm,
+                           uint8_t **rgba, uint32_t *tw, uint32_t *th);
 /* Colours the whole image with lv (already checked) and cm: *rgba malloc'd, w*h*4 bytes. */
 int fnimage_rgba(const fnimage *img, const falsecolour_levels *lv, const colourmap *cm,
                  uint8_t **rgba);

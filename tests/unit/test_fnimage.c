@@ -83,7 +83,8 @@ static void test_thumbnail_is_strided(void **state)
     uint8_t *full = NULL, *thumb = NULL;
     uint32_t tw = 0, th = 0;
     assert_int_equal(fnimage_rgba(&img, &LEVELS8, &cm, &full), 0);
-    assert_int_equal(fnimage_thumbnail_rgba(&img, 50, 50, &LEVELS8, &cm, &thumb, &tw, &th), 0);
+    assert_int_equal(fnimage_thumbnail_rgba(pix, w, h, 8, 50, 50, &LEVELS8, &cm, &thumb, &tw, &th),
+                     0);
     /* steps 130 / 50 = 2 and 60 / 50 = 1: 65 x 60 pixels, img[::1, ::2] */
     assert_int_equal(tw, 65);
     assert_int_equal(th, 60);
@@ -99,7 +100,8 @@ static void test_thumbnail_is_strided(void **state)
     free(full);
     free(thumb);
     /* narrower or shorter than the box: no stride */
-    assert_int_equal(fnimage_thumbnail_rgba(&img, 50, 61, &LEVELS8, &cm, &thumb, &tw, &th), -EDOM);
+    assert_int_equal(fnimage_thumbnail_rgba(pix, w, h, 8, 50, 61, &LEVELS8, &cm, &thumb, &tw, &th),
+                     -EDOM);
     assert_null(thumb);
     fnimage_free(&img);
     free(pix);
