@@ -89,7 +89,10 @@ typedef struct api_fn_options {
 
 typedef struct api_fn_results api_fn_results;
 /* Called once, on the loop, when evaluation is over (or failed). The callee owns `res`
- * and frees it with api_fn_results_free; the request's abort hook is cleared first. */
+ * and frees it with api_fn_results_free. While evaluating, the engine holds the request's
+ * abort hook and chains to the one the caller had set (if the client goes away, the
+ * engine cancels its work, calls the caller's hook, and still calls done with a 500);
+ * the caller's hook is back in place when done runs. */
 typedef void (*api_fn_done_cb)(api_fn_results *res, void *data);
 
 /* Evaluates list over `records` (a JSON array of record documents with "_id"; takes

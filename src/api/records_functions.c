@@ -8,7 +8,7 @@
  * Flow for one page (all on the request's worker loop except the evaluation):
  *   1. api_functions_from_query (loop, before the query): parse each `functions` value
  *      (JSON object), parse each expression (bounded), collect the variable names.
- *   2. api_functions_respond (loop, after the query): read the latest manifest (store op,
+ *   2. api_functions_apply (loop, after the query): read the latest manifest (store op,
  *      off the loop) to tell "channel absent from this record" from "unknown name".
  *   2b. Unless the caller says its records are complete: one store query for the named
  *      channels the records lack, merged into their "channels" (§5.2 step 2).
@@ -87,7 +87,11 @@ typedef struct fn_page {
     char colour_err[160]; /* why the levels / colour map cannot colour, or "" */
     api_fn_done_cb done;
     void *done_data;
-    fn_result *results; /* nrec x list->n */
+    http_abort_cb prev_abort; /* the caller's abort hook: chained, restored at the end */
+    void *prev_abort_data;
+    bool aborting;       /* inside page_abort: a completion there waits until it returns */
+    bool finish_pending; /* page_finish was called while aborting */
+    fn_result *results;  /* nrec x list->n */
     size_t nrec;
     filter_t *dep_filter;
     api_fn_list *list;
@@ -291,21 +295,33 @@ static void page_free(fn_page *pg)
     free(pg);
 }
 
+static void page_finish(fn_page *pg);
+
 static void page_abort(http_request_t *req, void *data)
 {
     fn_page *pg = data;
-    (void)req;
+    pg->aborting = true;
     store_cancel(&pg->op);
     taskgroup_cancel(&pg->tg, -ECANCELED);
     for (size_t i = 0; i < pg->nchunks; i++)
         if (pg->chunks[i].work)
             work_cancel(pg->chunks[i].work);
+    if (pg->prev_abort)
+        pg->prev_abort(req, pg->prev_abort_data);
+    pg->aborting = false;
+    if (pg->finish_pending)
+        page_finish(pg);
 }
 
 /* Hands the results to the caller (who frees them). */
 static void page_finish(fn_page *pg)
 {
-    http_set_abort(pg->req, NULL, NULL);
+    if (pg->aborting) {
+        pg->finish_pending = true;
+        return;
+    }
+    pg->finish_pending = false;
+    http_set_abort(pg->req, pg->prev_abort, pg->prev_abort_data);
     if (pg->http_status >= 500)
         log_warn("functions: %s", pg->err);
     pg->done((api_fn_results *)pg, pg->done_data);
@@ -947,7 +963,7 @@ static void chunk_evaluated(void *data, int status)
             page_fail(pg, pg->chunks[i].status, "%s", pg->chunks[i].err);
             break;
         }
-    /* the inputs are no longer needed: release the bytes before serialising */
+    /* the inputs are no longer needed: release the bytes before the caller goes on */
     for (size_t i = 0; i < pg->ninputs; i++)
         if (pg->inputs[i].blob) {
             objstore_blob_unref(pg->inputs[i].blob);
@@ -1292,6 +1308,8 @@ void api_functions_apply(http_request_t *req, api_fn_list *list, json_t *records
         snprintf(pg->colour_err, sizeof pg->colour_err, "%s", bad);
     else if (colourmap_find(cm, &pg->cm) != 0)
         snprintf(pg->colour_err, sizeof pg->colour_err, "%s is not a valid colour map name", cm);
+    pg->prev_abort = req->on_abort;
+    pg->prev_abort_data = req->abort_data;
     http_set_abort(req, page_abort, pg);
     if (store_submit(app->store, &pg->op, manifest_read, pg) != 0) {
         page_fail(pg, 500, "Unknown error");

@@ -549,3 +549,23 @@ def test_image_function_bit_depths(make_server, tmp_path):
                                      "y_pixel_size": 60}
         mode, px = png_pixels(base64.b64decode(ch[k]["thumbnail"]))
         assert mode == "RGBA" and px.shape == (60, 70, 4)
+
+
+def test_client_gone_during_function_evaluation(srv):
+    """Clients that go away at once, mid-evaluation: the worker stays up, nothing leaks
+    (the module's server is checked for sanitizer reports when it stops)."""
+    import socket
+    import urllib.parse
+    rid = demo_id(srv)
+    f = urllib.parse.quote(json.dumps(fn("f", f"{IMG} - 4")))
+    paths = [f"/images/{rid}/f?functions={f}", f"/images/{rid}/f/crosshair?functions={f}",
+             f"/records?functions={f}&limit=5"]
+    host, port = srv.url.split("//")[1].split(":")
+    for _ in range(5):
+        for path in paths:
+            sock = socket.create_connection((host, int(port)))
+            sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+                         f"{srv.token}\r\n\r\n".encode())
+            sock.close()
+    r = srv.get(f"/images/{rid}/f", params=with_fns(fn("f", f"{IMG} - 4")))
+    assert r.status_code == 200
