@@ -78,7 +78,7 @@ typedef struct render_ctx {
     char *body;
     size_t len;
     const char *content_type;
-    char err[256];
+    char err[FN_ERR_MAX + 256]; /** function errors carry the function and record */
     char etag[24];
     bool not_modified;
     /* a function named like the channel */
