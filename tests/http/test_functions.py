@@ -569,3 +569,26 @@ def test_client_gone_during_function_evaluation(srv):
             sock.close()
     r = srv.get(f"/images/{rid}/f", params=with_fns(fn("f", f"{IMG} - 4")))
     assert r.status_code == 200
+
+
+def test_image_function_on_one_record_and_with_projection(srv):
+    rid = demo_id(srv, 3)
+    r = srv.get(f"/records/{rid}", params=with_fns(fn("a", f"{IMG} * 2"), truncate="true"))
+    assert r.status_code == 200, r.text
+    ch = r.json()["channels"]["a"]
+    assert ch["metadata"]["x_pixel_size"] == 320 and len(ch["thumbnail"]) == 50
+    r = srv.get("/records", params=with_fns(fn("a", f"{IMG} * 2"),
+                                            conditions=json.dumps({"_id": rid}),
+                                            projection="metadata.shotnum"))
+    assert r.status_code == 200, r.text
+    rec = r.json()[0]
+    assert set(rec["channels"]) == {IMG, "a"}
+    assert rec["channels"]["a"]["metadata"]["y_pixel_size"] == 240
+
+
+def test_function_named_like_a_stored_channel_replaces_it(srv):
+    rid = demo_id(srv)
+    stored = srv.get(f"/waveforms/{rid}/{WAV}").json()
+    r = srv.get(f"/waveforms/{rid}/{WAV}", params=with_fns(fn(WAV, f"{WAV} * 2")))
+    assert r.status_code == 200, r.text
+    assert r.json()["y"] == pytest.approx([v * 2 for v in stored["y"]], rel=1e-15)
