@@ -94,6 +94,22 @@ static void truncate_thumbnails(json_t *rec)
 
 /* ---- GET /records ---- */
 
+/* Image-valued functions colour their thumbnails as the stored thumbnails are coloured. */
+static api_fn_options functions_options(const records_ctx *ctx)
+{
+    return (api_fn_options){
+        .mode = API_FN_THUMBNAILS,
+        .levels = {.lower = ctx->recolour.lower_level,
+                   .upper = ctx->recolour.upper_level,
+                   .limit_bit_depth = 8,
+                   .has_lower = true,
+                   .has_upper = true},
+        .colourmap_name = ctx->recolour.colourmap_name,
+        .truncate = ctx->truncate,
+        .channels_complete = true,
+    };
+}
+
 /* On the store's pool thread, right after the query: shape and serialise the page, so
  * the loop thread only writes bytes out (one thread hop per request, not two). */
 static void shape_page(store_op_t *op)
@@ -126,9 +142,10 @@ static void page_vectors_done(http_request_t *req, json_t *records, void *data)
         json_t *rec;
         json_array_foreach(records, i, rec) truncate_thumbnails(rec);
     }
-    if (ctx->functions)
-        api_functions_respond(req, ctx->functions, records, false);
-    else
+    if (ctx->functions) {
+        api_fn_options fo = functions_options(ctx);
+        api_functions_respond(req, ctx->functions, records, &fo, false);
+    } else
         api_respond_json(req, 200, records);
 }
 
@@ -159,8 +176,9 @@ static void find_done(store_op_t *op)
         json_t *records = op->result;
         op->result = NULL;
         api_fn_list *functions = ctx->functions;
+        api_fn_options fo = functions_options(ctx);
         ctx_done(ctx);
-        api_functions_respond(req, functions, records, false);
+        api_functions_respond(req, functions, records, &fo, false);
         return;
     }
     if (!op->text) {
@@ -424,7 +442,8 @@ static void one_vectors_done(http_request_t *req, json_t *page, void *data)
     if (ctx->truncate)
         truncate_thumbnails(json_array_get(page, 0));
     if (ctx->functions) {
-        api_functions_respond(req, ctx->functions, page, true);
+        api_fn_options fo = functions_options(ctx);
+        api_functions_respond(req, ctx->functions, page, &fo, true);
         return;
     }
     json_t *rec = json_incref(json_array_get(page, 0));
@@ -476,8 +495,9 @@ static void get_one_done(store_op_t *op)
         api_fn_list *functions = ctx->functions;
         json_t *page = json_array();
         json_array_append_new(page, rec);
+        api_fn_options fo = functions_options(ctx);
         ctx_done(ctx);
-        api_functions_respond(req, functions, page, true);
+        api_functions_respond(req, functions, page, &fo, true);
         return;
     }
     ctx_done(ctx);
