@@ -38,6 +38,7 @@
  * larger than their stored objects) becomes its error line.
  */
 #include "api/api.h"
+#include "api/functions.h"
 #include "api/handlers.h"
 
 #include "export/csv.h"
@@ -62,6 +63,12 @@
 /* Bytes assumed for an object whose size is unknown (HEAD failed: the GET will too). */
 #define SIZE_UNKNOWN_GUESS ((uint64_t)64 * 1024)
 #define DEFLATE_LEVEL 6
+/* Functions are evaluated over batches of this many records, at most FN_BATCHES at once
+ * and at most FN_AHEAD batches past the one being written (their inputs and results are
+ * what an export with functions holds beyond max_buffer_bytes). */
+#define FN_BATCH 16
+#define FN_BATCHES 4
+#define FN_AHEAD 4
 #define TOO_MUCH                                                                                   \
     "Too much data requested. Reduce either the number of records or channels requested, or "      \
     "both."
@@ -78,6 +85,7 @@ typedef struct col {
     bool cell_from_data; /* COL_CHANNEL scalar: the user's path keeps `data` */
     bool object;         /* COL_CHANNEL of an object type (no column) */
     objstore_kind okind;
+    long fn; /* COL_CHANNEL: the function of that name, or -1 */
 } col;
 
 typedef enum ent_state {
@@ -92,6 +100,9 @@ struct exp_ctx;
 
 typedef struct ent {
     struct exp_ctx *x;
+    size_t rec;      /* index in the records */
+    long fn;         /* a function's result (filled by its batch), or -1 for a stored object */
+    json_t *fn_data; /* a waveform function's {"x","y"} (owned) */
     const char *id, *channel;
     const json_t *chdoc; /* the record's channel document (borrowed from the records) */
     objstore_kind kind;
@@ -146,7 +157,22 @@ typedef struct exp_ctx {
     int tail_n, tail_sent;
     work_t *tail_work;
     bool tail_built;
+    /* functions */
+    api_fn_list *fns;
+    size_t nbatches, next_batch, batches_done, evaluating;
+    struct batch *batches; /* nbatches */
+    size_t batch_limit;    /* batches at once: 1 until the answer is chosen */
+    int err_status;        /* a failure to answer with, while nothing was sent */
+    char err_detail[512];
+    bool csv_pending; /* the CSV's lines wait for the function results */
 } exp_ctx;
+
+/* One evaluation of the functions over FN_BATCH records. */
+typedef struct batch {
+    exp_ctx *x;
+    size_t index;
+    api_fn_results *handle; /* while it runs */
+} batch;
 
 static void pump(exp_ctx *x);
 
@@ -160,12 +186,14 @@ static void ctx_free(exp_ctx *x)
     for (size_t i = 0; i < x->nents; i++) {
         ent *e = &x->ents[i];
         objstore_blob_unref(e->blob);
+        json_decref(e->fn_data);
         for (int k = 0; k < e->nm; k++)
             zip_member_free(&e->m[k]);
     }
     for (int k = 0; k < x->tail_n; k++)
         zip_member_free(&x->tail_m[k]);
     free(x->ents);
+    free(x->batches);
     json_decref(x->records);
     json_decref(x->mchannels);
     buf_free(&x->csv);
@@ -184,8 +212,9 @@ static void maybe_finish(exp_ctx *x)
     http_set_abort(x->req, NULL, NULL);
     if (x->streaming && !x->ended)
         http_stream_abort(x->req);
-    else if (!x->streaming)
-        http_respond_error(x->req, 500, "Unknown error"); /* gone while sizing */
+    else if (!x->streaming) /* gone while sizing, or functions failed before the first byte */
+        http_respond_error(x->req, x->err_status ? x->err_status : 500,
+                           x->err_status ? x->err_detail : "Unknown error");
     ctx_free(x);
 }
 
@@ -204,6 +233,9 @@ static void fail_stream(exp_ctx *x, const char *why)
         }
         if (x->tail_work)
             work_cancel(x->tail_work);
+        for (size_t b = 0; b < x->nbatches; b++)
+            if (x->batches[b].handle)
+                api_functions_cancel(x->batches[b].handle);
     }
     maybe_finish(x);
 }
@@ -212,7 +244,7 @@ static void on_abort(http_request_t *req, void *data)
 {
     exp_ctx *x = data;
     (void)req;
-    if (!x->streaming && x->ops_pending) {
+    if (!x->streaming && !x->sizing && x->ops_pending) {
         store_cancel(&x->find);
         store_cancel(&x->manifest);
         return;
@@ -257,15 +289,49 @@ static bool add_store_path(exp_ctx *x, size_t *n, const char *path)
     return true;
 }
 
+static void count_var(void *data, const char *name)
+{
+    (void)name;
+    (*(size_t *)data)++;
+}
+
+typedef struct var_paths {
+    exp_ctx *x;
+    size_t *n;
+    bool ok;
+} var_paths;
+
+static void add_var_paths(void *data, const char *name)
+{
+    var_paths *vp = data;
+    char path[1200];
+    static const char *const parts[] = {"metadata", "data"};
+    for (int k = 0; k < 2 && vp->ok; k++) {
+        if (snprintf(path, sizeof(path), "channels.%s.%s", name, parts[k]) >= (int)sizeof(path) ||
+            !add_store_path(vp->x, vp->n, path))
+            vp->ok = false;
+    }
+}
+
 /* The projection the store gets (see the top of the file). */
 static bool build_store_projection(exp_ctx *x)
 {
     arena_t *a = &x->req->arena;
-    x->store_proj = arena_alloc(a, (3 * x->nproj + 1) * sizeof(char *));
+    size_t nvars = 0;
+    for (size_t f = 0; x->fns && f < api_fn_list_count(x->fns); f++)
+        fn_variables(api_fn_list_get(x->fns, f)->tree, count_var, &nvars);
+    x->store_proj = arena_alloc(a, (3 * x->nproj + 2 * nvars + 1) * sizeof(char *));
     if (!x->store_proj)
         return false;
     size_t n = 0;
     char path[1200];
+    /* What the functions use: each channel's metadata (bit depth, units) and data
+     * (scalars); objects are fetched by the functions engine. */
+    var_paths vp = {x, &n, true};
+    for (size_t f = 0; x->fns && f < api_fn_list_count(x->fns); f++)
+        fn_variables(api_fn_list_get(x->fns, f)->tree, add_var_paths, &vp);
+    if (!vp.ok)
+        return false;
     for (size_t i = 0; i < x->nproj; i++) {
         const char *p = x->proj[i];
         const char *second = second_part(a, p);
@@ -320,11 +386,15 @@ static bool build_columns(exp_ctx *x)
             return false;
         }
         c->name = second;
+        c->fn = -1;
         if (first_part_is(p, "channels")) {
             c->kind = COL_CHANNEL;
+            c->fn = x->fns ? api_fn_list_find(x->fns, second) : -1;
             json_t *m = json_object_get(x->mchannels, second);
             const char *dtype = m ? json_string_value(json_object_get(m, "type")) : NULL;
-            if (!m) {
+            if (c->fn >= 0)
+                dtype = fn_type_name(api_fn_list_get(x->fns, (size_t)c->fn)->type);
+            else if (!m) {
                 snprintf(msg, sizeof(msg), "'%.400s' is not a recognised channel or function name",
                          second);
                 http_respond_error(req, 400, msg);
@@ -352,8 +422,8 @@ static bool known_metadata(const char *k)
     return false;
 }
 
-/* The header and one line per record (empty lines skipped), §7.3. */
-static int build_csv(exp_ctx *x)
+/* The header (§7.3). */
+static int build_csv_header(exp_ctx *x)
 {
     buf_t *b = &x->csv;
     int rc = 0;
@@ -362,6 +432,15 @@ static int build_csv(exp_ctx *x)
             rc = csv_header_cell(b, x->cols[i].name);
     if (!rc && b->len)
         rc = buf_putc(b, '\n');
+    return rc;
+}
+
+/* One line per record, empty lines skipped (§7.3); function values are in the records'
+ * channels by now. */
+static int build_csv_lines(exp_ctx *x)
+{
+    buf_t *b = &x->csv;
+    int rc = 0;
     size_t r;
     json_t *rec;
     json_array_foreach(x->records, r, rec)
@@ -412,6 +491,37 @@ static bool kind_exported(const exp_ctx *x, objstore_kind k)
     return false;
 }
 
+/* Whether function f will have a result for a record (§5.2 step 4): every name it uses is
+ * a channel the record has, or an earlier function that has a result. has[] holds the
+ * answers for the earlier functions. */
+typedef struct fn_predict {
+    const api_fn_list *fns;
+    json_t *chans;
+    const bool *has;
+    size_t f;
+    bool ok;
+} fn_predict;
+
+static void predict_var(void *data, const char *name)
+{
+    fn_predict *p = data;
+    long g = api_fn_list_find(p->fns, name);
+    if (g >= 0 && (size_t)g < p->f)
+        p->ok = p->ok && p->has[g];
+    else
+        p->ok = p->ok && json_object_get(p->chans, name) != NULL;
+}
+
+static void predict_record(const exp_ctx *x, json_t *chans, bool *has)
+{
+    size_t n = api_fn_list_count(x->fns);
+    for (size_t f = 0; f < n; f++) {
+        fn_predict p = {x->fns, chans, has, f, true};
+        fn_variables(api_fn_list_get(x->fns, f)->tree, predict_var, &p);
+        has[f] = p.ok;
+    }
+}
+
 static int build_entries(exp_ctx *x)
 {
     size_t nrec = json_array_size(x->records), cap = 0;
@@ -424,6 +534,7 @@ static int build_entries(exp_ctx *x)
     x->ents = calloc(cap * nrec, sizeof(ent));
     if (!x->ents)
         return -ENOMEM;
+    bool has[API_FUNCTIONS_MAX];
     size_t r;
     json_t *rec;
     json_array_foreach(x->records, r, rec)
@@ -432,13 +543,15 @@ static int build_entries(exp_ctx *x)
         const char *id = json_string_value(json_object_get(rec, "_id"));
         if (!id)
             continue;
+        if (x->fns)
+            predict_record(x, chans, has);
         size_t first = x->nents;
         for (size_t i = 0; i < x->nproj; i++) {
             const col *c = &x->cols[i];
             if (c->kind != COL_CHANNEL || !c->object || !kind_exported(x, c->okind))
                 continue;
-            json_t *ch = json_object_get(chans, c->name);
-            if (!ch)
+            json_t *ch = c->fn >= 0 ? NULL : json_object_get(chans, c->name);
+            if (c->fn >= 0 ? !has[c->fn] : !ch)
                 continue; /* absent from this record: nothing, not even an error line */
             bool dup = false;
             for (size_t k = first; k < x->nents && !dup; k++)
@@ -447,12 +560,16 @@ static int build_entries(exp_ctx *x)
                 continue; /* the same channel twice: one set of files */
             ent *e = &x->ents[x->nents++];
             e->x = x;
+            e->rec = r;
+            e->fn = c->fn;
             e->id = id;
             e->channel = c->name;
             e->chdoc = ch;
             e->kind = c->okind;
             json_t *size = json_object_get(ch, "object_size");
-            if (json_is_integer(size) && json_integer_value(size) >= 0) {
+            if (c->fn >= 0) {
+                e->sized = true; /* made here: nothing to HEAD, counted once made */
+            } else if (json_is_integer(size) && json_integer_value(size) >= 0) {
                 e->est = (uint64_t)json_integer_value(size);
                 e->sized = true;
             }
@@ -522,7 +639,8 @@ static int add_member(ent *e, const char *ext, const void *data, size_t len, boo
 static void render_image(ent *e)
 {
     exp_ctx *x = e->x;
-    if (x->original_image) {
+    if (x->original_image || e->fn >= 0) {
+        /* the stored PNG, or a function's PNG made with the request's parameters */
         if (add_member(e, "png", e->blob->data, e->blob->len, false))
             e->failed = true;
         return;
@@ -547,7 +665,10 @@ static void render_waveform(ent *e)
     double *wx = NULL, *wy = NULL;
     size_t n = 0;
     char err[128];
-    if (csv_parse_waveform(e->blob->data, e->blob->len, &wx, &wy, &n, err, sizeof(err)) != 0) {
+    int rc = e->fn_data
+                 ? csv_waveform_json(e->fn_data, &wx, &wy, &n, err, sizeof(err))
+                 : csv_parse_waveform(e->blob->data, e->blob->len, &wx, &wy, &n, err, sizeof(err));
+    if (rc != 0) {
         e->failed = true;
         return;
     }
@@ -605,7 +726,7 @@ static void render_vector(ent *e)
 static void render_run(void *data)
 {
     ent *e = data;
-    if (e->status != 0 || !e->blob) {
+    if (e->status != 0 || (!e->blob && !e->fn_data)) {
         e->failed = true;
     } else {
         switch (e->kind) {
@@ -847,6 +968,15 @@ static void emit(exp_ctx *x)
     }
     if (x->writing || x->next_emit < x->nents)
         return;
+    if (x->batches_done < x->nbatches)
+        return; /* the CSV still needs function values */
+    if (x->csv_pending) {
+        x->csv_pending = false;
+        if (build_csv_lines(x) != 0) {
+            fail_stream(x, "the CSV does not fit");
+            return;
+        }
+    }
     if (!x->tail_built) {
         if (x->tail_work)
             return;
@@ -867,14 +997,150 @@ static void emit(exp_ctx *x)
         write_end(x);
 }
 
+/* ---- functions, evaluated over batches of records ---- */
+
+static void respond_and_free(exp_ctx *x, int status, const char *detail);
+static void proceed(exp_ctx *x);
+
+static size_t batch_of(size_t rec)
+{
+    return rec / FN_BATCH;
+}
+
+/* The results of a batch go where the export needs them: scalar values stay in the
+ * records (the CSV is written after the last batch), a waveform's data and an image's PNG
+ * go to their entries, which then render as fetched objects do. */
+static void batch_done(api_fn_results *res, void *data)
+{
+    batch *bt = data;
+    exp_ctx *x = bt->x;
+    bt->handle = NULL;
+    x->evaluating--;
+    x->outstanding--;
+    const char *msg = NULL;
+    int status = api_fn_results_status(res, &msg);
+    if (x->aborted || status != 0) {
+        if (status != 0 && !x->aborted) {
+            if (x->streaming)
+                log_warn("export: functions failed after the first byte: %s", msg ? msg : "");
+            x->err_status = status;
+            snprintf(x->err_detail, sizeof(x->err_detail), "%s", msg ? msg : "Unknown error");
+        }
+        api_fn_results_free(res);
+        fail_stream(x, "functions failed");
+        return;
+    }
+    json_t *recs = api_fn_results_records(res);
+    size_t from = bt->index * FN_BATCH;
+    size_t nfn = api_fn_list_count(x->fns);
+    /* entries of this batch: the first one of its first record onwards */
+    size_t lo = 0, hi = x->nents;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (x->ents[mid].rec < from)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    for (size_t i = lo; i < x->nents && batch_of(x->ents[i].rec) == bt->index; i++) {
+        ent *e = &x->ents[i];
+        if (e->fn < 0)
+            continue;
+        size_t r = e->rec - from;
+        const unsigned char *png;
+        size_t len;
+        if (!api_fn_results_has(res, r, (size_t)e->fn)) {
+            e->state = ENT_READY; /* no result for this record after all: nothing */
+            continue;
+        }
+        if (e->kind == OBJ_IMAGE && api_fn_results_png(res, r, (size_t)e->fn, &png, &len)) {
+            e->blob = objstore_blob_copy(png, len);
+            if (e->blob)
+                hold(x, e, len);
+        } else if (e->kind == OBJ_WAVEFORM) {
+            json_t *ch =
+                json_object_get(json_object_get(json_array_get(recs, r), "channels"), e->channel);
+            e->fn_data = json_incref(json_object_get(ch, "data"));
+        }
+        e->state = ENT_RENDERING;
+        if (work_submit(x->app->loop, render_run, render_done, e, &e->work) != 0) {
+            api_fn_results_free(res);
+            fail_stream(x, "cannot queue work");
+            return;
+        }
+        x->outstanding++;
+    }
+    /* Only scalar results are needed later (CSV cells): drop the others from the records. */
+    size_t r;
+    json_t *rec;
+    json_array_foreach(recs, r, rec)
+    {
+        json_t *chans = json_object_get(rec, "channels");
+        for (size_t f = 0; f < nfn; f++) {
+            const api_function *fn = api_fn_list_get(x->fns, f);
+            if (fn->type != FN_SCALAR)
+                json_object_del(chans, fn->name);
+        }
+    }
+    api_fn_results_free(res);
+    x->batches_done++;
+    if (!x->streaming && !x->sizing)
+        proceed(x); /* the first batch ran before the answer was chosen */
+    else
+        pump(x);
+}
+
+/* Starts the batches the window allows: FN_BATCHES at once, at most FN_AHEAD past the
+ * batch of the entry being written. */
+static void start_batches(exp_ctx *x)
+{
+    while (x->fns && !x->aborted && x->next_batch < x->nbatches && x->evaluating < x->batch_limit) {
+        if (x->next_emit < x->nents &&
+            x->next_batch > batch_of(x->ents[x->next_emit].rec) + FN_AHEAD)
+            return;
+        batch *bt = &x->batches[x->next_batch];
+        bt->x = x;
+        bt->index = x->next_batch++;
+        size_t nrec = json_array_size(x->records);
+        size_t from = bt->index * FN_BATCH, to = from + FN_BATCH < nrec ? from + FN_BATCH : nrec;
+        json_t *arr = json_array();
+        for (size_t r = from; arr && r < to; r++)
+            json_array_append(arr, json_array_get(x->records, r)); /* shared: results land in
+                                                                      the records */
+        if (!arr) {
+            fail_stream(x, "no memory");
+            return;
+        }
+        api_fn_options o = {
+            .mode = API_FN_FULL,
+            .levels = x->levels,
+            .colourmap_name = x->colourmap_name ? x->colourmap_name : "viridis",
+            .original_image = x->original_image,
+            .want_png = x->ex_images,
+            .channels_complete = true,
+            .caller_aborts = true,
+        };
+        x->evaluating++;
+        x->outstanding++;
+        api_functions_apply_ex(x->req, x->fns, arr, &o, batch_done, bt, &bt->handle);
+    }
+}
+
 static void pump(exp_ctx *x)
 {
     if (x->aborted) {
         maybe_finish(x);
         return;
     }
+    start_batches(x);
+    if (x->aborted)
+        return;
     while (x->next_start < x->nents && x->in_flight < x->max_in_flight) {
         ent *e = &x->ents[x->next_start];
+        if (e->fn >= 0) {
+            x->next_start++; /* made by its batch */
+            continue;
+        }
         uint64_t need = e->sized ? e->est : SIZE_UNKNOWN_GUESS;
         if (x->held > 0 && x->held + need > x->max_held)
             break; /* backpressure: wait for writes to drain */
@@ -1008,13 +1274,24 @@ static void ops_done(store_op_t *op)
         respond_and_free(x, 400, "No records found to export");
         return;
     }
+    if (x->fns) {
+        size_t bad = 0;
+        char err[FN_ERR_MAX];
+        if (api_functions_types(req, x->fns, x->mchannels, &bad, err) != 0) {
+            respond_and_free(x, 400, err);
+            return;
+        }
+    }
     if (!build_columns(x)) {
         x->finished = true;
         http_set_abort(req, NULL, NULL);
         ctx_free(x);
         return;
     }
-    int rc = build_csv(x);
+    int rc = build_csv_header(x);
+    if (!rc && !x->fns)
+        rc = build_csv_lines(x);
+    x->csv_pending = x->fns != NULL;
     if (rc == -E2BIG) {
         respond_and_free(x, 400, TOO_MUCH);
         return;
@@ -1023,9 +1300,39 @@ static void ops_done(store_op_t *op)
         respond_and_free(x, 500, "Unknown error");
         return;
     }
+    if (x->nents == 0 && !x->ex_scalars) {
+        respond_and_free(x, 400, "Nothing to export");
+        return;
+    }
+    if (x->fns) {
+        size_t nrec = json_array_size(x->records);
+        x->nbatches = (nrec + FN_BATCH - 1) / FN_BATCH;
+        x->batches = calloc(x->nbatches, sizeof(batch));
+        if (!x->batches) {
+            respond_and_free(x, 500, "Unknown error");
+            return;
+        }
+        /* The first batch runs alone before anything is sent: a mistake in the functions
+         * is still a 4xx then. */
+        x->batch_limit = 1;
+        start_batches(x);
+        return;
+    }
+    proceed(x);
+}
+
+/* After the plan (and the first batch of functions): the CSV alone, or the zip. */
+static void proceed(exp_ctx *x)
+{
+    http_request_t *req = x->req;
+    x->batch_limit = FN_BATCHES;
     if (x->nents == 0) {
-        if (!x->ex_scalars) {
-            respond_and_free(x, 400, "Nothing to export");
+        if (x->batches_done < x->nbatches) {
+            start_batches(x); /* the CSV needs every record's function values */
+            return;
+        }
+        if (x->csv_pending && build_csv_lines(x) != 0) {
+            respond_and_free(x, 400, TOO_MUCH);
             return;
         }
         set_disposition(x, "csv");
@@ -1095,8 +1402,9 @@ void api_export(http_request_t *req)
         ctx_free(x);
         return;
     }
-    if (http_query_get(req, "functions")) {
-        respond_and_free(x, 400, "Functions in exports are not available in this build");
+    if (!api_functions_from_query(req, &x->fns)) {
+        x->finished = true;
+        ctx_free(x);
         return;
     }
     x->proj = (const char **)x->find.projection;

@@ -85,6 +85,9 @@ typedef struct api_fn_options {
     /* true when every channel the functions name is already in the records as far as it
      * exists (GET /records widens its projection): skips the §5.2 step 2 lookup. */
     bool channels_complete;
+    /* The caller cancels (api_functions_cancel) instead of the engine taking over the
+     * request's abort hook: for callers that run several evaluations at once (/export). */
+    bool caller_aborts;
 } api_fn_options;
 
 typedef struct api_fn_results api_fn_results;
@@ -108,6 +111,16 @@ typedef void (*api_fn_done_cb)(api_fn_results *res, void *data);
  * many records (the export) calls this on bounded batches of records. */
 void api_functions_apply(http_request_t *req, api_fn_list *list, json_t *records,
                          const api_fn_options *opts, api_fn_done_cb done, void *data);
+
+/* api_functions_apply that also gives the evaluation's handle, set before any callback
+ * can run (done may run inside the call when it cannot start: clear your copy in done).
+ * The handle is the results object done will receive. */
+void api_functions_apply_ex(http_request_t *req, api_fn_list *list, json_t *records,
+                            const api_fn_options *opts, api_fn_done_cb done, void *data,
+                            api_fn_results **handle);
+/* Cancels an evaluation started with caller_aborts (its object GETs, store op and work);
+ * done still follows, with a 500. Only between the start and done. */
+void api_functions_cancel(api_fn_results *evaluation);
 
 /* 0 on success; else the HTTP status, with the client message in *message (owned by res). */
 int api_fn_results_status(const api_fn_results *res, const char **message);

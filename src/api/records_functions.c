@@ -91,6 +91,7 @@ typedef struct fn_page {
     void *prev_abort_data;
     bool aborting;       /* inside page_abort: a completion there waits until it returns */
     bool finish_pending; /* page_finish was called while aborting */
+    bool canceled;       /* page_cancel ran: the caller gets a 500 */
     fn_result *results;  /* nrec x list->n */
     size_t nrec;
     filter_t *dep_filter;
@@ -297,17 +298,34 @@ static void page_free(fn_page *pg)
 
 static void page_finish(fn_page *pg);
 
-static void page_abort(http_request_t *req, void *data)
+/* Cancels the page's store op, fetches and evaluation; done still follows (500). */
+static void page_cancel(fn_page *pg)
 {
-    fn_page *pg = data;
-    pg->aborting = true;
+    pg->canceled = true;
     store_cancel(&pg->op);
     taskgroup_cancel(&pg->tg, -ECANCELED);
     for (size_t i = 0; i < pg->nchunks; i++)
         if (pg->chunks[i].work)
             work_cancel(pg->chunks[i].work);
+}
+
+static void page_abort(http_request_t *req, void *data)
+{
+    fn_page *pg = data;
+    pg->aborting = true;
+    page_cancel(pg);
     if (pg->prev_abort)
         pg->prev_abort(req, pg->prev_abort_data);
+    pg->aborting = false;
+    if (pg->finish_pending)
+        page_finish(pg);
+}
+
+void api_functions_cancel(api_fn_results *res)
+{
+    fn_page *pg = (fn_page *)res;
+    pg->aborting = true;
+    page_cancel(pg);
     pg->aborting = false;
     if (pg->finish_pending)
         page_finish(pg);
@@ -321,7 +339,8 @@ static void page_finish(fn_page *pg)
         return;
     }
     pg->finish_pending = false;
-    http_set_abort(pg->req, pg->prev_abort, pg->prev_abort_data);
+    if (!pg->opts.caller_aborts)
+        http_set_abort(pg->req, pg->prev_abort, pg->prev_abort_data);
     if (pg->http_status >= 500)
         log_warn("functions: %s", pg->err);
     pg->done((api_fn_results *)pg, pg->done_data);
@@ -969,7 +988,7 @@ static void chunk_evaluated(void *data, int status)
             objstore_blob_unref(pg->inputs[i].blob);
             pg->inputs[i].blob = NULL;
         }
-    if (pg->req->aborted)
+    if (pg->req->aborted || pg->canceled)
         page_fail(pg, 500, "Unknown error");
     page_finish(pg);
 }
@@ -1083,7 +1102,7 @@ static void manifest_read(store_op_t *op)
         page_finish(pg);
         return;
     }
-    if (pg->req->aborted) {
+    if (pg->req->aborted || pg->canceled) {
         store_op_cleanup(op);
         page_fail(pg, 500, "Unknown error");
         page_finish(pg);
@@ -1115,7 +1134,7 @@ static bool may_be_channel(const fn_page *pg, const char *name)
 static void deps_read(store_op_t *op)
 {
     fn_page *pg = op->data;
-    if (op->status != 0 || pg->req->aborted) {
+    if (op->status != 0 || pg->req->aborted || pg->canceled) {
         page_fail(pg, op->status == STORE_EUNAVAILABLE ? 503 : 500, "%s",
                   op->status == STORE_EUNAVAILABLE ? "Database unavailable" : "Unknown error");
         if (op->status && op->status != -ECANCELED)
@@ -1270,6 +1289,13 @@ static void fetch_inputs(fn_page *pg)
 void api_functions_apply(http_request_t *req, api_fn_list *list, json_t *records,
                          const api_fn_options *opts, api_fn_done_cb done, void *data)
 {
+    api_functions_apply_ex(req, list, records, opts, done, data, NULL);
+}
+
+void api_functions_apply_ex(http_request_t *req, api_fn_list *list, json_t *records,
+                            const api_fn_options *opts, api_fn_done_cb done, void *data,
+                            api_fn_results **handle)
+{
     fn_page *pg = calloc(1, sizeof *pg);
     if (!pg) {
         /* the callback still runs once: with a page that says so */
@@ -1308,9 +1334,13 @@ void api_functions_apply(http_request_t *req, api_fn_list *list, json_t *records
         snprintf(pg->colour_err, sizeof pg->colour_err, "%s", bad);
     else if (colourmap_find(cm, &pg->cm) != 0)
         snprintf(pg->colour_err, sizeof pg->colour_err, "%s is not a valid colour map name", cm);
-    pg->prev_abort = req->on_abort;
-    pg->prev_abort_data = req->abort_data;
-    http_set_abort(req, page_abort, pg);
+    if (handle)
+        *handle = (api_fn_results *)pg;
+    if (!opts->caller_aborts) {
+        pg->prev_abort = req->on_abort;
+        pg->prev_abort_data = req->abort_data;
+        http_set_abort(req, page_abort, pg);
+    }
     if (store_submit(app->store, &pg->op, manifest_read, pg) != 0) {
         page_fail(pg, 500, "Unknown error");
         page_finish(pg);

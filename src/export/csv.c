@@ -167,6 +167,31 @@ static int numbers(const json_t *arr, size_t n, double **out, const char *what, 
     return 0;
 }
 
+int csv_waveform_json(const json_t *obj, double **x, double **y, size_t *n, char *err,
+                      size_t errlen)
+{
+    *x = *y = NULL;
+    *n = 0;
+    json_t *jx = json_object_get(obj, "x"), *jy = json_object_get(obj, "y");
+    if (!json_is_array(jx) || !json_is_array(jy)) {
+        snprintf(err, errlen, "waveform object lacks its x and y arrays");
+        return -EINVAL;
+    }
+    size_t m =
+        json_array_size(jx) < json_array_size(jy) ? json_array_size(jx) : json_array_size(jy);
+    int rc = numbers(jx, m, x, "waveform x", err, errlen);
+    if (!rc) {
+        rc = numbers(jy, m, y, "waveform y", err, errlen);
+        if (rc) {
+            free(*x);
+            *x = NULL;
+        }
+    }
+    if (!rc)
+        *n = m;
+    return rc;
+}
+
 int csv_parse_waveform(const void *json, size_t len, double **x, double **y, size_t *n, char *err,
                        size_t errlen)
 {
@@ -175,25 +200,7 @@ int csv_parse_waveform(const void *json, size_t len, double **x, double **y, siz
     json_t *root = load(json, len, err, errlen);
     if (!root)
         return -EINVAL;
-    json_t *jx = json_object_get(root, "x"), *jy = json_object_get(root, "y");
-    int rc;
-    if (!json_is_array(jx) || !json_is_array(jy)) {
-        snprintf(err, errlen, "waveform object lacks its x and y arrays");
-        rc = -EINVAL;
-    } else {
-        size_t m =
-            json_array_size(jx) < json_array_size(jy) ? json_array_size(jx) : json_array_size(jy);
-        rc = numbers(jx, m, x, "waveform x", err, errlen);
-        if (!rc) {
-            rc = numbers(jy, m, y, "waveform y", err, errlen);
-            if (rc) {
-                free(*x);
-                *x = NULL;
-            }
-        }
-        if (!rc)
-            *n = m;
-    }
+    int rc = csv_waveform_json(root, x, y, n, err, errlen);
     json_decref(root);
     return rc;
 }

@@ -31,6 +31,9 @@ int csv_header_cell(buf_t *b, const char *name);
  * err set, -ENOMEM. */
 int csv_parse_waveform(const void *json, size_t len, double **x, double **y, size_t *n, char *err,
                        size_t errlen);
+/* The same from a parsed object (e.g. a waveform function's result). */
+int csv_waveform_json(const json_t *obj, double **x, double **y, size_t *n, char *err,
+                      size_t errlen);
 /* Parses a stored vector object ({"data": [...]}) into a malloc'd array. */
 int csv_parse_vector(const void *json, size_t len, double **v, size_t *n, char *err, size_t errlen);
 /* "x,y\n" per point. 0 or -E2BIG (b's cap). */

@@ -142,7 +142,7 @@ def export(srv, projection, **params):
     params = dict(params)
     params["projection"] = projection
     for k, v in list(params.items()):
-        if isinstance(v, (dict, list)) and k != "projection":
+        if isinstance(v, dict):
             params[k] = json.dumps(v)
         elif isinstance(v, bool):
             params[k] = "true" if v else "false"
@@ -444,9 +444,10 @@ def raw_export(srv, query, rcvbuf=None):
     return sock
 
 
-def big_images(srv, n):
+def big_images(srv, n, manifest=True):
     rng = np.random.default_rng(7)
-    post_file(srv, "/submit/manifest", json.dumps(MANIFEST).encode())
+    if manifest:  # a second manifest in the same second is refused (its id is the time)
+        post_file(srv, "/submit/manifest", json.dumps(MANIFEST).encode())
     for i in range(n):
         ingest(srv, "2023-07-01T00:%02d:%02d" % (i // 60, i % 60), {
             CAM: {"dtype": "image", "data": rng.integers(0, 65535, size=(400, 400),
@@ -523,3 +524,86 @@ def test_export_does_not_fill_the_object_cache(own):
     s.get(f"/images/{HOURS[0]}/{CAM}", params={"original_image": "true"})
     time.sleep(0.6)
     assert metric(s, "ogd_objstore_cache_entries") == 1
+
+
+# ---- functions (§5.4, §7.2 step 4, §7.8) ----
+
+def fns(*pairs):
+    return [json.dumps({"name": n, "expression": e}) for n, e in pairs]
+
+
+def test_function_scalar_column(srv):
+    r = export(srv, META + ["channels.scalar"], conditions=FIVE,
+               functions=fns(("scalar", EM + " + 1")))
+    assert r.headers["content-type"] == "text/plain; charset=utf-8"
+    lines = r.content.decode().split("\n")
+    assert lines[0] == '"shotnum","timestamp","epac_ops_data_version","scalar",'
+    assert lines[1] == '423648000000,2023-06-05 08:00:00,"1.0",1.0001059470803537,'
+    assert lines[2] == '423648036000,2023-06-05 09:00:00,"1.0",%r,' % (EM_VALUES[1] + 1)
+
+
+def test_function_members(srv):
+    r = export(srv, META + ["channels.scalar", "channels.waveform", "channels.image"],
+               conditions=FIVE, export_waveform_images=True,
+               functions=fns(("scalar", EM + " + 1"), ("waveform", WF + " / 2"),
+                             ("image", CAM + " * 2")))
+    z = members(r)
+    names = z.namelist()
+    want = []
+    for i in HOURS:
+        want += ["%s_waveform.csv" % i, "%s_waveform.png" % i, "%s_image.png" % i]
+    assert names == want + ["20230605080000_to_20230605120000.csv"]
+    assert z.read(names[-1]).decode().split("\n")[0] == (
+        '"shotnum","timestamp","epac_ops_data_version","scalar",')
+    x, y = waveform(0)
+    assert z.read("%s_waveform.csv" % HOURS[0]).decode() == "".join(
+        "%r,%r\n" % (float(a), float(b) / 2) for a, b in zip(x, y))
+    # the image is the function's PNG: with default levels, 16-bit greyscale of the values
+    png = z.read("%s_image.png" % HOURS[0])
+    ref = srv.get(f"/images/{HOURS[0]}/image",
+                  params={"functions": fns(("image", CAM + " * 2")), "original_image": "true"})
+    assert png == ref.content
+    # coloured when a colour parameter is given, as /images renders it
+    z = members(export(srv, ["channels.image"], conditions={"_id": HOURS[1]},
+                       colourmap_name="jet", functions=fns(("image", CAM + " * 2"))))
+    ref = srv.get(f"/images/{HOURS[1]}/image",
+                  params={"functions": fns(("image", CAM + " * 2")), "colourmap_name": "jet"})
+    assert z.read("%s_image.png" % HOURS[1]) == ref.content
+
+
+def test_function_of_a_missing_channel_is_skipped(srv):
+    # the sparse record has no EM: no value, no file, no error line
+    r = export(srv, ["_id", "channels.scalar"],
+               conditions={"metadata.timestamp": {"$lte": "2023-06-05T08:00:00"}},
+               functions=fns(("scalar", EM + " + 1")))
+    assert r.content.decode().split("\n")[1:3] == [
+        '"%s",,' % SPARSE, '"%s",1.0001059470803537,' % HOURS[0]]
+    r = export(srv, ["_id", "channels.image"],
+               conditions={"metadata.timestamp": {"$lte": "2023-06-05T08:00:00"}},
+               functions=fns(("image", EM + " * " + CAM)))
+    assert members(r).namelist() == ["%s_image.png" % HOURS[0],
+                                     "%s_to_%s.csv" % (SPARSE, HOURS[0])]
+
+
+def test_function_errors_are_4xx(srv):
+    r = export(srv, ["channels.f"], conditions=FIVE, functions=fns(("f", "NOPE + 1")))
+    assert r.status_code == 400, r.text
+    assert "NOPE" in r.json()["detail"]
+    r = export(srv, ["channels.f"], conditions=FIVE, functions=['{"name": "f"}'])
+    assert r.status_code in (400, 422), r.text
+
+
+def test_functions_over_many_records(own):
+    """Several evaluation batches, results in record order."""
+    s = own()
+    big_images(s, 40, manifest=False)
+    r = export(s, ["_id", "channels.m", "channels.d"],
+               conditions={"metadata.timestamp": {"$gte": "2023-07-01T00:00:00"}},
+               functions=fns(("m", "max(%s)" % CAM), ("d", CAM + " / 2")))
+    z = members(r)
+    names = z.namelist()
+    ids = [n.split("_")[0] for n in names[:-1]]
+    assert len(ids) == 40 and ids == sorted(ids)
+    lines = z.read(names[-1]).decode().split("\n")
+    assert lines[0] == '"ID","m",'
+    assert len(lines) == 42 and all(float(l.split(",")[1]) > 60000 for l in lines[1:41])
