@@ -2,7 +2,8 @@
  * cron.c: see cron.h. Parsing fills one bit set per field; cron_next walks forward from
  * the next whole minute, skipping a whole month, day or hour at a time when that field
  * does not match, and lets mktime normalise the broken-down time (so a local time that
- * does not exist on a DST change moves forward, as cron daemons do).
+ * does not exist on a DST change never matches: that occurrence is skipped; in a repeated
+ * hour the first instance matches).
  */
 #include "experiments/cron.h"
 
