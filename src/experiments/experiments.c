@@ -1,12 +1,14 @@
 /*
  * experiments.c: see experiments.h. One heap-allocated run walks its steps through
- * callbacks: store ops (store_submit) and HTTP exchanges (fetch_request on a fetcher the
- * run owns and closes). Instruments are asked one after another; experiments are stored
- * one after another, so the answer lists them in the Scheduler's sorted order.
+ * callbacks: store ops (store_submit), HTTP exchanges (fetch_request on a fetcher the run
+ * owns and closes) and the parsing of each answer (work_submit: the thread pool). Instruments are
+ * asked one after another; experiments are stored one after another, so the answer lists them in
+ * the Scheduler's sorted order.
  */
 #include "experiments/experiments.h"
 
 #include <errno.h>
+#include <libxml/parser.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,10 +17,13 @@
 #include "api/control.h"
 #include "auth/fetch.h"
 #include "experiments/scheduler.h"
+#include "runtime/taskgroup.h"
 #include "util/log.h"
 
 #define EXPERIMENTS_TIMEOUT_MS 30000
 #define EXPERIMENTS_MAX_BODY (16u << 20)
+
+typedef enum stage { ST_WSDL, ST_LOGIN, ST_DATES, ST_EXPERIMENTS } stage;
 
 typedef struct run {
     uv_loop_t *loop;
@@ -37,6 +42,12 @@ typedef struct run {
     json_t *found;     /* selected experiments */
     size_t next;       /* the one being stored */
     json_t *results;
+    stage stage; /* the HTTP exchange in flight or being parsed */
+    long code;   /* its HTTP status */
+    char *body;  /* its answer, until parsed */
+    size_t body_len;
+    int parse_rc;   /* the pool's verdict */
+    json_t *parsed; /* ST_DATES: [{rb, part}] */
     char err[512];
 } run;
 
@@ -55,6 +66,8 @@ static void run_finish(run *r, int status)
     json_decref(r->pairs);
     json_decref(r->found);
     json_decref(r->results);
+    json_decref(r->parsed);
+    free(r->body);
     free(r);
 }
 
@@ -102,8 +115,10 @@ static void login_transport_error(run *r, int status)
              "an external system");
 }
 
+static void answered(int status, long code, const char *body, size_t len, void *data);
+
 static bool http(run *r, const char *url, const char *content_type, const char *body,
-                 const char *extra, fetch_cb cb)
+                 const char *extra)
 {
     fetch_opts o = {.method = body ? "POST" : "GET",
                     .content_type = content_type,
@@ -113,7 +128,7 @@ static bool http(run *r, const char *url, const char *content_type, const char *
                     .verify_cert = true,
                     .timeout_ms = r->timeout_ms,
                     .max_bytes = EXPERIMENTS_MAX_BODY};
-    int rc = fetch_request(r->fetcher, url, &o, cb, r);
+    int rc = fetch_request(r->fetcher, url, &o, answered, r);
     if (rc != 0) {
         fail(r, EXPERIMENTS_EUPSTREAM, "Unexpected error from contacting the Scheduler");
         return false;
@@ -181,25 +196,161 @@ static void store_next(run *r)
     submit(r, stamped);
 }
 
-static void experiments_answered(int status, long code, const char *body, size_t len, void *data)
+/* ---------------------------------------------------------------- HTTP answers
+ *
+ * Every answer is copied and parsed on the thread pool (XML and JSON of up to the body
+ * cap are CPU work); `parsed` continues on the loop according to the stage. */
+
+static void login(run *r);
+static void ask_dates(run *r);
+
+static void answered(int status, long code, const char *body, size_t len, void *data);
+
+static void transport_error(run *r, int status)
+{
+    if (r->stage == ST_LOGIN)
+        login_transport_error(r, status);
+    else
+        fail(r, EXPERIMENTS_EUPSTREAM, "Unexpected error from contacting the Scheduler");
+}
+
+static void parse_on_pool(void *data)
+{
+    run *r = data;
+    r->parse_rc = -1;
+    switch (r->stage) {
+    case ST_WSDL:
+        if (r->code != 200)
+            snprintf(r->err, sizeof(r->err), "Unexpected error from contacting the Scheduler");
+        else
+            r->parse_rc = sched_parse_wsdl(r->body, r->body_len, &r->location, &r->tns, r->err,
+                                           sizeof(r->err));
+        break;
+    case ST_LOGIN:
+        r->parse_rc = sched_parse_login(r->code, r->body, r->body_len, &r->session_id, r->err,
+                                        sizeof(r->err));
+        break;
+    case ST_DATES:
+        r->parse_rc =
+            sched_parse_dates(r->code, r->body, r->body_len, &r->parsed, r->err, sizeof(r->err));
+        break;
+    case ST_EXPERIMENTS: {
+        json_t *parts = NULL;
+        r->parse_rc =
+            sched_parse_experiments(r->code, r->body, r->body_len, &parts, r->err, sizeof(r->err));
+        if (r->parse_rc == 0)
+            r->parse_rc = sched_select(parts, r->mapping, &r->found, r->err, sizeof(r->err));
+        json_decref(parts);
+        break;
+    }
+    }
+    free(r->body);
+    r->body = NULL;
+}
+
+/* Adds one instrument's dates to the (RB, instrument) pairs and the part mapping (the
+ * first instrument that lists an RB number gives its parts). */
+static void merge_dates(run *r)
+{
+    const char *instrument = r->cfg->instrument_names[r->instrument];
+    json_t *local = json_object();
+    size_t i;
+    json_t *d;
+    json_array_foreach(r->parsed, i, d)
+    {
+        char key[32];
+        json_int_t rb = json_integer_value(json_object_get(d, "rb"));
+        snprintf(key, sizeof(key), "%" JSON_INTEGER_FORMAT, rb);
+        json_t *list = json_object_get(local, key);
+        if (!list) {
+            list = json_array();
+            json_object_set_new(local, key, list);
+            bool seen = false;
+            size_t j;
+            json_t *p;
+            json_array_foreach(r->pairs, j, p)
+            {
+                if (json_integer_value(json_object_get(p, "key")) == rb &&
+                    strcmp(json_string_value(json_object_get(p, "value")), instrument) == 0)
+                    seen = true;
+            }
+            if (!seen)
+                json_array_append_new(r->pairs,
+                                      json_pack("{sIss}", "key", rb, "value", instrument));
+        }
+        json_array_append(list, json_object_get(d, "part"));
+    }
+    const char *k;
+    json_t *list;
+    json_object_foreach(local, k, list)
+    {
+        if (!json_object_get(r->mapping, k))
+            json_object_set(r->mapping, k, list);
+    }
+    json_decref(local);
+    json_decref(r->parsed);
+    r->parsed = NULL;
+}
+
+static void parsed(void *data, int status)
+{
+    run *r = data;
+    if (status != 0) {
+        fail(r, EXPERIMENTS_EUPSTREAM, "Unexpected error from contacting the Scheduler");
+        return;
+    }
+    if (r->parse_rc != 0) {
+        if (r->stage == ST_LOGIN)
+            log_warn("experiments: user office login answered HTTP %ld", r->code);
+        else if (r->stage == ST_WSDL && r->code != 200)
+            log_warn("experiments: the Scheduler's WSDL answered HTTP %ld", r->code);
+        run_finish(r, EXPERIMENTS_EUPSTREAM);
+        return;
+    }
+    switch (r->stage) {
+    case ST_WSDL:
+        login(r);
+        break;
+    case ST_LOGIN:
+        ask_dates(r);
+        break;
+    case ST_DATES:
+        merge_dates(r);
+        r->instrument++;
+        ask_dates(r);
+        break;
+    case ST_EXPERIMENTS:
+        store_next(r);
+        break;
+    }
+}
+
+static void answered(int status, long code, const char *body, size_t len, void *data)
 {
     run *r = data;
     if (status == -ECANCELED)
         return; /* the fetcher closed under us: finishing is under way elsewhere */
     if (status != 0) {
-        fail(r, EXPERIMENTS_EUPSTREAM, "Unexpected error from contacting the Scheduler");
+        transport_error(r, status);
         return;
     }
-    json_t *parts = NULL;
-    if (sched_parse_experiments(code, body, len, &parts, r->err, sizeof(r->err)) != 0 ||
-        sched_select(parts, r->mapping, &r->found, r->err, sizeof(r->err)) != 0) {
-        json_decref(parts);
-        run_finish(r, EXPERIMENTS_EUPSTREAM);
+    r->code = code;
+    r->body = malloc(len + 1);
+    if (!r->body) {
+        fail(r, STORE_EDB, "out of memory");
         return;
     }
-    json_decref(parts);
-    store_next(r);
+    memcpy(r->body, body, len);
+    r->body[len] = '\0';
+    r->body_len = len;
+    if (work_submit(r->loop, parse_on_pool, parsed, r, NULL) != 0) {
+        free(r->body);
+        r->body = NULL;
+        fail(r, STORE_EDB, "cannot queue work on the thread pool");
+    }
 }
+
+/* ---------------------------------------------------------------- requests */
 
 static int by_key(const void *a, const void *b)
 {
@@ -233,66 +384,9 @@ static void ask_experiments(run *r)
         fail(r, STORE_EDB, "out of memory");
         return;
     }
-    http(r, r->location, "text/xml; charset=utf-8", body, "SOAPAction: \"getExperiments\"",
-         experiments_answered);
+    r->stage = ST_EXPERIMENTS;
+    http(r, r->location, "text/xml; charset=utf-8", body, "SOAPAction: \"getExperiments\"");
     free(body);
-}
-
-static void ask_dates(run *r);
-
-static void dates_answered(int status, long code, const char *body, size_t len, void *data)
-{
-    run *r = data;
-    if (status == -ECANCELED)
-        return;
-    if (status != 0) {
-        fail(r, EXPERIMENTS_EUPSTREAM, "Unexpected error from contacting the Scheduler");
-        return;
-    }
-    json_t *dates = NULL;
-    if (sched_parse_dates(code, body, len, &dates, r->err, sizeof(r->err)) != 0) {
-        run_finish(r, EXPERIMENTS_EUPSTREAM);
-        return;
-    }
-    const char *instrument = r->cfg->instrument_names[r->instrument];
-    json_t *local = json_object();
-    size_t i;
-    json_t *d;
-    json_array_foreach(dates, i, d)
-    {
-        char key[32];
-        json_int_t rb = json_integer_value(json_object_get(d, "rb"));
-        snprintf(key, sizeof(key), "%" JSON_INTEGER_FORMAT, rb);
-        json_t *list = json_object_get(local, key);
-        if (!list) {
-            list = json_array();
-            json_object_set_new(local, key, list);
-            bool seen = false;
-            size_t j;
-            json_t *p;
-            json_array_foreach(r->pairs, j, p)
-            {
-                if (json_integer_value(json_object_get(p, "key")) == rb &&
-                    strcmp(json_string_value(json_object_get(p, "value")), instrument) == 0)
-                    seen = true;
-            }
-            if (!seen)
-                json_array_append_new(r->pairs,
-                                      json_pack("{sIss}", "key", rb, "value", instrument));
-        }
-        json_array_append(list, json_object_get(d, "part"));
-    }
-    const char *k;
-    json_t *list;
-    json_object_foreach(local, k, list)
-    {
-        if (!json_object_get(r->mapping, k))
-            json_object_set(r->mapping, k, list);
-    }
-    json_decref(local);
-    json_decref(dates);
-    r->instrument++;
-    ask_dates(r);
 }
 
 static void ask_dates(run *r)
@@ -307,43 +401,14 @@ static void ask_dates(run *r)
         fail(r, STORE_EDB, "out of memory");
         return;
     }
+    r->stage = ST_DATES;
     http(r, r->location, "text/xml; charset=utf-8", body,
-         "SOAPAction: \"getExperimentDatesForInstrument\"", dates_answered);
+         "SOAPAction: \"getExperimentDatesForInstrument\"");
     free(body);
 }
 
-static void logged_in(int status, long code, const char *body, size_t len, void *data)
+static void login(run *r)
 {
-    run *r = data;
-    if (status == -ECANCELED)
-        return;
-    if (status != 0) {
-        login_transport_error(r, status);
-        return;
-    }
-    if (sched_parse_login(code, body, len, &r->session_id, r->err, sizeof(r->err)) != 0) {
-        log_warn("experiments: user office login answered HTTP %ld", code);
-        run_finish(r, EXPERIMENTS_EUPSTREAM);
-        return;
-    }
-    ask_dates(r);
-}
-
-static void wsdl_fetched(int status, long code, const char *body, size_t len, void *data)
-{
-    run *r = data;
-    if (status == -ECANCELED)
-        return;
-    if (status != 0 || code != 200) {
-        if (status == 0)
-            log_warn("experiments: the Scheduler's WSDL answered HTTP %ld", code);
-        fail(r, EXPERIMENTS_EUPSTREAM, "Unexpected error from contacting the Scheduler");
-        return;
-    }
-    if (sched_parse_wsdl(body, len, &r->location, &r->tns, r->err, sizeof(r->err)) != 0) {
-        run_finish(r, EXPERIMENTS_EUPSTREAM);
-        return;
-    }
     json_t *cred = json_pack("{ssss}", "username", r->cfg->username ? r->cfg->username : "",
                              "password", r->cfg->password ? r->cfg->password : "");
     char *text = cred ? json_dumps(cred, JSON_COMPACT) : NULL;
@@ -358,7 +423,10 @@ static void wsdl_fetched(int status, long code, const char *body, size_t len, vo
     while (bl && base[bl - 1] == '/')
         bl--;
     snprintf(url, sizeof(url), "%.*s/sessions", (int)bl, base);
-    http(r, url, "application/json", text, NULL, logged_in);
+    r->stage = ST_LOGIN;
+    http(r, url, "application/json", text, NULL);
+    /* the password was copied into the request; wipe this copy */
+    explicit_bzero(text, strlen(text));
     free(text);
 }
 
@@ -399,7 +467,8 @@ static void stamp_loaded(store_op_t *op)
         return;
     }
     log_info("experiments: refreshing, window %s to %s", r->start, r->end);
-    http(r, r->cfg->scheduler_wsdl_url, NULL, NULL, NULL, wsdl_fetched);
+    r->stage = ST_WSDL;
+    http(r, r->cfg->scheduler_wsdl_url, NULL, NULL, NULL);
 }
 
 int experiments_refresh(uv_loop_t *loop, store_t *store, const ogd_experiments_config *cfg,
@@ -415,6 +484,7 @@ int experiments_refresh(uv_loop_t *loop, store_t *store, const ogd_experiments_c
     r->cb = cb;
     r->data = data;
     r->timeout_ms = opts && opts->timeout_ms > 0 ? opts->timeout_ms : EXPERIMENTS_TIMEOUT_MS;
+    xmlInitParser(); /* once, on this thread, before pool threads parse */
     r->fetcher = fetcher_new(loop);
     r->mapping = json_object();
     r->pairs = json_array();

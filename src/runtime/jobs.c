@@ -16,8 +16,8 @@
  *
  * Between jobs it sleeps in sigtimedwait, so TERM, QUIT and INT end it at once and HUP is
  * the master's business (it replaces this process with one on the new config). An
- * experiments run drives its own libuv loop (store and HTTP calls, each with a timeout)
- * to completion; signals that arrive meanwhile are acted on when it ends.
+ * experiments run drives its own libuv loop (store and HTTP calls, each with a timeout);
+ * a stop signal during it ends the process at once.
  */
 #include "runtime/runtime.h"
 
@@ -75,12 +75,30 @@ static void refresh_done(int status, const char *err, json_t *results, void *dat
     r->status = status;
 }
 
+/* Signals stay blocked during a run: a stop request is seen here and ends the process at
+ * once (each stored experiment is its own transaction, so nothing is left half-written). */
+static void check_stop(uv_timer_t *t)
+{
+    (void)t;
+    sigset_t pending;
+    if (sigpending(&pending) == 0 &&
+        (sigismember(&pending, SIGTERM) || sigismember(&pending, SIGQUIT) ||
+         sigismember(&pending, SIGINT))) {
+        log_info("jobs: stopping during an experiments refresh");
+        _exit(0);
+    }
+}
+
 /* One experiments refresh on a private loop; true when it succeeded. */
 static bool experiments_run_once(const ogd_config *cfg, time_t window_end)
 {
     uv_loop_t loop;
     if (uv_loop_init(&loop) != 0)
         return false;
+    uv_timer_t stop_check;
+    uv_timer_init(&loop, &stop_check);
+    uv_timer_start(&stop_check, check_stop, 200, 200);
+    uv_unref((uv_handle_t *)&stop_check);
     char err[512];
     store_t *store = NULL;
     refresh_result res = {false, -1};
@@ -94,6 +112,7 @@ static bool experiments_run_once(const ogd_config *cfg, time_t window_end)
         uv_run(&loop, UV_RUN_NOWAIT);
         store_close(store);
     }
+    uv_close((uv_handle_t *)&stop_check, NULL);
     uv_run(&loop, UV_RUN_DEFAULT); /* let closing handles finish */
     uv_loop_close(&loop);
     return res.done && res.status == 0;
