@@ -218,6 +218,7 @@ static const key_def KEYS[] = {
     {STR(experiments, scheduler_wsdl_url, NULL, 0)},
     {LIST(experiments, instrument_names, 0)},
     {STR(experiments, worker_file_path, NULL, 0)},
+    {INT(experiments, request_timeout, "30", 1, 600, 0)},
 
     {I64(export, max_filesize_bytes, "1073741824", 1, INT64_MAX)},
     {INT(export, max_concurrency, "256", 1, 100000, 0)},

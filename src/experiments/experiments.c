@@ -483,7 +483,9 @@ int experiments_refresh(uv_loop_t *loop, store_t *store, const ogd_experiments_c
     r->cfg = cfg;
     r->cb = cb;
     r->data = data;
-    r->timeout_ms = opts && opts->timeout_ms > 0 ? opts->timeout_ms : EXPERIMENTS_TIMEOUT_MS;
+    r->timeout_ms = opts && opts->timeout_ms > 0 ? opts->timeout_ms
+                    : cfg->request_timeout > 0   ? cfg->request_timeout * 1000L
+                                                 : EXPERIMENTS_TIMEOUT_MS;
     xmlInitParser(); /* once, on this thread, before pool threads parse */
     r->fetcher = fetcher_new(loop);
     r->mapping = json_object();

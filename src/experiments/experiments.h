@@ -32,7 +32,7 @@
  * err are borrowed for the call. */
 typedef void (*experiments_cb)(int status, const char *err, json_t *results, void *data);
 
-/* Per-call limits: each HTTP exchange gets timeout_ms (0 = 30 s). */
+/* Per-call limits: each HTTP exchange gets timeout_ms (0 = experiments.request_timeout). */
 typedef struct experiments_opts {
     long timeout_ms;
 } experiments_opts;

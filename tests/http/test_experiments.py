@@ -39,19 +39,25 @@ class FakeScheduler:
         self.mode = "ok"
         self.requests = []
         self.login_failures = 0  # answer 503 to this many logins first
+        self.release = threading.Event()  # ends the waits of the slow modes
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
             def reply(self, status, body, ctype="text/xml; charset=utf-8"):
                 data = body.encode()
-                self.send_response(status)
-                self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", ctype)
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # ogd gave up waiting (the timeout tests)
 
             def do_GET(self):
                 fake.requests.append(("GET", self.path, ""))
+                if fake.mode == "slow_wsdl":
+                    fake.release.wait(10)
                 if self.path == "/wsdl":
                     self.reply(200, fake.wsdl())
                 else:
@@ -62,6 +68,8 @@ class FakeScheduler:
                 body = self.rfile.read(n).decode()
                 fake.requests.append(("POST", self.path, body))
                 if self.path == "/uo/sessions":
+                    if fake.mode == "slow_login":
+                        fake.release.wait(10)
                     if fake.login_failures > 0:
                         fake.login_failures -= 1
                         return self.reply(503, "{}", "application/json")
@@ -242,6 +250,35 @@ def test_malformed_xml(srv, fake):
     assert r.status_code == 500
     assert r.json()["detail"].startswith(
         "Problem parsing XML during communication with Scheduler: ")
+
+
+@pytest.mark.parametrize("mode,detail", [
+    ("slow_wsdl", "Unexpected error from contacting the Scheduler"),
+    ("slow_login", "Request to /sessions to retrieve experiment data from the external system "
+                   "has timed out"),
+])
+def test_slow_systems_time_out_without_blocking(make_server, fake, mode, detail):
+    # one worker: while its refresh waits on the stalled system, it still answers others
+    cfg = experiments_config(fake, request_timeout=1)
+    cfg["server"] = {"workers": 1}
+    s = make_server(config=cfg, records=0)
+    fake.mode = mode
+    out = {}
+    t = threading.Thread(target=lambda: out.update(r=s.request("POST", "/experiments")))
+    t.start()
+    try:
+        stalled = "/wsdl" if mode == "slow_wsdl" else "/uo/sessions"
+        deadline = time.time() + 20
+        while not any(p == stalled for _, p, _ in fake.requests) and time.time() < deadline:
+            time.sleep(0.05)
+        assert t.is_alive()  # the refresh is waiting on the stalled system
+        assert s.get("/version").status_code == 200
+        t.join(30)  # ogd gives up after request_timeout; the fake is still stalled
+    finally:
+        fake.release.set()
+        t.join(30)
+    assert out["r"].status_code == 500
+    assert out["r"].json() == {"detail": detail}
 
 
 def test_scheduler_down(make_server, fake):
