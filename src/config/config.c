@@ -1601,7 +1601,13 @@ int config_resolve(ogd_config *c, char **errors)
         if (freq && cron_parse(freq, &cron, why, sizeof(why)) != 0)
             report_line(&src, 0, "experiments.scheduler_background_frequency: %s", why);
         const char *tz = c->experiments.scheduler_background_timezone;
-        if (tz && !timezone_ok(tz))
+        struct stat zi;
+        bool have_zones = stat("/usr/share/zoneinfo", &zi) == 0 && S_ISDIR(zi.st_mode);
+        if (tz && !have_zones && c->experiments.scheduler_background_task_enabled)
+            report_line(&src, 0,
+                        "experiments.scheduler_background_timezone: no time zone data in "
+                        "/usr/share/zoneinfo (install tzdata)");
+        else if (tz && have_zones && !timezone_ok(tz))
             report_line(&src, 0, "scheduler_background_timezone is not a valid timezone: %.80s",
                         tz);
     }
