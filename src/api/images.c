@@ -11,10 +11,13 @@
  * rendering parameters into a strong ETag, answers 304 when If-None-Match names it, and
  * otherwise decodes, colours and encodes there. The loop thread only writes bytes.
  * Level and colour-map errors (400) are checked after the object was found, as the
- * reference does (a missing image wins over a bad level).
+ * reference does (a missing image wins over a bad level). Without a `colourmap_name`
+ * parameter the user's preferred map is read first (api/prefs.h, one store op); with one,
+ * nothing is read.
  */
 #include "api/api.h"
 #include "api/handlers.h"
+#include "api/prefs.h"
 
 #include "imaging/colourmap.h"
 #include "imaging/falsecolour.h"
@@ -133,12 +136,50 @@ static bool functions_unsupported(http_request_t *req, const char *channel)
     return true;
 }
 
-/* colourmap_name: the parameter, else (absent or empty) the configured default; the
- * user's preference is not read yet (no authenticated user in this build). */
-static const char *colourmap_param(http_request_t *req, const char *config_default)
+/* Colour map resolution on the image endpoints (spec/data.md §4.6, §4.8, §4.10, §9.5):
+ * a given `colourmap_name` wins and needs no look-up (an empty one means the config
+ * default, as the reference's `name or default`); without one the user's preference
+ * (images.preferred_colour_map_pref_name, or the float one) is read, and a user without
+ * it gets the config default. cb runs with the name (borrowed: query, arena or config). */
+typedef void (*colourmap_cb)(http_request_t *req, const char *name, void *data);
+
+typedef struct colourmap_wait {
+    colourmap_cb cb;
+    void *data;
+    bool is_float;
+} colourmap_wait;
+
+static const char *colourmap_default(http_request_t *req, bool is_float)
+{
+    const app_t *app = req->app;
+    return is_float ? app->cfg->float_images.default_colour_map
+                    : app->cfg->images.default_colour_map;
+}
+
+static void colourmap_prefs_loaded(http_request_t *req, const api_prefs *p, void *data)
+{
+    colourmap_wait *w = data;
+    if (!p)
+        return; /* answered */
+    const char *pref = w->is_float ? p->float_colourmap : p->colourmap;
+    w->cb(req, pref && *pref ? pref : colourmap_default(req, w->is_float), w->data);
+}
+
+static void colourmap_resolve(http_request_t *req, bool is_float, colourmap_cb cb, void *data)
 {
     const char *v = http_query_get(req, "colourmap_name");
-    return v && *v ? v : config_default;
+    if (v) {
+        cb(req, *v ? v : colourmap_default(req, is_float), data);
+        return;
+    }
+    colourmap_wait *w = arena_alloc(&req->arena, sizeof(*w));
+    if (!w) {
+        http_respond_error(req, 500, "Unknown error");
+        return;
+    }
+    *w = (colourmap_wait){.cb = cb, .data = data, .is_float = is_float};
+    api_prefs_load(req, is_float ? API_PREFS_FLOAT_COLOURMAP : API_PREFS_COLOURMAP,
+                   colourmap_prefs_loaded, w);
 }
 
 static bool levels_params(http_request_t *req, falsecolour_levels *lv)
@@ -656,9 +697,16 @@ static void render_start(render_ctx *c)
 
 /* ---- handlers ---- */
 
+static void colourmap_then_render(http_request_t *req, const char *name, void *data)
+{
+    render_ctx *c = data;
+    (void)req;
+    c->colourmap_name = name;
+    render_start(c);
+}
+
 void api_images_get(http_request_t *req)
 {
-    app_t *app = req->app;
     bool original;
     falsecolour_levels lv;
     if (!levels_params(req, &lv) || !api_query_bool(req, "original_image", false, &original))
@@ -668,21 +716,19 @@ void api_images_get(http_request_t *req)
     render_ctx *c = render_new(req, original ? RENDER_ORIGINAL : RENDER_IMAGE, OBJ_IMAGE);
     if (!c)
         return;
-    if (!original) {
-        c->levels = lv;
-        c->colourmap_name = colourmap_param(req, app->cfg->images.default_colour_map);
+    if (original) {
+        render_start(c);
+        return;
     }
-    render_start(c);
+    c->levels = lv;
+    colourmap_resolve(req, false, colourmap_then_render, c);
 }
 
 void api_images_float(http_request_t *req)
 {
-    app_t *app = req->app;
     render_ctx *c = render_new(req, RENDER_FLOAT, OBJ_FLOAT_IMAGE);
-    if (!c)
-        return;
-    c->colourmap_name = colourmap_param(req, app->cfg->float_images.default_colour_map);
-    render_start(c);
+    if (c)
+        colourmap_resolve(req, true, colourmap_then_render, c);
 }
 
 void api_images_crosshair(http_request_t *req)
@@ -746,18 +792,10 @@ void api_images_colourmap_names(http_request_t *req)
     http_respond_take(req, 200, "application/json", buf_take(&b), len);
 }
 
-void api_images_colour_bar(http_request_t *req)
+static void colour_bar_render(http_request_t *req, const char *name, void *data)
 {
     app_t *app = req->app;
-    falsecolour_levels lv;
-    if (!levels_params(req, &lv))
-        return;
-    const char *msg = falsecolour_check(&lv);
-    if (msg) {
-        http_respond_error(req, 400, msg);
-        return;
-    }
-    const char *name = colourmap_param(req, app->cfg->images.default_colour_map);
+    const falsecolour_levels *lv = data;
     colourmap cm;
     if (colourmap_find(name, &cm) != 0) {
         char err[256];
@@ -768,7 +806,7 @@ void api_images_colour_bar(http_request_t *req)
     render_ctx *c = render_new(req, RENDER_COLOUR_BAR, OBJ_IMAGE);
     if (!c)
         return;
-    c->levels = lv;
+    c->levels = *lv;
     c->colourmap_name = name;
     c->cm = cm;
     int height = app->cfg->images.colourbar_height_pixels;
@@ -778,4 +816,21 @@ void api_images_colour_bar(http_request_t *req)
         set_error(c, 500, "Unknown error");
         render_finish(c);
     }
+}
+
+void api_images_colour_bar(http_request_t *req)
+{
+    falsecolour_levels *lv = arena_alloc(&req->arena, sizeof(*lv));
+    if (!lv) {
+        http_respond_error(req, 500, "Unknown error");
+        return;
+    }
+    if (!levels_params(req, lv))
+        return;
+    const char *msg = falsecolour_check(lv);
+    if (msg) {
+        http_respond_error(req, 400, msg);
+        return;
+    }
+    colourmap_resolve(req, false, colour_bar_render, lv);
 }
