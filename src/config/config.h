@@ -185,6 +185,7 @@ typedef struct ogd_experiments_config {
     char **instrument_names;
     size_t instrument_names_count;
     char *worker_file_path; /** accepted; ogd elects its jobs process itself */
+    int request_timeout;    /** (ogd) seconds per user-office / Scheduler exchange */
 } ogd_experiments_config;
 
 typedef struct ogd_export_config {
