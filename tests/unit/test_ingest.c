@@ -18,6 +18,7 @@
 #include <zlib.h>
 
 #include "http/multipart.h"
+#include "imaging/png.h"
 #include "ingest/checks.h"
 #include "ingest/encode.h"
 #include "ingest/manifest.h"
@@ -69,6 +70,61 @@ static void test_image_shift_table(void **state)
     assert_int_equal(ingest_image_shift(65535, 2, 12, &t), 65520);
     assert_int_equal(ingest_image_shift(65535, 2, 16, &t), 65535);
     assert_int_equal(ingest_image_shift(65535, 2, 24, &t), 255);
+}
+
+/* ingest_encode of image channels: the stored PNG holds exactly ingest_image_shift of
+ * every pixel (its fast paths agree with the table), with the PNG depth and sBIT the spec
+ * asks for, for 8- and 16-bit data and bit depths inside and outside the sample size. */
+static void test_encode_image_depths(void **state)
+{
+    (void)state;
+    enum { W = 61, H = 17 };
+    uint16_t d16[W * H];
+    uint8_t d8[W * H];
+    for (int i = 0; i < W * H; i++) {
+        d16[i] = (uint16_t)((uint32_t)i * 2654435761u >> 16);
+        d8[i] = (uint8_t)(i * 37 + 11);
+    }
+    const int depths[] = {-100, -3, 0, 1, 6, 8, 12, 16, 17, 24, 40, 99};
+    ingest_thumb_sizes ts = {{50, 50}, {50, 50}, {100, 75}, {100, 75}, 1.0};
+    for (int size = 1; size <= 2; size++) {
+        for (size_t k = 0; k <= sizeof(depths) / sizeof(depths[0]); k++) {
+            bool has = k < sizeof(depths) / sizeof(depths[0]);
+            int depth = has ? depths[k] : (size == 1 ? 8 : 16);
+            ingest_channel c;
+            memset(&c, 0, sizeof(c));
+            c.name = "CAM";
+            c.kind = INGEST_IMAGE;
+            c.metadata = has ? json_pack("{ss si}", "channel_dtype", "image", "bit_depth", depth)
+                             : json_pack("{ss}", "channel_dtype", "image");
+            c.data.cls = 'u';
+            c.data.size = size;
+            c.data.rank = 2;
+            c.data.shape[0] = H;
+            c.data.shape[1] = W;
+            c.data.count = W * H;
+            c.data.data = size == 1 ? d8 : (const unsigned char *)d16;
+            ingest_object o;
+            const char *why = NULL;
+            assert_int_equal(ingest_encode(&c, "20240101000000", &ts, &o, &why), 0);
+            png_image img;
+            assert_int_equal(png_decode(o.bytes, o.len, &img), 0);
+            int target;
+            ingest_image_shift(0, size, depth, &target);
+            assert_int_equal(img.bit_depth, target);
+            assert_int_equal(img.sbit, has && depth > 0 && depth <= target ? depth : 0);
+            for (int i = 0; i < W * H; i++) {
+                uint32_t in = size == 1 ? d8[i] : d16[i];
+                uint32_t want = ingest_image_shift(in, size, depth, &target);
+                uint32_t got = target == 8 ? ((const uint8_t *)img.pixels)[i]
+                                           : ((const uint16_t *)img.pixels)[i];
+                assert_int_equal(got, want);
+            }
+            png_image_free(&img);
+            ingest_object_free(&o);
+            json_decref(c.metadata);
+        }
+    }
 }
 
 static void test_multipart(void **state)
@@ -362,6 +418,7 @@ int main(void)
         cmocka_unit_test(test_file_checks),
         cmocka_unit_test(test_waveform_missing_both),
         cmocka_unit_test(test_npz),
+        cmocka_unit_test(test_encode_image_depths),
         cmocka_unit_test(test_too_many_channels),
         cmocka_unit_test(test_helper_failures),
     };
