@@ -167,8 +167,8 @@ size_t huffdeflate_zlib(const unsigned char *in, size_t len, unsigned char *out,
     canonical_codes(lit_len, NLIT, lit_code);
 
     /* the code-length alphabet: symbols 0..15 as used by the 257 + 2 lengths */
-    static const uint8_t cl_order[19] = {16, 17, 18, 0, 8, 7, 9, 6, 10, 5,
-                                         11, 4, 12, 3, 13, 2, 14, 1, 15};
+    static const uint8_t cl_order[19] = {16, 17, 18, 0, 8,  7, 9,  6, 10, 5,
+                                         11, 4,  12, 3, 13, 2, 14, 1, 15};
     uint8_t all_len[NLIT + 2];
     memcpy(all_len, lit_len, NLIT);
     all_len[NLIT] = all_len[NLIT + 1] = 1; /* distance codes 0 and 1 */
@@ -191,10 +191,10 @@ size_t huffdeflate_zlib(const unsigned char *in, size_t len, unsigned char *out,
     out[0] = 0x78; /* deflate, 32 KiB window */
     out[1] = 0x01; /* fastest-compression hint; 0x7801 % 31 == 0 */
     bitw b = {out + 2, 0, 0};
-    put_bits(&b, 1, 1);                  /* BFINAL */
-    put_bits(&b, 2, 2);                  /* BTYPE = dynamic Huffman */
-    put_bits(&b, NLIT - 257, 5);         /* HLIT */
-    put_bits(&b, 2 - 1, 5);              /* HDIST: two distance codes */
+    put_bits(&b, 1, 1);                   /* BFINAL */
+    put_bits(&b, 2, 2);                   /* BTYPE = dynamic Huffman */
+    put_bits(&b, NLIT - 257, 5);          /* HLIT */
+    put_bits(&b, 2 - 1, 5);               /* HDIST: two distance codes */
     put_bits(&b, (uint32_t)hclen - 4, 4); /* HCLEN */
     for (int i = 0; i < hclen; i++)
         put_bits(&b, cl_len[cl_order[i]], 3);

@@ -1,7 +1,8 @@
 /* Unit tests for src/ingest/ and src/http/multipart.c: timestamps, the bit-depth shift,
  * the multipart part finder, manifest validation and comparison, whole-file checks on
- * hand-built descriptions, the npz writer, and the parse helper's failure modes (a
- * helper that crashes, hangs, or floods its output). */
+ * hand-built descriptions, the npz writer, image encoding at every bit depth, and the
+ * parse helper on both paths (pipes, memfds): its answers and failure modes (a helper
+ * that crashes, hangs, or floods its output). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -358,6 +359,7 @@ static void test_npz(void **state)
 typedef struct helper_run {
     int status;
     bool done;
+    char *desc; /* the description, as compact JSON */
 } helper_run;
 
 static void helper_done(int status, parse_result *res, void *data)
@@ -365,10 +367,15 @@ static void helper_done(int status, parse_result *res, void *data)
     helper_run *h = data;
     h->status = status;
     h->done = true;
+    if (res)
+        h->desc = json_dumps(res->desc, JSON_SORT_KEYS);
     parse_result_free(res);
 }
 
-static int run_helper(const char *script, unsigned timeout_ms, size_t max_output)
+/* Runs script as the helper on a small upload; pipe_only picks the pipe path, else the
+ * memfd path (stdin a file holding the upload, fd 3 the output file). */
+static int run_helper_on(const char *script, unsigned timeout_ms, size_t max_output, bool pipe_only,
+                         char **desc)
 {
     char path[] = "/tmp/ogd-test-helper-XXXXXX";
     int fd = mkstemp(path);
@@ -379,8 +386,8 @@ static int run_helper(const char *script, unsigned timeout_ms, size_t max_output
     parse_proc_set_binary(path);
     uv_loop_t loop;
     uv_loop_init(&loop);
-    helper_run h = {0, false};
-    parse_limits lim = {max_output, timeout_ms};
+    helper_run h = {0, false, NULL};
+    parse_limits lim = {max_output, timeout_ms, pipe_only};
     static const char bytes[] = "some upload bytes";
     assert_int_equal(parse_proc_start(&loop, bytes, sizeof(bytes), &lim, helper_done, &h, NULL), 0);
     assert_false(h.done);
@@ -389,22 +396,80 @@ static int run_helper(const char *script, unsigned timeout_ms, size_t max_output
     assert_int_equal(uv_loop_close(&loop), 0);
     parse_proc_set_binary(NULL);
     unlink(path);
+    if (desc)
+        *desc = h.desc;
+    else
+        free(h.desc);
     return h.status;
 }
 
+static int run_helper(const char *script, unsigned timeout_ms, size_t max_output, bool pipe_only)
+{
+    return run_helper_on(script, timeout_ms, max_output, pipe_only, NULL);
+}
+
+/* Both paths report a helper that crashes, hangs, floods its stdout, says "not HDF5" or
+ * writes garbage the same way. */
 static void test_helper_failures(void **state)
 {
     (void)state;
-    assert_int_equal(run_helper("#!/bin/sh\nkill -SEGV $$\n", 5000, 1000), PARSE_CRASHED);
-    assert_int_equal(run_helper("#!/bin/sh\nexec sleep 30\n", 200, 1000), PARSE_TIMEOUT);
-    assert_int_equal(run_helper("#!/bin/sh\nexec cat /dev/zero\n", 5000, 100000), PARSE_TOO_LARGE);
-    assert_int_equal(run_helper("#!/bin/sh\nexit 3\n", 5000, 1000), PARSE_NOT_HDF5);
-    assert_int_equal(run_helper("#!/bin/sh\necho garbage\n", 5000, 1000), PARSE_CRASHED);
-    /* a well-formed answer */
-    assert_int_equal(
-        run_helper("#!/bin/sh\ncat >/dev/null\nprintf 'OGDH\\002\\0\\0\\0\\0\\0\\0\\0{}'\n", 5000,
-                   1000),
-        0);
+    for (int pipe_only = 0; pipe_only <= 1; pipe_only++) {
+        assert_int_equal(run_helper("#!/bin/sh\nkill -SEGV $$\n", 5000, 1000, pipe_only),
+                         PARSE_CRASHED);
+        assert_int_equal(run_helper("#!/bin/sh\nexec sleep 30\n", 200, 1000, pipe_only),
+                         PARSE_TIMEOUT);
+        assert_int_equal(run_helper("#!/bin/sh\nexec cat /dev/zero\n", 5000, 100000, pipe_only),
+                         PARSE_TOO_LARGE);
+        assert_int_equal(run_helper("#!/bin/sh\nexit 3\n", 5000, 1000, pipe_only), PARSE_NOT_HDF5);
+        assert_int_equal(run_helper("#!/bin/sh\nexit 4\n", 5000, 1000, pipe_only), PARSE_TOO_LARGE);
+        assert_int_equal(run_helper("#!/bin/sh\necho garbage\n", 5000, 1000, pipe_only),
+                         PARSE_CRASHED);
+    }
+}
+
+/* The pipe path: the upload arrives on stdin, the "OGDH" answer is read from stdout. */
+static void test_helper_pipe_answer(void **state)
+{
+    (void)state;
+    char *desc = NULL;
+    assert_int_equal(run_helper_on("#!/bin/sh\ncat >/dev/null\n"
+                                   "printf 'OGDH\\002\\0\\0\\0\\0\\0\\0\\0{}'\n",
+                                   5000, 1000, true, &desc),
+                     0);
+    assert_string_equal(desc, "{}");
+    free(desc);
+}
+
+/* The memfd path: stdin is a regular file holding the upload (not a pipe), and the
+ * answer is the "OGDM" file the helper leaves on fd 3; a malformed or oversized file is
+ * refused. */
+static void test_helper_memfd_answer(void **state)
+{
+    (void)state;
+    /* the answer carries the upload's size and first word, read from the stdin file */
+    static const char ok[] =
+        "#!/bin/sh\n"
+        "[ -f /dev/stdin ] || exit 1\n"
+        "n=$(wc -c </dev/stdin); w=$(head -c 4 /dev/stdin)\n"
+        "j=\"{\\\"n\\\":$n,\\\"w\\\":\\\"$w\\\"}\"\n"
+        "o=$(printf '%03o' ${#j})\n"
+        "{ printf 'OGDM\\0\\0\\0\\0\\0\\0\\0\\0\\0\\0\\0\\0\\100\\0\\0\\0\\0\\0\\0\\0'\n"
+        "  printf \"\\\\$o\\0\\0\\0\\0\\0\\0\\0\"\n"
+        "  head -c 32 /dev/zero; printf '%s' \"$j\"; } >&3\n";
+    char *desc = NULL;
+    assert_int_equal(run_helper_on(ok, 5000, 1000, false, &desc), 0);
+    assert_string_equal(desc, "{\"n\": 18, \"w\": \"some\"}");
+    free(desc);
+    /* nothing written to fd 3 */
+    assert_int_equal(run_helper("#!/bin/sh\nexit 0\n", 5000, 1000, false), PARSE_CRASHED);
+    /* a header pointing past the file */
+    assert_int_equal(run_helper("#!/bin/sh\n{ printf 'OGDM\\0\\0\\0\\0\\377\\377'; "
+                                "head -c 100 /dev/zero; } >&3\n",
+                                5000, 1000, false),
+                     PARSE_CRASHED);
+    /* an output file past the cap */
+    assert_int_equal(run_helper("#!/bin/sh\ntruncate -s 100000 /dev/fd/3\n", 5000, 1000, false),
+                     PARSE_TOO_LARGE);
 }
 
 int main(void)
@@ -421,6 +486,8 @@ int main(void)
         cmocka_unit_test(test_encode_image_depths),
         cmocka_unit_test(test_too_many_channels),
         cmocka_unit_test(test_helper_failures),
+        cmocka_unit_test(test_helper_pipe_answer),
+        cmocka_unit_test(test_helper_memfd_answer),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
