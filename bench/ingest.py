@@ -5,6 +5,8 @@ prints
 
   ingest: images=50 waveforms=200 scalars=500 latency=0.70s ogd=<s>s requests=<n> serial_estimate=<s>s
 
+ogd_cpu = CPU seconds the server (worker, pool threads, HDF5 helper) used during the
+request: the figure the machine's load does not change much.
 requests = S3 requests ogd made for the upload (one PutObject per object: the objects in
 the bucket afterwards; the record is new, so no HEADs). serial_estimate = what the
 reference's way costs: a multipart upload (3 requests) per object, one object after
@@ -62,6 +64,16 @@ def write_file(path, n_images, n_waveforms, n_scalars):
     return manifest
 
 
+def cpu_seconds(pids):
+    """user + system CPU of the processes and their waited-for children (the HDF5 helper)."""
+    total = 0
+    for pid in pids:
+        with open("/proc/%d/stat" % pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        total += sum(int(x) for x in fields[11:15])  # utime stime cutime cstime
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--ogd", required=True)
@@ -109,6 +121,10 @@ def main():
         proc = subprocess.Popen([a.ogd, "serve", "--config", cfg_path], stdout=log, stderr=log)
         url = "http://127.0.0.1:%d" % port
         for _ in range(600):
+            if proc.poll() is not None:
+                log.close()
+                with open(os.path.join(d, "ogd.log"), errors="replace") as f:
+                    raise RuntimeError("ogd exited before serving:\n" + f.read()[-2000:])
             try:
                 if requests.get(url + "/healthz", timeout=1).status_code == 200:
                     break
@@ -120,10 +136,14 @@ def main():
         headers = {"Authorization": "Bearer " + r.json()}
         with open(path, "rb") as f:
             data = f.read()
+        workers = [int(x) for x in subprocess.run(["pgrep", "-P", str(proc.pid)],
+                                                  capture_output=True, text=True).stdout.split()]
+        cpu0 = cpu_seconds([proc.pid] + workers)
         t0 = time.monotonic()
         r = requests.post(url + "/submit/hdf", files={"file": ("shot.h5", data)},
                           headers=headers, timeout=600)
         elapsed = time.monotonic() - t0
+        cpu = cpu_seconds([proc.pid] + workers) - cpu0
         assert r.status_code == 201, r.text
         resp = r.json()["response"]
         assert resp["rejected_channels"] == {}, resp["rejected_channels"]
@@ -133,11 +153,20 @@ def main():
         print("ingest: images=%d waveforms=%d scalars=%d latency=%.2fs ogd=%.2fs requests=%d "
               "serial_estimate=%.1fs" % (a.images, a.waveforms, a.scalars, a.latency, elapsed,
                                          n_objects, 3 * n_objects * a.latency))
-        print("ingest: file=%.0fMB" % (len(data) / 1e6))
+        print("ingest: file=%.0fMB ogd_cpu=%.2fs (server and helper CPU during the request)"
+              % (len(data) / 1e6, cpu))
     finally:
         if proc:
             proc.terminate()
             proc.wait()
+        # the shared RGW keeps objects in RAM (memstore): leave nothing behind
+        try:
+            s3 = S3(a.direct, ak, sk, bucket)
+            for key in s3.keys(""):
+                s3.delete(key)
+            s3.delete_bucket()
+        except Exception as e:  # noqa: BLE001 - a failed cleanup must not hide the result
+            print("ingest: could not delete bucket %s: %s" % (bucket, e), file=sys.stderr)
         if os.environ.get("BENCH_INGEST_LOG"):  # keep the server's log (stage times at debug)
             shutil.copy(os.path.join(d, "ogd.log"), os.environ["BENCH_INGEST_LOG"])
         shutil.rmtree(d, ignore_errors=True)

@@ -53,29 +53,29 @@ static int encode(const void *pixels, uint32_t w, uint32_t h, int colour_type, i
     unsigned char *raw = malloc(rawlen);
     if (!raw)
         return -ENOMEM;
+    /* One pass: each row big-endian (16-bit samples) and Up-filtered against the source's
+     * row above (None for the first row). */
     const unsigned char *px = pixels;
     bool swap = bit_depth == 16;
     for (uint32_t y = 0; y < h; y++) {
         unsigned char *r = raw + (size_t)y * (stride + 1);
         const unsigned char *cur = px + (size_t)y * stride;
-        if (swap) { /* big-endian copy of the row first, then filter in place */
-            const uint16_t *s16 = (const uint16_t *)(const void *)cur;
+        r[0] = y ? 2 : 0;
+        if (swap) {
+            const uint16_t *c16 = (const uint16_t *)(const void *)cur;
+            const uint16_t *p16 = y ? (const uint16_t *)(const void *)(cur - stride) : NULL;
             for (size_t i = 0; i < stride / 2; i++) {
-                r[1 + 2 * i] = (unsigned char)(s16[i] >> 8);
-                r[2 + 2 * i] = (unsigned char)s16[i];
+                unsigned v = c16[i], u = p16 ? p16[i] : 0;
+                r[1 + 2 * i] = (unsigned char)((v >> 8) - (u >> 8));
+                r[2 + 2 * i] = (unsigned char)(v - u);
             }
+        } else if (y) {
+            const unsigned char *prev = cur - stride;
+            for (size_t i = 0; i < stride; i++)
+                r[1 + i] = (unsigned char)(cur[i] - prev[i]);
         } else {
             memcpy(r + 1, cur, stride);
         }
-        r[0] = 0; /* None for the first row */
-    }
-    /* Up filter, bottom row first so every row still sees its unfiltered predecessor. */
-    for (uint32_t y = h; y-- > 1;) {
-        unsigned char *r = raw + (size_t)y * (stride + 1);
-        const unsigned char *prev = r - (stride + 1);
-        r[0] = 2;
-        for (size_t i = 1; i <= stride; i++)
-            r[i] = (unsigned char)(r[i] - prev[i]);
     }
     struct libdeflate_compressor *c = literals ? NULL : libdeflate_alloc_compressor(level);
     if (!literals && !c) {
