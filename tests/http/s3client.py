@@ -62,3 +62,11 @@ class S3:
             if "<IsTruncated>true</IsTruncated>" not in r.text or not m:
                 return sorted(out)
             token = m.group(1)
+
+    def delete(self, key):
+        """DELETE of one object (204 also when it is missing)."""
+        return self._request("DELETE", key)
+
+    def delete_bucket(self):
+        """DELETE of the (empty) bucket."""
+        return self._request("DELETE")
