@@ -8,6 +8,9 @@
  * "token_type":"refresh" and are only accepted from the refresh cookie. /refresh re-reads
  * the user, so deleted users and revoked permissions stop at the next refresh.
  *
+ * FedID users log in by a bind to the LDAP directory (auth/fedid.h), run on the thread
+ * pool like the rest of the blocking work.
+ *
  * CPU work is off the loop: password checks (argon2id, ~50 ms) and RSA signatures run on
  * the thread pool (work_submit); only the RSA *verification* of a bearer token (tens of
  * microseconds) runs on the loop, as parsing does. Secrets (passwords, tokens, cookies)
@@ -16,6 +19,7 @@
 #include "api/control.h"
 #include "api/handlers.h"
 
+#include "auth/fedid.h"
 #include "auth/jwt.h"
 #include "auth/password.h"
 #include "auth/ratelimit.h"
@@ -318,6 +322,7 @@ typedef struct login_ctx {
     const char *stored_hash;
     /* results of the pool step */
     bool ok, upgrade, sign_failed;
+    fedid_result fedid;
     char new_hash[PASSWORD_HASH_BYTES];
     char *access, *refresh;
 } login_ctx;
@@ -427,6 +432,40 @@ static void login_check_done(void *data, int status)
         login_free(c);
 }
 
+/* FedID: a bind to the directory as the user (auth/fedid.h), on the thread pool. */
+static void login_fedid_run(void *data)
+{
+    login_ctx *c = data;
+    const app_t *app = c->req->app;
+    c->fedid = fedid_authenticate(&app->cfg->auth, c->username, c->password);
+    if (c->fedid == FEDID_OK && api_issue_tokens(app, c->user, &c->access, &c->refresh) != 0)
+        c->sign_failed = true;
+}
+
+static void login_fedid_done(void *data, int status)
+{
+    login_ctx *c = data;
+    http_request_t *req = c->req;
+    if (status != 0 || req->aborted || c->sign_failed) {
+        http_respond_error(req, 500, "Unknown error");
+        login_free(c);
+        return;
+    }
+    if (c->fedid == FEDID_REFUSED) {
+        login_refuse(c, 401, "User not authorised");
+        return;
+    }
+    if (c->fedid != FEDID_OK) {
+        http_respond_error(req, 500, "Authentication server error");
+        login_free(c);
+        return;
+    }
+    app_t *app = req->app;
+    if (app->login_limiter)
+        ratelimit_clear(app->login_limiter, c->user_key);
+    login_send(c);
+}
+
 static void login_user_loaded(store_op_t *op)
 {
     login_ctx *c = op->data;
@@ -456,15 +495,15 @@ static void login_user_loaded(store_op_t *op)
         return;
     }
     if (strcmp(type, "FedID") == 0) {
-        /* FedID (LDAP) login is not built yet (README, docs/security.md); the answer is
-         * the reference's for an LDAP server it cannot use. Empty passwords never reach
-         * a directory. */
+        /* Empty passwords never reach a directory (an unauthenticated bind). */
         if (!*c->password) {
             login_refuse(c, 401, "User not authorised");
             return;
         }
-        http_respond_error(req, 500, "Authentication server error");
-        login_free(c);
+        if (work_submit(app_loop(req), login_fedid_run, login_fedid_done, c, NULL) != 0) {
+            http_respond_error(req, 500, "Unknown error");
+            login_free(c);
+        }
         return;
     }
     if (strcmp(type, "local") != 0) {

@@ -203,6 +203,10 @@ static const key_def KEYS[] = {
     {INT(auth, refresh_token_validity_days, "7", 1, 3650, 0)},
     {STR(auth, fedid_server_url, NULL, 0)},
     {STR(auth, fedid_server_ldap_realm, NULL, 0)},
+    {STR(auth, fedid_bind_dn, NULL, 0)},
+    {STR(auth, fedid_ca_file, NULL, 0)},
+    {STR(auth, fedid_search_base, "dc=fed,dc=cclrc,dc=ac,dc=uk", 0)},
+    {INT(auth, fedid_timeout_seconds, "5", 1, 300, 0)},
     {MAP(auth, oidc_providers, OIDC_TABLE)},
 
     {STR(experiments, first_scheduler_contact_start_date, NULL, 0)},
