@@ -242,6 +242,69 @@ int api_issue_tokens(const app_t *app, const json_t *user, char **access, char *
     return 0;
 }
 
+/* ================================================================ FedID calls */
+
+static unsigned fedid_max_running(const app_t *app)
+{
+    int half = app->cfg->server.threads / 2;
+    return half > 0 ? (unsigned)half : 1u;
+}
+
+static void fedid_job_run(void *data)
+{
+    api_fedid_job *job = data;
+    job->run(job->data);
+}
+
+static void fedid_pump(app_t *app);
+
+static void fedid_job_done(void *data, int status)
+{
+    api_fedid_job *job = data;
+    app_t *app = job->req->app;
+    app->fedid_running--;
+    fedid_pump(app);
+    job->done(job->data, status);
+}
+
+/* Starts waiting jobs while there is room. */
+static void fedid_pump(app_t *app)
+{
+    while (app->fedid_head && app->fedid_running < fedid_max_running(app)) {
+        api_fedid_job *job = app->fedid_head;
+        app->fedid_head = job->next;
+        if (!app->fedid_head)
+            app->fedid_tail = NULL;
+        app->fedid_waiting--;
+        app->fedid_running++;
+        if (work_submit(app->loop, fedid_job_run, fedid_job_done, job, NULL) != 0) {
+            app->fedid_running--;
+            job->done(job->data, -ENOMEM);
+        }
+    }
+}
+
+bool api_fedid_submit(http_request_t *req, api_fedid_job *job, void (*run)(void *data),
+                      void (*done)(void *data, int status), void *data)
+{
+    app_t *app = req->app;
+    if (app->fedid_waiting >= API_FEDID_MAX_WAITING) {
+        log_warn("fedid: %u directory calls waiting, request refused", app->fedid_waiting);
+        http_add_header(req, "Retry-After", "1");
+        http_respond_error(req, 503, "Authentication server busy, try again later");
+        return false;
+    }
+    *job = (api_fedid_job){.req = req, .run = run, .done = done, .data = data, .next = NULL};
+    if (app->fedid_tail)
+        app->fedid_tail->next = job;
+    else
+        app->fedid_head = job;
+    app->fedid_tail = job;
+    app->fedid_waiting++;
+    fedid_pump(app);
+    return true;
+}
+
 /* ================================================================ the authorizer */
 
 static bool token_type_is(const json_t *claims, const char *type)
@@ -323,6 +386,7 @@ typedef struct login_ctx {
     /* results of the pool step */
     bool ok, upgrade, sign_failed;
     fedid_result fedid;
+    api_fedid_job fedid_job;
     char new_hash[PASSWORD_HASH_BYTES];
     char *access, *refresh;
 } login_ctx;
@@ -500,10 +564,8 @@ static void login_user_loaded(store_op_t *op)
             login_refuse(c, 401, "User not authorised");
             return;
         }
-        if (work_submit(app_loop(req), login_fedid_run, login_fedid_done, c, NULL) != 0) {
-            http_respond_error(req, 500, "Unknown error");
+        if (!api_fedid_submit(req, &c->fedid_job, login_fedid_run, login_fedid_done, c))
             login_free(c);
-        }
         return;
     }
     if (strcmp(type, "local") != 0) {

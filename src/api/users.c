@@ -60,6 +60,7 @@ struct uctx {
     char hash[PASSWORD_HASH_BYTES];
     bool hash_failed;
     fedid_result fedid;
+    api_fedid_job fedid_job;
     char email[FEDID_MAX_EMAIL_BYTES];
     char text[600];
 };
@@ -356,10 +357,8 @@ static apply_result create_apply(uctx *c)
     app_t *app = c->req->app;
     if (strcmp(json_string_value(json_object_get(doc, "auth_type")), "FedID") == 0) {
         /* The e-mail comes from the FedID directory (a client-supplied one is replaced). */
-        if (work_submit(app->loop, email_run, create_email_found, c, NULL) != 0) {
-            http_respond_error(c->req, 500, "Unknown error");
+        if (!api_fedid_submit(c->req, &c->fedid_job, email_run, create_email_found, c))
             return APPLY_DONE;
-        }
         return APPLY_PENDING;
     }
     if (work_submit(app->loop, hash_run, create_hashed, c, NULL) != 0) {

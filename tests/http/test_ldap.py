@@ -205,6 +205,11 @@ class SilentListener:
             except OSError:
                 return
 
+    def hang_up(self):
+        """Closes the connections accepted so far (the client sees the server go away)."""
+        for c in self.accepted:
+            c.close()
+
     def close(self):
         self.stop = True
         self.thread.join()
@@ -270,3 +275,39 @@ def test_fedid_not_configured_is_a_server_error(server_with):
     r = login(s, "fedtest", "fedpass")
     assert r.status_code == 500
     assert r.json() == {"detail": "Authentication server error"}
+
+
+def test_a_slow_directory_leaves_the_thread_pool_to_other_work(listener):
+    # One worker with a 2-thread pool: at most one directory call runs at a time, the
+    # others wait, and the second thread stays free for password hashing and the rest.
+    # The directory holds each call until the test hangs up (the timeout is far away).
+    config = ldap_config(fedid_server_url=f"ldap://127.0.0.1:{listener.port}", fedid_bind_dn=None,
+                         fedid_server_ldap_realm="FED.CCLRC.AC.UK", fedid_timeout_seconds=60)
+    config["server"] = {"workers": 1, "threads": 2}
+    s = start_server(config)
+    try:
+        results = []
+
+        def fed_login():
+            results.append(login(s, "fedtest", "fedpass"))
+        threads = [threading.Thread(target=fed_login) for _ in range(3)]
+        for t in threads:
+            t.start()
+        while not listener.accepted:
+            time.sleep(0.01)
+        # a local login needs the pool (argon2id) and is answered while the FedID logins
+        # are still pending
+        assert login(s, "backend", "back").status_code == 200
+        assert any(t.is_alive() for t in threads)
+        assert len(listener.accepted) == 1  # they run one after the other
+        for n in (1, 2, 3):
+            while len(listener.accepted) < n:
+                time.sleep(0.01)
+            assert len(listener.accepted) == n
+            listener.hang_up()
+        for t in threads:
+            t.join(60)
+        assert [r.status_code for r in results] == [500, 500, 500]
+        assert len(listener.accepted) == 3
+    finally:
+        stop_server(s)
