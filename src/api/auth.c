@@ -28,6 +28,7 @@
 
 #include <errno.h>
 #include <openssl/crypto.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +39,8 @@
 #define LOGIN_USER_FAILURES 10
 #define LOGIN_ADDR_FAILURES 50
 #define REVOKED_FILE_MAX_BYTES ((size_t)16 << 20)
+#define REFRESH_SESSIONS_MAX 64 /* rotation sessions kept per user */
+#define REFRESH_UPDATE_TRIES 16 /* user document clashes before /refresh gives up */
 
 const char *const api_permissions[] = {
     "/submit/hdf POST",
@@ -190,6 +193,26 @@ static int64_t now_s(void)
     return (int64_t)time(NULL);
 }
 
+/* 16 random bytes as 32 hex digits: refresh-token session ids ("sid") and token ids. */
+#define REFRESH_ID_HEX 33
+static void random_id(char out[REFRESH_ID_HEX])
+{
+    unsigned char b[16];
+    randombytes_buf(b, sizeof(b));
+    sodium_bin2hex(out, REFRESH_ID_HEX, b, sizeof(b));
+}
+
+/* A refresh token: the reference's claims plus its type, its rotation session and id. */
+static char *sign_refresh(const app_t *app, const char *username, const char *sid, const char *jti,
+                          int64_t exp)
+{
+    json_t *r = json_pack("{s:s, s:I, s:s, s:s, s:s}", "username", username, "exp", (json_int_t)exp,
+                          "token_type", "refresh", "sid", sid, "jti", jti);
+    char *t = r ? jwt_sign(app->keys, r) : NULL;
+    json_decref(r);
+    return t;
+}
+
 int api_issue_tokens(const app_t *app, const json_t *user, char **access, char **refresh)
 {
     *access = NULL;
@@ -223,12 +246,11 @@ int api_issue_tokens(const app_t *app, const json_t *user, char **access, char *
     *access = jwt_sign(app->keys, p);
     json_decref(p);
     if (refresh) {
-        json_t *r = json_pack(
-            "{s:s, s:I, s:s}", "username", username, "exp",
-            (json_int_t)(now + (int64_t)app->cfg->auth.refresh_token_validity_days * 86400),
-            "token_type", "refresh");
-        *refresh = jwt_sign(app->keys, r);
-        json_decref(r);
+        char sid[REFRESH_ID_HEX], jti[REFRESH_ID_HEX];
+        random_id(sid);
+        random_id(jti);
+        *refresh = sign_refresh(app, username, sid, jti,
+                                now + (int64_t)app->cfg->auth.refresh_token_validity_days * 86400);
     }
     if (!*access || (refresh && !*refresh)) {
         free(*access);
@@ -672,15 +694,23 @@ typedef struct refresh_ctx {
     const char *revoked_path;
     const char *error; /* set by the pool step */
     char username[256];
-    json_t *user;
-    char *access;
+    /* rotation: the cookie token's session, id and expiry; the successor's id */
+    char sid[REFRESH_ID_HEX], jti[REFRESH_ID_HEX], next_jti[REFRESH_ID_HEX];
+    int64_t exp;
+    json_t *user; /* the loaded user document */
+    json_t *doc;  /* the document to store (sessions updated) */
+    bool reused;  /* the cookie token was already rotated: its session is revoked */
+    int tries;
+    char *access, *refresh;
 } refresh_ctx;
 
 static void refresh_free(refresh_ctx *c)
 {
     json_decref(c->body);
     json_decref(c->user);
+    json_decref(c->doc);
     free(c->access);
+    free(c->refresh);
 }
 
 /* True when token is a line of the revocation file (lines may end in CR LF). */
@@ -721,30 +751,125 @@ static void refresh_check_run(void *data)
     else {
         const char *ru = json_string_value(json_object_get(rc, "username"));
         const char *au = json_string_value(json_object_get(ac, "username"));
+        const char *sid = json_string_value(json_object_get(rc, "sid"));
+        const char *jti = json_string_value(json_object_get(rc, "jti"));
+        json_t *exp = json_object_get(rc, "exp");
         if (!ru || !au || strcmp(ru, au) != 0 || strlen(ru) >= sizeof(c->username))
             c->error = "Refresh token does not match access token user";
-        else
+        else if (!sid || !jti || strlen(sid) != REFRESH_ID_HEX - 1 ||
+                 strlen(jti) != REFRESH_ID_HEX - 1 || !json_is_integer(exp))
+            c->error = "Invalid token"; /* not one of ours (made before rotation existed) */
+        else {
             snprintf(c->username, sizeof(c->username), "%s", ru);
+            memcpy(c->sid, sid, REFRESH_ID_HEX);
+            memcpy(c->jti, jti, REFRESH_ID_HEX);
+            c->exp = json_integer_value(exp);
+        }
     }
     json_decref(rc);
     json_decref(ac);
 }
 
+static void refresh_load(refresh_ctx *c);
+
 static void refresh_sign_run(void *data)
 {
     refresh_ctx *c = data;
-    if (api_issue_tokens(c->req->app, c->user, &c->access, NULL) != 0)
-        c->access = NULL;
+    const app_t *app = c->req->app;
+    if (api_issue_tokens(app, c->user, &c->access, NULL) == 0)
+        c->refresh = sign_refresh(app, c->username, c->sid, c->next_jti, c->exp);
+}
+
+static void refresh_stored(store_op_t *op)
+{
+    refresh_ctx *c = op->data;
+    http_request_t *req = c->req;
+    http_set_abort(req, NULL, NULL);
+    int st = op->status;
+    bool clash = st == 0 && op->count == 0;
+    store_op_cleanup(op);
+    if (clash && ++c->tries < REFRESH_UPDATE_TRIES) {
+        /* the user changed meanwhile: decide again on a fresh copy */
+        json_decref(c->user);
+        json_decref(c->doc);
+        c->user = c->doc = NULL;
+        free(c->access);
+        free(c->refresh);
+        c->access = c->refresh = NULL;
+        refresh_load(c);
+        return;
+    }
+    if (st != 0 || clash) {
+        http_respond_error(req, 500, "Unknown error");
+    } else if (c->reused) {
+        log_warn("refresh: a rotated refresh token was used again; its session is revoked");
+        http_respond_error(req, 403, "Token is blacklisted");
+    } else {
+        api_respond_tokens(req, c->access, c->refresh);
+    }
+    refresh_free(c);
+}
+
+static void refresh_store(refresh_ctx *c)
+{
+    store_op_t *op = api_store_op(c->req, STORE_USER_UPDATE);
+    if (!op) {
+        refresh_free(c);
+        return;
+    }
+    json_t *rev = json_object_get(c->doc, "_rev");
+    int64_t r = json_is_integer(rev) ? json_integer_value(rev) : 0;
+    op->lo = r;
+    json_object_set_new(c->doc, "_rev", json_integer(r + 1));
+    op->doc = c->doc;
+    if (!api_store_submit(c->req, op, refresh_stored, c))
+        refresh_free(c);
 }
 
 static void refresh_signed(void *data, int status)
 {
     refresh_ctx *c = data;
-    if (status != 0 || !c->access)
+    if (status != 0 || !c->access || !c->refresh) {
         http_respond_error(c->req, 500, "Unknown error");
-    else
-        api_respond_string(c->req, 200, c->access);
-    refresh_free(c);
+        refresh_free(c);
+        return;
+    }
+    refresh_store(c);
+}
+
+/* The user's rotation sessions ("refresh_sessions": {sid: {"jti", "exp"}}) in doc, with
+ * the expired ones dropped; made if absent. */
+static json_t *refresh_sessions(json_t *doc, int64_t now)
+{
+    json_t *ss = json_object_get(doc, "refresh_sessions");
+    if (!json_is_object(ss)) {
+        ss = json_object();
+        json_object_set_new(doc, "refresh_sessions", ss);
+    }
+    const char *k;
+    json_t *v;
+    void *tmp;
+    json_object_foreach_safe(ss, tmp, k, v)
+    {
+        json_t *e = json_object_get(v, "exp");
+        if (!json_is_integer(e) || json_integer_value(e) <= now)
+            json_object_del(ss, k);
+    }
+    /* bounded: the session that ends first makes room */
+    while (json_object_size(ss) >= REFRESH_SESSIONS_MAX) {
+        const char *oldest = NULL;
+        json_int_t oldest_exp = 0;
+        json_object_foreach(ss, k, v)
+        {
+            json_int_t e = json_integer_value(json_object_get(v, "exp"));
+            if (!oldest || e < oldest_exp) {
+                oldest = k;
+                oldest_exp = e;
+            }
+        }
+        json_object_del(ss, oldest);
+    }
+    return ss;
 }
 
 static void refresh_user_loaded(store_op_t *op)
@@ -768,10 +893,53 @@ static void refresh_user_loaded(store_op_t *op)
         refresh_free(c);
         return;
     }
+    /* Rotation: each refresh token refreshes once. Its session (the "sid" all tokens of
+     * one login share) remembers the id of the one token that may refresh next;
+     * presenting any other token of the session (a copy of an already used one) revokes
+     * the session until it expires. A session not recorded yet is one whose login token
+     * has not been used. */
+    c->doc = json_deep_copy(c->user);
+    json_t *ss = c->doc ? refresh_sessions(c->doc, now_s()) : NULL;
+    if (!ss) {
+        http_respond_error(req, 500, "Unknown error");
+        refresh_free(c);
+        return;
+    }
+    json_t *cur = json_object_get(ss, c->sid);
+    const char *cur_jti = json_string_value(json_object_get(cur, "jti"));
+    if (cur && (!cur_jti || strlen(cur_jti) != REFRESH_ID_HEX - 1 ||
+                sodium_memcmp(cur_jti, c->jti, REFRESH_ID_HEX - 1) != 0)) {
+        /* The session stays recorded, without a next token, until it expires. */
+        c->reused = true;
+        if (!cur_jti) { /* already revoked: nothing to store */
+            http_respond_error(req, 403, "Token is blacklisted");
+            refresh_free(c);
+            return;
+        }
+        json_object_set_new(ss, c->sid,
+                            json_pack("{s:b, s:I}", "revoked", 1, "exp", (json_int_t)c->exp));
+        refresh_store(c);
+        return;
+    }
+    random_id(c->next_jti);
+    json_object_set_new(ss, c->sid,
+                        json_pack("{s:s, s:I}", "jti", c->next_jti, "exp", (json_int_t)c->exp));
     if (work_submit(app_loop(req), refresh_sign_run, refresh_signed, c, NULL) != 0) {
         http_respond_error(req, 500, "Unknown error");
         refresh_free(c);
     }
+}
+
+static void refresh_load(refresh_ctx *c)
+{
+    store_op_t *op = api_store_op(c->req, STORE_USER_GET);
+    if (!op) {
+        refresh_free(c);
+        return;
+    }
+    op->id = c->username;
+    if (!api_store_submit(c->req, op, refresh_user_loaded, c))
+        refresh_free(c);
 }
 
 static void refresh_checked(void *data, int status)
@@ -788,14 +956,7 @@ static void refresh_checked(void *data, int status)
         refresh_free(c);
         return;
     }
-    store_op_t *op = api_store_op(req, STORE_USER_GET);
-    if (!op) {
-        refresh_free(c);
-        return;
-    }
-    op->id = c->username;
-    if (!api_store_submit(req, op, refresh_user_loaded, c))
-        refresh_free(c);
+    refresh_load(c);
 }
 
 /* The value of cookie `name`, or NULL (arena memory). */
