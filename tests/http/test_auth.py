@@ -182,6 +182,23 @@ def test_login_rate_limit_per_user(make_server):
     assert locked > 0
 
 
+def test_login_rate_limit_is_shared_by_the_workers(make_server):
+    """The failure counts live in memory every worker shares: the 11th attempt is refused
+    whichever of the 4 workers gets it (with per-worker counts it needed up to 40)."""
+    srv = make_server(config={"server": {"workers": 4}}, records=0)
+    srv.user_cli("add", "victim", password="right-password")
+    for _ in range(10):  # each on a new connection, spread over the workers
+        assert login(srv, "victim", "wrong").status_code == 401
+    for _ in range(12):
+        r = login(srv, "victim", "right-password")
+        assert r.status_code == 429
+        assert r.json() == {"detail": "Too many failed login attempts, try again later"}
+        assert 0 < int(r.headers["Retry-After"]) <= 300
+    # another user is not affected
+    srv.user_cli("add", "bystander", password="bystander-password")
+    assert login(srv, "bystander", "bystander-password").status_code == 200
+
+
 # ---------------------------------------------------------------- bearer tokens
 
 def test_missing_or_malformed_bearer_is_401(auth_server):
