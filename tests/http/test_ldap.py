@@ -159,6 +159,20 @@ def test_email_lookup_of_unknown_user(ldap_server):
 
 
 @needs_slapd
+def test_ldaps_url(server_with):
+    url = os.environ.get("OGD_TEST_LDAPS_URL")
+    if not url:
+        pytest.skip("the test directory has no ldaps:// listener")
+    s = server_with(fedid_server_url=url)
+    assert login(s, "fedtest", "fedpass").status_code == 200
+    assert login(s, "fedtest", "wrong").status_code == 401
+    s2 = server_with(fedid_server_url=url,
+                     fedid_ca_file=os.environ.get("OGD_TEST_LDAP_OTHER_CA"))
+    r = login(s2, "fedtest", "fedpass")
+    assert r.status_code == 500 and r.json() == {"detail": "Authentication server error"}
+
+
+@needs_slapd
 def test_untrusted_ca_is_refused(server_with):
     s = server_with(fedid_ca_file=os.environ.get("OGD_TEST_LDAP_OTHER_CA"))
     r = login(s, "fedtest", "fedpass")
