@@ -6,7 +6,8 @@
 # certificate for 127.0.0.1/localhost made with openssl (StartTLS), a second CA that
 # signed nothing (for the "untrusted CA" test), a generated slapd.conf, an MDB database
 # filled with slapadd, and the server log. slapd listens on ldap://127.0.0.1:LDAPPORT
-# (default 63890; StartTLS) and ldaps://127.0.0.1:LDAPPORT+1 (TLS from the start). Test entries under dc=fed,dc=cclrc,dc=ac,dc=uk, ou=people:
+# (default 63890; StartTLS) and ldaps://127.0.0.1:LDAPPORT+1 (TLS from the start), and on
+# ldap://127.0.0.2:LDAPPORT+2, an address its certificate does not name (host name check). Test entries under dc=fed,dc=cclrc,dc=ac,dc=uk, ou=people:
 #   uid=fedtest      password fedpass    mail fedtest@test.com
 #   uid=fed,user+1   password commapass  mail fedcomma@test.com   (DN metacharacters)
 # Running it again while the server is up just prints the environment.
@@ -20,6 +21,7 @@ SUFFIX="dc=fed,dc=cclrc,dc=ac,dc=uk"
 show_env() {
   echo "export OGD_TEST_LDAP_URL=ldap://127.0.0.1:$LDAPPORT"
   echo "export OGD_TEST_LDAPS_URL=ldaps://127.0.0.1:$((LDAPPORT + 1))"
+  echo "export OGD_TEST_LDAP_WRONG_HOST_URL=ldap://127.0.0.2:$((LDAPPORT + 2))"
   echo "export OGD_TEST_LDAP_CA=$LDAPBASE/ca.pem"
   echo "export OGD_TEST_LDAP_OTHER_CA=$LDAPBASE/other-ca.pem"
   echo "export OGD_TEST_LDAP_BIND_DN='uid={username},ou=people,$SUFFIX'"
@@ -110,7 +112,7 @@ userPassword: $(slappasswd -s commapass)
 LDIF
 slapadd -q -f slapd.conf -l data.ldif >"$LDAPBASE/slapadd.log" 2>&1
 
-slapd -f "$LDAPBASE/slapd.conf" -h "ldap://127.0.0.1:$LDAPPORT/ ldaps://127.0.0.1:$((LDAPPORT + 1))/"
+slapd -f "$LDAPBASE/slapd.conf" -h "ldap://127.0.0.1:$LDAPPORT/ ldaps://127.0.0.1:$((LDAPPORT + 1))/ ldap://127.0.0.2:$((LDAPPORT + 2))/"
 for _ in $(seq 1 50); do
   if (exec 3<>"/dev/tcp/127.0.0.1/$LDAPPORT") 2>/dev/null; then
     show_env

@@ -173,6 +173,16 @@ def test_ldaps_url(server_with):
 
 
 @needs_slapd
+def test_certificate_for_another_host_is_refused(server_with):
+    url = os.environ.get("OGD_TEST_LDAP_WRONG_HOST_URL")
+    if not url:
+        pytest.skip("the test directory has no listener on an address its certificate omits")
+    s = server_with(fedid_server_url=url)  # trusted CA, but the name does not match
+    r = login(s, "fedtest", "fedpass")
+    assert r.status_code == 500 and r.json() == {"detail": "Authentication server error"}
+
+
+@needs_slapd
 def test_untrusted_ca_is_refused(server_with):
     s = server_with(fedid_ca_file=os.environ.get("OGD_TEST_LDAP_OTHER_CA"))
     r = login(s, "fedtest", "fedpass")
