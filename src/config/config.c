@@ -34,6 +34,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 #include <yaml.h>
 
@@ -1564,6 +1565,12 @@ int config_resolve(ogd_config *c, char **errors)
         if (len && u[0] != '/')
             report_line(&src, 0, "app.url_prefix: must be empty or start with \"/\"");
     }
+    /* FedID: a template without {username} would bind every user as one DN. */
+    if (c->auth.fedid_bind_dn && !strstr(c->auth.fedid_bind_dn, "{username}"))
+        report_line(&src, 0, "auth.fedid_bind_dn: must contain {username}");
+    if (c->auth.fedid_server_url && strncasecmp(c->auth.fedid_server_url, "ldap://", 7) != 0 &&
+        strncasecmp(c->auth.fedid_server_url, "ldaps://", 8) != 0)
+        report_line(&src, 0, "auth.fedid_server_url: expected ldap://HOST[:PORT] or ldaps://...");
     for (size_t i = 0; i < c->app.cors_origins_count; i++) {
         if (!origin_ok(c->app.cors_origins[i])) {
             char shown[80];
