@@ -5,6 +5,7 @@
  */
 #include "api/api.h"
 #include "api/handlers.h"
+#include "api/prefs.h"
 #include "imaging/recolour.h"
 #include "util/log.h"
 
@@ -15,6 +16,9 @@
 typedef struct channels_ctx {
     http_request_t *req;
     store_op_t op;
+    recolour_opts recolour; /* the summary's thumbnail colouring */
+    int recolour_status;    /* its failure: -EINVAL (400, message) or another error (500) */
+    char recolour_err[256];
 } channels_ctx;
 
 static void abort_op(http_request_t *req, void *data)
@@ -24,20 +28,26 @@ static void abort_op(http_request_t *req, void *data)
     store_cancel(&ctx->op);
 }
 
-static bool submit_post(http_request_t *req, store_op_kind kind, store_cb cb, const char *channel,
-                        void (*post)(store_op_t *op))
+static channels_ctx *ctx_new(http_request_t *req)
 {
     channels_ctx *ctx = arena_alloc(&req->arena, sizeof(*ctx));
     if (!ctx) {
         http_respond_error(req, 500, "Unknown error");
-        return false;
+        return NULL;
     }
     memset(ctx, 0, sizeof(*ctx));
     ctx->req = req;
+    return ctx;
+}
+
+static bool submit_ctx(channels_ctx *ctx, store_op_kind kind, store_cb cb, const char *channel,
+                       void (*post)(store_op_t *op))
+{
+    http_request_t *req = ctx->req;
     store_op_init(&ctx->op, kind);
     ctx->op.channel = channel;
     ctx->op.post = post;
-    ctx->op.post_data = req->app;
+    ctx->op.post_data = ctx;
     http_set_abort(req, abort_op, ctx);
     app_t *app = req->app;
     if (store_submit(app->store, &ctx->op, cb, ctx) != 0) {
@@ -50,7 +60,8 @@ static bool submit_post(http_request_t *req, store_op_kind kind, store_cb cb, co
 
 static bool submit(http_request_t *req, store_op_kind kind, store_cb cb, const char *channel)
 {
-    return submit_post(req, kind, cb, channel, NULL);
+    channels_ctx *ctx = ctx_new(req);
+    return ctx && submit_ctx(ctx, kind, cb, channel, NULL);
 }
 
 /* One manifest channel in the reference's key order; type always present. */
@@ -145,6 +156,17 @@ static void summary_done(store_op_t *op)
         store_op_cleanup(op);
         return;
     }
+    if (ctx->recolour_status != 0) {
+        /* the reference's summary has no task group: a bad map keeps its 400 */
+        if (ctx->recolour_status == -EINVAL) {
+            http_respond_error(req, 400, ctx->recolour_err);
+        } else {
+            log_warn("channel summary: thumbnail: %s", ctx->recolour_err);
+            http_respond_error(req, 500, "Unknown error");
+        }
+        store_op_cleanup(op);
+        return;
+    }
     json_t *res = op->result;
     json_t *out = json_object();
     json_object_set(out, "first_date", json_object_get(res, "first_date"));
@@ -178,27 +200,44 @@ static void summary_done(store_op_t *op)
 }
 
 /* On the store's pool thread: image and float-image thumbnails of the sample re-coloured
- * over the full 0..255 range with the default maps (imaging/recolour.h; the user's
- * preferred maps once users are known). */
+ * over the full 0..255 range with the user's preferred maps, else the configured ones
+ * (imaging/recolour.h); the first failure stops the walk. */
 static void summary_recolour(store_op_t *op)
 {
-    const app_t *app = op->post_data;
-    recolour_opts o = {.enabled = true,
-                       .lower_level = 0,
-                       .upper_level = 255,
-                       .colourmap_name = app->cfg->images.default_colour_map,
-                       .float_colourmap_name = app->cfg->float_images.default_colour_map};
+    channels_ctx *ctx = op->post_data;
     size_t i;
     json_t *item;
     json_array_foreach(json_object_get(op->result, "recent"), i, item)
     {
-        char err[256];
-        if (recolour_channel(json_object_get(item, "channel"), &o, err, sizeof(err)) != 0)
-            log_warn("channel summary: thumbnail: %s", err);
+        ctx->recolour_status = recolour_channel(json_object_get(item, "channel"), &ctx->recolour,
+                                                ctx->recolour_err, sizeof(ctx->recolour_err));
+        if (ctx->recolour_status != 0)
+            return;
     }
+}
+
+static void summary_prefs_loaded(http_request_t *req, const api_prefs *p, void *data)
+{
+    channels_ctx *ctx = data;
+    if (!p)
+        return; /* answered */
+    const app_t *app = req->app;
+    ctx->recolour = (recolour_opts){
+        .enabled = true,
+        .lower_level = 0,
+        .upper_level = 255,
+        .colourmap_name =
+            p->colourmap && *p->colourmap ? p->colourmap : app->cfg->images.default_colour_map,
+        .float_colourmap_name = p->float_colourmap && *p->float_colourmap
+                                    ? p->float_colourmap
+                                    : app->cfg->float_images.default_colour_map};
+    submit_ctx(ctx, STORE_CHANNEL_SUMMARY, summary_done, req->params[0], summary_recolour);
 }
 
 void api_channels_summary(http_request_t *req)
 {
-    submit_post(req, STORE_CHANNEL_SUMMARY, summary_done, req->params[0], summary_recolour);
+    channels_ctx *ctx = ctx_new(req);
+    if (ctx)
+        api_prefs_load(req, API_PREFS_COLOURMAP | API_PREFS_FLOAT_COLOURMAP, summary_prefs_loaded,
+                       ctx);
 }

@@ -11,13 +11,25 @@
  * rendering parameters into a strong ETag, answers 304 when If-None-Match names it, and
  * otherwise decodes, colours and encodes there. The loop thread only writes bytes.
  * Level and colour-map errors (400) are checked after the object was found, as the
- * reference does (a missing image wins over a bad level).
+ * reference does (a missing image wins over a bad level). Without a `colourmap_name`
+ * parameter the user's preferred map is read first (api/prefs.h, one store op); with one,
+ * nothing is read.
+ *
+ * Functions (§5.1): when a `functions` entry is named like the requested channel of
+ * /images, the crosshair or /waveforms, the functions are evaluated over the record {_id}
+ * (api_functions_apply, FULL mode: the engine looks the named channels up, fetches their
+ * objects and evaluates on the pool) and that function's result is served instead of a
+ * stored object: its PNG, the profiles of its storage array, or its waveform data. Such
+ * responses carry no ETag. Functions named otherwise are ignored.
  */
 #include "api/api.h"
+#include "api/functions.h"
 #include "api/handlers.h"
+#include "api/prefs.h"
 
 #include "imaging/colourmap.h"
 #include "imaging/falsecolour.h"
+#include "imaging/fnimage.h"
 #include "imaging/npz.h"
 #include "imaging/png.h"
 #include "objstore/keys.h"
@@ -69,9 +81,16 @@ typedef struct render_ctx {
     char *body;
     size_t len;
     const char *content_type;
-    char err[256];
+    char err[FN_ERR_MAX + 256]; /** function errors carry the function and record */
     char etag[24];
     bool not_modified;
+    /* a function named like the channel */
+    api_fn_results *fres;
+    size_t fn;
+    api_fn_list *fn_list; /** functions waiting for the colour map */
+    api_fn_options fn_opts;
+    const fnimage *fimg; /** crosshair of a function image (borrowed from fres) */
+    const json_t *fdata; /** waveform data of a function (borrowed from fres) */
 } render_ctx;
 
 /* ---- helpers ---- */
@@ -107,13 +126,15 @@ static void set_error(render_ctx *c, int status, const char *msg)
     snprintf(c->err, sizeof(c->err), "%s", msg);
 }
 
-/* A function in `functions` named like the channel would replace the stored object; the
- * functions language is not built yet, so such a request is refused rather than answered
- * with the stored data. false = a response was sent. */
-static bool functions_unsupported(http_request_t *req, const char *channel)
+/* Whether some `functions` entry is named `channel` (then the functions decide the
+ * answer). Entries are only looked at for their name here, so that functions named
+ * otherwise are ignored as the reference ignores them. false = a response was sent
+ * (invalid JSON: 422). */
+static bool function_named(http_request_t *req, const char *channel, bool *match)
 {
     const char **vals;
     size_t n = http_query_all(req, "functions", &vals);
+    *match = false;
     for (size_t i = 0; i < n; i++) {
         json_error_t e;
         json_t *f = json_loads(vals[i], JSON_DECODE_ANY, &e);
@@ -123,22 +144,57 @@ static bool functions_unsupported(http_request_t *req, const char *channel)
             return false;
         }
         const char *name = json_string_value(json_object_get(f, "name"));
-        bool match = name && strcmp(name, channel) == 0;
+        if (name && strcmp(name, channel) == 0)
+            *match = true;
         json_decref(f);
-        if (match) {
-            http_respond_error(req, 501, "Functions are not implemented in this build");
-            return false;
-        }
     }
     return true;
 }
 
-/* colourmap_name: the parameter, else (absent or empty) the configured default; the
- * user's preference is not read yet (no authenticated user in this build). */
-static const char *colourmap_param(http_request_t *req, const char *config_default)
+/* Colour map resolution on the image endpoints (spec/data.md §4.6, §4.8, §4.10, §9.5):
+ * a given `colourmap_name` wins and needs no look-up (an empty one means the config
+ * default, as the reference's `name or default`); without one the user's preference
+ * (images.preferred_colour_map_pref_name, or the float one) is read, and a user without
+ * it gets the config default. cb runs with the name (borrowed: query, arena or config). */
+typedef void (*colourmap_cb)(http_request_t *req, const char *name, void *data);
+
+typedef struct colourmap_wait {
+    colourmap_cb cb;
+    void *data;
+    bool is_float;
+} colourmap_wait;
+
+static const char *colourmap_default(http_request_t *req, bool is_float)
+{
+    const app_t *app = req->app;
+    return is_float ? app->cfg->float_images.default_colour_map
+                    : app->cfg->images.default_colour_map;
+}
+
+static void colourmap_prefs_loaded(http_request_t *req, const api_prefs *p, void *data)
+{
+    colourmap_wait *w = data;
+    if (!p)
+        return; /* answered */
+    const char *pref = w->is_float ? p->float_colourmap : p->colourmap;
+    w->cb(req, pref && *pref ? pref : colourmap_default(req, w->is_float), w->data);
+}
+
+static void colourmap_resolve(http_request_t *req, bool is_float, colourmap_cb cb, void *data)
 {
     const char *v = http_query_get(req, "colourmap_name");
-    return v && *v ? v : config_default;
+    if (v) {
+        cb(req, *v ? v : colourmap_default(req, is_float), data);
+        return;
+    }
+    colourmap_wait *w = arena_alloc(&req->arena, sizeof(*w));
+    if (!w) {
+        http_respond_error(req, 500, "Unknown error");
+        return;
+    }
+    *w = (colourmap_wait){.cb = cb, .data = data, .is_float = is_float};
+    api_prefs_load(req, is_float ? API_PREFS_FLOAT_COLOURMAP : API_PREFS_COLOURMAP,
+                   colourmap_prefs_loaded, w);
 }
 
 static bool levels_params(http_request_t *req, falsecolour_levels *lv)
@@ -359,20 +415,22 @@ static int put_profile(buf_t *b, const char *name, int64_t position, double *val
 
 static void render_crosshair(render_ctx *c)
 {
-    png_image img;
-    if (png_decode(c->blob->data, c->blob->len, &img) != 0) {
+    png_image img = {0};
+    const fnimage *fimg = c->fimg;
+    if (!fimg && png_decode(c->blob->data, c->blob->len, &img) != 0) {
         set_error(c, 500, "Unknown error");
         return;
     }
-    if (img.channels != 1) {
+    if (!fimg && img.channels != 1) {
         png_image_free(&img);
         set_error(c, 500, "Unknown error");
         return;
     }
-    uint32_t w = img.width, h = img.height;
+    uint32_t w = fimg ? fimg->w : img.width, h = fimg ? fimg->h : img.height;
 #define PX(i, j)                                                                                   \
-    (img.bit_depth == 16 ? (double)((const uint16_t *)img.pixels)[(size_t)(i)*w + (j)]             \
-                         : (double)((const uint8_t *)img.pixels)[(size_t)(i)*w + (j)])
+    (fimg                  ? fnimage_at(fimg, (size_t)(i), (size_t)(j))                            \
+     : img.bit_depth == 16 ? (double)((const uint16_t *)img.pixels)[(size_t)(i)*w + (j)]           \
+                           : (double)((const uint8_t *)img.pixels)[(size_t)(i)*w + (j)])
     int64_t x = c->pos_x, y = c->pos_y;
     if (!c->has_position) {
         double total = 0, sx = 0, sy = 0;
@@ -499,12 +557,19 @@ static void render_finish(render_ctx *c)
         objstore_blob_unref(c->blob);
         c->blob = NULL;
     }
+    if (c->fres) {
+        api_fn_results_free(c->fres);
+        c->fres = NULL;
+        c->fimg = NULL;
+        c->fdata = NULL;
+    }
     if (c->status != 200) {
         free(c->body);
         http_respond_error(req, c->status, c->err);
         return;
     }
-    http_add_header(req, "ETag", c->etag);
+    if (c->etag[0])
+        http_add_header(req, "ETag", c->etag);
     http_add_header(req, "Cache-Control", IMAGING_CACHE_CONTROL);
     if (c->not_modified) {
         http_respond(req, 304, NULL, NULL, 0);
@@ -654,41 +719,174 @@ static void render_start(render_ctx *c)
     }
 }
 
+/* ---- a function named like the channel ---- */
+
+/* Pool side of a function result: the crosshair profiles or the waveform's JSON. */
+static void function_run(void *data)
+{
+    render_ctx *c = data;
+    c->status = 200;
+    if (c->kind == RENDER_CROSSHAIR) {
+        render_crosshair(c);
+        return;
+    }
+    c->body = jsonw_dumps(c->fdata, &c->len);
+    c->content_type = "application/json";
+    if (!c->body)
+        set_error(c, 500, "Unknown error");
+}
+
+static void function_evaluated(api_fn_results *res, void *data)
+{
+    render_ctx *c = data;
+    c->fres = res;
+    const char *msg;
+    int status = api_fn_results_status(res, &msg);
+    if (status) {
+        set_error(c, status, msg);
+        render_finish(c);
+        return;
+    }
+    if (!api_fn_results_has(res, 0, c->fn)) {
+        c->status = 404;
+        snprintf(c->err, sizeof c->err,
+                 "Function '%s' has no value for record '%s': a channel it uses is missing",
+                 c->channel, c->record_id);
+        render_finish(c);
+        return;
+    }
+    json_t *ch = json_object_get(
+        json_object_get(json_array_get(api_fn_results_records(res), 0), "channels"), c->channel);
+    const char *type =
+        json_string_value(json_object_get(json_object_get(ch, "metadata"), "channel_dtype"));
+    bool want_image = c->kind != RENDER_WAVEFORM;
+    bool ok = type && (want_image ? strcmp(type, "image") == 0
+                                  : strcmp(type, "waveform") == 0 || strcmp(type, "scalar") == 0);
+    if (!ok) {
+        c->status = 400;
+        snprintf(c->err, sizeof c->err, "Function '%s' gives a %s, not %s", c->channel,
+                 type ? type : "value", want_image ? "an image" : "a waveform");
+        render_finish(c);
+        return;
+    }
+    c->status = 200;
+    if (c->kind == RENDER_IMAGE || c->kind == RENDER_ORIGINAL) {
+        const unsigned char *png;
+        size_t len;
+        c->body = api_fn_results_png(res, 0, c->fn, &png, &len) ? malloc(len) : NULL;
+        if (!c->body)
+            set_error(c, 500, "Unknown error");
+        else {
+            memcpy(c->body, png, len);
+            c->len = len;
+            c->content_type = "image/png";
+        }
+        render_finish(c);
+        return;
+    }
+    if (c->kind == RENDER_CROSSHAIR)
+        c->fimg = api_fn_results_image(res, 0, c->fn);
+    else
+        c->fdata = json_object_get(ch, "data");
+    if ((c->kind == RENDER_CROSSHAIR && !c->fimg) || (c->kind == RENDER_WAVEFORM && !c->fdata)) {
+        set_error(c, 500, "Unknown error");
+        render_finish(c);
+        return;
+    }
+    http_set_abort(c->req, render_abort, c);
+    if (c->req->aborted || work_submit(c->app->loop, function_run, render_done, c, &c->work)) {
+        set_error(c, 500, "Unknown error");
+        render_finish(c);
+    }
+}
+
+/* The colour map of a function image is resolved as a stored image's (query, preference,
+ * default); then the functions run. */
+static void function_colourmap_ready(http_request_t *req, const char *name, void *data)
+{
+    render_ctx *c = data;
+    c->fn_opts.colourmap_name = name ? name : c->app->cfg->images.default_colour_map;
+    json_t *records = json_pack("[{ss}]", "_id", c->record_id);
+    if (!records) {
+        http_respond_error(req, 500, "Unknown error");
+        return;
+    }
+    api_functions_apply(req, c->fn_list, records, &c->fn_opts, function_evaluated, c);
+}
+
+/* Evaluates the request's functions for the record {_id} when one is named like the
+ * channel. true = the request is handled here (answered now or later). */
+static bool function_route(http_request_t *req, render_kind kind, const falsecolour_levels *lv,
+                           bool has_position, int64_t px, int64_t py)
+{
+    bool match;
+    if (!function_named(req, req->params[1], &match))
+        return true;
+    if (!match)
+        return false;
+    api_fn_list *list;
+    if (!api_functions_from_query(req, &list))
+        return true;
+    render_ctx *c = render_new(req, kind, OBJ_IMAGE);
+    if (!c)
+        return true;
+    c->fn = (size_t)api_fn_list_find(list, c->channel);
+    c->has_position = has_position;
+    c->pos_x = px;
+    c->pos_y = py;
+    c->fn_list = list;
+    c->fn_opts = (api_fn_options){
+        .mode = API_FN_FULL,
+        .levels = lv ? *lv : (falsecolour_levels){.limit_bit_depth = 8},
+        .original_image = kind == RENDER_ORIGINAL,
+        .want_png = kind == RENDER_IMAGE || kind == RENDER_ORIGINAL,
+        .keep_images = kind == RENDER_CROSSHAIR,
+    };
+    if (kind == RENDER_IMAGE)
+        colourmap_resolve(req, false, function_colourmap_ready, c);
+    else
+        function_colourmap_ready(req, NULL, c);
+    return true;
+}
+
 /* ---- handlers ---- */
+
+static void colourmap_then_render(http_request_t *req, const char *name, void *data)
+{
+    render_ctx *c = data;
+    (void)req;
+    c->colourmap_name = name;
+    render_start(c);
+}
 
 void api_images_get(http_request_t *req)
 {
-    app_t *app = req->app;
     bool original;
     falsecolour_levels lv;
     if (!levels_params(req, &lv) || !api_query_bool(req, "original_image", false, &original))
         return;
-    if (!functions_unsupported(req, req->params[1]))
+    if (function_route(req, original ? RENDER_ORIGINAL : RENDER_IMAGE, &lv, false, 0, 0))
         return;
     render_ctx *c = render_new(req, original ? RENDER_ORIGINAL : RENDER_IMAGE, OBJ_IMAGE);
     if (!c)
         return;
-    if (!original) {
-        c->levels = lv;
-        c->colourmap_name = colourmap_param(req, app->cfg->images.default_colour_map);
+    if (original) {
+        render_start(c);
+        return;
     }
-    render_start(c);
+    c->levels = lv;
+    colourmap_resolve(req, false, colourmap_then_render, c);
 }
 
 void api_images_float(http_request_t *req)
 {
-    app_t *app = req->app;
     render_ctx *c = render_new(req, RENDER_FLOAT, OBJ_FLOAT_IMAGE);
-    if (!c)
-        return;
-    c->colourmap_name = colourmap_param(req, app->cfg->float_images.default_colour_map);
-    render_start(c);
+    if (c)
+        colourmap_resolve(req, true, colourmap_then_render, c);
 }
 
 void api_images_crosshair(http_request_t *req)
 {
-    if (!functions_unsupported(req, req->params[1]))
-        return;
     const char *pos = http_query_get(req, "position");
     int64_t px = 0, py = 0;
     if (pos) {
@@ -708,6 +906,8 @@ void api_images_crosshair(http_request_t *req)
             return;
         }
     }
+    if (function_route(req, RENDER_CROSSHAIR, NULL, pos != NULL, px, py))
+        return;
     render_ctx *c = render_new(req, RENDER_CROSSHAIR, OBJ_IMAGE);
     if (!c)
         return;
@@ -719,7 +919,7 @@ void api_images_crosshair(http_request_t *req)
 
 void api_waveforms_get(http_request_t *req)
 {
-    if (!functions_unsupported(req, req->params[1]))
+    if (function_route(req, RENDER_WAVEFORM, NULL, false, 0, 0))
         return;
     render_ctx *c = render_new(req, RENDER_WAVEFORM, OBJ_WAVEFORM);
     if (c)
@@ -746,18 +946,10 @@ void api_images_colourmap_names(http_request_t *req)
     http_respond_take(req, 200, "application/json", buf_take(&b), len);
 }
 
-void api_images_colour_bar(http_request_t *req)
+static void colour_bar_render(http_request_t *req, const char *name, void *data)
 {
     app_t *app = req->app;
-    falsecolour_levels lv;
-    if (!levels_params(req, &lv))
-        return;
-    const char *msg = falsecolour_check(&lv);
-    if (msg) {
-        http_respond_error(req, 400, msg);
-        return;
-    }
-    const char *name = colourmap_param(req, app->cfg->images.default_colour_map);
+    const falsecolour_levels *lv = data;
     colourmap cm;
     if (colourmap_find(name, &cm) != 0) {
         char err[256];
@@ -768,7 +960,7 @@ void api_images_colour_bar(http_request_t *req)
     render_ctx *c = render_new(req, RENDER_COLOUR_BAR, OBJ_IMAGE);
     if (!c)
         return;
-    c->levels = lv;
+    c->levels = *lv;
     c->colourmap_name = name;
     c->cm = cm;
     int height = app->cfg->images.colourbar_height_pixels;
@@ -778,4 +970,21 @@ void api_images_colour_bar(http_request_t *req)
         set_error(c, 500, "Unknown error");
         render_finish(c);
     }
+}
+
+void api_images_colour_bar(http_request_t *req)
+{
+    falsecolour_levels *lv = arena_alloc(&req->arena, sizeof(*lv));
+    if (!lv) {
+        http_respond_error(req, 500, "Unknown error");
+        return;
+    }
+    if (!levels_params(req, lv))
+        return;
+    const char *msg = falsecolour_check(lv);
+    if (msg) {
+        http_respond_error(req, 400, msg);
+        return;
+    }
+    colourmap_resolve(req, false, colour_bar_render, lv);
 }

@@ -3,13 +3,18 @@
  * DELETE /records/{id_} (spec/data.md §4.1-4.5).
  *
  * Each request gets a small context in its arena: the parsed parameters, the compiled
- * filter and one store op. The op runs off the loop; its callback shapes the result
- * (truncate) and hands serialisation to the pool. A client that goes away cancels the
- * op through the request's abort hook.
+ * filter and one store op. On /records and /records/{id_} the user's preferences are read
+ * first (api/prefs.h: colour maps the query does not name, vector skip/limit). The op
+ * runs off the loop; its post step re-colours the thumbnails; when the preferences ask
+ * for it the vector thumbnails are re-drawn next (api/vector_thumbs.h); then truncate,
+ * functions, and serialisation on the pool. A client that goes away cancels the current
+ * step through the request's abort hook.
  */
 #include "api/api.h"
 #include "api/functions.h"
 #include "api/handlers.h"
+#include "api/prefs.h"
+#include "api/vector_thumbs.h"
 #include "imaging/recolour.h"
 
 #include "objstore/keys.h"
@@ -31,6 +36,9 @@ typedef struct records_ctx {
     int recolour_status;
     char recolour_err[256];
     api_fn_list *functions; /* GET /records?functions=...: evaluated after the query */
+    int64_t lower, upper;   /* thumbnail levels */
+    api_prefs prefs;        /* the user's preferences (api/prefs.h) */
+    bool vectors;           /* vector thumbnails re-drawn (api/vector_thumbs.h) */
     /* delete */
     char prefixes[OBJSTORE_RECORD_PREFIXES][OBJSTORE_PREFIX_MAX];
     struct prefix_task {
@@ -101,6 +109,22 @@ static void truncate_thumbnails(json_t *rec)
 
 /* ---- GET /records ---- */
 
+/* Image-valued functions colour their thumbnails as the stored thumbnails are coloured. */
+static api_fn_options functions_options(const records_ctx *ctx)
+{
+    return (api_fn_options){
+        .mode = API_FN_THUMBNAILS,
+        .levels = {.lower = ctx->recolour.lower_level,
+                   .upper = ctx->recolour.upper_level,
+                   .limit_bit_depth = 8,
+                   .has_lower = true,
+                   .has_upper = true},
+        .colourmap_name = ctx->recolour.colourmap_name,
+        .truncate = ctx->truncate,
+        .channels_complete = true,
+    };
+}
+
 /* On the store's pool thread, right after the query: shape and serialise the page, so
  * the loop thread only writes bytes out (one thread hop per request, not two). */
 static void shape_page(store_op_t *op)
@@ -112,6 +136,8 @@ static void shape_page(store_op_t *op)
         if (ctx->recolour_status != 0)
             return; /* find_done answers 500 "Unknown error" */
     }
+    if (ctx->vectors)
+        return; /* truncated and serialised once the vector thumbnails are re-drawn */
     if (ctx->truncate) {
         size_t i;
         json_t *rec;
@@ -120,6 +146,22 @@ static void shape_page(store_op_t *op)
     if (ctx->functions)
         return; /* serialised after the functions ran */
     op->text = jsonw_dumps(op->result, &op->text_len);
+}
+
+/* GET /records, after the vector thumbnails were re-drawn: truncate, functions, answer. */
+static void page_vectors_done(http_request_t *req, json_t *records, void *data)
+{
+    records_ctx *ctx = data;
+    if (ctx->truncate) {
+        size_t i;
+        json_t *rec;
+        json_array_foreach(records, i, rec) truncate_thumbnails(rec);
+    }
+    if (ctx->functions) {
+        api_fn_options fo = functions_options(ctx);
+        api_functions_respond(req, ctx->functions, records, &fo, false);
+    } else
+        api_respond_json(req, 200, records);
 }
 
 static void find_done(store_op_t *op)
@@ -138,12 +180,20 @@ static void find_done(store_op_t *op)
         ctx_done(ctx);
         return;
     }
+    if (ctx->vectors) {
+        json_t *records = op->result;
+        op->result = NULL;
+        ctx_done(ctx);
+        api_vector_thumbs(req, records, &ctx->prefs, false, page_vectors_done, ctx);
+        return;
+    }
     if (ctx->functions) {
         json_t *records = op->result;
         op->result = NULL;
         api_fn_list *functions = ctx->functions;
+        api_fn_options fo = functions_options(ctx);
         ctx_done(ctx);
-        api_functions_respond(req, functions, records, false);
+        api_functions_respond(req, functions, records, &fo, false);
         return;
     }
     if (!op->text) {
@@ -189,21 +239,58 @@ static bool parse_list_params(records_ctx *ctx)
     return true;
 }
 
-/* Thumbnail colouring of /records: the named maps, else (absent or empty) the
- * configured defaults; the user's preferred maps are not read yet (no user in this
- * build). */
-static void recolour_params(http_request_t *req, int64_t lower, int64_t upper, recolour_opts *o)
+/* Thumbnail colouring of /records and /records/{id_} (spec/data.md §4.1 step 2, §9.5):
+ * a non-empty parameter, else the user's preference, else (unset or empty) the config
+ * default. Which preferences must be read: the vector ones always, a colour map's only
+ * when its parameter does not name one. */
+static unsigned prefs_wanted(http_request_t *req)
 {
-    app_t *app = req->app;
     const char *cm = http_query_get(req, "colourmap_name");
     const char *fcm = http_query_get(req, "float_colourmap_name");
-    *o = (recolour_opts){
+    return API_PREFS_VECTOR | (cm && *cm ? 0 : API_PREFS_COLOURMAP) |
+           (fcm && *fcm ? 0 : API_PREFS_FLOAT_COLOURMAP);
+}
+
+static const char *first_set(const char *a, const char *b, const char *c)
+{
+    return a && *a ? a : b && *b ? b : c;
+}
+
+static void recolour_params(records_ctx *ctx, const api_prefs *p)
+{
+    http_request_t *req = ctx->req;
+    app_t *app = req->app;
+    ctx->recolour = (recolour_opts){
         .enabled = true,
-        .lower_level = (long)lower,
-        .upper_level = (long)upper,
-        .colourmap_name = cm && *cm ? cm : app->cfg->images.default_colour_map,
-        .float_colourmap_name = fcm && *fcm ? fcm : app->cfg->float_images.default_colour_map,
+        .lower_level = (long)ctx->lower,
+        .upper_level = (long)ctx->upper,
+        .colourmap_name = first_set(http_query_get(req, "colourmap_name"), p->colourmap,
+                                    app->cfg->images.default_colour_map),
+        .float_colourmap_name =
+            first_set(http_query_get(req, "float_colourmap_name"), p->float_colourmap,
+                      app->cfg->float_images.default_colour_map),
     };
+    ctx->prefs = *p;
+    ctx->vectors = api_vector_thumbs_wanted(p);
+}
+
+static void list_prefs_loaded(http_request_t *req, const api_prefs *p, void *data)
+{
+    records_ctx *ctx = data;
+    /* the reference reads skip/limit for every page, even an empty one */
+    if (!p || !api_prefs_vector_ok(req, p)) {
+        ctx_done(ctx);
+        return;
+    }
+    recolour_params(ctx, p);
+    ctx->op.post = shape_page;
+    ctx->op.post_data = ctx;
+    http_set_abort(req, abort_op, ctx);
+    app_t *app = req->app;
+    if (store_submit(app->store, &ctx->op, find_done, ctx) != 0) {
+        ctx_done(ctx);
+        http_respond_error(req, 500, "Database operation failed during query_to_list");
+    }
 }
 
 void api_records_list(http_request_t *req)
@@ -211,24 +298,16 @@ void api_records_list(http_request_t *req)
     records_ctx *ctx = ctx_new(req, STORE_RECORDS_FIND);
     if (!ctx)
         return;
-    int64_t lower, upper;
     if (!parse_list_params(ctx) || !api_query_bool(req, "truncate", false, &ctx->truncate) ||
-        !api_query_int_range(req, "lower_level", 0, 0, 255, &lower) ||
-        !api_query_int_range(req, "upper_level", 255, 0, 255, &upper) ||
+        !api_query_int_range(req, "lower_level", 0, 0, 255, &ctx->lower) ||
+        !api_query_int_range(req, "upper_level", 255, 0, 255, &ctx->upper) ||
         !api_functions_from_query(req, &ctx->functions)) {
         ctx_done(ctx);
         return;
     }
-    app_t *app = req->app;
-    recolour_params(req, lower, upper, &ctx->recolour);
     if (ctx->functions)
         api_functions_projection(req, ctx->functions, &ctx->op.projection, &ctx->op.nprojection);
-    ctx->op.post = shape_page;
-    ctx->op.post_data = ctx;
-    if (store_submit(app->store, &ctx->op, find_done, ctx) != 0) {
-        ctx_done(ctx);
-        http_respond_error(req, 500, "Database operation failed during query_to_list");
-    }
+    api_prefs_load(req, prefs_wanted(req), list_prefs_loaded, ctx);
 }
 
 /* ---- GET /records/count ---- */
@@ -401,6 +480,22 @@ out:
 
 /* ---- GET /records/{id_} ---- */
 
+/* After the vector thumbnails were re-drawn: truncate, functions, answer. */
+static void one_vectors_done(http_request_t *req, json_t *page, void *data)
+{
+    records_ctx *ctx = data;
+    if (ctx->truncate)
+        truncate_thumbnails(json_array_get(page, 0));
+    if (ctx->functions) {
+        api_fn_options fo = functions_options(ctx);
+        api_functions_respond(req, ctx->functions, page, &fo, true);
+        return;
+    }
+    json_t *rec = json_incref(json_array_get(page, 0));
+    json_decref(page);
+    api_respond_json(req, 200, rec);
+}
+
 static void get_one_done(store_op_t *op)
 {
     records_ctx *ctx = op->data;
@@ -415,6 +510,12 @@ static void get_one_done(store_op_t *op)
         ctx_done(ctx);
         return;
     }
+    /* the reference reads skip/limit only for a record with channels */
+    if (json_object_size(json_object_get(json_array_get(op->result, 0), "channels")) > 0 &&
+        !api_prefs_vector_ok(req, &ctx->prefs)) {
+        ctx_done(ctx);
+        return;
+    }
     if (ctx->recolour_status != 0) {
         if (ctx->recolour_status == -EINVAL) {
             http_respond_error(req, 400, ctx->recolour_err);
@@ -425,6 +526,13 @@ static void get_one_done(store_op_t *op)
         ctx_done(ctx);
         return;
     }
+    if (ctx->vectors) {
+        json_t *page = json_array();
+        json_array_append(page, json_array_get(op->result, 0));
+        ctx_done(ctx);
+        api_vector_thumbs(req, page, &ctx->prefs, true, one_vectors_done, ctx);
+        return;
+    }
     json_t *rec = json_incref(json_array_get(op->result, 0));
     if (ctx->truncate)
         truncate_thumbnails(rec);
@@ -432,8 +540,9 @@ static void get_one_done(store_op_t *op)
         api_fn_list *functions = ctx->functions;
         json_t *page = json_array();
         json_array_append_new(page, rec);
+        api_fn_options fo = functions_options(ctx);
         ctx_done(ctx);
-        api_functions_respond(req, functions, page, true);
+        api_functions_respond(req, functions, page, &fo, true);
         return;
     }
     ctx_done(ctx);
@@ -449,20 +558,37 @@ static void recolour_record(store_op_t *op)
         recolour_records(op->result, &ctx->recolour, ctx->recolour_err, sizeof(ctx->recolour_err));
 }
 
+static void one_prefs_loaded(http_request_t *req, const api_prefs *p, void *data)
+{
+    records_ctx *ctx = data;
+    if (!p) {
+        ctx_done(ctx);
+        return;
+    }
+    recolour_params(ctx, p);
+    ctx->op.post = recolour_record;
+    ctx->op.post_data = ctx;
+    http_set_abort(req, abort_op, ctx);
+    app_t *app = req->app;
+    if (store_submit(app->store, &ctx->op, get_one_done, ctx) != 0) {
+        ctx_done(ctx);
+        http_respond_error(req, 500, "Database operation failed during find_one");
+    }
+}
+
 void api_records_get(http_request_t *req)
 {
     records_ctx *ctx = ctx_new(req, STORE_RECORDS_FIND);
     if (!ctx)
         return;
     json_t *cond = NULL;
-    int64_t lower, upper;
     if (!api_query_json(req, "conditions", "{}", &cond)) {
         ctx_done(ctx);
         return;
     }
     if (!api_query_bool(req, "truncate", false, &ctx->truncate) ||
-        !api_query_int_range(req, "lower_level", 0, 0, 255, &lower) ||
-        !api_query_int_range(req, "upper_level", 255, 0, 255, &upper) ||
+        !api_query_int_range(req, "lower_level", 0, 0, 255, &ctx->lower) ||
+        !api_query_int_range(req, "upper_level", 255, 0, 255, &ctx->upper) ||
         !api_functions_from_query(req, &ctx->functions)) {
         json_decref(cond);
         ctx_done(ctx);
@@ -482,14 +608,7 @@ void api_records_get(http_request_t *req)
     }
     ctx->op.filter = ctx->filter;
     ctx->op.limit = 1;
-    recolour_params(req, lower, upper, &ctx->recolour);
-    ctx->op.post = recolour_record;
-    ctx->op.post_data = ctx;
-    app_t *app = req->app;
-    if (store_submit(app->store, &ctx->op, get_one_done, ctx) != 0) {
-        ctx_done(ctx);
-        http_respond_error(req, 500, "Database operation failed during find_one");
-    }
+    api_prefs_load(req, prefs_wanted(req), one_prefs_loaded, ctx);
 }
 
 /* ---- DELETE /records/{id_} ---- */

@@ -1,15 +1,17 @@
 /*
- * records_functions.c: the `functions` query parameter of GET /records and
- * GET /records/{id_} (spec/data.md §5, spec/functions.md §B9): user functions evaluated over a page
- * of records, their results added to each record as channels named after the functions.
- *
- * GET /records/{id_} takes the same path with a page of one record.
+ * records_functions.c: user functions applied to records (spec/data.md §5, spec/functions.md
+ * §B9): the `functions` query parameter, and api_functions_apply, the one evaluation entry
+ * point. GET /records and /records/{id_} use it in THUMBNAILS mode (api_functions_respond);
+ * /images, the crosshair and /waveforms (images.c) in FULL mode on a record {_id}; the
+ * export is meant to use it in FULL mode on its pages.
  *
  * Flow for one page (all on the request's worker loop except the evaluation):
  *   1. api_functions_from_query (loop, before the query): parse each `functions` value
  *      (JSON object), parse each expression (bounded), collect the variable names.
- *   2. api_functions_respond (loop, after the query): read the latest manifest (store op,
+ *   2. api_functions_apply (loop, after the query): read the latest manifest (store op,
  *      off the loop) to tell "channel absent from this record" from "unknown name".
+ *   2b. Unless the caller says its records are complete: one store query for the named
+ *      channels the records lack, merged into their "channels" (§5.2 step 2).
  *   3. One task group over records x variables: every waveform/image object any function
  *      needs on this page is fetched at once through the object store's fan-out
  *      (objstore_get_channel: new key, then legacy); the first failure cancels the rest.
@@ -17,8 +19,8 @@
  *      a pool thread: decode the objects (waveform JSON, PNG with the storage bit shift
  *      undone), evaluate every record's functions in order, attach the result channels.
  *      Each record is a distinct JSON tree, so the shares touch disjoint data. When all
- *      are done, the earliest record's error wins; otherwise one more pool item
- *      serialises the page and the loop only writes the bytes.
+ *      are done, the earliest record's error wins, and the caller's callback gets the
+ *      results (for /records: one more pool item serialises the page).
  *
  * Per record (§5.2): a function that uses a manifest channel this record lacks is skipped
  * silently, and so is every function that uses a skipped one; a name that is neither a
@@ -26,17 +28,19 @@
  * "{'x'} are not recognised channels/functions". Any evaluation error is a 400 naming the
  * function and the record (ogd's position: client mistakes are 4xx, not 500).
  *
- * Waveform-valued results carry a thumbnail drawn by the imaging plotter (§5.3). Not here
- * yet: image-valued results (they need the imaging module's false colour wired in; such
- * functions get a 400).
+ * Results (§5.3/§5.4): waveforms carry a thumbnail drawn by the imaging plotter or their
+ * data; images go through imaging/fnimage.h (storage bit depth, strided thumbnail, false
+ * colour or the 16-bit original) and their PNG bytes stay in the results object.
  */
 #include "api/api.h"
 #include "api/functions.h"
 #include "imaging/plot.h"
 #include "util/base64.h"
 
+#include "imaging/colourmap.h"
 #include "imaging/png.h"
 #include "objstore/keys.h"
+#include "store/filter.h"
 #include "runtime/taskgroup.h"
 #include "util/jsonw.h"
 #include "util/log.h"
@@ -68,8 +72,28 @@ typedef struct fn_input {
     const objstore_blob_t *blob;
 } fn_input;
 
+/* What one function gave for one record. */
+typedef struct fn_result {
+    bool has;
+    unsigned char *png; /* FULL + want_png images */
+    size_t png_len;
+    fnimage image; /* FULL + keep_images images */
+} fn_result;
+
 typedef struct fn_page {
     http_request_t *req;
+    api_fn_options opts;
+    colourmap cm;
+    char colour_err[160]; /* why the levels / colour map cannot colour, or "" */
+    api_fn_done_cb done;
+    void *done_data;
+    http_abort_cb prev_abort; /* the caller's abort hook: chained, restored at the end */
+    void *prev_abort_data;
+    bool aborting;       /* inside page_abort: a completion there waits until it returns */
+    bool finish_pending; /* page_finish was called while aborting */
+    fn_result *results;  /* nrec x list->n */
+    size_t nrec;
+    filter_t *dep_filter;
     api_fn_list *list;
     json_t *records;
     store_op_t op;
@@ -78,14 +102,10 @@ typedef struct fn_page {
     size_t ninputs;
     size_t input_bytes; /* held so far, capped by MAX_INPUT_BYTES */
     taskgroup_t tg;
-    work_t *work; /* the serialisation */
     struct fn_chunk *chunks;
     size_t nchunks, chunks_pending;
-    bool single; /* respond with records[0] */
     int http_status;
     char err[FN_ERR_MAX + 256];
-    char *text;
-    size_t text_len;
 } fn_page;
 
 /* A share of the page's records evaluated on one pool thread; errors stay here until
@@ -264,39 +284,119 @@ static void page_free(fn_page *pg)
             objstore_blob_unref(pg->inputs[i].blob);
     free(pg->inputs);
     free(pg->chunks);
+    for (size_t i = 0; pg->results && i < pg->nrec * pg->list->n; i++) {
+        free(pg->results[i].png);
+        fnimage_free(&pg->results[i].image);
+    }
+    free(pg->results);
+    filter_free(pg->dep_filter);
     json_decref(pg->records);
     json_decref(pg->manifest);
-    free(pg->text);
     free(pg);
 }
+
+static void page_finish(fn_page *pg);
 
 static void page_abort(http_request_t *req, void *data)
 {
     fn_page *pg = data;
-    (void)req;
+    pg->aborting = true;
     store_cancel(&pg->op);
     taskgroup_cancel(&pg->tg, -ECANCELED);
-    if (pg->work)
-        work_cancel(pg->work);
     for (size_t i = 0; i < pg->nchunks; i++)
         if (pg->chunks[i].work)
             work_cancel(pg->chunks[i].work);
+    if (pg->prev_abort)
+        pg->prev_abort(req, pg->prev_abort_data);
+    pg->aborting = false;
+    if (pg->finish_pending)
+        page_finish(pg);
 }
 
+/* Hands the results to the caller (who frees them). */
 static void page_finish(fn_page *pg)
 {
-    http_request_t *req = pg->req;
-    http_set_abort(req, NULL, NULL);
-    if (pg->http_status) {
-        if (pg->http_status >= 500)
-            log_warn("functions: %s", pg->err);
-        http_respond_error(req, pg->http_status, pg->err);
-    } else {
-        char *text = pg->text;
-        pg->text = NULL;
-        http_respond_take(req, 200, "application/json", text, pg->text_len);
+    if (pg->aborting) {
+        pg->finish_pending = true;
+        return;
     }
-    page_free(pg);
+    pg->finish_pending = false;
+    http_set_abort(pg->req, pg->prev_abort, pg->prev_abort_data);
+    if (pg->http_status >= 500)
+        log_warn("functions: %s", pg->err);
+    pg->done((api_fn_results *)pg, pg->done_data);
+}
+
+int api_fn_results_status(const api_fn_results *res, const char **message)
+{
+    const fn_page *pg = (const fn_page *)res;
+    *message = pg->err;
+    return pg->http_status;
+}
+
+json_t *api_fn_results_records(const api_fn_results *res)
+{
+    return ((const fn_page *)res)->records;
+}
+
+static const fn_result *result_at(const fn_page *pg, size_t rec, size_t fn)
+{
+    if (!pg->results || rec >= pg->nrec || fn >= pg->list->n)
+        return NULL;
+    return &pg->results[rec * pg->list->n + fn];
+}
+
+bool api_fn_results_has(const api_fn_results *res, size_t rec, size_t fn)
+{
+    const fn_result *r = result_at((const fn_page *)res, rec, fn);
+    return r && r->has;
+}
+
+bool api_fn_results_png(const api_fn_results *res, size_t rec, size_t fn, const unsigned char **png,
+                        size_t *len)
+{
+    const fn_result *r = result_at((const fn_page *)res, rec, fn);
+    if (!r || !r->png)
+        return false;
+    *png = r->png;
+    *len = r->png_len;
+    return true;
+}
+
+const fnimage *api_fn_results_image(const api_fn_results *res, size_t rec, size_t fn)
+{
+    const fn_result *r = result_at((const fn_page *)res, rec, fn);
+    return r && r->image.w ? &r->image : NULL;
+}
+
+void api_fn_results_free(api_fn_results *res)
+{
+    if (res)
+        page_free((fn_page *)res);
+}
+
+size_t api_fn_list_count(const api_fn_list *list)
+{
+    return list ? list->n : 0;
+}
+
+const api_function *api_fn_list_get(const api_fn_list *list, size_t i)
+{
+    return &list->fns[i];
+}
+
+long api_fn_list_find(const api_fn_list *list, const char *name)
+{
+    for (size_t i = 0; list && i < list->n; i++)
+        if (strcmp(list->fns[i].name, name) == 0)
+            return (long)i;
+    return -1;
+}
+
+int api_functions_types(http_request_t *req, api_fn_list *list, json_t *manifest_channels,
+                        size_t *bad_index, char *err)
+{
+    return api_functions_check(&req->arena, manifest_channels, list->fns, list->n, bad_index, err);
 }
 
 /* ---- 4. evaluation on the pool ---- */
@@ -309,6 +409,7 @@ typedef struct rec_env {
     const char *names[MAX_VARIABLES + API_FUNCTIONS_MAX];
     fn_value values[MAX_VARIABLES + API_FUNCTIONS_MAX];
     bool from_manifest[MAX_VARIABLES + API_FUNCTIONS_MAX];
+    int bit_depth[MAX_VARIABLES + API_FUNCTIONS_MAX]; /* images: 0 = not known */
     size_t n;
     char err[FN_ERR_MAX];
     /* channels of the record that could not be loaded: an error only for a function
@@ -446,12 +547,18 @@ static int env_load_channel(rec_env *env, const char *name, json_t *ch)
         if (rc)
             return rc == -ENOMEM ? rc : -EIO;
         v.x_units = json_string_value(json_object_get(meta, "x_units"));
+        json_t *bd = json_object_get(meta, "bit_depth");
+        if (t == FN_IMAGE && json_is_integer(bd) && json_integer_value(bd) > 0 &&
+            json_integer_value(bd) <= 16)
+            env->bit_depth[env->n] = (int)json_integer_value(bd);
     } else {
         v.type = t; /* float_image / vector: typed, but evaluation refuses them */
     }
     env->names[env->n] = name;
     env->values[env->n] = v;
     env->from_manifest[env->n] = true;
+    if (t != FN_IMAGE)
+        env->bit_depth[env->n] = 0;
     env->n++;
     return 0;
 }
@@ -473,39 +580,186 @@ static const fn_value *env_value(void *data, const char *name)
     return env_find(data, name);
 }
 
-/* The result channel of spec/data.md §5.3; a waveform gets its thumbnail drawn by the
- * imaging plotter (runs on the pool thread evaluating the chunk). 0, or -ENOMEM. */
-static int result_channel(const fn_value *v, const ogd_config *cfg, json_t **out)
+/* A waveform's {"x","y"} (NaN -> null, as the stored form). */
+static json_t *waveform_data(const fn_value *v)
 {
+    json_t *x = json_array(), *y = json_array(), *d = json_object();
+    if (!x || !y || !d) {
+        json_decref(x);
+        json_decref(y);
+        json_decref(d);
+        return NULL;
+    }
+    for (size_t i = 0; i < v->nx; i++)
+        json_array_append_new(x, isfinite(v->x[i]) ? json_real(v->x[i]) : json_null());
+    for (size_t i = 0; i < v->ny; i++)
+        json_array_append_new(y, isfinite(v->y[i]) ? json_real(v->y[i]) : json_null());
+    json_object_set_new(d, "x", x);
+    json_object_set_new(d, "y", y);
+    return d;
+}
+
+/* The image part of a result (§5.3 thumbnail or §5.4 PNG); 0, or an HTTP status with the
+ * problem in err. */
+static int image_result(fn_page *pg, const fn_value *v, int bit_depth, fn_result *res, json_t *ch,
+                        json_t *meta, char *err)
+{
+    const ogd_config *cfg = ((app_t *)pg->req->app)->cfg;
+    json_object_set_new(meta, "x_pixel_size", json_integer((json_int_t)v->w));
+    json_object_set_new(meta, "y_pixel_size", json_integer((json_int_t)v->h));
+    bool colours =
+        pg->opts.mode == API_FN_THUMBNAILS || (pg->opts.want_png && !pg->opts.original_image);
+    if (colours && pg->colour_err[0]) {
+        snprintf(err, FN_ERR_MAX, "%s", pg->colour_err);
+        return -400;
+    }
+    int rc;
+    if (pg->opts.mode == API_FN_THUMBNAILS) {
+        falsecolour_levels lv = pg->opts.levels;
+        lv.limit_bit_depth = 8;
+        uint8_t *rgba = NULL;
+        uint32_t tw = 0, th = 0;
+        unsigned char *png = NULL;
+        size_t len = 0;
+        int status = 0;
+        rc = fnimage_thumbnail_rgba(
+            v->pix, v->w, v->h, bit_depth, (uint32_t)cfg->images.thumbnail_size[0],
+            (uint32_t)cfg->images.thumbnail_size[1], &lv, &pg->cm, &rgba, &tw, &th);
+        if (rc == -EDOM) {
+            snprintf(err, FN_ERR_MAX,
+                     "the image (%zu x %zu pixels) is narrower or shorter than the thumbnail "
+                     "size (%d x %d)",
+                     v->w, v->h, cfg->images.thumbnail_size[0], cfg->images.thumbnail_size[1]);
+            status = 400;
+        } else if (rc == 0) {
+            rc = png_encode_rgba(rgba, tw, th, PNG_COMPRESSION_DEFAULT, &png, &len);
+        }
+        free(rgba);
+        char *text = rc == 0 ? base64_encode(png, len, NULL) : NULL;
+        free(png);
+        if (!status && !text) {
+            snprintf(err, FN_ERR_MAX, "the thumbnail could not be made");
+            status = 500;
+        }
+        if (text) {
+            if (pg->opts.truncate && strlen(text) > 50)
+                text[50] = '\0';
+            json_object_set_new(ch, "thumbnail", json_string(text));
+            free(text);
+        }
+        return status;
+    }
+    fnimage img;
+    rc = fnimage_make(v->pix, v->w, v->h, bit_depth, &img);
+    if (rc) {
+        snprintf(err, FN_ERR_MAX, "%s",
+                 rc == -E2BIG ? "the image is too large or empty" : "out of memory");
+        return rc == -E2BIG ? 400 : 500;
+    }
+    if (pg->opts.want_png) {
+        unsigned char *png = NULL;
+        size_t len = 0;
+        if (pg->opts.original_image) {
+            uint16_t *g = NULL;
+            rc = fnimage_gray16(&img, &g);
+            if (rc == 0)
+                rc = png_encode_gray_deflate(g, img.w, img.h, 16, 0,
+                                             cfg->images.png_compression_level, &png, &len);
+            free(g);
+        } else {
+            uint8_t *rgba = NULL;
+            rc = fnimage_rgba(&img, &pg->opts.levels, &pg->cm, &rgba);
+            if (rc == 0)
+                rc = png_encode_rgba_deflate(rgba, img.w, img.h, cfg->images.png_compression_level,
+                                             &png, &len);
+            free(rgba);
+        }
+        if (rc) {
+            fnimage_free(&img);
+            snprintf(err, FN_ERR_MAX, "the image could not be encoded");
+            return 500;
+        }
+        res->png = png;
+        res->png_len = len;
+    }
+    if (pg->opts.keep_images)
+        res->image = img;
+    else
+        fnimage_free(&img);
+    return 0;
+}
+
+/* The result channel of spec/data.md §5.3 (THUMBNAILS) or §5.4 (FULL); runs on the pool
+ * thread evaluating the chunk. 0, or an HTTP status with the problem in err. */
+static int result_channel(fn_page *pg, const fn_value *v, int bit_depth, fn_result *res,
+                          json_t **out, char *err)
+{
+    const ogd_config *cfg = ((app_t *)pg->req->app)->cfg;
     json_t *meta = json_pack("{ss}", "channel_dtype", fn_type_name(v->type));
     json_t *ch = json_object();
     if (!meta || !ch) {
         json_decref(meta);
         json_decref(ch);
-        return -ENOMEM;
+        snprintf(err, FN_ERR_MAX, "out of memory");
+        return 500;
     }
     json_object_set_new(ch, "metadata", meta);
+    int status = 0;
     if (v->type == FN_SCALAR) {
         json_object_set_new(ch, "data", isfinite(v->scalar) ? json_real(v->scalar) : json_null());
     } else if (v->type == FN_WAVEFORM) {
         if (v->x_units)
             json_object_set_new(meta, "x_units", json_string(v->x_units));
-        unsigned char *png = NULL;
-        size_t len = 0;
-        int rc = plot_waveform_png(
-            v->x, v->y, v->nx < v->ny ? v->nx : v->ny, (uint32_t)cfg->waveforms.thumbnail_size[0],
-            (uint32_t)cfg->waveforms.thumbnail_size[1], cfg->waveforms.line_width, &png, &len);
-        char *text = rc == 0 ? base64_encode(png, len, NULL) : NULL;
-        free(png);
-        if (!text) {
-            json_decref(ch);
-            return rc ? rc : -ENOMEM;
+        if (pg->opts.mode == API_FN_FULL) {
+            json_t *d = waveform_data(v);
+            if (!d)
+                status = 500;
+            json_object_set_new(ch, "data", d);
+        } else {
+            unsigned char *png = NULL;
+            size_t len = 0;
+            int rc = plot_waveform_png(v->x, v->y, v->nx < v->ny ? v->nx : v->ny,
+                                       (uint32_t)cfg->waveforms.thumbnail_size[0],
+                                       (uint32_t)cfg->waveforms.thumbnail_size[1],
+                                       cfg->waveforms.line_width, &png, &len);
+            char *text = rc == 0 ? base64_encode(png, len, NULL) : NULL;
+            free(png);
+            if (!text)
+                status = 500;
+            else
+                json_object_set_new(ch, "thumbnail", json_string(text));
+            free(text);
         }
-        json_object_set_new(ch, "thumbnail", json_string(text));
-        free(text);
+        if (status)
+            snprintf(err, FN_ERR_MAX, "out of memory");
+    } else if (v->type == FN_IMAGE) {
+        status = image_result(pg, v, bit_depth, res, ch, meta, err);
     }
+    if (status) {
+        json_decref(ch);
+        return status;
+    }
+    res->has = true;
     *out = ch;
     return 0;
+}
+
+/* The overall bit depth of a function's image (§5.3): the largest known bit depth of the
+ * image values it uses, 16 when none is known. */
+typedef struct depth_scan {
+    rec_env *env;
+    int depth;
+} depth_scan;
+
+static void scan_depth(void *data, const char *name)
+{
+    depth_scan *ds = data;
+    for (size_t i = ds->env->n; i-- > 0;)
+        if (strcmp(ds->env->names[i], name) == 0) {
+            if (ds->env->values[i].type == FN_IMAGE && ds->env->bit_depth[i] > ds->depth)
+                ds->depth = ds->env->bit_depth[i];
+            return;
+        }
 }
 
 typedef struct name_set {
@@ -640,13 +894,6 @@ static bool evaluate_record(fn_chunk *ck, size_t rec, rec_env *env)
                             env->err);
             break;
         }
-        if (t.type == FN_IMAGE) {
-            ok = chunk_fail(ck, 400,
-                            "Function '%s' gives an image: image-valued functions are not "
-                            "supported yet",
-                            fn->name);
-            break;
-        }
         fn_value v = {0};
         if (fn_eval(fn->tree, env_value, env, &v, env->err) != 0) {
             ok = chunk_fail(ck, 400, "Function '%s' on record '%s': %s", fn->name, id ? id : "",
@@ -654,10 +901,20 @@ static bool evaluate_record(fn_chunk *ck, size_t rec, rec_env *env)
             break;
         }
         json_t *rch = NULL;
-        if (result_channel(&v, ((app_t *)ck->pg->req->app)->cfg, &rch) != 0) {
+        depth_scan ds = {env, 0};
+        if (v.type == FN_IMAGE)
+            fn_variables(fn->tree, scan_depth, &ds);
+        int status = result_channel(pg, &v, ds.depth ? ds.depth : 16,
+                                    &pg->results[rec * list->n + f], &rch, env->err);
+        if (status < 0) { /* a colouring error: the §6.1 text as it is */
             fn_value_free(&v);
-            ok = chunk_fail(ck, 500, "Function '%s' on record '%s': out of memory", fn->name,
-                            id ? id : "");
+            ok = chunk_fail(ck, -status, "%s", env->err);
+            break;
+        }
+        if (status) {
+            fn_value_free(&v);
+            ok = chunk_fail(ck, status, "Function '%s' on record '%s': %s", fn->name, id ? id : "",
+                            env->err);
             break;
         }
         json_object_set_new(channels, fn->name, rch);
@@ -669,6 +926,7 @@ static bool evaluate_record(fn_chunk *ck, size_t rec, rec_env *env)
         env->names[env->n] = fn->name;
         env->values[env->n] = v;
         env->from_manifest[env->n] = t.manifest;
+        env->bit_depth[env->n] = ds.depth ? ds.depth : 16;
         env->n++;
     }
     for (size_t i = 0; i < env->n; i++)
@@ -691,24 +949,6 @@ static void evaluate_chunk(void *data)
     free(env);
 }
 
-static void serialise_page(void *data)
-{
-    fn_page *pg = data;
-    pg->text =
-        jsonw_dumps(pg->single ? json_array_get(pg->records, 0) : pg->records, &pg->text_len);
-    if (!pg->text)
-        page_fail(pg, 500, "Unknown error");
-}
-
-static void serialised(void *data, int status)
-{
-    fn_page *pg = data;
-    pg->work = NULL;
-    if (status)
-        page_fail(pg, 500, "Unknown error");
-    page_finish(pg);
-}
-
 static void chunk_evaluated(void *data, int status)
 {
     fn_chunk *ck = data;
@@ -723,18 +963,15 @@ static void chunk_evaluated(void *data, int status)
             page_fail(pg, pg->chunks[i].status, "%s", pg->chunks[i].err);
             break;
         }
-    /* the inputs are no longer needed: release the bytes before serialising */
+    /* the inputs are no longer needed: release the bytes before the caller goes on */
     for (size_t i = 0; i < pg->ninputs; i++)
         if (pg->inputs[i].blob) {
             objstore_blob_unref(pg->inputs[i].blob);
             pg->inputs[i].blob = NULL;
         }
-    app_t *app = pg->req->app;
-    if (pg->http_status || pg->req->aborted ||
-        work_submit(app->loop, serialise_page, serialised, pg, &pg->work) != 0) {
+    if (pg->req->aborted)
         page_fail(pg, 500, "Unknown error");
-        page_finish(pg);
-    }
+    page_finish(pg);
 }
 
 /* Splits the page over EVAL_CHUNKS pool items. */
@@ -833,6 +1070,9 @@ static void inputs_fetched(taskgroup_t *tg, int status, void *data)
     evaluate_page(pg);
 }
 
+static bool deps_fetch(fn_page *pg);
+static void fetch_inputs(fn_page *pg);
+
 static void manifest_read(store_op_t *op)
 {
     fn_page *pg = op->data;
@@ -852,7 +1092,143 @@ static void manifest_read(store_op_t *op)
     if (op->status == 0)
         pg->manifest = json_incref(json_object_get(op->result, "channels"));
     store_op_cleanup(op);
+    if (!pg->opts.channels_complete && deps_fetch(pg))
+        return;
+    fetch_inputs(pg);
+}
 
+/* ---- 2b. the channels the records lack (§5.2 step 2) ---- */
+
+static const char *api_str(json_t *s)
+{
+    const char *v = json_string_value(s);
+    return v ? v : "";
+}
+
+/* True when `name` may be a stored channel the record lacks: not a function of the list
+ * unless the manifest knows it too. */
+static bool may_be_channel(const fn_page *pg, const char *name)
+{
+    return api_fn_list_find(pg->list, name) < 0 || json_object_get(pg->manifest, name);
+}
+
+static void deps_read(store_op_t *op)
+{
+    fn_page *pg = op->data;
+    if (op->status != 0 || pg->req->aborted) {
+        page_fail(pg, op->status == STORE_EUNAVAILABLE ? 503 : 500, "%s",
+                  op->status == STORE_EUNAVAILABLE ? "Database unavailable" : "Unknown error");
+        if (op->status && op->status != -ECANCELED)
+            log_warn("functions: dependency lookup: %s", op->err);
+        store_op_cleanup(op);
+        page_finish(pg);
+        return;
+    }
+    size_t nrec = json_array_size(pg->records);
+    bool *found = calloc(nrec ? nrec : 1, sizeof *found);
+    if (!found) {
+        store_op_cleanup(op);
+        page_fail(pg, 500, "Unknown error");
+        page_finish(pg);
+        return;
+    }
+    size_t i;
+    json_t *doc;
+    json_array_foreach(op->result, i, doc)
+    {
+        const char *id = json_string_value(json_object_get(doc, "_id"));
+        json_t *chans = json_object_get(doc, "channels");
+        for (size_t r = 0; id && r < nrec; r++) {
+            json_t *rec = json_array_get(pg->records, r);
+            if (strcmp(id, api_str(json_object_get(rec, "_id"))) != 0)
+                continue;
+            found[r] = true;
+            json_t *mine = json_object_get(rec, "channels");
+            if (!json_is_object(mine)) {
+                mine = json_object();
+                json_object_set_new(rec, "channels", mine);
+            }
+            const char *name;
+            json_t *ch;
+            json_object_foreach(chans, name, ch)
+            {
+                if (!json_object_get(mine, name))
+                    json_object_set(mine, name, ch);
+            }
+        }
+    }
+    store_op_cleanup(op);
+    for (size_t r = 0; r < nrec; r++)
+        if (!found[r] && json_object_get(json_array_get(pg->records, r), "_id")) {
+            page_fail(pg, 404, "Record cannot be found");
+            break;
+        }
+    free(found);
+    if (pg->http_status) {
+        page_finish(pg);
+        return;
+    }
+    fetch_inputs(pg);
+}
+
+/* Starts the lookup when some record lacks a name the functions use; false when there is
+ * nothing to look up (or on failure, after finishing the page: then true). */
+static bool deps_fetch(fn_page *pg)
+{
+    json_t *ids = json_array();
+    size_t nrec = json_array_size(pg->records);
+    for (size_t r = 0; ids && r < nrec; r++) {
+        json_t *rec = json_array_get(pg->records, r);
+        json_t *id = json_object_get(rec, "_id");
+        bool lacks = false;
+        for (size_t v = 0; v < pg->list->nvars && !lacks; v++)
+            lacks =
+                may_be_channel(pg, pg->list->vars[v]) && !record_channel(rec, pg->list->vars[v]);
+        if (lacks && json_is_string(id))
+            json_array_append(ids, id);
+    }
+    if (ids && json_array_size(ids) == 0) {
+        json_decref(ids);
+        return false;
+    }
+    json_t *cond = ids ? json_pack("{s{so}}", "_id", "$in", ids) : NULL;
+    const char **proj = arena_alloc(&pg->req->arena, (pg->list->nvars + 1) * sizeof *proj);
+    char err[256];
+    if (!cond || !proj || filter_compile(cond, false, &pg->dep_filter, err, sizeof err) != 0) {
+        json_decref(cond);
+        page_fail(pg, 500, "Unknown error");
+        page_finish(pg);
+        return true;
+    }
+    json_decref(cond);
+    size_t k = 0;
+    proj[k++] = "_id";
+    for (size_t v = 0; v < pg->list->nvars; v++) {
+        if (!may_be_channel(pg, pg->list->vars[v]))
+            continue;
+        char *entry = arena_alloc(&pg->req->arena, strlen(pg->list->vars[v]) + 10);
+        if (!entry)
+            continue;
+        strcpy(entry, "channels.");
+        strcat(entry, pg->list->vars[v]);
+        proj[k++] = entry;
+    }
+    store_op_init(&pg->op, STORE_RECORDS_FIND);
+    pg->op.filter = pg->dep_filter;
+    pg->op.projection = proj;
+    pg->op.nprojection = k;
+    app_t *app = pg->req->app;
+    if (store_submit(app->store, &pg->op, deps_read, pg) != 0) {
+        page_fail(pg, 500, "Unknown error");
+        page_finish(pg);
+    }
+    return true;
+}
+
+/* ---- 3. (continued) the objects ---- */
+
+static void fetch_inputs(fn_page *pg)
+{
     /* every (record, variable) whose value lives in the object store */
     size_t nrec = json_array_size(pg->records), cap = 0;
     for (size_t r = 0; r < nrec; r++)
@@ -864,7 +1240,10 @@ static void manifest_read(store_op_t *op)
                 cap++;
         }
     pg->inputs = calloc(cap ? cap : 1, sizeof *pg->inputs);
-    if (!pg->inputs) {
+    pg->nrec = nrec;
+    size_t nres = nrec * pg->list->n;
+    pg->results = calloc(nres ? nres : 1, sizeof *pg->results);
+    if (!pg->inputs || !pg->results) {
         page_fail(pg, 500, "Unknown error");
         page_finish(pg);
         return;
@@ -888,25 +1267,128 @@ static void manifest_read(store_op_t *op)
     taskgroup_wait(&pg->tg, inputs_fetched, pg);
 }
 
-void api_functions_respond(http_request_t *req, api_fn_list *list, json_t *records, bool single)
+void api_functions_apply(http_request_t *req, api_fn_list *list, json_t *records,
+                         const api_fn_options *opts, api_fn_done_cb done, void *data)
 {
     fn_page *pg = calloc(1, sizeof *pg);
     if (!pg) {
+        /* the callback still runs once: with a page that says so */
+        static const char oom[] = "Unknown error";
         json_decref(records);
-        http_respond_error(req, 500, "Unknown error");
+        fn_page *tiny = calloc(1, sizeof *tiny);
+        if (!tiny) {
+            http_respond_error(req, 500, oom);
+            return;
+        }
+        tiny->req = req;
+        tiny->list = list;
+        page_fail(tiny, 500, "%s", oom);
+        done((api_fn_results *)tiny, data);
         return;
     }
+    app_t *app = req->app;
     pg->req = req;
     pg->list = list;
     pg->records = records;
-    pg->single = single;
+    pg->opts = *opts;
+    pg->done = done;
+    pg->done_data = data;
     store_op_init(&pg->op, STORE_MANIFEST_LATEST);
-    http_set_abort(req, page_abort, pg);
-    app_t *app = req->app;
     /* the task group is initialised here so an abort before the manifest arrives is safe */
     taskgroup_init(&pg->tg, app->loop, 0);
+    /* colouring is checked here and reported (400) by the first image result that needs it */
+    const char *cm = opts->colourmap_name && *opts->colourmap_name
+                         ? opts->colourmap_name
+                         : app->cfg->images.default_colour_map;
+    falsecolour_levels lv = opts->levels;
+    if (opts->mode == API_FN_THUMBNAILS)
+        lv.limit_bit_depth = 8;
+    const char *bad = falsecolour_check(&lv);
+    if (bad)
+        snprintf(pg->colour_err, sizeof pg->colour_err, "%s", bad);
+    else if (colourmap_find(cm, &pg->cm) != 0)
+        snprintf(pg->colour_err, sizeof pg->colour_err, "%s is not a valid colour map name", cm);
+    pg->prev_abort = req->on_abort;
+    pg->prev_abort_data = req->abort_data;
+    http_set_abort(req, page_abort, pg);
     if (store_submit(app->store, &pg->op, manifest_read, pg) != 0) {
         page_fail(pg, 500, "Unknown error");
         page_finish(pg);
     }
+}
+
+/* ---- GET /records, /records/{id_} ---- */
+
+typedef struct respond_ctx {
+    http_request_t *req;
+    api_fn_results *res;
+    bool single;
+    work_t *work;
+    char *text;
+    size_t len;
+} respond_ctx;
+
+static void respond_abort(http_request_t *req, void *data)
+{
+    respond_ctx *rc = data;
+    (void)req;
+    if (rc->work)
+        work_cancel(rc->work);
+}
+
+static void serialise_page(void *data)
+{
+    respond_ctx *rc = data;
+    json_t *records = api_fn_results_records(rc->res);
+    rc->text = jsonw_dumps(rc->single ? json_array_get(records, 0) : records, &rc->len);
+}
+
+static void serialised(void *data, int status)
+{
+    respond_ctx *rc = data;
+    rc->work = NULL;
+    http_set_abort(rc->req, NULL, NULL);
+    api_fn_results_free(rc->res);
+    if (status || !rc->text) {
+        free(rc->text);
+        http_respond_error(rc->req, 500, "Unknown error");
+        return;
+    }
+    http_respond_take(rc->req, 200, "application/json", rc->text, rc->len);
+}
+
+static void records_evaluated(api_fn_results *res, void *data)
+{
+    respond_ctx *rc = data;
+    const char *msg;
+    int status = api_fn_results_status(res, &msg);
+    rc->res = res;
+    if (status) {
+        http_respond_error(rc->req, status, msg);
+        api_fn_results_free(res);
+        return;
+    }
+    app_t *app = rc->req->app;
+    http_set_abort(rc->req, respond_abort, rc);
+    if (rc->req->aborted || work_submit(app->loop, serialise_page, serialised, rc, &rc->work)) {
+        http_set_abort(rc->req, NULL, NULL);
+        api_fn_results_free(res);
+        http_respond_error(rc->req, 500, "Unknown error");
+    }
+}
+
+void api_functions_respond(http_request_t *req, api_fn_list *list, json_t *records,
+                           const api_fn_options *opts, bool single)
+{
+    respond_ctx *rc = arena_alloc(&req->arena, sizeof *rc);
+    if (!rc) {
+        json_decref(records);
+        http_respond_error(req, 500, "Unknown error");
+        return;
+    }
+    *rc = (respond_ctx){.req = req, .single = single};
+    api_fn_options o = *opts;
+    o.mode = API_FN_THUMBNAILS;
+    o.channels_complete = true;
+    api_functions_apply(req, list, records, &o, records_evaluated, rc);
 }

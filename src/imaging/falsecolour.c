@@ -82,7 +82,10 @@ void falsecolour_gray(const void *pixels, size_t npixels, int storage_bits, doub
                       double vmax, const colourmap *cm, uint8_t *rgba)
 {
     size_t nvalues = storage_bits == 16 ? 65536 : 256;
-    uint32_t *table = malloc(nvalues * sizeof(uint32_t));
+    /* a table of every 16-bit value only pays for images with many pixels (a function
+     * thumbnail has a few thousand) */
+    uint32_t *table =
+        storage_bits == 16 && npixels < nvalues / 4 ? NULL : malloc(nvalues * sizeof(uint32_t));
     uint32_t small[256];
     if (!table && nvalues == 256)
         table = small;
@@ -109,7 +112,7 @@ void falsecolour_gray(const void *pixels, size_t npixels, int storage_bits, doub
             free(table);
         return;
     }
-    /* No memory for the table: colour pixel by pixel. */
+    /* Few pixels, or no memory for the table: colour pixel by pixel. */
     for (size_t i = 0; i < npixels; i++) {
         float v = storage_bits == 16 ? (float)((const uint16_t *)pixels)[i]
                                      : (float)((const uint8_t *)pixels)[i];
@@ -124,6 +127,19 @@ void falsecolour_int64(const int64_t *values, size_t nv, double vmin, double vma
     bool flat = vmax == vmin;
     for (size_t i = 0; i < nv; i++)
         put(cm, index_f64((double)values[i], vmin, vmax - vmin, n, flat), rgba + 4 * i);
+}
+
+void falsecolour_f64(const double *values, size_t nv, double vmin, double vmax, const colourmap *cm,
+                     uint8_t *rgba)
+{
+    int n = colourmap_len(cm);
+    bool flat = vmax == vmin;
+    for (size_t i = 0; i < nv; i++) {
+        if (isnan(values[i]))
+            memset(rgba + 4 * i, 0, 4);
+        else
+            put(cm, index_f64(values[i], vmin, vmax - vmin, n, flat), rgba + 4 * i);
+    }
 }
 
 double falsecolour_absmax_f32(const float *v, size_t n)

@@ -41,6 +41,10 @@ void falsecolour_gray(const void *pixels, size_t npixels, int storage_bits, doub
 void falsecolour_int64(const int64_t *values, size_t n, double vmin, double vmax,
                        const colourmap *cm, uint8_t *rgba);
 
+/* Colours doubles with the given limits in float64 arithmetic (function images that keep
+ * their values); NaN -> (0,0,0,0). */
+void falsecolour_f64(const double *values, size_t n, double vmin, double vmax, const colourmap *cm,
+                     uint8_t *rgba);
 /* Float images: absmax = max |v| over non-NaN values, or 1 when all are NaN or zero. */
 double falsecolour_absmax_f32(const float *v, size_t n);
 double falsecolour_absmax_f64(const double *v, size_t n);

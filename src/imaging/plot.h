@@ -9,8 +9,8 @@
  * thumbnail is exactly w x h pixels. Only the look is matched (the reference's tests
  * compare thumbnails by perceptual hash), not matplotlib's pixels. Non-finite values are
  * skipped (they break the line, as in matplotlib). Pure functions: run them on the pool.
- * Used by ingest and by waveform-valued functions once those land; not by any endpoint
- * yet.
+ * Used by ingest, by waveform-valued function results and by the vector thumbnails
+ * /records re-draws from the user's skip/limit (api/vector_thumbs.c).
  */
 #ifndef OGD_IMAGING_PLOT_H
 #define OGD_IMAGING_PLOT_H

@@ -431,10 +431,12 @@ def test_waveform_and_vector(srv):
             assert list(srv.get(f"/vectors/{RID}/{k}").json()) == ["data"]
 
 
-def test_function_named_like_channel_is_refused(srv):
+def test_function_named_like_channel(srv):
+    # TEST-8 is an object without a channel in the record: as a function input it is unknown
     f = json.dumps({"name": "TEST-8", "expression": "TEST-8 / 10"})
     r = srv.get(f"/images/{RID}/TEST-8", params={"functions": f})
-    assert r.status_code == 501
+    assert (r.status_code, r.json()) == (400, {"detail": "{'TEST-8'} are not recognised "
+                                                         "channels/functions"})
     # functions with other names are ignored
     other = json.dumps({"name": "a", "expression": "1"})
     assert srv.get(f"/images/{RID}/TEST-8", params={"functions": other}).status_code == 200

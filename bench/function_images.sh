@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# bench/function_images.sh: image-valued functions (issue: functions on images). One
+# embedded worker (SQLite + files) over the demo's 200 shots (320 x 240, 12-bit frames):
+#   records  GET /records?limit=200 with f = IMG - 4 (a false-colour thumbnail per record)
+#            beside the same page with a scalar function mean(IMG) (same fetch and decode)
+#   image    GET /images/{id}/f with f = IMG - 4 (full RGBA PNG) beside the stored
+#            channel's rendering GET /images/{id}/IMG
+# Prints one line per figure (median of RUNS requests):
+#   function_images: records=200 image_fn=<s>s scalar_fn=<s>s
+#   function_images: full image_fn=<ms>ms stored=<ms>ms
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BUILD=${1:-build}
+OGD="$PWD/$BUILD/ogd"
+RUNS=${BENCH_FUNCTION_IMAGES_RUNS:-5}
+DATA=$(mktemp -d /tmp/ogd-bench-fnimg.XXXXXX)
+PID=
+cleanup() {
+  [ -n "$PID" ] && kill "$PID" 2>/dev/null && wait "$PID" 2>/dev/null
+  rm -rf "$DATA"
+}
+trap cleanup EXIT
+PORT=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+cat > "$DATA/config.yml" <<YML
+server:
+  bind: "127.0.0.1:$PORT"
+  workers: 1
+  data_dir: "$DATA"
+  log_level: "warn"
+YML
+"$OGD" demo --config "$DATA/config.yml" --records 200 >/dev/null
+echo "bench-password" | "$OGD" user add bench --all-routes --config "$DATA/config.yml" >/dev/null
+"$OGD" serve --config "$DATA/config.yml" >"$DATA/ogd.log" 2>&1 &
+PID=$!
+/usr/bin/python3 - "$PORT" "$RUNS" <<'PY'
+import json, statistics, sys, time
+import requests
+port, runs = sys.argv[1], int(sys.argv[2])
+base = f"http://127.0.0.1:{port}"
+for _ in range(100):
+    try:
+        requests.get(base + "/healthz", timeout=1)
+        break
+    except requests.RequestException:
+        time.sleep(0.1)
+r = requests.post(base + "/login", json={"username": "bench", "password": "bench-password"})
+assert r.status_code == 200, r.text
+session = requests.Session()
+session.headers["Authorization"] = "Bearer " + r.json()
+IMG = "PM-201-FE-CAM-1"
+def timed(path, params, check):
+    out = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        r = session.get(base + path, params=params)
+        out.append(time.perf_counter() - t)
+        assert r.status_code == 200, r.text[:200]
+        check(r)
+    return statistics.median(out)
+def fns(expr):
+    return [("functions", json.dumps({"name": "f", "expression": expr})), ("limit", "200")]
+def all_have(kind):
+    def check(r):
+        recs = r.json()
+        assert len(recs) == 200 and all(kind in rec["channels"]["f"] for rec in recs)
+    return check
+img = timed("/records", fns(f"{IMG} - 4"), all_have("thumbnail"))
+sca = timed("/records", fns(f"mean({IMG})"), all_have("data"))
+print(f"function_images: records=200 image_fn={img:.3f}s scalar_fn={sca:.3f}s")
+rid = session.get(base + "/records", params={"limit": 1}).json()[0]["_id"]
+png = lambda r: r.content[:8] == b"\x89PNG\r\n\x1a\n" or sys.exit("not a PNG")
+full = timed(f"/images/{rid}/f", [("functions", json.dumps({"name": "f", "expression": f"{IMG} - 4"}))], png)
+stored = timed(f"/images/{rid}/{IMG}", [], png)
+print(f"function_images: full image_fn={full * 1000:.1f}ms stored={stored * 1000:.1f}ms")
+PY
