@@ -3,7 +3,7 @@
 # Idempotent: a second run with everything present does nothing and prints nothing.
 #   scripts/install-deps.sh              what `make run` needs (build + embedded back ends)
 #   scripts/install-deps.sh --services   also the servers `make test` starts: PostgreSQL 15
-#                                        and Ceph (mon, osd, RADOS Gateway)
+#                                        and Ceph (mon, osd, RADOS Gateway), OpenLDAP slapd
 set -euo pipefail
 
 PACKAGES=(
@@ -16,7 +16,7 @@ PACKAGES=(
   wrk curl libclang-rt-14-dev
 )
 if [ "${1:-}" = "--services" ]; then
-  PACKAGES+=(postgresql-15 ceph-mon ceph-osd radosgw ceph-common python3-rados bc)
+  PACKAGES+=(postgresql-15 ceph-mon ceph-osd radosgw ceph-common python3-rados bc slapd ldap-utils openssl)
 fi
 
 missing=()

@@ -35,6 +35,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <yaml.h>
@@ -205,6 +206,10 @@ static const key_def KEYS[] = {
     {INT(auth, refresh_token_validity_days, "7", 1, 3650, 0)},
     {STR(auth, fedid_server_url, NULL, 0)},
     {STR(auth, fedid_server_ldap_realm, NULL, 0)},
+    {STR(auth, fedid_bind_dn, NULL, 0)},
+    {STR(auth, fedid_ca_file, NULL, 0)},
+    {STR(auth, fedid_search_base, "dc=fed,dc=cclrc,dc=ac,dc=uk", 0)},
+    {INT(auth, fedid_timeout_seconds, "5", 1, 300, 0)},
     {MAP(auth, oidc_providers, OIDC_TABLE)},
 
     {STR(experiments, first_scheduler_contact_start_date, NULL, 0)},
@@ -1579,6 +1584,12 @@ int config_resolve(ogd_config *c, char **errors)
         if (len && u[0] != '/')
             report_line(&src, 0, "app.url_prefix: must be empty or start with \"/\"");
     }
+    /* FedID: a template without {username} would bind every user as one DN. */
+    if (c->auth.fedid_bind_dn && !strstr(c->auth.fedid_bind_dn, "{username}"))
+        report_line(&src, 0, "auth.fedid_bind_dn: must contain {username}");
+    if (c->auth.fedid_server_url && strncasecmp(c->auth.fedid_server_url, "ldap://", 7) != 0 &&
+        strncasecmp(c->auth.fedid_server_url, "ldaps://", 8) != 0)
+        report_line(&src, 0, "auth.fedid_server_url: expected ldap://HOST[:PORT] or ldaps://...");
     for (size_t i = 0; i < c->app.cors_origins_count; i++) {
         if (!origin_ok(c->app.cors_origins[i])) {
             char shown[80];

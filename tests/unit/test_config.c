@@ -818,6 +818,30 @@ static void test_env_errors(void **state)
 
 /* ---- resolve ---- */
 
+static void test_resolve_fedid_checks(void **state)
+{
+    (void)state;
+    ogd_config c;
+    char *err = NULL;
+    config_defaults(&c);
+    c.auth.fedid_server_url = strdup("http://fed.example.org");
+    c.auth.fedid_bind_dn = strdup("cn=service,dc=example,dc=org");
+    assert_int_equal(config_resolve(&c, &err), -1);
+    assert_string_equal(err, "auth.fedid_bind_dn: must contain {username}\n"
+                             "auth.fedid_server_url: expected ldap://HOST[:PORT] or ldaps://...");
+    free(err);
+    config_free(&c);
+    config_defaults(&c);
+    c.auth.fedid_server_url = strdup("LDAPS://fed.example.org:636");
+    c.auth.fedid_bind_dn = strdup("uid={username},ou=people,dc=example,dc=org");
+    err = NULL;
+    assert_int_equal(config_resolve(&c, &err), 0);
+    assert_int_equal(c.auth.fedid_timeout_seconds, 5);
+    assert_string_equal(c.auth.fedid_search_base, "dc=fed,dc=cclrc,dc=ac,dc=uk");
+    free(err);
+    config_free(&c);
+}
+
 static void test_resolve_checks(void **state)
 {
     (void)state;
@@ -1068,6 +1092,7 @@ int main(void)
         cmocka_unit_test(test_env_overrides),
         cmocka_unit_test(test_env_errors),
         cmocka_unit_test(test_resolve_checks),
+        cmocka_unit_test(test_resolve_fedid_checks),
         cmocka_unit_test(test_dump_masks_secrets),
         cmocka_unit_test(test_example_is_the_defaults),
         cmocka_unit_test(test_example_names_every_key),
