@@ -5,6 +5,8 @@ prints
 
   ingest: images=50 waveforms=200 scalars=500 latency=0.70s ogd=<s>s requests=<n> serial_estimate=<s>s
 
+ogd_cpu = CPU seconds the server (worker, pool threads, HDF5 helper) used during the
+request: the figure the machine's load does not change much.
 requests = S3 requests ogd made for the upload (one PutObject per object: the objects in
 the bucket afterwards; the record is new, so no HEADs). serial_estimate = what the
 reference's way costs: a multipart upload (3 requests) per object, one object after
@@ -62,6 +64,16 @@ def write_file(path, n_images, n_waveforms, n_scalars):
     return manifest
 
 
+def cpu_seconds(pids):
+    """user + system CPU of the processes and their waited-for children (the HDF5 helper)."""
+    total = 0
+    for pid in pids:
+        with open("/proc/%d/stat" % pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        total += sum(int(x) for x in fields[11:15])  # utime stime cutime cstime
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--ogd", required=True)
@@ -82,10 +94,18 @@ def main():
         with open(os.path.join(d, "channels.jsonl"), "w") as f:
             f.write(json.dumps({"_id": "20240101000000", "channels": manifest}) + "\n")
         port = 18000 + os.getpid() % 10000
+        # /submit/hdf needs a token with the ingest permission: a key pair and a user
+        priv, pub = os.path.join(d, "jwt_rsa"), os.path.join(d, "jwt_rsa.pub")
+        subprocess.run(["openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt",
+                        "rsa_keygen_bits:2048", "-out", priv], check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run(["openssl", "pkey", "-in", priv, "-pubout", "-out", pub], check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         cfg = {"server": {"bind": "127.0.0.1:%d" % port, "workers": 1, "data_dir": d,
                           "max_upload_bytes": 2 << 30, "timeout": 120},
                "echo": {"url": a.s3, "access_key": ak, "secret_key": sk, "bucket_name": bucket,
-                        "create_bucket": True}}
+                        "create_bucket": True},
+               "auth": {"private_key_path": priv, "public_key_path": pub}}
         cfg_path = os.path.join(d, "config.yml")
         with open(cfg_path, "w") as f:
             for sec, vals in cfg.items():
@@ -94,20 +114,36 @@ def main():
         subprocess.run([a.ogd, "import", "--config", cfg_path, "--collection", "channels",
                         os.path.join(d, "channels.jsonl")], check=True,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run([a.ogd, "user", "add", "bench-admin", "--all-routes", "--config", cfg_path],
+                       input=b"bench-admin-password\n", check=True, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
         log = open(os.path.join(d, "ogd.log"), "wb")
         proc = subprocess.Popen([a.ogd, "serve", "--config", cfg_path], stdout=log, stderr=log)
         url = "http://127.0.0.1:%d" % port
         for _ in range(600):
+            if proc.poll() is not None:
+                log.close()
+                with open(os.path.join(d, "ogd.log"), errors="replace") as f:
+                    raise RuntimeError("ogd exited before serving:\n" + f.read()[-2000:])
             try:
                 if requests.get(url + "/healthz", timeout=1).status_code == 200:
                     break
             except requests.ConnectionError:
                 time.sleep(0.05)
+        r = requests.post(url + "/login", json={"username": "bench-admin",
+                                                "password": "bench-admin-password"}, timeout=30)
+        assert r.status_code == 200, r.text
+        headers = {"Authorization": "Bearer " + r.json()}
         with open(path, "rb") as f:
             data = f.read()
+        workers = [int(x) for x in subprocess.run(["pgrep", "-P", str(proc.pid)],
+                                                  capture_output=True, text=True).stdout.split()]
+        cpu0 = cpu_seconds([proc.pid] + workers)
         t0 = time.monotonic()
-        r = requests.post(url + "/submit/hdf", files={"file": ("shot.h5", data)}, timeout=600)
+        r = requests.post(url + "/submit/hdf", files={"file": ("shot.h5", data)},
+                          headers=headers, timeout=600)
         elapsed = time.monotonic() - t0
+        cpu = cpu_seconds([proc.pid] + workers) - cpu0
         assert r.status_code == 201, r.text
         resp = r.json()["response"]
         assert resp["rejected_channels"] == {}, resp["rejected_channels"]
@@ -117,11 +153,22 @@ def main():
         print("ingest: images=%d waveforms=%d scalars=%d latency=%.2fs ogd=%.2fs requests=%d "
               "serial_estimate=%.1fs" % (a.images, a.waveforms, a.scalars, a.latency, elapsed,
                                          n_objects, 3 * n_objects * a.latency))
-        print("ingest: file=%.0fMB" % (len(data) / 1e6))
+        print("ingest: file=%.0fMB ogd_cpu=%.2fs (server and helper CPU during the request)"
+              % (len(data) / 1e6, cpu))
     finally:
         if proc:
             proc.terminate()
             proc.wait()
+        # the shared RGW keeps objects in RAM (memstore): leave nothing behind
+        try:
+            s3 = S3(a.direct, ak, sk, bucket)
+            for key in s3.keys(""):
+                s3.delete(key)
+            s3.delete_bucket()
+        except Exception as e:  # noqa: BLE001 - a failed cleanup must not hide the result
+            print("ingest: could not delete bucket %s: %s" % (bucket, e), file=sys.stderr)
+        if os.environ.get("BENCH_INGEST_LOG"):  # keep the server's log (stage times at debug)
+            shutil.copy(os.path.join(d, "ogd.log"), os.environ["BENCH_INGEST_LOG"])
         shutil.rmtree(d, ignore_errors=True)
 
 

@@ -13,10 +13,10 @@ LATENCY_MS=${LATENCY_MS:-700}
 export CEPH_DIR=${CEPH_DIR:-/tmp/ogd-ceph}
 bash scripts/install-deps.sh --services >/dev/null
 eval "$(bash scripts/start-rgw.sh 2>/dev/null)"
-LISTEN=127.0.0.1:9701 UPSTREAM=${S3_ENDPOINT#http://} MODEL=ttfb LATENCY_MS=$LATENCY_MS \
+LISTEN=127.0.0.1:9703 UPSTREAM=${S3_ENDPOINT#http://} MODEL=ttfb LATENCY_MS=$LATENCY_MS \
   STATE=/tmp/ogd-delayproxy-ingest bash scripts/start-delayproxy.sh >/dev/null
 trap 'STATE=/tmp/ogd-delayproxy-ingest bash scripts/stop-delayproxy.sh >/dev/null 2>&1 || true' EXIT
-/usr/bin/python3 bench/ingest.py --ogd "$BUILD/ogd" --s3 http://127.0.0.1:9701 \
+/usr/bin/python3 bench/ingest.py --ogd "$BUILD/ogd" --s3 http://127.0.0.1:9703 \
   --direct "$S3_ENDPOINT" --latency "$(awk -v l="$LATENCY_MS" 'BEGIN{printf "%.2f", l/1000}')" \
   --images "${BENCH_INGEST_IMAGES:-50}" --waveforms "${BENCH_INGEST_WAVEFORMS:-200}" \
   --scalars "${BENCH_INGEST_SCALARS:-500}"

@@ -33,6 +33,6 @@ except AssertionError:
     sys.exit(0)  # no such bucket
 with ThreadPoolExecutor(16) as ex:
     list(ex.map(s3.delete, keys))
-s3._request("DELETE")
+s3.delete_bucket()
 PY
 }

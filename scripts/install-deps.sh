@@ -3,7 +3,7 @@
 # Idempotent: a second run with everything present does nothing and prints nothing.
 #   scripts/install-deps.sh              what `make run` needs (build + embedded back ends)
 #   scripts/install-deps.sh --services   also the servers `make test` starts: PostgreSQL 15
-#                                        and Ceph (mon, osd, RADOS Gateway)
+#                                        and Ceph (mon, osd, RADOS Gateway), OpenLDAP slapd
 set -euo pipefail
 
 PACKAGES=(
@@ -11,11 +11,12 @@ PACKAGES=(
   libuv1-dev node-llhttp libjansson-dev libyaml-dev libsqlite3-dev sqlite3
   libspng-dev zlib1g-dev libdeflate-dev libssl-dev libcurl4-openssl-dev libpq-dev
   libhdf5-dev libsodium-dev libldap-dev
+  libxml2-dev tzdata
   libcmocka-dev python3-pytest python3-requests python3-numpy python3-h5py python3-pil python3-jwt python3-cryptography
   wrk curl libclang-rt-14-dev unzip p7zip-full
 )
 if [ "${1:-}" = "--services" ]; then
-  PACKAGES+=(postgresql-15 ceph-mon ceph-osd radosgw ceph-common python3-rados bc)
+  PACKAGES+=(postgresql-15 ceph-mon ceph-osd radosgw ceph-common python3-rados bc slapd ldap-utils openssl)
 fi
 
 missing=()

@@ -2,8 +2,9 @@
 # Runs every test: the C unit tests (cmocka, through ctest) and the HTTP-level tests
 # (pytest, starting real `ogd serve` processes on free ports) on both back-end pairs:
 # embedded (SQLite + files) and production (PostgreSQL 15 + Ceph RADOS Gateway). The
-# servers are started here (scripts/start-pg.sh, scripts/start-rgw.sh; ~1 s and ~2 s)
-# and stopped at the end; OGD_TEST_KEEP_SERVICES=1 leaves them up for the next run.
+# servers are started here (scripts/start-pg.sh, scripts/start-rgw.sh; ~1 s and ~2 s),
+# with the OpenLDAP directory of the FedID tests (scripts/start-slapd.sh, ~1 s), and
+# stopped at the end; OGD_TEST_KEEP_SERVICES=1 leaves them up for the next run.
 # Usage: scripts/test.sh BUILD_DIR     (OGD_SANITIZED=1 when BUILD_DIR is an ASan build)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,12 +18,13 @@ fi
 
 bash scripts/install-deps.sh --services
 
-echo "== starting PostgreSQL and Ceph RGW"
+echo "== starting PostgreSQL, Ceph RGW and slapd"
 export CEPH_DIR=${CEPH_DIR:-/tmp/ogd-ceph}
 stop_services() {
   if [ "${OGD_TEST_KEEP_SERVICES:-}" != "1" ]; then
     bash scripts/stop-pg.sh >/dev/null 2>&1 || true
     bash scripts/stop-rgw.sh >/dev/null 2>&1 || true
+    bash scripts/stop-slapd.sh >/dev/null 2>&1 || true
   fi
 }
 trap stop_services EXIT
@@ -32,6 +34,7 @@ eval "$(bash scripts/start-rgw.sh 2>/dev/null)"
 export OGD_TEST_S3_URL=$S3_ENDPOINT
 export OGD_TEST_S3_ACCESS_KEY=$AWS_ACCESS_KEY_ID
 export OGD_TEST_S3_SECRET_KEY=$AWS_SECRET_ACCESS_KEY
+eval "$(bash scripts/start-slapd.sh)"
 
 echo "== unit tests ($BUILD)"
 (cd "$BUILD" && ctest --output-on-failure -j 2)

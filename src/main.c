@@ -371,8 +371,9 @@ int main(int argc, char **argv)
     }
     const char *cmd = argv[1];
     /* Internal: the HDF5 parse helper a worker spawns (ingest/parse_proc.h). */
-    if (strcmp(cmd, "_hdf5-parse") == 0 && argc == 4)
-        return hdf5_parse_main(strtoull(argv[2], NULL, 10), strtoull(argv[3], NULL, 10));
+    if (strcmp(cmd, "_hdf5-parse") == 0 && (argc == 4 || argc == 5))
+        return hdf5_parse_main(strtoull(argv[2], NULL, 10), strtoull(argv[3], NULL, 10),
+                               argc == 5 && strcmp(argv[4], "mapped") == 0);
     if (strcmp(cmd, "serve") == 0)
         return cmd_serve(argc, argv);
     if (strcmp(cmd, "check-config") == 0)

@@ -31,6 +31,9 @@ typedef struct app {
     struct jwt_keys *keys;           /** the JWT key pair (auth); NULL = no login */
     struct ratelimit *login_limiter; /** failed logins per user and per client address */
     struct oidc_state *oidc;         /** OIDC discovery/JWKS cache and its HTTP client */
+    /** FedID directory calls: running on the pool, and waiting (api_fedid_submit) */
+    unsigned fedid_running, fedid_waiting;
+    struct api_fedid_job *fedid_head, *fedid_tail;
 } app_t;
 
 extern const http_route api_routes[];

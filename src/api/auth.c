@@ -8,6 +8,9 @@
  * "token_type":"refresh" and are only accepted from the refresh cookie. /refresh re-reads
  * the user, so deleted users and revoked permissions stop at the next refresh.
  *
+ * FedID users log in by a bind to the LDAP directory (auth/fedid.h), run on the thread
+ * pool like the rest of the blocking work.
+ *
  * CPU work is off the loop: password checks (argon2id, ~50 ms) and RSA signatures run on
  * the thread pool (work_submit); only the RSA *verification* of a bearer token (tens of
  * microseconds) runs on the loop, as parsing does. Secrets (passwords, tokens, cookies)
@@ -16,6 +19,7 @@
 #include "api/control.h"
 #include "api/handlers.h"
 
+#include "auth/fedid.h"
 #include "auth/jwt.h"
 #include "auth/password.h"
 #include "auth/ratelimit.h"
@@ -24,6 +28,7 @@
 
 #include <errno.h>
 #include <openssl/crypto.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +39,8 @@
 #define LOGIN_USER_FAILURES 10
 #define LOGIN_ADDR_FAILURES 50
 #define REVOKED_FILE_MAX_BYTES ((size_t)16 << 20)
+#define REFRESH_SESSIONS_MAX 64 /* rotation sessions kept per user */
+#define REFRESH_UPDATE_TRIES 16 /* user document clashes before /refresh gives up */
 
 const char *const api_permissions[] = {
     "/submit/hdf POST",
@@ -186,6 +193,26 @@ static int64_t now_s(void)
     return (int64_t)time(NULL);
 }
 
+/* 16 random bytes as 32 hex digits: refresh-token session ids ("sid") and token ids. */
+#define REFRESH_ID_HEX 33
+static void random_id(char out[REFRESH_ID_HEX])
+{
+    unsigned char b[16];
+    randombytes_buf(b, sizeof(b));
+    sodium_bin2hex(out, REFRESH_ID_HEX, b, sizeof(b));
+}
+
+/* A refresh token: the reference's claims plus its type, its rotation session and id. */
+static char *sign_refresh(const app_t *app, const char *username, const char *sid, const char *jti,
+                          int64_t exp)
+{
+    json_t *r = json_pack("{s:s, s:I, s:s, s:s, s:s}", "username", username, "exp", (json_int_t)exp,
+                          "token_type", "refresh", "sid", sid, "jti", jti);
+    char *t = r ? jwt_sign(app->keys, r) : NULL;
+    json_decref(r);
+    return t;
+}
+
 int api_issue_tokens(const app_t *app, const json_t *user, char **access, char **refresh)
 {
     *access = NULL;
@@ -219,12 +246,11 @@ int api_issue_tokens(const app_t *app, const json_t *user, char **access, char *
     *access = jwt_sign(app->keys, p);
     json_decref(p);
     if (refresh) {
-        json_t *r = json_pack(
-            "{s:s, s:I, s:s}", "username", username, "exp",
-            (json_int_t)(now + (int64_t)app->cfg->auth.refresh_token_validity_days * 86400),
-            "token_type", "refresh");
-        *refresh = jwt_sign(app->keys, r);
-        json_decref(r);
+        char sid[REFRESH_ID_HEX], jti[REFRESH_ID_HEX];
+        random_id(sid);
+        random_id(jti);
+        *refresh = sign_refresh(app, username, sid, jti,
+                                now + (int64_t)app->cfg->auth.refresh_token_validity_days * 86400);
     }
     if (!*access || (refresh && !*refresh)) {
         free(*access);
@@ -236,6 +262,69 @@ int api_issue_tokens(const app_t *app, const json_t *user, char **access, char *
         return -1;
     }
     return 0;
+}
+
+/* ================================================================ FedID calls */
+
+static unsigned fedid_max_running(const app_t *app)
+{
+    int half = app->cfg->server.threads / 2;
+    return half > 0 ? (unsigned)half : 1u;
+}
+
+static void fedid_job_run(void *data)
+{
+    api_fedid_job *job = data;
+    job->run(job->data);
+}
+
+static void fedid_pump(app_t *app);
+
+static void fedid_job_done(void *data, int status)
+{
+    api_fedid_job *job = data;
+    app_t *app = job->req->app;
+    app->fedid_running--;
+    fedid_pump(app);
+    job->done(job->data, status);
+}
+
+/* Starts waiting jobs while there is room. */
+static void fedid_pump(app_t *app)
+{
+    while (app->fedid_head && app->fedid_running < fedid_max_running(app)) {
+        api_fedid_job *job = app->fedid_head;
+        app->fedid_head = job->next;
+        if (!app->fedid_head)
+            app->fedid_tail = NULL;
+        app->fedid_waiting--;
+        app->fedid_running++;
+        if (work_submit(app->loop, fedid_job_run, fedid_job_done, job, NULL) != 0) {
+            app->fedid_running--;
+            job->done(job->data, -ENOMEM);
+        }
+    }
+}
+
+bool api_fedid_submit(http_request_t *req, api_fedid_job *job, void (*run)(void *data),
+                      void (*done)(void *data, int status), void *data)
+{
+    app_t *app = req->app;
+    if (app->fedid_waiting >= API_FEDID_MAX_WAITING) {
+        log_warn("fedid: %u directory calls waiting, request refused", app->fedid_waiting);
+        http_add_header(req, "Retry-After", "1");
+        http_respond_error(req, 503, "Authentication server busy, try again later");
+        return false;
+    }
+    *job = (api_fedid_job){.req = req, .run = run, .done = done, .data = data, .next = NULL};
+    if (app->fedid_tail)
+        app->fedid_tail->next = job;
+    else
+        app->fedid_head = job;
+    app->fedid_tail = job;
+    app->fedid_waiting++;
+    fedid_pump(app);
+    return true;
 }
 
 /* ================================================================ the authorizer */
@@ -318,6 +407,8 @@ typedef struct login_ctx {
     const char *stored_hash;
     /* results of the pool step */
     bool ok, upgrade, sign_failed;
+    fedid_result fedid;
+    api_fedid_job fedid_job;
     char new_hash[PASSWORD_HASH_BYTES];
     char *access, *refresh;
 } login_ctx;
@@ -427,6 +518,40 @@ static void login_check_done(void *data, int status)
         login_free(c);
 }
 
+/* FedID: a bind to the directory as the user (auth/fedid.h), on the thread pool. */
+static void login_fedid_run(void *data)
+{
+    login_ctx *c = data;
+    const app_t *app = c->req->app;
+    c->fedid = fedid_authenticate(&app->cfg->auth, c->username, c->password);
+    if (c->fedid == FEDID_OK && api_issue_tokens(app, c->user, &c->access, &c->refresh) != 0)
+        c->sign_failed = true;
+}
+
+static void login_fedid_done(void *data, int status)
+{
+    login_ctx *c = data;
+    http_request_t *req = c->req;
+    if (status != 0 || req->aborted || c->sign_failed) {
+        http_respond_error(req, 500, "Unknown error");
+        login_free(c);
+        return;
+    }
+    if (c->fedid == FEDID_REFUSED) {
+        login_refuse(c, 401, "User not authorised");
+        return;
+    }
+    if (c->fedid != FEDID_OK) {
+        http_respond_error(req, 500, "Authentication server error");
+        login_free(c);
+        return;
+    }
+    app_t *app = req->app;
+    if (app->login_limiter)
+        ratelimit_clear(app->login_limiter, c->user_key);
+    login_send(c);
+}
+
 static void login_user_loaded(store_op_t *op)
 {
     login_ctx *c = op->data;
@@ -456,15 +581,13 @@ static void login_user_loaded(store_op_t *op)
         return;
     }
     if (strcmp(type, "FedID") == 0) {
-        /* FedID (LDAP) login is not built yet (README, docs/security.md); the answer is
-         * the reference's for an LDAP server it cannot use. Empty passwords never reach
-         * a directory. */
+        /* Empty passwords never reach a directory (an unauthenticated bind). */
         if (!*c->password) {
             login_refuse(c, 401, "User not authorised");
             return;
         }
-        http_respond_error(req, 500, "Authentication server error");
-        login_free(c);
+        if (!api_fedid_submit(req, &c->fedid_job, login_fedid_run, login_fedid_done, c))
+            login_free(c);
         return;
     }
     if (strcmp(type, "local") != 0) {
@@ -571,15 +694,23 @@ typedef struct refresh_ctx {
     const char *revoked_path;
     const char *error; /* set by the pool step */
     char username[256];
-    json_t *user;
-    char *access;
+    /* rotation: the cookie token's session, id and expiry; the successor's id */
+    char sid[REFRESH_ID_HEX], jti[REFRESH_ID_HEX], next_jti[REFRESH_ID_HEX];
+    int64_t exp;
+    json_t *user; /* the loaded user document */
+    json_t *doc;  /* the document to store (sessions updated) */
+    bool reused;  /* the cookie token was already rotated: its session is revoked */
+    int tries;
+    char *access, *refresh;
 } refresh_ctx;
 
 static void refresh_free(refresh_ctx *c)
 {
     json_decref(c->body);
     json_decref(c->user);
+    json_decref(c->doc);
     free(c->access);
+    free(c->refresh);
 }
 
 /* True when token is a line of the revocation file (lines may end in CR LF). */
@@ -620,30 +751,125 @@ static void refresh_check_run(void *data)
     else {
         const char *ru = json_string_value(json_object_get(rc, "username"));
         const char *au = json_string_value(json_object_get(ac, "username"));
+        const char *sid = json_string_value(json_object_get(rc, "sid"));
+        const char *jti = json_string_value(json_object_get(rc, "jti"));
+        json_t *exp = json_object_get(rc, "exp");
         if (!ru || !au || strcmp(ru, au) != 0 || strlen(ru) >= sizeof(c->username))
             c->error = "Refresh token does not match access token user";
-        else
+        else if (!sid || !jti || strlen(sid) != REFRESH_ID_HEX - 1 ||
+                 strlen(jti) != REFRESH_ID_HEX - 1 || !json_is_integer(exp))
+            c->error = "Invalid token"; /* not one of ours (made before rotation existed) */
+        else {
             snprintf(c->username, sizeof(c->username), "%s", ru);
+            memcpy(c->sid, sid, REFRESH_ID_HEX);
+            memcpy(c->jti, jti, REFRESH_ID_HEX);
+            c->exp = json_integer_value(exp);
+        }
     }
     json_decref(rc);
     json_decref(ac);
 }
 
+static void refresh_load(refresh_ctx *c);
+
 static void refresh_sign_run(void *data)
 {
     refresh_ctx *c = data;
-    if (api_issue_tokens(c->req->app, c->user, &c->access, NULL) != 0)
-        c->access = NULL;
+    const app_t *app = c->req->app;
+    if (api_issue_tokens(app, c->user, &c->access, NULL) == 0)
+        c->refresh = sign_refresh(app, c->username, c->sid, c->next_jti, c->exp);
+}
+
+static void refresh_stored(store_op_t *op)
+{
+    refresh_ctx *c = op->data;
+    http_request_t *req = c->req;
+    http_set_abort(req, NULL, NULL);
+    int st = op->status;
+    bool clash = st == 0 && op->count == 0;
+    store_op_cleanup(op);
+    if (clash && ++c->tries < REFRESH_UPDATE_TRIES) {
+        /* the user changed meanwhile: decide again on a fresh copy */
+        json_decref(c->user);
+        json_decref(c->doc);
+        c->user = c->doc = NULL;
+        free(c->access);
+        free(c->refresh);
+        c->access = c->refresh = NULL;
+        refresh_load(c);
+        return;
+    }
+    if (st != 0 || clash) {
+        http_respond_error(req, 500, "Unknown error");
+    } else if (c->reused) {
+        log_warn("refresh: a rotated refresh token was used again; its session is revoked");
+        http_respond_error(req, 403, "Token is blacklisted");
+    } else {
+        api_respond_tokens(req, c->access, c->refresh);
+    }
+    refresh_free(c);
+}
+
+static void refresh_store(refresh_ctx *c)
+{
+    store_op_t *op = api_store_op(c->req, STORE_USER_UPDATE);
+    if (!op) {
+        refresh_free(c);
+        return;
+    }
+    json_t *rev = json_object_get(c->doc, "_rev");
+    int64_t r = json_is_integer(rev) ? json_integer_value(rev) : 0;
+    op->lo = r;
+    json_object_set_new(c->doc, "_rev", json_integer(r + 1));
+    op->doc = c->doc;
+    if (!api_store_submit(c->req, op, refresh_stored, c))
+        refresh_free(c);
 }
 
 static void refresh_signed(void *data, int status)
 {
     refresh_ctx *c = data;
-    if (status != 0 || !c->access)
+    if (status != 0 || !c->access || !c->refresh) {
         http_respond_error(c->req, 500, "Unknown error");
-    else
-        api_respond_string(c->req, 200, c->access);
-    refresh_free(c);
+        refresh_free(c);
+        return;
+    }
+    refresh_store(c);
+}
+
+/* The user's rotation sessions ("refresh_sessions": {sid: {"jti", "exp"}}) in doc, with
+ * the expired ones dropped; made if absent. */
+static json_t *refresh_sessions(json_t *doc, int64_t now)
+{
+    json_t *ss = json_object_get(doc, "refresh_sessions");
+    if (!json_is_object(ss)) {
+        ss = json_object();
+        json_object_set_new(doc, "refresh_sessions", ss);
+    }
+    const char *k;
+    json_t *v;
+    void *tmp;
+    json_object_foreach_safe(ss, tmp, k, v)
+    {
+        json_t *e = json_object_get(v, "exp");
+        if (!json_is_integer(e) || json_integer_value(e) <= now)
+            json_object_del(ss, k);
+    }
+    /* bounded: the session that ends first makes room */
+    while (json_object_size(ss) >= REFRESH_SESSIONS_MAX) {
+        const char *oldest = NULL;
+        json_int_t oldest_exp = 0;
+        json_object_foreach(ss, k, v)
+        {
+            json_int_t e = json_integer_value(json_object_get(v, "exp"));
+            if (!oldest || e < oldest_exp) {
+                oldest = k;
+                oldest_exp = e;
+            }
+        }
+        json_object_del(ss, oldest);
+    }
+    return ss;
 }
 
 static void refresh_user_loaded(store_op_t *op)
@@ -667,10 +893,53 @@ static void refresh_user_loaded(store_op_t *op)
         refresh_free(c);
         return;
     }
+    /* Rotation: each refresh token refreshes once. Its session (the "sid" all tokens of
+     * one login share) remembers the id of the one token that may refresh next;
+     * presenting any other token of the session (a copy of an already used one) revokes
+     * the session until it expires. A session not recorded yet is one whose login token
+     * has not been used. */
+    c->doc = json_deep_copy(c->user);
+    json_t *ss = c->doc ? refresh_sessions(c->doc, now_s()) : NULL;
+    if (!ss) {
+        http_respond_error(req, 500, "Unknown error");
+        refresh_free(c);
+        return;
+    }
+    json_t *cur = json_object_get(ss, c->sid);
+    const char *cur_jti = json_string_value(json_object_get(cur, "jti"));
+    if (cur && (!cur_jti || strlen(cur_jti) != REFRESH_ID_HEX - 1 ||
+                sodium_memcmp(cur_jti, c->jti, REFRESH_ID_HEX - 1) != 0)) {
+        /* The session stays recorded, without a next token, until it expires. */
+        c->reused = true;
+        if (!cur_jti) { /* already revoked: nothing to store */
+            http_respond_error(req, 403, "Token is blacklisted");
+            refresh_free(c);
+            return;
+        }
+        json_object_set_new(ss, c->sid,
+                            json_pack("{s:b, s:I}", "revoked", 1, "exp", (json_int_t)c->exp));
+        refresh_store(c);
+        return;
+    }
+    random_id(c->next_jti);
+    json_object_set_new(ss, c->sid,
+                        json_pack("{s:s, s:I}", "jti", c->next_jti, "exp", (json_int_t)c->exp));
     if (work_submit(app_loop(req), refresh_sign_run, refresh_signed, c, NULL) != 0) {
         http_respond_error(req, 500, "Unknown error");
         refresh_free(c);
     }
+}
+
+static void refresh_load(refresh_ctx *c)
+{
+    store_op_t *op = api_store_op(c->req, STORE_USER_GET);
+    if (!op) {
+        refresh_free(c);
+        return;
+    }
+    op->id = c->username;
+    if (!api_store_submit(c->req, op, refresh_user_loaded, c))
+        refresh_free(c);
 }
 
 static void refresh_checked(void *data, int status)
@@ -687,14 +956,7 @@ static void refresh_checked(void *data, int status)
         refresh_free(c);
         return;
     }
-    store_op_t *op = api_store_op(req, STORE_USER_GET);
-    if (!op) {
-        refresh_free(c);
-        return;
-    }
-    op->id = c->username;
-    if (!api_store_submit(req, op, refresh_user_loaded, c))
-        refresh_free(c);
+    refresh_load(c);
 }
 
 /* The value of cookie `name`, or NULL (arena memory). */

@@ -38,6 +38,23 @@ void api_store_done(store_op_t *op);
  * document. Thread-safe (runs on the pool). Strings are malloc'd. 0 or -1. */
 int api_issue_tokens(const app_t *app, const json_t *user, char **access, char **refresh);
 
+/* A blocking FedID directory call (auth/fedid.h) for the thread pool. At most half the
+ * pool's threads (at least one) run such calls at once in a worker, so a slow directory
+ * cannot take the threads image, hashing and store work need; the rest wait in order, up
+ * to API_FEDID_MAX_WAITING, beyond which the request gets 503 (Retry-After: 1). The job
+ * lives in the caller's context (request arena); run/done as work_submit's. false (the
+ * 503 or a 500 sent, done never called) when it is not accepted. */
+#define API_FEDID_MAX_WAITING 256
+typedef struct api_fedid_job {
+    http_request_t *req;
+    void (*run)(void *data);
+    void (*done)(void *data, int status);
+    void *data;
+    struct api_fedid_job *next;
+} api_fedid_job;
+bool api_fedid_submit(http_request_t *req, api_fedid_job *job, void (*run)(void *data),
+                      void (*done)(void *data, int status), void *data);
+
 /* MongoDB ObjectIds as the reference's ids: 24 hex digits. */
 bool api_is_object_id(const char *s);
 /* A new one: 4 bytes of seconds since the epoch, 8 random bytes (out[25]). */

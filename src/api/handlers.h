@@ -59,6 +59,10 @@ void api_filters_delete(http_request_t *req);
 void api_prefs_get(http_request_t *req);
 void api_prefs_set(http_request_t *req);
 void api_prefs_delete(http_request_t *req);
+/* experiments.c */
+void api_experiments_list(http_request_t *req);
+void api_experiments_refresh(http_request_t *req);
+
 /* sessions.c */
 void api_sessions_list(http_request_t *req);
 void api_sessions_get(http_request_t *req);

@@ -9,11 +9,13 @@
  * stored it meanwhile (STORE_USER_UPDATE on the document's "_rev" counter); on a clash
  * the change is redone on a fresh copy (up to USER_UPDATE_TRIES times), so concurrent
  * changes to one user (two preferences set at once, from two workers) are never lost.
- * New passwords are hashed (argon2id) on the thread pool, once per request.
+ * New passwords are hashed (argon2id) on the thread pool, once per request; a new FedID
+ * user's e-mail is looked up in the directory (auth/fedid.h) on the thread pool too.
  */
 #include "api/control.h"
 #include "api/handlers.h"
 
+#include "auth/fedid.h"
 #include "auth/password.h"
 #include "runtime/taskgroup.h"
 #include "util/log.h"
@@ -57,6 +59,9 @@ struct uctx {
     char *password;
     char hash[PASSWORD_HASH_BYTES];
     bool hash_failed;
+    fedid_result fedid;
+    api_fedid_job fedid_job;
+    char email[FEDID_MAX_EMAIL_BYTES];
     char text[600];
 };
 
@@ -303,6 +308,33 @@ static void create_hashed(void *data, int status)
     user_store(c);
 }
 
+static void email_run(void *data)
+{
+    uctx *c = data;
+    const app_t *app = c->req->app;
+    c->fedid = fedid_find_email(&app->cfg->auth, c->id, c->email);
+}
+
+static void create_email_found(void *data, int status)
+{
+    uctx *c = data;
+    if (status != 0 || c->fedid == FEDID_SERVER_ERROR) {
+        http_respond_error(c->req, 500,
+                           status != 0 ? "Unknown error" : "Authentication server error");
+        uctx_free(c);
+        return;
+    }
+    if (c->fedid != FEDID_OK) {
+        snprintf(c->text, sizeof(c->text), "No email found for FedID username '%.400s'", c->id);
+        http_respond_error(c->req, 400, c->text);
+        uctx_free(c);
+        return;
+    }
+    json_object_set_new(c->user, "sha256_password", json_null());
+    json_object_set_new(c->user, "email", json_string(c->email));
+    user_store(c);
+}
+
 static apply_result create_apply(uctx *c)
 {
     if (c->status == 0) {
@@ -322,12 +354,13 @@ static apply_result create_apply(uctx *c)
     }
     c->user = doc;
     c->insert = true;
-    if (strcmp(json_string_value(json_object_get(doc, "auth_type")), "FedID") == 0) {
-        /* The e-mail comes from the FedID directory, which ogd does not query yet. */
-        http_respond_error(c->req, 500, "Authentication server error");
-        return APPLY_DONE;
-    }
     app_t *app = c->req->app;
+    if (strcmp(json_string_value(json_object_get(doc, "auth_type")), "FedID") == 0) {
+        /* The e-mail comes from the FedID directory (a client-supplied one is replaced). */
+        if (!api_fedid_submit(c->req, &c->fedid_job, email_run, create_email_found, c))
+            return APPLY_DONE;
+        return APPLY_PENDING;
+    }
     if (work_submit(app->loop, hash_run, create_hashed, c, NULL) != 0) {
         http_respond_error(c->req, 500, "Unknown error");
         return APPLY_DONE;

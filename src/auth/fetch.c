@@ -28,6 +28,8 @@ typedef struct fetch_req {
     CURL *easy;
     buf_t body;
     bool too_big;
+    struct curl_slist *headers;
+    char *post_body; /* the request body, kept until the transfer ends */
     fetch_cb cb;
     void *data;
 } fetch_req;
@@ -70,6 +72,8 @@ static void finish(fetch_req *r, int status)
         r->next->prev = r->prev;
     r->cb(status, code, r->body.data ? r->body.data : "", r->body.len, r->data);
     buf_free(&r->body);
+    curl_slist_free_all(r->headers);
+    free(r->post_body);
     free(r);
 }
 
@@ -216,6 +220,21 @@ void fetcher_close(fetcher_t *f)
 int fetch_get(fetcher_t *f, const char *url, bool verify_cert, long timeout_ms, size_t max_bytes,
               fetch_cb cb, void *data)
 {
+    fetch_opts o = {.verify_cert = verify_cert, .timeout_ms = timeout_ms, .max_bytes = max_bytes};
+    return fetch_request(f, url, &o, cb, data);
+}
+
+static void req_free(fetch_req *r)
+{
+    if (r->easy)
+        curl_easy_cleanup(r->easy);
+    curl_slist_free_all(r->headers);
+    free(r->post_body);
+    free(r);
+}
+
+int fetch_request(fetcher_t *f, const char *url, const fetch_opts *o, fetch_cb cb, void *data)
+{
     if (!f || f->closing)
         return -ECANCELED;
     fetch_req *r = calloc(1, sizeof(*r));
@@ -224,26 +243,48 @@ int fetch_get(fetcher_t *f, const char *url, bool verify_cert, long timeout_ms, 
     r->f = f;
     r->cb = cb;
     r->data = data;
-    buf_init(&r->body, max_bytes);
+    buf_init(&r->body, o->max_bytes);
     r->easy = curl_easy_init();
     if (!r->easy) {
-        free(r);
+        req_free(r);
         return -ENOMEM;
     }
     CURL *e = r->easy;
     curl_easy_setopt(e, CURLOPT_URL, url);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout_ms);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, o->timeout_ms);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, verify_cert ? 1L : 0L);
-    curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, verify_cert ? 2L : 0L);
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, o->verify_cert ? 1L : 0L);
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, o->verify_cert ? 2L : 0L);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
     curl_easy_setopt(e, CURLOPT_PRIVATE, r);
+    if (o->method && strcmp(o->method, "POST") == 0) {
+        r->post_body = malloc(o->body_len ? o->body_len : 1);
+        if (!r->post_body) {
+            req_free(r);
+            return -ENOMEM;
+        }
+        if (o->body_len)
+            memcpy(r->post_body, o->body, o->body_len);
+        curl_easy_setopt(e, CURLOPT_POST, 1L);
+        curl_easy_setopt(e, CURLOPT_POSTFIELDS, r->post_body);
+        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)o->body_len);
+        /* no "Expect: 100-continue" round trip */
+        r->headers = curl_slist_append(r->headers, "Expect:");
+    }
+    char line[256];
+    if (o->content_type) {
+        snprintf(line, sizeof(line), "Content-Type: %s", o->content_type);
+        r->headers = curl_slist_append(r->headers, line);
+    }
+    if (o->extra_header)
+        r->headers = curl_slist_append(r->headers, o->extra_header);
+    if (r->headers)
+        curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->headers);
     if (curl_multi_add_handle(f->multi, e) != CURLM_OK) {
-        curl_easy_cleanup(e);
-        free(r);
+        req_free(r);
         return -EIO;
     }
     r->next = f->reqs;

@@ -1,12 +1,15 @@
 /*
  * ratelimit.c: see ratelimit.h. Open addressing over RATELIMIT_SLOTS entries with a
- * probe run of RATELIMIT_PROBE.
+ * probe run of RATELIMIT_PROBE. The public calls take the table's lock when it is shared.
  */
 #include "auth/ratelimit.h"
 
+#include <errno.h>
+#include <pthread.h>
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #define RATELIMIT_SLOTS 8192
 #define RATELIMIT_PROBE 8
@@ -18,6 +21,8 @@ typedef struct {
 } rl_entry;
 
 struct ratelimit {
+    bool shared;          /* in a MAP_SHARED mapping, guarded by lock */
+    pthread_mutex_t lock; /* process-shared, robust (shared tables only) */
     unsigned window_s;
     unsigned char key[crypto_shorthash_KEYBYTES];
     rl_entry slots[RATELIMIT_SLOTS];
@@ -35,9 +40,65 @@ ratelimit_t *ratelimit_new(unsigned window_s)
     return r;
 }
 
+static ratelimit_t *shared_table;
+
+int ratelimit_shared_init(unsigned window_s)
+{
+    if (sodium_init() < 0)
+        return -EIO;
+    void *p =
+        mmap(NULL, sizeof(ratelimit_t), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+        return -errno;
+    ratelimit_t *r = p;
+    memset(r, 0, sizeof(*r));
+    pthread_mutexattr_t a;
+    pthread_mutexattr_init(&a);
+    int rc = pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
+    if (rc == 0)
+        rc = pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
+    if (rc == 0)
+        rc = pthread_mutex_init(&r->lock, &a);
+    pthread_mutexattr_destroy(&a);
+    if (rc != 0) {
+        munmap(p, sizeof(*r));
+        return -rc;
+    }
+    r->shared = true;
+    r->window_s = window_s;
+    crypto_shorthash_keygen(r->key);
+    shared_table = r;
+    return 0;
+}
+
+ratelimit_t *ratelimit_shared(void)
+{
+    return shared_table;
+}
+
 void ratelimit_free(ratelimit_t *r)
 {
-    free(r);
+    if (!r)
+        return;
+    if (r->shared) {
+        if (r == shared_table)
+            shared_table = NULL;
+        munmap(r, sizeof(*r));
+    } else {
+        free(r);
+    }
+}
+
+static void lock(ratelimit_t *r)
+{
+    if (r->shared && pthread_mutex_lock(&r->lock) == EOWNERDEAD)
+        pthread_mutex_consistent(&r->lock); /* a worker died holding it: carry on */
+}
+
+static void unlock(ratelimit_t *r)
+{
+    if (r->shared)
+        pthread_mutex_unlock(&r->lock);
 }
 
 static uint64_t hash_of(const ratelimit_t *r, const char *key)
@@ -77,28 +138,35 @@ static rl_entry *find(ratelimit_t *r, const char *key, uint64_t now, bool create
 bool ratelimit_blocked(ratelimit_t *r, const char *key, unsigned max_failures, uint64_t now_s,
                        unsigned *retry_after)
 {
+    lock(r);
     rl_entry *e = find(r, key, now_s, false);
-    if (!e || now_s >= e->window_start + r->window_s || e->failures < max_failures)
-        return false;
-    *retry_after = (unsigned)(e->window_start + r->window_s - now_s);
-    if (*retry_after == 0)
-        *retry_after = 1;
-    return true;
+    bool blocked = e && now_s < e->window_start + r->window_s && e->failures >= max_failures;
+    if (blocked) {
+        *retry_after = (unsigned)(e->window_start + r->window_s - now_s);
+        if (*retry_after == 0)
+            *retry_after = 1;
+    }
+    unlock(r);
+    return blocked;
 }
 
 void ratelimit_fail(ratelimit_t *r, const char *key, uint64_t now_s)
 {
+    lock(r);
     rl_entry *e = find(r, key, now_s, true);
     if (now_s >= e->window_start + r->window_s) {
         e->window_start = now_s;
         e->failures = 0;
     }
     e->failures++;
+    unlock(r);
 }
 
 void ratelimit_clear(ratelimit_t *r, const char *key)
 {
+    lock(r);
     rl_entry *e = find(r, key, 0, false);
     if (e)
         memset(e, 0, sizeof(*e));
+    unlock(r);
 }

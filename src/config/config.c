@@ -25,6 +25,7 @@
  */
 #include "config/config.h"
 
+#include "experiments/cron.h"
 #include "util/buf.h"
 
 #include <ctype.h>
@@ -34,6 +35,8 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <yaml.h>
 
@@ -203,6 +206,10 @@ static const key_def KEYS[] = {
     {INT(auth, refresh_token_validity_days, "7", 1, 3650, 0)},
     {STR(auth, fedid_server_url, NULL, 0)},
     {STR(auth, fedid_server_ldap_realm, NULL, 0)},
+    {STR(auth, fedid_bind_dn, NULL, 0)},
+    {STR(auth, fedid_ca_file, NULL, 0)},
+    {STR(auth, fedid_search_base, "dc=fed,dc=cclrc,dc=ac,dc=uk", 0)},
+    {INT(auth, fedid_timeout_seconds, "5", 1, 300, 0)},
     {MAP(auth, oidc_providers, OIDC_TABLE)},
 
     {STR(experiments, first_scheduler_contact_start_date, NULL, 0)},
@@ -216,6 +223,7 @@ static const key_def KEYS[] = {
     {STR(experiments, scheduler_wsdl_url, NULL, 0)},
     {LIST(experiments, instrument_names, 0)},
     {STR(experiments, worker_file_path, NULL, 0)},
+    {INT(experiments, request_timeout, "30", 1, 600, 0)},
 
     {I64(export, max_filesize_bytes, "1073741824", 1, INT64_MAX)},
     {INT(export, max_concurrency, "256", 1, 100000, 0)},
@@ -1483,6 +1491,22 @@ static bool origin_ok(const char *o)
     return true;
 }
 
+/* A time zone name the C library can load: UTC, or a file under /usr/share/zoneinfo. */
+static bool timezone_ok(const char *tz)
+{
+    if (strcmp(tz, "UTC") == 0)
+        return true;
+    if (!*tz || tz[0] == '/' || tz[0] == ':' || strstr(tz, "..") || strlen(tz) > 100)
+        return false;
+    for (const char *p = tz; *p; p++)
+        if (!isalnum((unsigned char)*p) && !strchr("/_+-", *p))
+            return false;
+    char path[160];
+    snprintf(path, sizeof(path), "/usr/share/zoneinfo/%s", tz);
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
 static bool iso_date_ok(const char *s)
 {
     /* YYYY-MM-DD, optionally followed by a time: the experiments module parses the rest. */
@@ -1560,6 +1584,12 @@ int config_resolve(ogd_config *c, char **errors)
         if (len && u[0] != '/')
             report_line(&src, 0, "app.url_prefix: must be empty or start with \"/\"");
     }
+    /* FedID: a template without {username} would bind every user as one DN. */
+    if (c->auth.fedid_bind_dn && !strstr(c->auth.fedid_bind_dn, "{username}"))
+        report_line(&src, 0, "auth.fedid_bind_dn: must contain {username}");
+    if (c->auth.fedid_server_url && strncasecmp(c->auth.fedid_server_url, "ldap://", 7) != 0 &&
+        strncasecmp(c->auth.fedid_server_url, "ldaps://", 8) != 0)
+        report_line(&src, 0, "auth.fedid_server_url: expected ldap://HOST[:PORT] or ldaps://...");
     for (size_t i = 0; i < c->app.cors_origins_count; i++) {
         if (!origin_ok(c->app.cors_origins[i])) {
             char shown[80];
@@ -1575,6 +1605,23 @@ int config_resolve(ogd_config *c, char **errors)
         report_line(&src, 0,
                     "experiments.first_scheduler_contact_start_date: expected an "
                     "ISO 8601 date-time like 2019-01-02T00:00:00Z");
+    {
+        cron_expr cron;
+        char why[160];
+        const char *freq = c->experiments.scheduler_background_frequency;
+        if (freq && cron_parse(freq, &cron, why, sizeof(why)) != 0)
+            report_line(&src, 0, "experiments.scheduler_background_frequency: %s", why);
+        const char *tz = c->experiments.scheduler_background_timezone;
+        struct stat zi;
+        bool have_zones = stat("/usr/share/zoneinfo", &zi) == 0 && S_ISDIR(zi.st_mode);
+        if (tz && !have_zones && c->experiments.scheduler_background_task_enabled)
+            report_line(&src, 0,
+                        "experiments.scheduler_background_timezone: no time zone data in "
+                        "/usr/share/zoneinfo (install tzdata)");
+        else if (tz && have_zones && !timezone_ok(tz))
+            report_line(&src, 0, "scheduler_background_timezone is not a valid timezone: %.80s",
+                        tz);
+    }
     if (c->experiments.scheduler_background_task_enabled) {
         const struct {
             const char *name;

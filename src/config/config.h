@@ -167,6 +167,10 @@ typedef struct ogd_auth_config {
     int refresh_token_validity_days;
     char *fedid_server_url; /** NULL = FedID (LDAP) login not configured */
     char *fedid_server_ldap_realm;
+    char *fedid_bind_dn;       /** DN template with {username}; NULL = <username>@<realm> */
+    char *fedid_ca_file;       /** CA bundle for the directory's certificate; NULL = system CAs */
+    char *fedid_search_base;   /** base of the e-mail lookup */
+    int fedid_timeout_seconds; /** connect and each LDAP operation */
     ogd_oidc_provider *oidc_providers; /** in file order */
     size_t oidc_providers_count;
 } ogd_auth_config;
@@ -185,6 +189,7 @@ typedef struct ogd_experiments_config {
     char **instrument_names;
     size_t instrument_names_count;
     char *worker_file_path; /** accepted; ogd elects its jobs process itself */
+    int request_timeout;    /** (ogd) seconds per user-office / Scheduler exchange */
 } ogd_experiments_config;
 
 typedef struct ogd_export_config {

@@ -63,8 +63,11 @@ int png_encode_gray(const void *pixels, uint32_t w, uint32_t h, int bit_depth, i
 int png_encode_rgba(const void *pixels, uint32_t w, uint32_t h, int compression_level,
                     unsigned char **out, size_t *outlen);
 /* The same output type, written for speed (pngwrite.c): one fixed row filter and
- * libdeflate at level 0..12 (out-of-range -> 6) instead of zlib. For the per-request
- * renderings of full frames. Same ownership and limits. */
+ * libdeflate at level 0..12 (out-of-range -> 6) instead of zlib, or literal-only Huffman
+ * coding with level PNG_DEFLATE_LITERALS (imaging/huffdeflate.h: the fastest, and for
+ * noisy frames smaller than libdeflate's level 1). For the per-request renderings of full
+ * frames. Same ownership and limits. */
+#define PNG_DEFLATE_LITERALS (-2)
 int png_encode_rgba_deflate(const void *pixels, uint32_t w, uint32_t h, int level,
                             unsigned char **out, size_t *outlen);
 /* The fast writer for greyscale frames (8-bit uint8_t or 16-bit uint16_t samples in host

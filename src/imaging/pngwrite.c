@@ -5,10 +5,13 @@
  * filter on every row; for a full camera frame that is most of a request's time. Here
  * each row gets one fixed filter (Up: false-colour images are smooth from row to row),
  * the whole filtered image is compressed in one call to libdeflate (several times faster
- * than zlib at equal or better ratio), and the chunks are framed by hand: IHDR, one
+ * than zlib at equal or better ratio; or, with PNG_DEFLATE_LITERALS, by huffdeflate's
+ * literal-only coder, faster still on noisy frames), and the chunks are framed by hand: IHDR, one
  * IDAT per 1 GiB (PNG's chunk limit is 2^31 - 1), IEND.
  */
 #include "imaging/png.h"
+
+#include "imaging/huffdeflate.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -43,59 +46,54 @@ static int encode(const void *pixels, uint32_t w, uint32_t h, int colour_type, i
 {
     if (w == 0 || h == 0 || w > PNG_MAX_DIM || h > PNG_MAX_DIM || (uint64_t)w * h > PNG_MAX_PIXELS)
         return w == 0 || h == 0 ? -EINVAL : -E2BIG;
+    bool literals = level == PNG_DEFLATE_LITERALS;
     if (level < 0 || level > 12)
         level = 6;
     size_t stride = (size_t)w * bpp, rawlen = (stride + 1) * h;
     unsigned char *raw = malloc(rawlen);
     if (!raw)
         return -ENOMEM;
+    /* One pass: each row big-endian (16-bit samples) and Up-filtered against the source's
+     * row above (None for the first row). */
     const unsigned char *px = pixels;
     bool swap = bit_depth == 16;
     for (uint32_t y = 0; y < h; y++) {
         unsigned char *r = raw + (size_t)y * (stride + 1);
         const unsigned char *cur = px + (size_t)y * stride;
-        if (swap) { /* big-endian copy of the row first, then filter in place */
-            const uint16_t *s16 = (const uint16_t *)(const void *)cur;
+        r[0] = y ? 2 : 0;
+        if (swap) {
+            const uint16_t *c16 = (const uint16_t *)(const void *)cur;
+            const uint16_t *p16 = y ? (const uint16_t *)(const void *)(cur - stride) : NULL;
             for (size_t i = 0; i < stride / 2; i++) {
-                r[1 + 2 * i] = (unsigned char)(s16[i] >> 8);
-                r[2 + 2 * i] = (unsigned char)s16[i];
+                unsigned v = c16[i], u = p16 ? p16[i] : 0;
+                r[1 + 2 * i] = (unsigned char)((v >> 8) - (u >> 8));
+                r[2 + 2 * i] = (unsigned char)(v - u);
             }
+        } else if (y) {
+            const unsigned char *prev = cur - stride;
+            for (size_t i = 0; i < stride; i++)
+                r[1 + i] = (unsigned char)(cur[i] - prev[i]);
         } else {
             memcpy(r + 1, cur, stride);
         }
-        r[0] = 0; /* None for the first row */
     }
-    /* Up filter, bottom row first so every row still sees its unfiltered predecessor. */
-    for (uint32_t y = h; y-- > 1;) {
-        unsigned char *r = raw + (size_t)y * (stride + 1);
-        const unsigned char *prev = r - (stride + 1);
-        r[0] = 2;
-        for (size_t i = 1; i <= stride; i++)
-            r[i] = (unsigned char)(r[i] - prev[i]);
-    }
-    struct libdeflate_compressor *c = libdeflate_alloc_compressor(level);
-    if (!c) {
+    struct libdeflate_compressor *c = literals ? NULL : libdeflate_alloc_compressor(level);
+    if (!literals && !c) {
         free(raw);
         return -ENOMEM;
     }
-    size_t bound = libdeflate_zlib_compress_bound(c, rawlen);
+    size_t bound =
+        literals ? huffdeflate_zlib_bound(rawlen) : libdeflate_zlib_compress_bound(c, rawlen);
     size_t nidat = bound / (1u << 30) + 1;
     /* signature + IHDR + sBIT + IDAT framing + IEND */
-    unsigned char *o = malloc(8 + 25 + 13 + bound + 12 * nidat + 12);
-    unsigned char *z = malloc(bound);
-    if (!o || !z) {
+    unsigned char *o = bound ? malloc(8 + 25 + 13 + bound + 12 * nidat + 12) : NULL;
+    /* one IDAT (every frame below 1 GiB compressed): compressed in place, no copy */
+    unsigned char *z = bound && nidat > 1 ? malloc(bound) : NULL;
+    if (!o || (nidat > 1 && !z)) {
         free(o);
         free(z);
         free(raw);
         libdeflate_free_compressor(c);
-        return -ENOMEM;
-    }
-    size_t zlen = libdeflate_zlib_compress(c, raw, rawlen, z, bound);
-    libdeflate_free_compressor(c);
-    free(raw);
-    if (zlen == 0) {
-        free(o);
-        free(z);
         return -ENOMEM;
     }
     size_t n = 0;
@@ -112,7 +110,23 @@ static int encode(const void *pixels, uint32_t w, uint32_t h, int colour_type, i
         unsigned char sb = (unsigned char)sbit;
         n += chunk(o + n, "sBIT", &sb, 1);
     }
-    for (size_t off = 0; off < zlen; off += 1u << 30) {
+    unsigned char *dst = z ? z : o + n + 8;
+    size_t zlen = literals ? huffdeflate_zlib(raw, rawlen, dst, bound)
+                           : libdeflate_zlib_compress(c, raw, rawlen, dst, bound);
+    libdeflate_free_compressor(c);
+    free(raw);
+    if (zlen == 0) {
+        free(o);
+        free(z);
+        return -ENOMEM;
+    }
+    if (!z) {
+        put32(o + n, (uint32_t)zlen);
+        memcpy(o + n + 4, "IDAT", 4);
+        put32(o + n + 8 + zlen, libdeflate_crc32(0, o + n + 4, 4 + zlen));
+        n += 12 + zlen;
+    }
+    for (size_t off = 0; z && off < zlen; off += 1u << 30) {
         size_t part = zlen - off < (1u << 30) ? zlen - off : (1u << 30);
         n += chunk(o + n, "IDAT", z + off, part);
     }

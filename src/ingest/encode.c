@@ -17,10 +17,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* libdeflate level of stored image PNGs (the fast writer, one row filter): sensor images are noisy,
- * where higher levels cost several times the CPU for a few percent of size (docs/benchmarks.md,
- * ingest). */
-#define INGEST_PNG_LEVEL 1
+/* Compression of stored image PNGs (the fast writer, one row filter): literal-only Huffman
+ * coding. Sensor images are noisy: string matching finds almost nothing there, so this is
+ * ~3x cheaper than libdeflate level 1 and smaller too (docs/benchmarks.md, ingest). */
+#define INGEST_PNG_LEVEL PNG_DEFLATE_LITERALS
 
 json_t *ingest_scalar_doc(const ingest_channel *c)
 {
@@ -95,15 +95,40 @@ static int encode_image(const ingest_channel *c, const ingest_thumb_sizes *ts, i
     void *px = malloc(n * (size_t)(target / 8));
     if (!px)
         return -ENOMEM;
-    for (size_t i = 0; i < n; i++) {
-        uint32_t v = a->size == 1 ? a->data[i] : ((const uint16_t *)a->data)[i];
-        int tb;
-        uint32_t s = ingest_image_shift(v, a->size, depth, &tb);
-        if (target == 8)
-            ((uint8_t *)px)[i] = (uint8_t)s;
-        else
-            ((uint16_t *)px)[i] = (uint16_t)s;
+    /* The shift is the same for every pixel: one table of all 256 or 65536 inputs (built
+     * with ingest_image_shift), then one lookup a pixel. */
+    size_t nin = a->size == 1 ? 256 : 65536;
+    uint16_t *table = malloc(nin * sizeof(uint16_t));
+    if (!table) {
+        free(px);
+        return -ENOMEM;
     }
+    for (uint32_t v = 0; v < nin; v++) {
+        int tb;
+        table[v] = (uint16_t)ingest_image_shift(v, a->size, depth, &tb);
+    }
+    if (a->size == 1 && target == 8) {
+        for (size_t i = 0; i < n; i++)
+            ((uint8_t *)px)[i] = (uint8_t)table[a->data[i]];
+    } else if (a->size == 1) {
+        for (size_t i = 0; i < n; i++)
+            ((uint16_t *)px)[i] = table[a->data[i]];
+    } else if (target == 8) {
+        for (size_t i = 0; i < n; i++)
+            ((uint8_t *)px)[i] = (uint8_t)table[((const uint16_t *)a->data)[i]];
+    } else if (depth > 0 && depth <= 16) {
+        /* the common case (16-bit samples, 1..16 significant bits): a plain shift, which
+         * the compiler vectorises; the table says the same */
+        unsigned shift = (unsigned)(16 - depth);
+        const uint16_t *src = (const uint16_t *)a->data;
+        uint16_t *dst = px;
+        for (size_t i = 0; i < n; i++)
+            dst[i] = (uint16_t)(src[i] << shift);
+    } else {
+        for (size_t i = 0; i < n; i++)
+            ((uint16_t *)px)[i] = table[((const uint16_t *)a->data)[i]];
+    }
+    free(table);
     int sbit = has_bd && bdv > 0 && bdv <= 16 ? (int)bdv : 0;
     if (sbit > target)
         sbit = 0;

@@ -14,17 +14,62 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define MAX_RANK 8
 
+/* The data part goes either to a growing capped buffer (the pipe) or to a fixed area
+ * (the output memfd's mapping). */
 typedef struct walk {
-    buf_t *data; /* dataset bytes */
-    size_t cap;  /* bytes the data part may hold */
-    int status;  /* first hard error */
+    buf_t *data;         /* dataset bytes (pipe), or NULL */
+    unsigned char *area; /* dataset bytes (memfd), when data is NULL */
+    size_t len;          /* bytes in area */
+    size_t cap;          /* bytes the data part may hold */
+    int status;          /* first hard error */
     char error[256];
 } walk;
+
+static size_t data_len(const walk *w)
+{
+    return w->data ? w->data->len : w->len;
+}
+
+/* Pads the data part to a multiple of 8 and makes room for bytes more; returns where
+ * they go (NULL: -E2BIG or -ENOMEM in *rc). */
+static unsigned char *data_reserve(walk *w, size_t bytes, int *rc)
+{
+    static const char zeros[8];
+    size_t pad = data_len(w) % 8 ? 8 - data_len(w) % 8 : 0;
+    if (w->data) {
+        if (pad && buf_append(w->data, zeros, pad) != 0) {
+            *rc = -E2BIG;
+            return NULL;
+        }
+        if (buf_reserve(w->data, bytes + 1) != 0) {
+            *rc = -ENOMEM;
+            return NULL;
+        }
+        return (unsigned char *)w->data->data + w->data->len;
+    }
+    if (pad > w->cap - w->len || bytes > w->cap - w->len - pad) {
+        *rc = -E2BIG;
+        return NULL;
+    }
+    memset(w->area + w->len, 0, pad);
+    w->len += pad;
+    return w->area + w->len;
+}
+
+static void data_commit(walk *w, size_t bytes)
+{
+    if (w->data)
+        w->data->len += bytes;
+    else
+        w->len += bytes;
+}
 
 static json_t *str_value(hid_t type, hid_t obj, bool attr)
 {
@@ -225,29 +270,27 @@ static json_t *read_dataset(walk *w, hid_t ds)
     json_object_set_new(out, "size", json_integer((json_int_t)size));
     if (H5Tget_order(type) == H5T_ORDER_BE)
         json_object_set_new(out, "big_endian", json_true());
-    if (overflow || n > (w->cap - w->data->len) / size) {
+    if (overflow || n > (w->cap - data_len(w)) / size) {
         w->status = -E2BIG;
         snprintf(w->error, sizeof(w->error), "a dataset is too large (%d dimensions)", rank);
         goto done;
     }
     size_t bytes = (size_t)n * size;
     /* every dataset starts 8-byte aligned in the data part (which starts aligned too) */
-    static const char zeros[8];
-    if (w->data->len % 8 && buf_append(w->data, zeros, 8 - w->data->len % 8) != 0) {
-        w->status = -E2BIG;
-        snprintf(w->error, sizeof(w->error), "the datasets are too large together");
+    int rc = 0;
+    unsigned char *dst = data_reserve(w, bytes, &rc);
+    if (!dst) {
+        w->status = rc;
+        if (rc == -E2BIG)
+            snprintf(w->error, sizeof(w->error), "the datasets are too large together");
         goto done;
     }
-    size_t off = w->data->len;
-    if (buf_reserve(w->data, bytes + 1) != 0) {
-        w->status = -ENOMEM;
-        goto done;
-    }
-    if (bytes && H5Dread(ds, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, w->data->data + off) < 0) {
+    size_t off = data_len(w);
+    if (bytes && H5Dread(ds, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, dst) < 0) {
         json_object_set_new(out, "class", json_string("unreadable"));
         goto done;
     }
-    w->data->len += bytes;
+    data_commit(w, bytes);
     json_object_set_new(out, "off", json_integer((json_int_t)off));
     json_object_set_new(out, "len", json_integer((json_int_t)bytes));
 done:
@@ -301,8 +344,11 @@ static herr_t member_cb(hid_t loc, const char *name, const H5L_info_t *info, voi
     return 0;
 }
 
-int hdf5_describe(void *image, size_t len, buf_t *out)
+/* Walks the file into w's data part; *text: the JSON description (malloc'd). Returns 0,
+ * -EINVAL (not HDF5) or -ENOMEM; w->status -E2BIG means the error member says so. */
+static int describe(void *image, size_t len, walk *w, char **text)
 {
+    *text = NULL;
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
     if (len < 8)
         return -EINVAL;
@@ -315,31 +361,43 @@ int hdf5_describe(void *image, size_t len, buf_t *out)
         H5Fclose(f);
         return -EINVAL;
     }
-    buf_t data;
-    buf_init(&data, out->max);
-    walk w = {&data, out->max, 0, ""};
     json_t *doc = json_object();
     json_object_set_new(doc, "attrs", read_attrs(root));
-    member_ctx m = {&w, json_array(), true};
+    member_ctx m = {w, json_array(), true};
     hsize_t idx = 0;
     H5Literate(root, H5_INDEX_NAME, H5_ITER_INC, &idx, member_cb, &m);
     json_object_set_new(doc, "members", m.list);
-    if (w.error[0])
-        json_object_set_new(doc, "error", json_string(w.error));
+    if (w->error[0])
+        json_object_set_new(doc, "error", json_string(w->error));
     H5Gclose(root);
     H5Fclose(f);
-    int rc = w.status == -ENOMEM ? -ENOMEM : 0;
-    char *text = rc ? NULL : json_dumps(doc, JSON_COMPACT);
+    int rc = w->status == -ENOMEM ? -ENOMEM : 0;
+    *text = rc ? NULL : json_dumps(doc, JSON_COMPACT);
     json_decref(doc);
-    if (!rc && !text)
+    if (!rc && !*text)
         rc = -ENOMEM;
+    return rc;
+}
+
+static void put64le(unsigned char *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
+}
+
+int hdf5_describe(void *image, size_t len, buf_t *out)
+{
+    buf_t data;
+    buf_init(&data, out->max);
+    walk w = {&data, NULL, 0, out->max, 0, ""};
+    char *text = NULL;
+    int rc = describe(image, len, &w, &text);
     if (!rc) {
         size_t tl = strlen(text);
         size_t pad = (8 - (12 + tl) % 8) % 8; /* blanks after the JSON align the data part */
         tl += pad;
         unsigned char hdr[12] = {'O', 'G', 'D', 'H'};
-        for (int i = 0; i < 8; i++)
-            hdr[4 + i] = (unsigned char)((uint64_t)tl >> (8 * i));
+        put64le(hdr + 4, tl);
         if (w.status == -E2BIG) /* the error text says it: drop the data */
             data.len = 0;
         if (buf_append(out, hdr, sizeof(hdr)) || buf_append(out, text, tl - pad) ||
@@ -352,7 +410,82 @@ int hdf5_describe(void *image, size_t len, buf_t *out)
     return rc;
 }
 
-int hdf5_parse_main(size_t max_in, size_t max_out)
+int hdf5_describe_mapped(void *image, size_t len, unsigned char *area, size_t cap, size_t *used)
+{
+    *used = 0;
+    if (cap < HDF5_MAPPED_HEADER)
+        return -E2BIG;
+    walk w = {NULL, area + HDF5_MAPPED_HEADER, 0, cap - HDF5_MAPPED_HEADER, 0, ""};
+    char *text = NULL;
+    int rc = describe(image, len, &w, &text);
+    if (rc)
+        return rc;
+    if (w.status == -E2BIG) /* the error text says it: drop the data */
+        w.len = 0;
+    size_t json_off = HDF5_MAPPED_HEADER + (w.len + 7) / 8 * 8;
+    size_t tl = strlen(text);
+    if (json_off > cap || tl > cap - json_off) {
+        free(text);
+        return -E2BIG;
+    }
+    memcpy(area + json_off, text, tl);
+    free(text);
+    memset(area, 0, HDF5_MAPPED_HEADER);
+    memcpy(area, "OGDM", 4);
+    put64le(area + 8, w.len);
+    put64le(area + 16, json_off);
+    put64le(area + 24, tl);
+    *used = json_off + tl;
+    return 0;
+}
+
+/* The memfd variant of the helper (see hdf5_parse_main): maps fd 0 and fd 3. */
+static int parse_mapped(size_t max_in, size_t max_out)
+{
+    struct stat st;
+    if (fstat(0, &st) != 0 || !S_ISREG(st.st_mode)) {
+        fprintf(stderr, "input is not a file\n");
+        return 1;
+    }
+    if ((uint64_t)st.st_size > max_in) {
+        fprintf(stderr, "file too large\n");
+        return 1;
+    }
+    size_t len = (size_t)st.st_size;
+    /* private and writable: libhdf5 may write into a file image; the worker's copy stays */
+    void *image = len ? mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE, 0, 0) : NULL;
+    if (len && image == MAP_FAILED) {
+        fprintf(stderr, "cannot map the input\n");
+        return 1;
+    }
+    size_t cap = max_out + HDF5_MAPPED_HEADER;
+    /* the output file is sparse until written: only what the description uses costs memory */
+    if (ftruncate(3, (off_t)cap) != 0) {
+        fprintf(stderr, "cannot size the output\n");
+        return 1;
+    }
+    unsigned char *area = mmap(NULL, cap, PROT_READ | PROT_WRITE, MAP_SHARED, 3, 0);
+    if (area == MAP_FAILED) {
+        fprintf(stderr, "cannot map the output\n");
+        return 1;
+    }
+    size_t used = 0;
+    int rc = hdf5_describe_mapped(image ? image : (void *)"", len, area, cap, &used);
+    munmap(area, cap);
+    if (image)
+        munmap(image, len);
+    if (rc) {
+        fprintf(stderr, "%s\n", rc == -EINVAL ? "not hdf5" : "too large");
+        return rc == -EINVAL ? 3 : 4;
+    }
+    if (ftruncate(3, (off_t)used) != 0) {
+        fprintf(stderr, "cannot size the output\n");
+        return 1;
+    }
+    return 0;
+}
+
+int hdf5_parse_main(size_t max_in, size_t max_out, bool mapped)
 {
 #if !defined(__SANITIZE_ADDRESS__)
     /* libhdf5 may allocate on a hostile file's say-so (chunk caches, huge attributes):
@@ -363,6 +496,8 @@ int hdf5_parse_main(size_t max_in, size_t max_out)
     rl.rlim_cur = rl.rlim_max = (rlim_t)max_in * 2 + (rlim_t)max_out * 2 + ((rlim_t)1 << 30);
     setrlimit(RLIMIT_AS, &rl);
 #endif
+    if (mapped)
+        return parse_mapped(max_in, max_out);
     buf_t in;
     buf_init(&in, max_in);
     char chunk[65536];

@@ -7,7 +7,7 @@
  * (`ogd _hdf5-parse`, see parse_proc.h), never in a worker: libhdf5 is not hardened
  * against hostile files, so a crash or a hang there costs a helper, not a worker.
  *
- * Output ("OGDH" format), written to one capped buffer:
+ * Output through the pipe ("OGDH" format), written to one capped buffer:
  *   "OGDH" | u64 little-endian length of the JSON | JSON description (blank-padded so
  *   the data part starts at a multiple of 8) | data bytes (each dataset 8-byte aligned)
  * JSON: {"attrs": {name: value}, "members": [{"name", "kind": "group"|"dataset"|"other",
@@ -19,10 +19,17 @@
  *           "shape":[...], "off":n, "len":n} for numbers (native byte order, elements of
  *           `size` bytes at offset off of the data part), {"class":"str","shape":[],
  *           "v":s} for a scalar string, {"class":"str","shape":[n...]} for string arrays.
+ *
+ * Output into a shared file (the "OGDM" format, parse_proc's memfd path): the data part
+ * is read by libhdf5 straight into the mapping, so nothing is copied on either side:
+ *   bytes 0..64: "OGDM" | 4 zero bytes | u64 data length | u64 JSON offset | u64 JSON
+ *   length (little-endian) | zeros; data part from byte 64 (datasets 8-byte aligned, the
+ *   same offsets as above); the JSON at the (8-aligned) offset after the data.
  */
 #ifndef OGD_INGEST_HDF5_READ_H
 #define OGD_INGEST_HDF5_READ_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "util/buf.h"
@@ -33,8 +40,19 @@
  * when the output cap was hit, -ENOMEM. */
 int hdf5_describe(void *image, size_t len, buf_t *out);
 
-/* The helper's main: reads the file from stdin (at most max_in bytes), writes the
- * description to stdout (at most max_out bytes). Exit 0, or 1 with a message on stderr. */
-int hdf5_parse_main(size_t max_in, size_t max_out);
+/* Bytes before the data part of an "OGDM" output. */
+#define HDF5_MAPPED_HEADER 64
+
+/* Describes image[0..len) into area[0..cap) in the "OGDM" format; *used: the bytes
+ * written. Returns as hdf5_describe (-E2BIG: cap too small even for the description). */
+int hdf5_describe_mapped(void *image, size_t len, unsigned char *area, size_t cap, size_t *used);
+
+/* The helper's main. Pipe mode: reads the file from stdin (at most max_in bytes), writes
+ * the "OGDH" description to stdout (at most max_out bytes). Mapped mode: stdin is a
+ * file (a memfd) of at most max_in bytes, mapped, not read; fd 3 is a file (a memfd) that
+ * receives the "OGDM" description (at most max_out + HDF5_MAPPED_HEADER bytes, the file
+ * truncated to its length). Exit 0; 3 not HDF5; 4 too large; 1 other failures (a
+ * message on stderr). */
+int hdf5_parse_main(size_t max_in, size_t max_out, bool mapped);
 
 #endif

@@ -13,6 +13,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdatomic.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,10 +61,24 @@ struct ingest {
     int rb_status; /* rollback: the answer after the deletes */
     const char *rb_detail;
     ingest_result res;
+    /* stage times for the debug log (ms since ingest_start; CPU ns of the encodes) */
+    uint64_t t0;
+    double t_parsed, t_checked, t_first_put, t_encoded, t_uploaded;
+    atomic_uint_fast64_t encode_cpu_ns;
+    size_t encodes_pending;
 };
+
+static double since(const ingest_t *in)
+{
+    return (double)(uv_hrtime() - in->t0) / 1e6;
+}
 
 static void finish(ingest_t *in, int status, json_t *body)
 {
+    log_debug("ingest %s: status %d; ms since start: parsed %.0f, checked %.0f, first PUT %.0f, "
+              "all encoded %.0f, all uploaded %.0f, answered %.0f; encode CPU %.0f ms",
+              in->record_id, status, in->t_parsed, in->t_checked, in->t_first_put, in->t_encoded,
+              in->t_uploaded, since(in), (double)atomic_load(&in->encode_cpu_ns) / 1e6);
     in->res.status = status;
     in->res.body = body;
     snprintf(in->res.record_id, sizeof(in->res.record_id), "%s", in->record_id);
@@ -281,6 +297,8 @@ static void encode_run(void *data)
 {
     obj_task *o = data;
     ingest_t *in = o->in;
+    struct timespec c0, c1;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c0);
     o->encode_status = ingest_encode(&in->plan.channels[o->channel], in->record_id, &in->env.sizes,
                                      &o->obj, &o->why);
     if (o->encode_status == 0) {
@@ -293,12 +311,19 @@ static void encode_run(void *data)
     }
     if (o->encode_status && !o->why)
         o->why = "Upload to Echo failed";
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c1);
+    atomic_fetch_add(&in->encode_cpu_ns, (uint_fast64_t)((c1.tv_sec - c0.tv_sec) * 1000000000LL +
+                                                         (c1.tv_nsec - c0.tv_nsec)));
 }
 
 static void encode_done(void *data, int status)
 {
     obj_task *o = data;
     ingest_t *in = o->in;
+    if (--in->encodes_pending == 0)
+        in->t_encoded = since(in);
+    if (in->t_first_put == 0)
+        in->t_first_put = since(in);
     if (status == 0 && o->encode_status == 0 && !in->canceled) {
         const void *prev = objstore_set_owner(in->env.objstore, in->env.owner);
         int rc = objstore_put_blob(in->env.objstore, o->obj.key, o->blob, put_done, o, NULL);
@@ -325,6 +350,7 @@ static void uploads_done(taskgroup_t *tg, int status, void *data)
     ingest_t *in = data;
     (void)tg;
     (void)status;
+    in->t_uploaded = since(in);
     if (in->canceled)
         return rollback(in, 499, "Client closed the request");
     write_record(in);
@@ -342,6 +368,7 @@ static void store_objects(ingest_t *in)
         o->in = in;
         o->channel = i;
     }
+    in->encodes_pending = in->nobjs;
     taskgroup_init(&in->tg, in->env.loop, 0);
     for (size_t i = 0; i < in->nobjs; i++) {
         if (!taskgroup_spawn(&in->tg, obj_start, NULL, &in->objs[i])) {
@@ -524,6 +551,7 @@ static void check_run(void *data)
 static void check_done(void *data, int status)
 {
     ingest_t *in = data;
+    in->t_checked = since(in);
     if (status)
         return fail(in, 500, "Unknown error");
     if (in->plan.status)
@@ -552,6 +580,7 @@ static void parsed(int status, parse_result *res, void *data)
 {
     ingest_t *in = data;
     in->proc = NULL;
+    in->t_parsed = since(in);
     if (status == -ECANCELED || in->canceled)
         return fail(in, 499, "Client closed the request");
     if (status)
@@ -569,6 +598,7 @@ int ingest_start(const ingest_env *env, const void *bytes, size_t len, ingest_do
     if (!in)
         return -ENOMEM;
     in->env = *env;
+    in->t0 = uv_hrtime();
     in->bytes = bytes;
     in->len = len;
     in->cb = cb;

@@ -1,10 +1,13 @@
 /*
  * parse_proc.c: the helper process that reads HDF5 (see parse_proc.h). One parse_proc_t
- * per upload: a uv_process_t with three pipes and a timer; the callback runs after the
- * helper exited, its stdout hit EOF and every handle has closed.
+ * per upload: a uv_process_t with two pipes and a timer (plus, on the memfd path, two
+ * memfds: the upload, filled on the thread pool before the spawn, and the output); the
+ * callback runs after the helper exited, its stdout hit EOF and every handle has closed.
  */
 #include "ingest/parse_proc.h"
 
+#include "ingest/hdf5_read.h"
+#include "runtime/taskgroup.h"
 #include "util/buf.h"
 
 #include <errno.h>
@@ -14,6 +17,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 static const char *helper_binary = "/proc/self/exe";
 
@@ -33,10 +39,46 @@ struct parse_proc {
     void *data;
     int handles; /* open handles */
     bool exited, eof, killed_timeout, too_large, canceled, spawn_failed;
+    bool mapped;       /* the memfd path */
+    bool spawned;      /* proc is a running (or exited) helper */
+    int in_fd, out_fd; /* its memfds (-1 when closed) */
+    const void *bytes; /* the upload (memfd path: copied by fill_run) */
+    size_t len;
+    size_t max_output;
+    unsigned timeout_ms;
+    bool fill_failed;
+    int early_status; /* set when the helper never ran (memfd path): the cb's status */
     int64_t exit_status;
     int term_signal;
     char chunk[65536];
 };
+
+static void close_fds(parse_proc_t *p)
+{
+    if (p->in_fd >= 0)
+        close(p->in_fd);
+    if (p->out_fd >= 0)
+        close(p->out_fd);
+    p->in_fd = p->out_fd = -1;
+}
+
+/* The memfd path's result: the output file, mapped. */
+static int mapped_result(parse_proc_t *p, parse_result *res)
+{
+    struct stat st;
+    if (fstat(p->out_fd, &st) != 0)
+        return PARSE_CRASHED;
+    if ((uint64_t)st.st_size > (uint64_t)p->max_output + HDF5_MAPPED_HEADER)
+        return PARSE_TOO_LARGE;
+    size_t len = (size_t)st.st_size;
+    if (len < HDF5_MAPPED_HEADER)
+        return PARSE_CRASHED;
+    /* private and writable: readers may treat the data as their own */
+    void *map = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE, p->out_fd, 0);
+    if (map == MAP_FAILED)
+        return PARSE_CRASHED;
+    return parse_result_decode_mapped(map, len, res);
+}
 
 static void on_closed(uv_handle_t *h)
 {
@@ -44,6 +86,7 @@ static void on_closed(uv_handle_t *h)
     if (--p->handles > 0)
         return;
     if (p->spawn_failed) {
+        close_fds(p);
         buf_free(&p->output);
         free(p);
         return;
@@ -53,6 +96,8 @@ static void on_closed(uv_handle_t *h)
     memset(&res, 0, sizeof(res));
     if (p->canceled)
         status = -ECANCELED;
+    else if (p->early_status)
+        status = p->early_status;
     else if (p->killed_timeout)
         status = PARSE_TIMEOUT;
     else if (p->too_large || p->exit_status == 4)
@@ -61,10 +106,13 @@ static void on_closed(uv_handle_t *h)
         status = PARSE_NOT_HDF5;
     else if (p->term_signal || p->exit_status != 0)
         status = PARSE_CRASHED;
+    else if (p->mapped)
+        status = mapped_result(p, &res);
     else {
         size_t len = p->output.len;
         status = parse_result_decode(buf_take(&p->output), len, &res);
     }
+    close_fds(p);
     buf_free(&p->output);
     parse_cb cb = p->cb;
     void *data = p->data;
@@ -90,7 +138,8 @@ static void maybe_finish(parse_proc_t *p)
 
 static void kill_helper(parse_proc_t *p)
 {
-    if (!p->exited)
+    /* never before the spawn: pid 0 would signal our own process group */
+    if (p->spawned && !p->exited)
         uv_process_kill(&p->proc, SIGKILL);
 }
 
@@ -141,6 +190,86 @@ static void on_timeout(uv_timer_t *t)
     kill_helper(p);
 }
 
+/* Spawns the helper (pipe path: and starts writing the upload to it). */
+static int spawn(parse_proc_t *p)
+{
+    char max_in[32], max_out[32];
+    snprintf(max_in, sizeof(max_in), "%zu", p->len);
+    snprintf(max_out, sizeof(max_out), "%zu", p->max_output);
+    char *args[] = {
+        (char *)"ogd", (char *)"_hdf5-parse", max_in, max_out, p->mapped ? (char *)"mapped" : NULL,
+        NULL};
+    uv_stdio_container_t stdio[4];
+    if (p->mapped) {
+        stdio[0].flags = UV_INHERIT_FD;
+        stdio[0].data.fd = p->in_fd;
+    } else {
+        stdio[0].flags = UV_CREATE_PIPE | UV_READABLE_PIPE;
+        stdio[0].data.stream = (uv_stream_t *)&p->in;
+    }
+    stdio[1].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
+    stdio[1].data.stream = (uv_stream_t *)&p->out;
+    stdio[2].flags = UV_IGNORE;
+    stdio[3].flags = UV_INHERIT_FD;
+    stdio[3].data.fd = p->out_fd;
+    uv_process_options_t o;
+    memset(&o, 0, sizeof(o));
+    o.file = helper_binary;
+    o.args = args;
+    o.exit_cb = on_exit_cb;
+    o.stdio_count = p->mapped ? 4 : 3;
+    o.stdio = stdio;
+    int rc = uv_spawn(p->loop, &p->proc, &o);
+    if (rc != 0)
+        return rc;
+    p->spawned = true;
+    p->handles = 4;
+    uv_read_start((uv_stream_t *)&p->out, on_alloc, on_read);
+    if (p->mapped) {
+        close_one(p, (uv_handle_t *)&p->in); /* unused */
+    } else {
+        uv_buf_t wb = uv_buf_init((char *)p->bytes, (unsigned int)p->len);
+        if (p->len > UINT32_MAX || uv_write(&p->wr, (uv_stream_t *)&p->in, &wb, 1, on_written) != 0)
+            close_one(p, (uv_handle_t *)&p->in);
+    }
+    uv_timer_start(&p->timer, on_timeout, p->timeout_ms, 0);
+    return 0;
+}
+
+/* Runs on the thread pool: the upload into the input memfd. */
+static void fill_run(void *data)
+{
+    parse_proc_t *p = data;
+    size_t done = 0;
+    while (done < p->len) {
+        ssize_t n = pwrite(p->in_fd, (const char *)p->bytes + done, p->len - done, (off_t)done);
+        if (n <= 0) {
+            p->fill_failed = true;
+            return;
+        }
+        done += (size_t)n;
+    }
+}
+
+static void fill_done(void *data, int status)
+{
+    parse_proc_t *p = data;
+    if (!p->canceled && !status && !p->fill_failed && spawn(p) == 0)
+        return;
+    /* the helper never ran: close what exists (the process handle was initialised by
+     * uv_spawn only if it was called) and report */
+    if (!p->canceled)
+        p->early_status = PARSE_CRASHED;
+    p->exited = p->eof = true;
+    bool proc_init = !p->canceled && !status && !p->fill_failed;
+    p->handles = proc_init ? 4 : 3;
+    if (proc_init)
+        uv_close((uv_handle_t *)&p->proc, on_closed);
+    uv_close((uv_handle_t *)&p->in, on_closed);
+    uv_close((uv_handle_t *)&p->out, on_closed);
+    uv_close((uv_handle_t *)&p->timer, on_closed);
+}
+
 int parse_proc_start(uv_loop_t *loop, const void *bytes, size_t len, const parse_limits *lim,
                      parse_cb cb, void *data, parse_proc_t **out)
 {
@@ -150,29 +279,29 @@ int parse_proc_start(uv_loop_t *loop, const void *bytes, size_t len, const parse
     p->loop = loop;
     p->cb = cb;
     p->data = data;
+    p->bytes = bytes;
+    p->len = len;
+    p->max_output = lim->max_output;
+    p->timeout_ms = lim->timeout_ms;
+    p->in_fd = p->out_fd = -1;
     buf_init(&p->output, lim->max_output + 64);
     uv_pipe_init(loop, &p->in, 0);
     uv_pipe_init(loop, &p->out, 0);
     uv_timer_init(loop, &p->timer);
     p->in.data = p->out.data = p->timer.data = p->proc.data = p->wr.data = p;
-    char max_in[32], max_out[32];
-    snprintf(max_in, sizeof(max_in), "%zu", len);
-    snprintf(max_out, sizeof(max_out), "%zu", lim->max_output);
-    char *args[] = {(char *)"ogd", (char *)"_hdf5-parse", max_in, max_out, NULL};
-    uv_stdio_container_t stdio[3];
-    stdio[0].flags = UV_CREATE_PIPE | UV_READABLE_PIPE;
-    stdio[0].data.stream = (uv_stream_t *)&p->in;
-    stdio[1].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
-    stdio[1].data.stream = (uv_stream_t *)&p->out;
-    stdio[2].flags = UV_IGNORE;
-    uv_process_options_t o;
-    memset(&o, 0, sizeof(o));
-    o.file = helper_binary;
-    o.args = args;
-    o.exit_cb = on_exit_cb;
-    o.stdio_count = 3;
-    o.stdio = stdio;
-    int rc = uv_spawn(loop, &p->proc, &o);
+    if (!lim->pipe_only) {
+        p->in_fd = memfd_create("ogd-upload", MFD_CLOEXEC);
+        p->out_fd = memfd_create("ogd-hdf5-description", MFD_CLOEXEC);
+        if (p->in_fd >= 0 && p->out_fd >= 0 &&
+            work_submit(loop, fill_run, fill_done, p, NULL) == 0) {
+            p->mapped = true;
+            if (out)
+                *out = p;
+            return 0;
+        }
+        close_fds(p); /* no memfds here: the pipes */
+    }
+    int rc = spawn(p);
     if (rc != 0) {
         /* Every handle must be closed even when the spawn failed; p is freed by the
          * last close, without a callback (the caller gets rc). */
@@ -184,12 +313,6 @@ int parse_proc_start(uv_loop_t *loop, const void *bytes, size_t len, const parse
         uv_close((uv_handle_t *)&p->timer, on_closed);
         return rc;
     }
-    p->handles = 4;
-    uv_read_start((uv_stream_t *)&p->out, on_alloc, on_read);
-    uv_buf_t wb = uv_buf_init((char *)bytes, (unsigned int)len);
-    if (len > UINT32_MAX || uv_write(&p->wr, (uv_stream_t *)&p->in, &wb, 1, on_written) != 0)
-        close_one(p, (uv_handle_t *)&p->in);
-    uv_timer_start(&p->timer, on_timeout, lim->timeout_ms, 0);
     if (out)
         *out = p;
     return 0;
@@ -227,12 +350,47 @@ int parse_result_decode(char *raw, size_t len, parse_result *out)
     return 0;
 }
 
+static uint64_t get64le(const unsigned char *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v |= (uint64_t)p[i] << (8 * i);
+    return v;
+}
+
+int parse_result_decode_mapped(void *map, size_t len, parse_result *out)
+{
+    memset(out, 0, sizeof(*out));
+    const unsigned char *m = map;
+    uint64_t dlen = len >= HDF5_MAPPED_HEADER ? get64le(m + 8) : 0;
+    uint64_t joff = len >= HDF5_MAPPED_HEADER ? get64le(m + 16) : 0;
+    uint64_t jlen = len >= HDF5_MAPPED_HEADER ? get64le(m + 24) : 0;
+    if (len < HDF5_MAPPED_HEADER || memcmp(m, "OGDM", 4) != 0 || dlen > len - HDF5_MAPPED_HEADER ||
+        joff < HDF5_MAPPED_HEADER + dlen || joff > len || jlen > len - joff) {
+        munmap(map, len);
+        return PARSE_CRASHED;
+    }
+    json_error_t e;
+    out->desc = json_loadb((const char *)m + joff, (size_t)jlen, 0, &e);
+    if (!out->desc) {
+        munmap(map, len);
+        return PARSE_CRASHED;
+    }
+    out->map = map;
+    out->map_len = len;
+    out->data = m + HDF5_MAPPED_HEADER;
+    out->data_len = (size_t)dlen;
+    return 0;
+}
+
 void parse_result_free(parse_result *r)
 {
     if (!r)
         return;
     json_decref(r->desc);
     free(r->raw);
+    if (r->map)
+        munmap(r->map, r->map_len);
     memset(r, 0, sizeof(*r));
 }
 

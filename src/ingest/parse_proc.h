@@ -4,9 +4,18 @@
  *
  * libhdf5 is fragile on hostile input (crashes, endless loops, huge allocations), so a
  * worker never links it into its own address space at run time: it spawns its own binary
- * (`/proc/self/exe _hdf5-parse`), writes the upload to the helper's stdin and reads the
- * description from its stdout, with a time limit (the helper is killed when it passes)
- * and an output cap. Everything happens on the loop with libuv pipes: nothing blocks.
+ * (`/proc/self/exe _hdf5-parse`), with a time limit (the helper is killed when it passes)
+ * and an output cap. Two ways to move the bytes:
+ *  - shared files (the default): the upload is copied once, on the thread pool, into a
+ *    memfd that becomes the helper's stdin, which the helper maps instead of reading; a
+ *    second memfd (the helper's fd 3) receives the description, the helper's libhdf5
+ *    reading the datasets straight into its mapping, and the worker maps it in turn
+ *    ("OGDM", hdf5_read.h). Nothing else is copied, and no pipe traffic runs through
+ *    the loop.
+ *  - pipes (when memfd_create is not available, or parse_limits.pipe_only): the upload
+ *    is written to the helper's stdin and the "OGDH" description read from its stdout,
+ *    with libuv pipes on the loop.
+ * Nothing blocks the loop either way.
  * A crash, a kill or a non-zero exit of the helper is reported as a status, never more.
  * The process must ignore SIGPIPE (workers and `ogd ingest` do): a helper that exits
  * before reading all its input breaks the pipe.
@@ -15,6 +24,7 @@
 #define OGD_INGEST_PARSE_PROC_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <uv.h>
 
@@ -28,7 +38,9 @@ typedef struct parse_result {
     json_t *desc;              /** the description (hdf5_read.h format) */
     const unsigned char *data; /** its data part */
     size_t data_len;
-    char *raw; /** private: the whole output (malloc'd) */
+    char *raw;      /** private: the whole output (malloc'd, pipe path) */
+    void *map;      /** private: the mapped output (memfd path) */
+    size_t map_len; /** private */
 } parse_result;
 
 typedef struct parse_proc parse_proc_t;
@@ -38,18 +50,23 @@ typedef void (*parse_cb)(int status, parse_result *res, void *data);
 typedef struct parse_limits {
     size_t max_output;   /** bytes of description + data */
     unsigned timeout_ms; /** wall-clock limit of the helper */
+    bool pipe_only;      /** use the pipes even where memfds work (tests) */
 } parse_limits;
 
 /* The helper binary; "/proc/self/exe" unless set (tests). */
 void parse_proc_set_binary(const char *path);
 /* Starts the helper on bytes[0..len) (borrowed until cb). cb runs once, on the loop,
- * never inside this call. Returns 0 or a negative errno (no callback then). */
+ * never inside this call. Returns 0 or a negative errno (no callback then). A spawn that
+ * fails after the memfd was filled (on the pool) is reported to cb as PARSE_CRASHED. */
 int parse_proc_start(uv_loop_t *loop, const void *bytes, size_t len, const parse_limits *lim,
                      parse_cb cb, void *data, parse_proc_t **out);
 /* Kills the helper; cb still runs, with -ECANCELED. */
 void parse_proc_cancel(parse_proc_t *p);
 /* Decodes an "OGDH" buffer (takes raw, malloc'd). 0 or PARSE_CRASHED (malformed). */
 int parse_result_decode(char *raw, size_t len, parse_result *out);
+/* Decodes an "OGDM" mapping (takes map: munmap'd by parse_result_free, or here on
+ * failure). 0 or PARSE_CRASHED (malformed). */
+int parse_result_decode_mapped(void *map, size_t len, parse_result *out);
 void parse_result_free(parse_result *r);
 /* The client message for a parse status (400 texts). */
 const char *parse_strerror(int status);

@@ -5,14 +5,24 @@
  * anything it takes an exclusive lock on <data_dir>/jobs.lock, so two servers sharing a
  * data directory still run one set of jobs (a PostgreSQL advisory lock will play this
  * part across hosts). Jobs today: database maintenance every `maintenance_interval`
- * seconds (SQLite: checkpoint and truncate the WAL, refresh the planner's statistics).
- * The experiments scheduler sync and the backup copier will run here too.
+ * seconds (SQLite: checkpoint and truncate the WAL, refresh the planner's statistics),
+ * and, with `experiments.scheduler_background_task_enabled`, the experiments refresh on the
+ * cron schedule `scheduler_background_frequency`, evaluated in
+ * `scheduler_background_timezone` (this process sets TZ to it): each run searches up to
+ * the occurrence after the one being run; a failed run is retried once after
+ * `scheduler_background_retry_mins`, a second failure waits for the next occurrence. A run
+ * that is late (the process was busy or just started after a missed occurrence) starts at
+ * once. The backup copier will run here too.
  *
- * It has no event loop: it sleeps in sigtimedwait, so TERM, QUIT and INT end it at once
- * and HUP is the master's business (it replaces this process with one on the new config).
+ * Between jobs it sleeps in sigtimedwait, so TERM, QUIT and INT end it at once and HUP is
+ * the master's business (it replaces this process with one on the new config). An
+ * experiments run drives its own libuv loop (store and HTTP calls, each with a timeout);
+ * a stop signal during it ends the process at once.
  */
 #include "runtime/runtime.h"
 
+#include "experiments/cron.h"
+#include "experiments/experiments.h"
 #include "store/store.h"
 #include "util/log.h"
 
@@ -24,12 +34,13 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/prctl.h>
+#include <time.h>
 #include <unistd.h>
 
 #define JOBS_LOCK_RETRY_S 5
 #define JOBS_MAINTENANCE_INTERVAL_S 600
 
-/* Sleeps up to seconds; returns true when told to stop. */
+/* Sleeps up to seconds (0: only collects a pending signal); true when told to stop. */
 static bool sleep_or_stop(const sigset_t *set, int seconds)
 {
     struct timespec ts = {seconds, 0};
@@ -48,6 +59,70 @@ static void maintenance(store_t *store)
         log_debug("jobs: database maintenance done in %llu ms",
                   (unsigned long long)(runtime_monotonic_ms() - t0));
     store_op_cleanup(&op);
+}
+
+typedef struct refresh_result {
+    bool done;
+    int status;
+} refresh_result;
+
+static void refresh_done(int status, const char *err, json_t *results, void *data)
+{
+    (void)err;
+    (void)results;
+    refresh_result *r = data;
+    r->done = true;
+    r->status = status;
+}
+
+/* Signals stay blocked during a run: a stop request is seen here and ends the process at
+ * once (each stored experiment is its own transaction, so nothing is left half-written). */
+static void check_stop(uv_timer_t *t)
+{
+    (void)t;
+    sigset_t pending;
+    if (sigpending(&pending) == 0 &&
+        (sigismember(&pending, SIGTERM) || sigismember(&pending, SIGQUIT) ||
+         sigismember(&pending, SIGINT))) {
+        log_info("jobs: stopping during an experiments refresh");
+        _exit(0);
+    }
+}
+
+/* One experiments refresh on a private loop; true when it succeeded. */
+static bool experiments_run_once(const ogd_config *cfg, time_t window_end)
+{
+    uv_loop_t loop;
+    if (uv_loop_init(&loop) != 0)
+        return false;
+    uv_timer_t stop_check;
+    uv_timer_init(&loop, &stop_check);
+    uv_timer_start(&stop_check, check_stop, 200, 200);
+    uv_unref((uv_handle_t *)&stop_check);
+    char err[512];
+    store_t *store = NULL;
+    refresh_result res = {false, -1};
+    if (store_open(cfg->database.url, &loop, &store, err, sizeof(err)) != 0) {
+        log_error("jobs: experiments: %s", err);
+    } else {
+        if (experiments_refresh(&loop, store, &cfg->experiments, window_end, NULL, refresh_done,
+                                &res) == 0)
+            while (!res.done && uv_run(&loop, UV_RUN_ONCE))
+                ;
+        uv_run(&loop, UV_RUN_NOWAIT);
+        store_close(store);
+    }
+    uv_close((uv_handle_t *)&stop_check, NULL);
+    uv_run(&loop, UV_RUN_DEFAULT); /* let closing handles finish */
+    uv_loop_close(&loop);
+    return res.done && res.status == 0;
+}
+
+static void format_local(time_t t, char out[40])
+{
+    struct tm tm;
+    localtime_r(&t, &tm);
+    strftime(out, 40, "%Y-%m-%dT%H:%M:%S%z", &tm);
 }
 
 void jobs_run(const ogd_config *cfg)
@@ -83,8 +158,65 @@ void jobs_run(const ogd_config *cfg)
     log_info("jobs process started");
     int interval = cfg->server.maintenance_interval > 0 ? cfg->server.maintenance_interval
                                                         : JOBS_MAINTENANCE_INTERVAL_S;
-    while (!sleep_or_stop(&set, interval))
-        maintenance(store);
+    const ogd_experiments_config *ex = &cfg->experiments;
+    cron_expr cron;
+    bool experiments = ex->scheduler_background_task_enabled;
+    if (experiments && cron_parse(ex->scheduler_background_frequency, &cron, err, sizeof(err))) {
+        log_error("jobs: experiments.scheduler_background_frequency: %s", err);
+        experiments = false;
+    }
+    if (experiments && ex->scheduler_background_timezone) {
+        setenv("TZ", ex->scheduler_background_timezone, 1);
+        tzset();
+    }
+    time_t now = time(NULL);
+    time_t next_maintenance = now + interval;
+    time_t next_run = experiments ? cron_next(&cron, now) : -1;
+    time_t retry_at = -1; /* a retry of the failed run at next_run's predecessor */
+    time_t failed_run = -1;
+    if (experiments) {
+        char when[40];
+        format_local(next_run, when);
+        log_info("jobs: experiments refresh scheduled for %s", when);
+    }
+    for (;;) {
+        now = time(NULL);
+        time_t wake = next_maintenance;
+        if (next_run > 0 && next_run < wake)
+            wake = next_run;
+        if (retry_at > 0 && retry_at < wake)
+            wake = retry_at;
+        int wait = wake > now ? (int)(wake - now) : 0;
+        if (wait > 0 && sleep_or_stop(&set, wait))
+            break;
+        if (wait == 0 && sleep_or_stop(&set, 0))
+            break;
+        now = time(NULL);
+        if (now >= next_maintenance) {
+            maintenance(store);
+            next_maintenance = time(NULL) + interval;
+        }
+        if (retry_at > 0 && now >= retry_at) {
+            retry_at = -1;
+            if (!experiments_run_once(cfg, cron_next(&cron, failed_run))) {
+                char when[40];
+                format_local(next_run, when);
+                log_error("jobs: experiments refresh failed again; next run at %s", when);
+            }
+        }
+        if (next_run > 0 && now >= next_run) {
+            time_t this_run = next_run;
+            next_run = cron_next(&cron, this_run);
+            if (next_run > 0 && next_run <= now) /* catch up once, not once per missed run */
+                next_run = cron_next(&cron, now);
+            if (!experiments_run_once(cfg, next_run > 0 ? next_run : now)) {
+                failed_run = this_run;
+                retry_at = time(NULL) + (time_t)(ex->scheduler_background_retry_mins * 60.0);
+                log_warn("jobs: experiments refresh failed; retrying in %g minute(s)",
+                         ex->scheduler_background_retry_mins);
+            }
+        }
+    }
     store_close(store);
     close(fd);
     log_info("jobs process stopped");

@@ -11,6 +11,7 @@
 #include "objstore/config.h"
 #include "runtime/metrics.h"
 #include "store/store.h"
+#include "auth/ratelimit.h"
 #include "auth/setup.h"
 #include "util/log.h"
 
@@ -324,6 +325,11 @@ int master_run(const char *config_path, ogd_config *cfg)
     int mrc = metrics_init(MAX_SLOTS);
     if (mrc != 0) {
         log_error("metrics: cannot map shared memory: %s", strerror(-mrc));
+        return 1;
+    }
+    int lrc = ratelimit_shared_init(300); /* failed logins, counted across the workers */
+    if (lrc != 0) {
+        log_error("login limits: cannot map shared memory: %s", strerror(-lrc));
         return 1;
     }
 

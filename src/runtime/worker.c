@@ -162,7 +162,10 @@ void worker_run(const ogd_config *cfg, int listen_fd, worker_slot *slot)
         log_error("worker: %s", err);
         _exit(3);
     }
-    w->app.login_limiter = ratelimit_new(300);
+    /* The master's shared table (all workers count together); a private one otherwise. */
+    w->app.login_limiter = ratelimit_shared();
+    if (!w->app.login_limiter)
+        w->app.login_limiter = ratelimit_new(300);
     w->app.oidc = oidc_state_new(&w->loop, cfg->auth.oidc_providers_count);
     http_limits lim = {
         .max_header_bytes = (size_t)cfg->server.max_header_bytes,

@@ -85,6 +85,9 @@ static const char *const migrations[] = {
     "  id TEXT COLLATE \"C\" PRIMARY KEY NOT NULL, username TEXT COLLATE \"C\" NOT NULL,"
     "  doc JSON NOT NULL);"
     "CREATE TABLE experiments (id TEXT COLLATE \"C\" PRIMARY KEY NOT NULL, doc JSON NOT NULL);",
+    /* 2: experiments are unique in every field but _id (the bookkeeping row has no key) */
+    "ALTER TABLE experiments ADD COLUMN match_key TEXT COLLATE \"C\";"
+    "CREATE UNIQUE INDEX experiments_match ON experiments(match_key);",
 };
 
 /* ================================================================ jobs */
@@ -659,6 +662,47 @@ static void build_job(pg_job *j, store_op_t *op)
         st = add1(j, "list sessions",
                   "SELECT doc::text FROM sessions WHERE username = $1 ORDER BY id", op->id, NULL);
         break;
+    case STORE_EXPERIMENTS_LIST:
+        st = add1(j, "list experiments",
+                  "SELECT doc::text FROM experiments WHERE match_key IS NOT NULL ORDER BY id", NULL,
+                  NULL);
+        break;
+    case STORE_EXPERIMENT_PUT: {
+        const char *id = json_string_value(json_object_get(op->doc, "_id"));
+        char *key = store_experiment_key(op->doc);
+        if (!id || !key) {
+            free(key);
+            bad_query(op, "an experiment needs _id and every field");
+            break;
+        }
+        /* The insert's row is not visible to the outer SELECT: exactly one branch answers. */
+        st = job_add(j, "put experiment",
+                     "WITH ins AS (INSERT INTO experiments (id, match_key, doc) VALUES ($1, $2, "
+                     "$3::json) ON CONFLICT (match_key) DO NOTHING RETURNING id) "
+                     "SELECT id, 1 FROM ins UNION ALL "
+                     "SELECT id, 0 FROM experiments WHERE match_key = $2",
+                     3);
+        if (st) {
+            set_text(st, 0, id);
+            set_text(st, 1, key);
+            set_json(st, 2, op->doc);
+        }
+        free(key);
+        break;
+    }
+    case STORE_EXPERIMENTS_STAMP_GET:
+        st = add1(j, "get experiments stamp",
+                  "SELECT doc->>'collection_last_updated' FROM experiments WHERE id = "
+                  "'collection_last_updated'",
+                  NULL, NULL);
+        break;
+    case STORE_EXPERIMENTS_STAMP_PUT:
+        st = add1(j, "stamp experiments",
+                  "INSERT INTO experiments (id, match_key, doc) VALUES ('collection_last_updated', "
+                  "NULL, json_build_object('collection_last_updated', $1::text)) ON CONFLICT "
+                  "(id) DO UPDATE SET doc = EXCLUDED.doc",
+                  op->id ? op->id : "", NULL);
+        break;
     case STORE_MAINTENANCE:
         /* Refresh planner statistics (autovacuum does the rest). */
         st = add1(j, "maintenance", "ANALYZE", NULL, NULL);
@@ -834,7 +878,23 @@ static void finish_job(pg_job *j, store_op_t *op)
     case STORE_SESSION_DELETE:
         op->count = strtoll(PQcmdTuples(j->res[0]), NULL, 10);
         break;
+    case STORE_EXPERIMENT_PUT:
+        if (PQntuples(r) < 1) {
+            op->status = STORE_EDB;
+            snprintf(op->err, sizeof(op->err), "put experiment: no row");
+        } else {
+            op->result = json_string(PQgetvalue(r, 0, 0));
+            op->count = int_at(r, 0, 1);
+        }
+        break;
+    case STORE_EXPERIMENTS_STAMP_GET:
+        if (PQntuples(r) < 1 || PQgetisnull(r, 0, 0))
+            op->status = -ENOENT;
+        else
+            op->result = json_string(PQgetvalue(r, 0, 0));
+        break;
     case STORE_USERS_LIST:
+    case STORE_EXPERIMENTS_LIST:
     case STORE_SESSIONS_LIST: {
         json_t *out = json_array();
         int n = PQntuples(r);

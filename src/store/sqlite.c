@@ -81,6 +81,9 @@ static const char *const migrations[] = {
     "CREATE TABLE favourite_filters ("
     "  id TEXT PRIMARY KEY NOT NULL, username TEXT NOT NULL, doc TEXT NOT NULL);"
     "CREATE TABLE experiments (id TEXT PRIMARY KEY NOT NULL, doc TEXT NOT NULL);",
+    /* 2: experiments are unique in every field but _id (the bookkeeping row has no key) */
+    "ALTER TABLE experiments ADD COLUMN match_key TEXT;"
+    "CREATE UNIQUE INDEX experiments_match ON experiments(match_key);",
 };
 
 static int url_to_path(const char *url, char **path, char *err, size_t errlen)
@@ -825,6 +828,72 @@ static void delete_by_id(sqlite_conn *c, store_op_t *op, const char *sql)
         op->count = sqlite3_changes(c->db);
 }
 
+static void put_experiment(sqlite_conn *c, store_op_t *op)
+{
+    const char *id = json_string_value(json_object_get(op->doc, "_id"));
+    char *key = store_experiment_key(op->doc);
+    if (!id || !key) {
+        free(key);
+        snprintf(op->err, sizeof(op->err), "an experiment needs _id and every field");
+        op->status = STORE_EBADQUERY;
+        return;
+    }
+    sqlite3_stmt *st = stmt_get(c, op,
+                                "INSERT INTO experiments (id, match_key, doc) VALUES (?1, ?2, ?3) "
+                                "ON CONFLICT (match_key) DO NOTHING");
+    if (!st) {
+        free(key);
+        return;
+    }
+    char *text = json_dumps(op->doc, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, key, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, text, -1, SQLITE_STATIC);
+    int rc = step_done(c, op, st, "put experiment");
+    free(text);
+    if (rc == 0 && sqlite3_changes(c->db) == 1) {
+        op->count = 1;
+        op->result = json_string(id);
+    } else if (rc == 0) {
+        st = stmt_get(c, op, "SELECT id FROM experiments WHERE match_key = ?1");
+        if (st) {
+            sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+            if (sqlite3_step(st) == SQLITE_ROW)
+                op->result = json_string((const char *)sqlite3_column_text(st, 0));
+            else
+                db_error(op, c, "put experiment");
+            sqlite3_reset(st);
+        }
+    }
+    free(key);
+}
+
+static void experiments_stamp(sqlite_conn *c, store_op_t *op, bool put)
+{
+    if (!put) {
+        get_doc(c, op, "SELECT doc FROM experiments WHERE id = 'collection_last_updated'", NULL);
+        if (op->status == 0) {
+            json_t *v = json_incref(json_object_get(op->result, "collection_last_updated"));
+            json_decref(op->result);
+            op->result = v;
+            if (!json_is_string(v))
+                op->status = -ENOENT;
+        }
+        return;
+    }
+    sqlite3_stmt *st = stmt_get(c, op,
+                                "INSERT OR REPLACE INTO experiments (id, match_key, doc) VALUES "
+                                "('collection_last_updated', NULL, ?1)");
+    if (!st)
+        return;
+    json_t *d = json_pack("{ss}", "collection_last_updated", op->id ? op->id : "");
+    char *text = json_dumps(d, JSON_COMPACT);
+    json_decref(d);
+    sqlite3_bind_text(st, 1, text, -1, SQLITE_STATIC);
+    step_done(c, op, st, "stamp experiments");
+    free(text);
+}
+
 static void update_user(sqlite_conn *c, store_op_t *op)
 {
     const char *id = json_string_value(json_object_get(op->doc, "_id"));
@@ -1031,6 +1100,19 @@ static void sqlite_execute(store_t *base, store_op_t *op)
         break;
     case STORE_SESSIONS_LIST:
         list_docs(c, op, "SELECT doc FROM sessions WHERE username = ?1 ORDER BY id", op->id);
+        break;
+    case STORE_EXPERIMENTS_LIST:
+        list_docs(c, op, "SELECT doc FROM experiments WHERE match_key IS NOT NULL ORDER BY id",
+                  NULL);
+        break;
+    case STORE_EXPERIMENT_PUT:
+        put_experiment(c, op);
+        break;
+    case STORE_EXPERIMENTS_STAMP_GET:
+        experiments_stamp(c, op, false);
+        break;
+    case STORE_EXPERIMENTS_STAMP_PUT:
+        experiments_stamp(c, op, true);
         break;
     }
 }

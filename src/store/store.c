@@ -185,3 +185,20 @@ void store_range_result(store_op_t *op, int64_t n, int64_t lo, int64_t hi, int64
     }
     op->result = r;
 }
+
+char *store_experiment_key(const json_t *doc)
+{
+    static const char *const fields[] = {"experiment_id", "part", "start_date", "end_date"};
+    json_t *k = json_object();
+    for (size_t i = 0; i < 4; i++) {
+        json_t *v = json_object_get(doc, fields[i]);
+        if (!v) {
+            json_decref(k);
+            return NULL;
+        }
+        json_object_set(k, fields[i], v);
+    }
+    char *text = json_dumps(k, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(k);
+    return text;
+}

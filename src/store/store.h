@@ -32,37 +32,45 @@ typedef struct store_op store_op_t;
 typedef void (*store_cb)(store_op_t *op);
 
 typedef enum store_op_kind {
-    STORE_PING,            /* readiness check */
-    STORE_RECORDS_FIND,    /* filter, order, skip, limit, projection -> result: array */
-    STORE_RECORDS_COUNT,   /* filter -> count */
-    STORE_RECORDS_RANGE,   /* range_by_shotnum, lo, hi -> result {from,to} or {min,max} */
-    STORE_RECORD_DELETE,   /* id -> count (0 or 1) */
-    STORE_RECORD_PUT,      /* doc (a whole record); replace => upsert, else -EEXIST */
-    STORE_RECORDS_PUT,     /* doc: an array of records, all in one transaction */
-    STORE_CHANNEL_COUNT,   /* id, channel -> count of records with that id and channel */
-    STORE_MANIFEST_LATEST, /* -> result: {"_id", "channels"} or -ENOENT */
-    STORE_MANIFEST_PUT,    /* doc {"_id", "channels"} */
-    STORE_CHANNEL_SUMMARY, /* channel -> result {first_date, most_recent_date, recent:[{ts,
-                              channel-doc}]} */
-    STORE_USER_GET,        /* id -> result: user document or -ENOENT */
-    STORE_USER_PUT,        /* doc (a user, "_id" = username); replace => upsert */
-    STORE_MAINTENANCE,     /* housekeeping: checkpoint, statistics (the jobs process) */
-    STORE_RECORD_MERGE,    /* id, doc {"channels": {name: channel}}: in one transaction,
-                              version = stored (missing = 1) + 1, and each channel inserted
-                              or replaced (a new one goes last); -ENOENT if no such record.
-                              Concurrent merges of one record serialise: none is lost. */
-    STORE_USER_DELETE,     /* id -> count (0 or 1) */
-    STORE_USERS_LIST,      /* -> result: array of user documents, by id */
-    STORE_SESSION_GET,     /* id -> result: session document or -ENOENT */
-    STORE_SESSION_PUT,     /* doc {"_id","username","name",...}; replace => update by _id;
-                              -EEXIST when (username, name) is taken (or _id, on insert) */
-    STORE_SESSION_DELETE,  /* id -> count (0 or 1) */
-    STORE_SESSIONS_LIST,   /* id = username -> result: array of documents, by id, at most
-                              max_documents */
-    STORE_USER_BY_EMAIL,   /* id = an e-mail address -> result: the first user (by id) whose
-                              "email" is exactly that, or -ENOENT */
-    STORE_USER_UPDATE,     /* doc (a user) replaces the stored one only if the stored one's
-                              "_rev" (absent = 0) still equals lo: count = 1, else 0 */
+    STORE_PING,                  /* readiness check */
+    STORE_RECORDS_FIND,          /* filter, order, skip, limit, projection -> result: array */
+    STORE_RECORDS_COUNT,         /* filter -> count */
+    STORE_RECORDS_RANGE,         /* range_by_shotnum, lo, hi -> result {from,to} or {min,max} */
+    STORE_RECORD_DELETE,         /* id -> count (0 or 1) */
+    STORE_RECORD_PUT,            /* doc (a whole record); replace => upsert, else -EEXIST */
+    STORE_RECORDS_PUT,           /* doc: an array of records, all in one transaction */
+    STORE_CHANNEL_COUNT,         /* id, channel -> count of records with that id and channel */
+    STORE_MANIFEST_LATEST,       /* -> result: {"_id", "channels"} or -ENOENT */
+    STORE_MANIFEST_PUT,          /* doc {"_id", "channels"} */
+    STORE_CHANNEL_SUMMARY,       /* channel -> result {first_date, most_recent_date, recent:[{ts,
+                                    channel-doc}]} */
+    STORE_USER_GET,              /* id -> result: user document or -ENOENT */
+    STORE_USER_PUT,              /* doc (a user, "_id" = username); replace => upsert */
+    STORE_MAINTENANCE,           /* housekeeping: checkpoint, statistics (the jobs process) */
+    STORE_RECORD_MERGE,          /* id, doc {"channels": {name: channel}}: in one transaction,
+                                    version = stored (missing = 1) + 1, and each channel inserted
+                                    or replaced (a new one goes last); -ENOENT if no such record.
+                                    Concurrent merges of one record serialise: none is lost. */
+    STORE_USER_DELETE,           /* id -> count (0 or 1) */
+    STORE_USERS_LIST,            /* -> result: array of user documents, by id */
+    STORE_SESSION_GET,           /* id -> result: session document or -ENOENT */
+    STORE_SESSION_PUT,           /* doc {"_id","username","name",...}; replace => update by _id;
+                                    -EEXIST when (username, name) is taken (or _id, on insert) */
+    STORE_SESSION_DELETE,        /* id -> count (0 or 1) */
+    STORE_SESSIONS_LIST,         /* id = username -> result: array of documents, by id, at most
+                                    max_documents */
+    STORE_USER_BY_EMAIL,         /* id = an e-mail address -> result: the first user (by id) whose
+                                    "email" is exactly that, or -ENOENT */
+    STORE_USER_UPDATE,           /* doc (a user) replaces the stored one only if the stored one's
+                                    "_rev" (absent = 0) still equals lo: count = 1, else 0 */
+    STORE_EXPERIMENTS_LIST,      /* -> result: array of experiment documents by _id, at most
+                                    max_documents (the bookkeeping row left out) */
+    STORE_EXPERIMENT_PUT,        /* doc {"_id", "experiment_id", "part", "start_date", "end_date"}:
+                                    stored unless a document equal in every field but _id exists
+                                    -> result: the stored _id (string); count 1 = inserted, 0 = it
+                                    existed */
+    STORE_EXPERIMENTS_STAMP_GET, /* -> result: the collection_last_updated text, or -ENOENT */
+    STORE_EXPERIMENTS_STAMP_PUT, /* id = the collection_last_updated text to store */
 } store_op_kind;
 
 /* Statuses besides 0 and negative errno values (-ENOENT, -EEXIST, -ECANCELED). */
@@ -169,6 +177,10 @@ void store_complete(store_op_t *op);
  * records, min and max of the other axis, how many of them have it): sets op->count,
  * op->result ({from,to} or {min,max}), or -ENOENT when n is 0. */
 void store_range_result(store_op_t *op, int64_t n, int64_t lo, int64_t hi, int64_t nfield);
+
+/* Back ends: the uniqueness key of an experiment document (every field but _id, compact JSON
+ * with sorted keys; caller frees), or NULL when doc lacks a field or memory runs out. */
+char *store_experiment_key(const json_t *doc);
 
 /* Formats microseconds since the epoch as the API's naive ISO-8601 text
  * (YYYY-MM-DDTHH:MM:SS, plus .ffffff only when non-zero). out: at least 32 bytes. */

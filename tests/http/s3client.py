@@ -49,10 +49,6 @@ class S3:
     def get(self, key):
         return self._request("GET", key)
 
-    def delete(self, key):
-        r = self._request("DELETE", key)
-        assert r.status_code in (200, 204), r.text
-
     def keys(self, prefix=""):
         out, token = [], None
         while True:
@@ -66,3 +62,11 @@ class S3:
             if "<IsTruncated>true</IsTruncated>" not in r.text or not m:
                 return sorted(out)
             token = m.group(1)
+
+    def delete(self, key):
+        """DELETE of one object (204 also when it is missing)."""
+        return self._request("DELETE", key)
+
+    def delete_bucket(self):
+        """DELETE of the (empty) bucket."""
+        return self._request("DELETE")

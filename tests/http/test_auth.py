@@ -182,6 +182,23 @@ def test_login_rate_limit_per_user(make_server):
     assert locked > 0
 
 
+def test_login_rate_limit_is_shared_by_the_workers(make_server):
+    """The failure counts live in memory every worker shares: the 11th attempt is refused
+    whichever of the 4 workers gets it (with per-worker counts it needed up to 40)."""
+    srv = make_server(config={"server": {"workers": 4}}, records=0)
+    srv.user_cli("add", "victim", password="right-password")
+    for _ in range(10):  # each on a new connection, spread over the workers
+        assert login(srv, "victim", "wrong").status_code == 401
+    for _ in range(12):
+        r = login(srv, "victim", "right-password")
+        assert r.status_code == 429
+        assert r.json() == {"detail": "Too many failed login attempts, try again later"}
+        assert 0 < int(r.headers["Retry-After"]) <= 300
+    # another user is not affected
+    srv.user_cli("add", "bystander", password="bystander-password")
+    assert login(srv, "bystander", "bystander-password").status_code == 200
+
+
 # ---------------------------------------------------------------- bearer tokens
 
 def test_missing_or_malformed_bearer_is_401(auth_server):
@@ -315,12 +332,50 @@ def test_an_expired_access_token_is_refreshed_with_a_real_refresh_token(auth_ser
 def test_revocation_file(make_server):
     srv = make_server(records=0)
     r = login(srv, ADMIN_USER, ADMIN_PASSWORD)
-    cookie = r.cookies["refresh_token"]
-    assert refresh(srv, r.json(), cookie).status_code == 200
+    first = refresh(srv, r.json(), r.cookies["refresh_token"])
+    assert first.status_code == 200
+    cookie = first.cookies["refresh_token"]  # the rotated token, not used yet
     with open(os.path.join(srv.data_dir, "blacklisted_tokens.txt"), "w") as f:
         f.write("something-else\r\n" + cookie + "\r\n")
     b = refresh(srv, r.json(), cookie)
     assert b.status_code == 403 and b.json() == {"detail": "Token is blacklisted"}
+
+
+def test_refresh_rotates_the_refresh_token(make_server):
+    """Fix (§14.16): each refresh token refreshes once; reusing one revokes its session."""
+    srv = make_server(records=0)
+    r = login(srv, ADMIN_USER, ADMIN_PASSWORD)
+    access, first = r.json(), r.cookies["refresh_token"]
+    other = login(srv, ADMIN_USER, ADMIN_PASSWORD)  # a second session of the same user
+    n = refresh(srv, access, first)
+    assert n.status_code == 200
+    header = n.headers["Set-Cookie"]
+    assert header.startswith("refresh_token=eyJ")
+    assert header.endswith("; HttpOnly; Max-Age=604800; Path=/refresh; SameSite=Lax; Secure")
+    second = n.cookies["refresh_token"]
+    assert second != first
+    c1, c2 = claims(first), claims(second)
+    assert c2["token_type"] == "refresh" and c2["username"] == ADMIN_USER
+    assert c2["sid"] == c1["sid"] and c2["jti"] != c1["jti"]
+    assert c2["exp"] == c1["exp"]  # rotation does not extend the session
+    third = refresh(srv, n.json(), second)
+    assert third.status_code == 200
+    # the first token again (a stolen copy): refused, and its whole session is revoked
+    reuse = refresh(srv, access, first)
+    assert reuse.status_code == 403 and reuse.json() == {"detail": "Token is blacklisted"}
+    latest = refresh(srv, third.json(), third.cookies["refresh_token"])
+    assert latest.status_code == 403 and latest.json() == {"detail": "Token is blacklisted"}
+    # the other session is not affected
+    o = refresh(srv, other.json(), other.cookies["refresh_token"])
+    assert o.status_code == 200
+    # a refresh token without a rotation session (not made by this server) is refused
+    bare = sign({"username": ADMIN_USER, "exp": int(time.time()) + 3600,
+                 "token_type": "refresh"})
+    b = refresh(srv, access, bare)
+    assert b.status_code == 403 and b.json() == {"detail": "Invalid token"}
+    # the users listing does not show the rotation state
+    users = srv.get("/users").json()["users"]
+    assert all(set(u) == {"username", "auth_type", "authorised_routes"} for u in users)
 
 
 def test_refresh_rereads_permissions_and_stops_for_deleted_users(make_server):

@@ -1,6 +1,7 @@
 /*
  * test_auth: the JWT signer/verifier with PEM and OpenSSH keys, the password forms
- * (argon2id, the reference's SHA-256), and the login rate limiter.
+ * (argon2id, the reference's SHA-256), and the login rate limiter (private and shared
+ * between processes).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -11,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "auth/jwt.h"
@@ -167,13 +169,43 @@ static void test_ratelimit(void **state)
     ratelimit_free(r);
 }
 
+/* The shared table: counts made in a child process (a worker) are seen by the parent
+ * and by a sibling. */
+static void test_ratelimit_shared(void **state)
+{
+    (void)state;
+    assert_null(ratelimit_shared());
+    assert_int_equal(ratelimit_shared_init(300), 0);
+    ratelimit_t *r = ratelimit_shared();
+    assert_non_null(r);
+    for (int child = 0; child < 2; child++) {
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+            for (int i = 0; i < 5; i++)
+                ratelimit_fail(ratelimit_shared(), "u:shared", 1000);
+            _exit(0);
+        }
+        int st = 0;
+        assert_int_equal(waitpid(pid, &st, 0), pid);
+        assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    }
+    unsigned wait = 0;
+    assert_false(ratelimit_blocked(r, "u:shared", 11, 1001, &wait));
+    assert_true(ratelimit_blocked(r, "u:shared", 10, 1001, &wait));
+    assert_int_equal(wait, 299);
+    ratelimit_clear(r, "u:shared");
+    assert_false(ratelimit_blocked(r, "u:shared", 1, 1001, &wait));
+    ratelimit_free(r);
+    assert_null(ratelimit_shared());
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_pem_keys),
-        cmocka_unit_test(test_openssh_keys),
-        cmocka_unit_test(test_passwords),
-        cmocka_unit_test(test_ratelimit),
+        cmocka_unit_test(test_pem_keys),         cmocka_unit_test(test_openssh_keys),
+        cmocka_unit_test(test_passwords),        cmocka_unit_test(test_ratelimit),
+        cmocka_unit_test(test_ratelimit_shared),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -818,6 +818,30 @@ static void test_env_errors(void **state)
 
 /* ---- resolve ---- */
 
+static void test_resolve_fedid_checks(void **state)
+{
+    (void)state;
+    ogd_config c;
+    char *err = NULL;
+    config_defaults(&c);
+    c.auth.fedid_server_url = strdup("http://fed.example.org");
+    c.auth.fedid_bind_dn = strdup("cn=service,dc=example,dc=org");
+    assert_int_equal(config_resolve(&c, &err), -1);
+    assert_string_equal(err, "auth.fedid_bind_dn: must contain {username}\n"
+                             "auth.fedid_server_url: expected ldap://HOST[:PORT] or ldaps://...");
+    free(err);
+    config_free(&c);
+    config_defaults(&c);
+    c.auth.fedid_server_url = strdup("LDAPS://fed.example.org:636");
+    c.auth.fedid_bind_dn = strdup("uid={username},ou=people,dc=example,dc=org");
+    err = NULL;
+    assert_int_equal(config_resolve(&c, &err), 0);
+    assert_int_equal(c.auth.fedid_timeout_seconds, 5);
+    assert_string_equal(c.auth.fedid_search_base, "dc=fed,dc=cclrc,dc=ac,dc=uk");
+    free(err);
+    config_free(&c);
+}
+
 static void test_resolve_checks(void **state)
 {
     (void)state;
@@ -1020,9 +1044,42 @@ static void test_example_names_every_key(void **state)
     free(example);
 }
 
+static void test_experiments_schedule_checks(void **state)
+{
+    (void)state;
+    ogd_config c;
+    char *err = NULL;
+    config_defaults(&c);
+    free(c.experiments.scheduler_background_frequency);
+    c.experiments.scheduler_background_frequency = strdup("0 9 * *");
+    free(c.experiments.scheduler_background_timezone);
+    c.experiments.scheduler_background_timezone = strdup("Mars/Olympus_Mons");
+    assert_int_equal(config_resolve(&c, &err), -1);
+    assert_string_equal(err, "experiments.scheduler_background_frequency: cron expression \"0 9 * "
+                             "*\": expected 5 fields, got 4\n"
+                             "scheduler_background_timezone is not a valid timezone: "
+                             "Mars/Olympus_Mons");
+    free(err);
+    err = NULL;
+    free(c.experiments.scheduler_background_frequency);
+    c.experiments.scheduler_background_frequency = strdup("*/5 8-18 * * mon-fri");
+    free(c.experiments.scheduler_background_timezone);
+    c.experiments.scheduler_background_timezone = strdup("../../etc/passwd");
+    assert_int_equal(config_resolve(&c, &err), -1);
+    assert_string_equal(err,
+                        "scheduler_background_timezone is not a valid timezone: ../../etc/passwd");
+    free(err);
+    err = NULL;
+    free(c.experiments.scheduler_background_timezone);
+    c.experiments.scheduler_background_timezone = strdup("America/New_York");
+    assert_int_equal(config_resolve(&c, &err), 0);
+    config_free(&c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_experiments_schedule_checks),
         cmocka_unit_test(test_defaults_need_no_file),
         cmocka_unit_test(test_reference_config_loads),
         cmocka_unit_test(test_reference_ci_style_config_loads),
@@ -1035,6 +1092,7 @@ int main(void)
         cmocka_unit_test(test_env_overrides),
         cmocka_unit_test(test_env_errors),
         cmocka_unit_test(test_resolve_checks),
+        cmocka_unit_test(test_resolve_fedid_checks),
         cmocka_unit_test(test_dump_masks_secrets),
         cmocka_unit_test(test_example_is_the_defaults),
         cmocka_unit_test(test_example_names_every_key),

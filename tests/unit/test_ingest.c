@@ -1,7 +1,8 @@
 /* Unit tests for src/ingest/ and src/http/multipart.c: timestamps, the bit-depth shift,
  * the multipart part finder, manifest validation and comparison, whole-file checks on
- * hand-built descriptions, the npz writer, and the parse helper's failure modes (a
- * helper that crashes, hangs, or floods its output). */
+ * hand-built descriptions, the npz writer, image encoding at every bit depth, and the
+ * parse helper on both paths (pipes, memfds): its answers and failure modes (a helper
+ * that crashes, hangs, or floods its output). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -18,6 +19,7 @@
 #include <zlib.h>
 
 #include "http/multipart.h"
+#include "imaging/png.h"
 #include "ingest/checks.h"
 #include "ingest/encode.h"
 #include "ingest/manifest.h"
@@ -69,6 +71,61 @@ static void test_image_shift_table(void **state)
     assert_int_equal(ingest_image_shift(65535, 2, 12, &t), 65520);
     assert_int_equal(ingest_image_shift(65535, 2, 16, &t), 65535);
     assert_int_equal(ingest_image_shift(65535, 2, 24, &t), 255);
+}
+
+/* ingest_encode of image channels: the stored PNG holds exactly ingest_image_shift of
+ * every pixel (its fast paths agree with the table), with the PNG depth and sBIT the spec
+ * asks for, for 8- and 16-bit data and bit depths inside and outside the sample size. */
+static void test_encode_image_depths(void **state)
+{
+    (void)state;
+    enum { W = 61, H = 17 };
+    uint16_t d16[W * H];
+    uint8_t d8[W * H];
+    for (int i = 0; i < W * H; i++) {
+        d16[i] = (uint16_t)((uint32_t)i * 2654435761u >> 16);
+        d8[i] = (uint8_t)(i * 37 + 11);
+    }
+    const int depths[] = {-100, -3, 0, 1, 6, 8, 12, 16, 17, 24, 40, 99};
+    ingest_thumb_sizes ts = {{50, 50}, {50, 50}, {100, 75}, {100, 75}, 1.0};
+    for (int size = 1; size <= 2; size++) {
+        for (size_t k = 0; k <= sizeof(depths) / sizeof(depths[0]); k++) {
+            bool has = k < sizeof(depths) / sizeof(depths[0]);
+            int depth = has ? depths[k] : (size == 1 ? 8 : 16);
+            ingest_channel c;
+            memset(&c, 0, sizeof(c));
+            c.name = "CAM";
+            c.kind = INGEST_IMAGE;
+            c.metadata = has ? json_pack("{ss si}", "channel_dtype", "image", "bit_depth", depth)
+                             : json_pack("{ss}", "channel_dtype", "image");
+            c.data.cls = 'u';
+            c.data.size = size;
+            c.data.rank = 2;
+            c.data.shape[0] = H;
+            c.data.shape[1] = W;
+            c.data.count = W * H;
+            c.data.data = size == 1 ? d8 : (const unsigned char *)d16;
+            ingest_object o;
+            const char *why = NULL;
+            assert_int_equal(ingest_encode(&c, "20240101000000", &ts, &o, &why), 0);
+            png_image img;
+            assert_int_equal(png_decode(o.bytes, o.len, &img), 0);
+            int target;
+            ingest_image_shift(0, size, depth, &target);
+            assert_int_equal(img.bit_depth, target);
+            assert_int_equal(img.sbit, has && depth > 0 && depth <= target ? depth : 0);
+            for (int i = 0; i < W * H; i++) {
+                uint32_t in = size == 1 ? d8[i] : d16[i];
+                uint32_t want = ingest_image_shift(in, size, depth, &target);
+                uint32_t got = target == 8 ? ((const uint8_t *)img.pixels)[i]
+                                           : ((const uint16_t *)img.pixels)[i];
+                assert_int_equal(got, want);
+            }
+            png_image_free(&img);
+            ingest_object_free(&o);
+            json_decref(c.metadata);
+        }
+    }
 }
 
 static void test_multipart(void **state)
@@ -302,6 +359,7 @@ static void test_npz(void **state)
 typedef struct helper_run {
     int status;
     bool done;
+    char *desc; /* the description, as compact JSON */
 } helper_run;
 
 static void helper_done(int status, parse_result *res, void *data)
@@ -309,10 +367,15 @@ static void helper_done(int status, parse_result *res, void *data)
     helper_run *h = data;
     h->status = status;
     h->done = true;
+    if (res)
+        h->desc = json_dumps(res->desc, JSON_SORT_KEYS);
     parse_result_free(res);
 }
 
-static int run_helper(const char *script, unsigned timeout_ms, size_t max_output)
+/* Runs script as the helper on a small upload; pipe_only picks the pipe path, else the
+ * memfd path (stdin a file holding the upload, fd 3 the output file). */
+static int run_helper_on(const char *script, unsigned timeout_ms, size_t max_output, bool pipe_only,
+                         char **desc)
 {
     char path[] = "/tmp/ogd-test-helper-XXXXXX";
     int fd = mkstemp(path);
@@ -323,8 +386,8 @@ static int run_helper(const char *script, unsigned timeout_ms, size_t max_output
     parse_proc_set_binary(path);
     uv_loop_t loop;
     uv_loop_init(&loop);
-    helper_run h = {0, false};
-    parse_limits lim = {max_output, timeout_ms};
+    helper_run h = {0, false, NULL};
+    parse_limits lim = {max_output, timeout_ms, pipe_only};
     static const char bytes[] = "some upload bytes";
     assert_int_equal(parse_proc_start(&loop, bytes, sizeof(bytes), &lim, helper_done, &h, NULL), 0);
     assert_false(h.done);
@@ -333,22 +396,80 @@ static int run_helper(const char *script, unsigned timeout_ms, size_t max_output
     assert_int_equal(uv_loop_close(&loop), 0);
     parse_proc_set_binary(NULL);
     unlink(path);
+    if (desc)
+        *desc = h.desc;
+    else
+        free(h.desc);
     return h.status;
 }
 
+static int run_helper(const char *script, unsigned timeout_ms, size_t max_output, bool pipe_only)
+{
+    return run_helper_on(script, timeout_ms, max_output, pipe_only, NULL);
+}
+
+/* Both paths report a helper that crashes, hangs, floods its stdout, says "not HDF5" or
+ * writes garbage the same way. */
 static void test_helper_failures(void **state)
 {
     (void)state;
-    assert_int_equal(run_helper("#!/bin/sh\nkill -SEGV $$\n", 5000, 1000), PARSE_CRASHED);
-    assert_int_equal(run_helper("#!/bin/sh\nexec sleep 30\n", 200, 1000), PARSE_TIMEOUT);
-    assert_int_equal(run_helper("#!/bin/sh\nexec cat /dev/zero\n", 5000, 100000), PARSE_TOO_LARGE);
-    assert_int_equal(run_helper("#!/bin/sh\nexit 3\n", 5000, 1000), PARSE_NOT_HDF5);
-    assert_int_equal(run_helper("#!/bin/sh\necho garbage\n", 5000, 1000), PARSE_CRASHED);
-    /* a well-formed answer */
-    assert_int_equal(
-        run_helper("#!/bin/sh\ncat >/dev/null\nprintf 'OGDH\\002\\0\\0\\0\\0\\0\\0\\0{}'\n", 5000,
-                   1000),
-        0);
+    for (int pipe_only = 0; pipe_only <= 1; pipe_only++) {
+        assert_int_equal(run_helper("#!/bin/sh\nkill -SEGV $$\n", 5000, 1000, pipe_only),
+                         PARSE_CRASHED);
+        assert_int_equal(run_helper("#!/bin/sh\nexec sleep 30\n", 200, 1000, pipe_only),
+                         PARSE_TIMEOUT);
+        assert_int_equal(run_helper("#!/bin/sh\nexec cat /dev/zero\n", 5000, 100000, pipe_only),
+                         PARSE_TOO_LARGE);
+        assert_int_equal(run_helper("#!/bin/sh\nexit 3\n", 5000, 1000, pipe_only), PARSE_NOT_HDF5);
+        assert_int_equal(run_helper("#!/bin/sh\nexit 4\n", 5000, 1000, pipe_only), PARSE_TOO_LARGE);
+        assert_int_equal(run_helper("#!/bin/sh\necho garbage\n", 5000, 1000, pipe_only),
+                         PARSE_CRASHED);
+    }
+}
+
+/* The pipe path: the upload arrives on stdin, the "OGDH" answer is read from stdout. */
+static void test_helper_pipe_answer(void **state)
+{
+    (void)state;
+    char *desc = NULL;
+    assert_int_equal(run_helper_on("#!/bin/sh\ncat >/dev/null\n"
+                                   "printf 'OGDH\\002\\0\\0\\0\\0\\0\\0\\0{}'\n",
+                                   5000, 1000, true, &desc),
+                     0);
+    assert_string_equal(desc, "{}");
+    free(desc);
+}
+
+/* The memfd path: stdin is a regular file holding the upload (not a pipe), and the
+ * answer is the "OGDM" file the helper leaves on fd 3; a malformed or oversized file is
+ * refused. */
+static void test_helper_memfd_answer(void **state)
+{
+    (void)state;
+    /* the answer carries the upload's size and first word, read from the stdin file */
+    static const char ok[] =
+        "#!/bin/sh\n"
+        "[ -f /dev/stdin ] || exit 1\n"
+        "n=$(wc -c </dev/stdin); w=$(head -c 4 /dev/stdin)\n"
+        "j=\"{\\\"n\\\":$n,\\\"w\\\":\\\"$w\\\"}\"\n"
+        "o=$(printf '%03o' ${#j})\n"
+        "{ printf 'OGDM\\0\\0\\0\\0\\0\\0\\0\\0\\0\\0\\0\\0\\100\\0\\0\\0\\0\\0\\0\\0'\n"
+        "  printf \"\\\\$o\\0\\0\\0\\0\\0\\0\\0\"\n"
+        "  head -c 32 /dev/zero; printf '%s' \"$j\"; } >&3\n";
+    char *desc = NULL;
+    assert_int_equal(run_helper_on(ok, 5000, 1000, false, &desc), 0);
+    assert_string_equal(desc, "{\"n\": 18, \"w\": \"some\"}");
+    free(desc);
+    /* nothing written to fd 3 */
+    assert_int_equal(run_helper("#!/bin/sh\nexit 0\n", 5000, 1000, false), PARSE_CRASHED);
+    /* a header pointing past the file */
+    assert_int_equal(run_helper("#!/bin/sh\n{ printf 'OGDM\\0\\0\\0\\0\\377\\377'; "
+                                "head -c 100 /dev/zero; } >&3\n",
+                                5000, 1000, false),
+                     PARSE_CRASHED);
+    /* an output file past the cap */
+    assert_int_equal(run_helper("#!/bin/sh\ntruncate -s 100000 /dev/fd/3\n", 5000, 1000, false),
+                     PARSE_TOO_LARGE);
 }
 
 int main(void)
@@ -362,8 +483,11 @@ int main(void)
         cmocka_unit_test(test_file_checks),
         cmocka_unit_test(test_waveform_missing_both),
         cmocka_unit_test(test_npz),
+        cmocka_unit_test(test_encode_image_depths),
         cmocka_unit_test(test_too_many_channels),
         cmocka_unit_test(test_helper_failures),
+        cmocka_unit_test(test_helper_pipe_answer),
+        cmocka_unit_test(test_helper_memfd_answer),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -84,8 +84,8 @@ static void test_gray16_sbit_round_trip(void **state)
     free(px);
 }
 
-/* The fast greyscale writer (libdeflate, one row filter) gives the pixels and sBIT back
- * through the libspng decoder, at both depths. */
+/* The fast greyscale writer (libdeflate or literal-only, one row filter) gives the pixels and sBIT
+ * back through the libspng decoder, at both depths. */
 static void test_gray_deflate_round_trip(void **state)
 {
     (void)state;
@@ -112,6 +112,21 @@ static void test_gray_deflate_round_trip(void **state)
     assert_int_equal(png_decode(png, len, &img), 0);
     assert_int_equal(img.bit_depth, 8);
     assert_int_equal(img.sbit, 0);
+    assert_memory_equal(img.pixels, p8, sizeof(p8));
+    png_image_free(&img);
+    free(png);
+    /* the literal-only coder (what ingest stores): same pixels, same sBIT */
+    assert_int_equal(png_encode_gray_deflate(p16, W, H, 16, 12, PNG_DEFLATE_LITERALS, &png, &len),
+                     0);
+    assert_int_equal(png_decode(png, len, &img), 0);
+    assert_int_equal(img.bit_depth, 16);
+    assert_int_equal(img.sbit, 12);
+    assert_memory_equal(img.pixels, p16, sizeof(p16));
+    png_image_free(&img);
+    free(png);
+    assert_int_equal(png_encode_gray_deflate(p8, W, H, 8, 0, PNG_DEFLATE_LITERALS, &png, &len), 0);
+    assert_int_equal(png_decode(png, len, &img), 0);
+    assert_int_equal(img.bit_depth, 8);
     assert_memory_equal(img.pixels, p8, sizeof(p8));
     png_image_free(&img);
     free(png);

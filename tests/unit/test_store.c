@@ -342,6 +342,61 @@ static void test_users_and_sessions(void **state)
     store_op_cleanup(&op);
 }
 
+static void test_experiments(void **state)
+{
+    fixture *f = *state;
+    store_op_t op;
+    const char *e1 = "{\"_id\":\"000000000000000000000009\",\"experiment_id\":\"20310000\","
+                     "\"part\":1,\"start_date\":\"2023-06-05T00:00:00\","
+                     "\"end_date\":\"2023-06-21T23:59:59\"}";
+    /* the same in every field but _id */
+    const char *e1b = "{\"_id\":\"000000000000000000000001\",\"experiment_id\":\"20310000\","
+                      "\"part\":1,\"start_date\":\"2023-06-05T00:00:00\","
+                      "\"end_date\":\"2023-06-21T23:59:59\"}";
+    /* a changed date makes a new document */
+    const char *e2 = "{\"_id\":\"000000000000000000000002\",\"experiment_id\":\"20310000\","
+                     "\"part\":1,\"start_date\":\"2023-06-06T00:00:00\","
+                     "\"end_date\":\"2023-06-21T23:59:59\"}";
+    assert_int_equal(run_doc(f, STORE_EXPERIMENTS_STAMP_GET, NULL, NULL, false, &op), -ENOENT);
+    store_op_cleanup(&op);
+    assert_int_equal(run_doc(f, STORE_EXPERIMENT_PUT, NULL, e1, false, &op), 0);
+    assert_int_equal(op.count, 1);
+    assert_string_equal(json_string_value(op.result), "000000000000000000000009");
+    store_op_cleanup(&op);
+    assert_int_equal(run_doc(f, STORE_EXPERIMENT_PUT, NULL, e1b, false, &op), 0);
+    assert_int_equal(op.count, 0);
+    assert_string_equal(json_string_value(op.result), "000000000000000000000009");
+    store_op_cleanup(&op);
+    assert_int_equal(run_doc(f, STORE_EXPERIMENT_PUT, NULL, e2, false, &op), 0);
+    assert_int_equal(op.count, 1);
+    store_op_cleanup(&op);
+    assert_int_equal(
+        run_doc(f, STORE_EXPERIMENT_PUT, NULL, "{\"_id\":\"x\",\"part\":1}", false, &op),
+        STORE_EBADQUERY);
+    store_op_cleanup(&op);
+    assert_int_equal(
+        run_doc(f, STORE_EXPERIMENTS_STAMP_PUT, "2026-11-27T02:00:00", NULL, false, &op), 0);
+    store_op_cleanup(&op);
+    assert_int_equal(
+        run_doc(f, STORE_EXPERIMENTS_STAMP_PUT, "2026-11-27T03:00:00", NULL, false, &op), 0);
+    store_op_cleanup(&op);
+    assert_int_equal(run_doc(f, STORE_EXPERIMENTS_STAMP_GET, NULL, NULL, false, &op), 0);
+    assert_string_equal(json_string_value(op.result), "2026-11-27T03:00:00");
+    store_op_cleanup(&op);
+    /* the list: by _id, without the bookkeeping row, capped */
+    assert_int_equal(run_doc(f, STORE_EXPERIMENTS_LIST, NULL, NULL, false, &op), 0);
+    assert_int_equal(json_array_size(op.result), 2);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(op.result, 0), "_id")),
+                        "000000000000000000000002");
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(op.result, 1), "part")), 1);
+    store_op_cleanup(&op);
+    store_op_init(&op, STORE_EXPERIMENTS_LIST);
+    op.max_documents = 1;
+    assert_int_equal(store_run_sync(f->store, &op), 0);
+    assert_int_equal(json_array_size(op.result), 1);
+    store_op_cleanup(&op);
+}
+
 /* The tests every back end runs; test_store_pg.c adds them to its own list. */
 #define STORE_BACKEND_TESTS                                                                        \
     cmocka_unit_test_setup_teardown(test_find_shapes_documents, setup, teardown),                  \
@@ -349,7 +404,8 @@ static void test_users_and_sessions(void **state)
         cmocka_unit_test_setup_teardown(test_put_existing_and_replace, setup, teardown),           \
         cmocka_unit_test_setup_teardown(test_manifest_and_summary, setup, teardown),               \
         cmocka_unit_test_setup_teardown(test_batch_put_is_all_or_nothing, setup, teardown),        \
-        cmocka_unit_test_setup_teardown(test_users_and_sessions, setup, teardown)
+        cmocka_unit_test_setup_teardown(test_users_and_sessions, setup, teardown),                 \
+        cmocka_unit_test_setup_teardown(test_experiments, setup, teardown)
 
 #if !STORE_TEST_PG
 int main(void)

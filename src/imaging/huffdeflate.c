@@ -1,0 +1,227 @@
+/*
+ * huffdeflate.c: literal-only deflate (see huffdeflate.h). The block header follows
+ * RFC 1951 3.2.7: 257 literal/length code lengths (literals 0..255 and end-of-block;
+ * no length codes are used), two distance codes of one bit each (never used, but a
+ * complete code keeps every inflater content), and the code lengths sent with the
+ * code-length alphabet's symbols 0..15 only (no run-length symbols: 259 lengths cost a
+ * few hundred bits, not worth the code).
+ */
+#include "imaging/huffdeflate.h"
+
+#include <libdeflate.h>
+#include <stdint.h>
+#include <string.h>
+
+#define NLIT 257 /* 0..255 and 256 = end of block */
+#define EOB 256
+
+size_t huffdeflate_zlib_bound(size_t len)
+{
+    /* zlib header 2 + block header < 400 bytes + 15 bits a byte + EOB + Adler-32 4 */
+    if (len > (SIZE_MAX - 1024) / 2)
+        return 0;
+    return len + len / 8 * 7 + 8 + 1024;
+}
+
+/* Code lengths (at most `limit` bits) of a Huffman code for freq[0..n): symbols with
+ * freq 0 get length 0. At least two symbols must have a non-zero frequency. When the
+ * plain Huffman code is deeper than limit, the frequencies are flattened (halved, kept
+ * non-zero) and the code is built again: always a valid prefix code, near optimal. */
+static void code_lengths(const uint64_t *freq_in, int n, int limit, uint8_t *len)
+{
+    uint64_t freq[NLIT];
+    for (int i = 0; i < n; i++)
+        freq[i] = freq_in[i];
+    for (;;) {
+        /* nodes: 0..n-1 leaves, n.. internal; two-queue construction over leaves sorted by
+         * frequency (insertion sort: n <= 257, run once per image) */
+        int order[NLIT], m = 0;
+        for (int i = 0; i < n; i++) {
+            if (!freq[i])
+                continue;
+            int j = m++;
+            while (j > 0 && freq[order[j - 1]] > freq[i]) {
+                order[j] = order[j - 1];
+                j--;
+            }
+            order[j] = i;
+        }
+        uint64_t w[2 * NLIT];
+        int parent[2 * NLIT];
+        for (int i = 0; i < m; i++)
+            w[i] = freq[order[i]];
+        int leaf = 0, inner = m, next = m;
+        for (int k = 0; k < m - 1; k++) {
+            int pick[2];
+            for (int t = 0; t < 2; t++) {
+                if (leaf < m && (inner >= next || w[leaf] <= w[inner]))
+                    pick[t] = leaf++;
+                else
+                    pick[t] = inner++;
+            }
+            w[next] = w[pick[0]] + w[pick[1]];
+            parent[pick[0]] = parent[pick[1]] = next;
+            next++;
+        }
+        /* depths: the root is next - 1; parents have higher indices than children */
+        int depth[2 * NLIT];
+        depth[next - 1] = 0;
+        int maxd = 0;
+        for (int i = next - 2; i >= 0; i--) {
+            depth[i] = depth[parent[i]] + 1;
+            if (i < m && depth[i] > maxd)
+                maxd = depth[i];
+        }
+        if (maxd <= limit) {
+            memset(len, 0, (size_t)n);
+            for (int i = 0; i < m; i++)
+                len[order[i]] = (uint8_t)depth[i];
+            return;
+        }
+        for (int i = 0; i < n; i++)
+            if (freq[i])
+                freq[i] = (freq[i] >> 1) | 1;
+    }
+}
+
+/* Canonical codes (RFC 1951 3.2.2), bit-reversed because deflate packs bits from the
+ * least significant end while Huffman codes are sent most significant bit first. */
+static void canonical_codes(const uint8_t *len, int n, uint16_t *code)
+{
+    int count[16] = {0};
+    for (int i = 0; i < n; i++)
+        count[len[i]]++;
+    count[0] = 0;
+    int next[16];
+    int c = 0;
+    for (int b = 1; b < 16; b++) {
+        c = (c + count[b - 1]) << 1;
+        next[b] = c;
+    }
+    for (int i = 0; i < n; i++) {
+        if (!len[i]) {
+            code[i] = 0;
+            continue;
+        }
+        unsigned v = (unsigned)next[len[i]]++, r = 0;
+        for (int b = 0; b < len[i]; b++)
+            r |= ((v >> b) & 1u) << (len[i] - 1 - b);
+        code[i] = (uint16_t)r;
+    }
+}
+
+typedef struct bitw {
+    unsigned char *p;
+    uint64_t acc;
+    int n;
+} bitw;
+
+static inline void put_bits(bitw *b, uint32_t v, int n)
+{
+    b->acc |= (uint64_t)v << b->n;
+    b->n += n;
+    if (b->n >= 32) {
+        uint32_t lo = (uint32_t)b->acc;
+        b->p[0] = (unsigned char)lo;
+        b->p[1] = (unsigned char)(lo >> 8);
+        b->p[2] = (unsigned char)(lo >> 16);
+        b->p[3] = (unsigned char)(lo >> 24);
+        b->p += 4;
+        b->acc >>= 32;
+        b->n -= 32;
+    }
+}
+
+size_t huffdeflate_zlib(const unsigned char *in, size_t len, unsigned char *out, size_t cap)
+{
+    size_t bound = huffdeflate_zlib_bound(len);
+    if (bound == 0 || cap < bound)
+        return 0;
+    uint64_t freq[NLIT] = {0};
+    {
+        /* four tables break the store-to-load dependency of runs of one byte value */
+        uint64_t f4[4][256];
+        memset(f4, 0, sizeof(f4));
+        size_t i = 0;
+        for (; i + 4 <= len; i += 4) {
+            f4[0][in[i]]++;
+            f4[1][in[i + 1]]++;
+            f4[2][in[i + 2]]++;
+            f4[3][in[i + 3]]++;
+        }
+        for (; i < len; i++)
+            f4[0][in[i]]++;
+        for (int s = 0; s < 256; s++)
+            freq[s] = f4[0][s] + f4[1][s] + f4[2][s] + f4[3][s];
+    }
+    freq[EOB] = 1;
+    /* a code needs two symbols: with a single byte value (or none) add one more */
+    int used = 0;
+    for (int s = 0; s < 256; s++)
+        used += freq[s] != 0;
+    if (used == 0)
+        freq[0] = 1;
+    uint8_t lit_len[NLIT];
+    uint16_t lit_code[NLIT];
+    code_lengths(freq, NLIT, 15, lit_len);
+    canonical_codes(lit_len, NLIT, lit_code);
+
+    /* the code-length alphabet: symbols 0..15 as used by the 257 + 2 lengths */
+    static const uint8_t cl_order[19] = {16, 17, 18, 0, 8,  7, 9,  6, 10, 5,
+                                         11, 4,  12, 3, 13, 2, 14, 1, 15};
+    uint8_t all_len[NLIT + 2];
+    memcpy(all_len, lit_len, NLIT);
+    all_len[NLIT] = all_len[NLIT + 1] = 1; /* distance codes 0 and 1 */
+    uint64_t cl_freq[19] = {0};
+    for (int i = 0; i < NLIT + 2; i++)
+        cl_freq[all_len[i]]++;
+    int cl_used = 0;
+    for (int s = 0; s < 19; s++)
+        cl_used += cl_freq[s] != 0;
+    if (cl_used < 2) /* cannot happen (lengths 1 and some other exist), kept for safety */
+        cl_freq[cl_freq[0] ? 1 : 0]++;
+    uint8_t cl_len[19];
+    uint16_t cl_code[19];
+    code_lengths(cl_freq, 19, 7, cl_len);
+    canonical_codes(cl_len, 19, cl_code);
+    int hclen = 19;
+    while (hclen > 4 && cl_len[cl_order[hclen - 1]] == 0)
+        hclen--;
+
+    out[0] = 0x78; /* deflate, 32 KiB window */
+    out[1] = 0x01; /* fastest-compression hint; 0x7801 % 31 == 0 */
+    bitw b = {out + 2, 0, 0};
+    put_bits(&b, 1, 1);                   /* BFINAL */
+    put_bits(&b, 2, 2);                   /* BTYPE = dynamic Huffman */
+    put_bits(&b, NLIT - 257, 5);          /* HLIT */
+    put_bits(&b, 2 - 1, 5);               /* HDIST: two distance codes */
+    put_bits(&b, (uint32_t)hclen - 4, 4); /* HCLEN */
+    for (int i = 0; i < hclen; i++)
+        put_bits(&b, cl_len[cl_order[i]], 3);
+    for (int i = 0; i < NLIT + 2; i++)
+        put_bits(&b, cl_code[all_len[i]], cl_len[all_len[i]]);
+
+    /* the data: 4 codes of at most 15 bits fit the 64-bit buffer between flushes */
+    uint32_t code_of[256];
+    int len_of[256];
+    for (int s = 0; s < 256; s++) {
+        code_of[s] = lit_code[s];
+        len_of[s] = lit_len[s];
+    }
+    for (size_t i = 0; i < len; i++)
+        put_bits(&b, code_of[in[i]], len_of[in[i]]);
+    put_bits(&b, lit_code[EOB], lit_len[EOB]);
+    /* flush the bit buffer to a byte boundary */
+    while (b.n > 0) {
+        *b.p++ = (unsigned char)b.acc;
+        b.acc >>= 8;
+        b.n -= 8;
+    }
+    uint32_t adler = libdeflate_adler32(1, in, len);
+    b.p[0] = (unsigned char)(adler >> 24);
+    b.p[1] = (unsigned char)(adler >> 16);
+    b.p[2] = (unsigned char)(adler >> 8);
+    b.p[3] = (unsigned char)adler;
+    b.p += 4;
+    return (size_t)(b.p - out);
+}
