@@ -37,41 +37,20 @@ PROXY=127.0.0.1:9702
 LISTEN=$PROXY UPSTREAM=${S3_ENDPOINT#http://} MODEL=ttfb LATENCY_MS=$LATENCY_MS \
   STATE=/tmp/ogd-delayproxy-export bash scripts/start-delayproxy.sh >/dev/null
 DATA=$(mktemp -d /tmp/ogd-bench-export.XXXXXX)
-PID=
-stop_server() {
-  if [ -n "$PID" ]; then
-    kill "$PID" 2>/dev/null || true
-    wait "$PID" 2>/dev/null || true
-    PID=
-  fi
-}
 cleanup() {
-  stop_server
+  bench_stop
   STATE=/tmp/ogd-delayproxy-export bash scripts/stop-delayproxy.sh >/dev/null 2>&1 || true
   rm -rf "$DATA"
 }
 trap cleanup EXIT
-PORT=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+PORT=$(bench_port)
 
 run() { # $1: label, $2: image side in pixels (8-bit noise: side^2 bytes per PNG)
   local label=$1 side=$2 bucket="ogd-bench-export-$2"
   rm -rf "$DATA"/*
   config() {
-    cat > "$DATA/config.yml" <<YML
-server:
-  bind: "127.0.0.1:$PORT"
-  workers: 1
-  data_dir: "$DATA"
-  log_level: "warn"
-echo:
-  url: "$1"
-  access_key: "$AWS_ACCESS_KEY_ID"
-  secret_key: "$AWS_SECRET_ACCESS_KEY"
-  bucket_name: "$bucket"
-  create_bucket: true
-  max_connections: 1024
-$EXPORT_SECTION
-YML
+    { bench_config "$PORT" "$DATA"; bench_echo "$1" "$bucket"; echo "$EXPORT_SECTION"; } \
+      > "$DATA/config.yml"
   }
   config "$S3_ENDPOINT"
   /usr/bin/python3 - "$DATA" "$N" "$side" "$S3_ENDPOINT" "$AWS_ACCESS_KEY_ID" \
@@ -122,12 +101,7 @@ PY
   done
   config "http://$PROXY"
   bench_user "$DATA/config.yml"
-  "$OGD" serve --config "$DATA/config.yml" 2>"$DATA/serve.log" &
-  PID=$!
-  for _ in $(seq 100); do
-    curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && break
-    sleep 0.1
-  done
+  bench_serve "$DATA/config.yml" "$DATA/serve.log"
   local token worker
   token=$(bench_token "http://127.0.0.1:$PORT")
   worker=$(pgrep -P "$PID" | head -1)
@@ -180,7 +154,7 @@ pool10 = math.ceil(n / 10) * latency
 print(f"{label}: objects={n} bytes={total / 1e6:.0f}MB latency={latency:.2f}s ogd={elapsed:.2f}s "
       f"first_byte={first:.2f}s rss_growth={peak[0] - base_rss:.0f}MB pool10_estimate={pool10:.2f}s")
 PY
-  stop_server
+  bench_stop
   bench_purge_bucket "$S3_ENDPOINT" "$AWS_ACCESS_KEY_ID" "$AWS_SECRET_ACCESS_KEY" "$bucket"
 }
 

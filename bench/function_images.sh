@@ -12,41 +12,27 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${1:-build}
 OGD="$PWD/$BUILD/ogd"
+source bench/lib.sh
 RUNS=${BENCH_FUNCTION_IMAGES_RUNS:-5}
 DATA=$(mktemp -d /tmp/ogd-bench-fnimg.XXXXXX)
-PID=
 cleanup() {
-  [ -n "$PID" ] && kill "$PID" 2>/dev/null && wait "$PID" 2>/dev/null
+  bench_stop
   rm -rf "$DATA"
 }
 trap cleanup EXIT
-PORT=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-cat > "$DATA/config.yml" <<YML
-server:
-  bind: "127.0.0.1:$PORT"
-  workers: 1
-  data_dir: "$DATA"
-  log_level: "warn"
-YML
+PORT=$(bench_port)
+bench_config "$PORT" "$DATA" > "$DATA/config.yml"
 "$OGD" demo --config "$DATA/config.yml" --records 200 >/dev/null
-echo "bench-password" | "$OGD" user add bench --all-routes --config "$DATA/config.yml" >/dev/null
-"$OGD" serve --config "$DATA/config.yml" >"$DATA/ogd.log" 2>&1 &
-PID=$!
-/usr/bin/python3 - "$PORT" "$RUNS" <<'PY'
+bench_user "$DATA/config.yml"
+bench_serve "$DATA/config.yml" "$DATA/ogd.log"
+TOKEN=$(bench_token "http://127.0.0.1:$PORT")
+/usr/bin/python3 - "$PORT" "$RUNS" "$TOKEN" <<'PY'
 import json, statistics, sys, time
 import requests
-port, runs = sys.argv[1], int(sys.argv[2])
+port, runs, token = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 base = f"http://127.0.0.1:{port}"
-for _ in range(100):
-    try:
-        requests.get(base + "/healthz", timeout=1)
-        break
-    except requests.RequestException:
-        time.sleep(0.1)
-r = requests.post(base + "/login", json={"username": "bench", "password": "bench-password"})
-assert r.status_code == 200, r.text
 session = requests.Session()
-session.headers["Authorization"] = "Bearer " + r.json()
+session.headers["Authorization"] = "Bearer " + token
 IMG = "PM-201-FE-CAM-1"
 def timed(path, params, check):
     out = []

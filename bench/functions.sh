@@ -26,30 +26,16 @@ PROXY=127.0.0.1:9701
 LISTEN=$PROXY UPSTREAM=${S3_ENDPOINT#http://} MODEL=ttfb LATENCY_MS=$LATENCY_MS \
   STATE=/tmp/ogd-delayproxy-functions bash scripts/start-delayproxy.sh >/dev/null
 DATA=$(mktemp -d /tmp/ogd-bench-functions.XXXXXX)
-PID=
 cleanup() {
-  [ -n "$PID" ] && kill "$PID" 2>/dev/null && wait "$PID" 2>/dev/null
+  bench_stop
   STATE=/tmp/ogd-delayproxy-functions bash scripts/stop-delayproxy.sh >/dev/null 2>&1 || true
   rm -rf "$DATA"
 }
 trap cleanup EXIT
-PORT=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+PORT=$(bench_port)
 BUCKET=ogd-bench-functions
 config() { # $1: object store url
-  cat > "$DATA/config.yml" <<YML
-server:
-  bind: "127.0.0.1:$PORT"
-  workers: 1
-  data_dir: "$DATA"
-  log_level: "warn"
-echo:
-  url: "$1"
-  access_key: "$AWS_ACCESS_KEY_ID"
-  secret_key: "$AWS_SECRET_ACCESS_KEY"
-  bucket_name: "$BUCKET"
-  create_bucket: true
-  max_connections: 1024
-YML
+  { bench_config "$PORT" "$DATA"; bench_echo "$1" "$BUCKET"; } > "$DATA/config.yml"
 }
 config "$S3_ENDPOINT"
 
@@ -94,12 +80,7 @@ done
 
 config "http://$PROXY"
 bench_user "$DATA/config.yml"
-"$OGD" serve --config "$DATA/config.yml" 2>"$DATA/serve.log" &
-PID=$!
-for _ in $(seq 100); do
-  curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && break
-  sleep 0.1
-done
+bench_serve "$DATA/config.yml" "$DATA/serve.log"
 TOKEN=$(bench_token "http://127.0.0.1:$PORT")
 /usr/bin/python3 - "http://127.0.0.1:$PORT" "$N" "$LATENCY_MS" "$TOKEN" <<'PY'
 import json, math, sys, time, urllib.parse, urllib.request

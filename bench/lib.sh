@@ -1,10 +1,64 @@
-# bench/lib.sh: what the benchmark scripts share (sourced, not run).
+# bench/lib.sh: what the benchmark scripts share (sourced, not run; they set OGD).
 #
+#   bench_port                prints a free TCP port on 127.0.0.1
+#   bench_config PORT DIR     prints the server section of a one-worker config
+#   bench_echo URL BUCKET     prints an echo section for S3
+#   bench_serve CONFIG LOG    starts `ogd serve` in the background (PID) and waits until
+#                             /healthz answers on the config's port (PORT)
+#   bench_stop                stops it
 # Every route but /healthz and /login needs a bearer token, so each benchmark adds a user
 # with every permission to its scratch database and logs in as it:
 #   bench_user CONFIG         adds the user "ogd-bench" (idempotent)
 #   bench_token BASE_URL      prints an access token for it
 BENCH_USER=ogd-bench
+PID=
+
+bench_port() {
+  /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+bench_config() {
+  cat <<YML
+server:
+  bind: "127.0.0.1:$1"
+  workers: 1
+  data_dir: "$2"
+  log_level: "warn"
+YML
+}
+
+# bench_echo URL BUCKET: the echo section for S3 at URL (credentials from AWS_* as
+# scripts/start-rgw.sh prints them), with connections enough for a wide fan-out.
+bench_echo() {
+  cat <<YML
+echo:
+  url: "$1"
+  access_key: "$AWS_ACCESS_KEY_ID"
+  secret_key: "$AWS_SECRET_ACCESS_KEY"
+  bucket_name: "$2"
+  create_bucket: true
+  max_connections: 1024
+YML
+}
+
+bench_serve() {
+  "$OGD" serve --config "$1" 2>"$2" &
+  PID=$!
+  for _ in $(seq 100); do
+    curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && return 0
+    sleep 0.1
+  done
+  echo "bench: ogd did not start (log: $2)" >&2
+  return 1
+}
+
+bench_stop() {
+  if [ -n "$PID" ]; then
+    kill "$PID" 2>/dev/null || true
+    wait "$PID" 2>/dev/null || true
+    PID=
+  fi
+}
 BENCH_PASSWORD=ogd-bench-password
 
 bench_user() {

@@ -13,33 +13,21 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${1:-build}
 OGD="$PWD/$BUILD/ogd"
+source bench/lib.sh
 DURATION=${BENCH_SECONDS:-5}
 DATA=$(mktemp -d /tmp/ogd-bench-prefs.XXXXXX)
-PID=
 cleanup() {
-  [ -n "$PID" ] && kill "$PID" 2>/dev/null && wait "$PID" 2>/dev/null
+  bench_stop
   rm -rf "$DATA"
 }
 trap cleanup EXIT
-PORT=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-cat > "$DATA/config.yml" <<YML
-server:
-  bind: "127.0.0.1:$PORT"
-  workers: 1
-  data_dir: "$DATA"
-  log_level: "warn"
-YML
+PORT=$(bench_port)
+bench_config "$PORT" "$DATA" > "$DATA/config.yml"
 "$OGD" demo --config "$DATA/config.yml" --records 50 >/dev/null 2>&1
-echo "bench-prefs-password" | "$OGD" user add bench --all-routes --config "$DATA/config.yml" >/dev/null
-"$OGD" serve --config "$DATA/config.yml" 2>"$DATA/serve.log" &
-PID=$!
+bench_user "$DATA/config.yml"
+bench_serve "$DATA/config.yml" "$DATA/serve.log"
 BASE="http://127.0.0.1:$PORT"
-for _ in $(seq 100); do
-  curl -sf "$BASE/healthz" >/dev/null && break
-  sleep 0.1
-done
-TOKEN=$(curl -sf -H 'Content-Type: application/json' \
-  -d '{"username":"bench","password":"bench-prefs-password"}' "$BASE/login" | tr -d '"')
+TOKEN=$(bench_token "$BASE")
 AUTH="Authorization: Bearer $TOKEN"
 pref() { # $1 name, $2 JSON value
   curl -sf -o /dev/null -H "$AUTH" -H 'Content-Type: application/json' \

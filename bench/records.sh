@@ -17,7 +17,7 @@ RECORDS=${BENCH_RECORDS:-100000}
 DURATION=${BENCH_SECONDS:-10}
 WORKERS=$(nproc)
 DATA="$PWD/bench/.data/records-$RECORDS"
-PORT=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+PORT=$(bench_port)
 
 mkdir -p "$DATA"
 CONFIG="$DATA/config.yml"
@@ -54,20 +54,15 @@ PY
 )
 
 bench_user "$CONFIG"
-"$OGD" serve --config "$CONFIG" 2>"$DATA/serve.log" &
-PID=$!
-trap 'kill $PID 2>/dev/null; wait $PID 2>/dev/null || true' EXIT
-for _ in $(seq 100); do
-  curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && break
-  sleep 0.1
-done
+trap bench_stop EXIT
+bench_serve "$CONFIG" "$DATA/serve.log"
 TOKEN=$(bench_token "http://127.0.0.1:$PORT")
 AUTH="Authorization: Bearer $TOKEN"
 ROWS=$(curl -sf -H "$AUTH" "http://127.0.0.1:$PORT$QUERY" | /usr/bin/python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')
 
 wrk -t2 -c64 -d2s --latency -H "$AUTH" "http://127.0.0.1:$PORT$QUERY" >/dev/null   # warm-up
 WRK=$(wrk -t2 -c64 -d"${DURATION}s" --latency -H "$AUTH" "http://127.0.0.1:$PORT$QUERY")
-kill $PID; wait $PID 2>/dev/null || true
+bench_stop
 trap - EXIT
 
 OGD_RPS=$(echo "$WRK" | awk '/Requests\/sec/ {printf "%.0f", $2}')

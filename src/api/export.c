@@ -809,6 +809,18 @@ static void got_object(int status, const objstore_blob_t *blob, void *data)
     x->outstanding++;
 }
 
+/* Counts an object-store call that started (rc 0); false when it did not. */
+static bool started(exp_ctx *x, ent *e, int rc)
+{
+    if (rc != 0) {
+        e->oreq = NULL;
+        return false;
+    }
+    x->outstanding++;
+    x->in_flight++;
+    return true;
+}
+
 static void start_get(exp_ctx *x, ent *e)
 {
     e->state = ENT_FETCHING;
@@ -818,12 +830,8 @@ static void start_get(exp_ctx *x, ent *e)
     int rc = objstore_get_channel_ex(x->app->objstore, e->kind, e->id, e->channel,
                                      OBJSTORE_GET_NO_CACHE, got_object, e, &e->oreq);
     objstore_set_owner(x->app->objstore, owner);
-    if (rc == 0) {
-        x->outstanding++;
-        x->in_flight++;
+    if (started(x, e, rc))
         return;
-    }
-    e->oreq = NULL;
     /* Not a valid key (odd id or channel): not found, as a failed GET. */
     e->status = rc;
     e->state = ENT_RENDERING;
@@ -1174,6 +1182,17 @@ static void start_stream(exp_ctx *x)
 
 static void size_next(exp_ctx *x);
 
+static void got_size(int status, uint64_t size, void *data);
+
+/* HEAD of key for e, accounted to the request; false when it could not start. */
+static bool head_key(exp_ctx *x, ent *e, const char *key)
+{
+    const void *owner = objstore_set_owner(x->app->objstore, x->req);
+    int rc = objstore_head(x->app->objstore, key, got_size, e, &e->oreq);
+    objstore_set_owner(x->app->objstore, owner);
+    return started(x, e, rc);
+}
+
 static void got_size(int status, uint64_t size, void *data)
 {
     ent *e = data;
@@ -1189,17 +1208,8 @@ static void got_size(int status, uint64_t size, void *data)
         /* New key missing: the legacy one, as a GET would. */
         char key[OBJSTORE_KEY_MAX];
         e->legacy_tried = true;
-        if (objstore_key_legacy(e->kind, e->id, e->channel, key) == 0) {
-            const void *owner = objstore_set_owner(x->app->objstore, x->req);
-            int rc = objstore_head(x->app->objstore, key, got_size, e, &e->oreq);
-            objstore_set_owner(x->app->objstore, owner);
-            if (rc == 0) {
-                x->outstanding++;
-                x->in_flight++;
-                return;
-            }
-            e->oreq = NULL;
-        }
+        if (objstore_key_legacy(e->kind, e->id, e->channel, key) == 0 && head_key(x, e, key))
+            return;
     }
     e->sized = true;
     e->est = status == 0 ? size : 0; /* missing: the GET will fail and write a line */
@@ -1213,17 +1223,7 @@ static void size_next(exp_ctx *x)
         if (e->sized)
             continue;
         char key[OBJSTORE_KEY_MAX];
-        int rc = objstore_key_new(e->kind, e->id, e->channel, key);
-        if (rc == 0) {
-            const void *owner = objstore_set_owner(x->app->objstore, x->req);
-            rc = objstore_head(x->app->objstore, key, got_size, e, &e->oreq);
-            objstore_set_owner(x->app->objstore, owner);
-        }
-        if (rc == 0) {
-            x->outstanding++;
-            x->in_flight++;
-        } else {
-            e->oreq = NULL;
+        if (objstore_key_new(e->kind, e->id, e->channel, key) != 0 || !head_key(x, e, key)) {
             e->sized = true;
             e->est = 0;
         }

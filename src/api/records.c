@@ -228,6 +228,23 @@ static void recolour_params(records_ctx *ctx, const api_prefs *p)
     ctx->vectors = api_vector_thumbs_wanted(p);
 }
 
+/* With the user's preferences known: the thumbnail colouring, then the query (its post
+ * step shapes the result on the pool). */
+static void query_with_prefs(records_ctx *ctx, const api_prefs *p, void (*post)(store_op_t *),
+                             store_cb done, const char *fail)
+{
+    http_request_t *req = ctx->req;
+    recolour_params(ctx, p);
+    ctx->op.post = post;
+    ctx->op.post_data = ctx;
+    http_set_abort(req, abort_op, ctx);
+    app_t *app = req->app;
+    if (store_submit(app->store, &ctx->op, done, ctx) != 0) {
+        ctx_done(ctx);
+        http_respond_error(req, 500, fail);
+    }
+}
+
 static void list_prefs_loaded(http_request_t *req, const api_prefs *p, void *data)
 {
     records_ctx *ctx = data;
@@ -236,15 +253,8 @@ static void list_prefs_loaded(http_request_t *req, const api_prefs *p, void *dat
         ctx_done(ctx);
         return;
     }
-    recolour_params(ctx, p);
-    ctx->op.post = shape_page;
-    ctx->op.post_data = ctx;
-    http_set_abort(req, abort_op, ctx);
-    app_t *app = req->app;
-    if (store_submit(app->store, &ctx->op, find_done, ctx) != 0) {
-        ctx_done(ctx);
-        http_respond_error(req, 500, "Database operation failed during query_to_list");
-    }
+    query_with_prefs(ctx, p, shape_page, find_done,
+                     "Database operation failed during query_to_list");
 }
 
 void api_records_list(http_request_t *req)
@@ -520,15 +530,9 @@ static void one_prefs_loaded(http_request_t *req, const api_prefs *p, void *data
         ctx_done(ctx);
         return;
     }
-    recolour_params(ctx, p);
-    ctx->op.post = recolour_record;
-    ctx->op.post_data = ctx;
-    http_set_abort(req, abort_op, ctx);
-    app_t *app = req->app;
-    if (store_submit(app->store, &ctx->op, get_one_done, ctx) != 0) {
-        ctx_done(ctx);
-        http_respond_error(req, 500, "Database operation failed during find_one");
-    }
+    (void)req;
+    query_with_prefs(ctx, p, recolour_record, get_one_done,
+                     "Database operation failed during find_one");
 }
 
 void api_records_get(http_request_t *req)
