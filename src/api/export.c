@@ -785,17 +785,27 @@ static void render_done(void *data, int status)
 
 /* ---- fetching ---- */
 
-static void got_object(int status, const objstore_blob_t *blob, void *data)
+/* Accounts an object-store call that reported; false when the export is being torn
+ * down (the caller drops the result). */
+static bool call_finished(ent *e)
 {
-    ent *e = data;
     exp_ctx *x = e->x;
     e->oreq = NULL;
     x->outstanding--;
     x->in_flight--;
     if (x->aborted) {
         maybe_finish(x);
-        return;
+        return false;
     }
+    return true;
+}
+
+static void got_object(int status, const objstore_blob_t *blob, void *data)
+{
+    ent *e = data;
+    exp_ctx *x = e->x;
+    if (!call_finished(e))
+        return;
     e->status = status;
     if (status == 0) {
         e->blob = objstore_blob_ref(blob);
@@ -1197,13 +1207,8 @@ static void got_size(int status, uint64_t size, void *data)
 {
     ent *e = data;
     exp_ctx *x = e->x;
-    e->oreq = NULL;
-    x->outstanding--;
-    x->in_flight--;
-    if (x->aborted) {
-        maybe_finish(x);
+    if (!call_finished(e))
         return;
-    }
     if (status != 0 && status != -ECANCELED && !e->legacy_tried) {
         /* New key missing: the legacy one, as a GET would. */
         char key[OBJSTORE_KEY_MAX];
