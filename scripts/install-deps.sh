@@ -10,7 +10,7 @@ PACKAGES=(
   build-essential cmake pkg-config clang-format
   libuv1-dev node-llhttp libjansson-dev libyaml-dev libsqlite3-dev sqlite3
   libspng-dev zlib1g-dev libdeflate-dev libssl-dev libcurl4-openssl-dev libpq-dev
-  libhdf5-dev libsodium-dev libldap-dev
+  libhdf5-dev libsodium-dev libldap-dev libcairo2-dev fonts-dejavu-core
   libxml2-dev tzdata
   libcmocka-dev python3-pytest python3-requests python3-numpy python3-h5py python3-pil python3-jwt python3-cryptography
   wrk curl libclang-rt-14-dev unzip p7zip-full

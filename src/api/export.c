@@ -45,7 +45,7 @@
 #include "export/zip.h"
 #include "imaging/colourmap.h"
 #include "imaging/falsecolour.h"
-#include "imaging/plot.h"
+#include "imaging/figure.h"
 #include "objstore/keys.h"
 #include "runtime/taskgroup.h"
 #include "util/log.h"
@@ -56,10 +56,6 @@
 #include <string.h>
 #include <time.h>
 
-/* Full-size plots: an 8 x 6 in figure at 130 dpi, matplotlib's default 1.5 pt line. */
-#define PLOT_FULL_W 1040
-#define PLOT_FULL_H 780
-#define PLOT_FULL_LINE_PT 1.5
 /* Bytes assumed for an object whose size is unknown (HEAD failed: the GET will too). */
 #define SIZE_UNKNOWN_GUESS ((uint64_t)64 * 1024)
 #define DEFLATE_LEVEL 6
@@ -683,14 +679,34 @@ static void render_waveform(ent *e)
     if (x->ex_wf_img && !e->failed) {
         unsigned char *png = NULL;
         size_t len = 0;
-        if (plot_waveform_png(wx, wy, n, PLOT_FULL_W, PLOT_FULL_H, PLOT_FULL_LINE_PT, &png, &len) !=
-                0 ||
+        const json_t *meta = json_object_get(e->chdoc, "metadata");
+        if (figure_waveform_png(wx, wy, n, json_string_value(json_object_get(meta, "x_units")),
+                                json_string_value(json_object_get(meta, "y_units")), &png,
+                                &len) != 0 ||
             add_member(e, "png", png, len, false) != 0)
             e->failed = true;
         free(png);
     }
     free(wx);
     free(wy);
+}
+
+/* The vector's labels as C strings when there is one string per value (else NULL);
+ * borrowed from the record, in an array the caller frees. */
+static const char **labels_of(const ent *e, size_t n)
+{
+    const json_t *labels = json_object_get(json_object_get(e->chdoc, "metadata"), "labels");
+    if (!json_is_array(labels) || json_array_size(labels) != n || n == 0)
+        return NULL;
+    const char **out = malloc(n * sizeof(*out));
+    for (size_t i = 0; out && i < n; i++) {
+        out[i] = json_string_value(json_array_get(labels, i));
+        if (!out[i]) {
+            free(out);
+            return NULL;
+        }
+    }
+    return out;
 }
 
 static void render_vector(ent *e)
@@ -715,9 +731,11 @@ static void render_vector(ent *e)
     if (x->ex_vec_img && !e->failed) {
         unsigned char *png = NULL;
         size_t len = 0;
-        if (plot_vector_png(v, n, PLOT_FULL_W, PLOT_FULL_H, &png, &len) != 0 ||
+        const char **labels = labels_of(e, n);
+        if (figure_vector_png(v, n, labels, &png, &len) != 0 ||
             add_member(e, "png", png, len, false) != 0)
             e->failed = true;
+        free(labels);
         free(png);
     }
     free(v);

@@ -19,6 +19,7 @@
 
 #include "imaging/colourmap.h"
 #include "imaging/falsecolour.h"
+#include "imaging/figure.h"
 #include "imaging/npz.h"
 #include "imaging/plot.h"
 #include "imaging/png.h"
@@ -466,6 +467,68 @@ static void test_plot_vector(void **state)
     free(rgba);
 }
 
+/* Counts pixels of a decoded RGBA figure: the default blue, and dark grey or black
+ * (spines, ticks, text). */
+static void figure_pixels(const unsigned char *png, size_t len, png_image *img, size_t *blue,
+                          size_t *dark)
+{
+    assert_int_equal(png_decode(png, len, img), 0);
+    assert_int_equal(img->channels, 4);
+    *blue = *dark = 0;
+    for (uint32_t y = 0; y < img->height; y++)
+        for (uint32_t x = 0; x < img->width; x++) {
+            const uint8_t *p = (const uint8_t *)img->pixels + y * img->stride + 4 * x;
+            if (p[0] == 0x1f && p[1] == 0x77 && p[2] == 0xb4)
+                (*blue)++;
+            else if (p[0] < 60 && p[1] < 60 && p[2] < 60)
+                (*dark)++;
+        }
+}
+
+static void test_figures(void **state)
+{
+    (void)state;
+    double x[50], y[50];
+    for (int i = 0; i < 50; i++) {
+        x[i] = 645 + i;
+        y[i] = 1000 + 900 * sin(i / 3.0);
+    }
+    unsigned char *png = NULL;
+    size_t len = 0;
+    assert_int_equal(figure_waveform_png(x, y, 50, "ns", "mJ", &png, &len), 0);
+    png_image img;
+    size_t blue, dark;
+    figure_pixels(png, len, &img, &blue, &dark);
+    /* an 8 x 6 in figure at 130 dpi, cropped to what was drawn */
+    assert_true(img.width > 700 && img.width <= 1040);
+    assert_true(img.height > 500 && img.height <= 780);
+    assert_true(blue > 1000); /* the 1.5 pt line */
+    assert_true(dark > 3000); /* the axes box, ticks and their labels */
+    png_image_free(&img);
+    free(png);
+    /* the axis labels take room: without them the crop is narrower and lower */
+    assert_int_equal(figure_waveform_png(x, y, 50, NULL, "", &png, &len), 0);
+    png_image bare;
+    figure_pixels(png, len, &bare, &blue, &dark);
+    assert_true(bare.width < img.width && bare.height < img.height);
+    png_image_free(&bare);
+    free(png);
+
+    double v[] = {-2, -1, 0.5, 2};
+    const char *labels[] = {"Tilt X", "Tilt Y", "Defocus", "Astig 0"};
+    assert_int_equal(figure_vector_png(v, 4, labels, &png, &len), 0);
+    figure_pixels(png, len, &img, &blue, &dark);
+    assert_true(blue > 50000); /* four wide bars */
+    png_image_free(&img);
+    free(png);
+    assert_int_equal(figure_vector_png(v, 4, NULL, &png, &len), 0);
+    free(png);
+    /* nothing to draw */
+    double nan_only[] = {NAN};
+    assert_int_equal(figure_waveform_png(nan_only, nan_only, 1, NULL, NULL, &png, &len), -EINVAL);
+    assert_int_equal(figure_vector_png(v, 0, NULL, &png, &len), -EINVAL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -487,6 +550,7 @@ int main(void)
         cmocka_unit_test(test_falsecolour_png),
         cmocka_unit_test(test_plot_waveform),
         cmocka_unit_test(test_plot_vector),
+        cmocka_unit_test(test_figures),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
