@@ -1,8 +1,9 @@
 """Colour data of berlin, managua and vanimo, for tools/gen_colourmaps.py.
 
 Data only (development time): the numbers of the lists _berlin_data, _managua_data and
-_vanimo_data of matplotlib 3.10's lib/matplotlib/_cm_listed.py, verbatim, one [r, g, b]
-row per line, 256 rows each. matplotlib >= 3.10 registers each of them as a listed
+_vanimo_data of matplotlib's lib/matplotlib/_cm_listed.py (added in 3.10; taken from a
+copy of a matplotlib tree later than the 3.10 release), verbatim, one [r, g, b] row per
+line, 256 rows each. matplotlib >= 3.10 registers each of them as a listed
 colour map of that name (plus the reversed "_r" map); Debian 12's matplotlib 3.6 lacks
 them, so the generator builds them from these rows when the installed matplotlib does
 not know the names.
