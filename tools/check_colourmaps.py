@@ -5,7 +5,9 @@ Needs python3-matplotlib and python3-pil (development time only) and a built ogd
     OGD_BIN=build/ogd /usr/bin/python3 tools/check_colourmaps.py
 Starts a server with an empty data directory, fetches /images/colour_bar for every name
 of /images/colourmap_names at three level settings and compares the pixels with
-matplotlib's imsave of the same 256 x 16 int64 array with the same vmin/vmax.
+matplotlib's imsave of the same 256 x 16 int64 array with the same vmin/vmax. Maps the
+installed matplotlib lacks (berlin, managua, vanimo before 3.10) are registered first as
+tools/gen_colourmaps.py builds them.
 """
 import io
 import os
@@ -22,8 +24,19 @@ from PIL import Image  # noqa: E402
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "http"))
 from conftest import OgdServer  # noqa: E402
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from gen_colourmaps import colour_maps  # noqa: E402
+
+
+def register_missing():
+    maps, built = colour_maps()
+    for name in built:
+        for n in (name, name + "_r"):
+            matplotlib.colormaps.register(maps[n], name=n)
+
 
 def main():
+    register_missing()
     d = tempfile.mkdtemp()
     s = OgdServer(d, None)
     s.start()

@@ -10,13 +10,23 @@ colour count for the qualitative sets, the listed length for twilight) and every
 is converted to bytes by truncation, as matplotlib's own byte conversion does. The
 reversed "_r" maps get their own tables, sampled from matplotlib's reversed map: for the
 segment maps that is X(1 - x) in floating point, which after truncation is not always
-the mirror of X's bytes. Maps the installed
-matplotlib lacks are listed in a comment of the output and left out of the catalogue.
+the mirror of X's bytes.
+
+berlin, managua and vanimo first shipped with matplotlib 3.10. When the installed
+matplotlib lacks them (Debian 12 has 3.6), they are built here as matplotlib >= 3.10
+builds them: a ListedColormap of matplotlib 3.10's colour rows (tools/cm_listed_310.py)
+and its reversed() map, sampled like every other listed map. Any other map the installed
+matplotlib lacks is listed in a comment of the output and left out of the catalogue.
 """
+import os
 import sys
 
 import matplotlib
+from matplotlib.colors import ListedColormap
 import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import cm_listed_310  # noqa: E402
 
 BASE_MAPS = [
     "hsv", "twilight", "twilight_shifted",
@@ -35,9 +45,29 @@ BASE_MAPS = [
 ]
 
 
+LISTED_310 = {
+    "berlin": cm_listed_310.BERLIN,
+    "managua": cm_listed_310.MANAGUA,
+    "vanimo": cm_listed_310.VANIMO,
+}
+
+
+def colour_maps():
+    """The installed matplotlib's maps plus the 3.10 listed maps it lacks."""
+    maps = {m: matplotlib.colormaps[m] for m in matplotlib.colormaps}
+    built = []
+    for name, data in LISTED_310.items():
+        if name not in maps:
+            cmap = ListedColormap(data, name=name)
+            maps[name] = cmap
+            maps[name + "_r"] = cmap.reversed()
+            built.append(name)
+    return maps, built
+
+
 def main():
     out = sys.stdout
-    maps = matplotlib.colormaps
+    maps, built = colour_maps()
     present = []
     for m in BASE_MAPS:
         if m in maps:
@@ -47,6 +77,9 @@ def main():
               % matplotlib.__version__)
     out.write("/*\n * colourmaps_data: the RGB lookup tables of the colour maps (see colourmap.h).\n")
     out.write(" * Entries are bytes = floor(255 * matplotlib's float entry).\n")
+    if built:
+        out.write(" * %s: matplotlib >= 3.10's colour rows (tools/cm_listed_310.py) as\n"
+                  " * ListedColormap and its reversed().\n" % ", ".join(built))
     if missing:
         out.write(" * Not in this matplotlib, so not in the catalogue: %s.\n" % ", ".join(missing))
     out.write(" */\n/* clang-format off */\n#include \"imaging/colourmap.h\"\n\n")

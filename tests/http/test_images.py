@@ -304,26 +304,84 @@ def test_colour_bar(srv):
     assert (r.status_code, r.json()["detail"]) == (400, "bogus is not a valid colour map name")
 
 
+# spec/data.md 6.2, the exact response
+CATALOGUE = {
+    "Cyclic": ["hsv", "hsv_r", "twilight", "twilight_r", "twilight_shifted",
+               "twilight_shifted_r"],
+    "Diverging": ["berlin", "berlin_r", "BrBG", "BrBG_r", "bwr", "bwr_r", "coolwarm",
+                  "coolwarm_r", "managua", "managua_r", "PiYG", "PiYG_r", "PRGn", "PRGn_r",
+                  "PuOr", "PuOr_r", "RdBu", "RdBu_r", "RdGy", "RdGy_r", "RdYlBu", "RdYlBu_r",
+                  "RdYlGn", "RdYlGn_r", "seismic", "seismic_r", "Spectral", "Spectral_r",
+                  "vanimo", "vanimo_r"],
+    "Miscellaneous": ["brg", "brg_r", "CMRmap", "CMRmap_r", "cubehelix", "cubehelix_r",
+                      "flag", "flag_r", "gist_earth", "gist_earth_r", "gist_ncar",
+                      "gist_ncar_r", "gist_rainbow", "gist_rainbow_r", "gist_stern",
+                      "gist_stern_r", "gnuplot", "gnuplot2", "gnuplot2_r", "gnuplot_r", "jet",
+                      "jet_r", "nipy_spectral", "nipy_spectral_r", "ocean", "ocean_r", "prism",
+                      "prism_r", "rainbow", "rainbow_r", "terrain", "terrain_r", "turbo",
+                      "turbo_r"],
+    "Perceptually Uniform Sequential": ["cividis", "cividis_r", "inferno", "inferno_r", "magma",
+                                        "magma_r", "plasma", "plasma_r", "viridis",
+                                        "viridis_r"],
+    "Qualitative": ["Accent", "Accent_r", "Dark2", "Dark2_r", "Paired", "Paired_r", "Pastel1",
+                    "Pastel1_r", "Pastel2", "Pastel2_r", "Set1", "Set1_r", "Set2", "Set2_r",
+                    "Set3", "Set3_r", "tab10", "tab10_r", "tab20", "tab20_r", "tab20b",
+                    "tab20b_r", "tab20c", "tab20c_r"],
+    "Sequential": ["Blues", "Blues_r", "BuGn", "BuGn_r", "BuPu", "BuPu_r", "GnBu", "GnBu_r",
+                   "Greens", "Greens_r", "Greys", "Greys_r", "Oranges", "Oranges_r", "OrRd",
+                   "OrRd_r", "PuBu", "PuBu_r", "PuBuGn", "PuBuGn_r", "PuRd", "PuRd_r",
+                   "Purples", "Purples_r", "RdPu", "RdPu_r", "Reds", "Reds_r", "YlGn",
+                   "YlGn_r", "YlGnBu", "YlGnBu_r", "YlOrBr", "YlOrBr_r", "YlOrRd",
+                   "YlOrRd_r"],
+    "Sequential (2)": ["afmhot", "afmhot_r", "autumn", "autumn_r", "binary", "binary_r",
+                       "bone", "bone_r", "cool", "cool_r", "copper", "copper_r", "gist_gray",
+                       "gist_gray_r", "gist_heat", "gist_heat_r", "gist_yarg", "gist_yarg_r",
+                       "gray", "gray_r", "hot", "hot_r", "pink", "pink_r", "spring",
+                       "spring_r", "summer", "summer_r", "winter", "winter_r", "Wistia",
+                       "Wistia_r"],
+}
+
+
 def test_colourmap_names(srv):
     r = srv.get("/images/colourmap_names")
     assert r.status_code == 200
     m = r.json()
     assert list(m) == sorted(m)
-    assert m["Perceptually Uniform Sequential"] == [
-        "cividis", "cividis_r", "inferno", "inferno_r", "magma", "magma_r", "plasma",
-        "plasma_r", "viridis", "viridis_r"]
-    assert m["Cyclic"] == ["hsv", "hsv_r", "twilight", "twilight_r", "twilight_shifted",
-                           "twilight_shifted_r"]
-    misc = m["Miscellaneous"]
-    assert misc.index("gnuplot") + 1 == misc.index("gnuplot2")
-    assert misc.index("gnuplot2_r") + 1 == misc.index("gnuplot_r")
+    assert m == CATALOGUE
+    assert list(m) == list(CATALOGUE)
+    assert sum(len(v) for v in m.values()) == 172
     for names in m.values():
         assert names == sorted(names, key=str.lower)
-    total = sum(len(v) for v in m.values())
-    # 172 with matplotlib >= 3.10 tables; berlin, managua, vanimo are absent otherwise
-    assert total in (166, 172)
     for name in (n for v in m.values() for n in v):
         assert srv.get("/images/colour_bar", params={"colourmap_name": name}).status_code == 200
+
+
+def lut_bytes(row):
+    """matplotlib's byte conversion of a colour-map row: trunc(255 * c)."""
+    return [int(c * 255) for c in row]
+
+
+# First and last rows of matplotlib 3.10's colour data for the three maps it added
+LISTED_310_ENDS = {
+    "berlin": ([0.62108, 0.69018, 0.99951], [0.99987, 0.68007, 0.67995]),
+    "managua": ([1, 0.81263, 0.40424], [0.50411, 0.90708, 0.99978]),
+    "vanimo": ([1, 0.80346, 0.99215], [0.74458, 0.99141, 0.64748]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(LISTED_310_ENDS))
+def test_colour_bar_310_listed(srv, name):
+    first, last = (lut_bytes(row) + [255] for row in LISTED_310_ENDS[name])
+    px = rgba(srv.get("/images/colour_bar", params={"colourmap_name": name}).content)
+    assert px.shape == (16, 256, 4)
+    assert px[0, 0].tolist() == first and px[15, 255].tolist() == last
+    px_r = rgba(srv.get("/images/colour_bar", params={"colourmap_name": name + "_r"}).content)
+    assert px_r[0, 0].tolist() == last and px_r[15, 255].tolist() == first
+    # a listed map's _r is its rows reversed
+    assert (px_r[:, ::-1] == px).all()
+    # an 8-bit image: 0 and 255 at the default levels take the first and last entries
+    img = rgba(srv.get(f"/images/{RID}/TEST-8", params={"colourmap_name": name}).content)
+    assert img[0, 0].tolist() == first and img[0, 5].tolist() == last
 
 
 def test_float_image(srv):
