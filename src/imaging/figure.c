@@ -32,10 +32,10 @@
 #define MAX_TICKS 64
 
 typedef struct axis {
-    double lo, hi;            /* view limits */
-    double ticks[MAX_TICKS];  /* positions in data units */
+    double lo, hi;           /* view limits */
+    double ticks[MAX_TICKS]; /* positions in data units */
     int nticks;
-    int exp10;                /* labels are value / 10^exp10; shown as "1eN" when non-zero */
+    int exp10; /* labels are value / 10^exp10; shown as "1eN" when non-zero */
     int decimals;
 } axis;
 
@@ -214,7 +214,8 @@ static int finish(cairo_surface_t *surf, unsigned char **out, size_t *outlen)
     if (!rgba)
         return -ENOMEM;
     for (uint32_t y = 0; y < h; y++) {
-        const uint32_t *row = (const uint32_t *)(data + (size_t)(y + (uint32_t)y0) * (size_t)stride);
+        const uint32_t *row =
+            (const uint32_t *)(data + (size_t)(y + (uint32_t)y0) * (size_t)stride);
         for (uint32_t x = 0; x < w; x++) {
             uint32_t p = row[x + (uint32_t)x0]; /* opaque: premultiplied = straight */
             uint8_t *o = rgba + ((size_t)y * w + x) * 4;
@@ -229,12 +230,18 @@ static int finish(cairo_surface_t *surf, unsigned char **out, size_t *outlen)
     return rc ? -ENOMEM : 0;
 }
 
+/* A white figure, its state saved and then clipped to the axes box with the default blue
+ * as the source: the caller draws the data and restores before drawing the axes. */
 static cairo_t *canvas(cairo_surface_t **surf)
 {
     *surf = cairo_image_surface_create(CAIRO_FORMAT_RGB24, FIG_W, FIG_H);
     cairo_t *cr = cairo_create(*surf);
     cairo_set_source_rgb(cr, 1, 1, 1);
     cairo_paint(cr);
+    cairo_save(cr);
+    cairo_rectangle(cr, AX_L, AX_T, AX_R - AX_L, AX_B - AX_T);
+    cairo_clip(cr);
+    cairo_set_source_rgb(cr, 0x1f / 255.0, 0x77 / 255.0, 0xb4 / 255.0);
     return cr;
 }
 
@@ -275,10 +282,6 @@ int figure_waveform_png(const double *x, const double *y, size_t n, const char *
     locate(&f.y, bins(AX_B - AX_T, 2));
     cairo_surface_t *surf;
     cairo_t *cr = canvas(&surf);
-    cairo_save(cr);
-    cairo_rectangle(cr, AX_L, AX_T, AX_R - AX_L, AX_B - AX_T);
-    cairo_clip(cr);
-    cairo_set_source_rgb(cr, 0x1f / 255.0, 0x77 / 255.0, 0xb4 / 255.0);
     cairo_set_line_width(cr, PT(1.5));
     cairo_set_line_join(cr, CAIRO_LINE_JOIN_ROUND);
     bool pen = false;
@@ -329,10 +332,6 @@ int figure_vector_png(const double *v, size_t n, const char *const *labels, unsi
     }
     cairo_surface_t *surf;
     cairo_t *cr = canvas(&surf);
-    cairo_save(cr);
-    cairo_rectangle(cr, AX_L, AX_T, AX_R - AX_L, AX_B - AX_T);
-    cairo_clip(cr);
-    cairo_set_source_rgb(cr, 0x1f / 255.0, 0x77 / 255.0, 0xb4 / 255.0);
     double zero = map(0, f.y.lo, f.y.hi, AX_B, AX_T);
     for (size_t i = 0; i < n; i++) {
         if (!isfinite(v[i]))
