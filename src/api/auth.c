@@ -178,9 +178,30 @@ bool api_store_submit(http_request_t *req, store_op_t *op, store_cb cb, void *da
     return true;
 }
 
-void api_store_done(store_op_t *op)
+void api_store_list_done(store_op_t *op)
 {
-    (void)op;
+    http_request_t *req = op->data;
+    const char *const *keys = op->post_data;
+    http_set_abort(req, NULL, NULL);
+    if (op->status != 0) {
+        api_respond_store_error(req, op, "Unknown error");
+        store_op_cleanup(op);
+        return;
+    }
+    json_t *out = json_array();
+    size_t i;
+    json_t *d;
+    json_array_foreach(op->result, i, d)
+    {
+        json_t *m = json_object();
+        for (size_t k = 0; keys[k]; k++) {
+            json_t *v = json_object_get(d, keys[k]);
+            json_object_set(m, keys[k], v ? v : json_null());
+        }
+        json_array_append_new(out, m);
+    }
+    store_op_cleanup(op);
+    api_respond_json(req, 200, out);
 }
 
 static uv_loop_t *app_loop(http_request_t *req)

@@ -31,8 +31,10 @@ void api_respond_string(http_request_t *req, int status, const char *text);
  * cannot be submitted. */
 store_op_t *api_store_op(http_request_t *req, store_op_kind kind);
 bool api_store_submit(http_request_t *req, store_op_t *op, store_cb cb, void *data);
-/* Ends an op started by api_store_op: clears the abort hook, frees the op's outputs. */
-void api_store_done(store_op_t *op);
+/* A store_cb for list ops submitted with data = the request: answers 200 with the result
+ * array, each document cut to the keys in op->post_data (a NULL-terminated array of key
+ * names, missing ones as null), or the store's error; then cleans the op up. */
+void api_store_list_done(store_op_t *op);
 
 /* Issues the access token (and the refresh token when refresh is non-NULL) for a user
  * document. Thread-safe (runs on the pool). Strings are malloc'd. 0 or -1. */

@@ -14,32 +14,8 @@
 #include "experiments/cron.h"
 #include "experiments/experiments.h"
 
-static void listed(store_op_t *op)
-{
-    http_request_t *req = op->data;
-    http_set_abort(req, NULL, NULL);
-    if (op->status != 0) {
-        api_respond_store_error(req, op, "Unknown error");
-        store_op_cleanup(op);
-        return;
-    }
-    json_t *out = json_array();
-    size_t i;
-    json_t *d;
-    json_array_foreach(op->result, i, d)
-    {
-        json_t *m = json_object();
-        static const char *const keys[] = {"_id", "experiment_id", "part", "start_date",
-                                           "end_date"};
-        for (size_t k = 0; k < 5; k++) {
-            json_t *v = json_object_get(d, keys[k]);
-            json_object_set(m, keys[k], v ? v : json_null());
-        }
-        json_array_append_new(out, m);
-    }
-    store_op_cleanup(op);
-    api_respond_json(req, 200, out);
-}
+static const char *const LIST_KEYS[] = {"_id",        "experiment_id", "part",
+                                        "start_date", "end_date",      NULL};
 
 void api_experiments_list(http_request_t *req)
 {
@@ -48,7 +24,8 @@ void api_experiments_list(http_request_t *req)
         return;
     app_t *app = req->app;
     op->max_documents = app->cfg->mongodb.max_documents;
-    api_store_submit(req, op, listed, req);
+    op->post_data = (void *)LIST_KEYS; /* read by api_store_list_done, not a post step */
+    api_store_submit(req, op, api_store_list_done, req);
 }
 
 static void refreshed(int status, const char *err, json_t *results, void *data)

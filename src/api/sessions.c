@@ -73,31 +73,7 @@ static bool owned(const sctx *c)
 
 /* ---------------------------------------------------------------- list */
 
-static void listed(store_op_t *op)
-{
-    http_request_t *req = op->data;
-    http_set_abort(req, NULL, NULL);
-    if (op->status != 0) {
-        api_respond_store_error(req, op, "Unknown error");
-        store_op_cleanup(op);
-        return;
-    }
-    json_t *out = json_array();
-    size_t i;
-    json_t *d;
-    json_array_foreach(op->result, i, d)
-    {
-        json_t *m = json_object();
-        const char *keys[] = {"_id", "name", "summary", "timestamp", "auto_saved"};
-        for (size_t k = 0; k < 5; k++) {
-            json_t *v = json_object_get(d, keys[k]);
-            json_object_set(m, keys[k], v ? v : json_null());
-        }
-        json_array_append_new(out, m);
-    }
-    store_op_cleanup(op);
-    api_respond_json(req, 200, out);
-}
+static const char *const LIST_KEYS[] = {"_id", "name", "summary", "timestamp", "auto_saved", NULL};
 
 void api_sessions_list(http_request_t *req)
 {
@@ -107,7 +83,8 @@ void api_sessions_list(http_request_t *req)
     app_t *app = req->app;
     op->id = req->username;
     op->max_documents = app->cfg->mongodb.max_documents;
-    api_store_submit(req, op, listed, req);
+    op->post_data = (void *)LIST_KEYS; /* read by api_store_list_done, not a post step */
+    api_store_submit(req, op, api_store_list_done, req);
 }
 
 /* ---------------------------------------------------------------- get one, then act */

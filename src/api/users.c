@@ -289,6 +289,27 @@ static void hash_run(void *data)
     OPENSSL_cleanse(c->password, strlen(c->password));
 }
 
+/* The checks POST and PATCH /users end with (the id, the password's length), then the
+ * load -> apply -> compare-and-set round trip; empty_id: that route's text for an empty
+ * id. Takes c (freed on failure). */
+static void user_write(uctx *c, const char *id, const char *pw, const char *empty_id,
+                       uctx_apply apply, void (*stored)(uctx *c))
+{
+    if (!*id) {
+        http_respond_error(c->req, 400, empty_id);
+        uctx_free(c);
+        return;
+    }
+    if (pw && strlen(pw) > PASSWORD_MAX_BYTES) {
+        http_respond_error(c->req, 400, "the password is too long");
+        uctx_free(c);
+        return;
+    }
+    c->password = pw ? strdup(pw) : NULL;
+    c->id = id;
+    user_load(c, apply, stored);
+}
+
 /* ================================================================ POST /users */
 
 static void user_created(uctx *c)
@@ -415,19 +436,8 @@ void api_users_create(http_request_t *req)
         uctx_free(c);
         return;
     }
-    if (!*id) {
-        http_respond_error(req, 400, "username field must not be filled. You put: '' ");
-        uctx_free(c);
-        return;
-    }
-    if (pw && strlen(pw) > PASSWORD_MAX_BYTES) {
-        http_respond_error(req, 400, "the password is too long");
-        uctx_free(c);
-        return;
-    }
-    c->password = pw ? strdup(pw) : NULL;
-    c->id = id;
-    user_load(c, create_apply, user_created);
+    user_write(c, id, pw, "username field must not be filled. You put: '' ", create_apply,
+               user_created);
 }
 
 /* ================================================================ PATCH /users */
@@ -534,19 +544,7 @@ void api_users_update(http_request_t *req)
         uctx_free(c);
         return;
     }
-    if (!*id) {
-        http_respond_error(req, 400, "Problem with query parameter input");
-        uctx_free(c);
-        return;
-    }
-    if (pw && strlen(pw) > PASSWORD_MAX_BYTES) {
-        http_respond_error(req, 400, "the password is too long");
-        uctx_free(c);
-        return;
-    }
-    c->password = pw ? strdup(pw) : NULL;
-    c->id = id;
-    user_load(c, update_apply, user_updated);
+    user_write(c, id, pw, "Problem with query parameter input", update_apply, user_updated);
 }
 
 /* ================================================================ GET /users */

@@ -101,7 +101,7 @@ struct store_op {
      * store_run_sync callers that leave it NULL), e.g. to shape and serialise the result
      * into `text` so the loop thread only writes it out. */
     void (*post)(store_op_t *op);
-    void *post_data;
+    void *post_data; /* the post step's data; free for the caller's use without one */
 
     /* Outputs, owned by the op until store_op_cleanup. */
     int status;
