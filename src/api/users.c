@@ -317,7 +317,9 @@ static void user_created(uctx *c)
     api_respond_string(c->req, 201, c->id);
 }
 
-static void create_hashed(void *data, int status)
+/* After the new password was hashed on the pool (POST and PATCH): the argon2id hash
+ * replaces any legacy SHA-256 one, then the document is stored. */
+static void password_hashed(void *data, int status)
 {
     uctx *c = data;
     if (status != 0 || c->hash_failed) {
@@ -326,6 +328,7 @@ static void create_hashed(void *data, int status)
         return;
     }
     json_object_set_new(c->user, "password_hash", json_string(c->hash));
+    json_object_del(c->user, "sha256_password");
     user_store(c);
 }
 
@@ -382,7 +385,7 @@ static apply_result create_apply(uctx *c)
             return APPLY_DONE;
         return APPLY_PENDING;
     }
-    if (work_submit(app->loop, hash_run, create_hashed, c, NULL) != 0) {
+    if (work_submit(app->loop, hash_run, password_hashed, c, NULL) != 0) {
         http_respond_error(c->req, 500, "Unknown error");
         return APPLY_DONE;
     }
@@ -448,19 +451,6 @@ static void user_updated(uctx *c)
     api_respond_string(c->req, 200, c->text);
 }
 
-static void update_hashed(void *data, int status)
-{
-    uctx *c = data;
-    if (status != 0 || c->hash_failed) {
-        http_respond_error(c->req, 500, "Unknown error");
-        uctx_free(c);
-        return;
-    }
-    json_object_set_new(c->user, "password_hash", json_string(c->hash));
-    json_object_del(c->user, "sha256_password");
-    user_store(c);
-}
-
 static bool has_string(json_t *a, const char *s)
 {
     size_t i;
@@ -513,7 +503,7 @@ static apply_result update_apply(uctx *c)
             return APPLY_STORE;
         }
         app_t *app = c->req->app;
-        if (work_submit(app->loop, hash_run, update_hashed, c, NULL) != 0) {
+        if (work_submit(app->loop, hash_run, password_hashed, c, NULL) != 0) {
             http_respond_error(c->req, 500, "Unknown error");
             return APPLY_DONE;
         }
