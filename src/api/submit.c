@@ -119,18 +119,8 @@ static void hdf_part_found(void *data, int status)
     env.store = app->store;
     env.objstore = app->objstore;
     env.owner = req;
-    env.sizes.image[0] = (uint32_t)cfg->images.thumbnail_size[0];
-    env.sizes.image[1] = (uint32_t)cfg->images.thumbnail_size[1];
-    env.sizes.float_image[0] = (uint32_t)cfg->float_images.thumbnail_size[0];
-    env.sizes.float_image[1] = (uint32_t)cfg->float_images.thumbnail_size[1];
-    env.sizes.waveform[0] = (uint32_t)cfg->waveforms.thumbnail_size[0];
-    env.sizes.waveform[1] = (uint32_t)cfg->waveforms.thumbnail_size[1];
-    env.sizes.waveform_line_width = cfg->waveforms.line_width;
-    env.sizes.vector[0] = (uint32_t)cfg->vectors.thumbnail_size[0];
-    env.sizes.vector[1] = (uint32_t)cfg->vectors.thumbnail_size[1];
-    env.limits.max_output = (size_t)cfg->server.max_upload_bytes * 2 + ((size_t)64 << 20);
+    ingest_env_from_config(cfg, &env);
     env.limits.timeout_ms = INGEST_PARSE_TIMEOUT_MS;
-    env.backup_dir = cfg->backup.present ? cfg->backup.cache_directory : NULL;
     http_set_abort(req, hdf_abort, ctx);
     int rc = ingest_start(&env, ctx->file, ctx->file_len, hdf_done, ctx, &ctx->ingest);
     if (rc) {

@@ -111,18 +111,8 @@ int ingest_cli_local(const ogd_config *cfg, char **files, int nfiles, FILE *log)
     env.loop = &loop;
     env.store = store;
     env.objstore = os;
-    env.sizes.image[0] = (uint32_t)cfg->images.thumbnail_size[0];
-    env.sizes.image[1] = (uint32_t)cfg->images.thumbnail_size[1];
-    env.sizes.float_image[0] = (uint32_t)cfg->float_images.thumbnail_size[0];
-    env.sizes.float_image[1] = (uint32_t)cfg->float_images.thumbnail_size[1];
-    env.sizes.waveform[0] = (uint32_t)cfg->waveforms.thumbnail_size[0];
-    env.sizes.waveform[1] = (uint32_t)cfg->waveforms.thumbnail_size[1];
-    env.sizes.waveform_line_width = cfg->waveforms.line_width;
-    env.sizes.vector[0] = (uint32_t)cfg->vectors.thumbnail_size[0];
-    env.sizes.vector[1] = (uint32_t)cfg->vectors.thumbnail_size[1];
-    env.limits.max_output = (size_t)cfg->server.max_upload_bytes * 2 + ((size_t)64 << 20);
+    ingest_env_from_config(cfg, &env);
     env.limits.timeout_ms = 120000;
-    env.backup_dir = cfg->backup.present ? cfg->backup.cache_directory : NULL;
     for (int i = 0; i < nfiles; i++) {
         buf_t bytes;
         int rc = read_file(files[i], (size_t)cfg->server.max_upload_bytes, &bytes);

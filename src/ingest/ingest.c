@@ -619,3 +619,19 @@ void ingest_cancel(ingest_t *in)
     if (in->proc)
         parse_proc_cancel(in->proc);
 }
+
+void ingest_env_from_config(const ogd_config *cfg, ingest_env *env)
+{
+    env->sizes.image[0] = (uint32_t)cfg->images.thumbnail_size[0];
+    env->sizes.image[1] = (uint32_t)cfg->images.thumbnail_size[1];
+    env->sizes.float_image[0] = (uint32_t)cfg->float_images.thumbnail_size[0];
+    env->sizes.float_image[1] = (uint32_t)cfg->float_images.thumbnail_size[1];
+    env->sizes.waveform[0] = (uint32_t)cfg->waveforms.thumbnail_size[0];
+    env->sizes.waveform[1] = (uint32_t)cfg->waveforms.thumbnail_size[1];
+    env->sizes.waveform_line_width = cfg->waveforms.line_width;
+    env->sizes.vector[0] = (uint32_t)cfg->vectors.thumbnail_size[0];
+    env->sizes.vector[1] = (uint32_t)cfg->vectors.thumbnail_size[1];
+    /* the helper's answer: every frame at most twice the upload, plus thumbnails */
+    env->limits.max_output = (size_t)cfg->server.max_upload_bytes * 2 + ((size_t)64 << 20);
+    env->backup_dir = cfg->backup.present ? cfg->backup.cache_directory : NULL;
+}

@@ -20,6 +20,7 @@
 #include <stddef.h>
 #include <uv.h>
 
+#include "config/config.h"
 #include "ingest/encode.h"
 #include "ingest/parse_proc.h"
 #include "objstore/objstore.h"
@@ -52,5 +53,9 @@ int ingest_start(const ingest_env *env, const void *bytes, size_t len, ingest_do
 /* The client went away: stops at the next safe point (the helper is killed; uploads that
  * started are finished and, with no record written, deleted). cb still runs. */
 void ingest_cancel(ingest_t *in);
+
+/* The thumbnail sizes, the helper's output cap and the backup directory of env from
+ * the config (the server and `ogd ingest` use the same); the caller sets the rest. */
+void ingest_env_from_config(const ogd_config *cfg, ingest_env *env);
 
 #endif
