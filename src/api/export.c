@@ -26,8 +26,17 @@
  *      shrinking and no new GET starts (backpressure). Failures become the reference's
  *      "Could not find ..." lines. After the last entry: the main CSV (only if a file was
  *      written, as the reference), EXPORT_ERRORS.txt, the central directory.
- *   5. A client that goes away cancels every GET, HEAD and queued render; the request
- *      finishes once the ones already running have reported.
+ *   5. A client that goes away cancels every GET, HEAD, queued render and function
+ *      evaluation; the request finishes once the ones already running have reported.
+ *
+ * Functions (`functions=`, §5.4): their result types come first (the header); the store
+ * projection also carries the metadata and data of every channel they use, so which
+ * records will have a result is known from the plan (build_entries' prediction). The
+ * functions engine runs over batches of FN_BATCH records that share the export's record
+ * documents: scalar results land in them (the CSV lines are written after the last
+ * batch), waveform data and image PNGs go to their entries, which are packed like
+ * fetched objects. The first batch runs before the answer is chosen, so a mistake in an
+ * expression is still a 4xx; later ones run alongside the window (start_batches).
  *
  * Differences from the reference, all deliberate: member order is deterministic (the
  * reference's is completion order); PNG and .npz members are STOREd (already compressed);
