@@ -30,16 +30,11 @@ if [ -n "${BENCH_EXPORT_BUFFER:-}${BENCH_EXPORT_CONCURRENCY:-}" ]; then
   [ -n "${BENCH_EXPORT_BUFFER:-}" ] && EXPORT_SECTION+=$'\n'"  max_buffer_bytes: $BENCH_EXPORT_BUFFER"
   [ -n "${BENCH_EXPORT_CONCURRENCY:-}" ] && EXPORT_SECTION+=$'\n'"  max_concurrency: $BENCH_EXPORT_CONCURRENCY"
 fi
-export CEPH_DIR=${CEPH_DIR:-/tmp/ogd-ceph}
-bash scripts/install-deps.sh --services
-eval "$(bash scripts/start-rgw.sh 2>/dev/null)"
-PROXY=127.0.0.1:9702
-LISTEN=$PROXY UPSTREAM=${S3_ENDPOINT#http://} MODEL=ttfb LATENCY_MS=$LATENCY_MS \
-  STATE=/tmp/ogd-delayproxy-export bash scripts/start-delayproxy.sh >/dev/null
+bench_s3_proxy export 9702
 DATA=$(mktemp -d /tmp/ogd-bench-export.XXXXXX)
 cleanup() {
   bench_stop
-  STATE=/tmp/ogd-delayproxy-export bash scripts/stop-delayproxy.sh >/dev/null 2>&1 || true
+  bench_proxy_stop export
   rm -rf "$DATA"
 }
 trap cleanup EXIT

@@ -19,16 +19,11 @@ OGD="$PWD/$BUILD/ogd"
 source bench/lib.sh
 N=${BENCH_FUNCTIONS_N:-1000}
 LATENCY_MS=${LATENCY_MS:-700}
-export CEPH_DIR=${CEPH_DIR:-/tmp/ogd-ceph}
-bash scripts/install-deps.sh --services
-eval "$(bash scripts/start-rgw.sh 2>/dev/null)"
-PROXY=127.0.0.1:9701
-LISTEN=$PROXY UPSTREAM=${S3_ENDPOINT#http://} MODEL=ttfb LATENCY_MS=$LATENCY_MS \
-  STATE=/tmp/ogd-delayproxy-functions bash scripts/start-delayproxy.sh >/dev/null
+bench_s3_proxy functions 9701
 DATA=$(mktemp -d /tmp/ogd-bench-functions.XXXXXX)
 cleanup() {
   bench_stop
-  STATE=/tmp/ogd-delayproxy-functions bash scripts/stop-delayproxy.sh >/dev/null 2>&1 || true
+  bench_proxy_stop functions
   rm -rf "$DATA"
 }
 trap cleanup EXIT

@@ -3,6 +3,9 @@
 #   bench_port                prints a free TCP port on 127.0.0.1
 #   bench_config PORT DIR     prints the server section of a one-worker config
 #   bench_echo URL BUCKET     prints an echo section for S3
+#   bench_s3_proxy NAME PORT  Ceph RGW (started if needed; S3_ENDPOINT, AWS_* exported)
+#                             with delayproxy (MODEL=ttfb, LATENCY_MS) in front of it on
+#                             127.0.0.1:PORT, given as PROXY; bench_proxy_stop NAME ends it
 #   bench_serve CONFIG LOG    starts `ogd serve` in the background (PID) and waits until
 #                             /healthz answers on the config's port (PORT)
 #   bench_stop                stops it
@@ -39,6 +42,19 @@ echo:
   create_bucket: true
   max_connections: 1024
 YML
+}
+
+bench_s3_proxy() {
+  export CEPH_DIR=${CEPH_DIR:-/tmp/ogd-ceph}
+  bash scripts/install-deps.sh --services
+  eval "$(bash scripts/start-rgw.sh 2>/dev/null)"
+  PROXY=127.0.0.1:$2
+  LISTEN=$PROXY UPSTREAM=${S3_ENDPOINT#http://} MODEL=ttfb LATENCY_MS=$LATENCY_MS \
+    STATE=/tmp/ogd-delayproxy-$1 bash scripts/start-delayproxy.sh >/dev/null
+}
+
+bench_proxy_stop() {
+  STATE=/tmp/ogd-delayproxy-$1 bash scripts/stop-delayproxy.sh >/dev/null 2>&1 || true
 }
 
 bench_serve() {

@@ -65,6 +65,10 @@ bool api_compile_conditions(http_request_t *req, json_t *cond, bool convert_date
  * (the caller frees it, also on false). On false the error response has been sent. */
 bool api_list_params(http_request_t *req, store_op_t *op, filter_t **filter);
 
+/* A handler's context: size zeroed bytes in the request's arena (they live until the
+ * request is finished). NULL with the 500 sent when out of memory. */
+void *api_ctx_new(http_request_t *req, size_t size);
+
 /* Seconds-since-epoch microseconds now. */
 int64_t api_now_us(void);
 

@@ -637,12 +637,9 @@ static void login_user_loaded(store_op_t *op)
 void api_login(http_request_t *req)
 {
     app_t *app = req->app;
-    login_ctx *c = arena_alloc(&req->arena, sizeof(*c));
-    if (!c) {
-        http_respond_error(req, 500, "Unknown error");
+    login_ctx *c = api_ctx_new(req, sizeof(*c));
+    if (!c)
         return;
-    }
-    memset(c, 0, sizeof(*c));
     c->req = req;
     c->body = api_body_json(req, true);
     if (!c->body)
@@ -1003,12 +1000,9 @@ static char *cookie_get(http_request_t *req, const char *name)
 void api_refresh(http_request_t *req)
 {
     app_t *app = req->app;
-    refresh_ctx *c = arena_alloc(&req->arena, sizeof(*c));
-    if (!c) {
-        http_respond_error(req, 500, "Unknown error");
+    refresh_ctx *c = api_ctx_new(req, sizeof(*c));
+    if (!c)
         return;
-    }
-    memset(c, 0, sizeof(*c));
     c->req = req;
     c->body = api_body_json(req, true);
     if (!c->body)

@@ -30,12 +30,9 @@ static void abort_op(http_request_t *req, void *data)
 
 static channels_ctx *ctx_new(http_request_t *req)
 {
-    channels_ctx *ctx = arena_alloc(&req->arena, sizeof(*ctx));
-    if (!ctx) {
-        http_respond_error(req, 500, "Unknown error");
+    channels_ctx *ctx = api_ctx_new(req, sizeof(*ctx));
+    if (!ctx)
         return NULL;
-    }
-    memset(ctx, 0, sizeof(*ctx));
     ctx->req = req;
     return ctx;
 }

@@ -267,3 +267,14 @@ bool api_list_params(http_request_t *req, store_op_t *op, filter_t **filter)
     op->projection = projection;
     return true;
 }
+
+void *api_ctx_new(http_request_t *req, size_t size)
+{
+    void *c = arena_alloc(&req->arena, size);
+    if (!c) {
+        http_respond_error(req, 500, "Unknown error");
+        return NULL;
+    }
+    memset(c, 0, size);
+    return c;
+}

@@ -684,12 +684,9 @@ static void render_abort(http_request_t *req, void *data)
 
 static render_ctx *render_new(http_request_t *req, render_kind kind, objstore_kind okind)
 {
-    render_ctx *c = arena_alloc(&req->arena, sizeof(*c));
-    if (!c) {
-        http_respond_error(req, 500, "Unknown error");
+    render_ctx *c = api_ctx_new(req, sizeof(*c));
+    if (!c)
         return NULL;
-    }
-    memset(c, 0, sizeof(*c));
     c->req = req;
     c->app = req->app;
     c->kind = kind;

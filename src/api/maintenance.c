@@ -118,12 +118,9 @@ static void write_done(void *data, int status)
 
 static mctx *mctx_new(http_request_t *req, bool scheduled)
 {
-    mctx *c = arena_alloc(&req->arena, sizeof(*c));
-    if (!c) {
-        http_respond_error(req, 500, "Unknown error");
+    mctx *c = api_ctx_new(req, sizeof(*c));
+    if (!c)
         return NULL;
-    }
-    memset(c, 0, sizeof(*c));
     c->req = req;
     c->scheduled = scheduled;
     app_t *app = req->app;

@@ -336,12 +336,9 @@ void api_oidc_login(http_request_t *req)
         http_respond_error(req, 404, "Unknown OIDC provider");
         return;
     }
-    oidc_ctx *c = arena_alloc(&req->arena, sizeof(*c));
-    if (!c) {
-        http_respond_error(req, 500, "Unknown error");
+    oidc_ctx *c = api_ctx_new(req, sizeof(*c));
+    if (!c)
         return;
-    }
-    memset(c, 0, sizeof(*c));
     c->req = req;
     c->p = &a->oidc_providers[idx];
     c->cache = &app->oidc->cache[idx];

@@ -59,12 +59,9 @@ static void abort_op(http_request_t *req, void *data)
 
 static records_ctx *ctx_new(http_request_t *req, store_op_kind kind)
 {
-    records_ctx *ctx = arena_alloc(&req->arena, sizeof(*ctx));
-    if (!ctx) {
-        http_respond_error(req, 500, "Unknown error");
+    records_ctx *ctx = api_ctx_new(req, sizeof(*ctx));
+    if (!ctx)
         return NULL;
-    }
-    memset(ctx, 0, sizeof(*ctx));
     ctx->req = req;
     store_op_init(&ctx->op, kind);
     http_set_abort(req, abort_op, ctx);

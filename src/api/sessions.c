@@ -38,12 +38,9 @@ static void sctx_free(sctx *c)
 
 static sctx *sctx_new(http_request_t *req)
 {
-    sctx *c = arena_alloc(&req->arena, sizeof(*c));
-    if (!c) {
-        http_respond_error(req, 500, "Unknown error");
+    sctx *c = api_ctx_new(req, sizeof(*c));
+    if (!c)
         return NULL;
-    }
-    memset(c, 0, sizeof(*c));
     c->req = req;
     return c;
 }

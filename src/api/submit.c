@@ -61,12 +61,9 @@ static void find_part(void *data)
 
 static submit_ctx *ctx_new(http_request_t *req)
 {
-    submit_ctx *ctx = arena_alloc(&req->arena, sizeof(*ctx));
-    if (!ctx) {
-        http_respond_error(req, 500, "Unknown error");
+    submit_ctx *ctx = api_ctx_new(req, sizeof(*ctx));
+    if (!ctx)
         return NULL;
-    }
-    memset(ctx, 0, sizeof(*ctx));
     ctx->req = req;
     ctx->content_type = http_header_get(req, "content-type");
     return ctx;

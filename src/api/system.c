@@ -94,12 +94,9 @@ static void ready_abort(http_request_t *req, void *data)
 void api_readyz(http_request_t *req)
 {
     app_t *app = req->app;
-    ready_ctx *ctx = arena_alloc(&req->arena, sizeof(*ctx));
-    if (!ctx) {
-        http_respond_error(req, 500, "Unknown error");
+    ready_ctx *ctx = api_ctx_new(req, sizeof(*ctx));
+    if (!ctx)
         return;
-    }
-    memset(ctx, 0, sizeof(*ctx));
     ctx->req = req;
     ctx->pending = 1;
     store_op_init(&ctx->op, STORE_PING);

@@ -78,12 +78,9 @@ static void uctx_free(uctx *c)
 
 static uctx *uctx_new(http_request_t *req)
 {
-    uctx *c = arena_alloc(&req->arena, sizeof(*c));
-    if (!c) {
-        http_respond_error(req, 500, "Unknown error");
+    uctx *c = api_ctx_new(req, sizeof(*c));
+    if (!c)
         return NULL;
-    }
-    memset(c, 0, sizeof(*c));
     c->req = req;
     return c;
 }
