@@ -9,6 +9,7 @@
 #include "imaging/huffdeflate.h"
 
 #include <libdeflate.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -132,40 +133,56 @@ static inline void put_bits(bitw *b, uint32_t v, int n)
     }
 }
 
-size_t huffdeflate_zlib(const unsigned char *in, size_t len, unsigned char *out, size_t cap)
+void huffdeflate_count(uint64_t freq[256], const unsigned char *in, size_t len)
 {
-    size_t bound = huffdeflate_zlib_bound(len);
-    if (bound == 0 || cap < bound)
-        return 0;
-    uint64_t freq[NLIT] = {0};
-    {
-        /* four tables break the store-to-load dependency of runs of one byte value */
-        uint64_t f4[4][256];
-        memset(f4, 0, sizeof(f4));
+    /* four tables break the store-to-load dependency of runs of one byte value */
+    uint32_t f4[4][256];
+    memset(f4, 0, sizeof(f4));
+    while (len) {
+        /* 32-bit counters: at most 4 * 2^30 bytes a round */
+        size_t part = len < ((size_t)1 << 30) ? len : ((size_t)1 << 30);
         size_t i = 0;
-        for (; i + 4 <= len; i += 4) {
+        for (; i + 4 <= part; i += 4) {
             f4[0][in[i]]++;
             f4[1][in[i + 1]]++;
             f4[2][in[i + 2]]++;
             f4[3][in[i + 3]]++;
         }
-        for (; i < len; i++)
+        for (; i < part; i++)
             f4[0][in[i]]++;
-        for (int s = 0; s < 256; s++)
-            freq[s] = f4[0][s] + f4[1][s] + f4[2][s] + f4[3][s];
+        for (int s = 0; s < 256; s++) {
+            freq[s] += (uint64_t)f4[0][s] + f4[1][s] + f4[2][s] + f4[3][s];
+            f4[0][s] = f4[1][s] = f4[2][s] = f4[3][s] = 0;
+        }
+        in += part;
+        len -= part;
     }
+}
+
+int huffdeflate_begin(huffdeflate_stream *s, const uint64_t byte_freq[256], unsigned char *out,
+                      size_t cap)
+{
+    uint64_t total = 0;
+    for (int i = 0; i < 256; i++)
+        total += byte_freq[i];
+    if (total > SIZE_MAX) /* cannot happen on 64-bit, kept for 32-bit size_t */
+        return -1;
+    size_t bound = huffdeflate_zlib_bound((size_t)total);
+    if (bound == 0 || cap < bound)
+        return -1;
+    uint64_t freq[NLIT];
+    memcpy(freq, byte_freq, 256 * sizeof(uint64_t));
     freq[EOB] = 1;
     /* a code needs two symbols: with a single byte value (or none) add one more */
     int used = 0;
-    for (int s = 0; s < 256; s++)
-        used += freq[s] != 0;
+    for (int i = 0; i < 256; i++)
+        used += freq[i] != 0;
     if (used == 0)
         freq[0] = 1;
     uint8_t lit_len[NLIT];
     uint16_t lit_code[NLIT];
     code_lengths(freq, NLIT, 15, lit_len);
     canonical_codes(lit_len, NLIT, lit_code);
-
     /* the code-length alphabet: symbols 0..15 as used by the 257 + 2 lengths */
     static const uint8_t cl_order[19] = {16, 17, 18, 0, 8,  7, 9,  6, 10, 5,
                                          11, 4,  12, 3, 13, 2, 14, 1, 15};
@@ -176,8 +193,8 @@ size_t huffdeflate_zlib(const unsigned char *in, size_t len, unsigned char *out,
     for (int i = 0; i < NLIT + 2; i++)
         cl_freq[all_len[i]]++;
     int cl_used = 0;
-    for (int s = 0; s < 19; s++)
-        cl_used += cl_freq[s] != 0;
+    for (int i = 0; i < 19; i++)
+        cl_used += cl_freq[i] != 0;
     if (cl_used < 2) /* cannot happen (lengths 1 and some other exist), kept for safety */
         cl_freq[cl_freq[0] ? 1 : 0]++;
     uint8_t cl_len[19];
@@ -187,7 +204,6 @@ size_t huffdeflate_zlib(const unsigned char *in, size_t len, unsigned char *out,
     int hclen = 19;
     while (hclen > 4 && cl_len[cl_order[hclen - 1]] == 0)
         hclen--;
-
     out[0] = 0x78; /* deflate, 32 KiB window */
     out[1] = 0x01; /* fastest-compression hint; 0x7801 % 31 == 0 */
     bitw b = {out + 2, 0, 0};
@@ -200,28 +216,111 @@ size_t huffdeflate_zlib(const unsigned char *in, size_t len, unsigned char *out,
         put_bits(&b, cl_len[cl_order[i]], 3);
     for (int i = 0; i < NLIT + 2; i++)
         put_bits(&b, cl_code[all_len[i]], cl_len[all_len[i]]);
-
-    /* the data: 4 codes of at most 15 bits fit the 64-bit buffer between flushes */
-    uint32_t code_of[256];
-    int len_of[256];
-    for (int s = 0; s < 256; s++) {
-        code_of[s] = lit_code[s];
-        len_of[s] = lit_len[s];
+    /* whole bytes out: the data loop starts with fewer than 8 bits buffered */
+    while (b.n >= 8) {
+        *b.p++ = (unsigned char)b.acc;
+        b.acc >>= 8;
+        b.n -= 8;
     }
-    for (size_t i = 0; i < len; i++)
-        put_bits(&b, code_of[in[i]], len_of[in[i]]);
-    put_bits(&b, lit_code[EOB], lit_len[EOB]);
+    for (int i = 0; i < 256; i++)
+        s->entry[i] = lit_len[i] ? (uint32_t)lit_code[i] | (uint32_t)lit_len[i] << 16 : 0;
+    s->eob = (uint32_t)lit_code[EOB] | (uint32_t)lit_len[EOB] << 16;
+    s->p = b.p;
+    s->acc = b.acc;
+    s->n = b.n;
+    s->out = out;
+    s->expected = total;
+    s->seen = 0;
+    s->adler = 1;
+    s->bad = false;
+    return 0;
+}
+
+/* 8 bytes little-endian at p (the bound leaves room past the last whole byte). */
+static inline void store_le64(unsigned char *p, uint64_t v)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    memcpy(p, &v, 8);
+#else
+    for (int i = 0; i < 8; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
+#endif
+}
+
+void huffdeflate_put(huffdeflate_stream *s, const unsigned char *in, size_t len)
+{
+    if (s->bad || len > s->expected - s->seen) {
+        s->bad = true;
+        return;
+    }
+    s->seen += len;
+    s->adler = libdeflate_adler32(s->adler, in, len);
+    const uint32_t *e = s->entry;
+    unsigned char *p = s->p;
+    uint64_t acc = s->acc;
+    unsigned n = (unsigned)s->n;
+    uint32_t missing = 0; /* a byte the counts did not have (code length 0) */
+    size_t i = 0;
+    /* three codes of at most 15 bits on top of fewer than 8: at most 52 bits buffered,
+     * then every whole byte goes out in one 8-byte store */
+    for (; i + 3 <= len; i += 3) {
+        uint32_t a = e[in[i]], b = e[in[i + 1]], c = e[in[i + 2]];
+        missing |= !a | !b | !c;
+        acc |= (uint64_t)(a & 0xFFFF) << n;
+        n += a >> 16;
+        acc |= (uint64_t)(b & 0xFFFF) << n;
+        n += b >> 16;
+        acc |= (uint64_t)(c & 0xFFFF) << n;
+        n += c >> 16;
+        store_le64(p, acc);
+        p += n >> 3;
+        acc >>= n & ~7u;
+        n &= 7;
+    }
+    for (; i < len; i++) {
+        uint32_t a = e[in[i]];
+        missing |= !a;
+        acc |= (uint64_t)(a & 0xFFFF) << n;
+        n += a >> 16;
+        store_le64(p, acc);
+        p += n >> 3;
+        acc >>= n & ~7u;
+        n &= 7;
+    }
+    s->p = p;
+    s->acc = acc;
+    s->n = (int)n;
+    if (missing)
+        s->bad = true;
+}
+
+size_t huffdeflate_end(huffdeflate_stream *s)
+{
+    if (s->bad || s->seen != s->expected)
+        return 0;
+    bitw b = {s->p, s->acc, s->n};
+    put_bits(&b, s->eob & 0xFFFF, (int)(s->eob >> 16));
     /* flush the bit buffer to a byte boundary */
     while (b.n > 0) {
         *b.p++ = (unsigned char)b.acc;
         b.acc >>= 8;
         b.n -= 8;
     }
-    uint32_t adler = libdeflate_adler32(1, in, len);
-    b.p[0] = (unsigned char)(adler >> 24);
-    b.p[1] = (unsigned char)(adler >> 16);
-    b.p[2] = (unsigned char)(adler >> 8);
-    b.p[3] = (unsigned char)adler;
+    b.p[0] = (unsigned char)(s->adler >> 24);
+    b.p[1] = (unsigned char)(s->adler >> 16);
+    b.p[2] = (unsigned char)(s->adler >> 8);
+    b.p[3] = (unsigned char)s->adler;
     b.p += 4;
-    return (size_t)(b.p - out);
+    return (size_t)(b.p - s->out);
+}
+
+size_t huffdeflate_zlib(const unsigned char *in, size_t len, unsigned char *out, size_t cap)
+{
+    uint64_t freq[256] = {0};
+    huffdeflate_count(freq, in, len);
+    huffdeflate_stream s;
+    if (huffdeflate_begin(&s, freq, out, cap) != 0)
+        return 0;
+    huffdeflate_put(&s, in, len);
+    return huffdeflate_end(&s);
 }

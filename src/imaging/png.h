@@ -74,6 +74,11 @@ int png_encode_rgba_deflate(const void *pixels, uint32_t w, uint32_t h, int leve
  * order) with an optional sBIT chunk (0 = none, else 1..bit_depth). Same ownership. */
 int png_encode_gray_deflate(const void *pixels, uint32_t w, uint32_t h, int bit_depth, int sbit,
                             int level, unsigned char **out, size_t *outlen);
+/* The same, 16-bit samples shifted left by shift (0..15, bits shifted past 16 dropped)
+ * on the way: stored frames of fewer significant bits, without a shifted copy. */
+int png_encode_gray_deflate_shift(const void *pixels, uint32_t w, uint32_t h, int bit_depth,
+                                  unsigned shift, int sbit, int level, unsigned char **out,
+                                  size_t *outlen);
 /* Encodes an 8-bit grey + alpha image (2 bytes per pixel: L, A). Same ownership. */
 int png_encode_gray_alpha(const void *pixels, uint32_t w, uint32_t h, int compression_level,
                           unsigned char **out, size_t *outlen);
@@ -103,6 +108,11 @@ void png_thumbnail_size(uint32_t w, uint32_t h, uint32_t box_w, uint32_t box_h, 
 int png_thumbnail_gray8(const void *pixels, uint32_t w, uint32_t h, int bit_depth, int value_bits,
                         uint32_t box_w, uint32_t box_h, unsigned char **out, uint32_t *out_w,
                         uint32_t *out_h);
+/* The same, 16-bit samples first shifted left by shift (0..15, bits past 16 dropped):
+ * the thumbnail of the frame png_encode_gray_deflate_shift stores, from the raw samples. */
+int png_thumbnail_gray8_shift(const void *pixels, uint32_t w, uint32_t h, int bit_depth,
+                              unsigned shift, int value_bits, uint32_t box_w, uint32_t box_h,
+                              unsigned char **out, uint32_t *out_w, uint32_t *out_h);
 
 /* Convenience for ingest: thumbnail of a decoded greyscale image (value_bits 0, as above)
  * encoded as an 8-bit greyscale PNG (caller frees *out). -EINVAL for non-grey images. */

@@ -18,6 +18,9 @@
 #include <libdeflate.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 static void put32(unsigned char *p, uint32_t v)
 {
@@ -39,10 +42,56 @@ static size_t chunk(unsigned char *o, const char *type, const unsigned char *dat
     return 12 + len;
 }
 
-/* The writer behind both entry points. bpp: bytes per pixel in pixels (host order);
- * 16-bit samples are written big-endian as PNG wants them. sbit: 0 = no sBIT chunk. */
+/* Row y of the filtered stream into r[0..stride]: the filter byte, then the row
+ * (16-bit samples shifted left by shift and written big-endian as PNG wants them)
+ * Up-filtered against the row above (None for the first row). */
+static void filter_row(const unsigned char *px, size_t stride, uint32_t y, bool swap,
+                       unsigned shift, unsigned char *r)
+{
+    const unsigned char *cur = px + (size_t)y * stride;
+    r[0] = y ? 2 : 0;
+    if (swap) {
+        const uint16_t *c16 = (const uint16_t *)(const void *)cur;
+        const uint16_t *p16 = y ? (const uint16_t *)(const void *)(cur - stride) : NULL;
+        size_t i = 0;
+#ifdef __SSE2__
+        /* eight samples at a time: shift, swap the bytes of each, subtract byte-wise */
+        const __m128i zero = _mm_setzero_si128();
+        const __m128i cnt = _mm_cvtsi32_si128((int)shift);
+        for (; i + 8 <= stride / 2; i += 8) {
+            __m128i v =
+                _mm_sll_epi16(_mm_loadu_si128((const __m128i *)(const void *)(c16 + i)), cnt);
+            __m128i u =
+                p16 ? _mm_sll_epi16(_mm_loadu_si128((const __m128i *)(const void *)(p16 + i)), cnt)
+                    : zero;
+            v = _mm_or_si128(_mm_slli_epi16(v, 8), _mm_srli_epi16(v, 8));
+            u = _mm_or_si128(_mm_slli_epi16(u, 8), _mm_srli_epi16(u, 8));
+            _mm_storeu_si128((__m128i *)(void *)(r + 1 + 2 * i), _mm_sub_epi8(v, u));
+        }
+#endif
+        for (; i < stride / 2; i++) {
+            unsigned v = (uint16_t)(c16[i] << shift), u = p16 ? (uint16_t)(p16[i] << shift) : 0;
+            r[1 + 2 * i] = (unsigned char)((v >> 8) - (u >> 8));
+            r[2 + 2 * i] = (unsigned char)(v - u);
+        }
+    } else if (y) {
+        const unsigned char *prev = cur - stride;
+        for (size_t i = 0; i < stride; i++)
+            r[1 + i] = (unsigned char)(cur[i] - prev[i]);
+    } else {
+        memcpy(r + 1, cur, stride);
+    }
+}
+
+/* The writer behind the entry points. bpp: bytes per pixel in pixels (host order);
+ * 16-bit samples are shifted left by shift and written big-endian. sbit: 0 = no sBIT
+ * chunk. With PNG_DEFLATE_LITERALS the filtered stream is never held: a first pass over
+ * the rows counts its bytes, a second filters each row again into one row buffer and
+ * codes it (huffdeflate's stream functions). Other levels filter the whole image into one
+ * buffer for libdeflate. */
 static int encode(const void *pixels, uint32_t w, uint32_t h, int colour_type, int bit_depth,
-                  size_t bpp, int sbit, int level, unsigned char **out, size_t *outlen)
+                  size_t bpp, unsigned shift, int sbit, int level, unsigned char **out,
+                  size_t *outlen)
 {
     if (w == 0 || h == 0 || w > PNG_MAX_DIM || h > PNG_MAX_DIM || (uint64_t)w * h > PNG_MAX_PIXELS)
         return w == 0 || h == 0 ? -EINVAL : -E2BIG;
@@ -50,32 +99,18 @@ static int encode(const void *pixels, uint32_t w, uint32_t h, int colour_type, i
     if (level < 0 || level > 12)
         level = 6;
     size_t stride = (size_t)w * bpp, rawlen = (stride + 1) * h;
-    unsigned char *raw = malloc(rawlen);
-    if (!raw)
-        return -ENOMEM;
-    /* One pass: each row big-endian (16-bit samples) and Up-filtered against the source's
-     * row above (None for the first row). */
     const unsigned char *px = pixels;
     bool swap = bit_depth == 16;
+    /* literals: one row; otherwise the whole filtered image */
+    unsigned char *raw = malloc(literals ? stride + 1 : rawlen);
+    if (!raw)
+        return -ENOMEM;
+    uint64_t freq[256] = {0};
     for (uint32_t y = 0; y < h; y++) {
-        unsigned char *r = raw + (size_t)y * (stride + 1);
-        const unsigned char *cur = px + (size_t)y * stride;
-        r[0] = y ? 2 : 0;
-        if (swap) {
-            const uint16_t *c16 = (const uint16_t *)(const void *)cur;
-            const uint16_t *p16 = y ? (const uint16_t *)(const void *)(cur - stride) : NULL;
-            for (size_t i = 0; i < stride / 2; i++) {
-                unsigned v = c16[i], u = p16 ? p16[i] : 0;
-                r[1 + 2 * i] = (unsigned char)((v >> 8) - (u >> 8));
-                r[2 + 2 * i] = (unsigned char)(v - u);
-            }
-        } else if (y) {
-            const unsigned char *prev = cur - stride;
-            for (size_t i = 0; i < stride; i++)
-                r[1 + i] = (unsigned char)(cur[i] - prev[i]);
-        } else {
-            memcpy(r + 1, cur, stride);
-        }
+        unsigned char *r = literals ? raw : raw + (size_t)y * (stride + 1);
+        filter_row(px, stride, y, swap, shift, r);
+        if (literals)
+            huffdeflate_count(freq, r, stride + 1);
     }
     struct libdeflate_compressor *c = literals ? NULL : libdeflate_alloc_compressor(level);
     if (!literals && !c) {
@@ -111,8 +146,19 @@ static int encode(const void *pixels, uint32_t w, uint32_t h, int colour_type, i
         n += chunk(o + n, "sBIT", &sb, 1);
     }
     unsigned char *dst = z ? z : o + n + 8;
-    size_t zlen = literals ? huffdeflate_zlib(raw, rawlen, dst, bound)
-                           : libdeflate_zlib_compress(c, raw, rawlen, dst, bound);
+    size_t zlen = 0;
+    if (literals) {
+        huffdeflate_stream hs;
+        if (huffdeflate_begin(&hs, freq, dst, bound) == 0) {
+            for (uint32_t y = 0; y < h; y++) {
+                filter_row(px, stride, y, swap, shift, raw);
+                huffdeflate_put(&hs, raw, stride + 1);
+            }
+            zlen = huffdeflate_end(&hs);
+        }
+    } else {
+        zlen = libdeflate_zlib_compress(c, raw, rawlen, dst, bound);
+    }
     libdeflate_free_compressor(c);
     free(raw);
     if (zlen == 0) {
@@ -140,16 +186,23 @@ static int encode(const void *pixels, uint32_t w, uint32_t h, int colour_type, i
 int png_encode_rgba_deflate(const void *pixels, uint32_t w, uint32_t h, int level,
                             unsigned char **out, size_t *outlen)
 {
-    return encode(pixels, w, h, PNG_COLOR_RGBA, 8, 4, 0, level, out, outlen);
+    return encode(pixels, w, h, PNG_COLOR_RGBA, 8, 4, 0, 0, level, out, outlen);
 }
 
 int png_encode_gray_deflate(const void *pixels, uint32_t w, uint32_t h, int bit_depth, int sbit,
                             int level, unsigned char **out, size_t *outlen)
 {
+    return png_encode_gray_deflate_shift(pixels, w, h, bit_depth, 0, sbit, level, out, outlen);
+}
+
+int png_encode_gray_deflate_shift(const void *pixels, uint32_t w, uint32_t h, int bit_depth,
+                                  unsigned shift, int sbit, int level, unsigned char **out,
+                                  size_t *outlen)
+{
     if (bit_depth != 8 && bit_depth != 16)
         return -EINVAL;
-    if (sbit < 0 || sbit > bit_depth)
+    if (sbit < 0 || sbit > bit_depth || shift >= 16 || (shift && bit_depth != 16))
         return -EINVAL;
-    return encode(pixels, w, h, 0 /* greyscale */, bit_depth, (size_t)bit_depth / 8, sbit, level,
-                  out, outlen);
+    return encode(pixels, w, h, 0 /* greyscale */, bit_depth, (size_t)bit_depth / 8, shift, sbit,
+                  level, out, outlen);
 }

@@ -81,6 +81,21 @@ static json_t *thumb_json(unsigned char *png, size_t len)
     return s;
 }
 
+/* Takes small (the 8-bit thumbnail, tw x th): its PNG as base64 into *thumb. */
+static int thumb_png(unsigned char *small, uint32_t tw, uint32_t th, json_t **thumb)
+{
+    unsigned char *png = NULL;
+    size_t plen = 0;
+    int rc = png_encode_gray(small, tw, th, 8, 0, PNG_COMPRESSION_DEFAULT, &png, &plen);
+    free(small);
+    if (!rc) {
+        *thumb = thumb_json(png, plen);
+        if (!*thumb)
+            rc = -ENOMEM;
+    }
+    return rc;
+}
+
 static int encode_image(const ingest_channel *c, const ingest_thumb_sizes *ts, ingest_object *o,
                         json_t **thumb)
 {
@@ -91,6 +106,22 @@ static int encode_image(const ingest_channel *c, const ingest_thumb_sizes *ts, i
     int64_t bdv = has_bd ? json_integer_value(bd) : 0;
     int depth = has_bd ? (bdv < -64 ? -64 : bdv > 64 ? 64 : (int)bdv) : (a->size == 1 ? 8 : 16);
     int target = depth <= 8 ? 8 : 16;
+    int sbit = has_bd && bdv > 0 && bdv <= 16 ? (int)bdv : 0;
+    if (sbit > target)
+        sbit = 0;
+    if (a->size == 2 && target == 16 && depth > 0 && depth <= 16) {
+        /* the common case (16-bit samples, 1..16 significant bits): the shift is applied
+         * as the writer and the thumbnail read the samples, no shifted copy */
+        unsigned shift = (unsigned)(16 - depth);
+        int rc = png_encode_gray_deflate_shift(a->data, w, h, 16, shift, sbit, INGEST_PNG_LEVEL,
+                                               &o->bytes, &o->len);
+        unsigned char *small = NULL;
+        uint32_t tw = 0, th = 0;
+        if (!rc)
+            rc = png_thumbnail_gray8_shift(a->data, w, h, 16, shift, 0, ts->image[0], ts->image[1],
+                                           &small, &tw, &th);
+        return rc ? rc : thumb_png(small, tw, th, thumb);
+    }
     size_t n = (size_t)w * h;
     void *px = malloc(n * (size_t)(target / 8));
     if (!px)
@@ -116,36 +147,18 @@ static int encode_image(const ingest_channel *c, const ingest_thumb_sizes *ts, i
     } else if (target == 8) {
         for (size_t i = 0; i < n; i++)
             ((uint8_t *)px)[i] = (uint8_t)table[((const uint16_t *)a->data)[i]];
-    } else if (depth > 0 && depth <= 16) {
-        /* the common case (16-bit samples, 1..16 significant bits): a plain shift, which
-         * the compiler vectorises; the table says the same */
-        unsigned shift = (unsigned)(16 - depth);
-        const uint16_t *src = (const uint16_t *)a->data;
-        uint16_t *dst = px;
-        for (size_t i = 0; i < n; i++)
-            dst[i] = (uint16_t)(src[i] << shift);
     } else {
         for (size_t i = 0; i < n; i++)
             ((uint16_t *)px)[i] = table[((const uint16_t *)a->data)[i]];
     }
     free(table);
-    int sbit = has_bd && bdv > 0 && bdv <= 16 ? (int)bdv : 0;
-    if (sbit > target)
-        sbit = 0;
     int rc = png_encode_gray_deflate(px, w, h, target, sbit, INGEST_PNG_LEVEL, &o->bytes, &o->len);
     unsigned char *small = NULL;
     uint32_t tw = 0, th = 0;
     if (!rc)
         rc = png_thumbnail_gray8(px, w, h, target, 0, ts->image[0], ts->image[1], &small, &tw, &th);
     free(px);
-    unsigned char *png = NULL;
-    size_t plen = 0;
-    if (!rc)
-        rc = png_encode_gray(small, tw, th, 8, 0, PNG_COMPRESSION_DEFAULT, &png, &plen);
-    free(small);
-    if (!rc)
-        *thumb = thumb_json(png, plen);
-    return rc;
+    return rc ? rc : thumb_png(small, tw, th, thumb);
 }
 
 static const char *npy_descr(const ingest_array *a)

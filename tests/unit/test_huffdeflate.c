@@ -91,6 +91,60 @@ static void test_skewed_frequencies_hit_the_length_limit(void **state)
     free(b);
 }
 
+/* The stream functions: counting and coding in pieces of any split gives the bytes of
+ * the one-call coder; putting bytes other than those counted is refused at the end. */
+static void test_stream_in_pieces(void **state)
+{
+    (void)state;
+    enum { N = 100000 };
+    unsigned char *b = malloc(N);
+    assert_non_null(b);
+    uint32_t x = 777;
+    for (size_t i = 0; i < N; i++) {
+        x = x * 1664525u + 1013904223u;
+        b[i] = (unsigned char)(i % 2 ? x >> 24 : (x >> 24) % 5);
+    }
+    size_t cap = huffdeflate_zlib_bound(N);
+    unsigned char *one = malloc(cap), *two = malloc(cap);
+    assert_non_null(one);
+    assert_non_null(two);
+    size_t onelen = huffdeflate_zlib(b, N, one, cap);
+    assert_true(onelen > 0);
+    const size_t splits[] = {1, 2, 3, 7, 4096, N};
+    for (size_t k = 0; k < sizeof(splits) / sizeof(splits[0]); k++) {
+        uint64_t freq[256] = {0};
+        for (size_t off = 0; off < N; off += splits[k])
+            huffdeflate_count(freq, b + off, N - off < splits[k] ? N - off : splits[k]);
+        huffdeflate_stream hs;
+        assert_int_equal(huffdeflate_begin(&hs, freq, two, cap), 0);
+        for (size_t off = 0; off < N; off += splits[k])
+            huffdeflate_put(&hs, b + off, N - off < splits[k] ? N - off : splits[k]);
+        assert_int_equal(huffdeflate_end(&hs), onelen);
+        assert_memory_equal(one, two, onelen);
+    }
+    uint64_t freq[256] = {0};
+    huffdeflate_count(freq, b, N);
+    huffdeflate_stream hs;
+    assert_int_equal(huffdeflate_begin(&hs, freq, two, cap - 1), -1); /* short buffer */
+    assert_int_equal(huffdeflate_begin(&hs, freq, two, cap), 0);
+    huffdeflate_put(&hs, b, N - 1);
+    assert_int_equal(huffdeflate_end(&hs), 0); /* fewer bytes than counted */
+    assert_int_equal(huffdeflate_begin(&hs, freq, two, cap), 0);
+    huffdeflate_put(&hs, b, N);
+    huffdeflate_put(&hs, b, 1);
+    assert_int_equal(huffdeflate_end(&hs), 0); /* more */
+    uint64_t few[256] = {0};
+    few[0] = 2;
+    few[1] = 2;
+    assert_int_equal(huffdeflate_begin(&hs, few, two, cap), 0);
+    unsigned char other[4] = {0, 1, 2, 1}; /* 2 was never counted */
+    huffdeflate_put(&hs, other, 4);
+    assert_int_equal(huffdeflate_end(&hs), 0);
+    free(one);
+    free(two);
+    free(b);
+}
+
 static void test_small_output_buffer_is_refused(void **state)
 {
     (void)state;
@@ -106,6 +160,7 @@ int main(void)
         cmocka_unit_test(test_all_values_and_noise),
         cmocka_unit_test(test_skewed_frequencies_hit_the_length_limit),
         cmocka_unit_test(test_small_output_buffer_is_refused),
+        cmocka_unit_test(test_stream_in_pieces),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

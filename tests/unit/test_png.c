@@ -135,6 +135,66 @@ static void test_gray_deflate_round_trip(void **state)
     assert_int_equal(png_encode_gray_deflate(p8, 0, H, 8, 0, 6, &png, &len), -EINVAL);
 }
 
+/* The shifted writer and thumbnail (ingest's frames of fewer significant bits) are the
+ * plain ones over a shifted copy, bits pushed past 16 dropped; widths with and without a
+ * tail past the eight-sample SIMD steps, every compression. */
+static void test_gray_deflate_shift_matches_shifted_copy(void **state)
+{
+    (void)state;
+    const uint32_t widths[] = {1, 8, 21, 64};
+    const int levels[] = {PNG_DEFLATE_LITERALS, 1, 6};
+    for (size_t wi = 0; wi < sizeof(widths) / sizeof(widths[0]); wi++) {
+        uint32_t w = widths[wi], h = 13;
+        uint16_t *raw = malloc(sizeof(uint16_t) * w * h);
+        uint16_t *shifted = malloc(sizeof(uint16_t) * w * h);
+        assert_non_null(raw);
+        assert_non_null(shifted);
+        for (unsigned shift = 0; shift < 16; shift += 5) {
+            for (uint32_t i = 0; i < w * h; i++) {
+                /* mostly 12-bit values, a few with higher bits set (dropped by the shift) */
+                raw[i] = (uint16_t)(((i * 2654435761u) >> 13) & (i % 7 ? 0x0fff : 0xffff));
+                shifted[i] = (uint16_t)(raw[i] << shift);
+            }
+            for (size_t li = 0; li < sizeof(levels) / sizeof(levels[0]); li++) {
+                unsigned char *a = NULL, *b = NULL;
+                size_t alen = 0, blen = 0;
+                assert_int_equal(
+                    png_encode_gray_deflate_shift(raw, w, h, 16, shift, 12, levels[li], &a, &alen),
+                    0);
+                assert_int_equal(
+                    png_encode_gray_deflate(shifted, w, h, 16, 12, levels[li], &b, &blen), 0);
+                assert_int_equal(alen, blen);
+                assert_memory_equal(a, b, alen);
+                png_image img;
+                assert_int_equal(png_decode(a, alen, &img), 0);
+                assert_memory_equal(img.pixels, shifted, sizeof(uint16_t) * w * h);
+                png_image_free(&img);
+                free(a);
+                free(b);
+            }
+            unsigned char *ta = NULL, *tb = NULL;
+            uint32_t taw, tah, tbw, tbh;
+            assert_int_equal(
+                png_thumbnail_gray8_shift(raw, w, h, 16, shift, 0, 5, 5, &ta, &taw, &tah), 0);
+            assert_int_equal(png_thumbnail_gray8(shifted, w, h, 16, 0, 5, 5, &tb, &tbw, &tbh), 0);
+            assert_int_equal(taw, tbw);
+            assert_int_equal(tah, tbh);
+            assert_memory_equal(ta, tb, (size_t)taw * tah);
+            free(ta);
+            free(tb);
+        }
+        unsigned char *x = NULL;
+        size_t xl = 0;
+        uint32_t xw, xh;
+        assert_int_equal(png_encode_gray_deflate_shift(raw, w, h, 16, 16, 0, 1, &x, &xl), -EINVAL);
+        assert_int_equal(png_encode_gray_deflate_shift(raw, w, h, 8, 1, 0, 1, &x, &xl), -EINVAL);
+        assert_int_equal(png_thumbnail_gray8_shift(raw, w, h, 8, 1, 0, 5, 5, &x, &xw, &xh),
+                         -EINVAL);
+        free(raw);
+        free(shifted);
+    }
+}
+
 static void test_rgba_and_gray_alpha(void **state)
 {
     uint32_t w = 9;
@@ -437,6 +497,7 @@ int main(void)
         cmocka_unit_test(test_gray8_round_trip),
         cmocka_unit_test(test_gray16_sbit_round_trip),
         cmocka_unit_test(test_gray_deflate_round_trip),
+        cmocka_unit_test(test_gray_deflate_shift_matches_shifted_copy),
         cmocka_unit_test(test_rgba_and_gray_alpha),
         cmocka_unit_test(test_bad_arguments),
         cmocka_unit_test(test_malformed_and_truncated),
