@@ -62,6 +62,8 @@ typedef struct http_route {
 
 /* http_route.max_body for file uploads: http_limits.max_upload_bytes applies. */
 #define HTTP_BODY_UPLOAD ((size_t)-1)
+/* Upload bodies from this size on go to a memfd (http_request.body_fd). */
+#define HTTP_UPLOAD_FILE_MIN ((size_t)1 << 20)
 
 typedef struct http_header {
     char *name; /** lower-cased */
@@ -90,6 +92,12 @@ struct http_request {
     http_header headers[HTTP_MAX_HEADERS];
     size_t nheaders;
     buf_t body;
+    /** Upload routes (HTTP_BODY_UPLOAD) with a Content-Length of at least
+     * HTTP_UPLOAD_FILE_MIN: the body lives in a memfd mapped at body.data (read straight
+     * into it from the socket, NUL after the last byte as in the heap form), so a handler
+     * can hand the file to another process without copying it. -1 otherwise. */
+    int body_fd;
+    size_t body_map_len; /** private: bytes mapped at body.data when body_fd >= 0 */
     const http_route *route;
     char *params[HTTP_MAX_PARAMS]; /** decoded path parameters, in pattern order */
     size_t nparams;

@@ -23,8 +23,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #define READ_CHUNK 65536
+/* Largest read straight into a file-backed body. */
+#define BODY_READ_MAX ((size_t)4 << 20)
 #define REQUEST_ARENA_MAX (64u << 20)
 
 typedef enum { CONN_IDLE, CONN_HEADERS, CONN_BODY, CONN_PROCESSING } conn_state;
@@ -582,6 +586,11 @@ void http_stream_abort(http_request_t *req)
 
 static void request_free(http_request_t *req)
 {
+    if (req->body_fd >= 0) {
+        munmap(req->body.data, req->body_map_len);
+        close(req->body_fd);
+        memset(&req->body, 0, sizeof(req->body));
+    }
     buf_free(&req->body);
     buf_free(&req->resp_headers);
     arena_free(&req->arena);
@@ -598,6 +607,7 @@ static http_request_t *request_new(http_conn_t *c)
     req->app = c->server->app;
     arena_init(&req->arena, REQUEST_ARENA_MAX);
     buf_init(&req->body, c->server->limits.max_body_bytes);
+    req->body_fd = -1;
     buf_init(&req->resp_headers, 64 * 1024);
     req->start_ns = now_ns();
     req->keep_alive = true;
@@ -793,6 +803,31 @@ static int on_header_value_complete(llhttp_t *p)
     return 0;
 }
 
+/* A large upload's body goes to a memfd of its announced size (plus a NUL), mapped where
+ * the heap buffer would be: the body arrives straight from the socket (alloc_cb) and a
+ * handler may pass the fd on. Pages are allocated as bytes arrive, as with the heap. On
+ * any failure the body stays in the heap. */
+static void body_to_file(http_request_t *req, size_t len)
+{
+    int fd = memfd_create("ogd-request-body", MFD_CLOEXEC);
+    if (fd < 0)
+        return;
+    void *map = MAP_FAILED;
+    if (ftruncate(fd, (off_t)len + 1) == 0)
+        map = mmap(NULL, len + 1, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (map == MAP_FAILED) {
+        close(fd);
+        return;
+    }
+    buf_free(&req->body);
+    req->body.data = map;
+    req->body.len = 0;
+    req->body.cap = len + 1;
+    req->body.max = len;
+    req->body_fd = fd;
+    req->body_map_len = len + 1;
+}
+
 static int on_headers_complete(llhttp_t *p)
 {
     http_conn_t *c = p->data;
@@ -837,6 +872,9 @@ static int on_headers_complete(llhttp_t *p)
         c->parse_error_pending = true;
         return -1;
     }
+    if (req->route && req->route->max_body == HTTP_BODY_UPLOAD && p->flags & F_CONTENT_LENGTH &&
+        p->content_length >= HTTP_UPLOAD_FILE_MIN)
+        body_to_file(req, (size_t)p->content_length);
     c->state = CONN_BODY;
     arm_timer(c, s->limits.body_timeout_ms);
     return 0;
@@ -845,7 +883,19 @@ static int on_headers_complete(llhttp_t *p)
 static int on_body(llhttp_t *p, const char *at, size_t len)
 {
     http_conn_t *c = p->data;
-    if (buf_append(&c->req->body, at, len)) {
+    http_request_t *req = c->req;
+    if (req->body_fd >= 0) {
+        /* llhttp counts the announced length; checked again all the same */
+        if (len > req->body.max - req->body.len) {
+            c->parse_error_pending = true;
+            return -1;
+        }
+        if (at != req->body.data + req->body.len) /* else read there already (alloc_cb) */
+            memcpy(req->body.data + req->body.len, at, len);
+        req->body.len += len;
+        return 0;
+    }
+    if (buf_append(&req->body, at, len)) {
         c->parse_error_pending = true;
         return -1;
     }
@@ -866,6 +916,51 @@ static void dispatch(http_conn_t *c)
 {
     http_request_t *req = c->req;
     router_dispatch(req);
+}
+
+/* Answers a parse error: the limits we set, or malformed / smuggling-shaped input. */
+static void parse_failed(http_conn_t *c, llhttp_errno_t err)
+{
+    if (c->parse_error_pending && c->req) {
+        c->parse_error_pending = false;
+        if (c->state == CONN_BODY ||
+            (c->parser.flags & F_CONTENT_LENGTH && c->parser.content_length > c->max_body))
+            reject(c, 413, "Request body too large");
+        else if (c->req->nheaders >= HTTP_MAX_HEADERS ||
+                 c->header_bytes > c->server->limits.max_header_bytes)
+            reject(c, 431, "Request header fields too large");
+        else
+            reject(c, 400, "Bad request");
+    } else {
+        char msg[160];
+        snprintf(msg, sizeof(msg), "Bad request: %s",
+                 llhttp_get_error_reason(&c->parser) ? llhttp_get_error_reason(&c->parser)
+                                                     : llhttp_errno_name(err));
+        reject(c, 400, msg);
+    }
+}
+
+/* Bytes read straight into a file-backed body (alloc_cb never asks for more than the
+ * body still lacks, so they are body bytes only): parsed in place. */
+static void body_parse_in_place(http_conn_t *c, const char *at, size_t n)
+{
+    c->exec_start = at;
+    llhttp_errno_t err = llhttp_execute(&c->parser, at, n);
+    c->prev_last = at[n - 1];
+    if (err == HPE_OK)
+        return;
+    if (err == HPE_PAUSED && llhttp_get_error_pos(&c->parser) == at + n) {
+        llhttp_resume(&c->parser);
+        uv_read_stop((uv_stream_t *)&c->tcp);
+        c->reading = false;
+        dispatch(c);
+        return;
+    }
+    if (err == HPE_PAUSED) { /* cannot happen: the message ends with the body */
+        conn_close(c);
+        return;
+    }
+    parse_failed(c, err);
 }
 
 /* Feeds buffered input to the parser until a request is complete, input runs out, or an
@@ -890,24 +985,7 @@ static void conn_parse(http_conn_t *c)
             dispatch(c);
             return;
         }
-        /* Parse errors: the limits we set, or malformed / smuggling-shaped input. */
-        if (c->parse_error_pending && c->req) {
-            c->parse_error_pending = false;
-            if (c->state == CONN_BODY ||
-                (c->parser.flags & F_CONTENT_LENGTH && c->parser.content_length > c->max_body))
-                reject(c, 413, "Request body too large");
-            else if (c->req->nheaders >= HTTP_MAX_HEADERS ||
-                     c->header_bytes > c->server->limits.max_header_bytes)
-                reject(c, 431, "Request header fields too large");
-            else
-                reject(c, 400, "Bad request");
-        } else {
-            char msg[160];
-            snprintf(msg, sizeof(msg), "Bad request: %s",
-                     llhttp_get_error_reason(&c->parser) ? llhttp_get_error_reason(&c->parser)
-                                                         : llhttp_errno_name(err));
-            reject(c, 400, msg);
-        }
+        parse_failed(c, err);
         return;
     }
     /* All input consumed; compact the buffer. */
@@ -920,6 +998,15 @@ static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *b)
 {
     http_conn_t *c = h->data;
     (void)suggested;
+    http_request_t *req = c->req;
+    if (c->state == CONN_BODY && req && req->body_fd >= 0 && c->inpos == c->inlen &&
+        !c->lingering && req->body.len < req->body.max) {
+        /* the rest of a file-backed body: straight into it (read_cb parses it there) */
+        size_t n = req->body.max - req->body.len;
+        *b = uv_buf_init(req->body.data + req->body.len,
+                         (unsigned)(n < BODY_READ_MAX ? n : BODY_READ_MAX));
+        return;
+    }
     if (c->incap - c->inlen < READ_CHUNK) {
         if (c->inpos > 0) {
             memmove(c->in, c->in + c->inpos, c->inlen - c->inpos);
@@ -954,6 +1041,11 @@ static void read_cb(uv_stream_t *st, ssize_t n, const uv_buf_t *b)
     }
     if (n == 0)
         return;
+    if (c->req && c->req->body_fd >= 0 && b->base == c->req->body.data + c->req->body.len &&
+        c->state == CONN_BODY) {
+        body_parse_in_place(c, b->base, (size_t)n);
+        return;
+    }
     c->inlen += (size_t)n;
     if (c->state == CONN_IDLE)
         arm_timer(c, c->server->limits.header_timeout_ms);

@@ -535,7 +535,8 @@ def test_client_going_away_leaves_nothing_half_done(srv, tmp_path):
         body = (("--%s\r\nContent-Disposition: form-data; name=\"file\"; filename=\"f.h5\"\r\n"
                  "\r\n" % boundary).encode() + data + ("\r\n--%s--\r\n" % boundary).encode())
         head = ("POST /submit/hdf HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; "
-                "boundary=%s\r\nContent-Length: %d\r\n\r\n" % (boundary, len(body))).encode()
+                "boundary=%s\r\nContent-Length: %d\r\nAuthorization: Bearer %s\r\n\r\n"
+                % (boundary, len(body), srv.token)).encode()
         with socket.create_connection(("127.0.0.1", srv.port)) as sock:
             sock.sendall(head + body)
             time.sleep(delay)
@@ -560,3 +561,96 @@ def test_client_going_away_leaves_nothing_half_done(srv, tmp_path):
             assert srv.request("DELETE", "/records/" + ID).status_code == 204
             assert srv.object_keys() == []
     assert srv.get("/healthz").status_code == 200
+
+
+# ---- large uploads (bodies from 1 MiB on are read straight into a memfd) ----
+
+BOUNDARY = "ogdbigboundary"
+
+
+def multipart_request(srv, data, extra_headers=""):
+    body = (("--%s\r\nContent-Disposition: form-data; name=\"file\"; filename=\"f.h5\"\r\n"
+             "\r\n" % BOUNDARY).encode() + data + ("\r\n--%s--\r\n" % BOUNDARY).encode())
+    head = ("POST /submit/hdf HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; "
+            "boundary=%s\r\nContent-Length: %d\r\nAuthorization: Bearer %s\r\n%s\r\n"
+            % (BOUNDARY, len(body), srv.token, extra_headers)).encode()
+    return head, body
+
+
+def read_response(f):
+    """One HTTP/1.1 response with a Content-Length from a socket file: (status, body)."""
+    status = int(f.readline().split()[1])
+    length = 0
+    while True:
+        line = f.readline()
+        assert line, "connection closed inside the headers"
+        if line in (b"\r\n", b"\n"):
+            break
+        name, _, value = line.decode("latin-1").partition(":")
+        if name.strip().lower() == "content-length":
+            length = int(value)
+    return status, f.read(length)
+
+
+def big_image_file(tmp_path):
+    img = np.random.default_rng(3).integers(0, 4096, (1024, 700), dtype=np.uint16)
+    data = hdf_bytes(tmp_path, channels={"NEW-IMAGE": {"dtype": "image", "data": img,
+                                                       "attrs": {"bit_depth": 12}}})
+    assert len(data) > (1 << 20)
+    return data, img
+
+
+def test_large_upload_in_pieces(srv, tmp_path):
+    """Headers with the first body bytes in one packet, the rest in pieces: the stored
+    frame is the uploaded one."""
+    import socket
+    import time
+    data, img = big_image_file(tmp_path)
+    head, body = multipart_request(srv, data)
+    with socket.create_connection(("127.0.0.1", srv.port)) as sock:
+        sock.sendall(head + body[:1000])
+        cuts = [1000, 1001, 70000, 600000, len(body) - 3, len(body)]
+        for a, b in zip(cuts, cuts[1:]):
+            time.sleep(0.02)
+            sock.sendall(body[a:b])
+        status, text = read_response(sock.makefile("rb"))
+    assert status == 201, text
+    assert "NEW-IMAGE" in json.loads(text)["response"]["accepted_channels"]
+    png = read_object(srv, "images/%s/NEW-IMAGE.png" % DIR)
+    stored = np.array(Image.open(io.BytesIO(png)))
+    assert stored.shape == img.shape
+    assert (stored.astype(np.uint16) == (img << 4)).all()
+
+
+def test_large_upload_cut_short(srv, tmp_path):
+    """A client announcing a large body and leaving half-way: nothing stored, the worker
+    stays up."""
+    import socket
+    import time
+    data, _ = big_image_file(tmp_path)
+    head, body = multipart_request(srv, data)
+    pids = srv.worker_pids()
+    with socket.create_connection(("127.0.0.1", srv.port)) as sock:
+        sock.sendall(head + body[: len(body) // 2])
+        time.sleep(0.1)
+    time.sleep(0.3)
+    assert srv.get("/records/" + ID).status_code == 404
+    assert srv.object_keys() == []
+    assert srv.worker_pids() == pids
+    assert srv.get("/healthz").status_code == 200
+
+
+def test_large_upload_then_pipelined_request(srv):
+    """A large upload (not HDF5) and a second request in one write: both answered, in
+    order, on the one connection."""
+    import socket
+    head, body = multipart_request(srv, b"not an hdf5 file " * 80000)
+    nxt = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", srv.port)) as sock:
+        sock.sendall(head + body + nxt)
+        f = sock.makefile("rb")
+        status, text = read_response(f)
+        assert status == 400
+        assert json.loads(text) == {"detail": "Uploaded file is not a valid HDF5 file"}
+        status, _ = read_response(f)
+        assert status == 200
