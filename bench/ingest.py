@@ -105,7 +105,7 @@ def main():
         cfg = {"server": {"bind": "127.0.0.1:%d" % port, "workers": 1, "data_dir": d,
                           "max_upload_bytes": 2 << 30, "timeout": 120},
                "echo": {"url": a.s3, "access_key": ak, "secret_key": sk, "bucket_name": bucket,
-                        "create_bucket": True},
+                        "create_bucket": True, "max_connections": 1024},
                "auth": {"private_key_path": priv, "public_key_path": pub}}
         cfg_path = os.path.join(d, "config.yml")
         with open(cfg_path, "w") as f:

@@ -452,8 +452,31 @@ int png_thumbnail_gray8_shift(const void *pixels, uint32_t w, uint32_t h, int bi
     }
     const uint8_t *p8 = pixels;
     const uint16_t *p16 = pixels;
-    /* one loop per sample type (the compiler keeps the load out of the branch) */
-    for (uint32_t y = 0; y < h; y++) {
+    /* The horizontal pass is most of the work. Four rows at a time: four independent sums
+     * instead of one chain of dependent additions, each summed in the same order as alone
+     * (the results are the same to the bit). One loop per sample type. */
+    uint32_t y = 0;
+    for (; y + 4 <= h && bit_depth == 16; y += 4) {
+        for (uint32_t o = 0; o < tw; o++) {
+            const span *s = &sx[o];
+            const float *k = wx + s->woff;
+            const uint16_t *r0 = p16 + (size_t)y * w + s->first, *r1 = r0 + w, *r2 = r1 + w,
+                           *r3 = r2 + w;
+            double a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+            for (uint32_t i = 0; i < s->count; i++) {
+                double kk = k[i];
+                a0 += (double)(uint16_t)(r0[i] << shift) * kk;
+                a1 += (double)(uint16_t)(r1[i] << shift) * kk;
+                a2 += (double)(uint16_t)(r2[i] << shift) * kk;
+                a3 += (double)(uint16_t)(r3[i] << shift) * kk;
+            }
+            tmp[(size_t)y * tw + o] = (float)a0;
+            tmp[(size_t)(y + 1) * tw + o] = (float)a1;
+            tmp[(size_t)(y + 2) * tw + o] = (float)a2;
+            tmp[(size_t)(y + 3) * tw + o] = (float)a3;
+        }
+    }
+    for (; y < h; y++) {
         size_t row = (size_t)y * w;
         for (uint32_t o = 0; o < tw; o++) {
             const span *s = &sx[o];
