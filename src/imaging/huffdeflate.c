@@ -11,10 +11,17 @@
 #include <libdeflate.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define NLIT 257 /* 0..255 and 256 = end of block */
 #define EOB 256
+/* Codes of at most 12 bits (deflate allows 15): two codes fit 24 bits, so one table entry
+ * codes a byte pair and two pairs go between flushes. On 257 symbols the limit costs
+ * next to nothing (the deepest codes are the rarest bytes). */
+#define HUFF_MAX_BITS 12
+/* From this many bytes on, the pair table (65536 entries) pays for its construction. */
+#define PAIR_MIN_BYTES ((uint64_t)1 << 18)
 
 size_t huffdeflate_zlib_bound(size_t len)
 {
@@ -181,7 +188,7 @@ int huffdeflate_begin(huffdeflate_stream *s, const uint64_t byte_freq[256], unsi
         freq[0] = 1;
     uint8_t lit_len[NLIT];
     uint16_t lit_code[NLIT];
-    code_lengths(freq, NLIT, 15, lit_len);
+    code_lengths(freq, NLIT, HUFF_MAX_BITS, lit_len);
     canonical_codes(lit_len, NLIT, lit_code);
     /* the code-length alphabet: symbols 0..15 as used by the 257 + 2 lengths */
     static const uint8_t cl_order[19] = {16, 17, 18, 0, 8,  7, 9,  6, 10, 5,
@@ -225,6 +232,18 @@ int huffdeflate_begin(huffdeflate_stream *s, const uint64_t byte_freq[256], unsi
     for (int i = 0; i < 256; i++)
         s->entry[i] = lit_len[i] ? (uint32_t)lit_code[i] | (uint32_t)lit_len[i] << 16 : 0;
     s->eob = (uint32_t)lit_code[EOB] | (uint32_t)lit_len[EOB] << 16;
+    /* pairs: entry[lo | hi << 8] = code(lo), then code(hi), 24 bits, length << 24; 0 when
+     * either byte was not counted */
+    s->pair = total >= PAIR_MIN_BYTES ? malloc(65536 * sizeof(uint32_t)) : NULL;
+    if (s->pair)
+        for (unsigned hi = 0; hi < 256; hi++) {
+            uint32_t eh = s->entry[hi], lh = eh >> 16;
+            for (unsigned lo = 0; lo < 256; lo++) {
+                uint32_t el = s->entry[lo], ll = el >> 16;
+                s->pair[lo | hi << 8] =
+                    el && eh ? ((el & 0xFFFF) | (eh & 0xFFFF) << ll) | (ll + lh) << 24 : 0;
+            }
+        }
     s->p = b.p;
     s->acc = b.acc;
     s->n = b.n;
@@ -261,8 +280,23 @@ void huffdeflate_put(huffdeflate_stream *s, const unsigned char *in, size_t len)
     unsigned n = (unsigned)s->n;
     uint32_t missing = 0; /* a byte the counts did not have (code length 0) */
     size_t i = 0;
-    /* three codes of at most 15 bits on top of fewer than 8: at most 52 bits buffered,
-     * then every whole byte goes out in one 8-byte store */
+    const uint32_t *pt = s->pair;
+    /* two pairs of at most 24 bits on top of fewer than 8: at most 55 bits buffered, then
+     * every whole byte goes out in one 8-byte store */
+    for (; pt && i + 4 <= len; i += 4) {
+        uint32_t a = pt[in[i] | (unsigned)in[i + 1] << 8];
+        uint32_t b = pt[in[i + 2] | (unsigned)in[i + 3] << 8];
+        missing |= !a | !b;
+        acc |= (uint64_t)(a & 0xFFFFFF) << n;
+        n += a >> 24;
+        acc |= (uint64_t)(b & 0xFFFFFF) << n;
+        n += b >> 24;
+        store_le64(p, acc);
+        p += n >> 3;
+        acc >>= n & ~7u;
+        n &= 7;
+    }
+    /* three codes of at most 12 bits on top of fewer than 8: at most 43 bits buffered */
     for (; i + 3 <= len; i += 3) {
         uint32_t a = e[in[i]], b = e[in[i + 1]], c = e[in[i + 2]];
         missing |= !a | !b | !c;
@@ -296,6 +330,8 @@ void huffdeflate_put(huffdeflate_stream *s, const unsigned char *in, size_t len)
 
 size_t huffdeflate_end(huffdeflate_stream *s)
 {
+    free(s->pair);
+    s->pair = NULL;
     if (s->bad || s->seen != s->expected)
         return 0;
     bitw b = {s->p, s->acc, s->n};

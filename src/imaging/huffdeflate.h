@@ -5,9 +5,10 @@
  * most of its cost; coding each byte by its frequency keeps the gain that is there (the
  * filtered high bytes) at a fraction of the CPU, and the output is any inflater's input.
  *
- * Data flow: one pass counts byte frequencies, a length-limited (15-bit) Huffman code is
- * built from them, a second pass writes the codes through a 64-bit bit buffer (three
- * codes, then every whole byte out in one store). The Adler-32 comes from libdeflate.
+ * Data flow: one pass counts byte frequencies, a Huffman code limited to 12-bit codes is
+ * built from them, a second pass writes the codes through a 64-bit bit buffer (long
+ * inputs: a table of byte-pair codes, two pairs, then every whole byte out in one
+ * store). The Adler-32 comes from libdeflate.
  * huffdeflate_zlib does both passes over one buffer; the stream functions let a caller
  * that can produce its bytes twice (the PNG writer filters rows on the fly) count them in
  * a first pass and code them in a second, piece by piece, without ever holding them all.
@@ -32,6 +33,7 @@ void huffdeflate_count(uint64_t freq[256], const unsigned char *in, size_t len);
 
 typedef struct huffdeflate_stream {
     uint32_t entry[256]; /* code | length << 16 per byte value (0: not counted) */
+    uint32_t *pair;      /* long inputs: the codes of byte pairs (malloc'd; NULL: none) */
     uint32_t eob;
     unsigned char *out, *p;
     uint64_t acc;
@@ -42,7 +44,8 @@ typedef struct huffdeflate_stream {
 } huffdeflate_stream;
 
 /* Starts a stream in out[0..cap) for exactly the bytes freq counted (huffdeflate_count);
- * cap must be at least huffdeflate_zlib_bound(their number). 0, or -1 when cap is short. */
+ * cap must be at least huffdeflate_zlib_bound(their number). 0, or -1 when cap is short
+ * (nothing to end then). A started stream must be ended (huffdeflate_end frees it). */
 int huffdeflate_begin(huffdeflate_stream *s, const uint64_t freq[256], unsigned char *out,
                       size_t cap);
 /* Codes the next in[0..len). The pieces put must be the bytes counted, in any split. */
