@@ -3,6 +3,8 @@
  */
 #include "export/csv.h"
 
+#include "util/dtoa.h"
+
 #include <errno.h>
 #include <float.h>
 #include <math.h>
@@ -24,25 +26,14 @@ void csv_format_double(double d, char *out)
         strcpy(out, signbit(d) ? "-0.0" : "0.0");
         return;
     }
-    /* Shortest round-trip digits: a double whose shortest form has at most 15 significant
-     * digits prints as that form (plus zeros) at 15, so 15, 16, 17 are the only tries. */
-    char tmp[40];
-    /* Subnormals carry fewer digits, so they search from 1. */
-    for (int prec = fabs(d) < DBL_MIN ? 1 : 15; prec <= 17; prec++) {
-        snprintf(tmp, sizeof(tmp), "%.*e", prec - 1, d);
-        if (prec == 17 || strtod(tmp, NULL) == d)
-            break;
-    }
-    const char *s = tmp;
+    /* Shortest round-trip digits; subnormals carry fewer, so they search from 1. */
+    char digits[17];
+    int prec, exp10;
+    dtoa_shortest(d, fabs(d) < DBL_MIN ? 1 : 15, digits, &prec, &exp10);
     char *o = out;
-    if (*s == '-')
-        *o++ = *s++;
-    char digits[24];
-    size_t nd = 0;
-    for (; *s && *s != 'e'; s++)
-        if (*s >= '0' && *s <= '9')
-            digits[nd++] = *s;
-    int exp10 = atoi(s + 1);
+    if (d < 0)
+        *o++ = '-';
+    size_t nd = (size_t)prec;
     while (nd > 1 && digits[nd - 1] == '0')
         nd--;
     if (exp10 >= -4 && exp10 < 16) {

@@ -1,6 +1,8 @@
 /* jsonw.c: see jsonw.h. */
 #include "util/jsonw.h"
 
+#include "util/dtoa.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -114,35 +116,47 @@ void jsonw_format_double(double d, char *out)
         strcpy(out, signbit(d) ? "-0.0" : "0.0");
         return;
     }
-    /* Any double whose shortest round-trip form has at most 15 significant digits
-     * (DBL_DIG) prints as exactly that form under %.15g (trailing zeros dropped), so only
-     * the rare longer ones need 16 or 17 digits. */
-    char tmp[40];
-    for (int prec = 15; prec <= 17; prec++) {
-        snprintf(tmp, sizeof(tmp), "%.*g", prec, d);
-        if (prec == 17 || strtod(tmp, NULL) == d)
-            break;
-    }
-    /* Normalise C's exponent form (1e-05, 1e+16) to 1e-5, 1e16; integral values get .0 */
-    char *e = strchr(tmp, 'e');
-    if (!e) {
-        if (!strchr(tmp, '.'))
-            strcat(tmp, ".0");
-        strcpy(out, tmp);
+    /* The shortest round-trip digits (15..17 of them), laid out as C's %.{prec}g would
+     * (trailing zeros dropped; exponent form below 1e-4 or from 10^prec on), with the
+     * exponent written 1e-5, 1e16 and ".0" on integral values. */
+    char digits[17];
+    int prec, x;
+    dtoa_shortest(d, 15, digits, &prec, &x);
+    int nd = prec;
+    while (nd > 1 && digits[nd - 1] == '0')
+        nd--;
+    char *o = out;
+    if (d < 0)
+        *o++ = '-';
+    if (x < -4 || x >= prec) {
+        *o++ = digits[0];
+        if (nd > 1) {
+            *o++ = '.';
+            memcpy(o, digits + 1, (size_t)nd - 1);
+            o += nd - 1;
+        }
+        sprintf(o, "e%d", x);
         return;
     }
-    size_t mant = (size_t)(e - tmp);
-    memcpy(out, tmp, mant);
-    char *o = out + mant;
-    *o++ = 'e';
-    const char *x = e + 1;
-    if (*x == '+')
-        x++;
-    else if (*x == '-')
-        *o++ = *x++;
-    while (*x == '0' && x[1])
-        x++;
-    strcpy(o, x);
+    if (x < 0) {
+        *o++ = '0';
+        *o++ = '.';
+        for (int i = 0; i < -x - 1; i++)
+            *o++ = '0';
+        memcpy(o, digits, (size_t)nd);
+        o += nd;
+    } else {
+        for (int i = 0; i <= x; i++)
+            *o++ = i < nd ? digits[i] : '0';
+        *o++ = '.';
+        if (nd > x + 1) {
+            memcpy(o, digits + x + 1, (size_t)(nd - x - 1));
+            o += nd - x - 1;
+        } else {
+            *o++ = '0';
+        }
+    }
+    *o = '\0';
 }
 
 int jsonw_double(buf_t *b, double d)

@@ -6,7 +6,10 @@
 
 #include <cmocka.h>
 #include <errno.h>
+#include <float.h>
 #include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "store/projection.h"
@@ -14,6 +17,7 @@
 #include "store/timestamp.h"
 #include "util/arena.h"
 #include "util/buf.h"
+#include "util/dtoa.h"
 #include "util/jsonw.h"
 
 static void test_buf_cap(void **state)
@@ -144,12 +148,129 @@ static void test_projection(void **state)
     assert_int_equal(projection_compile(bad2, 1, &p, err, sizeof(err)), -EINVAL);
 }
 
+/* The obvious search dtoa_shortest must agree with: print at 15, 16, 17 digits (from
+ * min_prec) and keep the first that strtod reads back as d. */
+static void slow_shortest(double d, int min_prec, char *digits, int *prec, int *exp10)
+{
+    char tmp[48];
+    for (int p = min_prec; p <= 17; p++) {
+        snprintf(tmp, sizeof(tmp), "%.*e", p - 1, fabs(d));
+        if (p == 17 || strtod(tmp, NULL) == fabs(d)) {
+            int n = 0;
+            const char *s = tmp;
+            for (; *s != 'e'; s++)
+                if (*s >= '0' && *s <= '9')
+                    digits[n++] = *s;
+            *prec = p;
+            *exp10 = atoi(s + 1);
+            return;
+        }
+    }
+}
+
+/* The JSON layout as C's %g gives it (the writer's former code): shortest of %.15g,
+ * %.16g, %.17g, exponent written e-5 / e16, ".0" on integral values. */
+static void slow_json(double d, char *out)
+{
+    char tmp[48];
+    for (int prec = 15; prec <= 17; prec++) {
+        snprintf(tmp, sizeof(tmp), "%.*g", prec, d);
+        if (prec == 17 || strtod(tmp, NULL) == d)
+            break;
+    }
+    char *e = strchr(tmp, 'e');
+    if (!e) {
+        if (!strchr(tmp, '.'))
+            strcat(tmp, ".0");
+        strcpy(out, tmp);
+        return;
+    }
+    size_t mant = (size_t)(e - tmp);
+    memcpy(out, tmp, mant);
+    char *o = out + mant;
+    *o++ = 'e';
+    const char *x = e + 1;
+    if (*x == '+')
+        x++;
+    else if (*x == '-')
+        *o++ = *x++;
+    while (*x == '0' && x[1])
+        x++;
+    strcpy(o, x);
+}
+
+static uint64_t next_rand(uint64_t *x)
+{
+    *x ^= *x << 13;
+    *x ^= *x >> 7;
+    *x ^= *x << 17;
+    return *x;
+}
+
+static void check_shortest(double d)
+{
+    if (!isfinite(d) || d == 0)
+        return;
+    int min_prec = fabs(d) < DBL_MIN ? 1 : 15;
+    char a[17], b[17];
+    int pa, pb, xa, xb;
+    dtoa_shortest(d, min_prec, a, &pa, &xa);
+    slow_shortest(d, min_prec, b, &pb, &xb);
+    char ja[40], jb[40];
+    jsonw_format_double(d, ja);
+    slow_json(d, jb);
+    assert_string_equal(ja, jb);
+    if (pa != pb || xa != xb || memcmp(a, b, (size_t)pa) != 0) {
+        fprintf(stderr, "%.17g: %.*s e%d (%d) vs %.*s e%d (%d)\n", d, pa, a, xa, pa, pb, b, xb, pb);
+        fail();
+    }
+}
+
+/* dtoa_shortest gives the digits of the obvious search, and the JSON writer the text of
+ * its former %g code, for doubles of every kind: random
+ * bit patterns (every exponent, subnormals), values near 1 and of measured size, short
+ * decimals, integers, and the neighbours of powers of ten (the carry cases). */
+static void test_dtoa_shortest_matches_the_search(void **state)
+{
+    (void)state;
+    uint64_t x = 0x9E3779B97F4A7C15ull;
+    for (int i = 0; i < 300000; i++) {
+        uint64_t bits = next_rand(&x);
+        double d;
+        memcpy(&d, &bits, sizeof(d));
+        check_shortest(d);
+        double u = (double)(next_rand(&x) >> 11) / 9007199254740992.0; /* [0, 1) */
+        check_shortest(u);
+        check_shortest((u - 0.5) * 1e3);
+        check_shortest(u * 1e-9);
+        check_shortest(u * 1e22);
+        check_shortest((double)(next_rand(&x) % 100000) / 1000.0);
+        check_shortest((double)(int64_t)(next_rand(&x) >> 20));
+    }
+    for (int e = -320; e <= 308; e++) {
+        double p = pow(10, e);
+        check_shortest(p);
+        check_shortest(nextafter(p, 0));
+        check_shortest(nextafter(p, INFINITY));
+        check_shortest(-p);
+    }
+    check_shortest(DBL_MAX);
+    check_shortest(DBL_MIN);
+    check_shortest(5e-324);
+    check_shortest(9007199254740993.0);
+    check_shortest(0.1 + 0.2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_buf_cap),       cmocka_unit_test(test_arena),
-        cmocka_unit_test(test_jsonw_doubles), cmocka_unit_test(test_jsonw_strings_and_values),
-        cmocka_unit_test(test_timestamps),    cmocka_unit_test(test_projection),
+        cmocka_unit_test(test_buf_cap),
+        cmocka_unit_test(test_arena),
+        cmocka_unit_test(test_jsonw_doubles),
+        cmocka_unit_test(test_jsonw_strings_and_values),
+        cmocka_unit_test(test_dtoa_shortest_matches_the_search),
+        cmocka_unit_test(test_timestamps),
+        cmocka_unit_test(test_projection),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
