@@ -2,8 +2,8 @@
  * ingest_cli.c: the `ogd ingest` command (see ingest_cli.h). Local mode drives the ingest
  * pipeline on a private loop, one file after another (each file's objects still go up
  * concurrently), each file mapped, not read, where it can be (the HDF5 reader and the
- * encoders then work from the page cache: no copy of the file is made); remote mode is a plain
- * blocking libcurl upload per file.
+ * encoders then work from the page cache: no copy of the file is made); remote mode is a
+ * plain blocking libcurl upload per file.
  */
 #include "cli/ingest_cli.h"
 

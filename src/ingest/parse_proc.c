@@ -51,6 +51,7 @@ struct parse_proc {
     size_t max_output;
     unsigned timeout_ms;
     bool fill_failed;
+    void *in_map;     /* the filled input memfd, mapped (the references' base), or NULL */
     int early_status; /* set when the helper never ran (memfd path): the cb's status */
     int64_t exit_status;
     int term_signal;
@@ -81,7 +82,15 @@ static int mapped_result(parse_proc_t *p, parse_result *res)
     void *map = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE, p->out_fd, 0);
     if (map == MAP_FAILED)
         return PARSE_CRASHED;
-    return parse_result_decode_mapped(map, len, p->bytes, p->len, res);
+    /* references point into our mapping of the input memfd when there is one: it is
+     * page-aligned wherever the caller's bytes are, so no element is misaligned there */
+    int rc = parse_result_decode_mapped(map, len, p->in_map ? p->in_map : p->bytes, p->len, res);
+    if (rc == 0 && p->in_map) {
+        res->image_map = p->in_map;
+        res->image_map_len = p->len;
+        p->in_map = NULL;
+    }
+    return rc;
 }
 
 static void on_closed(uv_handle_t *h)
@@ -117,6 +126,8 @@ static void on_closed(uv_handle_t *h)
         status = parse_result_decode(buf_take(&p->output), len, &res);
     }
     close_fds(p);
+    if (p->in_map)
+        munmap(p->in_map, p->len);
     buf_free(&p->output);
     parse_cb cb = p->cb;
     void *data = p->data;
@@ -201,7 +212,8 @@ static int spawn(parse_proc_t *p)
     snprintf(max_in, sizeof(max_in), "%zu", p->len);
     snprintf(max_out, sizeof(max_out), "%zu", p->max_output);
     /* references are checked against our bytes: the helper aligns them for where they are */
-    snprintf(skew, sizeof(skew), "%u", (unsigned)((uintptr_t)p->bytes % 8));
+    snprintf(skew, sizeof(skew), "%u",
+             (unsigned)((uintptr_t)(p->in_map ? p->in_map : p->bytes) % 8));
     snprintf(win_off, sizeof(win_off), "%llu", (unsigned long long)p->fd_offset);
     /* ogd _hdf5-parse MAX_IN MAX_OUT [mapped SKEW [OFFSET LEN]] (LEN: MAX_IN, the upload's) */
     char *args[] = {(char *)"ogd",
@@ -263,6 +275,10 @@ static void fill_run(void *data)
         }
         done += (size_t)n;
     }
+    /* the worker's view of the copy (populated here, off the loop): the references'
+     * base; without it they point into the caller's bytes */
+    void *m = mmap(NULL, p->len, PROT_READ, MAP_SHARED | MAP_POPULATE, p->in_fd, 0);
+    p->in_map = m == MAP_FAILED ? NULL : m;
 }
 
 static void fill_done(void *data, int status)
@@ -467,6 +483,8 @@ void parse_result_free(parse_result *r)
     free(r->raw);
     if (r->map)
         munmap(r->map, r->map_len);
+    if (r->image_map)
+        munmap(r->image_map, r->image_map_len);
     memset(r, 0, sizeof(*r));
 }
 

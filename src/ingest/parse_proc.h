@@ -42,13 +42,17 @@ typedef struct parse_result {
     json_t *desc;              /** the description (hdf5_read.h format) */
     const unsigned char *data; /** its data part */
     size_t data_len;
-    /** the upload the description's dataset references ("ref") point into (borrowed from
-     * the caller of parse_proc_start: valid until its callback; NULL on the pipe path) */
+    /** the upload the description's dataset references ("ref") point into: the caller's
+     * bytes (borrowed: valid until the parse callback's caller is done with them), or,
+     * when they were copied into a memfd, the result's own page-aligned mapping of it
+     * (freed with the result); NULL on the pipe path */
     const unsigned char *image;
     size_t image_len;
-    char *raw;      /** private: the whole output (malloc'd, pipe path) */
-    void *map;      /** private: the mapped output (memfd path) */
-    size_t map_len; /** private */
+    char *raw;            /** private: the whole output (malloc'd, pipe path) */
+    void *map;            /** private: the mapped output (memfd path) */
+    size_t map_len;       /** private */
+    void *image_map;      /** private: the worker's mapping of the input memfd, when image is it */
+    size_t image_map_len; /** private */
 } parse_result;
 
 typedef struct parse_proc parse_proc_t;
