@@ -1,9 +1,9 @@
 /*
  * parse_proc.c: the helper process that reads HDF5 (see parse_proc.h). One parse_proc_t
  * per upload: a uv_process_t with two pipes and a timer (plus, on the memfd path, two
- * files: the upload (the caller's file, or a memfd filled on the thread pool before the
- * spawn) and the output memfd); the
- * callback runs after the helper exited, its stdout hit EOF and every handle has closed.
+ * files: the upload (the caller's file, or a memfd filled and mapped on the thread pool
+ * before the spawn) and the output memfd); the callback runs after the helper exited,
+ * its stdout hit EOF and every handle has closed.
  */
 #include "ingest/parse_proc.h"
 
