@@ -371,9 +371,25 @@ int main(int argc, char **argv)
     }
     const char *cmd = argv[1];
     /* Internal: the HDF5 parse helper a worker spawns (ingest/parse_proc.h). */
-    if (strcmp(cmd, "_hdf5-parse") == 0 && (argc == 4 || argc == 5))
+    /* `_hdf5-parse MAX_IN MAX_OUT [mapped [SKEW [OFFSET LEN]]]` (hdf5_input) */
+    if (strcmp(cmd, "_hdf5-parse") == 0 && argc >= 4 && argc <= 8 && argc != 7) {
+        hdf5_input in = {argc == 8, 0, 0, 0};
+        char *end = NULL;
+        if (argc >= 6) {
+            in.skew = (unsigned)strtoul(argv[5], &end, 10);
+            if (!*argv[5] || *end || in.skew > 7)
+                return 1;
+        }
+        if (argc == 8) {
+            char *e2 = NULL;
+            in.offset = strtoull(argv[6], &end, 10);
+            in.len = strtoull(argv[7], &e2, 10);
+            if (!*argv[6] || *end || !*argv[7] || *e2)
+                return 1;
+        }
         return hdf5_parse_main(strtoull(argv[2], NULL, 10), strtoull(argv[3], NULL, 10),
-                               argc == 5 && strcmp(argv[4], "mapped") == 0);
+                               argc >= 5 && strcmp(argv[4], "mapped") == 0, &in);
+    }
     if (strcmp(cmd, "serve") == 0)
         return cmd_serve(argc, argv);
     if (strcmp(cmd, "check-config") == 0)

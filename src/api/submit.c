@@ -119,7 +119,7 @@ static void hdf_part_found(void *data, int status)
     ingest_env_from_config(cfg, &env);
     env.limits.timeout_ms = INGEST_PARSE_TIMEOUT_MS;
     http_set_abort(req, hdf_abort, ctx);
-    int rc = ingest_start(&env, ctx->file, ctx->file_len, hdf_done, ctx, &ctx->ingest);
+    int rc = ingest_start(&env, ctx->file, ctx->file_len, -1, 0, hdf_done, ctx, &ctx->ingest);
     if (rc) {
         http_set_abort(req, NULL, NULL);
         log_error("submit/hdf: cannot start the HDF5 reader (%d)", rc);

@@ -1,7 +1,9 @@
 /*
  * ingest_cli.c: the `ogd ingest` command (see ingest_cli.h). Local mode drives the ingest
  * pipeline on a private loop, one file after another (each file's objects still go up
- * concurrently); remote mode is a plain blocking libcurl upload per file.
+ * concurrently), each file mapped, not read, where it can be (the HDF5 reader and the
+ * encoders then work from the page cache: no copy of the file is made); remote mode is a
+ * plain blocking libcurl upload per file.
  */
 #include "cli/ingest_cli.h"
 
@@ -12,9 +14,14 @@
 
 #include <curl/curl.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 static int read_file(const char *path, size_t max, buf_t *out)
 {
@@ -33,6 +40,56 @@ static int read_file(const char *path, size_t max, buf_t *out)
     if (rc)
         buf_free(out);
     return rc;
+}
+
+/* A file's bytes for the pipeline: mapped read-only when it is a non-empty regular file
+ * (the HDF5 reader then maps the same file: nothing is copied), else read into a buffer
+ * (pipes, empty files, or where mmap fails). */
+typedef struct upload {
+    int fd;    /* the mapped file, or -1 */
+    void *map; /* its mapping, or NULL */
+    size_t len;
+    buf_t buf; /* the bytes when not mapped */
+} upload;
+
+static int upload_open(const char *path, size_t max, upload *u)
+{
+    memset(u, 0, sizeof(*u));
+    u->fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (u->fd < 0)
+        return -errno;
+    struct stat st;
+    if (fstat(u->fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0) {
+        if ((uint64_t)st.st_size > max) {
+            close(u->fd);
+            return -E2BIG;
+        }
+        void *m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, u->fd, 0);
+        if (m != MAP_FAILED) {
+            u->map = m;
+            u->len = (size_t)st.st_size;
+            return 0;
+        }
+    }
+    close(u->fd);
+    u->fd = -1;
+    int rc = read_file(path, max, &u->buf);
+    u->len = u->buf.len;
+    return rc;
+}
+
+static const void *upload_bytes(const upload *u)
+{
+    return u->map ? u->map : u->buf.data ? (const void *)u->buf.data : "";
+}
+
+static void upload_close(upload *u)
+{
+    if (u->map)
+        munmap(u->map, u->len);
+    if (u->fd >= 0)
+        close(u->fd);
+    buf_free(&u->buf);
 }
 
 static int exit_for(int status)
@@ -114,8 +171,8 @@ int ingest_cli_local(const ogd_config *cfg, char **files, int nfiles, FILE *log)
     ingest_env_from_config(cfg, &env);
     env.limits.timeout_ms = 120000;
     for (int i = 0; i < nfiles; i++) {
-        buf_t bytes;
-        int rc = read_file(files[i], (size_t)cfg->server.max_upload_bytes, &bytes);
+        upload up;
+        int rc = upload_open(files[i], (size_t)cfg->server.max_upload_bytes, &up);
         if (rc) {
             fprintf(log, "ingest: %s: %s\n", files[i],
                     rc == -E2BIG ? "larger than server.max_upload_bytes" : strerror(-rc));
@@ -123,11 +180,11 @@ int ingest_cli_local(const ogd_config *cfg, char **files, int nfiles, FILE *log)
             continue;
         }
         one_file f = {log, files[i], 0, false};
-        rc = ingest_start(&env, bytes.data ? bytes.data : "", bytes.len, local_done, &f, NULL);
+        rc = ingest_start(&env, upload_bytes(&up), up.len, up.fd, 0, local_done, &f, NULL);
         if (rc == 0)
             while (!f.done && uv_run(&loop, UV_RUN_ONCE))
                 ;
-        buf_free(&bytes);
+        upload_close(&up);
         int e = rc || !f.done ? INGEST_EXIT_FAILED : exit_for(f.status);
         if (rc)
             fprintf(log, "ingest: %s: cannot start the HDF5 reader (%s)\n", files[i],

@@ -129,21 +129,30 @@ static void array_from(const parse_result *pr, const json_t *ds, ingest_array *o
         out->shape[i] = (uint64_t)json_integer_value(json_array_get(shape, (size_t)i));
         out->count *= out->shape[i];
     }
-    if (!cls || !json_object_get(ds, "off"))
+    /* the elements: copied into the data part ("off"), or in the upload ("ref") */
+    const json_t *ref = json_object_get(ds, "ref");
+    const json_t *where = ref ? ref : json_object_get(ds, "off");
+    if (!cls || !where)
         return;
     out->cls = strcmp(cls, "int") == 0     ? 'i'
                : strcmp(cls, "uint") == 0  ? 'u'
                : strcmp(cls, "float") == 0 ? 'f'
                                            : 0;
     out->size = (int)json_integer_value(json_object_get(ds, "size"));
-    uint64_t off = (uint64_t)json_integer_value(json_object_get(ds, "off"));
+    const unsigned char *base = ref ? pr->image : pr->data;
+    uint64_t base_len = ref ? pr->image_len : pr->data_len;
+    uint64_t off = (uint64_t)json_integer_value(where);
     uint64_t len = (uint64_t)json_integer_value(json_object_get(ds, "len"));
-    if (off > pr->data_len || len > pr->data_len - off || off % 8 || ((uintptr_t)pr->data) % 8 ||
+    /* parse_proc checked the references already; the data part's offsets are checked
+     * here, both against their buffer and for typed loads */
+    bool size_ok = out->size == 1 || out->size == 2 || out->size == 4 || out->size == 8;
+    if (!base || !size_ok || off > base_len || len > base_len - off ||
+        ((uintptr_t)base + off) % (uint64_t)out->size || (!ref && off % 8) ||
         len != out->count * (uint64_t)out->size) {
         out->cls = 0; /* malformed description: treat as not numeric */
         return;
     }
-    out->data = pr->data + off;
+    out->data = base + off;
 }
 
 static bool is_ndarray(const json_t *ds)

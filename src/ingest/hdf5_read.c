@@ -28,6 +28,9 @@ typedef struct walk {
     unsigned char *area; /* dataset bytes (memfd), when data is NULL */
     size_t len;          /* bytes in area */
     size_t cap;          /* bytes the data part may hold */
+    size_t image_len;    /* the file image's length (references into it) */
+    unsigned skew;       /* the reader's copy of the image starts this far past 8k */
+    bool refs;           /* datasets may be reported by reference ("ref") */
     int status;          /* first hard error */
     char error[256];
 } walk;
@@ -207,6 +210,32 @@ static json_t *read_attrs(hid_t obj)
     return attrs;
 }
 
+/* Whether the dataset's raw bytes in the file image are exactly what H5Dread into mt
+ * would produce (one allocated contiguous unfiltered block of `bytes`, in the file type
+ * that equals mt): then *off is the block's offset in the image. Blocks not aligned to
+ * the element size in the reader's copy are copied instead (readers load the elements
+ * as typed values). */
+static bool can_reference(const walk *w, hid_t ds, hid_t type, hid_t mt, size_t size, size_t bytes,
+                          uint64_t *off)
+{
+    if (!w->refs || bytes == 0 || H5Tequal(type, mt) <= 0)
+        return false;
+    hid_t dcpl = H5Dget_create_plist(ds);
+    if (dcpl < 0)
+        return false;
+    bool plain = H5Pget_layout(dcpl) == H5D_CONTIGUOUS && H5Pget_nfilters(dcpl) == 0 &&
+                 H5Pget_external_count(dcpl) == 0;
+    H5Pclose(dcpl);
+    if (!plain || H5Dget_storage_size(ds) != (hsize_t)bytes)
+        return false;
+    haddr_t addr = H5Dget_offset(ds);
+    if (addr == HADDR_UNDEF || addr > w->image_len || bytes > w->image_len - addr ||
+        (w->skew + addr) % size != 0)
+        return false;
+    *off = (uint64_t)addr;
+    return true;
+}
+
 static json_t *read_dataset(walk *w, hid_t ds)
 {
     hid_t type = H5Dget_type(ds);
@@ -270,6 +299,14 @@ static json_t *read_dataset(walk *w, hid_t ds)
     json_object_set_new(out, "size", json_integer((json_int_t)size));
     if (H5Tget_order(type) == H5T_ORDER_BE)
         json_object_set_new(out, "big_endian", json_true());
+    /* a dataset read by reference costs no output (it lies within the input) */
+    uint64_t ref = 0;
+    if (!overflow && n <= w->image_len / size &&
+        can_reference(w, ds, type, mt, size, (size_t)n * size, &ref)) {
+        json_object_set_new(out, "ref", json_integer((json_int_t)ref));
+        json_object_set_new(out, "len", json_integer((json_int_t)(n * size)));
+        goto done;
+    }
     if (overflow || n > (w->cap - data_len(w)) / size) {
         w->status = -E2BIG;
         snprintf(w->error, sizeof(w->error), "a dataset is too large (%d dimensions)", rank);
@@ -389,7 +426,7 @@ int hdf5_describe(void *image, size_t len, buf_t *out)
 {
     buf_t data;
     buf_init(&data, out->max);
-    walk w = {&data, NULL, 0, out->max, 0, ""};
+    walk w = {&data, NULL, 0, out->max, len, 0, false, 0, ""};
     char *text = NULL;
     int rc = describe(image, len, &w, &text);
     if (!rc) {
@@ -410,12 +447,14 @@ int hdf5_describe(void *image, size_t len, buf_t *out)
     return rc;
 }
 
-int hdf5_describe_mapped(void *image, size_t len, unsigned char *area, size_t cap, size_t *used)
+int hdf5_describe_mapped(void *image, size_t len, unsigned skew, unsigned char *area, size_t cap,
+                         size_t *used)
 {
     *used = 0;
     if (cap < HDF5_MAPPED_HEADER)
         return -E2BIG;
-    walk w = {NULL, area + HDF5_MAPPED_HEADER, 0, cap - HDF5_MAPPED_HEADER, 0, ""};
+    walk w = {NULL, area + HDF5_MAPPED_HEADER, 0, cap - HDF5_MAPPED_HEADER, len, skew % 8, true, 0,
+              ""};
     char *text = NULL;
     int rc = describe(image, len, &w, &text);
     if (rc)
@@ -439,25 +478,41 @@ int hdf5_describe_mapped(void *image, size_t len, unsigned char *area, size_t ca
     return 0;
 }
 
-/* The memfd variant of the helper (see hdf5_parse_main): maps fd 0 and fd 3. */
-static int parse_mapped(size_t max_in, size_t max_out)
+/* The memfd variant of the helper (see hdf5_parse_main): maps fd 0 (the whole file, or
+ * the window of it `in` names) and fd 3. */
+static int parse_mapped(size_t max_in, size_t max_out, const hdf5_input *in)
 {
     struct stat st;
     if (fstat(0, &st) != 0 || !S_ISREG(st.st_mode)) {
         fprintf(stderr, "input is not a file\n");
         return 1;
     }
-    if ((uint64_t)st.st_size > max_in) {
+    uint64_t size = (uint64_t)st.st_size;
+    bool window = in && in->window;
+    uint64_t in_off = window ? in->offset : 0;
+    uint64_t in_len = window ? in->len : size;
+    if (in_off > size || in_len > size - in_off) {
+        fprintf(stderr, "the input window lies outside the file\n");
+        return 1;
+    }
+    if (in_len > max_in) {
         fprintf(stderr, "file too large\n");
         return 1;
     }
-    size_t len = (size_t)st.st_size;
+    size_t len = (size_t)in_len;
+    /* mappings start on a page: the image begins `lead` bytes into ours */
+    uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
+    size_t lead = (size_t)(in_off % page);
+    size_t map_len = lead + len;
     /* private and writable: libhdf5 may write into a file image; the worker's copy stays */
-    void *image = len ? mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE, 0, 0) : NULL;
-    if (len && image == MAP_FAILED) {
+    unsigned char *map =
+        len ? mmap(NULL, map_len, PROT_READ | PROT_WRITE, MAP_PRIVATE, 0, (off_t)(in_off - lead))
+            : NULL;
+    if (len && map == MAP_FAILED) {
         fprintf(stderr, "cannot map the input\n");
         return 1;
     }
+    void *image = map ? map + lead : NULL;
     size_t cap = max_out + HDF5_MAPPED_HEADER;
     /* the output file is sparse until written: only what the description uses costs memory */
     if (ftruncate(3, (off_t)cap) != 0) {
@@ -470,10 +525,11 @@ static int parse_mapped(size_t max_in, size_t max_out)
         return 1;
     }
     size_t used = 0;
-    int rc = hdf5_describe_mapped(image ? image : (void *)"", len, area, cap, &used);
+    int rc =
+        hdf5_describe_mapped(image ? image : (void *)"", len, in ? in->skew : 0, area, cap, &used);
     munmap(area, cap);
-    if (image)
-        munmap(image, len);
+    if (map)
+        munmap(map, map_len);
     if (rc) {
         fprintf(stderr, "%s\n", rc == -EINVAL ? "not hdf5" : "too large");
         return rc == -EINVAL ? 3 : 4;
@@ -485,7 +541,7 @@ static int parse_mapped(size_t max_in, size_t max_out)
     return 0;
 }
 
-int hdf5_parse_main(size_t max_in, size_t max_out, bool mapped)
+int hdf5_parse_main(size_t max_in, size_t max_out, bool mapped, const hdf5_input *input)
 {
 #if !defined(__SANITIZE_ADDRESS__)
     /* libhdf5 may allocate on a hostile file's say-so (chunk caches, huge attributes):
@@ -497,7 +553,7 @@ int hdf5_parse_main(size_t max_in, size_t max_out, bool mapped)
     setrlimit(RLIMIT_AS, &rl);
 #endif
     if (mapped)
-        return parse_mapped(max_in, max_out);
+        return parse_mapped(max_in, max_out, input);
     buf_t in;
     buf_init(&in, max_in);
     char chunk[65536];

@@ -25,12 +25,21 @@
  *   bytes 0..64: "OGDM" | 4 zero bytes | u64 data length | u64 JSON offset | u64 JSON
  *   length (little-endian) | zeros; data part from byte 64 (datasets 8-byte aligned, the
  *   same offsets as above); the JSON at the (8-aligned) offset after the data.
+ * In this format a numeric dataset may also come by reference, copied nowhere:
+ *   {"class", "size", "shape", "ref":n, "len":n} means its elements are the bytes
+ *   [ref, ref + len) of the file image itself. The helper says so only when those bytes
+ *   are exactly what H5Dread would give (one allocated contiguous block, no filters, the
+ *   file type equal to the native type: same class, size, little-endian) and the
+ *   elements are aligned in the reader's copy of the image; every other dataset is copied ("off").
+ * The reader of the description holds the same bytes (the upload the image came from) and checks
+ * each reference against them (parse_proc.h).
  */
 #ifndef OGD_INGEST_HDF5_READ_H
 #define OGD_INGEST_HDF5_READ_H
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "util/buf.h"
 
@@ -43,16 +52,31 @@ int hdf5_describe(void *image, size_t len, buf_t *out);
 /* Bytes before the data part of an "OGDM" output. */
 #define HDF5_MAPPED_HEADER 64
 
-/* Describes image[0..len) into area[0..cap) in the "OGDM" format; *used: the bytes
- * written. Returns as hdf5_describe (-E2BIG: cap too small even for the description). */
-int hdf5_describe_mapped(void *image, size_t len, unsigned char *area, size_t cap, size_t *used);
+/* Describes image[0..len) into area[0..cap) in the "OGDM" format (datasets by
+ * reference where they can be, offsets relative to image, aligned for a copy of image
+ * that starts skew (0..7) bytes past a multiple of 8); *used: the bytes written. Returns as
+ * hdf5_describe (-E2BIG: cap too small even for the description). */
+int hdf5_describe_mapped(void *image, size_t len, unsigned skew, unsigned char *area, size_t cap,
+                         size_t *used);
+
+/* Where the helper's input is: the HDF5 bytes are [offset, offset + len) of the stdin
+ * file when window is set, else the whole file; the reader's own copy of them starts
+ * skew bytes past a multiple of 8 (references must be aligned there, not only in the
+ * file). */
+typedef struct hdf5_input {
+    bool window;
+    uint64_t offset;
+    uint64_t len;
+    unsigned skew;
+} hdf5_input;
 
 /* The helper's main. Pipe mode: reads the file from stdin (at most max_in bytes), writes
  * the "OGDH" description to stdout (at most max_out bytes). Mapped mode: stdin is a
- * file (a memfd) of at most max_in bytes, mapped, not read; fd 3 is a file (a memfd) that
- * receives the "OGDM" description (at most max_out + HDF5_MAPPED_HEADER bytes, the file
- * truncated to its length). Exit 0; 3 not HDF5; 4 too large; 1 other failures (a
- * message on stderr). */
-int hdf5_parse_main(size_t max_in, size_t max_out, bool mapped);
+ * regular file (a memfd, or the caller's own file) holding the HDF5 bytes as `in` says
+ * (NULL: the whole file, skew 0), at most max_in of them, mapped, not read; fd 3 is a file
+ * (a memfd) that receives the "OGDM" description (at most max_out + HDF5_MAPPED_HEADER
+ * bytes, the file truncated to its length). Exit 0; 3 not HDF5; 4 too large; 1 other
+ * failures (a message on stderr). */
+int hdf5_parse_main(size_t max_in, size_t max_out, bool mapped, const hdf5_input *in);
 
 #endif

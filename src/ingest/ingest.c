@@ -591,8 +591,8 @@ static void parsed(int status, parse_result *res, void *data)
         fail(in, 500, "Database error");
 }
 
-int ingest_start(const ingest_env *env, const void *bytes, size_t len, ingest_done_cb cb,
-                 void *data, ingest_t **out)
+int ingest_start(const ingest_env *env, const void *bytes, size_t len, int fd, uint64_t fd_offset,
+                 ingest_done_cb cb, void *data, ingest_t **out)
 {
     ingest_t *in = calloc(1, sizeof(*in));
     if (!in)
@@ -603,7 +603,8 @@ int ingest_start(const ingest_env *env, const void *bytes, size_t len, ingest_do
     in->len = len;
     in->cb = cb;
     in->data = data;
-    int rc = parse_proc_start(env->loop, bytes, len, &env->limits, parsed, in, &in->proc);
+    int rc =
+        parse_proc_start(env->loop, bytes, len, fd, fd_offset, &env->limits, parsed, in, &in->proc);
     if (rc) {
         free(in);
         return rc;

@@ -18,6 +18,7 @@
 
 #include <jansson.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <uv.h>
 
 #include "config/config.h"
@@ -46,10 +47,14 @@ typedef struct ingest_result {
 typedef struct ingest ingest_t;
 typedef void (*ingest_done_cb)(const ingest_result *res, void *data);
 
-/* Starts ingesting bytes[0..len) (borrowed until the callback). env is copied (its
- * pointers borrowed). cb runs once on the loop, never inside this call. 0 or -ENOMEM. */
-int ingest_start(const ingest_env *env, const void *bytes, size_t len, ingest_done_cb cb,
-                 void *data, ingest_t **out);
+/* Starts ingesting bytes[0..len) (borrowed until the callback: the checks and the
+ * encoders read datasets straight from it). fd: -1, or a file open until the callback
+ * of which bytes maps [fd_offset, fd_offset + len): the HDF5 reader then maps that file
+ * instead of a copy (parse_proc_start). env is copied (its
+ * pointers borrowed). cb runs once on the loop, never inside this call. 0 or a negative
+ * errno. */
+int ingest_start(const ingest_env *env, const void *bytes, size_t len, int fd, uint64_t fd_offset,
+                 ingest_done_cb cb, void *data, ingest_t **out);
 /* The client went away: stops at the next safe point (the helper is killed; uploads that
  * started are finished and, with no record written, deleted). cb still runs. */
 void ingest_cancel(ingest_t *in);

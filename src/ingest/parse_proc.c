@@ -1,8 +1,9 @@
 /*
  * parse_proc.c: the helper process that reads HDF5 (see parse_proc.h). One parse_proc_t
  * per upload: a uv_process_t with two pipes and a timer (plus, on the memfd path, two
- * memfds: the upload, filled on the thread pool before the spawn, and the output); the
- * callback runs after the helper exited, its stdout hit EOF and every handle has closed.
+ * files: the upload (the caller's file, or a memfd filled and mapped on the thread pool
+ * before the spawn) and the output memfd); the callback runs after the helper exited,
+ * its stdout hit EOF and every handle has closed.
  */
 #include "ingest/parse_proc.h"
 
@@ -11,6 +12,7 @@
 #include "util/buf.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -39,14 +41,17 @@ struct parse_proc {
     void *data;
     int handles; /* open handles */
     bool exited, eof, killed_timeout, too_large, canceled, spawn_failed;
-    bool mapped;       /* the memfd path */
+    bool mapped; /* the memfd path */
+    bool window; /* in_fd is the caller's file: the upload is [fd_offset, +len) of it */
+    uint64_t fd_offset;
     bool spawned;      /* proc is a running (or exited) helper */
-    int in_fd, out_fd; /* its memfds (-1 when closed) */
-    const void *bytes; /* the upload (memfd path: copied by fill_run) */
+    int in_fd, out_fd; /* its memfds, or a dup of the caller's file (-1 when closed) */
+    const void *bytes; /* the upload (memfd path: copied by fill_run unless window) */
     size_t len;
     size_t max_output;
     unsigned timeout_ms;
     bool fill_failed;
+    void *in_map;     /* the filled input memfd, mapped (the references' base), or NULL */
     int early_status; /* set when the helper never ran (memfd path): the cb's status */
     int64_t exit_status;
     int term_signal;
@@ -77,7 +82,15 @@ static int mapped_result(parse_proc_t *p, parse_result *res)
     void *map = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE, p->out_fd, 0);
     if (map == MAP_FAILED)
         return PARSE_CRASHED;
-    return parse_result_decode_mapped(map, len, res);
+    /* references point into our mapping of the input memfd when there is one: it is
+     * page-aligned wherever the caller's bytes are, so no element is misaligned there */
+    int rc = parse_result_decode_mapped(map, len, p->in_map ? p->in_map : p->bytes, p->len, res);
+    if (rc == 0 && p->in_map) {
+        res->image_map = p->in_map;
+        res->image_map_len = p->len;
+        p->in_map = NULL;
+    }
+    return rc;
 }
 
 static void on_closed(uv_handle_t *h)
@@ -113,6 +126,8 @@ static void on_closed(uv_handle_t *h)
         status = parse_result_decode(buf_take(&p->output), len, &res);
     }
     close_fds(p);
+    if (p->in_map)
+        munmap(p->in_map, p->len);
     buf_free(&p->output);
     parse_cb cb = p->cb;
     void *data = p->data;
@@ -193,12 +208,23 @@ static void on_timeout(uv_timer_t *t)
 /* Spawns the helper (pipe path: and starts writing the upload to it). */
 static int spawn(parse_proc_t *p)
 {
-    char max_in[32], max_out[32];
+    char max_in[32], max_out[32], skew[8], win_off[32];
     snprintf(max_in, sizeof(max_in), "%zu", p->len);
     snprintf(max_out, sizeof(max_out), "%zu", p->max_output);
-    char *args[] = {
-        (char *)"ogd", (char *)"_hdf5-parse", max_in, max_out, p->mapped ? (char *)"mapped" : NULL,
-        NULL};
+    /* references are checked against our bytes: the helper aligns them for where they are */
+    snprintf(skew, sizeof(skew), "%u",
+             (unsigned)((uintptr_t)(p->in_map ? p->in_map : p->bytes) % 8));
+    snprintf(win_off, sizeof(win_off), "%llu", (unsigned long long)p->fd_offset);
+    /* ogd _hdf5-parse MAX_IN MAX_OUT [mapped SKEW [OFFSET LEN]] (LEN: MAX_IN, the upload's) */
+    char *args[] = {(char *)"ogd",
+                    (char *)"_hdf5-parse",
+                    max_in,
+                    max_out,
+                    p->mapped ? (char *)"mapped" : NULL,
+                    skew,
+                    p->window ? win_off : NULL,
+                    max_in,
+                    NULL};
     uv_stdio_container_t stdio[4];
     if (p->mapped) {
         stdio[0].flags = UV_INHERIT_FD;
@@ -249,6 +275,10 @@ static void fill_run(void *data)
         }
         done += (size_t)n;
     }
+    /* the worker's view of the copy (populated here, off the loop): the references'
+     * base; without it they point into the caller's bytes */
+    void *m = mmap(NULL, p->len, PROT_READ, MAP_SHARED | MAP_POPULATE, p->in_fd, 0);
+    p->in_map = m == MAP_FAILED ? NULL : m;
 }
 
 static void fill_done(void *data, int status)
@@ -270,8 +300,20 @@ static void fill_done(void *data, int status)
     uv_close((uv_handle_t *)&p->timer, on_closed);
 }
 
-int parse_proc_start(uv_loop_t *loop, const void *bytes, size_t len, const parse_limits *lim,
-                     parse_cb cb, void *data, parse_proc_t **out)
+/* The caller's file as the helper's stdin: a close-on-exec duplicate (uv_spawn makes it
+ * the child's fd 0, where it stays open), or -1 when fd is no regular file holding the
+ * window. */
+static int window_fd(int fd, uint64_t offset, size_t len)
+{
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || offset > (uint64_t)st.st_size ||
+        len > (uint64_t)st.st_size - offset)
+        return -1;
+    return fcntl(fd, F_DUPFD_CLOEXEC, 3);
+}
+
+int parse_proc_start(uv_loop_t *loop, const void *bytes, size_t len, int fd, uint64_t fd_offset,
+                     const parse_limits *lim, parse_cb cb, void *data, parse_proc_t **out)
 {
     parse_proc_t *p = calloc(1, sizeof(*p));
     if (!p)
@@ -289,7 +331,19 @@ int parse_proc_start(uv_loop_t *loop, const void *bytes, size_t len, const parse
     uv_pipe_init(loop, &p->out, 0);
     uv_timer_init(loop, &p->timer);
     p->in.data = p->out.data = p->timer.data = p->proc.data = p->wr.data = p;
-    if (!lim->pipe_only) {
+    bool direct = false;
+    if (!lim->pipe_only && fd >= 0 && len > 0) {
+        /* the caller's file itself: nothing to copy, the helper spawned right away */
+        p->in_fd = window_fd(fd, fd_offset, len);
+        p->out_fd = memfd_create("ogd-hdf5-description", MFD_CLOEXEC);
+        if (p->in_fd >= 0 && p->out_fd >= 0) {
+            p->mapped = p->window = direct = true;
+            p->fd_offset = fd_offset;
+        } else {
+            close_fds(p);
+        }
+    }
+    if (!lim->pipe_only && !direct) {
         p->in_fd = memfd_create("ogd-upload", MFD_CLOEXEC);
         p->out_fd = memfd_create("ogd-hdf5-description", MFD_CLOEXEC);
         if (p->in_fd >= 0 && p->out_fd >= 0 &&
@@ -324,6 +378,36 @@ void parse_proc_cancel(parse_proc_t *p)
     kill_helper(p);
 }
 
+/* Whether every dataset reference ("ref", hdf5_read.h) in the description's members (at
+ * any depth) names whole, aligned elements inside image[0..image_len). The helper's
+ * output is untrusted: a reference it made up must not lead a reader outside the upload. */
+static bool refs_valid(const json_t *node, const unsigned char *image, size_t image_len)
+{
+    size_t i;
+    const json_t *m;
+    json_array_foreach(json_object_get(node, "members"), i, m)
+    {
+        if (!refs_valid(m, image, image_len))
+            return false;
+        const json_t *ds = json_object_get(m, "data");
+        const json_t *ref = json_object_get(ds, "ref");
+        if (!ref)
+            continue;
+        const json_t *len = json_object_get(ds, "len");
+        const json_t *size = json_object_get(ds, "size");
+        if (!image || !json_is_integer(ref) || !json_is_integer(len) || !json_is_integer(size) ||
+            json_object_get(ds, "off"))
+            return false;
+        json_int_t r = json_integer_value(ref), l = json_integer_value(len);
+        json_int_t sz = json_integer_value(size);
+        if (r < 0 || l < 0 || (sz != 1 && sz != 2 && sz != 4 && sz != 8) ||
+            (uint64_t)r > image_len || (uint64_t)l > image_len - (uint64_t)r || l % sz != 0 ||
+            ((uintptr_t)image + (uint64_t)r) % (uint64_t)sz != 0)
+            return false;
+    }
+    return true;
+}
+
 int parse_result_decode(char *raw, size_t len, parse_result *out)
 {
     memset(out, 0, sizeof(*out));
@@ -340,7 +424,10 @@ int parse_result_decode(char *raw, size_t len, parse_result *out)
     }
     json_error_t e;
     out->desc = json_loadb(raw + 12, (size_t)jl, 0, &e);
-    if (!out->desc) {
+    /* no shared image on the pipe path: a reference is malformed there */
+    if (!out->desc || !refs_valid(out->desc, NULL, 0)) {
+        json_decref(out->desc);
+        out->desc = NULL;
         free(raw);
         return PARSE_CRASHED;
     }
@@ -358,7 +445,8 @@ static uint64_t get64le(const unsigned char *p)
     return v;
 }
 
-int parse_result_decode_mapped(void *map, size_t len, parse_result *out)
+int parse_result_decode_mapped(void *map, size_t len, const void *image, size_t image_len,
+                               parse_result *out)
 {
     memset(out, 0, sizeof(*out));
     const unsigned char *m = map;
@@ -372,10 +460,14 @@ int parse_result_decode_mapped(void *map, size_t len, parse_result *out)
     }
     json_error_t e;
     out->desc = json_loadb((const char *)m + joff, (size_t)jlen, 0, &e);
-    if (!out->desc) {
+    if (!out->desc || !refs_valid(out->desc, image, image_len)) {
+        json_decref(out->desc);
+        out->desc = NULL;
         munmap(map, len);
         return PARSE_CRASHED;
     }
+    out->image = image;
+    out->image_len = image_len;
     out->map = map;
     out->map_len = len;
     out->data = m + HDF5_MAPPED_HEADER;
@@ -391,6 +483,8 @@ void parse_result_free(parse_result *r)
     free(r->raw);
     if (r->map)
         munmap(r->map, r->map_len);
+    if (r->image_map)
+        munmap(r->image_map, r->image_map_len);
     memset(r, 0, sizeof(*r));
 }
 

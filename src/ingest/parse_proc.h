@@ -6,12 +6,15 @@
  * worker never links it into its own address space at run time: it spawns its own binary
  * (`/proc/self/exe _hdf5-parse`), with a time limit (the helper is killed when it passes)
  * and an output cap. Two ways to move the bytes:
- *  - shared files (the default): the upload is copied once, on the thread pool, into a
- *    memfd that becomes the helper's stdin, which the helper maps instead of reading; a
- *    second memfd (the helper's fd 3) receives the description, the helper's libhdf5
- *    reading the datasets straight into its mapping, and the worker maps it in turn
- *    ("OGDM", hdf5_read.h). Nothing else is copied, and no pipe traffic runs through
- *    the loop.
+ *  - shared files (the default): the helper's stdin is a file holding the upload, which
+ *    it maps instead of reading: the caller's own file when it passes one (nothing
+ *    copied), else a memfd the upload is copied into once, on the thread pool. A second
+ *    memfd (the helper's fd 3) receives the description ("OGDM", hdf5_read.h), which the
+ *    worker maps. Datasets stored plainly in the file (contiguous, unfiltered, native
+ *    little-endian) are described by reference: their offset in the upload, which the
+ *    worker checks and points into, so their bytes are copied nowhere; the others are
+ *    read by libhdf5 straight into the output mapping. No pipe traffic runs through the
+ *    loop.
  *  - pipes (when memfd_create is not available, or parse_limits.pipe_only): the upload
  *    is written to the helper's stdin and the "OGDH" description read from its stdout,
  *    with libuv pipes on the loop.
@@ -26,6 +29,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <uv.h>
 
 /* Statuses besides 0. */
@@ -38,9 +42,17 @@ typedef struct parse_result {
     json_t *desc;              /** the description (hdf5_read.h format) */
     const unsigned char *data; /** its data part */
     size_t data_len;
-    char *raw;      /** private: the whole output (malloc'd, pipe path) */
-    void *map;      /** private: the mapped output (memfd path) */
-    size_t map_len; /** private */
+    /** the upload the description's dataset references ("ref") point into: the caller's
+     * bytes (borrowed: valid until the parse callback's caller is done with them), or,
+     * when they were copied into a memfd, the result's own page-aligned mapping of it
+     * (freed with the result); NULL on the pipe path */
+    const unsigned char *image;
+    size_t image_len;
+    char *raw;            /** private: the whole output (malloc'd, pipe path) */
+    void *map;            /** private: the mapped output (memfd path) */
+    size_t map_len;       /** private */
+    void *image_map;      /** private: the worker's mapping of the input memfd, when image is it */
+    size_t image_map_len; /** private */
 } parse_result;
 
 typedef struct parse_proc parse_proc_t;
@@ -55,18 +67,27 @@ typedef struct parse_limits {
 
 /* The helper binary; "/proc/self/exe" unless set (tests). */
 void parse_proc_set_binary(const char *path);
-/* Starts the helper on bytes[0..len) (borrowed until cb). cb runs once, on the loop,
- * never inside this call. Returns 0 or a negative errno (no callback then). A spawn that
- * fails after the memfd was filled (on the pool) is reported to cb as PARSE_CRASHED. */
-int parse_proc_start(uv_loop_t *loop, const void *bytes, size_t len, const parse_limits *lim,
-                     parse_cb cb, void *data, parse_proc_t **out);
+/* Starts the helper on bytes[0..len) (borrowed until cb: the result's dataset references
+ * point into it). fd -1: the bytes are copied into a memfd (or piped). fd >= 0: bytes is
+ * the caller's mapping of that file's bytes [fd_offset, fd_offset + len), fd open and the
+ * mapping valid until cb; the helper gets (a duplicate of) fd as its stdin and maps the
+ * window itself, nothing copied (when fd is no regular file holding the window, the copy
+ * as with -1). cb runs once, on the loop, never inside this call. Returns 0 or a negative
+ * errno (no callback then). A spawn that fails after the memfd was filled (on the pool)
+ * is reported to cb as PARSE_CRASHED. */
+int parse_proc_start(uv_loop_t *loop, const void *bytes, size_t len, int fd, uint64_t fd_offset,
+                     const parse_limits *lim, parse_cb cb, void *data, parse_proc_t **out);
 /* Kills the helper; cb still runs, with -ECANCELED. */
 void parse_proc_cancel(parse_proc_t *p);
-/* Decodes an "OGDH" buffer (takes raw, malloc'd). 0 or PARSE_CRASHED (malformed). */
+/* Decodes an "OGDH" buffer (takes raw, malloc'd). 0 or PARSE_CRASHED (malformed; a
+ * dataset reference is malformed here). */
 int parse_result_decode(char *raw, size_t len, parse_result *out);
 /* Decodes an "OGDM" mapping (takes map: munmap'd by parse_result_free, or here on
- * failure). 0 or PARSE_CRASHED (malformed). */
-int parse_result_decode_mapped(void *map, size_t len, parse_result *out);
+ * failure) whose dataset references point into image[0..image_len) (borrowed). 0 or
+ * PARSE_CRASHED (malformed, or a reference that is not whole aligned elements inside
+ * the image). */
+int parse_result_decode_mapped(void *map, size_t len, const void *image, size_t image_len,
+                               parse_result *out);
 void parse_result_free(parse_result *r);
 /* The client message for a parse status (400 texts). */
 const char *parse_strerror(int status);

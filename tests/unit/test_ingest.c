@@ -2,7 +2,8 @@
  * the multipart part finder, manifest validation and comparison, whole-file checks on
  * hand-built descriptions, the npz writer, image encoding at every bit depth, and the
  * parse helper on both paths (pipes, memfds): its answers and failure modes (a helper
- * that crashes, hangs, or floods its output). */
+ * that crashes, hangs, or floods its output); datasets by reference (which are, which
+ * are copied, hostile references) and the upload handed over as a file. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,6 +15,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <hdf5.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -22,6 +25,7 @@
 #include "imaging/png.h"
 #include "ingest/checks.h"
 #include "ingest/encode.h"
+#include "ingest/hdf5_read.h"
 #include "ingest/manifest.h"
 #include "ingest/npz_write.h"
 #include "ingest/parse_proc.h"
@@ -389,7 +393,8 @@ static int run_helper_on(const char *script, unsigned timeout_ms, size_t max_out
     helper_run h = {0, false, NULL};
     parse_limits lim = {max_output, timeout_ms, pipe_only};
     static const char bytes[] = "some upload bytes";
-    assert_int_equal(parse_proc_start(&loop, bytes, sizeof(bytes), &lim, helper_done, &h, NULL), 0);
+    assert_int_equal(
+        parse_proc_start(&loop, bytes, sizeof(bytes), -1, 0, &lim, helper_done, &h, NULL), 0);
     assert_false(h.done);
     uv_run(&loop, UV_RUN_DEFAULT);
     assert_true(h.done);
@@ -472,6 +477,399 @@ static void test_helper_memfd_answer(void **state)
                      PARSE_TOO_LARGE);
 }
 
+/* ---- datasets by reference, and the upload as a file ---- */
+
+#define H5_ROWS 64
+#define H5_COLS 48
+
+static uint16_t pixel(size_t i)
+{
+    return (uint16_t)(i * 7 + 3);
+}
+
+/* An HDF5 file at path with datasets the reader must treat differently:
+ *   plain    uint16 little-endian, contiguous, written: by reference
+ *   zipped   the same values, chunked and deflated: copied
+ *   bigend   the same values, stored big-endian: copied (converted)
+ *   unset    contiguous, never written (no storage): copied (fill value 0)
+ *   odd_a    3 uint8, then odd_b 5 int64 right after it in the file (the library packs
+ *            small raw data; odd_b is not on a multiple of 8 there: copied) */
+static void make_h5(const char *path)
+{
+    static uint16_t img[H5_ROWS * H5_COLS];
+    for (size_t i = 0; i < H5_ROWS * H5_COLS; i++)
+        img[i] = pixel(i);
+    hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    assert_true(f >= 0);
+    hsize_t dims[2] = {H5_ROWS, H5_COLS};
+    hid_t sp = H5Screate_simple(2, dims, NULL);
+    hid_t d = H5Dcreate2(f, "plain", H5T_STD_U16LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    assert_true(H5Dwrite(d, H5T_NATIVE_UINT16, H5S_ALL, H5S_ALL, H5P_DEFAULT, img) >= 0);
+    H5Dclose(d);
+    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    hsize_t chunk[2] = {16, 16};
+    H5Pset_chunk(dcpl, 2, chunk);
+    H5Pset_deflate(dcpl, 4);
+    d = H5Dcreate2(f, "zipped", H5T_STD_U16LE, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    assert_true(H5Dwrite(d, H5T_NATIVE_UINT16, H5S_ALL, H5S_ALL, H5P_DEFAULT, img) >= 0);
+    H5Dclose(d);
+    H5Pclose(dcpl);
+    d = H5Dcreate2(f, "bigend", H5T_STD_U16BE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    assert_true(H5Dwrite(d, H5T_NATIVE_UINT16, H5S_ALL, H5S_ALL, H5P_DEFAULT, img) >= 0);
+    H5Dclose(d);
+    d = H5Dcreate2(f, "unset", H5T_STD_U16LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    H5Dclose(d);
+    H5Sclose(sp);
+    hsize_t three = 3, five = 5;
+    uint8_t a[3] = {1, 2, 3};
+    int64_t b[5] = {-1, 2, -3, 4, -5};
+    sp = H5Screate_simple(1, &three, NULL);
+    d = H5Dcreate2(f, "odd_a", H5T_STD_U8LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    assert_true(H5Dwrite(d, H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, a) >= 0);
+    H5Dclose(d);
+    H5Sclose(sp);
+    sp = H5Screate_simple(1, &five, NULL);
+    d = H5Dcreate2(f, "odd_b", H5T_STD_I64LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    assert_true(H5Dwrite(d, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, b) >= 0);
+    H5Dclose(d);
+    H5Sclose(sp);
+    H5Fclose(f);
+}
+
+/* The file's bytes (malloc'd, so 16-byte aligned like a mapping's start). */
+static unsigned char *slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    fseek(f, 0, SEEK_END);
+    *len = (size_t)ftell(f);
+    fseek(f, 0, SEEK_SET);
+    unsigned char *b = malloc(*len);
+    assert_non_null(b);
+    assert_int_equal(fread(b, 1, *len, f), *len);
+    fclose(f);
+    return b;
+}
+
+static const json_t *dataset_of(const json_t *desc, const char *name)
+{
+    size_t i;
+    const json_t *m;
+    json_array_foreach(json_object_get(desc, "members"), i, m)
+    {
+        if (strcmp(json_string_value(json_object_get(m, "name")), name) == 0)
+            return json_object_get(m, "data");
+    }
+    return NULL;
+}
+
+/* A dataset's elements as the checks see them: in the upload ("ref") or in the data
+ * part ("off"); NULL when neither. */
+static const unsigned char *elements_of(const parse_result *r, const json_t *ds)
+{
+    const json_t *ref = json_object_get(ds, "ref");
+    const json_t *off = json_object_get(ds, "off");
+    if (ref)
+        return r->image + json_integer_value(ref);
+    if (off)
+        return r->data + json_integer_value(off);
+    return NULL;
+}
+
+/* FNV-1a of each numeric dataset's elements, by name: what a reader of r would see. */
+static json_t *dataset_digests(const parse_result *r)
+{
+    json_t *out = json_object();
+    size_t i;
+    const json_t *m;
+    json_array_foreach(json_object_get(r->desc, "members"), i, m)
+    {
+        const json_t *ds = json_object_get(m, "data");
+        const unsigned char *p = elements_of(r, ds);
+        if (!p)
+            continue;
+        uint64_t h = 1469598103934665603ULL;
+        json_int_t n = json_integer_value(json_object_get(ds, "len"));
+        for (json_int_t k = 0; k < n; k++)
+            h = (h ^ p[k]) * 1099511628211ULL;
+        char hex[20];
+        snprintf(hex, sizeof(hex), "%016llx", (unsigned long long)h);
+        json_object_set_new(out, json_string_value(json_object_get(m, "name")), json_string(hex));
+    }
+    return out;
+}
+
+/* Checks the values a reader gets for each dataset of make_h5's file. */
+static void assert_h5_values(const parse_result *r)
+{
+    const char *images[] = {"plain", "zipped", "bigend"};
+    for (int k = 0; k < 3; k++) {
+        const json_t *ds = dataset_of(r->desc, images[k]);
+        assert_non_null(ds);
+        assert_int_equal(json_integer_value(json_object_get(ds, "len")), H5_ROWS * H5_COLS * 2);
+        const uint16_t *v = (const uint16_t *)elements_of(r, ds);
+        assert_non_null(v);
+        for (size_t i = 0; i < H5_ROWS * H5_COLS; i++)
+            assert_int_equal(v[i], pixel(i));
+    }
+    const uint16_t *unset = (const uint16_t *)elements_of(r, dataset_of(r->desc, "unset"));
+    assert_non_null(unset);
+    for (size_t i = 0; i < H5_ROWS * H5_COLS; i++)
+        assert_int_equal(unset[i], 0);
+    const uint8_t *a = elements_of(r, dataset_of(r->desc, "odd_a"));
+    assert_non_null(a);
+    assert_memory_equal(a, "\1\2\3", 3);
+    const int64_t *b = (const int64_t *)elements_of(r, dataset_of(r->desc, "odd_b"));
+    assert_non_null(b);
+    assert_int_equal(((uintptr_t)b) % 8, 0);
+    int64_t want[5] = {-1, 2, -3, 4, -5};
+    assert_memory_equal(b, want, sizeof(want));
+}
+
+/* Describes image into a fresh mapping and decodes it, as parse_proc does. */
+static void describe_mapped(unsigned char *image, size_t len, parse_result *res)
+{
+    unsigned skew = (unsigned)((uintptr_t)image % 8);
+    size_t cap = (size_t)4 << 20, used = 0;
+    unsigned char *area = malloc(cap);
+    assert_non_null(area);
+    assert_int_equal(hdf5_describe_mapped(image, len, skew, area, cap, &used), 0);
+    void *map = mmap(NULL, used, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    assert_true(map != MAP_FAILED);
+    memcpy(map, area, used);
+    free(area);
+    assert_int_equal(parse_result_decode_mapped(map, used, image, len, res), 0);
+}
+
+/* The mapped description points plain datasets into the image and copies the rest; the
+ * pipe description copies everything; a reader sees the same values either way. */
+static void test_describe_references(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/ogd-test-h5-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+    make_h5(path);
+    size_t len = 0;
+    unsigned char *image = slurp(path, &len);
+    /* where the library put odd_b */
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    hid_t d = H5Dopen2(f, "odd_b", H5P_DEFAULT);
+    haddr_t odd_b = H5Dget_offset(d);
+    H5Dclose(d);
+    H5Fclose(f);
+    unlink(path);
+    assert_true(odd_b != HADDR_UNDEF);
+
+    parse_result res;
+    describe_mapped(image, len, &res);
+    assert_true(res.image == image);
+    const json_t *plain = dataset_of(res.desc, "plain");
+    assert_non_null(json_object_get(plain, "ref"));
+    assert_null(json_object_get(plain, "off"));
+    assert_non_null(json_object_get(dataset_of(res.desc, "odd_a"), "ref"));
+    const char *copied[] = {"zipped", "bigend", "unset"};
+    for (int k = 0; k < 3; k++) {
+        assert_null(json_object_get(dataset_of(res.desc, copied[k]), "ref"));
+        assert_non_null(json_object_get(dataset_of(res.desc, copied[k]), "off"));
+    }
+    const json_t *b = dataset_of(res.desc, "odd_b");
+    print_message("odd_b at byte %llu of the file: %s\n", (unsigned long long)odd_b,
+                  odd_b % 8 ? "misaligned, must be copied" : "aligned, by reference");
+    if (odd_b % 8) {
+        assert_null(json_object_get(b, "ref"));
+        assert_non_null(json_object_get(b, "off"));
+    } else {
+        assert_int_equal(json_integer_value(json_object_get(b, "ref")), (json_int_t)odd_b);
+    }
+    assert_h5_values(&res);
+    json_t *mapped = dataset_digests(&res);
+    parse_result_free(&res);
+
+    buf_t out;
+    buf_init(&out, (size_t)4 << 20);
+    assert_int_equal(hdf5_describe(image, len, &out), 0);
+    size_t n = out.len;
+    assert_int_equal(parse_result_decode(buf_take(&out), n, &res), 0);
+    assert_null(json_object_get(dataset_of(res.desc, "plain"), "ref"));
+    assert_h5_values(&res);
+    json_t *piped = dataset_digests(&res);
+    parse_result_free(&res);
+    assert_true(json_equal(mapped, piped));
+    assert_int_equal(json_object_size(mapped), 6);
+    json_decref(mapped);
+    json_decref(piped);
+    free(image);
+}
+
+/* An "OGDM" mapping around a JSON description. */
+static void *ogdm(const char *json, size_t *len)
+{
+    size_t jl = strlen(json);
+    *len = HDF5_MAPPED_HEADER + jl;
+    unsigned char *m = mmap(NULL, *len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    assert_true(m != MAP_FAILED);
+    memset(m, 0, HDF5_MAPPED_HEADER);
+    memcpy(m, "OGDM", 4);
+    m[16] = HDF5_MAPPED_HEADER;
+    for (int i = 0; i < 8; i++)
+        m[24 + i] = (unsigned char)((uint64_t)jl >> (8 * i));
+    memcpy(m + HDF5_MAPPED_HEADER, json, jl);
+    return m;
+}
+
+static int decode_refs(const char *json, const void *image, size_t image_len)
+{
+    size_t len;
+    void *m = ogdm(json, &len);
+    parse_result r;
+    int rc = parse_result_decode_mapped(m, len, image, image_len, &r);
+    if (rc == 0)
+        parse_result_free(&r);
+    return rc;
+}
+
+/* The helper's output is untrusted: a reference outside the upload, misaligned, of a
+ * bad size or with no upload to point into is a malformed description. */
+static void test_hostile_references(void **state)
+{
+    (void)state;
+    static uint64_t image[8]; /* 64 aligned bytes */
+    char json[512];
+    const char *fmt = "{\"members\":[{\"name\":\"x\",\"kind\":\"dataset\",\"data\":"
+                      "{\"class\":\"uint\",\"size\":%d,\"shape\":[4],\"ref\":%s,\"len\":%s}}]}";
+#define REF(size, ref, len) (snprintf(json, sizeof(json), fmt, size, ref, len), json)
+    assert_int_equal(decode_refs(REF(2, "56", "8"), image, sizeof(image)), 0);
+    assert_int_equal(decode_refs(REF(2, "58", "8"), image, sizeof(image)), PARSE_CRASHED);
+    assert_int_equal(decode_refs(REF(2, "64", "8"), image, sizeof(image)), PARSE_CRASHED);
+    assert_int_equal(
+        decode_refs(REF(8, "4611686018427387904", "4611686018427387904"), image, sizeof(image)),
+        PARSE_CRASHED);
+    assert_int_equal(decode_refs(REF(2, "-8", "8"), image, sizeof(image)), PARSE_CRASHED);
+    assert_int_equal(decode_refs(REF(2, "8", "-2"), image, sizeof(image)), PARSE_CRASHED);
+    assert_int_equal(decode_refs(REF(2, "9", "8"), image, sizeof(image)), PARSE_CRASHED);
+    assert_int_equal(decode_refs(REF(3, "0", "12"), image, sizeof(image)), PARSE_CRASHED);
+    assert_int_equal(decode_refs(REF(2, "\"8\"", "8"), image, sizeof(image)), PARSE_CRASHED);
+    assert_int_equal(decode_refs(REF(2, "8", "8"), NULL, 0), PARSE_CRASHED);
+    /* inside a group */
+    assert_int_equal(decode_refs("{\"members\":[{\"name\":\"g\",\"kind\":\"group\",\"members\":["
+                                 "{\"name\":\"x\",\"kind\":\"dataset\",\"data\":{\"class\":"
+                                 "\"uint\",\"size\":1,\"shape\":[4],\"ref\":62,\"len\":4}}]}]}",
+                                 image, sizeof(image)),
+                     PARSE_CRASHED);
+    /* the pipe format has no upload to point into */
+    const char *j = REF(2, "0", "8");
+    size_t jl = strlen(j);
+    char *raw = malloc(12 + jl);
+    memcpy(raw, "OGDH", 4);
+    for (int i = 0; i < 8; i++)
+        raw[4 + i] = (char)((uint64_t)jl >> (8 * i));
+    memcpy(raw + 12, j, jl);
+    parse_result r;
+    assert_int_equal(parse_result_decode(raw, 12 + jl, &r), PARSE_CRASHED);
+#undef REF
+}
+
+typedef struct digest_run {
+    int status;
+    bool done;
+    bool refs; /* some dataset came by reference */
+    json_t *digests;
+} digest_run;
+
+static void digest_done(int status, parse_result *res, void *data)
+{
+    digest_run *d = data;
+    d->status = status;
+    d->done = true;
+    if (res) {
+        assert_h5_values(res); /* the upload is still valid here */
+        d->digests = dataset_digests(res);
+        d->refs = json_object_get(dataset_of(res->desc, "plain"), "ref") != NULL;
+    }
+    parse_result_free(res);
+}
+
+static json_t *parse_with(const void *bytes, size_t len, int fd, uint64_t off, bool pipe_only,
+                          bool *refs)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    parse_limits lim = {(size_t)16 << 20, 20000, pipe_only};
+    digest_run d = {0, false, false, NULL};
+    assert_int_equal(parse_proc_start(&loop, bytes, len, fd, off, &lim, digest_done, &d, NULL), 0);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&loop), 0);
+    assert_true(d.done);
+    assert_int_equal(d.status, 0);
+    *refs = d.refs;
+    return d.digests;
+}
+
+/* The upload handed over as a file (a window not starting on a page), through the real
+ * helper: the same datasets as the memfd copy and the pipes. */
+static void test_helper_fd_input(void **state)
+{
+    (void)state;
+    char exe[4096];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 8);
+    assert_true(n > 0);
+    exe[n] = 0;
+    strcpy(strrchr(exe, '/') + 1, "ogd");
+    assert_int_equal(access(exe, X_OK), 0);
+    parse_proc_set_binary(exe);
+
+    char h5[] = "/tmp/ogd-test-h5-XXXXXX";
+    int fd = mkstemp(h5);
+    assert_true(fd >= 0);
+    close(fd);
+    make_h5(h5);
+    size_t len = 0;
+    unsigned char *image = slurp(h5, &len);
+    unlink(h5);
+    /* the upload inside a bigger file, as in a multipart body: at 5002 (not on a page,
+     * 2 bytes past a multiple of 8) and at 5003 (odd: 16-bit elements cannot be aligned) */
+    static const char junk[5003];
+    for (uint64_t off = 5002; off <= 5003; off++) {
+        char path[] = "/tmp/ogd-test-upload-XXXXXX";
+        fd = mkstemp(path);
+        assert_true(fd >= 0);
+        unlink(path);
+        assert_int_equal(write(fd, junk, off), (ssize_t)off);
+        assert_int_equal(write(fd, image, len), (ssize_t)len);
+        assert_int_equal(write(fd, junk, 100), 100);
+        size_t file_len = (size_t)off + len + 100;
+        unsigned char *map = mmap(NULL, file_len, PROT_READ, MAP_SHARED, fd, 0);
+        assert_true(map != MAP_FAILED);
+        const unsigned char *bytes = map + off;
+
+        bool refs = false;
+        json_t *by_fd = parse_with(bytes, len, fd, off, false, &refs);
+        if (off % 2 == 0)
+            assert_true(refs);
+        json_t *copied = parse_with(bytes, len, -1, 0, false, &refs);
+        assert_true(refs); /* into the worker's page-aligned map of its copy, at any offset */
+        json_t *piped = parse_with(bytes, len, fd, off, true, &refs);
+        assert_false(refs);
+        assert_int_equal(json_object_size(by_fd), 6);
+        assert_true(json_equal(by_fd, copied));
+        assert_true(json_equal(by_fd, piped));
+        json_decref(copied);
+        json_decref(piped);
+
+        /* a window past the file's end: the copy path (the bytes given are what counts) */
+        json_t *past = parse_with(bytes, len, fd, file_len, false, &refs);
+        assert_true(json_equal(by_fd, past));
+        json_decref(past);
+        json_decref(by_fd);
+        munmap(map, file_len);
+        close(fd);
+    }
+    free(image);
+    parse_proc_set_binary(NULL);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN); /* as in a worker: a helper that exits early breaks the pipe */
@@ -488,6 +886,9 @@ int main(void)
         cmocka_unit_test(test_helper_failures),
         cmocka_unit_test(test_helper_pipe_answer),
         cmocka_unit_test(test_helper_memfd_answer),
+        cmocka_unit_test(test_describe_references),
+        cmocka_unit_test(test_hostile_references),
+        cmocka_unit_test(test_helper_fd_input),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
