@@ -119,7 +119,11 @@ static void hdf_part_found(void *data, int status)
     ingest_env_from_config(cfg, &env);
     env.limits.timeout_ms = INGEST_PARSE_TIMEOUT_MS;
     http_set_abort(req, hdf_abort, ctx);
-    int rc = ingest_start(&env, ctx->file, ctx->file_len, -1, 0, hdf_done, ctx, &ctx->ingest);
+    /* a large body is a file already (http_request.body_fd): the HDF5 reader maps the
+     * part in it instead of a copy */
+    int fd = req->body_fd;
+    uint64_t off = fd >= 0 ? req->body_fd_offset + (uint64_t)(ctx->file - req->body.data) : 0;
+    int rc = ingest_start(&env, ctx->file, ctx->file_len, fd, off, hdf_done, ctx, &ctx->ingest);
     if (rc) {
         http_set_abort(req, NULL, NULL);
         log_error("submit/hdf: cannot start the HDF5 reader (%d)", rc);

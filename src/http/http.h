@@ -93,11 +93,17 @@ struct http_request {
     size_t nheaders;
     buf_t body;
     /** Upload routes (HTTP_BODY_UPLOAD) with a Content-Length of at least
-     * HTTP_UPLOAD_FILE_MIN: the body lives in a memfd mapped at body.data (read straight
-     * into it from the socket, NUL after the last byte as in the heap form), so a handler
-     * can hand the file to another process without copying it. -1 otherwise. */
+     * HTTP_UPLOAD_FILE_MIN: the body lives in a memfd, at body_fd_offset in it, mapped at
+     * body.data (read straight into it from the socket, NUL after the last byte as in the
+     * heap form), so a handler can hand the file to another process without copying it.
+     * -1 otherwise. The offset puts the first part's content of a multipart body (the
+     * bytes after the first blank line) on a 64-byte boundary of the file and the
+     * mapping, so the binary data of an uploaded file is aligned for typed reads. */
     int body_fd;
-    size_t body_map_len; /** private: bytes mapped at body.data when body_fd >= 0 */
+    size_t body_fd_offset;
+    void *body_map;      /** private: the mapping (body_fd >= 0) */
+    size_t body_map_len; /** private */
+    bool body_file_wait; /** private: the memfd comes once the first part's start is seen */
     const http_route *route;
     char *params[HTTP_MAX_PARAMS]; /** decoded path parameters, in pattern order */
     size_t nparams;

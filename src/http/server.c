@@ -587,7 +587,7 @@ void http_stream_abort(http_request_t *req)
 static void request_free(http_request_t *req)
 {
     if (req->body_fd >= 0) {
-        munmap(req->body.data, req->body_map_len);
+        munmap(req->body_map, req->body_map_len);
         close(req->body_fd);
         memset(&req->body, 0, sizeof(req->body));
     }
@@ -803,29 +803,46 @@ static int on_header_value_complete(llhttp_t *p)
     return 0;
 }
 
-/* A large upload's body goes to a memfd of its announced size (plus a NUL), mapped where
- * the heap buffer would be: the body arrives straight from the socket (alloc_cb) and a
- * handler may pass the fd on. Pages are allocated as bytes arrive, as with the heap. On
- * any failure the body stays in the heap. */
-static void body_to_file(http_request_t *req, size_t len)
+/* Body bytes held in the heap before a large upload's memfd is made: enough for the
+ * first part's headers of a multipart body. */
+#define BODY_HEAD_MAX ((size_t)64 << 10)
+
+/* A large upload's body goes to a memfd of its announced size (plus a NUL and up to 63
+ * bytes in front), mapped where the heap buffer would be: the rest of the body arrives
+ * straight from the socket (alloc_cb) and a handler may pass the fd on. The first body
+ * bytes (up to the end of the first part's headers, at most BODY_HEAD_MAX) are held in
+ * the heap until the memfd's leading gap is known. Pages are allocated as bytes arrive,
+ * as with the heap. On any failure the body stays in the heap. */
+static void body_to_file(http_request_t *req)
 {
+    req->body_file_wait = false;
+    size_t len = req->body.max, gap = 0;
+    const char *hd = req->body.data ? memmem(req->body.data, req->body.len, "\r\n\r\n", 4) : NULL;
+    if (hd)
+        gap = (64 - (size_t)(hd + 4 - req->body.data) % 64) % 64;
     int fd = memfd_create("ogd-request-body", MFD_CLOEXEC);
     if (fd < 0)
         return;
     void *map = MAP_FAILED;
-    if (ftruncate(fd, (off_t)len + 1) == 0)
-        map = mmap(NULL, len + 1, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (ftruncate(fd, (off_t)(gap + len + 1)) == 0)
+        map = mmap(NULL, gap + len + 1, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     if (map == MAP_FAILED) {
         close(fd);
         return;
     }
+    char *data = (char *)map + gap;
+    size_t have = req->body.len;
+    if (have)
+        memcpy(data, req->body.data, have);
     buf_free(&req->body);
-    req->body.data = map;
-    req->body.len = 0;
-    req->body.cap = len + 1;
+    req->body.data = data;
+    req->body.len = have;
+    req->body.cap = 0;
     req->body.max = len;
     req->body_fd = fd;
-    req->body_map_len = len + 1;
+    req->body_fd_offset = gap;
+    req->body_map = map;
+    req->body_map_len = gap + len + 1;
 }
 
 static int on_headers_complete(llhttp_t *p)
@@ -873,8 +890,10 @@ static int on_headers_complete(llhttp_t *p)
         return -1;
     }
     if (req->route && req->route->max_body == HTTP_BODY_UPLOAD && p->flags & F_CONTENT_LENGTH &&
-        p->content_length >= HTTP_UPLOAD_FILE_MIN)
-        body_to_file(req, (size_t)p->content_length);
+        p->content_length >= HTTP_UPLOAD_FILE_MIN) {
+        req->body_file_wait = true; /* body_to_file, once the first part's start is seen */
+        req->body.max = (size_t)p->content_length;
+    }
     c->state = CONN_BODY;
     arm_timer(c, s->limits.body_timeout_ms);
     return 0;
@@ -899,6 +918,12 @@ static int on_body(llhttp_t *p, const char *at, size_t len)
         c->parse_error_pending = true;
         return -1;
     }
+    if (req->body_file_wait &&
+        (req->body.len >= BODY_HEAD_MAX || req->body.len == req->body.max ||
+         memmem(req->body.data + (req->body.len - len > 3 ? req->body.len - len - 3 : 0),
+                req->body.len - (req->body.len - len > 3 ? req->body.len - len - 3 : 0), "\r\n\r\n",
+                4)))
+        body_to_file(req);
     return 0;
 }
 
