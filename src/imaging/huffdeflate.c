@@ -33,63 +33,77 @@ size_t huffdeflate_zlib_bound(size_t len)
 
 /* Code lengths (at most `limit` bits) of a Huffman code for freq[0..n): symbols with
  * freq 0 get length 0. At least two symbols must have a non-zero frequency. When the
- * plain Huffman code is deeper than limit, the frequencies are flattened (halved, kept
- * non-zero) and the code is built again: always a valid prefix code, near optimal. */
-static void code_lengths(const uint64_t *freq_in, int n, int limit, uint8_t *len)
+ * plain Huffman code is deeper than limit, the lengths are brought within it by the
+ * count adjustment of JPEG (ITU T.81 Annex K.3): a pair of deepest leaves is moved up to
+ * their parent's depth and next to a shallower leaf, keeping the code complete; lengths
+ * then go to the symbols by frequency. Near optimal even when many rare symbols
+ * (frequency 1) would sit far below the limit. */
+static void code_lengths(const uint64_t *freq, int n, int limit, uint8_t *len)
 {
-    uint64_t freq[NLIT];
-    for (int i = 0; i < n; i++)
-        freq[i] = freq_in[i];
-    for (;;) {
-        /* nodes: 0..n-1 leaves, n.. internal; two-queue construction over leaves sorted by
-         * frequency (insertion sort: n <= 257, run once per image) */
-        int order[NLIT], m = 0;
-        for (int i = 0; i < n; i++) {
-            if (!freq[i])
-                continue;
-            int j = m++;
-            while (j > 0 && freq[order[j - 1]] > freq[i]) {
-                order[j] = order[j - 1];
-                j--;
-            }
-            order[j] = i;
+    /* nodes: 0..n-1 leaves, n.. internal; two-queue construction over leaves sorted by
+     * frequency (insertion sort: n <= 257, run once per image) */
+    int order[NLIT], m = 0;
+    for (int i = 0; i < n; i++) {
+        if (!freq[i])
+            continue;
+        int j = m++;
+        while (j > 0 && freq[order[j - 1]] > freq[i]) {
+            order[j] = order[j - 1];
+            j--;
         }
-        uint64_t w[2 * NLIT];
-        int parent[2 * NLIT];
-        for (int i = 0; i < m; i++)
-            w[i] = freq[order[i]];
-        int leaf = 0, inner = m, next = m;
-        for (int k = 0; k < m - 1; k++) {
-            int pick[2];
-            for (int t = 0; t < 2; t++) {
-                if (leaf < m && (inner >= next || w[leaf] <= w[inner]))
-                    pick[t] = leaf++;
-                else
-                    pick[t] = inner++;
-            }
-            w[next] = w[pick[0]] + w[pick[1]];
-            parent[pick[0]] = parent[pick[1]] = next;
-            next++;
-        }
-        /* depths: the root is next - 1; parents have higher indices than children */
-        int depth[2 * NLIT];
-        depth[next - 1] = 0;
-        int maxd = 0;
-        for (int i = next - 2; i >= 0; i--) {
-            depth[i] = depth[parent[i]] + 1;
-            if (i < m && depth[i] > maxd)
-                maxd = depth[i];
-        }
-        if (maxd <= limit) {
-            memset(len, 0, (size_t)n);
-            for (int i = 0; i < m; i++)
-                len[order[i]] = (uint8_t)depth[i];
-            return;
-        }
-        for (int i = 0; i < n; i++)
-            if (freq[i])
-                freq[i] = (freq[i] >> 1) | 1;
+        order[j] = i;
     }
+    uint64_t w[2 * NLIT];
+    int parent[2 * NLIT];
+    for (int i = 0; i < m; i++)
+        w[i] = freq[order[i]];
+    int leaf = 0, inner = m, next = m;
+    for (int k = 0; k < m - 1; k++) {
+        int pick[2];
+        for (int t = 0; t < 2; t++) {
+            if (leaf < m && (inner >= next || w[leaf] <= w[inner]))
+                pick[t] = leaf++;
+            else
+                pick[t] = inner++;
+        }
+        w[next] = w[pick[0]] + w[pick[1]];
+        parent[pick[0]] = parent[pick[1]] = next;
+        next++;
+    }
+    /* depths: the root is next - 1; parents have higher indices than children */
+    int depth[2 * NLIT];
+    depth[next - 1] = 0;
+    int maxd = 0;
+    for (int i = next - 2; i >= 0; i--) {
+        depth[i] = depth[parent[i]] + 1;
+        if (i < m && depth[i] > maxd)
+            maxd = depth[i];
+    }
+    memset(len, 0, (size_t)n);
+    if (maxd <= limit) {
+        for (int i = 0; i < m; i++)
+            len[order[i]] = (uint8_t)depth[i];
+        return;
+    }
+    int count[2 * NLIT] = {0};
+    for (int i = 0; i < m; i++)
+        count[depth[i]]++;
+    for (int d = maxd; d > limit; d--) {
+        while (count[d] > 0) {
+            int j = d - 2;
+            while (j > 0 && count[j] == 0)
+                j--;
+            count[d] -= 2;
+            count[d - 1] += 1;
+            count[j + 1] += 2;
+            count[j] -= 1;
+        }
+    }
+    /* the rarest symbols (order[] ascends by frequency) get the longest codes */
+    int k = 0;
+    for (int d = limit; d >= 1; d--)
+        for (int c = 0; c < count[d]; c++)
+            len[order[k++]] = (uint8_t)d;
 }
 
 /* Canonical codes (RFC 1951 3.2.2), bit-reversed because deflate packs bits from the
@@ -166,12 +180,22 @@ void huffdeflate_count(uint64_t freq[256], const unsigned char *in, size_t len)
     }
 }
 
+static int begin(huffdeflate_stream *s, const uint64_t byte_freq[256], uint64_t total,
+                 unsigned char *out, size_t cap);
+
 int huffdeflate_begin(huffdeflate_stream *s, const uint64_t byte_freq[256], unsigned char *out,
                       size_t cap)
 {
     uint64_t total = 0;
     for (int i = 0; i < 256; i++)
         total += byte_freq[i];
+    return begin(s, byte_freq, total, out, cap);
+}
+
+/* The code from byte_freq, for exactly total bytes to come. */
+static int begin(huffdeflate_stream *s, const uint64_t byte_freq[256], uint64_t total,
+                 unsigned char *out, size_t cap)
+{
     if (total > SIZE_MAX) /* cannot happen on 64-bit, kept for 32-bit size_t */
         return -1;
     size_t bound = huffdeflate_zlib_bound((size_t)total);
@@ -287,10 +311,12 @@ void huffdeflate_put(huffdeflate_stream *s, const unsigned char *in, size_t len)
         uint32_t a = pt[in[i] | (unsigned)in[i + 1] << 8];
         uint32_t b = pt[in[i + 2] | (unsigned)in[i + 3] << 8];
         missing |= !a | !b;
-        acc |= (uint64_t)(a & 0xFFFFFF) << n;
-        n += a >> 24;
-        acc |= (uint64_t)(b & 0xFFFFFF) << n;
-        n += b >> 24;
+        /* the two pairs joined first (independent of the bit buffer), then one step of
+         * the buffer's dependency chain for the four bytes */
+        unsigned la = a >> 24;
+        uint64_t both = (uint64_t)(a & 0xFFFFFF) | (uint64_t)(b & 0xFFFFFF) << la;
+        acc |= both << n;
+        n += la + (b >> 24);
         store_le64(p, acc);
         p += n >> 3;
         acc >>= n & ~7u;

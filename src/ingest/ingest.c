@@ -302,9 +302,15 @@ static void encode_run(void *data)
     o->encode_status = ingest_encode(&in->plan.channels[o->channel], in->record_id, &in->env.sizes,
                                      &o->obj, &o->why);
     if (o->encode_status == 0) {
-        /* the store's blob, made here so the loop thread does not copy megabytes */
-        o->blob = objstore_blob_copy(o->obj.bytes, o->obj.len);
-        free(o->obj.bytes);
+        /* the store's blob, made here: it adopts the encoder's buffer, trimmed to the
+         * object and its NUL (realloc shrinks in place, or remaps without copying) */
+        unsigned char *trimmed = realloc(o->obj.bytes, o->obj.len + 1);
+        if (trimmed) {
+            o->blob = objstore_blob_adopt(trimmed, o->obj.len);
+        } else {
+            o->blob = objstore_blob_copy(o->obj.bytes, o->obj.len);
+            free(o->obj.bytes);
+        }
         o->obj.bytes = NULL;
         if (!o->blob)
             o->encode_status = -ENOMEM;

@@ -127,7 +127,24 @@ objstore_blob_t *objstore_blob_new(size_t len)
         return NULL;
     atomic_init(&b->refcount, 1);
     b->len = len;
+    b->data = (unsigned char *)(b + 1);
     b->data[len] = 0;
+    b->adopted = NULL;
+    return b;
+}
+
+objstore_blob_t *objstore_blob_adopt(void *bytes, size_t len)
+{
+    objstore_blob_t *b = malloc(sizeof(*b));
+    if (!b) {
+        free(bytes);
+        return NULL;
+    }
+    atomic_init(&b->refcount, 1);
+    b->len = len;
+    b->data = bytes;
+    b->data[len] = 0;
+    b->adopted = bytes;
     return b;
 }
 
@@ -151,8 +168,10 @@ void objstore_blob_unref(const objstore_blob_t *b)
     if (!b)
         return;
     objstore_blob_t *m = (objstore_blob_t *)b;
-    if (atomic_fetch_sub_explicit(&m->refcount, 1, memory_order_acq_rel) == 1)
+    if (atomic_fetch_sub_explicit(&m->refcount, 1, memory_order_acq_rel) == 1) {
+        free(m->adopted);
         free(m);
+    }
 }
 
 /* ---- keys ---- */

@@ -58,9 +58,10 @@ typedef struct objstore_req objstore_req_t;
 
 /* An immutable byte string shared by the cache and every reader of one download. */
 typedef struct objstore_blob {
-    atomic_int refcount;  /** private: use objstore_blob_ref / objstore_blob_unref */
-    size_t len;           /** bytes in data */
-    unsigned char data[]; /** len bytes, followed by one NUL not counted in len */
+    atomic_int refcount; /** private: use objstore_blob_ref / objstore_blob_unref */
+    size_t len;          /** bytes in data */
+    unsigned char *data; /** len bytes, followed by one NUL not counted in len */
+    void *adopted;       /** private: a buffer freed with the blob (objstore_blob_adopt) */
 } objstore_blob_t;
 
 typedef struct objstore_options {
@@ -121,6 +122,10 @@ typedef void (*objstore_close_cb)(void *data);
 objstore_blob_t *objstore_blob_new(size_t len);
 /* objstore_blob_new + memcpy of bytes. */
 objstore_blob_t *objstore_blob_copy(const void *bytes, size_t len);
+/* A blob of bytes[0..len) without a copy: takes bytes (malloc'd with room for at least
+ * len + 1 bytes; the NUL is written at bytes[len]), freed with the blob. NULL when out of
+ * memory (bytes freed then too). */
+objstore_blob_t *objstore_blob_adopt(void *bytes, size_t len);
 /* Takes one more reference; returns b. Safe on any thread. */
 const objstore_blob_t *objstore_blob_ref(const objstore_blob_t *b);
 /* Drops one reference, freeing the blob with the last one. NULL is ignored. */

@@ -341,6 +341,21 @@ static void test_atomic_concurrent_puts(void **state)
     run(e);
     assert_int_equal(p.status, 0);
     assert_string_equal(get(e, "b/k").text, "shared");
+
+    /* an adopted buffer is the blob's data (no copy), NUL-terminated, freed with it */
+    char *mine = malloc(16);
+    assert_non_null(mine);
+    memcpy(mine, "adopted!", 8);
+    objstore_blob_t *ab = objstore_blob_adopt(mine, 7);
+    assert_non_null(ab);
+    assert_ptr_equal(ab->data, mine);
+    assert_int_equal(ab->data[7], 0);
+    done q = {0};
+    assert_int_equal(objstore_put_blob(e->os, "b/a", ab, on_done, &q, NULL), 0);
+    objstore_blob_unref(ab);
+    run(e);
+    assert_int_equal(q.status, 0);
+    assert_string_equal(get(e, "b/a").text, "adopted");
     close_env(e);
 }
 
