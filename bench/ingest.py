@@ -102,7 +102,7 @@ def main():
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         subprocess.run(["openssl", "pkey", "-in", priv, "-pubout", "-out", pub], check=True,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        cfg = {"server": {"bind": "127.0.0.1:%d" % port, "workers": 1, "data_dir": d,
+        cfg = {"server": {"bind": "127.0.0.1:%d" % port, "workers": 1, "threads": int(os.environ.get("BENCH_THREADS", "2")), "data_dir": d,
                           "max_upload_bytes": 2 << 30, "timeout": 120},
                "echo": {"url": a.s3, "access_key": ak, "secret_key": sk, "bucket_name": bucket,
                         "create_bucket": True, "max_connections": 1024},

@@ -186,7 +186,7 @@ void plot_vector_rgba(const double *v, size_t n, uint32_t w, uint32_t h, uint8_t
 
 static int encode(uint8_t *rgba, uint32_t w, uint32_t h, unsigned char **out, size_t *outlen)
 {
-    int rc = png_encode_rgba(rgba, w, h, 6, out, outlen);
+    int rc = png_encode_rgba_deflate(rgba, w, h, 6, out, outlen);
     free(rgba);
     return rc;
 }
