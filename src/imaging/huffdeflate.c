@@ -180,22 +180,12 @@ void huffdeflate_count(uint64_t freq[256], const unsigned char *in, size_t len)
     }
 }
 
-static int begin(huffdeflate_stream *s, const uint64_t byte_freq[256], uint64_t total,
-                 unsigned char *out, size_t cap);
-
 int huffdeflate_begin(huffdeflate_stream *s, const uint64_t byte_freq[256], unsigned char *out,
                       size_t cap)
 {
     uint64_t total = 0;
     for (int i = 0; i < 256; i++)
         total += byte_freq[i];
-    return begin(s, byte_freq, total, out, cap);
-}
-
-/* The code from byte_freq, for exactly total bytes to come. */
-static int begin(huffdeflate_stream *s, const uint64_t byte_freq[256], uint64_t total,
-                 unsigned char *out, size_t cap)
-{
     if (total > SIZE_MAX) /* cannot happen on 64-bit, kept for 32-bit size_t */
         return -1;
     size_t bound = huffdeflate_zlib_bound((size_t)total);
