@@ -531,12 +531,7 @@ def test_client_going_away_leaves_nothing_half_done(srv, tmp_path):
     import time
     data = hdf_bytes(tmp_path)
     for delay in (0, 0.02, 0.05):
-        boundary = "ogdtestboundary"
-        body = (("--%s\r\nContent-Disposition: form-data; name=\"file\"; filename=\"f.h5\"\r\n"
-                 "\r\n" % boundary).encode() + data + ("\r\n--%s--\r\n" % boundary).encode())
-        head = ("POST /submit/hdf HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; "
-                "boundary=%s\r\nContent-Length: %d\r\nAuthorization: Bearer %s\r\n\r\n"
-                % (boundary, len(body), srv.token)).encode()
+        head, body = multipart_request(srv, data)
         with socket.create_connection(("127.0.0.1", srv.port)) as sock:
             sock.sendall(head + body)
             time.sleep(delay)
@@ -568,12 +563,15 @@ def test_client_going_away_leaves_nothing_half_done(srv, tmp_path):
 BOUNDARY = "ogdbigboundary"
 
 
-def multipart_request(srv, data, extra_headers=""):
-    body = (("--%s\r\nContent-Disposition: form-data; name=\"file\"; filename=\"f.h5\"\r\n"
-             "\r\n" % BOUNDARY).encode() + data + ("\r\n--%s--\r\n" % BOUNDARY).encode())
+def multipart_request(srv, data, before=""):
+    """A raw POST /submit/hdf with data as the part "file" (after the text of other parts,
+    `before`), authenticated: (head, body) bytes."""
+    body = ((before + "--%s\r\nContent-Disposition: form-data; name=\"file\"; "
+             "filename=\"f.h5\"\r\n\r\n" % BOUNDARY).encode() + data
+            + ("\r\n--%s--\r\n" % BOUNDARY).encode())
     head = ("POST /submit/hdf HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; "
-            "boundary=%s\r\nContent-Length: %d\r\nAuthorization: Bearer %s\r\n%s\r\n"
-            % (BOUNDARY, len(body), srv.token, extra_headers)).encode()
+            "boundary=%s\r\nContent-Length: %d\r\nAuthorization: Bearer %s\r\n\r\n"
+            % (BOUNDARY, len(body), srv.token)).encode()
     return head, body
 
 
@@ -661,13 +659,8 @@ def test_large_upload_after_another_field(srv, tmp_path):
     offset) is read as well, its frames copied where they cannot be referenced."""
     import socket
     data, img = big_image_file(tmp_path)
-    body = (("--%s\r\nContent-Disposition: form-data; name=\"note\"\r\n\r\nodd\r\n"
-             "--%s\r\nContent-Disposition: form-data; name=\"file\"; filename=\"f.h5\"\r\n"
-             "\r\n" % (BOUNDARY, BOUNDARY)).encode() + data
-            + ("\r\n--%s--\r\n" % BOUNDARY).encode())
-    head = ("POST /submit/hdf HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; "
-            "boundary=%s\r\nContent-Length: %d\r\nAuthorization: Bearer %s\r\n\r\n"
-            % (BOUNDARY, len(body), srv.token)).encode()
+    head, body = multipart_request(srv, data, before="--%s\r\nContent-Disposition: form-data; "
+                                   "name=\"note\"\r\n\r\nodd\r\n" % BOUNDARY)
     with socket.create_connection(("127.0.0.1", srv.port)) as sock:
         sock.sendall(head + body)
         status, text = read_response(sock.makefile("rb"))
