@@ -373,6 +373,13 @@ int main(int argc, char **argv)
     /* Internal: the HDF5 parse helper a worker spawns (ingest/parse_proc.h). */
     /* `_hdf5-parse MAX_IN MAX_OUT [mapped [SKEW [OFFSET LEN]]]` (hdf5_input) */
     if (strcmp(cmd, "_hdf5-parse") == 0 && argc >= 4 && argc <= 8 && argc != 7) {
+#ifdef OGD_TEST_HOOKS
+        /* Tests of what happens to an ingest still in progress (a stop, a client that
+         * leaves): the helper never answers, until it is killed. */
+        if (getenv("OGD_ENABLE_TEST_HOOKS") && getenv("OGD_TEST_HDF5_STALL"))
+            for (;;)
+                pause();
+#endif
         hdf5_input in = {argc == 8, 0, 0, 0};
         char *end = NULL;
         if (argc >= 6) {

@@ -137,8 +137,15 @@ int http_server_create(uv_loop_t *loop, int listen_fd, const http_route *routes,
 /* Stops accepting; open connections finish their current request and close. done is
  * called (on the loop) when the last connection has closed. */
 void http_server_drain(http_server_t *s, void (*done)(void *), void *data);
-/* Closes everything now (fast stop). */
-void http_server_close(http_server_t *s);
+/* Closes everything now (fast stop): stops accepting, closes every connection and aborts
+ * the requests in flight (their abort hooks run, so their handlers cancel what they
+ * started). done(data) runs on the loop once every such request has finished and every
+ * connection is freed; keep running the loop until then. Call it once. */
+void http_server_close(http_server_t *s, void (*done)(void *), void *data);
+/* Requests dispatched to a handler and not finished yet. */
+unsigned http_server_requests_running(const http_server_t *s);
+/* Frees the server once its loop has stopped (after a close, or with requests a stop
+ * could not wait for: they are freed without their handlers finishing). */
 void http_server_free(http_server_t *s);
 /* The route table the server was created with (borrowed). */
 const http_route *http_server_routes(const http_server_t *s, size_t *n);

@@ -77,6 +77,9 @@ struct http_server {
     bool draining;
     void (*drain_done)(void *);
     void *drain_data;
+    bool closed;                /* http_server_close was called */
+    void (*close_done)(void *); /* once every connection is freed after the close */
+    void *close_data;
     void (*on_done)(http_request_t *req, void *data);
     void *on_done_data;
     uv_timer_t reaper; /* frees finished requests on the next loop turn */
@@ -648,6 +651,24 @@ static http_request_t *request_new(http_conn_t *c)
     return req;
 }
 
+static void reaper_handle_closed(uv_handle_t *h)
+{
+    http_server_t *s = h->data;
+    s->reaper_closed = true;
+    if (s->close_done) {
+        void (*done)(void *) = s->close_done;
+        s->close_done = NULL;
+        done(s->close_data);
+    }
+}
+
+/* After a close, once the last connection is gone: the reaper has nothing left to do. */
+static void close_finished(http_server_t *s)
+{
+    if (!uv_is_closing((uv_handle_t *)&s->reaper))
+        uv_close((uv_handle_t *)&s->reaper, reaper_handle_closed);
+}
+
 static void conn_free_if_done(http_conn_t *c)
 {
     if (c->handles > 0 || c->req)
@@ -669,6 +690,8 @@ static void conn_free_if_done(http_conn_t *c)
         s->drain_done = NULL;
         done(s->drain_data);
     }
+    if (s->closed && s->nconns == 0)
+        close_finished(s);
 }
 
 static void handle_closed(uv_handle_t *h)
@@ -1302,24 +1325,30 @@ void http_server_drain(http_server_t *s, void (*done)(void *), void *data)
     }
 }
 
-static void reaper_handle_closed(uv_handle_t *h)
+void http_server_close(http_server_t *s, void (*done)(void *), void *data)
 {
-    http_server_t *s = h->data;
-    s->reaper_closed = true;
-}
-
-void http_server_close(http_server_t *s)
-{
-    if (!uv_is_closing((uv_handle_t *)&s->reaper))
-        uv_close((uv_handle_t *)&s->reaper, reaper_handle_closed);
     stop_listening(s);
     s->drain_done = NULL;
+    s->closed = true;
+    s->close_done = done;
+    s->close_data = data;
     http_conn_t *c = s->conns;
     while (c) {
         http_conn_t *next = c->next;
         conn_close(c);
         c = next;
     }
+    if (s->nconns == 0)
+        close_finished(s);
+}
+
+unsigned http_server_requests_running(const http_server_t *s)
+{
+    unsigned n = 0;
+    for (const http_conn_t *c = s->conns; c; c = c->next)
+        if (c->req && !c->req->finished)
+            n++;
+    return n;
 }
 
 void http_server_free(http_server_t *s)
@@ -1327,6 +1356,19 @@ void http_server_free(http_server_t *s)
     if (!s)
         return;
     reap_dead(s);
+    /* What a stop left behind (a handler that did not finish before the loop stopped):
+     * nothing runs on this loop any more, so it can go. */
+    while (s->conns) {
+        http_conn_t *c = s->conns;
+        if (c->req) {
+            http_request_t *req = c->req;
+            c->req = NULL;
+            request_free(req);
+        }
+        c->handles = 0;
+        c->closing = true;
+        conn_free_if_done(c);
+    }
     for (size_t i = 0; i < s->ncors; i++)
         free(s->cors_origins[i]);
     free(s->cors_origins);

@@ -199,7 +199,8 @@ static void supervise(master *m)
                 log_info("worker %d reached max_requests, replacing it", (int)s->pid);
                 drain_slot(m, s);
             }
-        } else if (s->state == SLOT_DRAINING && grace_ms && now - s->drain_started_ms > grace_ms) {
+        } else if (s->state == SLOT_DRAINING && grace_ms &&
+                   now - s->drain_started_ms > grace_ms + WORKER_STOP_SETTLE_MS + 1000) {
             kill(s->pid, SIGKILL);
         }
     }
@@ -354,12 +355,14 @@ int master_run(const char *config_path, ogd_config *cfg)
         reap(&m);
         if (sig == SIGTERM || sig == SIGINT) {
             log_info("fast stop");
-            stop_all(&m, SIGTERM, 5000);
+            stop_all(&m, SIGTERM, WORKER_STOP_SETTLE_MS + 3000);
             break;
         }
         if (sig == SIGQUIT) {
             log_info("graceful stop");
-            stop_all(&m, SIGQUIT, (uint64_t)m.cfg->server.graceful_timeout * 1000 + 1000);
+            stop_all(&m, SIGQUIT,
+                     (uint64_t)m.cfg->server.graceful_timeout * 1000 + WORKER_STOP_SETTLE_MS +
+                         1000);
             break;
         }
         if (sig == SIGHUP)

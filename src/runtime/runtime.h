@@ -40,6 +40,11 @@ int master_run(const char *config_path, ogd_config *cfg);
 /* Runs the jobs process (runtime/jobs.c); never returns. */
 void jobs_run(const ogd_config *cfg);
 
+/* How long a stopping worker waits for the requests it aborted to unwind (a cancelled
+ * ingest removing what it uploaded, store operations completing) before it gives up on
+ * them. The master's stop deadlines leave room for it. */
+#define WORKER_STOP_SETTLE_MS 2000
+
 /* Runs one worker to completion; never returns (exits the process). */
 void worker_run(const ogd_config *cfg, int listen_fd, worker_slot *slot);
 

@@ -34,6 +34,7 @@ typedef struct worker {
     uv_signal_t sig_term, sig_quit, sig_usr1;
     uint64_t max_requests;
     bool stopping;
+    bool settled; /* after the stop: every aborted request has finished */
 } worker;
 
 uint64_t runtime_monotonic_ms(void)
@@ -74,7 +75,6 @@ static void drain_expired(uv_timer_t *t)
 {
     worker *w = t->data;
     log_warn("graceful stop: connections still open after graceful_timeout, closing them");
-    http_server_close(w->server);
     stop_loop(w);
 }
 
@@ -94,8 +94,38 @@ static void on_signal(uv_signal_t *s, int signum)
         http_server_drain(w->server, drained, w);
         return;
     }
-    http_server_close(w->server);
     stop_loop(w);
+}
+
+static void server_closed(void *data)
+{
+    worker *w = data;
+    w->settled = true;
+    uv_stop(&w->loop);
+}
+
+static void settle_expired(uv_timer_t *t)
+{
+    worker *w = t->data;
+    log_warn("stop: %u requests still running %d ms after they were aborted, leaving them",
+             http_server_requests_running(w->server), WORKER_STOP_SETTLE_MS);
+    uv_stop(&w->loop);
+}
+
+/* Closes the server and runs the loop until the requests it aborts have unwound: their
+ * abort hooks cancel what they started (a helper process killed, transfers and queries
+ * cancelled), and what a cancelled request must still do to leave nothing half done (an
+ * ingest deleting the objects it stored) runs while the store and the object store are
+ * open. Bounded by WORKER_STOP_SETTLE_MS; the heartbeat keeps beating meanwhile. */
+static void settle(worker *w)
+{
+    uv_timer_stop(&w->drain_deadline);
+    http_server_close(w->server, server_closed, w);
+    if (w->settled)
+        return;
+    uv_timer_start(&w->drain_deadline, settle_expired, WORKER_STOP_SETTLE_MS, 0);
+    uv_run(&w->loop, UV_RUN_DEFAULT);
+    uv_timer_stop(&w->drain_deadline);
 }
 
 static void request_done(http_request_t *req, void *data)
@@ -205,8 +235,9 @@ void worker_run(const ogd_config *cfg, int listen_fd, worker_slot *slot)
 
     uv_run(&w->loop, UV_RUN_DEFAULT);
 
-    /* Stop: close what is left, let pending work callbacks run, release everything. */
-    http_server_close(w->server);
+    /* Stop: abort what is left and let it unwind, close the rest, let pending work
+     * callbacks run, release everything. */
+    settle(w);
     objstore_close(w->app.objstore, NULL, NULL);
     oidc_state_close(w->app.oidc);
     uv_walk(&w->loop, close_walk, NULL); /* the rest: timers, signals */

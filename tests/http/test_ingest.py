@@ -524,38 +524,104 @@ def test_concurrent_merges_keep_every_channel(make_server, tmp_path):
     assert "images/%s/NEW-C.png" % DIR in s.object_keys()
 
 
+def submits_finished(srv):
+    """How many POST /submit/hdf requests the server has finished (its access log)."""
+    return srv.read_log().count('"method":"POST","route":"/submit/hdf"')
+
+
+def wait_for(what, cond, timeout=60):
+    """Polls cond() until it is true: a wait for a state, not a timing assumption."""
+    import time
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if cond():
+            return
+        time.sleep(0.05)
+    raise AssertionError("timed out waiting for " + what)
+
+
+EXPECTED_KEYS = {"images/%s/PM-201-FE-CAM-1.png" % DIR, "images/%s/PM-201-FE-CAM-2.png" % DIR,
+                 "float_images/%s/CM-202-CVC-WFS.npz" % DIR,
+                 "waveforms/%s/PM-201-HJ-PD.json" % DIR,
+                 "vectors/%s/CM-202-CVC-WFS-COEF.json" % DIR}
+
+
+def assert_all_or_nothing(srv):
+    """The upload of hdf_bytes ended as the complete record with its objects, or nothing."""
+    r = srv.get("/records/" + ID)
+    keys = srv.object_keys()
+    if r.status_code == 200:
+        assert set(keys) == EXPECTED_KEYS
+    else:
+        assert r.status_code == 404 and keys == [], "half-done: record %d, objects %r" % (
+            r.status_code, keys)
+    return r.status_code == 200
+
+
 def test_client_going_away_leaves_nothing_half_done(srv, tmp_path):
     """The client sends a whole upload and hangs up at once: whatever stage the pipeline
-    was in, the end state is either the complete record with its objects or nothing."""
+    was in, once the server has finished the request the end state is either the complete
+    record with its objects or nothing."""
     import socket
     import time
     data = hdf_bytes(tmp_path)
     for delay in (0, 0.02, 0.05):
         head, body = multipart_request(srv, data)
+        before = submits_finished(srv)
         with socket.create_connection(("127.0.0.1", srv.port)) as sock:
             sock.sendall(head + body)
             time.sleep(delay)
-        deadline = time.time() + 10
-        while time.time() < deadline:
-            time.sleep(0.2)
-            r = srv.get("/records/" + ID)
-            keys = srv.object_keys()
-            if r.status_code == 200:
-                expected = {"images/%s/PM-201-FE-CAM-1.png" % DIR,
-                            "images/%s/PM-201-FE-CAM-2.png" % DIR,
-                            "float_images/%s/CM-202-CVC-WFS.npz" % DIR,
-                            "waveforms/%s/PM-201-HJ-PD.json" % DIR,
-                            "vectors/%s/CM-202-CVC-WFS-COEF.json" % DIR}
-                if set(keys) == expected:
-                    break
-            elif keys == []:
-                break
-        else:
-            raise AssertionError("half-done state: record %d, objects %r" % (r.status_code, keys))
-        if r.status_code == 200:
+        wait_for("the upload's request to finish", lambda: submits_finished(srv) > before)
+        if assert_all_or_nothing(srv):
             assert srv.request("DELETE", "/records/" + ID).status_code == 204
             assert srv.object_keys() == []
     assert srv.get("/healthz").status_code == 200
+
+
+def helper_pids(srv):
+    """The HDF5 helper processes the server's workers are running."""
+    import subprocess
+    pids = []
+    for w in srv.worker_pids():
+        out = subprocess.run(["pgrep", "-P", str(w), "-f", "_hdf5-parse"], capture_output=True,
+                             text=True).stdout
+        pids += [int(p) for p in out.split()]
+    return pids
+
+
+STALL = {"OGD_ENABLE_TEST_HOOKS": "1", "OGD_TEST_HDF5_STALL": "1"}
+
+
+@pytest.mark.parametrize("how", ["fast", "graceful", "fast_client_gone"])
+def test_stop_with_an_ingest_in_progress(make_server, tmp_path, how):
+    """A stop while an upload's HDF5 helper is still working (a test hook makes it never
+    answer): the ingest is cancelled, the helper killed, the request and everything the
+    pipeline held are freed (the sanitizer builds check for leaks at exit), the server
+    exits 0, and nothing of the upload is left."""
+    import signal
+    import socket
+    srv = make_server(records=0, env=STALL, config={"server": {"graceful_timeout": 1}})
+    assert post_manifest(srv, hdfgen.manifest()).status_code == 201
+    head, body = multipart_request(srv, hdf_bytes(tmp_path))
+    sock = socket.create_connection(("127.0.0.1", srv.port))
+    sock.sendall(head + body)
+    wait_for("the HDF5 helper to start", lambda: helper_pids(srv))
+    helpers = helper_pids(srv)
+    if how == "fast_client_gone":
+        sock.close()
+    rc = srv.stop(signal.SIGQUIT if how == "graceful" else signal.SIGTERM)
+    assert rc == 0, srv.read_log()[-5000:]
+    assert not srv.sanitizer_reports(), srv.read_log()[-20000:]
+    for pid in helpers:  # killed, and reaped by its worker before the worker exited
+        assert not os.path.exists("/proc/%d" % pid)
+    if how != "fast_client_gone":
+        sock.settimeout(30)
+        rest = sock.recv(65536)  # the connection was closed without an answer
+        assert rest == b"", rest
+        sock.close()
+    assert srv.object_keys() == []
+    srv.start()
+    assert srv.get("/records/count").json() == 0
 
 
 # ---- large uploads (bodies from 1 MiB on are read straight into a memfd) ----
