@@ -1408,6 +1408,7 @@ void api_export(http_request_t *req)
     x->req = req;
     x->app = app;
     store_op_init(&x->find, STORE_RECORDS_FIND);
+    x->find.private_fields = true; /* object_size, for the size check */
     store_op_init(&x->manifest, STORE_MANIFEST_LATEST);
     buf_init(&x->csv, (size_t)app->cfg->export.max_filesize_bytes);
     buf_init(&x->errors, 64u << 20);

@@ -761,7 +761,7 @@ static void finish_find(pg_job *j, store_op_t *op, const PGresult *r)
             json_array_foreach(pairs, k, pair)
             {
                 const char *name = json_string_value(json_array_get(pair, 0));
-                json_t *body = json_array_get(pair, 1);
+                json_t *body = store_channel_for(op, json_array_get(pair, 1));
                 if (name)
                     json_object_set(channels, name, body ? body : json_object());
             }
@@ -806,7 +806,7 @@ static void finish_summary(pg_job *j, store_op_t *op)
     for (int i = 0; i < PQntuples(r); i++) {
         json_t *item = json_object();
         json_object_set_new(item, "timestamp", ts_json(r, i, 0));
-        json_t *body = load_json(PQgetvalue(r, i, 1));
+        json_t *body = store_channel_for(op, load_json(PQgetvalue(r, i, 1)));
         json_object_set_new(item, "channel", body ? body : json_object());
         json_array_append_new(recent, item);
     }

@@ -345,7 +345,7 @@ static int load_channels(sqlite_conn *c, store_op_t *op, json_t *recs, const cha
             sqlite3_bind_text(st, 2, names, -1, SQLITE_STATIC);
         while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
             json_t *channels = json_object_get(by_id, (const char *)sqlite3_column_text(st, 0));
-            json_t *body = column_json(st, 2);
+            json_t *body = store_channel_for(op, column_json(st, 2));
             json_object_set_new(channels, (const char *)sqlite3_column_text(st, 1),
                                 body ? body : json_object());
         }
@@ -996,7 +996,7 @@ static void op_summary(sqlite_conn *c, store_op_t *op)
             store_format_timestamp(sqlite3_column_int64(st, 0), text);
             json_object_set_new(item, "timestamp", json_string(text));
         }
-        json_t *body = column_json(st, 1);
+        json_t *body = store_channel_for(op, column_json(st, 1));
         json_object_set_new(item, "channel", body ? body : json_object());
         json_array_append_new(recent, item);
     }

@@ -186,6 +186,16 @@ void store_range_result(store_op_t *op, int64_t n, int64_t lo, int64_t hi, int64
     op->result = r;
 }
 
+const char *const STORE_PRIVATE_CHANNEL_FIELDS[] = {"object_size", NULL};
+
+json_t *store_channel_for(const store_op_t *op, json_t *body)
+{
+    if (body && !op->private_fields)
+        for (const char *const *f = STORE_PRIVATE_CHANNEL_FIELDS; *f; f++)
+            json_object_del(body, *f);
+    return body;
+}
+
 char *store_experiment_key(const json_t *doc)
 {
     static const char *const fields[] = {"experiment_id", "part", "start_date", "end_date"};

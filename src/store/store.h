@@ -95,6 +95,10 @@ struct store_op {
     json_t *doc; /* for puts */
     bool replace;
     bool range_by_shotnum; /* true: lo/hi are shot numbers; false: microseconds */
+    /* Records and channel summaries: also return ogd's own bookkeeping in channel bodies
+     * (STORE_PRIVATE_CHANNEL_FIELDS). Without it a channel has exactly the keys clients
+     * know, and a projection that names a private field finds nothing there. */
+    bool private_fields;
     int64_t lo, hi;
 
     /* Optional: runs on the same pool thread right after a successful op (not for
@@ -177,6 +181,14 @@ void store_complete(store_op_t *op);
  * records, min and max of the other axis, how many of them have it): sets op->count,
  * op->result ({from,to} or {min,max}), or -ENOENT when n is 0. */
 void store_range_result(store_op_t *op, int64_t n, int64_t lo, int64_t hi, int64_t nfield);
+
+/* Channel fields that ogd stores for itself and never shows a client: "object_size" (the
+ * stored object's length in bytes, for the export's size check). NULL-terminated. */
+extern const char *const STORE_PRIVATE_CHANNEL_FIELDS[];
+
+/* Back ends: a channel body as op asked for it (in place): the private fields removed
+ * unless op->private_fields. NULL is passed through. */
+json_t *store_channel_for(const store_op_t *op, json_t *body);
 
 /* Back ends: the uniqueness key of an experiment document (every field but _id, compact JSON
  * with sorted keys; caller frees), or NULL when doc lacks a field or memory runs out. */

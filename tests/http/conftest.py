@@ -126,6 +126,24 @@ class OgdServer:
                     out.append(key)
         return sorted(out)
 
+    def stored_channel(self, record_id, name):
+        """A channel's body as the database holds it (ogd's private fields included), or
+        None, read behind ogd's back on either pair."""
+        url = self.config_value("database", "url")
+        sql = "SELECT body FROM record_channels WHERE record_id = '%s' AND name = '%s'" % (
+            record_id.replace("'", "''"), name.replace("'", "''"))
+        if url:
+            out = subprocess.run(["psql", "-qAt", "-v", "ON_ERROR_STOP=1", url, "-c", sql],
+                                 check=True, capture_output=True, text=True).stdout.strip()
+            return json.loads(out) if out else None
+        import sqlite3
+        db = sqlite3.connect(os.path.join(self.data_dir, "ogd.sqlite3"))
+        try:
+            row = db.execute(sql).fetchone()
+        finally:
+            db.close()
+        return json.loads(row[0]) if row else None
+
     def put_object(self, key, body):
         """Stores an object behind ogd's back, on either back end."""
         s3 = self.s3()

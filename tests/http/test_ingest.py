@@ -84,9 +84,32 @@ def test_new_record_accepts_every_channel(srv, tmp_path):
         "float_images/%s/CM-202-CVC-WFS.npz" % DIR,
         "waveforms/%s/PM-201-HJ-PD.json" % DIR,
         "vectors/%s/CM-202-CVC-WFS-COEF.json" % DIR])
-    # object sizes are recorded
-    for name, key in (("PM-201-FE-CAM-2", "images/%s/PM-201-FE-CAM-2.png" % DIR),):
-        assert ch[name]["object_size"] > 0
+    # every object's size is recorded in the store (for the export's size check), and
+    # never shown to clients
+    for key in keys:
+        name = key.rsplit("/", 1)[1].rsplit(".", 1)[0]
+        assert "object_size" not in ch[name]
+        assert srv.stored_channel(ID, name)["object_size"] == len(read_object(srv, key))
+
+
+def test_object_size_is_never_shown(srv, tmp_path):
+    """object_size is ogd's own bookkeeping: no record or summary answer carries it, and a
+    projection that names it finds a field that does not exist."""
+    assert post_file(srv, "/submit/hdf", hdf_bytes(tmp_path)).status_code == 201
+    cond = json.dumps({"_id": ID})
+    answers = [srv.get("/records", params={"conditions": cond}).json()[0],
+               srv.get("/records/" + ID).json()]
+    for rec in answers:
+        for name, ch in rec["channels"].items():
+            assert "object_size" not in ch, name
+    for name in ("PM-201-FE-CAM-2", "PM-201-HJ-PD"):
+        summary = srv.get("/channels/summary/" + name).json()
+        assert "object_size" not in json.dumps(summary)
+        named = srv.get("/records", params={"conditions": cond, "projection":
+                                            "channels.%s.object_size" % name}).json()
+        absent = srv.get("/records", params={"conditions": cond, "projection":
+                                             "channels.%s.no_such_field" % name}).json()
+        assert named == absent == [{"_id": ID, "channels": {name: {}}}]
 
 
 def read_object(srv, key):
