@@ -107,7 +107,7 @@ static double time_records(int runs)
         }
         char err[256];
         double t0 = now_ms();
-        if (recolour_records(recs, &o, err, sizeof(err)) != 0) {
+        if (recolour_records(recs, NULL, &o, err, sizeof(err)) != 0) {
             fprintf(stderr, "recolour failed: %s\n", err);
             exit(1);
         }

@@ -113,8 +113,8 @@ static void shape_page(store_op_t *op)
 {
     records_ctx *ctx = op->post_data;
     if (ctx->recolour.enabled) {
-        ctx->recolour_status = recolour_records(op->result, &ctx->recolour, ctx->recolour_err,
-                                                sizeof(ctx->recolour_err));
+        ctx->recolour_status = recolour_records(op->result, op->dtypes, &ctx->recolour,
+                                                ctx->recolour_err, sizeof(ctx->recolour_err));
         if (ctx->recolour_status != 0)
             return; /* find_done answers 500 "Unknown error" */
     }
@@ -163,10 +163,11 @@ static void find_done(store_op_t *op)
         return;
     }
     if (ctx->vectors) {
-        json_t *records = op->result;
-        op->result = NULL;
+        json_t *records = op->result, *dtypes = op->dtypes;
+        op->result = op->dtypes = NULL;
         ctx_done(ctx);
-        api_vector_thumbs(req, records, &ctx->prefs, false, page_vectors_done, ctx);
+        api_vector_thumbs(req, records, dtypes, &ctx->prefs, false, page_vectors_done, ctx);
+        json_decref(dtypes);
         return;
     }
     if (ctx->functions) {
@@ -269,6 +270,8 @@ void api_records_list(http_request_t *req)
     }
     if (ctx->functions)
         api_functions_projection(req, ctx->functions, &ctx->op.projection, &ctx->op.nprojection);
+    /* a channel projected down to its thumbnail is still coloured as its type says */
+    ctx->op.channel_dtypes = true;
     api_prefs_load(req, prefs_wanted(req), list_prefs_loaded, ctx);
 }
 
@@ -492,7 +495,7 @@ static void get_one_done(store_op_t *op)
         json_t *page = json_array();
         json_array_append(page, json_array_get(op->result, 0));
         ctx_done(ctx);
-        api_vector_thumbs(req, page, &ctx->prefs, true, one_vectors_done, ctx);
+        api_vector_thumbs(req, page, NULL, &ctx->prefs, true, one_vectors_done, ctx);
         return;
     }
     json_t *rec = json_incref(json_array_get(op->result, 0));
@@ -516,8 +519,8 @@ static void recolour_record(store_op_t *op)
 {
     records_ctx *ctx = op->post_data;
     ctx->recolour_err[0] = 0;
-    ctx->recolour_status =
-        recolour_records(op->result, &ctx->recolour, ctx->recolour_err, sizeof(ctx->recolour_err));
+    ctx->recolour_status = recolour_records(op->result, op->dtypes, &ctx->recolour,
+                                            ctx->recolour_err, sizeof(ctx->recolour_err));
 }
 
 static void one_prefs_loaded(http_request_t *req, const api_prefs *p, void *data)

@@ -249,15 +249,17 @@ static void vt_abort(http_request_t *req, void *data)
         taskgroup_cancel(&c->tg, -ECANCELED);
 }
 
-static bool is_vector(const json_t *ch)
+static bool is_vector(const json_t *ch, const char *stored_dtype)
 {
     const char *dtype =
         json_string_value(json_object_get(json_object_get(ch, "metadata"), "channel_dtype"));
+    if (!dtype)
+        dtype = stored_dtype;
     return dtype && strcmp(dtype, "vector") == 0 && json_object_get(ch, "thumbnail");
 }
 
-void api_vector_thumbs(http_request_t *req, json_t *records, const api_prefs *p, bool one_record,
-                       api_vector_thumbs_cb cb, void *data)
+void api_vector_thumbs(http_request_t *req, json_t *records, const json_t *dtypes,
+                       const api_prefs *p, bool one_record, api_vector_thumbs_cb cb, void *data)
 {
     vt_ctx *c = arena_alloc(&req->arena, sizeof(*c));
     if (!c) {
@@ -281,11 +283,12 @@ void api_vector_thumbs(http_request_t *req, json_t *records, const api_prefs *p,
     json_array_foreach(records, i, rec)
     {
         const char *id = json_string_value(json_object_get(rec, "_id"));
+        const json_t *types = json_object_get(dtypes, id ? id : "");
         const char *name;
         json_t *ch;
         json_object_foreach(json_object_get(rec, "channels"), name, ch)
         {
-            if (!id || !is_vector(ch))
+            if (!id || !is_vector(ch, json_string_value(json_object_get(types, name))))
                 continue;
             if (n == cap) {
                 size_t ncap = cap ? cap * 2 : 16;

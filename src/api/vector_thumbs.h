@@ -34,8 +34,10 @@ typedef void (*api_vector_thumbs_cb)(http_request_t *req, json_t *records, void 
  * On success cb gets them back. On failure the response has been sent, the records are
  * freed and cb is not called: a missing object is 404 with the §2.3 text when one_record
  * (GET /records/{id_}), every failure is 500 "Unknown error" otherwise (the reference's
- * task group). Sets the request's abort hook while it works and clears it before cb. */
-void api_vector_thumbs(http_request_t *req, json_t *records, const api_prefs *p, bool one_record,
-                       api_vector_thumbs_cb cb, void *data);
+ * task group). Sets the request's abort hook while it works and clears it before cb.
+ * dtypes: the stored channel types where a projection removed metadata.channel_dtype
+ * (store_op.dtypes), or NULL; read during this call only. */
+void api_vector_thumbs(http_request_t *req, json_t *records, const json_t *dtypes,
+                       const api_prefs *p, bool one_record, api_vector_thumbs_cb cb, void *data);
 
 #endif

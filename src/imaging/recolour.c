@@ -109,13 +109,16 @@ static void state_init(recolour_state *st, const recolour_opts *o)
     st->float_map_ok = colourmap_find(o->float_colourmap_name, &st->float_map) == 0;
 }
 
-static int channel_state(recolour_state *st, json_t *ch, char *err, size_t errlen)
+static int channel_state(recolour_state *st, json_t *ch, const char *stored_dtype, char *err,
+                         size_t errlen)
 {
     json_t *thumb = json_object_get(ch, "thumbnail");
     if (!json_is_string(thumb))
         return 0;
     const char *dtype =
         json_string_value(json_object_get(json_object_get(ch, "metadata"), "channel_dtype"));
+    if (!dtype)
+        dtype = stored_dtype;
     if (!dtype)
         return 0;
     bool is_float = strcmp(dtype, "float_image") == 0;
@@ -129,10 +132,11 @@ int recolour_channel(json_t *ch, const recolour_opts *o, char *err, size_t errle
 {
     recolour_state st;
     state_init(&st, o);
-    return channel_state(&st, ch, err, errlen);
+    return channel_state(&st, ch, NULL, err, errlen);
 }
 
-int recolour_records(json_t *records, const recolour_opts *o, char *err, size_t errlen)
+int recolour_records(json_t *records, const json_t *dtypes, const recolour_opts *o, char *err,
+                     size_t errlen)
 {
     recolour_state st;
     state_init(&st, o);
@@ -142,9 +146,12 @@ int recolour_records(json_t *records, const recolour_opts *o, char *err, size_t 
     {
         const char *name;
         json_t *ch;
+        const json_t *types =
+            json_object_get(dtypes, json_string_value(json_object_get(rec, "_id")));
         json_object_foreach(json_object_get(rec, "channels"), name, ch)
         {
-            int rc = channel_state(&st, ch, err, errlen);
+            int rc = channel_state(&st, ch, json_string_value(json_object_get(types, name)), err,
+                                   errlen);
             if (rc < 0)
                 return rc;
         }

@@ -23,13 +23,16 @@ typedef struct recolour_opts {
     const char *float_colourmap_name; /** for float-image thumbnails; borrowed */
 } recolour_opts;
 
-/* Re-colours the thumbnails of every record of the array `records`. 0; -EINVAL when an
+/* Re-colours the thumbnails of every record of the array `records`. A channel's type is
+ * its metadata.channel_dtype, or where a projection removed that, dtypes[record id][name]
+ * (NULL: none known; store_op.dtypes has that shape). 0; -EINVAL when an
  * image thumbnail needs levels or a colour map that are not valid (err: the client
  * message of spec/data.md §6.1, e.g. "x is not a valid colour map name"); -EDOM when a
  * float-image thumbnail needs an unknown float colour map (err: a log message; the
  * reference fails inside matplotlib there: 500); -ENOMEM.
  * Thumbnails that are not decodable PNGs are left as they are. */
-int recolour_records(json_t *records, const recolour_opts *o, char *err, size_t errlen);
+int recolour_records(json_t *records, const json_t *dtypes, const recolour_opts *o, char *err,
+                     size_t errlen);
 /* The same for one channel document ({"metadata": {...}, "thumbnail": ...}). */
 int recolour_channel(json_t *ch, const recolour_opts *o, char *err, size_t errlen);
 

@@ -264,8 +264,8 @@ static void build_find(pg_job *j, store_op_t *op)
     int rc = buf_puts(&q.text, "SELECT r.id, r.version, r.metadata_text, ");
     if (rc == 0 && want_channels) {
         rc = buf_puts(&q.text,
-                      "(SELECT json_agg(json_build_array(ch.name, ch.body_text::json) ORDER BY "
-                      "ch.ord)::text FROM record_channels ch WHERE ch.record_id = r.id");
+                      "(SELECT json_agg(json_build_array(ch.name, ch.body_text::json, ch.dtype) "
+                      "ORDER BY ch.ord)::text FROM record_channels ch WHERE ch.record_id = r.id");
         json_t *names = j->proj ? projection_channel_names(j->proj) : NULL;
         if (rc == 0 && names) {
             char *text = json_dumps(names, JSON_COMPACT);
@@ -762,6 +762,8 @@ static void finish_find(pg_job *j, store_op_t *op, const PGresult *r)
             {
                 const char *name = json_string_value(json_array_get(pair, 0));
                 json_t *body = store_channel_for(op, json_array_get(pair, 1));
+                store_note_dtype(op, PQgetvalue(r, i, 0), name,
+                                 json_string_value(json_array_get(pair, 2)));
                 if (name)
                     json_object_set(channels, name, body ? body : json_object());
             }

@@ -332,11 +332,12 @@ static int load_channels(sqlite_conn *c, store_op_t *op, json_t *recs, const cha
         json_object_set(by_id, json_string_value(id), channels);
     }
     char *ids_text = json_dumps(ids, JSON_COMPACT);
-    const char *sql = names ? "SELECT record_id, name, body FROM record_channels WHERE record_id "
-                              "IN (SELECT value FROM json_each(?1)) AND name IN (SELECT value "
-                              "FROM json_each(?2)) ORDER BY record_id, ord"
-                            : "SELECT record_id, name, body FROM record_channels WHERE record_id "
-                              "IN (SELECT value FROM json_each(?1)) ORDER BY record_id, ord";
+    const char *sql =
+        names ? "SELECT record_id, name, body, dtype FROM record_channels WHERE "
+                "record_id IN (SELECT value FROM json_each(?1)) AND name IN (SELECT "
+                "value FROM json_each(?2)) ORDER BY record_id, ord"
+              : "SELECT record_id, name, body, dtype FROM record_channels WHERE "
+                "record_id IN (SELECT value FROM json_each(?1)) ORDER BY record_id, ord";
     int rc = SQLITE_DONE;
     sqlite3_stmt *st = ids_text ? stmt_get(c, op, sql) : NULL;
     if (st) {
@@ -348,6 +349,9 @@ static int load_channels(sqlite_conn *c, store_op_t *op, json_t *recs, const cha
             json_t *body = store_channel_for(op, column_json(st, 2));
             json_object_set_new(channels, (const char *)sqlite3_column_text(st, 1),
                                 body ? body : json_object());
+            store_note_dtype(op, (const char *)sqlite3_column_text(st, 0),
+                             (const char *)sqlite3_column_text(st, 1),
+                             (const char *)sqlite3_column_text(st, 3));
         }
         sqlite3_reset(st);
     } else if (!ids_text) {

@@ -81,6 +81,8 @@ void store_op_cleanup(store_op_t *op)
     free(op->text);
     op->text = NULL;
     op->text_len = 0;
+    json_decref(op->dtypes);
+    op->dtypes = NULL;
 }
 
 static void op_work(uv_work_t *w)
@@ -194,6 +196,20 @@ json_t *store_channel_for(const store_op_t *op, json_t *body)
         for (const char *const *f = STORE_PRIVATE_CHANNEL_FIELDS; *f; f++)
             json_object_del(body, *f);
     return body;
+}
+
+void store_note_dtype(store_op_t *op, const char *record_id, const char *channel, const char *dtype)
+{
+    if (!op->channel_dtypes || !op->nprojection || !dtype || !record_id || !channel)
+        return;
+    if (!op->dtypes)
+        op->dtypes = json_object();
+    json_t *rec = json_object_get(op->dtypes, record_id);
+    if (!rec) {
+        rec = json_object();
+        json_object_set_new(op->dtypes, record_id, rec);
+    }
+    json_object_set_new(rec, channel, json_string(dtype));
 }
 
 char *store_experiment_key(const json_t *doc)

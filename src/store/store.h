@@ -99,6 +99,10 @@ struct store_op {
      * (STORE_PRIVATE_CHANNEL_FIELDS). Without it a channel has exactly the keys clients
      * know, and a projection that names a private field finds nothing there. */
     bool private_fields;
+    /* Records with a projection: every returned channel's metadata.channel_dtype also in
+     * `dtypes`, where the projection may have removed it from the document (the thumbnail
+     * colouring needs the type of a channel projected down to its thumbnail). */
+    bool channel_dtypes;
     int64_t lo, hi;
 
     /* Optional: runs on the same pool thread right after a successful op (not for
@@ -112,7 +116,8 @@ struct store_op {
     char err[256];
     json_t *result;
     int64_t count;
-    char *text; /** set by post, if it serialises; malloc'd */
+    char *text;     /** set by post, if it serialises; malloc'd */
+    json_t *dtypes; /** with channel_dtypes and a projection: {record id: {channel: dtype}} */
     size_t text_len;
 
     /* Private to the store. */
@@ -189,6 +194,10 @@ extern const char *const STORE_PRIVATE_CHANNEL_FIELDS[];
 /* Back ends: a channel body as op asked for it (in place): the private fields removed
  * unless op->private_fields. NULL is passed through. */
 json_t *store_channel_for(const store_op_t *op, json_t *body);
+/* Back ends: notes a loaded channel's stored dtype (NULL: none) in op->dtypes when the op
+ * asked for them (channel_dtypes with a projection). */
+void store_note_dtype(store_op_t *op, const char *record_id, const char *channel,
+                      const char *dtype);
 
 /* Back ends: the uniqueness key of an experiment document (every field but _id, compact JSON
  * with sorted keys; caller frees), or NULL when doc lacks a field or memory runs out. */

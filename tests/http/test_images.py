@@ -544,6 +544,24 @@ def test_records_thumbnails_with_map_and_levels(srv):
     assert len(t) == 50 and t.startswith("iVBORw0KGgo")
 
 
+@pytest.mark.parametrize("params", [{}, {"colourmap_name": "jet_r", "lower_level": 50,
+                                         "upper_level": 200, "float_colourmap_name": "viridis"}])
+def test_records_thumbnails_recoloured_when_projected_alone(srv, params):
+    """A projection down to the thumbnail leaves out the channel's metadata: the type is
+    looked up in the store, and the thumbnail is the same RGBA PNG as with the whole
+    channel projected."""
+    for name in ("T-IMG", "T-FLOAT"):
+        whole = thumbs(srv, projection="channels." + name, **params).json()[0]["channels"][name]
+        alone = thumbs(srv, projection="channels.%s.thumbnail" % name, **params).json()
+        assert alone == [{"_id": THUMB_ID, "channels": {name: {"thumbnail": alone[0][
+            "channels"][name]["thumbnail"]}}}]
+        png = base64.b64decode(alone[0]["channels"][name]["thumbnail"])
+        assert png[:8] == b"\x89PNG\r\n\x1a\n" and png[25] == 6  # colour type RGBA
+        assert np.array_equal(decode_thumb(alone[0]["channels"][name]["thumbnail"]),
+                              decode_thumb(whole["thumbnail"]))
+        assert alone[0]["channels"][name]["thumbnail"] == whole["thumbnail"]
+
+
 def test_records_thumbnail_errors(srv):
     # the reference answers 500 "Unknown error" when a returned record needs the bad value
     for params in ({"colourmap_name": "nope"}, {"lower_level": 9, "upper_level": 3},

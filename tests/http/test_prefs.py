@@ -295,6 +295,17 @@ def test_vector_thumbnails_redrawn_from_the_slice(srv, prefs, skip, limit, value
     assert record(srv)["T-IMG"] == record(srv, colourmap_name="viridis")["T-IMG"]
 
 
+def test_vector_thumbnail_redrawn_when_projected_alone(srv, prefs):
+    """A projection down to the thumbnail leaves out the channel's type: it is looked up in
+    the store, and the re-drawn thumbnail is the one of the whole channel."""
+    prefs("VECTOR_SKIP", 1)
+    prefs("VECTOR_LIMIT", 3)
+    whole = listed(srv, projection="channels.V-FULL")["V-FULL"]["thumbnail"]
+    alone = listed(srv, projection="channels.V-FULL.thumbnail")["V-FULL"]
+    assert whole != STORED_VEC_THUMB
+    assert alone == {"thumbnail": whole}
+
+
 def test_vector_limit_alone_and_truncate(srv, prefs):
     prefs("VECTOR_LIMIT", 2)  # data[:2]: [0, 5] and [9, 5] differ
     ch = record(srv)
