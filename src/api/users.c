@@ -19,14 +19,13 @@
 #include "auth/password.h"
 #include "runtime/taskgroup.h"
 #include "util/log.h"
+#include "util/objectid.h"
 
 #include <errno.h>
 #include <openssl/crypto.h>
-#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #define MAX_FILTERS 1000     /* favourite filters per user */
 #define MAX_PREFS 1000       /* preferences per user */
@@ -708,33 +707,6 @@ void api_prefs_delete(http_request_t *req)
 
 /* ================================================================ favourite filters */
 
-bool api_is_object_id(const char *s)
-{
-    if (!s || strlen(s) != 24)
-        return false;
-    for (const char *p = s; *p; p++)
-        if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f') || (*p >= 'A' && *p <= 'F')))
-            return false;
-    return true;
-}
-
-void api_new_object_id(char out[25])
-{
-    static const char hex[] = "0123456789abcdef";
-    unsigned char b[12];
-    uint32_t t = (uint32_t)time(NULL);
-    b[0] = (unsigned char)(t >> 24);
-    b[1] = (unsigned char)(t >> 16);
-    b[2] = (unsigned char)(t >> 8);
-    b[3] = (unsigned char)t;
-    randombytes_buf(b + 4, 8);
-    for (int i = 0; i < 12; i++) {
-        out[2 * i] = hex[b[i] >> 4];
-        out[2 * i + 1] = hex[b[i] & 15];
-    }
-    out[24] = '\0';
-}
-
 /* The index of filter id in the user's list, or -1. */
 static ssize_t filter_index(json_t *filters, const char *id)
 {
@@ -807,7 +779,7 @@ static apply_result filter_get_apply(uctx *c)
 
 static bool check_object_id(http_request_t *req, const char *id)
 {
-    if (api_is_object_id(id))
+    if (objectid_valid(id))
         return true;
     http_respond_error(req, 400, "ID provided is not a valid ObjectId");
     return false;
@@ -848,7 +820,7 @@ static apply_result filter_create_apply(uctx *c)
         http_respond_error(c->req, 400, "Too many favourite filters");
         return APPLY_DONE;
     }
-    api_new_object_id(c->text);
+    objectid_new(c->text);
     json_array_append_new(filters, json_pack("{s:s, s:s, s:s}", "_id", c->text, "name", c->name,
                                              "filter", c->filter));
     return APPLY_STORE;
