@@ -276,6 +276,28 @@ def test_session_errors(srv):
     assert r.json() == {"detail": "User session cannot be found in the database"}
 
 
+def test_sessions_list_in_the_order_saved(srv):
+    """Fix (issue 14): /sessions/list is in creation order, as the reference's natural
+    order. Pairs saved back to back usually share a second, where ids with random bytes
+    after the timestamp came back in either order. Either request may land on either
+    worker; the order must hold every time."""
+    saved = []
+    for i in range(20):
+        pair = []
+        for j in range(2):
+            r = call(srv, "POST", "/sessions", params={"name": f"order {i}.{j}", "summary": "s",
+                                                      "auto_saved": "false"}, json={"i": i})
+            assert r.status_code == 201, r.text
+            pair.append(r.json())
+        listed = [s["_id"] for s in call(srv, "GET", "/sessions/list").json()]
+        assert listed.index(pair[0]) < listed.index(pair[1]), (i, pair, listed)
+        saved += pair
+    listed = [s["_id"] for s in call(srv, "GET", "/sessions/list").json()]
+    assert [s for s in listed if s in saved] == saved
+    for sid in saved:
+        assert call(srv, "DELETE", "/sessions/" + sid).status_code == 204
+
+
 def test_sessions_belong_to_their_owner(srv):
     """Fix (§14.21): the reference lets any user read and overwrite (take over) any session."""
     sid = call(srv, "POST", "/sessions", params={"name": "private", "summary": "s",
