@@ -57,11 +57,6 @@ typedef struct api_fedid_job {
 bool api_fedid_submit(http_request_t *req, api_fedid_job *job, void (*run)(void *data),
                       void (*done)(void *data, int status), void *data);
 
-/* MongoDB ObjectIds as the reference's ids: 24 hex digits. */
-bool api_is_object_id(const char *s);
-/* A new one: 4 bytes of seconds since the epoch, 8 random bytes (out[25]). */
-void api_new_object_id(char out[25]);
-
 /* 200 with the access token as a JSON string and the refresh cookie (§5.5). */
 void api_respond_tokens(http_request_t *req, const char *access, const char *refresh);
 

@@ -7,6 +7,7 @@
  */
 #include "api/control.h"
 #include "api/handlers.h"
+#include "util/objectid.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -26,7 +27,7 @@ struct sctx {
     const char *id;
     const char *name, *summary;
     bool auto_saved;
-    char oid[25];
+    char oid[OBJECTID_LEN + 1];
     char text[256];
 };
 
@@ -47,7 +48,7 @@ static sctx *sctx_new(http_request_t *req)
 
 static bool check_id(http_request_t *req, const char *id)
 {
-    if (api_is_object_id(id))
+    if (objectid_valid(id))
         return true;
     http_respond_error(req, 400, "ID provided is not a valid ObjectId");
     return false;
@@ -282,7 +283,7 @@ void api_sessions_save(http_request_t *req)
         sctx_free(c);
         return;
     }
-    api_new_object_id(c->oid);
+    objectid_new(c->oid);
     c->doc = make_doc(c, c->oid);
     store_op_t *op = c->doc ? api_store_op(req, STORE_SESSION_PUT) : NULL;
     if (!op) {

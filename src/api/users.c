@@ -3,7 +3,8 @@
  * §7.4): /users (POST, PATCH, GET, DELETE), favourite filters (/users/filters...) and
  * preferences (/users/preferences...). Filters and preferences live inside the caller's
  * user document (`filters`, `user_prefs`), as in the reference, and are always scoped to
- * the token's user.
+ * the token's user: a filter id the caller does not hold (none such, or another user's)
+ * is 404 naming the id on GET, PATCH and DELETE, where the reference answers 500.
  *
  * Every change is load -> change on the loop -> store the whole document only if nobody
  * stored it meanwhile (STORE_USER_UPDATE on the document's "_rev" counter); on a clash
@@ -19,14 +20,13 @@
 #include "auth/password.h"
 #include "runtime/taskgroup.h"
 #include "util/log.h"
+#include "util/objectid.h"
 
 #include <errno.h>
 #include <openssl/crypto.h>
-#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #define MAX_FILTERS 1000     /* favourite filters per user */
 #define MAX_PREFS 1000       /* preferences per user */
@@ -708,33 +708,6 @@ void api_prefs_delete(http_request_t *req)
 
 /* ================================================================ favourite filters */
 
-bool api_is_object_id(const char *s)
-{
-    if (!s || strlen(s) != 24)
-        return false;
-    for (const char *p = s; *p; p++)
-        if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f') || (*p >= 'A' && *p <= 'F')))
-            return false;
-    return true;
-}
-
-void api_new_object_id(char out[25])
-{
-    static const char hex[] = "0123456789abcdef";
-    unsigned char b[12];
-    uint32_t t = (uint32_t)time(NULL);
-    b[0] = (unsigned char)(t >> 24);
-    b[1] = (unsigned char)(t >> 16);
-    b[2] = (unsigned char)(t >> 8);
-    b[3] = (unsigned char)t;
-    randombytes_buf(b + 4, 8);
-    for (int i = 0; i < 12; i++) {
-        out[2 * i] = hex[b[i] >> 4];
-        out[2 * i + 1] = hex[b[i] & 15];
-    }
-    out[24] = '\0';
-}
-
 /* The index of filter id in the user's list, or -1. */
 static ssize_t filter_index(json_t *filters, const char *id)
 {
@@ -793,12 +766,30 @@ void api_filters_list(http_request_t *req)
     user_load(c, filters_list_apply, NULL);
 }
 
+/* c->fid is not among the caller's filters: it exists nowhere or is another user's, and
+ * the answer does not tell which. The reference fails with 500 here (spec/control.md §7.2:
+ * `Unknown error` on GET and PATCH, `Change to favourite filter <id> has been
+ * unsuccessful` on DELETE); 404 in the style of its other "cannot be found" texts. */
+static apply_result filter_not_found(uctx *c)
+{
+    snprintf(c->text, sizeof(c->text), "Favourite filter %s cannot be found for user '%.400s'",
+             c->fid, c->id);
+    http_respond_error(c->req, 404, c->text);
+    return APPLY_DONE;
+}
+
 static apply_result filter_get_apply(uctx *c)
 {
+    if (c->status != 0) { /* the caller's own document is gone: as the reference (§14.6) */
+        http_respond_error(c->req, 500, "Unknown error");
+        return APPLY_DONE;
+    }
     json_t *filters = json_object_get(c->user, "filters");
-    ssize_t i = c->status == 0 ? filter_index(filters, c->fid) : -1;
-    if (i < 0 || !filter_ok(json_array_get(filters, (size_t)i))) {
-        http_respond_error(c->req, 500, "Unknown error"); /* as the reference (§14.6) */
+    ssize_t i = filter_index(filters, c->fid);
+    if (i < 0)
+        return filter_not_found(c);
+    if (!filter_ok(json_array_get(filters, (size_t)i))) {
+        http_respond_error(c->req, 500, "Unknown error");
         return APPLY_DONE;
     }
     api_respond_json(c->req, 200, shape_filter(json_array_get(filters, (size_t)i)));
@@ -807,7 +798,7 @@ static apply_result filter_get_apply(uctx *c)
 
 static bool check_object_id(http_request_t *req, const char *id)
 {
-    if (api_is_object_id(id))
+    if (objectid_valid(id))
         return true;
     http_respond_error(req, 400, "ID provided is not a valid ObjectId");
     return false;
@@ -848,7 +839,7 @@ static apply_result filter_create_apply(uctx *c)
         http_respond_error(c->req, 400, "Too many favourite filters");
         return APPLY_DONE;
     }
-    api_new_object_id(c->text);
+    objectid_new(c->text);
     json_array_append_new(filters, json_pack("{s:s, s:s, s:s}", "_id", c->text, "name", c->name,
                                              "filter", c->filter));
     return APPLY_STORE;
@@ -878,12 +869,14 @@ void api_filters_create(http_request_t *req)
 
 static apply_result filter_update_apply(uctx *c)
 {
-    json_t *filters = json_object_get(c->user, "filters");
-    ssize_t i = c->status == 0 ? filter_index(filters, c->fid) : -1;
-    if (i < 0) {
-        http_respond_error(c->req, 500, "Unknown error"); /* as the reference (§14.6) */
+    if (c->status != 0) { /* the caller's own document is gone: as the reference (§14.6) */
+        http_respond_error(c->req, 500, "Unknown error");
         return APPLY_DONE;
     }
+    json_t *filters = json_object_get(c->user, "filters");
+    ssize_t i = filter_index(filters, c->fid);
+    if (i < 0)
+        return filter_not_found(c);
     json_t *f = json_array_get(filters, (size_t)i);
     const char *name = c->name ? c->name : json_string_value(json_object_get(f, "name"));
     const char *filter = c->filter ? c->filter : json_string_value(json_object_get(f, "filter"));
@@ -939,12 +932,8 @@ static apply_result filter_delete_apply(uctx *c)
     }
     json_t *filters = json_object_get(c->user, "filters");
     ssize_t i = filter_index(filters, c->fid);
-    if (i < 0) {
-        snprintf(c->text, sizeof(c->text), "Change to favourite filter %s has been unsuccessful",
-                 c->fid);
-        http_respond_error(c->req, 500, c->text);
-        return APPLY_DONE;
-    }
+    if (i < 0)
+        return filter_not_found(c);
     json_array_remove(filters, (size_t)i);
     return APPLY_STORE;
 }

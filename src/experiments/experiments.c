@@ -14,11 +14,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "api/control.h"
 #include "auth/fetch.h"
 #include "experiments/scheduler.h"
 #include "runtime/taskgroup.h"
 #include "util/log.h"
+#include "util/objectid.h"
 
 #define EXPERIMENTS_TIMEOUT_MS 30000
 #define EXPERIMENTS_MAX_BODY (16u << 20)
@@ -172,8 +172,8 @@ static void store_next(run *r)
 {
     if (r->next < json_array_size(r->found)) {
         json_t *e = json_array_get(r->found, r->next);
-        char oid[25];
-        api_new_object_id(oid);
+        char oid[OBJECTID_LEN + 1];
+        objectid_new(oid);
         json_t *doc = json_pack(
             "{sssOsOsOsO}", "_id", oid, "experiment_id", json_object_get(e, "experiment_id"),
             "part", json_object_get(e, "part"), "start_date", json_object_get(e, "start_date"),

@@ -1103,7 +1103,10 @@ static void sqlite_execute(store_t *base, store_op_t *op)
         delete_by_id(c, op, "DELETE FROM sessions WHERE id = ?1");
         break;
     case STORE_SESSIONS_LIST:
-        list_docs(c, op, "SELECT doc FROM sessions WHERE username = ?1 ORDER BY id", op->id);
+        /* Creation order, the reference's natural order: rowid, which only grows for new
+         * rows (max + 1) and is kept by the PATCH upsert. Not by id: ids made by two
+         * workers in the same second are not ordered (util/objectid.h). */
+        list_docs(c, op, "SELECT doc FROM sessions WHERE username = ?1 ORDER BY rowid", op->id);
         break;
     case STORE_EXPERIMENTS_LIST:
         list_docs(c, op, "SELECT doc FROM experiments WHERE match_key IS NOT NULL ORDER BY id",

@@ -57,8 +57,8 @@ typedef enum store_op_kind {
     STORE_SESSION_PUT,           /* doc {"_id","username","name",...}; replace => update by _id;
                                     -EEXIST when (username, name) is taken (or _id, on insert) */
     STORE_SESSION_DELETE,        /* id -> count (0 or 1) */
-    STORE_SESSIONS_LIST,         /* id = username -> result: array of documents, by id, at most
-                                    max_documents */
+    STORE_SESSIONS_LIST,         /* id = username -> result: array of documents in the order
+                                    they were first stored, at most max_documents */
     STORE_USER_BY_EMAIL,         /* id = an e-mail address -> result: the first user (by id) whose
                                     "email" is exactly that, or -ENOENT */
     STORE_USER_UPDATE,           /* doc (a user) replaces the stored one only if the stored one's

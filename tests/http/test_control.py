@@ -214,20 +214,61 @@ def test_favourite_filters(srv):
     e = call(srv, "PATCH", "/users/filters/" + fid, params={"name": "", "filter": "x"})
     assert e.status_code == 400 and e.json() == {"detail": "Name of filter cannot be empty"}
     # another user's filter is not visible
-    assert call(srv, "GET", "/users/filters/" + fid, who="frontend").status_code == 500
+    o = call(srv, "GET", "/users/filters/" + fid, who="frontend")
+    assert o.status_code == 404
+    assert o.json() == {"detail": f"Favourite filter {fid} cannot be found for user 'frontend'"}
     assert call(srv, "DELETE", "/users/filters/" + fid).status_code == 204
     d = call(srv, "DELETE", "/users/filters/" + fid)
-    assert d.status_code == 500
-    assert d.json() == {"detail": f"Change to favourite filter {fid} has been unsuccessful"}
+    assert d.status_code == 404
+    assert d.json() == {"detail": f"Favourite filter {fid} cannot be found for user 'backend'"}
 
 
 def test_favourite_filter_errors(srv):
     r = call(srv, "GET", "/users/filters/nothex")
     assert r.status_code == 400 and r.json() == {"detail": "ID provided is not a valid ObjectId"}
-    assert call(srv, "GET", "/users/filters/" + "0" * 24).status_code == 500
+    r = call(srv, "GET", "/users/filters/" + "0" * 24)
+    assert r.status_code == 404
+    assert r.json() == {"detail": f"Favourite filter {'0' * 24} cannot be found for user 'backend'"}
     r = call(srv, "POST", "/users/filters", params={"name": "", "filter": "x"})
     assert r.status_code == 400 and r.json() == {"detail": "Filter and its name are required"}
     assert call(srv, "POST", "/users/filters", params={"name": "x"}).status_code == 422
+
+
+FILTER_METHODS = [("GET", None), ("PATCH", {"name": "renamed", "filter": "c < d"}),
+                  ("DELETE", None)]
+
+
+@pytest.mark.parametrize("method,params", FILTER_METHODS)
+def test_unknown_favourite_filter_is_404(srv, method, params):
+    """Fix (issue 14): the reference answers 500 for a filter id the caller does not have
+    (`Unknown error` on GET and PATCH, `Change to favourite filter <id> has been
+    unsuccessful` on DELETE); ogd answers 404 naming the id."""
+    fid = os.urandom(12).hex()
+    r = call(srv, method, "/users/filters/" + fid, params=params)
+    assert r.status_code == 404
+    assert r.json() == {"detail": f"Favourite filter {fid} cannot be found for user 'backend'"}
+
+
+def test_another_users_favourite_filter_is_404_and_left_alone(srv):
+    mine = {"name": "owned", "filter": "a > b"}
+    fid = call(srv, "POST", "/users/filters", params=mine).json()
+    for method, params in FILTER_METHODS:
+        r = call(srv, method, "/users/filters/" + fid, who="frontend", params=params)
+        assert r.status_code == 404, method
+        assert r.json() == {
+            "detail": f"Favourite filter {fid} cannot be found for user 'frontend'"}, method
+    assert call(srv, "GET", "/users/filters/" + fid).json() == {"_id": fid, **mine}
+    assert {"_id": fid, **mine} in call(srv, "GET", "/users/filters").json()
+    assert all(f["_id"] != fid for f in call(srv, "GET", "/users/filters", who="frontend").json())
+    assert call(srv, "DELETE", "/users/filters/" + fid).status_code == 204
+
+
+@pytest.mark.parametrize("bad", ["nothex", "0" * 23, "0" * 25, "g" * 24, "0" * 22 + "z0"])
+@pytest.mark.parametrize("method,params", FILTER_METHODS)
+def test_malformed_favourite_filter_id_is_400(srv, method, params, bad):
+    r = call(srv, method, "/users/filters/" + bad, params=params)
+    assert r.status_code == 400
+    assert r.json() == {"detail": "ID provided is not a valid ObjectId"}
 
 
 # ---------------------------------------------------------------- sessions
@@ -274,6 +315,28 @@ def test_session_errors(srv):
              json={})
     assert r.status_code == 404
     assert r.json() == {"detail": "User session cannot be found in the database"}
+
+
+def test_sessions_list_in_the_order_saved(srv):
+    """Fix (issue 14): /sessions/list is in creation order, as the reference's natural
+    order. Pairs saved back to back usually share a second, where ids with random bytes
+    after the timestamp came back in either order. Either request may land on either
+    worker; the order must hold every time."""
+    saved = []
+    for i in range(20):
+        pair = []
+        for j in range(2):
+            r = call(srv, "POST", "/sessions", params={"name": f"order {i}.{j}", "summary": "s",
+                                                      "auto_saved": "false"}, json={"i": i})
+            assert r.status_code == 201, r.text
+            pair.append(r.json())
+        listed = [s["_id"] for s in call(srv, "GET", "/sessions/list").json()]
+        assert listed.index(pair[0]) < listed.index(pair[1]), (i, pair, listed)
+        saved += pair
+    listed = [s["_id"] for s in call(srv, "GET", "/sessions/list").json()]
+    assert [s for s in listed if s in saved] == saved
+    for sid in saved:
+        assert call(srv, "DELETE", "/sessions/" + sid).status_code == 204
 
 
 def test_sessions_belong_to_their_owner(srv):

@@ -342,6 +342,60 @@ static void test_users_and_sessions(void **state)
     store_op_cleanup(&op);
 }
 
+/* The ids of the sessions of user u that STORE_SESSIONS_LIST returns, joined by ",". */
+static void session_list_ids(fixture *f, char *out, size_t len)
+{
+    store_op_t op;
+    store_op_init(&op, STORE_SESSIONS_LIST);
+    op.id = "u";
+    assert_int_equal(store_run_sync(f->store, &op), 0);
+    out[0] = '\0';
+    size_t i;
+    json_t *d;
+    json_array_foreach(op.result, i, d)
+    {
+        size_t n = strlen(out);
+        snprintf(out + n, len - n, "%s%s", i ? "," : "",
+                 json_string_value(json_object_get(d, "_id")));
+    }
+    store_op_cleanup(&op);
+}
+
+static void put_session(fixture *f, const char *id, const char *user, const char *name,
+                        bool replace)
+{
+    char doc[256];
+    snprintf(doc, sizeof(doc), "{\"_id\":\"%s\",\"username\":\"%s\",\"name\":\"%s\"}", id, user,
+             name);
+    store_op_t op;
+    assert_int_equal(run_doc(f, STORE_SESSION_PUT, NULL, doc, replace, &op), 0);
+    store_op_cleanup(&op);
+}
+
+/* Sessions are listed in the order they were first stored (the reference's natural
+ * order), whatever their ids; a replaced one keeps its place. */
+static void test_sessions_list_in_insertion_order(void **state)
+{
+    fixture *f = *state;
+    put_session(f, "0000000000000000000000c3", "u", "first", false);
+    put_session(f, "0000000000000000000000a1", "u", "second", false);
+    put_session(f, "0000000000000000000000f0", "v", "other user", false);
+    put_session(f, "0000000000000000000000b2", "u", "third", false);
+    char ids[256];
+    session_list_ids(f, ids, sizeof(ids));
+    assert_string_equal(ids, "0000000000000000000000c3,0000000000000000000000a1,"
+                             "0000000000000000000000b2");
+    put_session(f, "0000000000000000000000a1", "u", "second, renamed", true);
+    store_op_t op;
+    assert_int_equal(run_doc(f, STORE_SESSION_DELETE, "0000000000000000000000b2", NULL, false, &op),
+                     0);
+    store_op_cleanup(&op);
+    put_session(f, "000000000000000000000000", "u", "fourth", false);
+    session_list_ids(f, ids, sizeof(ids));
+    assert_string_equal(ids, "0000000000000000000000c3,0000000000000000000000a1,"
+                             "000000000000000000000000");
+}
+
 static void test_experiments(void **state)
 {
     fixture *f = *state;
@@ -405,6 +459,7 @@ static void test_experiments(void **state)
         cmocka_unit_test_setup_teardown(test_manifest_and_summary, setup, teardown),               \
         cmocka_unit_test_setup_teardown(test_batch_put_is_all_or_nothing, setup, teardown),        \
         cmocka_unit_test_setup_teardown(test_users_and_sessions, setup, teardown),                 \
+        cmocka_unit_test_setup_teardown(test_sessions_list_in_insertion_order, setup, teardown),   \
         cmocka_unit_test_setup_teardown(test_experiments, setup, teardown)
 
 #if !STORE_TEST_PG

@@ -241,6 +241,40 @@ static void test_async_unreachable(void **state)
     store_close(s);
 }
 
+/* ---------------------------------------------------------------- migrations */
+
+static void exec_sql(const fixture *f, const char *sql)
+{
+    PGconn *c = PQconnectdb(f->url);
+    if (PQstatus(c) != CONNECTION_OK)
+        fail_msg("cannot connect to PostgreSQL: %s", PQerrorMessage(c));
+    PQsetNoticeProcessor(c, quiet, NULL);
+    PGresult *r = PQexec(c, sql);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK)
+        fail_msg("%s: %s", sql, PQerrorMessage(c));
+    PQclear(r);
+    PQfinish(c);
+}
+
+/* Migration 3 gives the sessions of a database made before it (listed by id then) an
+ * insertion order that keeps that id order; sessions stored after it come last. */
+static void test_migration_3_orders_old_sessions_by_id(void **state)
+{
+    fixture *f = *state;
+    exec_sql(f,
+             "ALTER TABLE sessions DROP COLUMN seq; DELETE FROM schema_version WHERE version = 3");
+    put_session(f, "0000000000000000000000c3", "u", "c", false);
+    put_session(f, "0000000000000000000000a1", "u", "a", false);
+    put_session(f, "0000000000000000000000b2", "u", "b", false);
+    char err[256];
+    assert_int_equal(store_migrate(f->url, err, sizeof(err)), 0);
+    put_session(f, "000000000000000000000000", "u", "new", false);
+    char ids[256];
+    session_list_ids(f, ids, sizeof(ids));
+    assert_string_equal(ids, "0000000000000000000000a1,0000000000000000000000b2,"
+                             "0000000000000000000000c3,000000000000000000000000");
+}
+
 int main(void)
 {
     if (!base_url() || !*base_url()) {
@@ -249,6 +283,8 @@ int main(void)
     }
     const struct CMUnitTest tests[] = {
         STORE_BACKEND_TESTS,
+        cmocka_unit_test_setup_teardown(test_migration_3_orders_old_sessions_by_id, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_async_many, async_setup, async_teardown),
         cmocka_unit_test_setup_teardown(test_async_cancel_queued, async_setup, async_teardown),
         cmocka_unit_test_setup_teardown(test_async_reconnect, async_setup, async_teardown),

@@ -1,4 +1,5 @@
-/* Unit tests for src/util (buf, arena, jsonw) and src/store (timestamp, projection). */
+/* Unit tests for src/util (buf, arena, jsonw, dtoa, objectid) and src/store (timestamp,
+ * projection). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -8,9 +9,13 @@
 #include <errno.h>
 #include <float.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "store/projection.h"
 #include "store/store.h"
@@ -19,6 +24,7 @@
 #include "util/buf.h"
 #include "util/dtoa.h"
 #include "util/jsonw.h"
+#include "util/objectid.h"
 
 static void test_buf_cap(void **state)
 {
@@ -261,6 +267,156 @@ static void test_dtoa_shortest_matches_the_search(void **state)
     check_shortest(0.1 + 0.2);
 }
 
+/* ---------------------------------------------------------------- objectid */
+
+typedef struct oid_parts {
+    uint32_t seconds;
+    uint64_t random;  /* 5 bytes */
+    uint32_t counter; /* 3 bytes */
+} oid_parts;
+
+static uint64_t hex_field(const char *s, int digits)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < digits; i++) {
+        char c = s[i];
+        assert_true((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')); /* lowercase hex */
+        v = v << 4 | (uint64_t)(c <= '9' ? c - '0' : c - 'a' + 10);
+    }
+    return v;
+}
+
+/* Checks an id's text and splits it: 8 hex digits of seconds, 10 random, 6 counter. */
+static oid_parts oid_split(const char *id)
+{
+    assert_int_equal(strlen(id), OBJECTID_LEN);
+    assert_true(objectid_valid(id));
+    return (oid_parts){(uint32_t)hex_field(id, 8), hex_field(id + 8, 10),
+                       (uint32_t)hex_field(id + 18, 6)};
+}
+
+/* b was made right after a by one thread of one process: same random part, the next
+ * counter, and a larger id, except where the 3-byte counter wraps within a second
+ * (MongoDB's layout allows that, once per 2^24 ids). */
+static void assert_follows(const char *a, const char *b)
+{
+    oid_parts pa = oid_split(a), pb = oid_split(b);
+    assert_true(pa.random == pb.random);
+    assert_int_equal(pb.counter, (pa.counter + 1) & 0xffffff);
+    assert_true(pb.seconds >= pa.seconds);
+    if (pb.counter != 0 || pb.seconds != pa.seconds)
+        assert_true(strcmp(a, b) < 0);
+}
+
+static void test_objectid_layout_and_order(void **state)
+{
+    (void)state;
+    uint32_t before = (uint32_t)time(NULL);
+    char prev[OBJECTID_LEN + 1], id[OBJECTID_LEN + 1];
+    objectid_new(prev);
+    for (int i = 0; i < 100000; i++) {
+        objectid_new(id);
+        assert_follows(prev, id);
+        memcpy(prev, id, sizeof(id));
+    }
+    uint32_t after = (uint32_t)time(NULL);
+    oid_parts last = oid_split(prev);
+    assert_true(last.seconds >= before && last.seconds <= after);
+}
+
+static void test_objectid_valid(void **state)
+{
+    (void)state;
+    assert_true(objectid_valid("66055ee49dc258bbfd26bbfc"));
+    assert_true(objectid_valid("66055EE49DC258BBFD26BBFC"));
+    assert_false(objectid_valid(NULL));
+    assert_false(objectid_valid(""));
+    assert_false(objectid_valid("66055ee49dc258bbfd26bbf"));   /* 23 */
+    assert_false(objectid_valid("66055ee49dc258bbfd26bbfc0")); /* 25 */
+    assert_false(objectid_valid("66055ee49dc258bbfd26bbfg"));
+    assert_false(objectid_valid("66055ee49dc258bbfd26bbf "));
+    assert_false(objectid_valid("0x055ee49dc258bbfd26bbfc0"));
+}
+
+#define OID_THREADS 4
+#define OID_PER_THREAD 20000
+
+static void *make_ids(void *arg)
+{
+    char(*ids)[OBJECTID_LEN + 1] = arg;
+    for (int i = 0; i < OID_PER_THREAD; i++)
+        objectid_new(ids[i]);
+    return NULL;
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* Threads share the process's random part and counter: no two ids are equal, and each
+ * thread's ids increase. */
+static void test_objectid_threads(void **state)
+{
+    (void)state;
+    static char ids[OID_THREADS][OID_PER_THREAD][OBJECTID_LEN + 1];
+    pthread_t t[OID_THREADS];
+    for (int i = 0; i < OID_THREADS; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, make_ids, ids[i]), 0);
+    for (int i = 0; i < OID_THREADS; i++)
+        assert_int_equal(pthread_join(t[i], NULL), 0);
+    static uint32_t counters[OID_THREADS * OID_PER_THREAD];
+    uint64_t random = oid_split(ids[0][0]).random;
+    for (int i = 0; i < OID_THREADS; i++) {
+        for (int j = 0; j < OID_PER_THREAD; j++) {
+            oid_parts p = oid_split(ids[i][j]);
+            assert_true(p.random == random);
+            counters[i * OID_PER_THREAD + j] = p.counter;
+            if (j > 0) {
+                oid_parts q = oid_split(ids[i][j - 1]);
+                assert_true(p.seconds >= q.seconds);
+                if (p.seconds == q.seconds && p.counter > q.counter)
+                    assert_true(strcmp(ids[i][j - 1], ids[i][j]) < 0);
+            }
+        }
+    }
+    size_t n = OID_THREADS * OID_PER_THREAD;
+    qsort(counters, n, sizeof(counters[0]), cmp_u32);
+    for (size_t i = 1; i < n; i++)
+        assert_true(counters[i] != counters[i - 1]);
+}
+
+/* A forked child (a worker of the master) chooses its own random part; the parent keeps
+ * its own and goes on counting. */
+static void test_objectid_fork(void **state)
+{
+    (void)state;
+    char before[OBJECTID_LEN + 1], child[OBJECTID_LEN + 1] = {0}, after[OBJECTID_LEN + 1];
+    objectid_new(before);
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        char id[OBJECTID_LEN + 1];
+        objectid_new(id);
+        ssize_t w = write(fds[1], id, OBJECTID_LEN);
+        _exit(w == OBJECTID_LEN ? 0 : 1);
+    }
+    close(fds[1]);
+    assert_int_equal(read(fds[0], child, OBJECTID_LEN), OBJECTID_LEN);
+    close(fds[0]);
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    objectid_new(after);
+    oid_split(child);
+    /* 5 random bytes: equal by chance once in 2^40 runs */
+    assert_true(oid_split(child).random != oid_split(before).random);
+    assert_follows(before, after);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -271,6 +427,10 @@ int main(void)
         cmocka_unit_test(test_dtoa_shortest_matches_the_search),
         cmocka_unit_test(test_timestamps),
         cmocka_unit_test(test_projection),
+        cmocka_unit_test(test_objectid_layout_and_order),
+        cmocka_unit_test(test_objectid_valid),
+        cmocka_unit_test(test_objectid_threads),
+        cmocka_unit_test(test_objectid_fork),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
