@@ -94,6 +94,35 @@ int ingest_parse_timestamp(const char *s, int64_t *wall_us, int *offset_s)
     return 0;
 }
 
+/* [0001-01-01T00:00:00, 10000-01-01T00:00:00) in microseconds since the epoch. */
+static bool in_years_1_to_9999(int64_t us)
+{
+    const int64_t lo = timestamp_days_from_civil(1, 1, 1) * 86400 * INT64_C(1000000);
+    const int64_t hi = timestamp_days_from_civil(10000, 1, 1) * 86400 * INT64_C(1000000);
+    return us >= lo && us < hi;
+}
+
+int ingest_record_id(int64_t wall_us, int offset_s, char id[INGEST_ID_LEN + 1])
+{
+    id[0] = '\0';
+    /* wall_us is bounded first, so the subtraction cannot overflow for any offset_s */
+    if (!in_years_1_to_9999(wall_us) || !in_years_1_to_9999(wall_us - (int64_t)offset_s * 1000000))
+        return -ERANGE;
+    int64_t secs = wall_us / 1000000 - (wall_us % 1000000 < 0);
+    int64_t days = secs / 86400 - (secs % 86400 < 0);
+    int64_t rem = secs - days * 86400;
+    int64_t y;
+    int mo, d;
+    timestamp_civil_from_days(days, &y, &mo, &d);
+    char text[32];
+    int n = snprintf(text, sizeof(text), "%04lld%02d%02d%02d%02d%02d", (long long)y, mo, d,
+                     (int)(rem / 3600), (int)(rem / 60 % 60), (int)(rem % 60));
+    if (n != INGEST_ID_LEN)
+        return -ERANGE;
+    memcpy(id, text, INGEST_ID_LEN + 1);
+    return 0;
+}
+
 /* ---- descriptions ---- */
 
 static const json_t *attr(const json_t *attrs, const char *name)
@@ -669,12 +698,20 @@ int ingest_check(const parse_result *pr, const json_t *manifest, ingest_plan *p)
         fail(p, INGEST_TIMESTAMP_ERROR);
         return 0;
     }
+    if (ingest_record_id(wall, off, p->id) != 0) {
+        /* Valid, but year 0 or 10000 in UTC: neither the store nor the reference (which
+         * fails with a 500) can hold it. Rejected as any other invalid timestamp. */
+        char msg[256];
+        snprintf(msg, sizeof(msg),
+                 "Invalid timestamp metadata. '%s' is outside the supported range: in UTC it "
+                 "must fall within the years 1 to 9999.",
+                 ts);
+        fail(p, msg);
+        return 0;
+    }
     p->ts_us = wall - (int64_t)off * 1000000;
-    char wall_text[32], utc_text[32];
-    store_format_timestamp(wall, wall_text);
+    char utc_text[32];
     store_format_timestamp(p->ts_us, utc_text);
-    snprintf(p->id, sizeof(p->id), "%.4s%.2s%.2s%.2s%.2s%.2s", wall_text, wall_text + 5,
-             wall_text + 8, wall_text + 11, wall_text + 14, wall_text + 17);
     /* 3. manifest presence, extraction */
     size_t nmembers = json_array_size(members);
     if (nmembers > 0 && !manifest) {

@@ -18,6 +18,9 @@
 
 #include "ingest/parse_proc.h"
 
+/* Characters of a record id (YYYYMMDDhhmmss), without the terminating NUL. */
+#define INGEST_ID_LEN 14
+
 typedef enum ingest_kind {
     INGEST_SCALAR,
     INGEST_IMAGE,
@@ -47,11 +50,11 @@ typedef struct ingest_channel {
 } ingest_channel;
 
 typedef struct ingest_plan {
-    int status;        /** 0, or 400 when the whole file is rejected */
-    char message[512]; /** the 400 text */
-    char id[16];       /** record id, YYYYMMDDhhmmss in the file's own offset */
-    int64_t ts_us;     /** the instant, UTC microseconds */
-    json_t *metadata;  /** record metadata (timestamp as naive UTC text) (owned) */
+    int status;                 /** 0, or 400 when the whole file is rejected */
+    char message[512];          /** the 400 text */
+    char id[INGEST_ID_LEN + 1]; /** record id, YYYYMMDDhhmmss in the file's own offset */
+    int64_t ts_us;              /** the instant, UTC microseconds */
+    json_t *metadata;           /** record metadata (timestamp as naive UTC text) (owned) */
     bool has_shotnum;
     int64_t shotnum;
     ingest_channel *channels; /** the channels that entered the record, name order */
@@ -69,6 +72,14 @@ void ingest_plan_free(ingest_plan *plan);
 /* Parses a timestamp as strptime("%Y-%m-%dT%H:%M:%S%z") does; *wall_us is the wall
  * clock (as if UTC), *offset_s the UTC offset. 0 or -EINVAL. */
 int ingest_parse_timestamp(const char *s, int64_t *wall_us, int *offset_s);
+
+/* The record id of a timestamp as ingest_parse_timestamp returns it: YYYYMMDDhhmmss of
+ * the wall clock (the file's own offset, spec/ingest.md A3), always 14 digits. Total:
+ * -ERANGE (and id = "") unless both the wall clock and the instant in UTC (wall_us -
+ * offset_s) lie in the years 1..9999, the range the store and the reference's datetime
+ * hold (0001-01-01T00:00:00+14:00 is in year 0 in UTC). Whole seconds (any fraction of
+ * wall_us is dropped). */
+int ingest_record_id(int64_t wall_us, int offset_s, char id[INGEST_ID_LEN + 1]);
 
 /* Root members a file may have (a larger file is rejected whole with 400). */
 #define INGEST_MAX_CHANNELS 20000

@@ -5,11 +5,12 @@
  */
 #include "store/store.h"
 
+#include "store/timestamp.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 static const store_backend *const backends[] = {&store_sqlite_backend, &store_pg_backend};
 
@@ -159,12 +160,20 @@ void store_format_timestamp(int64_t us, char *out)
         frac += 1000000;
         secs -= 1;
     }
-    time_t t = (time_t)secs;
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    size_t n = strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
-    if (frac)
-        snprintf(out + n, 32 - n, ".%06lld", (long long)frac);
+    /* By hand rather than gmtime_r + strftime: glibc's %Y does not pad years below 1000
+     * ("1-01-01"), which timestamp_parse_iso (and any client) then refuses. */
+    int64_t days = secs / 86400, rem = secs % 86400;
+    if (rem < 0) {
+        rem += 86400;
+        days -= 1;
+    }
+    int64_t y;
+    int m, d;
+    timestamp_civil_from_days(days, &y, &m, &d);
+    int n = snprintf(out, 32, "%04lld-%02d-%02dT%02d:%02d:%02d", (long long)y, m, d,
+                     (int)(rem / 3600), (int)(rem / 60 % 60), (int)(rem % 60));
+    if (frac && n > 0 && n < 32)
+        snprintf(out + n, 32 - (size_t)n, ".%06lld", (long long)frac);
 }
 
 void store_range_result(store_op_t *op, int64_t n, int64_t lo, int64_t hi, int64_t nfield)

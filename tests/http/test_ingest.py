@@ -175,6 +175,47 @@ def test_id_uses_the_files_own_offset(srv, tmp_path):
     assert rec["metadata"]["timestamp"] == "2020-04-07T13:28:16"
 
 
+@pytest.mark.parametrize("ts", [
+    "0001-01-01T00:00:00+14:00",  # 0000-12-31T10:00:00 in UTC
+    "0001-01-01T13:59:59+14:00",  # one second before 0001-01-01T00:00:00 UTC
+    "9999-12-31T23:59:59-14:00",  # 10000-01-01T13:59:59 in UTC
+    "9999-12-31T10:00:00-14:00",  # 10000-01-01T00:00:00 in UTC
+])
+def test_timestamp_outside_the_years_1_to_9999_in_utc(srv, tmp_path, ts):
+    """A timestamp that parses but whose instant falls outside years 1..9999 once converted
+    to UTC cannot be stored (the reference fails with a 500): the whole file is rejected as
+    for any other invalid timestamp, and the message names it."""
+    r = post_file(srv, "/submit/hdf", hdf_bytes(tmp_path, attrs={"timestamp": ts}))
+    assert r.status_code == 400, r.text
+    assert r.json() == {"detail": "Invalid timestamp metadata. '%s' is outside the supported "
+                                  "range: in UTC it must fall within the years 1 to 9999." % ts}
+    assert srv.get("/records/count").json() == 0
+    assert srv.object_keys() == []
+    assert "record write failed" not in srv.read_log()
+
+
+def test_timestamps_at_the_edges_of_the_range(srv, tmp_path):
+    """The first and last instants of years 1..9999 in UTC, from either side of UTC, and a
+    year below 1000: each id is 14 digits (the file's own wall clock, zero-padded), each
+    stored timestamp is the naive UTC text with a four-digit year."""
+    cases = [("0001-01-01T00:00:00+00:00", "00010101000000", "0001-01-01T00:00:00"),
+             ("0001-01-01T14:00:00+14:00", "00010101140000", "0001-01-01T00:00:00"),
+             ("0999-06-05T08:00:00Z", "09990605080000", "0999-06-05T08:00:00"),
+             ("9999-12-31T23:59:59+00:00", "99991231235959", "9999-12-31T23:59:59"),
+             ("9999-12-31T09:59:59-14:00", "99991231095959", "9999-12-31T23:59:59")]
+    for shotnum, (ts, rid, utc) in enumerate(cases, 1):
+        r = post_file(srv, "/submit/hdf", hdf_bytes(
+            tmp_path, attrs={"timestamp": ts, "shotnum": np.uint64(shotnum)}))
+        assert r.status_code == 201, (ts, r.text)
+        assert r.json()["message"] == "Added as " + rid
+        rec = srv.get("/records/" + rid)
+        assert rec.status_code == 200, (ts, rec.text)
+        assert rec.json()["metadata"]["timestamp"] == utc
+        d = "%s/%s/%s/%s" % (rid[:4], rid[4:6], rid[6:8], rid[8:])
+        assert "images/%s/PM-201-FE-CAM-2.png" % d in srv.object_keys(), ts
+    assert srv.get("/records/count").json() == len(cases)
+
+
 @pytest.mark.parametrize("attrs,drop,msg", [
     ({}, ("epac_ops_data_version",), "epac_ops_data_version does not exist"),
     ({"epac_ops_data_version": 1.0}, (), "epac_ops_data_version has wrong datatype. Should be string"),

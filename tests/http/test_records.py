@@ -3,6 +3,7 @@ hand-written fixture records (tests/http/data/records.jsonl), per spec/data.md Â
 import json
 
 import pytest
+import requests
 
 ALL = ["20230605080000", "20230605080300", "20230605090000", "20230605100000",
        "20230605160000", "20230606120000"]
@@ -299,7 +300,54 @@ def test_range_converter_errors(fixture_server):
         {"from": "2023-06-05T09:00:00", "to": "2023-06-05T08:00:00"})})
     assert (r.status_code, r.json()["detail"]) == (400, "to cannot be less than from value")
     r = s.get("/records/range_converter", params={"shotnum_range": json.dumps({"min": 1, "max": 2})})
-    assert (r.status_code, r.json()["detail"]) == (500, "No results have been found from database query")
+    assert (r.status_code, r.json()["detail"]) == (404, NO_RESULTS)
     r = s.get("/records/range_converter", params={"shotnum_range": json.dumps({"min": "x", "max": 2})})
     assert r.status_code == 400
     assert "min" in r.json()["detail"]
+
+
+NO_RESULTS = "No results have been found from database query"
+
+
+def metrics_by_class(session, srv, route):
+    """{status class: count} of GET route in /metrics, read on the caller's connection."""
+    r = session.get(srv.url + "/metrics", timeout=30)
+    assert r.status_code == 200
+    out = {}
+    prefix = 'ogd_http_requests_total{method="GET",route="%s",status="' % route
+    for line in r.text.splitlines():
+        if line.startswith(prefix):
+            name, value = line.rsplit(" ", 1)
+            out[name[len(prefix):-2]] = float(value)
+    return out
+
+
+@pytest.mark.parametrize("params", [
+    # the web client's default: a date range with no records in it
+    {"date_range": {"from": "2000-01-01T00:00:00", "to": "2000-01-01T23:59:59"}},
+    {"shotnum_range": {"min": 1, "max": 2}},
+    # valid input of the other kind (ints for dates, floats or dates for shot numbers):
+    # the reference's query runs and matches nothing, ogd knows that without asking
+    {"date_range": {"from": 1, "to": 2}},
+    {"shotnum_range": {"min": 1.5, "max": 2.5}},
+    {"shotnum_range": {"min": "2023-06-05T08:00:00", "max": "2023-06-05T16:00:00"}},
+])
+def test_range_converter_nothing_found_is_404_not_a_server_error(fixture_server, params):
+    """An empty range is 404 with the reference's text (the reference answers 500): the web
+    client asks for the last 24 hours on every page load, and a day without shots is not a
+    server failure, so /metrics must not count it as a 5xx."""
+    s = fixture_server
+    route = "/records/range_converter"
+    # One keep-alive connection: the next request on it is read only after the previous
+    # one has finished, and a request is counted when it finishes, so /metrics already
+    # includes it (no waiting, whichever worker serves the connection).
+    with requests.Session() as session:
+        session.headers["Authorization"] = "Bearer " + s.token
+        before = metrics_by_class(session, s, route)
+        r = session.get(s.url + route, params={k: json.dumps(v) for k, v in params.items()},
+                        timeout=30)
+        assert r.status_code == 404, r.text
+        assert r.json() == {"detail": NO_RESULTS}
+        after = metrics_by_class(session, s, route)
+    assert after.get("5xx", 0) == before.get("5xx", 0)
+    assert after.get("4xx", 0) == before.get("4xx", 0) + 1

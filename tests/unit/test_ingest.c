@@ -11,6 +11,7 @@
 
 #include <cmocka.h>
 #include <errno.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +30,7 @@
 #include "ingest/manifest.h"
 #include "ingest/npz_write.h"
 #include "ingest/parse_proc.h"
+#include "store/timestamp.h"
 
 static void test_timestamps(void **state)
 {
@@ -52,6 +54,75 @@ static void test_timestamps(void **state)
                          "2020-04-07T24:00:00Z",      "2020-04-07T14:28:16+0"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         assert_int_equal(ingest_parse_timestamp(bad[i], &us, &off), -EINVAL);
+}
+
+/* The record id is the file's wall clock, always 14 digits; a timestamp whose wall clock
+ * or UTC instant leaves the years 1..9999 has no id (the whole file is then rejected). */
+static void test_record_id(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *ts, *id; /* id NULL: -ERANGE */
+    } cases[] = {
+        {"2020-04-07T14:28:16+01:00", "20200407142816"},
+        {"0001-01-01T00:00:00+00:00", "00010101000000"},
+        {"0001-01-01T00:00:00-14:00", "00010101000000"},
+        {"0001-01-01T14:00:00+14:00", "00010101140000"},
+        {"0001-01-01T13:59:59+14:00", NULL}, /* 0000-12-31T23:59:59 in UTC */
+        {"0001-01-01T00:00:00+14:00", NULL},
+        {"0001-01-01T00:00:00+00:00:01", NULL},
+        {"0999-06-05T08:00:00Z", "09990605080000"},
+        {"1969-12-31T23:59:59Z", "19691231235959"},
+        {"9999-12-31T23:59:59+00:00", "99991231235959"},
+        {"9999-12-31T23:59:59+14:00", "99991231235959"},
+        {"9999-12-31T09:59:59-14:00", "99991231095959"},
+        {"9999-12-31T10:00:00-14:00", NULL}, /* 10000-01-01T00:00:00 in UTC */
+        {"9999-12-31T23:59:59-14:00", NULL},
+        {"9999-12-31T23:59:59-00:00:01", NULL},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        int64_t wall;
+        int off;
+        char id[INGEST_ID_LEN + 1];
+        memset(id, 'x', sizeof(id));
+        assert_int_equal(ingest_parse_timestamp(cases[i].ts, &wall, &off), 0);
+        int rc = ingest_record_id(wall, off, id);
+        if (cases[i].id) {
+            if (rc != 0 || strcmp(id, cases[i].id) != 0)
+                fail_msg("%s: %d '%s', expected '%s'", cases[i].ts, rc, id, cases[i].id);
+        } else if (rc != -ERANGE || id[0] != '\0') {
+            fail_msg("%s: %d '%s', expected -ERANGE", cases[i].ts, rc, id);
+        }
+    }
+    /* any input: a fraction is dropped, the extremes are refused without overflow */
+    const int64_t y1 = timestamp_days_from_civil(1, 1, 1) * 86400 * INT64_C(1000000);
+    const int64_t y10000 = timestamp_days_from_civil(10000, 1, 1) * 86400 * INT64_C(1000000);
+    char id[INGEST_ID_LEN + 1];
+    assert_int_equal(ingest_record_id(y1 + 999999, 0, id), 0);
+    assert_string_equal(id, "00010101000000");
+    assert_int_equal(ingest_record_id(y10000 - 1, 0, id), 0);
+    assert_string_equal(id, "99991231235959");
+    assert_int_equal(ingest_record_id(-1, 0, id), 0);
+    assert_string_equal(id, "19691231235959");
+    const struct {
+        int64_t wall;
+        int off;
+    } bad[] = {{y1 - 1, 0},
+               {y10000, 0},
+               {INT64_MIN, 0},
+               {INT64_MAX, 0},
+               {INT64_MIN, INT_MIN},
+               {INT64_MAX, INT_MAX},
+               {y1 + 3600000000, INT_MAX},
+               {y10000 - 3600000000, INT_MIN},
+               {y1, 1},
+               {y10000 - 1, -1}};
+    /* an int offset moves at most 68 years: 1970 stays in range either way */
+    assert_int_equal(ingest_record_id(0, INT_MIN, id), 0);
+    assert_int_equal(ingest_record_id(0, INT_MAX, id), 0);
+    assert_string_equal(id, "19700101000000");
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        assert_int_equal(ingest_record_id(bad[i].wall, bad[i].off, id), -ERANGE);
 }
 
 static void test_image_shift_table(void **state)
@@ -262,6 +333,17 @@ static void test_file_checks(void **state)
     assert_int_equal(check_desc(v2, man, &p), 0);
     assert_int_equal(p.status, 0);
     assert_int_equal(json_array_size(p.warnings), 1);
+    ingest_plan_free(&p);
+    /* a valid timestamp in year 0 once in UTC: the whole file, naming the timestamp */
+    const char *y0 = "{\"attrs\": {\"epac_ops_data_version\": {\"t\":\"str\",\"v\":\"1.0\"}, "
+                     "\"timestamp\": {\"t\":\"str\",\"v\":\"0001-01-01T00:00:00+14:00\"}}, "
+                     "\"members\": []}";
+    assert_int_equal(check_desc(y0, man, &p), 0);
+    assert_int_equal(p.status, 400);
+    assert_string_equal(p.message, "Invalid timestamp metadata. '0001-01-01T00:00:00+14:00' is "
+                                   "outside the supported range: in UTC it must fall within "
+                                   "the years 1 to 9999.");
+    assert_string_equal(p.id, "");
     ingest_plan_free(&p);
     /* fixed-length strings are not text attributes (as the reference: bytes fail) */
     const char *fs = "{\"attrs\": {\"timestamp\": {\"t\":\"fstr\",\"v\":\"2020-04-07T14:28:16Z\"}},"
@@ -875,6 +957,7 @@ int main(void)
     signal(SIGPIPE, SIG_IGN); /* as in a worker: a helper that exits early breaks the pipe */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_timestamps),
+        cmocka_unit_test(test_record_id),
         cmocka_unit_test(test_image_shift_table),
         cmocka_unit_test(test_multipart),
         cmocka_unit_test(test_manifest),

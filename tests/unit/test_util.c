@@ -122,6 +122,43 @@ static void test_timestamps(void **state)
     json_decref(d);
 }
 
+/* Years below 1000 are padded to four digits (as Python's isoformat; glibc's strftime %Y
+ * gave "1-01-01T00:00:00", which the store then refused to parse back). */
+static void test_timestamp_years(void **state)
+{
+    (void)state;
+    const char *texts[] = {"0001-01-01T00:00:00", "0099-03-01T00:00:00", "0999-06-05T08:00:00",
+                           "1969-12-31T23:59:59.999999", "9999-12-31T23:59:59"};
+    for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
+        int64_t us;
+        char out[32];
+        assert_int_equal(timestamp_parse_iso(texts[i], &us), 0);
+        store_format_timestamp(us, out);
+        assert_string_equal(out, texts[i]);
+    }
+    char out[32];
+    store_format_timestamp(-1, out);
+    assert_string_equal(out, "1969-12-31T23:59:59.999999");
+    store_format_timestamp(timestamp_days_from_civil(1, 1, 1) * 86400 * INT64_C(1000000), out);
+    assert_string_equal(out, "0001-01-01T00:00:00");
+    /* civil_from_days inverts days_from_civil over years -1..10001, every day */
+    int64_t first = timestamp_days_from_civil(-1, 1, 1),
+            last = timestamp_days_from_civil(10001, 12, 31);
+    for (int64_t days = first; days <= last; days++) {
+        int64_t y;
+        int m, d;
+        timestamp_civil_from_days(days, &y, &m, &d);
+        if (timestamp_days_from_civil(y, m, d) != days || m < 1 || m > 12 || d < 1 || d > 31)
+            fail_msg("days %lld -> %lld-%d-%d", (long long)days, (long long)y, m, d);
+    }
+    int64_t y;
+    int m, d;
+    timestamp_civil_from_days(timestamp_days_from_civil(0, 2, 29), &y, &m, &d);
+    assert_true(y == 0 && m == 2 && d == 29);
+    timestamp_civil_from_days(timestamp_days_from_civil(9999, 12, 31) + 1, &y, &m, &d);
+    assert_true(y == 10000 && m == 1 && d == 1);
+}
+
 static void test_projection(void **state)
 {
     (void)state;
@@ -426,6 +463,7 @@ int main(void)
         cmocka_unit_test(test_jsonw_strings_and_values),
         cmocka_unit_test(test_dtoa_shortest_matches_the_search),
         cmocka_unit_test(test_timestamps),
+        cmocka_unit_test(test_timestamp_years),
         cmocka_unit_test(test_projection),
         cmocka_unit_test(test_objectid_layout_and_order),
         cmocka_unit_test(test_objectid_valid),
