@@ -3,9 +3,13 @@
  * See http.h for the request life cycle.
  *
  * Per connection: bytes read are appended to an input buffer and fed to llhttp. The
- * parser is paused at the end of each message, reading stops, and the request is
- * dispatched; when its response has been queued (or its stream ended) parsing resumes
- * on the bytes already buffered, so pipelined requests are answered in order. One
+ * parser is paused at the end of each message and the request is dispatched; when its
+ * response has been queued (or its stream ended) parsing resumes on the bytes already
+ * buffered, so pipelined requests are answered in order. While a request is dispatched
+ * the socket is still read, without parsing: pipelined bytes wait in the buffer (up to
+ * PIPELINE_MAX, then reading pauses until the request is done), and an end of stream or
+ * a reset is seen at once, so the request is aborted and its handler cancels its work
+ * (a client that half-closes after its request counts as gone, as in nginx). One
  * uv_timer per connection enforces the header, body and keep-alive timeouts; it is
  * stopped while a handler works (a long export is not a slow client).
  */
@@ -30,6 +34,9 @@
 /* Largest read straight into a file-backed body. */
 #define BODY_READ_MAX ((size_t)4 << 20)
 #define REQUEST_ARENA_MAX (64u << 20)
+/* Unparsed bytes held while a request is dispatched (pipelined requests); beyond this,
+ * reading pauses until the request is done. */
+#define PIPELINE_MAX ((size_t)64 << 10)
 
 typedef enum { CONN_IDLE, CONN_HEADERS, CONN_BODY, CONN_PROCESSING } conn_state;
 
@@ -403,6 +410,8 @@ static void request_finish(http_request_t *req)
     http_conn_t *c = req->conn;
     http_server_t *s = req->server;
     req->finished = true;
+    if (req->aborted)
+        req->status = 499; /* nginx's "client closed request": no answer was sent */
     access_log(req);
     s->requests++;
     c->served++;
@@ -467,9 +476,11 @@ void http_respond_take(http_request_t *req, int status, const char *content_type
     size_t hlen = h.len;
     req->bytes_out = no_body ? 0 : len;
     bool close_after = !req->keep_alive;
+    /* Finished (logged, counted) before the bytes go out: a client that has its answer
+     * finds the request in the metrics. */
+    request_finish(req);
     queue_write(c, req, buf_take(&h), hlen, no_body ? (free(body), NULL) : body, no_body ? 0 : len,
                 NULL, NULL, NULL, close_after);
-    request_finish(req);
 }
 
 void http_respond(http_request_t *req, int status, const char *content_type, const void *body,
@@ -563,14 +574,15 @@ void http_stream_end(http_request_t *req)
     if (!req->streaming || req->finished)
         return;
     http_conn_t *c = req->conn;
-    if (!req->aborted && !c->closing) {
+    bool send = !req->aborted && !c->closing;
+    request_finish(req); /* before the last bytes, as in http_respond_take */
+    if (send) {
         char *tail = malloc(5);
         if (tail) {
             memcpy(tail, "0\r\n\r\n", 5);
             queue_write(c, req, tail, 5, NULL, 0, NULL, NULL, NULL, !req->keep_alive);
         }
     }
-    request_finish(req);
 }
 
 void http_stream_abort(http_request_t *req)
@@ -1031,8 +1043,6 @@ static void body_parse_in_place(http_conn_t *c, const char *at, size_t n)
         return;
     if (err == HPE_PAUSED && llhttp_get_error_pos(&c->parser) == at + n) {
         llhttp_resume(&c->parser);
-        uv_read_stop((uv_stream_t *)&c->tcp);
-        c->reading = false;
         dispatch(c);
         return;
     }
@@ -1041,6 +1051,16 @@ static void body_parse_in_place(http_conn_t *c, const char *at, size_t n)
         return;
     }
     parse_failed(c, err);
+}
+
+/* While a request is dispatched: reading goes on (to see the client leave) unless the
+ * pipelined bytes waiting behind it have reached PIPELINE_MAX. */
+static void hold_pipelined(http_conn_t *c)
+{
+    if (c->reading && c->inlen - c->inpos >= PIPELINE_MAX) {
+        uv_read_stop((uv_stream_t *)&c->tcp);
+        c->reading = false;
+    }
 }
 
 /* Feeds buffered input to the parser until a request is complete, input runs out, or an
@@ -1060,8 +1080,7 @@ static void conn_parse(http_conn_t *c)
             const char *pos = llhttp_get_error_pos(&c->parser);
             c->inpos = (size_t)(pos - c->in);
             llhttp_resume(&c->parser);
-            uv_read_stop((uv_stream_t *)&c->tcp);
-            c->reading = false;
+            hold_pipelined(c);
             dispatch(c);
             return;
         }
@@ -1127,6 +1146,10 @@ static void read_cb(uv_stream_t *st, ssize_t n, const uv_buf_t *b)
         return;
     }
     c->inlen += (size_t)n;
+    if (c->state == CONN_PROCESSING) { /* pipelined: parsed once the request is done */
+        hold_pipelined(c);
+        return;
+    }
     if (c->state == CONN_IDLE)
         arm_timer(c, c->server->limits.header_timeout_ms);
     conn_parse(c);

@@ -17,6 +17,7 @@ typedef struct route_counters {
     _Atomic uint64_t by_class[NCLASS];
     _Atomic uint64_t le[NBUCKET]; /* non-cumulative; +Inf is the total */
     _Atomic uint64_t duration_us;
+    _Atomic uint64_t aborted;
 } route_counters;
 
 /* The object store totals, in the order of the names below. */
@@ -113,7 +114,7 @@ void metrics_worker_attach(size_t slot)
         atomic_store(&shared->slots[slot].live, 1);
 }
 
-void metrics_record_request(int route_index, int status, uint64_t duration_ns)
+void metrics_record_request(int route_index, int status, bool aborted, uint64_t duration_ns)
 {
     if (!shared)
         return;
@@ -125,6 +126,8 @@ void metrics_record_request(int route_index, int status, uint64_t duration_ns)
     if (cls < 0 || cls >= NCLASS)
         cls = NCLASS - 1;
     atomic_fetch_add_explicit(&c->by_class[cls], 1, memory_order_relaxed);
+    if (aborted)
+        atomic_fetch_add_explicit(&c->aborted, 1, memory_order_relaxed);
     double secs = (double)duration_ns / 1e9;
     for (size_t b = 0; b < NBUCKET; b++)
         if (secs <= bucket_le[b]) {
@@ -212,6 +215,19 @@ int metrics_render(buf_t *out, const http_route *routes, size_t nroutes)
             route_labels(out, routes, nroutes, r);
             buf_printf(out, ",status=\"%dxx\"} %llu\n", c + 1, (unsigned long long)v);
         }
+    }
+    buf_puts(out, "# HELP ogd_http_requests_aborted_total HTTP requests whose client went away "
+                  "before the answer (their work cancelled; also counted above, as 499).\n"
+                  "# TYPE ogd_http_requests_aborted_total counter\n");
+    for (size_t r = 0; r < NROUTE; r++) {
+        if (r >= nroutes && r < METRICS_MAX_ROUTES)
+            continue;
+        uint64_t v = atomic_load(&shared->routes[r].aborted);
+        if (!v)
+            continue;
+        buf_puts(out, "ogd_http_requests_aborted_total{");
+        route_labels(out, routes, nroutes, r);
+        buf_printf(out, "} %llu\n", (unsigned long long)v);
     }
     buf_puts(out, "# HELP ogd_http_request_duration_seconds Time from the request's first "
                   "byte to its end.\n# TYPE ogd_http_request_duration_seconds histogram\n");

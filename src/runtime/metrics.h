@@ -17,6 +17,7 @@
 #ifndef OGD_RUNTIME_METRICS_H
 #define OGD_RUNTIME_METRICS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -35,8 +36,8 @@ void metrics_slot_reset(size_t slot);
 void metrics_worker_attach(size_t slot);
 
 /* Worker: one finished request. route_index: its index in the route table, or -1 when
- * no route matched. */
-void metrics_record_request(int route_index, int status, uint64_t duration_ns);
+ * no route matched. aborted: the client went away before the answer. */
+void metrics_record_request(int route_index, int status, bool aborted, uint64_t duration_ns);
 /* Worker: publishes the object store's counters (adds what grew since the last call)
  * and sets this slot's gauges. */
 void metrics_publish_objstore(const objstore_stats *st);

@@ -132,7 +132,7 @@ static void request_done(http_request_t *req, void *data)
 {
     worker *w = data;
     int route = req->route ? (int)(req->route - api_routes) : -1;
-    metrics_record_request(route, req->status, uv_hrtime() - req->start_ns);
+    metrics_record_request(route, req->status, req->aborted, uv_hrtime() - req->start_ns);
     if (w->max_requests && http_server_requests(w->server) >= w->max_requests &&
         !atomic_load(&w->slot->retire)) {
         /* The master starts a replacement, then sends QUIT to drain this worker. */

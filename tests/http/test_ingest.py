@@ -656,6 +656,31 @@ def helper_pids(srv):
 STALL = {"OGD_ENABLE_TEST_HOOKS": "1", "OGD_TEST_HDF5_STALL": "1"}
 
 
+def test_client_leaving_cancels_its_ingest(make_server, tmp_path):
+    """The client leaves while its upload is being read by the HDF5 helper (a test hook
+    makes the helper never answer): the server notices at once, although it is not reading
+    the request any more, cancels the ingest (the helper is killed), logs the request as
+    aborted (499) and counts it in /metrics; nothing of the upload is stored."""
+    import socket
+    srv = make_server(records=0, env=STALL)
+    assert post_manifest(srv, hdfgen.manifest()).status_code == 201
+    head, body = multipart_request(srv, hdf_bytes(tmp_path))
+    with socket.create_connection(("127.0.0.1", srv.port)) as sock:
+        sock.sendall(head + body)
+        wait_for("the HDF5 helper to start", lambda: helper_pids(srv))
+        helpers = helper_pids(srv)
+    wait_for("the helper to be killed", lambda: not any(os.path.exists("/proc/%d" % p)
+                                                        for p in helpers))
+    wait_for("the upload's request to finish", lambda: submits_finished(srv) == 1)
+    line = [json.loads(x) for x in srv.read_log().splitlines()
+            if '"route":"/submit/hdf"' in x][0]
+    assert line["status"] == 499 and line["aborted"] is True
+    m = srv.get("/metrics").text
+    assert 'ogd_http_requests_aborted_total{method="POST",route="/submit/hdf"} 1' in m
+    assert srv.object_keys() == []
+    assert srv.get("/records/count").json() == 0
+
+
 @pytest.mark.parametrize("how", ["fast", "graceful", "fast_client_gone"])
 def test_stop_with_an_ingest_in_progress(make_server, tmp_path, how):
     """A stop while an upload's HDF5 helper is still working (a test hook makes it never
