@@ -63,6 +63,10 @@ void api_respond_store_error(http_request_t *req, const store_op_t *op, const ch
         http_respond_error(req, 503, "Database unavailable");
         return;
     }
+    if (op->status == -ECANCELED && req->aborted) { /* its client left: nothing to say */
+        http_respond_error(req, 500, detail500);
+        return;
+    }
     log_error("database error: %s (status %d)", op->err, op->status);
     http_respond_error(req, 500, detail500);
 }

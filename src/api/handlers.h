@@ -76,6 +76,7 @@ void api_scheduled_maintenance_get(http_request_t *req);
 void api_scheduled_maintenance_put(http_request_t *req);
 #ifdef OGD_TEST_HOOKS
 void api_test_block(http_request_t *req);
+void api_test_hold(http_request_t *req);
 #endif
 
 #endif

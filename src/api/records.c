@@ -113,11 +113,14 @@ static void shape_page(store_op_t *op)
 {
     records_ctx *ctx = op->post_data;
     if (ctx->recolour.enabled) {
+        ctx->recolour.cancel = &op->canceled; /* the client may leave meanwhile */
         ctx->recolour_status = recolour_records(op->result, op->dtypes, &ctx->recolour,
                                                 ctx->recolour_err, sizeof(ctx->recolour_err));
         if (ctx->recolour_status != 0)
-            return; /* find_done answers 500 "Unknown error" */
+            return; /* find_done answers 500 "Unknown error" (or nothing, if cancelled) */
     }
+    if (atomic_load(&op->canceled))
+        return;
     if (ctx->vectors)
         return; /* truncated and serialised once the vector thumbnails are re-drawn */
     if (ctx->truncate) {

@@ -6,10 +6,13 @@
 #include "api/api.h"
 #include "api/handlers.h"
 #include "runtime/metrics.h"
+#include "runtime/taskgroup.h"
 
 #include "util/log.h"
 
 #include <errno.h>
+#include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -125,5 +128,113 @@ void api_test_block(http_request_t *req)
     }
     sleep((unsigned)secs);
     http_respond(req, 200, "application/json", "{}", 2);
+}
+
+/* GET /_test/hold?name=N[&pool=1] (a heavy route): a request that runs until the test
+ * creates <data_dir>/hold-N.release, for tests of what happens to requests that wait or
+ * run (fairness, abandonment). On start it creates <data_dir>/hold-N.started. pool=1
+ * holds a thread-pool thread meanwhile (polling the file), otherwise a loop timer polls.
+ * A client that leaves ends it at once. */
+typedef struct hold_ctx {
+    http_request_t *req;
+    char *release;
+    uv_timer_t timer;
+    work_t *work;
+    atomic_bool stop;
+    bool released;
+} hold_ctx;
+
+static void hold_finish(hold_ctx *h)
+{
+    http_set_abort(h->req, NULL, NULL);
+    if (h->released)
+        http_respond(h->req, 200, "application/json", "{}", 2);
+    else
+        http_respond_error(h->req, 500, "Unknown error"); /* aborted: writes nothing */
+}
+
+static void hold_closed(uv_handle_t *t)
+{
+    hold_finish(t->data);
+}
+
+static void hold_tick(uv_timer_t *t)
+{
+    hold_ctx *h = t->data;
+    if (access(h->release, F_OK) == 0) {
+        h->released = true;
+        uv_close((uv_handle_t *)&h->timer, hold_closed);
+    }
+}
+
+static void hold_run(void *data)
+{
+    hold_ctx *h = data;
+    while (!atomic_load(&h->stop)) {
+        if (access(h->release, F_OK) == 0) {
+            h->released = true;
+            return;
+        }
+        usleep(5000);
+    }
+}
+
+static void hold_done(void *data, int status)
+{
+    (void)status;
+    hold_finish(data);
+}
+
+static void hold_abort(http_request_t *req, void *data)
+{
+    hold_ctx *h = data;
+    (void)req;
+    if (h->work) {
+        atomic_store(&h->stop, true);
+        work_cancel(h->work);
+    } else if (!uv_is_closing((uv_handle_t *)&h->timer)) {
+        uv_close((uv_handle_t *)&h->timer, hold_closed);
+    }
+}
+
+void api_test_hold(http_request_t *req)
+{
+    const char *name = http_query_get(req, "name");
+    if (!getenv("OGD_ENABLE_TEST_HOOKS") || !name || !*name || strlen(name) > 32 ||
+        strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") !=
+            strlen(name)) {
+        http_respond_error(req, 404, "Not Found");
+        return;
+    }
+    app_t *app = req->app;
+    const char *dir = app->cfg->server.data_dir;
+    hold_ctx *h = api_ctx_new(req, sizeof(*h));
+    if (!h)
+        return;
+    h->req = req;
+    size_t n = strlen(dir) + strlen(name) + 32;
+    h->release = arena_alloc(&req->arena, n);
+    char *started = arena_alloc(&req->arena, n);
+    if (!h->release || !started) {
+        http_respond_error(req, 500, "Unknown error");
+        return;
+    }
+    snprintf(h->release, n, "%s/hold-%s.release", dir, name);
+    snprintf(started, n, "%s/hold-%s.started", dir, name);
+    FILE *f = fopen(started, "w");
+    if (f)
+        fclose(f);
+    const char *pool = http_query_get(req, "pool");
+    http_set_abort(req, hold_abort, h);
+    if (pool && strcmp(pool, "1") == 0) {
+        if (work_submit(app->loop, hold_run, hold_done, h, &h->work) != 0) {
+            http_set_abort(req, NULL, NULL);
+            http_respond_error(req, 500, "Unknown error");
+        }
+        return;
+    }
+    uv_timer_init(app->loop, &h->timer);
+    h->timer.data = h;
+    uv_timer_start(&h->timer, hold_tick, 10, 10);
 }
 #endif

@@ -135,6 +135,8 @@ static const key_def KEYS[] = {
     {INT(server, workers, "0", 0, 1024, 0)},
     {INT(server, worker_connections, "1000", 1, 1000000, 0)},
     {INT(server, threads, "2", 1, 128, 0)},
+    {INT(server, max_heavy_per_user, "0", 0, 4096, 0)},
+    {INT(server, max_pool_waiting, "256", 1, 1000000, 0)},
     {INT(server, maintenance_interval, "600", 10, 86400, 0)},
     {INT(server, max_requests, "0", 0, INT_MAX, 0)},
     {INT(server, max_requests_jitter, "0", 0, INT_MAX, 0)},

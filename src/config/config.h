@@ -67,6 +67,9 @@ typedef struct ogd_server_config {
     int workers;              /** 0 in the file = CPUs; >= 1 after config_resolve */
     int worker_connections;   /** per-worker concurrency limit */
     int threads;              /** thread-pool threads per worker (CPU work, SQLite, files) */
+    int max_heavy_per_user;   /** heavy requests one user runs at once per worker (0 = auto:
+                                  threads - 1, at least 1); the rest wait their turn */
+    int max_pool_waiting;     /** thread-pool backlog beyond which heavy requests get 503 */
     int maintenance_interval; /** seconds between the jobs process's database upkeep */
     int max_requests;         /** recycle a worker after this many requests (0 = never) */
     int max_requests_jitter;

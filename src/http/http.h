@@ -58,6 +58,9 @@ typedef struct http_route {
     const char *permission; /** for AUTH_PERMISSION, e.g. "/records/{id_} DELETE" */
     size_t max_body;        /** 0 = server.max_body_bytes; HTTP_BODY_UPLOAD = the upload cap */
     const char *name;       /** label for logs and metrics; defaults to pattern */
+    /** Expensive (thread-pool CPU or many object reads): admitted through the fairness
+     * gate (http_limits.heavy_per_user, max_pool_waiting; src/http/gate.h). */
+    bool heavy;
 } http_route;
 
 /* http_route.max_body for file uploads: http_limits.max_upload_bytes applies. */
@@ -78,6 +81,9 @@ typedef struct http_limits {
     unsigned keepalive_ms;
     unsigned max_connections;
     size_t max_upload_bytes; /** routes with max_body HTTP_BODY_UPLOAD (0 = max_body_bytes) */
+    unsigned heavy_per_user; /** heavy requests one user runs at once (0 = no cap) */
+    size_t max_pool_waiting; /** thread-pool backlog beyond which heavy requests get 503 (0 =
+                                no bound) */
 } http_limits;
 
 struct http_request {
@@ -126,6 +132,9 @@ struct http_request {
     } * qparams; /** private: the decoded query, parsed on first use */
     size_t nqparams;
     bool query_parsed;
+    void *gate_user;           /** private: the fairness gate's entry for the caller */
+    http_request_t *gate_next; /** private: the caller's queue of waiting heavy requests */
+    bool gate_held;            /** private: the request holds one of its caller's slots */
 };
 
 /* Creates the server for a loop. listen_fd: a listening socket (inherited). routes: a
@@ -144,6 +153,9 @@ void http_server_drain(http_server_t *s, void (*done)(void *), void *data);
 void http_server_close(http_server_t *s, void (*done)(void *), void *data);
 /* Requests dispatched to a handler and not finished yet. */
 unsigned http_server_requests_running(const http_server_t *s);
+/* The fairness gate (src/http/gate.h): heavy requests waiting for their user's turn now,
+ * and answered 503 for the pool's backlog so far. */
+void http_server_gate_stats(const http_server_t *s, size_t *waiting, uint64_t *shed);
 /* Frees the server once its loop has stopped (after a close, or with requests a stop
  * could not wait for: they are freed without their handlers finishing). */
 void http_server_free(http_server_t *s);

@@ -4,6 +4,8 @@
  */
 #include "http/router.h"
 
+#include "http/gate.h"
+
 #include <string.h>
 #include <strings.h>
 
@@ -128,7 +130,10 @@ void router_dispatch(http_request_t *req)
             if (!check(req))
                 return;
         }
-        req->route->handler(req);
+        if (req->route->heavy)
+            gate_enter(http_server_gate(req->server), req);
+        else
+            req->route->handler(req);
         return;
     }
     buf_t allow;

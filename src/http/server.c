@@ -15,9 +15,11 @@
  */
 #include "http/http.h"
 
+#include "http/gate.h"
 #include "http/router.h"
 #include "util/jsonw.h"
 #include "util/log.h"
+#include "util/pool.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -93,6 +95,7 @@ struct http_server {
     bool reaper_closed;
     http_request_t *dead; /* finished requests waiting for the reaper */
     http_authorizer authorizer;
+    http_gate_t *gate; /* fairness for heavy routes */
 };
 
 typedef struct write_req {
@@ -432,6 +435,7 @@ static void reap_dead(http_server_t *s)
         http_request_t *next = req->dead_next;
         http_conn_t *c = req->conn;
         bool keep = req->keep_alive && !req->aborted;
+        gate_leave(s->gate, req); /* the caller's next heavy request may start */
         c->req = NULL;
         request_free(req);
         if (c->closing) {
@@ -611,6 +615,7 @@ typedef struct body_release {
 
 static void body_release_run(uv_work_t *w)
 {
+    pool_work_begins();
     body_release *r = w->data;
     munmap(r->map, r->len);
     close(r->fd);
@@ -618,7 +623,7 @@ static void body_release_run(uv_work_t *w)
 
 static void body_release_done(uv_work_t *w, int status)
 {
-    (void)status;
+    pool_work_ends(status);
     free(w->data);
 }
 
@@ -630,8 +635,8 @@ static void request_free(http_request_t *req)
             *r = (body_release){.map = req->body_map, .len = req->body_map_len, .fd = req->body_fd};
             r->work.data = r;
         }
-        if (!r ||
-            uv_queue_work(req->server->loop, &r->work, body_release_run, body_release_done) != 0) {
+        if (!r || pool_queue_work(req->server->loop, &r->work, body_release_run,
+                                  body_release_done) != 0) {
             free(r);
             munmap(req->body_map, req->body_map_len);
             close(req->body_fd);
@@ -1291,6 +1296,11 @@ int http_server_create(uv_loop_t *loop, int listen_fd, const http_route *routes,
     s->nroutes = nroutes;
     s->limits = *limits;
     s->app = app;
+    s->gate = gate_new(limits->heavy_per_user, limits->max_pool_waiting);
+    if (!s->gate) {
+        free(s);
+        return -ENOMEM;
+    }
     /* A trailing slash in the prefix is ignored: "/api/" and "/api" mean the same. */
     s->url_prefix = strdup(url_prefix ? url_prefix : "");
     size_t pl = strlen(s->url_prefix);
@@ -1396,7 +1406,19 @@ void http_server_free(http_server_t *s)
         free(s->cors_origins[i]);
     free(s->cors_origins);
     free(s->url_prefix);
+    gate_free(s->gate);
     free(s);
+}
+
+http_gate_t *http_server_gate(const http_server_t *s)
+{
+    return s->gate;
+}
+
+void http_server_gate_stats(const http_server_t *s, size_t *waiting, uint64_t *shed)
+{
+    *waiting = gate_waiting(s->gate);
+    *shed = gate_shed(s->gate);
 }
 
 void http_server_set_authorizer(http_server_t *s, http_authorizer fn)

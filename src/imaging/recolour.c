@@ -144,6 +144,8 @@ int recolour_records(json_t *records, const json_t *dtypes, const recolour_opts 
     json_t *rec;
     json_array_foreach(records, i, rec)
     {
+        if (o->cancel && atomic_load_explicit(o->cancel, memory_order_relaxed))
+            return -ECANCELED;
         const char *name;
         json_t *ch;
         const json_t *types =

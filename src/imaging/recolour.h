@@ -13,6 +13,7 @@
 #define OGD_IMAGING_RECOLOUR_H
 
 #include <jansson.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -21,6 +22,7 @@ typedef struct recolour_opts {
     long lower_level, upper_level;    /** 0..255 */
     const char *colourmap_name;       /** for image thumbnails; borrowed */
     const char *float_colourmap_name; /** for float-image thumbnails; borrowed */
+    const atomic_bool *cancel; /** optional: when it becomes true the walk stops (-ECANCELED) */
 } recolour_opts;
 
 /* Re-colours the thumbnails of every record of the array `records`. A channel's type is
@@ -29,7 +31,8 @@ typedef struct recolour_opts {
  * image thumbnail needs levels or a colour map that are not valid (err: the client
  * message of spec/data.md §6.1, e.g. "x is not a valid colour map name"); -EDOM when a
  * float-image thumbnail needs an unknown float colour map (err: a log message; the
- * reference fails inside matplotlib there: 500); -ENOMEM.
+ * reference fails inside matplotlib there: 500); -ENOMEM; -ECANCELED when o->cancel was
+ * set (checked before each record).
  * Thumbnails that are not decodable PNGs are left as they are. */
 int recolour_records(json_t *records, const json_t *dtypes, const recolour_opts *o, char *err,
                      size_t errlen);

@@ -19,6 +19,7 @@
  * never read or counted, and a delete of their directory removes them.
  */
 #include "objstore/objstore.h"
+#include "util/pool.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -347,6 +348,7 @@ static void do_delete_prefix(const fs_state *fs, objstore_op *op)
 
 static void fs_work(uv_work_t *w)
 {
+    pool_work_begins();
     fs_job *job = w->data;
     objstore_op *op = job->op;
     switch (op->kind) {
@@ -372,6 +374,7 @@ static void fs_work(uv_work_t *w)
 
 static void fs_after_work(uv_work_t *w, int status)
 {
+    pool_work_ends(status);
     fs_job *job = w->data;
     objstore_op *op = job->op;
     op->backend_data = NULL;
@@ -393,7 +396,7 @@ static int fs_start(void *state, objstore_op *op)
     job->op = op;
     job->work.data = job;
     op->status = 0;
-    int rc = uv_queue_work(fs->loop, &job->work, fs_work, fs_after_work);
+    int rc = pool_queue_work(fs->loop, &job->work, fs_work, fs_after_work);
     if (rc != 0) {
         free(job);
         return rc;

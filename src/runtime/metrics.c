@@ -35,6 +35,7 @@ enum {
     OS_CALLS,
     OS_RETRIES,
     OS_RETRIES_DENIED,
+    OS_SHED,
     OS_NCOUNTERS
 };
 
@@ -54,9 +55,22 @@ static const struct {
     {"ogd_s3_calls_total", "HTTP exchanges with the S3 server, retries included."},
     {"ogd_s3_retries_total", "S3 exchanges repeated after a retryable failure."},
     {"ogd_s3_retries_denied_total", "Retryable S3 failures not retried (retry budget spent)."},
+    {"ogd_http_requests_shed_total",
+     "Expensive requests answered 503: the thread pool's backlog was over "
+     "server.max_pool_waiting."},
 };
 
-enum { G_TRANSFERS, G_QUEUED, G_IN_FLIGHT, G_CACHE_BYTES, G_CACHE_ENTRIES, G_CONNECTIONS_MAX, NG };
+enum {
+    G_TRANSFERS,
+    G_QUEUED,
+    G_IN_FLIGHT,
+    G_CACHE_BYTES,
+    G_CACHE_ENTRIES,
+    G_CONNECTIONS_MAX,
+    G_POOL_WAITING,
+    G_HEAVY_WAITING,
+    NG
+};
 
 static const struct {
     const char *name, *help;
@@ -67,6 +81,9 @@ static const struct {
     {"ogd_objstore_cache_bytes", "Bytes in the workers' object caches now."},
     {"ogd_objstore_cache_entries", "Objects in the workers' caches now."},
     {"ogd_s3_connections_max", "The S3 connection cap, summed over the workers."},
+    {"ogd_pool_waiting", "Thread-pool items waiting for a thread now, summed over the workers."},
+    {"ogd_heavy_requests_waiting",
+     "Expensive requests waiting for their user's turn now (server.max_heavy_per_user)."},
 };
 
 typedef struct slot_gauges {
@@ -83,7 +100,9 @@ typedef struct region {
 
 static region *shared;
 static size_t my_slot = (size_t)-1;
-static uint64_t last[OS_NCOUNTERS]; /* this worker's counters at the last publish */
+static uint64_t last[OS_NCOUNTERS];        /* this worker's counters at the last publish */
+static uint64_t runtime_now[OS_NCOUNTERS]; /* this worker's own counters (not the store's) */
+static uint64_t runtime_gauge[NG];
 
 int metrics_init(size_t nslots)
 {
@@ -155,6 +174,7 @@ void metrics_publish_objstore(const objstore_stats *st)
         [OS_CALLS] = st->calls,
         [OS_RETRIES] = st->retries,
         [OS_RETRIES_DENIED] = st->retries_denied,
+        [OS_SHED] = runtime_now[OS_SHED],
     };
     for (int i = 0; i < OS_NCOUNTERS; i++) {
         if (now[i] > last[i])
@@ -164,12 +184,24 @@ void metrics_publish_objstore(const objstore_stats *st)
     if (my_slot >= shared->nslots)
         return;
     const uint64_t g[NG] = {
-        [G_TRANSFERS] = st->transfers,         [G_QUEUED] = st->queued,
-        [G_IN_FLIGHT] = st->in_flight,         [G_CACHE_BYTES] = st->cache_bytes,
-        [G_CACHE_ENTRIES] = st->cache_entries, [G_CONNECTIONS_MAX] = st->connections_max,
+        [G_TRANSFERS] = st->transfers,
+        [G_QUEUED] = st->queued,
+        [G_IN_FLIGHT] = st->in_flight,
+        [G_CACHE_BYTES] = st->cache_bytes,
+        [G_CACHE_ENTRIES] = st->cache_entries,
+        [G_CONNECTIONS_MAX] = st->connections_max,
+        [G_POOL_WAITING] = runtime_gauge[G_POOL_WAITING],
+        [G_HEAVY_WAITING] = runtime_gauge[G_HEAVY_WAITING],
     };
     for (int i = 0; i < NG; i++)
         atomic_store_explicit(&shared->slots[my_slot].v[i], g[i], memory_order_relaxed);
+}
+
+void metrics_set_runtime(size_t pool_waiting, size_t heavy_waiting, uint64_t shed)
+{
+    runtime_gauge[G_POOL_WAITING] = pool_waiting;
+    runtime_gauge[G_HEAVY_WAITING] = heavy_waiting;
+    runtime_now[OS_SHED] = shed;
 }
 
 /* Prometheus label value escaping: backslash, double quote, newline. */

@@ -3,6 +3,7 @@
  * reach them), waiting tasks in a FIFO. Completion is counted, not polled.
  */
 #include "runtime/taskgroup.h"
+#include "util/pool.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -169,12 +170,14 @@ struct work {
 
 static void work_run(uv_work_t *req)
 {
+    pool_work_begins();
     work_t *w = req->data;
     w->run(w->data);
 }
 
 static void work_after(uv_work_t *req, int status)
 {
+    pool_work_ends(status);
     work_t *w = req->data;
     work_done_fn done = w->done;
     void *data = w->data;
@@ -191,7 +194,7 @@ int work_submit(uv_loop_t *loop, work_fn run, work_done_fn done, void *data, wor
     w->done = done;
     w->data = data;
     w->req.data = w;
-    int rc = uv_queue_work(loop, &w->req, work_run, work_after);
+    int rc = pool_queue_work(loop, &w->req, work_run, work_after);
     if (rc < 0) {
         free(w);
         return rc;

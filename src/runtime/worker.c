@@ -13,6 +13,7 @@
 #include "objstore/config.h"
 #include "runtime/metrics.h"
 #include "util/log.h"
+#include "util/pool.h"
 
 #include <errno.h>
 #include <malloc.h>
@@ -50,6 +51,10 @@ static void beat(uv_timer_t *t)
     atomic_store(&w->slot->heartbeat_ms, runtime_monotonic_ms());
     objstore_stats st;
     objstore_stats_get(w->app.objstore, &st);
+    size_t heavy_waiting;
+    uint64_t shed;
+    http_server_gate_stats(w->server, &heavy_waiting, &shed);
+    metrics_set_runtime(pool_waiting(), heavy_waiting, shed);
     metrics_publish_objstore(&st);
 }
 
@@ -205,6 +210,10 @@ void worker_run(const ogd_config *cfg, int listen_fd, worker_slot *slot)
         .keepalive_ms = (unsigned)cfg->server.keepalive * 1000,
         .max_connections = (unsigned)cfg->server.worker_connections,
         .max_upload_bytes = (size_t)cfg->server.max_upload_bytes,
+        .heavy_per_user = cfg->server.max_heavy_per_user > 0
+                              ? (unsigned)cfg->server.max_heavy_per_user
+                              : (unsigned)(cfg->server.threads > 2 ? cfg->server.threads - 1 : 1),
+        .max_pool_waiting = (size_t)cfg->server.max_pool_waiting,
     };
     int rc = http_server_create(&w->loop, listen_fd, api_routes, api_nroutes, &lim,
                                 cfg->app.url_prefix, (const char *const *)cfg->app.cors_origins,

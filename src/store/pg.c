@@ -14,8 +14,9 @@
  * Failure handling: a connection that breaks fails its job with STORE_EUNAVAILABLE and
  * reconnects with backoff (100 ms doubling to 5 s, cut short when a new op arrives and
  * nothing is connected). A job waits at most WAIT_MS for a connection, then fails with
- * STORE_EUNAVAILABLE. store_cancel drops a queued job at once; a running one finishes and
- * its result is dropped. The callback always runs once, from the loop (never from inside
+ * STORE_EUNAVAILABLE. store_cancel drops a queued job at once; a running read is cancelled
+ * in the server (PQcancel, on the thread pool); a running write finishes; either way the
+ * result is dropped. The callback always runs once, from the loop (never from inside
  * store_submit or store_cancel).
  *
  * store_run_sync (CLI tools, the jobs process) uses one lazily opened blocking connection
@@ -35,6 +36,7 @@
 #include "store/timestamp.h"
 #include "util/buf.h"
 #include "util/log.h"
+#include "util/pool.h"
 
 #include <errno.h>
 #include <libpq-fe.h>
@@ -118,9 +120,10 @@ typedef struct pg_job {
     pg_store *s;
     pg_stmt *stmts;
     int nstmts, cap;
-    PGresult **res; /* one per statement: its first result */
-    int next_res;   /* the statement whose results are being read */
-    bool broken;    /* the connection failed while running the job */
+    PGresult **res;  /* one per statement: its first result */
+    int next_res;    /* the statement whose results are being read */
+    bool broken;     /* the connection failed while running the job */
+    bool converting; /* its results wait for (or are read on) the thread pool */
     projection_t *proj;
     uint64_t deadline;
     pg_conn *conn;
@@ -965,6 +968,7 @@ struct pg_conn {
     uint64_t backoff;
     uint64_t last_attempt;
     pg_job *job;
+    bool cancel_pending; /* a cancel request for its job is on its way: no new job yet */
 };
 
 struct pg_store {
@@ -1044,6 +1048,7 @@ static void deliver_later(pg_store *s, pg_job *j)
 
 static void convert_work(uv_work_t *w)
 {
+    pool_work_begins();
     store_op_t *op = w->data;
     pg_job *j = op->backend_data;
     if (op->canceled)
@@ -1062,7 +1067,7 @@ static void complete(store_op_t *op, pg_job *j)
 
 static void convert_after(uv_work_t *w, int status)
 {
-    (void)status;
+    pool_work_ends(status);
     store_op_t *op = w->data;
     complete(op, op->backend_data);
 }
@@ -1075,8 +1080,10 @@ static void job_done(pg_store *s, pg_job *j)
     if (!op->canceled && op->status == 0 && !j->broken &&
         (op->kind == STORE_RECORDS_FIND || op->post)) {
         op->work.data = op;
-        if (uv_queue_work(s->base.loop, &op->work, convert_work, convert_after) == 0)
+        if (pool_queue_work(s->base.loop, &op->work, convert_work, convert_after) == 0) {
+            j->converting = true;
             return;
+        }
     }
     if (!op->canceled && op->status == 0) {
         finish_job(j, op);
@@ -1302,7 +1309,7 @@ static void dispatch(pg_store *s)
     bool connecting = false;
     for (int i = 0; i < s->npool; i++) {
         pg_conn *c = &s->conns[i];
-        if (c->state == C_IDLE && s->waiting.head)
+        if (c->state == C_IDLE && !c->cancel_pending && s->waiting.head)
             conn_run(c, q_pop(&s->waiting));
         if (c->state == C_CONNECTING)
             connecting = true;
@@ -1366,15 +1373,69 @@ static int pg_submit(store_t *base, store_op_t *op)
     return 0;
 }
 
+/* A cancel request for a running read: PQcancel opens its own connection to the server
+ * and waits for it, so it runs on the thread pool. The connection takes no new job until
+ * the request has been delivered: a cancel that arrives late then finds the backend idle
+ * (where PostgreSQL ignores it) instead of in the next job's statement. */
+typedef struct pg_cancel_work {
+    uv_work_t work;
+    PGcancel *key;
+    pg_conn *conn;
+} pg_cancel_work;
+
+static void cancel_run(uv_work_t *w)
+{
+    pool_work_begins();
+    pg_cancel_work *cw = w->data;
+    char err[256];
+    PQcancel(cw->key, err, sizeof(err)); /* no effect if the statement has just ended */
+    PQfreeCancel(cw->key);
+}
+
+static void cancel_done(uv_work_t *w, int status)
+{
+    pool_work_ends(status);
+    pg_cancel_work *cw = w->data;
+    pg_conn *c = cw->conn;
+    free(cw);
+    c->cancel_pending = false;
+    dispatch(c->s);
+}
+
 static void pg_cancel(store_op_t *op)
 {
     pg_job *j = op->backend_data;
     if (!j)
         return;
     pg_store *s = j->s;
-    if (q_remove(&s->waiting, j))
+    if (q_remove(&s->waiting, j)) {
         deliver_later(s, j); /* store_complete turns it into -ECANCELED */
-    /* running or converting: the result is dropped when it completes */
+        return;
+    }
+    /* Converting: not begun yet, the pool drops it (convert_after sees UV_ECANCELED); begun,
+     * it stops at its next check and the result is dropped. */
+    if (j->converting) {
+        uv_cancel((uv_req_t *)&op->work);
+        return;
+    }
+    /* Running: a read is interrupted by the server (its error result is dropped as the
+     * result would be); a write finishes. */
+    pg_conn *c = j->conn;
+    if (!c || c->job != j || !c->pc || c->cancel_pending || !store_op_reads(op->kind))
+        return;
+    pg_cancel_work *cw = calloc(1, sizeof(*cw));
+    if (!cw)
+        return;
+    cw->key = PQgetCancel(c->pc);
+    cw->conn = c;
+    cw->work.data = cw;
+    if (!cw->key || pool_queue_work(s->base.loop, &cw->work, cancel_run, cancel_done) != 0) {
+        if (cw->key)
+            PQfreeCancel(cw->key);
+        free(cw);
+        return;
+    }
+    c->cancel_pending = true;
 }
 
 /* ================================================================ open, close, migrate */

@@ -37,6 +37,7 @@ typedef struct sqlite_conn {
         uint64_t used;
     } cache[STMT_CACHE];
     uint64_t tick;
+    store_op_t *running; /* the read running on this connection (progress handler) */
     struct sqlite_conn *next;
 } sqlite_conn;
 
@@ -222,6 +223,14 @@ static void sqlite_close(store_t *base)
     free(s);
 }
 
+/* Every few thousand virtual-machine steps: a non-zero answer interrupts the statement
+ * (SQLITE_INTERRUPT) when the read running here was cancelled (its client went away). */
+static int progress(void *arg)
+{
+    sqlite_conn *c = arg;
+    return c->running && atomic_load_explicit(&c->running->canceled, memory_order_relaxed);
+}
+
 static sqlite_conn *conn_get(sqlite_store *s, store_op_t *op)
 {
     sqlite_conn *c = pthread_getspecific(s->key);
@@ -242,6 +251,7 @@ static sqlite_conn *conn_get(sqlite_store *s, store_op_t *op)
         op->status = STORE_EUNAVAILABLE;
         return NULL;
     }
+    sqlite3_progress_handler(c->db, 4096, progress, c);
     pthread_mutex_lock(&s->lock);
     c->next = s->conns;
     s->conns = c;
@@ -1015,12 +1025,21 @@ fail:
     json_decref(res);
 }
 
+static void execute_on(sqlite_conn *c, store_op_t *op);
+
 static void sqlite_execute(store_t *base, store_op_t *op)
 {
     sqlite_store *s = (sqlite_store *)base;
     sqlite_conn *c = conn_get(s, op);
     if (!c)
         return;
+    c->running = store_op_reads(op->kind) ? op : NULL;
+    execute_on(c, op);
+    c->running = NULL;
+}
+
+static void execute_on(sqlite_conn *c, store_op_t *op)
+{
     switch (op->kind) {
     case STORE_PING: {
         sqlite3_stmt *st = stmt_get(c, op, "SELECT 1 FROM schema_version LIMIT 1");

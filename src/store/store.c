@@ -6,6 +6,7 @@
 #include "store/store.h"
 
 #include "store/timestamp.h"
+#include "util/pool.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -88,6 +89,7 @@ void store_op_cleanup(store_op_t *op)
 
 static void op_work(uv_work_t *w)
 {
+    pool_work_begins();
     store_op_t *op = w->data;
     if (op->canceled) {
         op->status = -ECANCELED;
@@ -100,6 +102,7 @@ static void op_work(uv_work_t *w)
 
 static void op_after(uv_work_t *w, int status)
 {
+    pool_work_ends(status);
     store_op_t *op = w->data;
     if (status == UV_ECANCELED)
         op->canceled = true;
@@ -119,7 +122,7 @@ int store_submit(store_t *s, store_op_t *op, store_cb cb, void *data)
     op->backend_data = NULL;
     if (s->backend->submit)
         return s->backend->submit(s, op);
-    int rc = uv_queue_work(s->loop, &op->work, op_work, op_after);
+    int rc = pool_queue_work(s->loop, &op->work, op_work, op_after);
     return rc < 0 ? rc : 0;
 }
 
@@ -139,6 +142,20 @@ void store_complete(store_op_t *op)
         store_op_cleanup(op);
     }
     op->cb(op);
+}
+
+bool store_op_reads(store_op_kind kind)
+{
+    switch (kind) {
+    case STORE_RECORDS_FIND:
+    case STORE_RECORDS_COUNT:
+    case STORE_RECORDS_RANGE:
+    case STORE_CHANNEL_SUMMARY:
+    case STORE_CHANNEL_COUNT:
+        return true;
+    default:
+        return false;
+    }
 }
 
 void store_cancel(store_op_t *op)

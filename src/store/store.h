@@ -21,6 +21,7 @@
 #define OGD_STORE_STORE_H
 
 #include <jansson.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <uv.h>
@@ -125,8 +126,8 @@ struct store_op {
     store_cb cb;
     void *data;
     uv_work_t work;
-    bool canceled;
-    void *backend_data; /* the back end's state for a submitted op */
+    atomic_bool canceled; /* set on the loop, read where the op runs (a pool thread) */
+    void *backend_data;   /* the back end's state for a submitted op */
 };
 
 /* Opens a store for one loop (NULL for CLI use with store_run_sync only).
@@ -148,8 +149,14 @@ void store_close(store_t *s);
 int store_submit(store_t *s, store_op_t *op, store_cb cb, void *data);
 /* Runs op in the calling thread and returns op->status. */
 int store_run_sync(store_t *s, store_op_t *op);
-/* Marks op canceled: its callback still runs, with -ECANCELED, and its result is dropped. */
+/* Marks op canceled: its callback still runs, with -ECANCELED, and its result is dropped.
+ * An op not started yet never runs; a running read (find, count, range, summary) is
+ * interrupted (SQLite: a progress handler; PostgreSQL: a cancel request to the server);
+ * a running write completes (whether it was stored is then unknown to the caller, as
+ * before). */
 void store_cancel(store_op_t *op);
+/* Whether op kind only reads (and may be interrupted by store_cancel). */
+bool store_op_reads(store_op_kind kind);
 void store_op_init(store_op_t *op, store_op_kind kind);
 void store_op_cleanup(store_op_t *op);
 

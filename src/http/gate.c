@@ -1,0 +1,177 @@
+/*
+ * gate.c: see gate.h. The users with heavy requests running or waiting are a short list
+ * (entries are removed when a user has neither), each with a FIFO of waiting requests
+ * linked through http_request.gate_next.
+ */
+#include "http/gate.h"
+
+#include "util/pool.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct gate_user {
+    char *name;
+    unsigned running;
+    http_request_t *head, *tail; /* waiting, in arrival order */
+    struct gate_user *next;
+} gate_user;
+
+struct http_gate {
+    unsigned per_user;
+    size_t max_pool_waiting;
+    gate_user *users;
+    size_t waiting;
+    uint64_t shed;
+};
+
+http_gate_t *gate_new(unsigned per_user, size_t max_pool_waiting)
+{
+    http_gate_t *g = calloc(1, sizeof(*g));
+    if (g) {
+        g->per_user = per_user;
+        g->max_pool_waiting = max_pool_waiting;
+    }
+    return g;
+}
+
+void gate_free(http_gate_t *g)
+{
+    if (!g)
+        return;
+    while (g->users) {
+        gate_user *u = g->users;
+        g->users = u->next;
+        free(u->name);
+        free(u);
+    }
+    free(g);
+}
+
+static gate_user *user_get(http_gate_t *g, const char *name)
+{
+    for (gate_user *u = g->users; u; u = u->next)
+        if (strcmp(u->name, name) == 0)
+            return u;
+    gate_user *u = calloc(1, sizeof(*u));
+    if (!u)
+        return NULL;
+    u->name = strdup(name);
+    if (!u->name) {
+        free(u);
+        return NULL;
+    }
+    u->next = g->users;
+    g->users = u;
+    return u;
+}
+
+static void user_drop_if_idle(http_gate_t *g, gate_user *u)
+{
+    if (u->running || u->head)
+        return;
+    for (gate_user **p = &g->users; *p; p = &(*p)->next)
+        if (*p == u) {
+            *p = u->next;
+            free(u->name);
+            free(u);
+            return;
+        }
+}
+
+static void run(gate_user *u, http_request_t *req)
+{
+    u->running++;
+    req->gate_held = true;
+    req->route->handler(req);
+}
+
+/* A waiting request whose client left: out of the queue, finished without an answer. */
+static void waiting_abort(http_request_t *req, void *data)
+{
+    http_gate_t *g = data;
+    gate_user *u = req->gate_user;
+    http_request_t **p = &u->head, *prev = NULL;
+    while (*p && *p != req) {
+        prev = *p;
+        p = &(*p)->gate_next;
+    }
+    if (*p) {
+        *p = req->gate_next;
+        if (u->tail == req)
+            u->tail = prev;
+        g->waiting--;
+    }
+    req->gate_next = NULL;
+    req->gate_user = NULL;
+    http_set_abort(req, NULL, NULL);
+    user_drop_if_idle(g, u);
+    http_respond_error(req, 503, "Client closed the request"); /* writes nothing */
+}
+
+void gate_enter(http_gate_t *g, http_request_t *req)
+{
+    if (!g) {
+        req->route->handler(req);
+        return;
+    }
+    if (g->max_pool_waiting && pool_waiting() > g->max_pool_waiting) {
+        g->shed++;
+        http_add_header(req, "Retry-After", "1");
+        http_respond_error(req, 503, "Server busy, try again later");
+        return;
+    }
+    if (!g->per_user) {
+        req->route->handler(req);
+        return;
+    }
+    gate_user *u = user_get(g, req->username ? req->username : "");
+    if (!u) {
+        http_respond_error(req, 500, "Unknown error");
+        return;
+    }
+    req->gate_user = u;
+    if (u->running < g->per_user) {
+        run(u, req);
+        return;
+    }
+    req->gate_next = NULL;
+    if (u->tail)
+        u->tail->gate_next = req;
+    else
+        u->head = req;
+    u->tail = req;
+    g->waiting++;
+    http_set_abort(req, waiting_abort, g);
+}
+
+void gate_leave(http_gate_t *g, http_request_t *req)
+{
+    gate_user *u = req->gate_user;
+    if (!g || !u || !req->gate_held)
+        return;
+    req->gate_held = false;
+    req->gate_user = NULL;
+    u->running--;
+    while (u->running < g->per_user && u->head) {
+        http_request_t *next = u->head;
+        u->head = next->gate_next;
+        if (!u->head)
+            u->tail = NULL;
+        next->gate_next = NULL;
+        g->waiting--;
+        http_set_abort(next, NULL, NULL);
+        run(u, next);
+    }
+    user_drop_if_idle(g, u);
+}
+
+size_t gate_waiting(const http_gate_t *g)
+{
+    return g ? g->waiting : 0;
+}
+
+uint64_t gate_shed(const http_gate_t *g)
+{
+    return g ? g->shed : 0;
+}
