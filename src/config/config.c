@@ -573,6 +573,43 @@ static scalar_kind plain_kind(const char *s)
     return SK_STR;
 }
 
+/* Length of the UTF-8 sequence at s (1..4) with its code point in *cp, or 0 when the bytes
+ * there are not valid UTF-8 (overlong forms, surrogates and values past U+10FFFF are not). */
+static size_t utf8_next(const unsigned char *s, uint32_t *cp)
+{
+    unsigned char c = s[0];
+    size_t len = c < 0x80             ? 1
+                 : (c & 0xE0) == 0xC0 ? 2
+                 : (c & 0xF0) == 0xE0 ? 3
+                 : (c & 0xF8) == 0xF0 ? 4
+                                      : 0;
+    if (len == 0)
+        return 0;
+    uint32_t v = len == 1 ? c : c & (0x7Fu >> len);
+    for (size_t i = 1; i < len; i++) {
+        if ((s[i] & 0xC0) != 0x80) /* also stops at the terminator */
+            return 0;
+        v = (v << 6) | (s[i] & 0x3Fu);
+    }
+    static const uint32_t min[] = {0, 0, 0x80, 0x800, 0x10000};
+    if (v < min[len] || v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF))
+        return 0;
+    *cp = v;
+    return len;
+}
+
+static bool utf8_valid(const char *s)
+{
+    uint32_t cp;
+    for (const unsigned char *p = (const unsigned char *)s; *p;) {
+        size_t n = utf8_next(p, &cp);
+        if (n == 0)
+            return false;
+        p += n;
+    }
+    return true;
+}
+
 /* Writes at most 60 bytes of text for a message, quoted or not, control bytes as '?'. */
 static void excerpt(char *out, size_t outlen, const char *text, bool quote)
 {
@@ -1347,6 +1384,12 @@ int config_apply_env(ogd_config *c, char *const *envp, char **errors)
             report_line(&src, 0, "%s: value is longer than %zu bytes", path, CONFIG_MAX_FILE_BYTES);
             continue;
         }
+        /* a YAML file holds Unicode text only (libyaml refuses other bytes): so does a
+         * variable, which keeps every string the struct holds printable by config_dump */
+        if (!utf8_valid(value)) {
+            report_line(&src, 0, "%s: value is not valid UTF-8", path);
+            continue;
+        }
         *section_present(c, (size_t)sidx) = true;
         set_env_text(&src, c, &KEYS[kidx], path, value);
     }
@@ -1649,16 +1692,29 @@ int config_resolve(ogd_config *c, char **errors)
 
 /* ---- dump ---- */
 
+/* A double-quoted YAML scalar. Characters YAML does not allow raw in a file (C0 and C1
+ * controls, DEL, U+FFFE, U+FFFF) are escaped, so the dump always loads again. Strings here
+ * are valid UTF-8 (the file and the environment are checked); a stray byte would be
+ * escaped as the code point of its value. */
 static void dump_string(FILE *f, const char *s)
 {
     fputc('"', f);
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '"' || *p == '\\')
-            fprintf(f, "\\%c", *p);
-        else if (*p < 0x20 || *p == 0x7f)
-            fprintf(f, "\\x%02x", *p);
+    for (const unsigned char *p = (const unsigned char *)s; *p;) {
+        uint32_t cp;
+        size_t n = utf8_next(p, &cp);
+        if (n == 0) {
+            cp = *p; /* read back as U+00xx */
+            n = 1;
+        }
+        if (cp == '"' || cp == '\\')
+            fprintf(f, "\\%c", (char)cp);
+        else if (cp < 0x20 || (cp >= 0x7f && cp <= 0xff && n == 1) || (cp >= 0x80 && cp <= 0x9f))
+            fprintf(f, "\\x%02x", (unsigned)cp);
+        else if (cp == 0xFFFE || cp == 0xFFFF)
+            fprintf(f, "\\u%04x", (unsigned)cp);
         else
-            fputc(*p, f);
+            fwrite(p, 1, n, f);
+        p += n;
     }
     fputc('"', f);
 }
@@ -1802,7 +1858,18 @@ void config_dump(const ogd_config *c, FILE *f)
         }
         fprintf(f, "%s:\n", name);
         dump_table(f, c, &CONFIG_TABLE, name, 2);
-        if (strcmp(name, "server") == 0 && c->server.host)
-            fprintf(f, "  # resolved: host %s, port %d\n", c->server.host, c->server.port);
+        if (strcmp(name, "server") == 0 && c->server.host) {
+            /* a comment must be printable too: an odd host (from app.host) is escaped */
+            const char *h = c->server.host;
+            size_t plain = 0;
+            while (h[plain] >= 0x20 && h[plain] < 0x7f)
+                plain++;
+            fputs("  # resolved: host ", f);
+            if (h[plain])
+                dump_string(f, h);
+            else
+                fputs(h, f);
+            fprintf(f, ", port %d\n", c->server.port);
+        }
     }
 }
