@@ -2,8 +2,9 @@
  * harness.h: what the libFuzzer targets of tests/fuzz share. Header-only (each target is
  * one file plus this): a NUL-terminated copy of the input, splitting the input into parts
  * at a separator, a little-endian byte reader for inputs that carry parameters, the input
- * as a file (a memfd, for loaders that only take a path), silencing the logger, and an
- * invariant check that aborts (libFuzzer then saves the input) with a message.
+ * as a file (a memfd, for loaders that only take a path), reading a whole buffer (for
+ * ASan), silencing the logger, and an invariant check that aborts (libFuzzer then saves
+ * the input) with a message.
  *
  * Conventions of the targets: parts are separated by FZ_SEP ("\n%%\n", chosen to be rare
  * in JSON, YAML, multipart bodies and expressions, and listed in every dictionary);
@@ -136,6 +137,17 @@ static inline int fz_memfd(const uint8_t *data, size_t size, char *path)
     }
     snprintf(path, 32, "/proc/self/fd/%d", fd);
     return fd;
+}
+
+/* Reads every byte of p[0..n) (so ASan checks the whole buffer); the result goes to a
+ * volatile, which the optimiser cannot drop. */
+static volatile unsigned char fz_sink;
+static inline void fz_touch(const void *p, size_t n)
+{
+    unsigned char acc = 0;
+    for (size_t i = 0; i < n; i++)
+        acc ^= ((const unsigned char *)p)[i];
+    fz_sink = acc;
 }
 
 /* The logger writes nothing below error, and that to /dev/null. */
