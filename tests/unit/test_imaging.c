@@ -488,6 +488,18 @@ static void test_plot_waveform(void **state)
     plot_waveform_rgba(nan2, nan2, 2, W, H, 0.3, rgba);
     for (int i = 0; i < W * H; i++)
         assert_true(is_white(rgba + 4 * i));
+    /* found by tests/fuzz/fuzz_hdf5_desc (an uploaded waveform): values near +-DBL_MAX
+     * overflow the limits, and pixel coordinates became infinite or NaN before their
+     * conversion to int (undefined: caught by the UBSan build, make test-asan). Also
+     * limits too narrow: a span of one subnormal. Whatever is drawn, it stays opaque. */
+    double big[3] = {-1.7e308, 0, 1.7e308}, tiny[3] = {0, 5e-324, 1e-323};
+    plot_waveform_rgba(big, x, 3, W, H, 0.3, rgba);
+    plot_waveform_rgba(x, big, 3, W, H, 0.3, rgba);
+    plot_waveform_rgba(tiny, tiny, 3, W, H, 0.3, rgba);
+    for (int i = 0; i < W * H; i++)
+        assert_int_equal(rgba[4 * i + 3], 255);
+    plot_vector_rgba(big, 3, W, H, rgba);
+    plot_vector_rgba(tiny, 3, W, H, rgba);
     free(rgba);
 }
 
