@@ -1220,6 +1220,15 @@ void config_free(ogd_config *c)
     memset(c, 0, sizeof(*c));
 }
 
+static void load_yaml_text(const source *src, ogd_config *c, const char *text, size_t len)
+{
+    yaml_document_t doc;
+    if (parse_yaml(src, text, len, &doc)) {
+        load_document(src, c, &doc);
+        yaml_document_delete(&doc);
+    }
+}
+
 int config_load(ogd_config *c, const char *path, char **errors)
 {
     if (errors)
@@ -1235,13 +1244,26 @@ int config_load(ogd_config *c, const char *path, char **errors)
     char *text = NULL;
     size_t len = 0;
     if (read_file(&src, path, &text, &len)) {
-        yaml_document_t doc;
-        if (parse_yaml(&src, text, len, &doc)) {
-            load_document(&src, c, &doc);
-            yaml_document_delete(&doc);
-        }
+        load_yaml_text(&src, c, text, len);
         free(text);
     }
+    return errlist_finish(&e, errors);
+}
+
+int config_load_text(ogd_config *c, const char *name, const char *text, size_t len, char **errors)
+{
+    if (errors)
+        *errors = NULL;
+    errlist e;
+    errlist_init(&e);
+    source src = {.errs = &e, .file = name};
+    memset(c->section_lines, 0, sizeof(c->section_lines));
+    free(c->path);
+    c->path = xstrdup(name);
+    if (len > CONFIG_MAX_FILE_BYTES)
+        report_line(&src, 0, "file is larger than %zu bytes", CONFIG_MAX_FILE_BYTES);
+    else
+        load_yaml_text(&src, c, text, len);
     return errlist_finish(&e, errors);
 }
 

@@ -1119,6 +1119,44 @@ static void test_dump_loads_again(void **state)
     config_free(&c2);
 }
 
+/* config_load_text (the fuzzer's entry, tests/fuzz/fuzz_config.c) says what config_load
+ * says of the same bytes in a file, needs no terminator, and has the file's size cap. */
+static void test_load_text(void **state)
+{
+    (void)state;
+    const char *text = "server:\n  workers: 3\n  bogus: 1\napp:\n  url_prefix: /og/\nX";
+    size_t len = strlen(text) - 1; /* not the final X: no terminator needed */
+    char *copy = strndup(text, len);
+    write_file(copy);
+    ogd_config a, b;
+    char *ea = NULL, *eb = NULL;
+    config_defaults(&a);
+    config_defaults(&b);
+    assert_int_equal(config_load(&a, path, &ea), -1);
+    assert_int_equal(config_load_text(&b, path, text, len, &eb), -1);
+    unlink(path);
+    assert_non_null(strstr(eb, "server.bogus"));
+    assert_string_equal(ea, eb);
+    assert_int_equal(b.server.workers, 3);
+    free(ea);
+    free(eb);
+    assert_int_equal(config_resolve(&a, &ea), 0);
+    assert_int_equal(config_resolve(&b, &eb), 0);
+    char *da = dump_to_string(&a), *db = dump_to_string(&b);
+    assert_string_equal(da, db);
+    free(da);
+    free(db);
+    free(copy);
+    config_free(&a);
+    config_free(&b);
+    config_defaults(&b);
+    assert_int_equal(config_load_text(&b, "big.yml", "", CONFIG_MAX_FILE_BYTES + 1, &eb), -1);
+    assert_non_null(strstr(eb, "big.yml"));
+    assert_non_null(strstr(eb, "larger than"));
+    free(eb);
+    config_free(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1138,6 +1176,7 @@ int main(void)
         cmocka_unit_test(test_resolve_fedid_checks),
         cmocka_unit_test(test_dump_masks_secrets),
         cmocka_unit_test(test_dump_loads_again),
+        cmocka_unit_test(test_load_text),
         cmocka_unit_test(test_example_is_the_defaults),
         cmocka_unit_test(test_example_names_every_key),
     };
