@@ -162,7 +162,12 @@ void store_format_timestamp(int64_t us, char *out)
     time_t t = (time_t)secs;
     struct tm tm;
     gmtime_r(&t, &tm);
-    size_t n = strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
+    /* the year in four digits, as Python's isoformat (glibc's %Y does not pad years
+     * before 1000, and ingest slices the record id out of this text) */
+    int n = snprintf(out, 32, "%04lld-%02d-%02dT%02d:%02d:%02d", (long long)tm.tm_year + 1900,
+                     tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    if (n < 0 || n >= 32)
+        return;
     if (frac)
         snprintf(out + n, 32 - n, ".%06lld", (long long)frac);
 }

@@ -323,6 +323,11 @@ static void test_waveform_missing_both(void **state)
     ingest_plan_free(&p);
 }
 
+#define ROOT_TS(ts)                                                                                \
+    "{\"attrs\": {\"epac_ops_data_version\": {\"t\":\"str\",\"v\":\"1.0\"}, \"timestamp\": "       \
+    "{\"t\":\"str\",\"v\":\"" ts "\"}, \"active_area\": {\"t\":\"str\",\"v\":\"ea1\"}}, "          \
+    "\"members\": []}"
+
 /* Found by tests/fuzz/fuzz_hdf5_desc: the helper's description is untrusted, and
  * ingest_check trusted its shapes and member names. A shape whose element count times
  * the element size wraps (2^61 doubles = "0 bytes") passed the length check and a
@@ -370,6 +375,18 @@ static void test_hostile_descriptions(void **state)
     assert_int_equal(ingest_check(&pr, m, &p), 0);
     assert_int_equal(p.status, 400);
     assert_non_null(strstr(p.message, "unable to parse string as an integer"));
+    ingest_plan_free(&p);
+    json_decref(pr.desc);
+
+    /* a year before 1000: the record id still has its 14 digits (glibc's %Y gave "326"
+     * and the id was cut out of "326-06-05T...": "326-6-05T08:00:") */
+    pr.desc = json_loads(ROOT_TS("0326-06-05T08:00:00+01:00"), 0, NULL);
+    assert_non_null(pr.desc);
+    assert_int_equal(ingest_check(&pr, m, &p), 0);
+    assert_int_equal(p.status, 0);
+    assert_string_equal(p.id, "03260605080000");
+    assert_string_equal(json_string_value(json_object_get(p.metadata, "timestamp")),
+                        "0326-06-05T07:00:00");
     ingest_plan_free(&p);
     json_decref(pr.desc);
     json_decref(m);
