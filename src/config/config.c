@@ -614,8 +614,11 @@ static bool utf8_valid(const char *s)
 static void excerpt(char *out, size_t outlen, const char *text, bool quote)
 {
     size_t len = strlen(text), cut = len > 60 ? 60 : len;
-    while (cut < len && cut > 0 && ((unsigned char)text[cut] & 0xC0) == 0x80)
-        cut--; /* do not split a UTF-8 sequence */
+    /* do not split a UTF-8 sequence (at most 3 bytes back: text that is not UTF-8, e.g.
+     * a variable's name, must not lose all but its first bytes) */
+    for (int back = 0;
+         back < 3 && cut < len && cut > 0 && ((unsigned char)text[cut] & 0xC0) == 0x80; back++)
+        cut--;
     size_t o = 0;
     if (quote && o + 1 < outlen)
         out[o++] = '"';

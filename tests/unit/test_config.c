@@ -1157,6 +1157,26 @@ static void test_load_text(void **state)
     config_free(&b);
 }
 
+/* Found by tests/fuzz/fuzz_config: the excerpt that names a variable in a message backed
+ * off over every UTF-8 continuation byte, so a long name of such bytes was shown as
+ * "OGD...". It backs off at most over one sequence. */
+static void test_env_error_names_the_variable(void **state)
+{
+    (void)state;
+    char name[200] = "OGD_";
+    memset(name + 4, 0xa9, 100);
+    strcpy(name + 104, "__URL=x");
+    char *env[] = {name, NULL};
+    ogd_config c;
+    config_defaults(&c);
+    char *err = NULL;
+    assert_int_equal(config_apply_env(&c, env, &err), -1);
+    assert_int_equal(strncmp(err, "OGD_\xa9\xa9", 6), 0);
+    assert_non_null(strstr(err, "...: no such setting"));
+    free(err);
+    config_free(&c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1177,6 +1197,7 @@ int main(void)
         cmocka_unit_test(test_dump_masks_secrets),
         cmocka_unit_test(test_dump_loads_again),
         cmocka_unit_test(test_load_text),
+        cmocka_unit_test(test_env_error_names_the_variable),
         cmocka_unit_test(test_example_is_the_defaults),
         cmocka_unit_test(test_example_names_every_key),
     };
