@@ -1,9 +1,10 @@
 # ogd — developer entry points. `make run` and `make test` are the two that matter.
 BUILD ?= build
 ASAN_BUILD ?= build-asan
+FUZZ_BUILD ?= build-fuzz
 JOBS ?= $(shell nproc)
 
-.PHONY: all deps build run test test-unit test-http test-asan bench format format-check clean
+.PHONY: all deps build run test test-unit test-http test-asan fuzz bench format format-check clean
 
 all: build
 
@@ -27,6 +28,10 @@ test-asan: deps
 	cmake --build $(ASAN_BUILD) -j $(JOBS)
 	@OGD_SANITIZED=1 bash scripts/test.sh $(ASAN_BUILD)
 
+# libFuzzer targets (tests/fuzz), clang-14 in $(FUZZ_BUILD), FUZZ_SECONDS (60) per target
+fuzz: deps
+	@FUZZ_BUILD=$(FUZZ_BUILD) bash scripts/fuzz.sh
+
 bench: build
 	@bash bench/run.sh $(BUILD)
 
@@ -37,4 +42,4 @@ format-check:
 	clang-format --dry-run --Werror $$(git ls-files 'src/*.c' 'src/*.h' 'tests/*.c' 'bench/*.c')
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

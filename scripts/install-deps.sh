@@ -13,7 +13,7 @@ PACKAGES=(
   libhdf5-dev libsodium-dev libldap-dev libcairo2-dev fonts-dejavu-core
   libxml2-dev tzdata
   libcmocka-dev python3-pytest python3-requests python3-numpy python3-h5py python3-pil python3-jwt python3-cryptography
-  wrk curl libclang-rt-14-dev unzip p7zip-full
+  wrk curl clang-14 libclang-rt-14-dev unzip p7zip-full
 )
 if [ "${1:-}" = "--services" ]; then
   PACKAGES+=(postgresql-15 ceph-mon ceph-osd radosgw ceph-common python3-rados bc slapd ldap-utils openssl)

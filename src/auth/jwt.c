@@ -185,15 +185,18 @@ static EVP_PKEY *openssh_private(const char *text, char *err, size_t errlen, con
     const char *begin = "-----BEGIN OPENSSH PRIVATE KEY-----";
     const char *end = "-----END OPENSSH PRIVATE KEY-----";
     const char *b = strstr(text, begin);
-    const char *e = b ? strstr(b, end) : NULL;
+    /* the end marker after the whole begin marker: the two share their dashes */
+    const char *e = b ? strstr(b + strlen(begin), end) : NULL;
     if (!e) {
         snprintf(err, errlen, "%s: not a PEM or OpenSSH private key", path);
         return NULL;
     }
     b += strlen(begin);
     char *clean = malloc((size_t)(e - b) + 1);
-    if (!clean)
+    if (!clean) {
+        snprintf(err, errlen, "%s: out of memory", path);
         return NULL;
+    }
     size_t n = 0;
     for (const char *p = b; p < e; p++)
         if (*p != '\n' && *p != '\r' && *p != ' ' && *p != '\t')

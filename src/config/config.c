@@ -575,12 +575,52 @@ static scalar_kind plain_kind(const char *s)
     return SK_STR;
 }
 
+/* Length of the UTF-8 sequence at s (1..4) with its code point in *cp, or 0 when the bytes
+ * there are not valid UTF-8 (overlong forms, surrogates and values past U+10FFFF are not). */
+static size_t utf8_next(const unsigned char *s, uint32_t *cp)
+{
+    unsigned char c = s[0];
+    size_t len = c < 0x80             ? 1
+                 : (c & 0xE0) == 0xC0 ? 2
+                 : (c & 0xF0) == 0xE0 ? 3
+                 : (c & 0xF8) == 0xF0 ? 4
+                                      : 0;
+    if (len == 0)
+        return 0;
+    uint32_t v = len == 1 ? c : c & (0x7Fu >> len);
+    for (size_t i = 1; i < len; i++) {
+        if ((s[i] & 0xC0) != 0x80) /* also stops at the terminator */
+            return 0;
+        v = (v << 6) | (s[i] & 0x3Fu);
+    }
+    static const uint32_t min[] = {0, 0, 0x80, 0x800, 0x10000};
+    if (v < min[len] || v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF))
+        return 0;
+    *cp = v;
+    return len;
+}
+
+static bool utf8_valid(const char *s)
+{
+    uint32_t cp;
+    for (const unsigned char *p = (const unsigned char *)s; *p;) {
+        size_t n = utf8_next(p, &cp);
+        if (n == 0)
+            return false;
+        p += n;
+    }
+    return true;
+}
+
 /* Writes at most 60 bytes of text for a message, quoted or not, control bytes as '?'. */
 static void excerpt(char *out, size_t outlen, const char *text, bool quote)
 {
     size_t len = strlen(text), cut = len > 60 ? 60 : len;
-    while (cut < len && cut > 0 && ((unsigned char)text[cut] & 0xC0) == 0x80)
-        cut--; /* do not split a UTF-8 sequence */
+    /* do not split a UTF-8 sequence (at most 3 bytes back: text that is not UTF-8, e.g.
+     * a variable's name, must not lose all but its first bytes) */
+    for (int back = 0;
+         back < 3 && cut < len && cut > 0 && ((unsigned char)text[cut] & 0xC0) == 0x80; back++)
+        cut--;
     size_t o = 0;
     if (quote && o + 1 < outlen)
         out[o++] = '"';
@@ -1185,6 +1225,15 @@ void config_free(ogd_config *c)
     memset(c, 0, sizeof(*c));
 }
 
+static void load_yaml_text(const source *src, ogd_config *c, const char *text, size_t len)
+{
+    yaml_document_t doc;
+    if (parse_yaml(src, text, len, &doc)) {
+        load_document(src, c, &doc);
+        yaml_document_delete(&doc);
+    }
+}
+
 int config_load(ogd_config *c, const char *path, char **errors)
 {
     if (errors)
@@ -1200,13 +1249,26 @@ int config_load(ogd_config *c, const char *path, char **errors)
     char *text = NULL;
     size_t len = 0;
     if (read_file(&src, path, &text, &len)) {
-        yaml_document_t doc;
-        if (parse_yaml(&src, text, len, &doc)) {
-            load_document(&src, c, &doc);
-            yaml_document_delete(&doc);
-        }
+        load_yaml_text(&src, c, text, len);
         free(text);
     }
+    return errlist_finish(&e, errors);
+}
+
+int config_load_text(ogd_config *c, const char *name, const char *text, size_t len, char **errors)
+{
+    if (errors)
+        *errors = NULL;
+    errlist e;
+    errlist_init(&e);
+    source src = {.errs = &e, .file = name};
+    memset(c->section_lines, 0, sizeof(c->section_lines));
+    free(c->path);
+    c->path = xstrdup(name);
+    if (len > CONFIG_MAX_FILE_BYTES)
+        report_line(&src, 0, "file is larger than %zu bytes", CONFIG_MAX_FILE_BYTES);
+    else
+        load_yaml_text(&src, c, text, len);
     return errlist_finish(&e, errors);
 }
 
@@ -1347,6 +1409,12 @@ int config_apply_env(ogd_config *c, char *const *envp, char **errors)
         snprintf(path, sizeof(path), "%s.%s", section, key);
         if (strlen(value) > CONFIG_MAX_FILE_BYTES) {
             report_line(&src, 0, "%s: value is longer than %zu bytes", path, CONFIG_MAX_FILE_BYTES);
+            continue;
+        }
+        /* a YAML file holds Unicode text only (libyaml refuses other bytes): so does a
+         * variable, which keeps every string the struct holds printable by config_dump */
+        if (!utf8_valid(value)) {
+            report_line(&src, 0, "%s: value is not valid UTF-8", path);
             continue;
         }
         *section_present(c, (size_t)sidx) = true;
@@ -1651,16 +1719,29 @@ int config_resolve(ogd_config *c, char **errors)
 
 /* ---- dump ---- */
 
+/* A double-quoted YAML scalar. Characters YAML does not allow raw in a file (C0 and C1
+ * controls, DEL, U+FFFE, U+FFFF) are escaped, so the dump always loads again. Strings here
+ * are valid UTF-8 (the file and the environment are checked); a stray byte would be
+ * escaped as the code point of its value. */
 static void dump_string(FILE *f, const char *s)
 {
     fputc('"', f);
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '"' || *p == '\\')
-            fprintf(f, "\\%c", *p);
-        else if (*p < 0x20 || *p == 0x7f)
-            fprintf(f, "\\x%02x", *p);
+    for (const unsigned char *p = (const unsigned char *)s; *p;) {
+        uint32_t cp;
+        size_t n = utf8_next(p, &cp);
+        if (n == 0) {
+            cp = *p; /* read back as U+00xx */
+            n = 1;
+        }
+        if (cp == '"' || cp == '\\')
+            fprintf(f, "\\%c", (char)cp);
+        else if (cp < 0x20 || (cp >= 0x7f && cp <= 0xff && n == 1) || (cp >= 0x80 && cp <= 0x9f))
+            fprintf(f, "\\x%02x", (unsigned)cp);
+        else if (cp == 0xFFFE || cp == 0xFFFF)
+            fprintf(f, "\\u%04x", (unsigned)cp);
         else
-            fputc(*p, f);
+            fwrite(p, 1, n, f);
+        p += n;
     }
     fputc('"', f);
 }
@@ -1804,7 +1885,18 @@ void config_dump(const ogd_config *c, FILE *f)
         }
         fprintf(f, "%s:\n", name);
         dump_table(f, c, &CONFIG_TABLE, name, 2);
-        if (strcmp(name, "server") == 0 && c->server.host)
-            fprintf(f, "  # resolved: host %s, port %d\n", c->server.host, c->server.port);
+        if (strcmp(name, "server") == 0 && c->server.host) {
+            /* a comment must be printable too: an odd host (from app.host) is escaped */
+            const char *h = c->server.host;
+            size_t plain = 0;
+            while (h[plain] >= 0x20 && h[plain] < 0x7f)
+                plain++;
+            fputs("  # resolved: host ", f);
+            if (h[plain])
+                dump_string(f, h);
+            else
+                fputs(h, f);
+            fprintf(f, ", port %d\n", c->server.port);
+        }
     }
 }

@@ -9,7 +9,8 @@
  *
  * Data flows through four steps, which the caller runs in this order:
  *   config_defaults   built-in defaults: ogd runs with no file at all;
- *   config_load       the YAML file, over the defaults (path NULL: nothing to load);
+ *   config_load       the YAML file, over the defaults (path NULL: nothing to load;
+ *                     config_load_text: the same from memory);
  *   config_apply_env  OGD_<SECTION>__<KEY>=value variables, over the file;
  *   config_resolve    derived values (paths under server.data_dir, workers = CPUs,
  *                     server.bind split into server.host/server.port) and the checks
@@ -250,6 +251,9 @@ void config_defaults(ogd_config *c);
  * returns 0. Returns 0, or -1 with *errors (caller frees) listing every problem as
  * "PATH:LINE: section.key: message". errors may be NULL (messages dropped). */
 int config_load(ogd_config *c, const char *path, char **errors);
+/* The same for YAML already in memory (text[0..len), borrowed; no terminator needed);
+ * name stands for the file in messages ("NAME:LINE: ..."). For tests and the fuzzer. */
+int config_load_text(ogd_config *c, const char *name, const char *text, size_t len, char **errors);
 
 /* Applies the OGD_<SECTION>__<KEY>=value entries of envp (NULL-terminated, e.g. environ;
  * borrowed), each parsed with its key's type. Variables without "__" after "OGD_" are

@@ -52,6 +52,11 @@ void zip_dos_time(time_t t, uint16_t *date, uint16_t *time)
         *time = 0;
         return;
     }
+    if (tm.tm_year - 80 > 127) { /* the year field has 7 bits: 2107-12-31 23:59:58 */
+        *date = (uint16_t)((127 << 9) | (12 << 5) | 31);
+        *time = (uint16_t)((23 << 11) | (59 << 5) | 29);
+        return;
+    }
     *date = (uint16_t)(((tm.tm_year - 80) << 9) | ((tm.tm_mon + 1) << 5) | tm.tm_mday);
     *time = (uint16_t)((tm.tm_hour << 11) | (tm.tm_min << 5) | (tm.tm_sec / 2));
 }

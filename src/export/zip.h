@@ -45,7 +45,8 @@ typedef struct zip_member {
     uint16_t method; /** 0 STORE, 8 DEFLATE */
 } zip_member;
 
-/* DOS date and time words for t in the server's local time zone (1980 at the earliest). */
+/* DOS date and time words for t in the server's local time zone (1980 at the earliest,
+ * 2107-12-31 23:59:58 at the latest). */
 void zip_dos_time(time_t t, uint16_t *date, uint16_t *time);
 
 /* Builds a member named name holding data[0..len). deflate: compress with libdeflate at

@@ -51,7 +51,7 @@ static int find_cd(const uint8_t *d, size_t len, uint64_t *cd_off, uint64_t *nen
             if (i < 20 || rd32(d + i - 20) != 0x07064b50)
                 return -EINVAL;
             uint64_t z = rd64(d + i - 20 + 8);
-            if (z > len - 56 || rd32(d + z) != 0x06064b50)
+            if (len < 56 || z > len - 56 || rd32(d + z) != 0x06064b50)
                 return -EINVAL;
             *nent = rd64(d + z + 32);
             *cd_off = rd64(d + z + 48);

@@ -54,12 +54,26 @@ static void white(uint8_t *rgba, size_t n)
     memset(rgba, 255, n * 4);
 }
 
+/* v as an int, clamped to [lo, hi] first (NaN: lo): converting a double outside int's
+ * range is undefined, and absurd data (limits too wide or too narrow for doubles) puts
+ * pixel coordinates at +-1e300 or infinity. */
+static int clamp_int(double v, int lo, int hi)
+{
+    if (isnan(v) || v < lo)
+        return lo;
+    return v > hi ? hi : (int)v;
+}
+
 static void segment(float *cov, uint32_t w, uint32_t h, double ax, double ay, double bx, double by,
                     double hw)
 {
+    if (!isfinite(ax) || !isfinite(ay) || !isfinite(bx) || !isfinite(by))
+        return; /* the limits overflowed (values near +-DBL_MAX): nothing to place */
     double r = hw + 1;
-    int x0 = (int)floor(fmin(ax, bx) - r), x1 = (int)ceil(fmax(ax, bx) + r);
-    int y0 = (int)floor(fmin(ay, by) - r), y1 = (int)ceil(fmax(ay, by) + r);
+    int x0 = clamp_int(floor(fmin(ax, bx) - r), -1, (int)w),
+        x1 = clamp_int(ceil(fmax(ax, bx) + r), -1, (int)w);
+    int y0 = clamp_int(floor(fmin(ay, by) - r), -1, (int)h),
+        y1 = clamp_int(ceil(fmax(ay, by) + r), -1, (int)h);
     if (x0 < 0)
         x0 = 0;
     if (y0 < 0)
@@ -131,8 +145,10 @@ void plot_waveform_rgba(const double *x, const double *y, size_t n, uint32_t w, 
 /* Adds the exact pixel coverage of the rectangle [x0,x1] x [y0,y1] (pixel units). */
 static void rect(float *cov, uint32_t w, uint32_t h, double x0, double x1, double y0, double y1)
 {
-    int px0 = (int)floor(fmax(x0, 0)), px1 = (int)ceil(fmin(x1, w));
-    int py0 = (int)floor(fmax(y0, 0)), py1 = (int)ceil(fmin(y1, h));
+    int px0 = clamp_int(floor(fmax(x0, 0)), 0, (int)w),
+        px1 = clamp_int(ceil(fmin(x1, w)), 0, (int)w);
+    int py0 = clamp_int(floor(fmax(y0, 0)), 0, (int)h),
+        py1 = clamp_int(ceil(fmin(y1, h)), 0, (int)h);
     for (int py = py0; py < py1; py++) {
         double oy = fmin(y1, py + 1) - fmax(y0, py);
         if (oy <= 0)

@@ -152,12 +152,20 @@ static void array_from(const parse_result *pr, const json_t *ds, ingest_array *o
     memset(out, 0, sizeof(*out));
     const char *cls = json_string_value(json_object_get(ds, "class"));
     const json_t *shape = json_object_get(ds, "shape");
-    out->rank = (int)json_array_size(shape);
+    size_t rank = json_array_size(shape);
+    out->rank = rank > 9 ? 9 : (int)rank; /* more than 8 sides: malformed, see below */
     out->count = 1;
+    /* the description is untrusted: a side that is not a count, or sides whose product
+     * wraps (2^61 x 8 bytes = "0 bytes"), make the dataset malformed */
+    bool shape_ok = rank <= 8;
     for (int i = 0; i < out->rank && i < 8; i++) {
-        out->shape[i] = (uint64_t)json_integer_value(json_array_get(shape, (size_t)i));
-        out->count *= out->shape[i];
+        json_int_t side = json_integer_value(json_array_get(shape, (size_t)i));
+        out->shape[i] = side < 0 ? 0 : (uint64_t)side;
+        if (side < 0 || __builtin_mul_overflow(out->count, out->shape[i], &out->count))
+            shape_ok = false;
     }
+    if (!shape_ok)
+        out->count = 0;
     /* the elements: copied into the data part ("off"), or in the upload ("ref") */
     const json_t *ref = json_object_get(ds, "ref");
     const json_t *where = ref ? ref : json_object_get(ds, "off");
@@ -175,9 +183,10 @@ static void array_from(const parse_result *pr, const json_t *ds, ingest_array *o
     /* parse_proc checked the references already; the data part's offsets are checked
      * here, both against their buffer and for typed loads */
     bool size_ok = out->size == 1 || out->size == 2 || out->size == 4 || out->size == 8;
-    if (!base || !size_ok || off > base_len || len > base_len - off ||
+    uint64_t bytes = 0;
+    if (!shape_ok || !base || !size_ok || off > base_len || len > base_len - off ||
         ((uintptr_t)base + off) % (uint64_t)out->size || (!ref && off % 8) ||
-        len != out->count * (uint64_t)out->size) {
+        __builtin_mul_overflow(out->count, (uint64_t)out->size, &bytes) || len != bytes) {
         out->cls = 0; /* malformed description: treat as not numeric */
         return;
     }
@@ -435,12 +444,12 @@ static void model_checks(ingest_plan *p, const json_t *attrs)
         p->shotnum = (int64_t)json_number_value(v);
     } else if (attr_is(s, "str")) {
         const char *t = json_string_value(v);
-        char *end;
+        char *end = NULL;
         errno = 0;
-        long long n = strtoll(t, &end, 10);
+        long long n = t ? strtoll(t, &end, 10) : 0;
         while (end && isspace((unsigned char)*end))
             end++;
-        if (errno || end == t || *end)
+        if (!t || errno || end == t || *end)
             return fail(p, "1 validation error for RecordMetadataModel\nshotnum\n  Input should be "
                            "a valid integer, unable to parse string as an integer");
         p->shotnum = n;
@@ -503,10 +512,12 @@ static bool extract(const parse_result *pr, const json_t *member, const json_t *
     json_t *m;
     json_array_foreach(members, i, m)
     {
+        /* (a member without a name or kind is malformed output: unexpected too) */
         const char *n = json_string_value(json_object_get(m, "name"));
-        bool ok = k == INGEST_WAVEFORM ? (strcmp(n, "x") == 0 || strcmp(n, "y") == 0)
-                                       : strcmp(n, "data") == 0;
-        if (!ok || strcmp(json_string_value(json_object_get(m, "kind")), "dataset") != 0) {
+        const char *kind = json_string_value(json_object_get(m, "kind"));
+        bool ok = n && (k == INGEST_WAVEFORM ? (strcmp(n, "x") == 0 || strcmp(n, "y") == 0)
+                                             : strcmp(n, "data") == 0);
+        if (!ok || !kind || strcmp(kind, "dataset") != 0) {
             add_reason(internal, name, R_UNEXPECTED);
             return false;
         }

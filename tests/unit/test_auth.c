@@ -120,6 +120,40 @@ static void test_openssh_keys(void **state)
     assert_non_null(strstr(err, "encrypted"));
 }
 
+/* Writes text to dir/name; the path in out. */
+static void write_key(const char *name, const char *text, char *out, size_t outlen)
+{
+    snprintf(out, outlen, "%s/%s", dir, name);
+    FILE *f = fopen(out, "w");
+    assert_non_null(f);
+    assert_int_equal(fputs(text, f) >= 0, 1);
+    assert_int_equal(fclose(f), 0);
+}
+
+/* Found by tests/fuzz/fuzz_jwt: an end marker that overlaps the begin marker's dashes
+ * made the base64 span negative (a huge allocation). Malformed OpenSSH files are refused
+ * with a message. */
+static void test_openssh_malformed(void **state)
+{
+    (void)state;
+    static const char *const bad[] = {
+        "-----BEGIN OPENSSH PRIVATE KEY-----END OPENSSH PRIVATE KEY-----\n",
+        "-----BEGIN OPENSSH PRIVATE KEY-----\n-----END OPENSSH PRIVATE KEY-----\n",
+        "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEA\n"
+        "-----END OPENSSH PRIVATE KEY-----\n",
+        "-----BEGIN OPENSSH PRIVATE KEY-----\n!!!!\n-----END OPENSSH PRIVATE KEY-----\n",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char path[128], err[256] = "";
+        write_key("bad_openssh", bad[i], path, sizeof(path));
+        jwt_keys *k = NULL;
+        assert_int_equal(jwt_keys_load(path, NULL, &k, err, sizeof(err)), -1);
+        assert_null(k);
+        assert_non_null(strstr(err, path));
+        assert_true(strstr(err, "malformed") || strstr(err, "not a PEM or OpenSSH"));
+    }
+}
+
 static void test_passwords(void **state)
 {
     (void)state;
@@ -203,9 +237,9 @@ static void test_ratelimit_shared(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_pem_keys),         cmocka_unit_test(test_openssh_keys),
-        cmocka_unit_test(test_passwords),        cmocka_unit_test(test_ratelimit),
-        cmocka_unit_test(test_ratelimit_shared),
+        cmocka_unit_test(test_pem_keys),          cmocka_unit_test(test_openssh_keys),
+        cmocka_unit_test(test_openssh_malformed), cmocka_unit_test(test_passwords),
+        cmocka_unit_test(test_ratelimit),         cmocka_unit_test(test_ratelimit_shared),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -1076,6 +1076,107 @@ static void test_experiments_schedule_checks(void **state)
     config_free(&c);
 }
 
+/* Found by tests/fuzz/fuzz_config: check-config's output must load again. An environment
+ * value is not YAML-checked, so it must be valid UTF-8 (a file cannot hold other bytes
+ * either), and the dump escapes what YAML does not allow raw (C0/C1 controls, DEL,
+ * U+FFFE/U+FFFF). */
+static void test_dump_loads_again(void **state)
+{
+    (void)state;
+    ogd_config c;
+    config_defaults(&c);
+    char *err = NULL;
+    char *bad[] = {"OGD_APP__CORS_ORIGINS=https://b\xbd.example.org", "OGD_APP__HOST=a\xc0\x80",
+                   "OGD_AUTH__JWT_ALGORITHM=\xed\xa0\x80", NULL};
+    assert_int_equal(config_apply_env(&c, bad, &err), -1);
+    assert_string_equal(err, "OGD_APP__CORS_ORIGINS: app.cors_origins: value is not valid UTF-8\n"
+                             "OGD_APP__HOST: app.host: value is not valid UTF-8\n"
+                             "OGD_AUTH__JWT_ALGORITHM: auth.jwt_algorithm: value is not valid "
+                             "UTF-8");
+    free(err);
+    assert_int_equal(c.app.cors_origins_count, 0);
+    err = NULL;
+    char *odd[] = {"OGD_APP__HOST=t\x01"
+                   "a\x7f"
+                   "b\xc2\x85"
+                   "c\xef\xbf\xbe\xc3\xa9\"\\",
+                   NULL};
+    assert_int_equal(config_apply_env(&c, odd, &err), 0);
+    assert_int_equal(config_resolve(&c, &err), 0);
+    char *text = dump_to_string(&c);
+    assert_non_null(strstr(
+        text, "# resolved: host \"t\\x01a\\x7fb\\x85c\\ufffe\xc3\xa9\\\"\\\\\", port 8000\n"));
+    assert_non_null(strstr(text, "  host: \"t\\x01a\\x7fb\\x85c\\ufffe\xc3\xa9\\\"\\\\\"\n"));
+    ogd_config c2;
+    assert_int_equal(load_text(&c2, text, &err), 0);
+    assert_int_equal(config_resolve(&c2, &err), 0);
+    assert_string_equal(c2.app.host, c.app.host);
+    char *text2 = dump_to_string(&c2);
+    assert_string_equal(text2, text);
+    free(text);
+    free(text2);
+    config_free(&c);
+    config_free(&c2);
+}
+
+/* config_load_text (the fuzzer's entry, tests/fuzz/fuzz_config.c) says what config_load
+ * says of the same bytes in a file, needs no terminator, and has the file's size cap. */
+static void test_load_text(void **state)
+{
+    (void)state;
+    const char *text = "server:\n  workers: 3\n  bogus: 1\napp:\n  url_prefix: /og/\nX";
+    size_t len = strlen(text) - 1; /* not the final X: no terminator needed */
+    char *copy = strndup(text, len);
+    write_file(copy);
+    ogd_config a, b;
+    char *ea = NULL, *eb = NULL;
+    config_defaults(&a);
+    config_defaults(&b);
+    assert_int_equal(config_load(&a, path, &ea), -1);
+    assert_int_equal(config_load_text(&b, path, text, len, &eb), -1);
+    unlink(path);
+    assert_non_null(strstr(eb, "server.bogus"));
+    assert_string_equal(ea, eb);
+    assert_int_equal(b.server.workers, 3);
+    free(ea);
+    free(eb);
+    assert_int_equal(config_resolve(&a, &ea), 0);
+    assert_int_equal(config_resolve(&b, &eb), 0);
+    char *da = dump_to_string(&a), *db = dump_to_string(&b);
+    assert_string_equal(da, db);
+    free(da);
+    free(db);
+    free(copy);
+    config_free(&a);
+    config_free(&b);
+    config_defaults(&b);
+    assert_int_equal(config_load_text(&b, "big.yml", "", CONFIG_MAX_FILE_BYTES + 1, &eb), -1);
+    assert_non_null(strstr(eb, "big.yml"));
+    assert_non_null(strstr(eb, "larger than"));
+    free(eb);
+    config_free(&b);
+}
+
+/* Found by tests/fuzz/fuzz_config: the excerpt that names a variable in a message backed
+ * off over every UTF-8 continuation byte, so a long name of such bytes was shown as
+ * "OGD...". It backs off at most over one sequence. */
+static void test_env_error_names_the_variable(void **state)
+{
+    (void)state;
+    char name[200] = "OGD_";
+    memset(name + 4, 0xa9, 100);
+    strcpy(name + 104, "__URL=x");
+    char *env[] = {name, NULL};
+    ogd_config c;
+    config_defaults(&c);
+    char *err = NULL;
+    assert_int_equal(config_apply_env(&c, env, &err), -1);
+    assert_int_equal(strncmp(err, "OGD_\xa9\xa9", 6), 0);
+    assert_non_null(strstr(err, "...: no such setting"));
+    free(err);
+    config_free(&c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1094,6 +1195,9 @@ int main(void)
         cmocka_unit_test(test_resolve_checks),
         cmocka_unit_test(test_resolve_fedid_checks),
         cmocka_unit_test(test_dump_masks_secrets),
+        cmocka_unit_test(test_dump_loads_again),
+        cmocka_unit_test(test_load_text),
+        cmocka_unit_test(test_env_error_names_the_variable),
         cmocka_unit_test(test_example_is_the_defaults),
         cmocka_unit_test(test_example_names_every_key),
     };

@@ -253,12 +253,33 @@ static void test_zip_bad_names(void **state)
     zip_writer_free(&z);
 }
 
+/* Found by tests/fuzz/fuzz_zip: after 2107 the 7-bit year wrapped (2108 read as 1980)
+ * and far-future years shifted a signed int past its range (UB). DOS times saturate. */
+static void test_zip_dos_time_range(void **state)
+{
+    (void)state;
+    uint16_t d, t;
+    zip_dos_time((time_t)7258118400LL, &d, &t); /* 2200-01-01 */
+    assert_int_equal(d, (127 << 9) | (12 << 5) | 31);
+    assert_int_equal(t, (23 << 11) | (59 << 5) | 29);
+    zip_dos_time((time_t)1000000000000000LL, &d, &t); /* year ~31.7 million */
+    assert_int_equal(d, (127 << 9) | (12 << 5) | 31);
+    zip_dos_time((time_t)INT64_MAX, &d, &t); /* no broken-down time at all */
+    assert_int_equal(d, (0 << 9) | (1 << 5) | 1);
+    assert_int_equal(t, 0);
+    zip_dos_time((time_t)-86400 * 365, &d, &t); /* 1969 */
+    assert_int_equal(d, (0 << 9) | (1 << 5) | 1);
+    zip_dos_time((time_t)1686052800, &d, &t); /* 2023-06-06, whatever the zone */
+    assert_int_equal(d >> 9, 2023 - 1980);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_python_float_text),  cmocka_unit_test(test_main_csv_cells),
         cmocka_unit_test(test_channel_csvs),       cmocka_unit_test(test_zip_small),
         cmocka_unit_test(test_zip64_many_members), cmocka_unit_test(test_zip_bad_names),
+        cmocka_unit_test(test_zip_dos_time_range),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -358,6 +358,18 @@ static void test_npz(void **state)
     npz_array_free(&a);
     free(b);
     assert_int_not_equal(npz_read("PK\x05\x06", 4, &a, err, sizeof(err)), 0);
+    /* found by tests/fuzz/fuzz_npz: a Zip64 locator in an archive shorter than a Zip64
+     * end record (56 bytes) made the bounds check wrap; the record offset (here ~2^62)
+     * was then read */
+    static const unsigned char short_zip64[] = {
+        'V',  'P',  'K',  0x06, 0x07, ' ',  0,    0,    8,    0,   0, 0, '!', 0,    0x93, 'N',
+        'U',  'M',  'P',  'Y',  'y',  'P',  'K',  0x05, 0x06, 0,   0, 0, 0,   0xff, 0xff, 0xff,
+        0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, '3', 0, 0, '{', 0};
+    unsigned char *sz = malloc(sizeof short_zip64);
+    memcpy(sz, short_zip64, sizeof short_zip64);
+    assert_int_equal(npz_read(sz, sizeof short_zip64, &a, err, sizeof(err)), -EINVAL);
+    assert_null(a.data);
+    free(sz);
     /* a 3-D array is refused */
     b = slurp("data/float_3d.npz", &len);
     assert_int_equal(npz_read(b, len, &a, err, sizeof(err)), -EINVAL);
@@ -476,6 +488,18 @@ static void test_plot_waveform(void **state)
     plot_waveform_rgba(nan2, nan2, 2, W, H, 0.3, rgba);
     for (int i = 0; i < W * H; i++)
         assert_true(is_white(rgba + 4 * i));
+    /* found by tests/fuzz/fuzz_hdf5_desc (an uploaded waveform): values near +-DBL_MAX
+     * overflow the limits, and pixel coordinates became infinite or NaN before their
+     * conversion to int (undefined: caught by the UBSan build, make test-asan). Also
+     * limits too narrow: a span of one subnormal. Whatever is drawn, it stays opaque. */
+    double big[3] = {-1.7e308, 0, 1.7e308}, tiny[3] = {0, 5e-324, 1e-323};
+    plot_waveform_rgba(big, x, 3, W, H, 0.3, rgba);
+    plot_waveform_rgba(x, big, 3, W, H, 0.3, rgba);
+    plot_waveform_rgba(tiny, tiny, 3, W, H, 0.3, rgba);
+    for (int i = 0; i < W * H; i++)
+        assert_int_equal(rgba[4 * i + 3], 255);
+    plot_vector_rgba(big, 3, W, H, rgba);
+    plot_vector_rgba(tiny, 3, W, H, rgba);
     free(rgba);
 }
 

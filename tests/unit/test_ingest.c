@@ -405,6 +405,75 @@ static void test_waveform_missing_both(void **state)
     ingest_plan_free(&p);
 }
 
+#define ROOT_TS(ts)                                                                                \
+    "{\"attrs\": {\"epac_ops_data_version\": {\"t\":\"str\",\"v\":\"1.0\"}, \"timestamp\": "       \
+    "{\"t\":\"str\",\"v\":\"" ts "\"}, \"active_area\": {\"t\":\"str\",\"v\":\"ea1\"}}, "          \
+    "\"members\": []}"
+
+/* Found by tests/fuzz/fuzz_hdf5_desc: the helper's description is untrusted, and
+ * ingest_check trusted its shapes and member names. A shape whose element count times
+ * the element size wraps (2^61 doubles = "0 bytes") passed the length check and a
+ * vector of 2^61 elements pointed at the data part; a member without a name or kind
+ * crashed (strcmp of NULL); a "str" shotnum whose value is not a string crashed too. */
+static void test_hostile_descriptions(void **state)
+{
+    (void)state;
+    static uint64_t data[4]; /* an 8-aligned data part */
+    const char *man = "{\"_id\": \"1\", \"channels\": {\"V\": {\"type\": \"vector\"}, "
+                      "\"W\": {\"type\": \"waveform\"}}}";
+    const char *d =
+        "{\"attrs\": {\"epac_ops_data_version\": {\"t\":\"str\",\"v\":\"1.0\"}, \"timestamp\": "
+        "{\"t\":\"str\",\"v\":\"2020-04-07T14:28:16Z\"}, \"active_area\": {\"t\":\"str\","
+        "\"v\":\"ea1\"}}, \"members\": [{\"name\": \"V\", \"kind\": \"group\", \"attrs\": "
+        "{\"channel_dtype\": {\"t\":\"str\",\"v\":\"vector\"}}, \"members\": [{\"name\": \"data\", "
+        "\"kind\": \"dataset\", \"data\": {\"class\": \"float\", \"size\": 8, \"shape\": "
+        "[2305843009213693952], \"off\": 0, \"len\": 0}}]}, {\"name\": \"W\", \"kind\": "
+        "\"group\", \"attrs\": {\"channel_dtype\": {\"t\":\"str\",\"v\":\"waveform\"}}, "
+        "\"members\": [{\"kind\": \"dataset\", \"data\": {}}, {\"name\": \"y\"}]}]}";
+    parse_result pr;
+    memset(&pr, 0, sizeof(pr));
+    pr.desc = json_loads(d, 0, NULL);
+    assert_non_null(pr.desc);
+    pr.data = (const unsigned char *)data;
+    pr.data_len = sizeof(data);
+    json_t *m = json_loads(man, 0, NULL);
+    ingest_plan p;
+    assert_int_equal(ingest_check(&pr, m, &p), 0);
+    assert_int_equal(p.status, 0);
+    assert_int_equal(p.nchannels, 1);
+    assert_string_equal(p.channels[0].name, "V");
+    assert_int_equal(p.channels[0].data.cls, 0); /* not numeric: never read */
+    assert_null(p.channels[0].data.data);
+    char *t = json_dumps(p.rejected, JSON_COMPACT | JSON_SORT_KEYS);
+    assert_string_equal(t, "{\"V\":[\"data has wrong datatype, should be list[float]\"],"
+                           "\"W\":[\"unexpected group or dataset in channel group\"]}");
+    free(t);
+    ingest_plan_free(&p);
+    json_decref(pr.desc);
+
+    pr.desc = json_loads("{\"attrs\": {\"shotnum\": {\"t\":\"str\",\"v\":12}, \"timestamp\": "
+                         "{\"t\":\"str\",\"v\":\"2020-04-07T14:28:16Z\"}}, \"members\": []}",
+                         0, NULL);
+    assert_int_equal(ingest_check(&pr, m, &p), 0);
+    assert_int_equal(p.status, 400);
+    assert_non_null(strstr(p.message, "unable to parse string as an integer"));
+    ingest_plan_free(&p);
+    json_decref(pr.desc);
+
+    /* a year before 1000: the record id still has its 14 digits (glibc's %Y gave "326"
+     * and the id was cut out of "326-06-05T...": "326-6-05T08:00:") */
+    pr.desc = json_loads(ROOT_TS("0326-06-05T08:00:00+01:00"), 0, NULL);
+    assert_non_null(pr.desc);
+    assert_int_equal(ingest_check(&pr, m, &p), 0);
+    assert_int_equal(p.status, 0);
+    assert_string_equal(p.id, "03260605080000");
+    assert_string_equal(json_string_value(json_object_get(p.metadata, "timestamp")),
+                        "0326-06-05T07:00:00");
+    ingest_plan_free(&p);
+    json_decref(pr.desc);
+    json_decref(m);
+}
+
 static void test_npz(void **state)
 {
     (void)state;
@@ -963,6 +1032,7 @@ int main(void)
         cmocka_unit_test(test_manifest),
         cmocka_unit_test(test_file_checks),
         cmocka_unit_test(test_waveform_missing_both),
+        cmocka_unit_test(test_hostile_descriptions),
         cmocka_unit_test(test_npz),
         cmocka_unit_test(test_encode_image_depths),
         cmocka_unit_test(test_too_many_channels),

@@ -112,6 +112,13 @@ static void test_timestamps(void **state)
     assert_int_equal(timestamp_parse_iso("2023-06-05T08:00:00.25Z", &us), 0);
     store_format_timestamp(us, out);
     assert_string_equal(out, "2023-06-05T08:00:00.250000");
+    /* years before 1000 in four digits, as Python's isoformat (found by fuzzing: the
+     * ingest record id is cut out of this text) */
+    assert_int_equal(timestamp_parse_iso("0326-06-05T08:00:00", &us), 0);
+    store_format_timestamp(us, out);
+    assert_string_equal(out, "0326-06-05T08:00:00");
+    store_format_timestamp(-62135596800000000LL, out); /* 0001-01-01 */
+    assert_string_equal(out, "0001-01-01T00:00:00");
     assert_int_equal(timestamp_parse_iso("2023-02-29T00:00:00", &us), -EINVAL);
     assert_int_equal(timestamp_parse_iso("2023-06-05", &us), -EINVAL);
     assert_int_equal(timestamp_parse_iso("2023-06-05T08:00:00junk", &us), -EINVAL);
