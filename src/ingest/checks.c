@@ -552,6 +552,7 @@ static bool extract(const parse_result *pr, const json_t *member, const json_t *
             out->data.rank = (int)json_array_size(json_object_get(ds, "shape"));
         }
     }
+    out->attrs = attrs;
     out->metadata = channel_metadata(attrs, k);
     return true;
 }
@@ -632,11 +633,6 @@ static void channel_check(const ingest_channel *c, const json_t *attrs, int stag
     default:
         break;
     }
-}
-
-static const json_t *member_attrs(const json_t *members, const char *name)
-{
-    return json_object_get(member_named(members, name), "attrs");
 }
 
 int ingest_check(const parse_result *pr, const json_t *manifest, ingest_plan *p)
@@ -724,7 +720,7 @@ int ingest_check(const parse_result *pr, const json_t *manifest, ingest_plan *p)
     for (int stage = 1; stage <= 6; stage++) {
         json_t *list = json_array();
         for (size_t c = 0; c < p->nchannels; c++)
-            channel_check(&p->channels[c], member_attrs(members, p->channels[c].name), stage, list);
+            channel_check(&p->channels[c], p->channels[c].attrs, stage, list);
         merge(p->rejected, list, internal, stages[stage]);
     }
     json_decref(internal);

@@ -39,10 +39,11 @@ typedef struct ingest_array {
 typedef struct ingest_channel {
     const char *name; /** borrowed from the description */
     ingest_kind kind;
-    json_t *metadata;  /** {"channel_dtype": ..., optional attributes present} (owned) */
-    json_t *scalar;    /** scalar channels: the value (owned) */
-    ingest_array data; /** image, float_image, vector */
-    ingest_array x, y; /** waveform */
+    const json_t *attrs; /** the group's attributes (borrowed from the description) */
+    json_t *metadata;    /** {"channel_dtype": ..., optional attributes present} (owned) */
+    json_t *scalar;      /** scalar channels: the value (owned) */
+    ingest_array data;   /** image, float_image, vector */
+    ingest_array x, y;   /** waveform */
     bool rejected;
 } ingest_channel;
 
