@@ -635,7 +635,8 @@ static void channel_check(const ingest_channel *c, const json_t *attrs, int stag
     }
 }
 
-int ingest_check(const parse_result *pr, const json_t *manifest, ingest_plan *p)
+int ingest_check(const parse_result *pr, const json_t *manifest, const hdf5_limits *lim,
+                 ingest_plan *p)
 {
     memset(p, 0, sizeof(*p));
     p->rejected = json_object();
@@ -650,10 +651,18 @@ int ingest_check(const parse_result *pr, const json_t *manifest, ingest_plan *p)
         fail(p, msg);
         return 0;
     }
-    if (json_array_size(members) > INGEST_MAX_CHANNELS) {
-        char msg[128];
-        snprintf(msg, sizeof(msg), "File has too many channels (more than %d)",
-                 INGEST_MAX_CHANNELS);
+    /* the helper says how many members a file has when it has too many to describe */
+    const json_t *declared = json_object_get(desc, "channels");
+    uint64_t nch = json_array_size(members);
+    if (json_is_integer(declared) && (uint64_t)json_integer_value(declared) > nch)
+        nch = (uint64_t)json_integer_value(declared);
+    uint64_t max_ch = lim ? lim->max_channels : 0;
+    if (declared || (max_ch && nch > max_ch)) {
+        char msg[160], limit[96] = "";
+        if (max_ch)
+            snprintf(limit, sizeof(limit),
+                     ", more than the limit of %" PRIu64 " (ingest.max_channels)", max_ch);
+        snprintf(msg, sizeof(msg), "File has too many channels: %" PRIu64 "%s", nch, limit);
         fail(p, msg);
         return 0;
     }

@@ -62,17 +62,16 @@ typedef struct ingest_plan {
 } ingest_plan;
 
 /* Runs the checks. manifest: the latest manifest document ({"_id","channels"}) or NULL
- * when none is stored. The plan borrows from pr (keep it alive). Returns 0 (look at
- * plan->status) or -ENOMEM. */
-int ingest_check(const parse_result *pr, const json_t *manifest, ingest_plan *plan);
+ * when none is stored. lim: the limits the helper was given (NULL: none): a file with
+ * more root members than max_channels is rejected whole. The plan borrows from pr (keep
+ * it alive). Returns 0 (look at plan->status) or -ENOMEM. */
+int ingest_check(const parse_result *pr, const json_t *manifest, const hdf5_limits *lim,
+                 ingest_plan *plan);
 void ingest_plan_free(ingest_plan *plan);
 
 /* Parses a timestamp as strptime("%Y-%m-%dT%H:%M:%S%z") does; *wall_us is the wall
  * clock (as if UTC), *offset_s the UTC offset. 0 or -EINVAL. */
 int ingest_parse_timestamp(const char *s, int64_t *wall_us, int *offset_s);
-
-/* Root members a file may have (a larger file is rejected whole with 400). */
-#define INGEST_MAX_CHANNELS 20000
 
 #define INGEST_TIMESTAMP_ERROR                                                                     \
     "Invalid timestamp metadata. Expected key 'timestamp' with value formatted, for example as: "  \

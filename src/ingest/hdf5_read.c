@@ -31,6 +31,7 @@ typedef struct walk {
     size_t image_len;    /* the file image's length (references into it) */
     unsigned skew;       /* the reader's copy of the image starts this far past 8k */
     bool refs;           /* datasets may be reported by reference ("ref") */
+    hdf5_limits lim;     /* 0 = none */
     int status;          /* first hard error */
     char error[256];
 } walk;
@@ -416,11 +417,19 @@ static int describe(void *image, size_t len, walk *w, char **text)
         return -EINVAL;
     }
     json_t *doc = json_object();
-    json_object_set_new(doc, "attrs", read_attrs(root));
-    member_ctx m = {w, json_array(), true};
-    hsize_t idx = 0;
-    H5Literate(root, H5_INDEX_NAME, H5_ITER_INC, &idx, member_cb, &m);
-    json_object_set_new(doc, "members", m.list);
+    H5G_info_t gi;
+    if (w->lim.max_channels && H5Gget_info(root, &gi) >= 0 && gi.nlinks > w->lim.max_channels) {
+        /* too many channels: say how many, read nothing */
+        json_object_set_new(doc, "attrs", json_object());
+        json_object_set_new(doc, "members", json_array());
+        json_object_set_new(doc, "channels", json_integer((json_int_t)gi.nlinks));
+    } else {
+        json_object_set_new(doc, "attrs", read_attrs(root));
+        member_ctx m = {w, json_array(), true};
+        hsize_t idx = 0;
+        H5Literate(root, H5_INDEX_NAME, H5_ITER_INC, &idx, member_cb, &m);
+        json_object_set_new(doc, "members", m.list);
+    }
     if (w->error[0])
         json_object_set_new(doc, "error", json_string(w->error));
     H5Gclose(root);
@@ -439,11 +448,13 @@ static void put64le(unsigned char *p, uint64_t v)
         p[i] = (unsigned char)(v >> (8 * i));
 }
 
-int hdf5_describe(void *image, size_t len, buf_t *out)
+int hdf5_describe(void *image, size_t len, const hdf5_limits *lim, buf_t *out)
 {
     buf_t data;
     buf_init(&data, out->max);
-    walk w = {&data, NULL, 0, out->max, len, 0, false, 0, ""};
+    walk w = {.data = &data, .cap = out->max, .image_len = len};
+    if (lim)
+        w.lim = *lim;
     char *text = NULL;
     int rc = describe(image, len, &w, &text);
     if (!rc) {
@@ -464,14 +475,19 @@ int hdf5_describe(void *image, size_t len, buf_t *out)
     return rc;
 }
 
-int hdf5_describe_mapped(void *image, size_t len, unsigned skew, unsigned char *area, size_t cap,
-                         size_t *used)
+int hdf5_describe_mapped(void *image, size_t len, unsigned skew, const hdf5_limits *lim,
+                         unsigned char *area, size_t cap, size_t *used)
 {
     *used = 0;
     if (cap < HDF5_MAPPED_HEADER)
         return -E2BIG;
-    walk w = {NULL, area + HDF5_MAPPED_HEADER, 0, cap - HDF5_MAPPED_HEADER, len, skew % 8, true, 0,
-              ""};
+    walk w = {.area = area + HDF5_MAPPED_HEADER,
+              .cap = cap - HDF5_MAPPED_HEADER,
+              .image_len = len,
+              .skew = skew % 8,
+              .refs = true};
+    if (lim)
+        w.lim = *lim;
     char *text = NULL;
     int rc = describe(image, len, &w, &text);
     if (rc)
@@ -497,7 +513,7 @@ int hdf5_describe_mapped(void *image, size_t len, unsigned skew, unsigned char *
 
 /* The memfd variant of the helper (see hdf5_parse_main): maps fd 0 (the whole file, or
  * the window of it `in` names) and fd 3. */
-static int parse_mapped(size_t max_in, size_t max_out, const hdf5_input *in)
+static int parse_mapped(size_t max_in, size_t max_out, const hdf5_limits *lim, const hdf5_input *in)
 {
     struct stat st;
     if (fstat(0, &st) != 0 || !S_ISREG(st.st_mode)) {
@@ -542,8 +558,8 @@ static int parse_mapped(size_t max_in, size_t max_out, const hdf5_input *in)
         return 1;
     }
     size_t used = 0;
-    int rc =
-        hdf5_describe_mapped(image ? image : (void *)"", len, in ? in->skew : 0, area, cap, &used);
+    int rc = hdf5_describe_mapped(image ? image : (void *)"", len, in ? in->skew : 0, lim, area,
+                                  cap, &used);
     munmap(area, cap);
     if (map)
         munmap(map, map_len);
@@ -558,7 +574,8 @@ static int parse_mapped(size_t max_in, size_t max_out, const hdf5_input *in)
     return 0;
 }
 
-int hdf5_parse_main(size_t max_in, size_t max_out, bool mapped, const hdf5_input *input)
+int hdf5_parse_main(size_t max_in, size_t max_out, const hdf5_limits *lim, bool mapped,
+                    const hdf5_input *input)
 {
 #if !defined(__SANITIZE_ADDRESS__)
     /* libhdf5 may allocate on a hostile file's say-so (chunk caches, huge attributes):
@@ -570,7 +587,7 @@ int hdf5_parse_main(size_t max_in, size_t max_out, bool mapped, const hdf5_input
     setrlimit(RLIMIT_AS, &rl);
 #endif
     if (mapped)
-        return parse_mapped(max_in, max_out, input);
+        return parse_mapped(max_in, max_out, lim, input);
     buf_t in;
     buf_init(&in, max_in);
     char chunk[65536];
@@ -589,7 +606,7 @@ int hdf5_parse_main(size_t max_in, size_t max_out, bool mapped, const hdf5_input
     }
     buf_t out;
     buf_init(&out, max_out);
-    int rc = hdf5_describe(in.data, in.len, &out);
+    int rc = hdf5_describe(in.data, in.len, lim, &out);
     buf_free(&in);
     if (rc) {
         buf_free(&out);

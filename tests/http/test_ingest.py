@@ -417,6 +417,29 @@ def test_absurd_dimensions(srv, tmp_path):
     assert srv.object_keys() == []
 
 
+def test_channel_count_limit(make_server, tmp_path):
+    """ingest.max_channels: a file with one channel more is rejected whole (400 naming
+    the count and the limit) before anything is stored; a file at the limit is
+    ingested."""
+    data = hdf_bytes(tmp_path)
+    n = len(hdfgen.default_channels())
+    srv = make_server(records=0, config={"ingest": {"max_channels": n - 1}})
+    assert post_manifest(srv, hdfgen.manifest()).status_code == 201
+    r = post_file(srv, "/submit/hdf", data)
+    assert r.status_code == 400, r.text
+    assert r.json() == {"detail": "File has too many channels: %d, more than the limit of %d "
+                                  "(ingest.max_channels)" % (n, n - 1)}
+    assert srv.get("/records/" + ID).status_code == 404
+    assert srv.object_keys() == []
+
+    srv = make_server(records=0, config={"ingest": {"max_channels": n}})
+    assert post_manifest(srv, hdfgen.manifest()).status_code == 201
+    r = post_file(srv, "/submit/hdf", data)
+    assert r.status_code == 201, r.text
+    assert r.json()["response"]["accepted_channels"] == sorted(hdfgen.default_channels())
+    assert len(srv.object_keys()) == 5
+
+
 def test_wrong_attribute_types(srv, tmp_path):
     chans = {"PM-201-FE-CAM-2": {"dtype": "image",
                                  "data": np.ones((4, 4), dtype=np.uint16),

@@ -210,8 +210,10 @@ static void test_manifest(void **state)
                              "Invalid channel is called: n");
 }
 
-/* A description as the helper writes it, with no data part. */
-static int check_desc(const char *json, const char *manifest, ingest_plan *plan)
+/* A description as the helper writes it, with no data part, checked within lim (NULL:
+ * no limits). */
+static int check_desc_lim(const char *json, const char *manifest, const hdf5_limits *lim,
+                          ingest_plan *plan)
 {
     parse_result pr;
     memset(&pr, 0, sizeof(pr));
@@ -219,10 +221,15 @@ static int check_desc(const char *json, const char *manifest, ingest_plan *plan)
     pr.desc = json_loads(json, 0, &e);
     assert_non_null(pr.desc);
     json_t *m = manifest ? json_loads(manifest, 0, &e) : NULL;
-    int rc = ingest_check(&pr, m, plan);
+    int rc = ingest_check(&pr, m, lim, plan);
     json_decref(m);
     json_decref(pr.desc);
     return rc;
+}
+
+static int check_desc(const char *json, const char *manifest, ingest_plan *plan)
+{
+    return check_desc_lim(json, manifest, NULL, plan);
 }
 
 #define ROOT(extra)                                                                                \
@@ -280,23 +287,42 @@ static void test_file_checks(void **state)
     ingest_plan_free(&p);
 }
 
+/* Root members past ingest.max_channels: the whole file is rejected, naming the count
+ * and the limit, whether the helper described them all or (as it does) only counted
+ * them. At the limit the file goes on to the other checks. */
 static void test_too_many_channels(void **state)
 {
     (void)state;
-    json_t *members = json_array();
-    for (int i = 0; i <= INGEST_MAX_CHANNELS; i++)
-        json_array_append_new(members, json_pack("{ss ss}", "name", "X", "kind", "group"));
-    parse_result pr;
-    memset(&pr, 0, sizeof(pr));
-    pr.desc = json_pack("{s{} so}", "attrs", "members", members);
-    ingest_plan p;
+    const hdf5_limits lim = {3};
     json_t *m = json_pack("{ss s{}}", "_id", "1", "channels");
-    assert_int_equal(ingest_check(&pr, m, &p), 0);
+    for (int n = 3; n <= 4; n++) {
+        json_t *members = json_array();
+        for (int i = 0; i < n; i++)
+            json_array_append_new(members, json_pack("{ss ss}", "name", "X", "kind", "group"));
+        parse_result pr;
+        memset(&pr, 0, sizeof(pr));
+        pr.desc = json_pack("{s{s{ss ss}} so}", "attrs", "timestamp", "t", "str", "v",
+                            "2020-04-07T14:28:16Z", "members", members);
+        ingest_plan p;
+        assert_int_equal(ingest_check(&pr, m, &lim, &p), 0);
+        assert_int_equal(p.status, 400);
+        if (n == 3) /* on to the file checks */
+            assert_string_equal(p.message, "epac_ops_data_version does not exist");
+        else
+            assert_string_equal(p.message, "File has too many channels: 4, more than the limit "
+                                           "of 3 (ingest.max_channels)");
+        ingest_plan_free(&p);
+        json_decref(pr.desc);
+    }
+    ingest_plan p;
+    assert_int_equal(check_desc_lim("{\"attrs\": {}, \"members\": [], \"channels\": 20000}",
+                                    "{\"_id\": \"1\", \"channels\": {}}", &lim, &p),
+                     0);
     assert_int_equal(p.status, 400);
-    assert_string_equal(p.message, "File has too many channels (more than 20000)");
+    assert_string_equal(p.message, "File has too many channels: 20000, more than the limit of 3 "
+                                   "(ingest.max_channels)");
     ingest_plan_free(&p);
     json_decref(m);
-    json_decref(pr.desc);
 }
 
 static void test_waveform_missing_both(void **state)
@@ -391,7 +417,7 @@ static int run_helper_on(const char *script, unsigned timeout_ms, size_t max_out
     uv_loop_t loop;
     uv_loop_init(&loop);
     helper_run h = {0, false, NULL};
-    parse_limits lim = {max_output, timeout_ms, pipe_only};
+    parse_limits lim = {max_output, timeout_ms, pipe_only, {0}};
     static const char bytes[] = "some upload bytes";
     assert_int_equal(
         parse_proc_start(&loop, bytes, sizeof(bytes), -1, 0, &lim, helper_done, &h, NULL), 0);
@@ -633,7 +659,7 @@ static void describe_mapped(unsigned char *image, size_t len, parse_result *res)
     size_t cap = (size_t)4 << 20, used = 0;
     unsigned char *area = malloc(cap);
     assert_non_null(area);
-    assert_int_equal(hdf5_describe_mapped(image, len, skew, area, cap, &used), 0);
+    assert_int_equal(hdf5_describe_mapped(image, len, skew, NULL, area, cap, &used), 0);
     void *map = mmap(NULL, used, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     assert_true(map != MAP_FAILED);
     memcpy(map, area, used);
@@ -689,7 +715,7 @@ static void test_describe_references(void **state)
 
     buf_t out;
     buf_init(&out, (size_t)4 << 20);
-    assert_int_equal(hdf5_describe(image, len, &out), 0);
+    assert_int_equal(hdf5_describe(image, len, NULL, &out), 0);
     size_t n = out.len;
     assert_int_equal(parse_result_decode(buf_take(&out), n, &res), 0);
     assert_null(json_object_get(dataset_of(res.desc, "plain"), "ref"));
@@ -796,7 +822,7 @@ static json_t *parse_with(const void *bytes, size_t len, int fd, uint64_t off, b
 {
     uv_loop_t loop;
     uv_loop_init(&loop);
-    parse_limits lim = {(size_t)16 << 20, 20000, pipe_only};
+    parse_limits lim = {(size_t)16 << 20, 20000, pipe_only, {0}};
     digest_run d = {0, false, false, NULL};
     assert_int_equal(parse_proc_start(&loop, bytes, len, fd, off, &lim, digest_done, &d, NULL), 0);
     uv_run(&loop, UV_RUN_DEFAULT);
