@@ -386,9 +386,9 @@ int main(int argc, char **argv)
     }
     const char *cmd = argv[1];
     /* Internal: the HDF5 parse helper a worker spawns (ingest/parse_proc.h). */
-    /* `_hdf5-parse MAX_IN MAX_OUT MAX_CHANNELS [mapped [SKEW [OFFSET LEN]]]` (hdf5_limits,
-     * hdf5_input) */
-    if (strcmp(cmd, "_hdf5-parse") == 0 && argc >= 5 && argc <= 9 && argc != 8) {
+    /* `_hdf5-parse MAX_IN MAX_OUT MAX_DATASET MAX_FILE MAX_CHANNELS [mapped [SKEW [OFFSET
+     * LEN]]]` (hdf5_limits, hdf5_input) */
+    if (strcmp(cmd, "_hdf5-parse") == 0 && argc >= 7 && argc <= 11 && argc != 10) {
 #ifdef OGD_TEST_HOOKS
         /* Tests of what happens to an ingest still in progress (a stop, a client that
          * leaves): the helper never answers, until it is killed. */
@@ -399,19 +399,21 @@ int main(int argc, char **argv)
         uint64_t max_in, max_out;
         hdf5_limits lim;
         if (!parse_u64(argv[2], &max_in) || !parse_u64(argv[3], &max_out) ||
-            !parse_u64(argv[4], &lim.max_channels) || max_in > SIZE_MAX || max_out > SIZE_MAX)
+            !parse_u64(argv[4], &lim.max_dataset_bytes) ||
+            !parse_u64(argv[5], &lim.max_file_bytes) || !parse_u64(argv[6], &lim.max_channels) ||
+            max_in > SIZE_MAX || max_out > SIZE_MAX)
             return 1;
-        hdf5_input in = {argc == 9, 0, 0, 0};
-        if (argc >= 7) {
+        hdf5_input in = {argc == 11, 0, 0, 0};
+        if (argc >= 9) {
             uint64_t skew;
-            if (!parse_u64(argv[6], &skew) || skew > 7)
+            if (!parse_u64(argv[8], &skew) || skew > 7)
                 return 1;
             in.skew = (unsigned)skew;
         }
-        if (argc == 9 && (!parse_u64(argv[7], &in.offset) || !parse_u64(argv[8], &in.len)))
+        if (argc == 11 && (!parse_u64(argv[9], &in.offset) || !parse_u64(argv[10], &in.len)))
             return 1;
         return hdf5_parse_main((size_t)max_in, (size_t)max_out, &lim,
-                               argc >= 6 && strcmp(argv[5], "mapped") == 0, &in);
+                               argc >= 8 && strcmp(argv[7], "mapped") == 0, &in);
     }
     if (strcmp(cmd, "serve") == 0)
         return cmd_serve(argc, argv);

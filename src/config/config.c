@@ -153,6 +153,8 @@ static const key_def KEYS[] = {
     {STR(database, url, NULL, KF_URL_SECRET)},
     {INT(database, pool_size, "4", 1, 1024, 0)},
 
+    {I64(ingest, max_decompressed_bytes, "268435456", 1, (int64_t)1 << 40)},
+    {I64(ingest, max_file_decompressed_bytes, "4294967296", 1, (int64_t)1 << 44)},
     {INT(ingest, max_channels, "5000", 1, 1000000, 0)},
 
     {STR(app, host, NULL, 0)},

@@ -93,7 +93,9 @@ typedef struct ogd_database_config {
 /* (ogd) Limits on what one HDF5 upload may make the ingest do (issue 15). */
 typedef struct ogd_ingest_config {
     bool present;
-    int max_channels; /** root members of a file; more: file rejected */
+    int64_t max_decompressed_bytes;      /** one dataset's size as read; larger: channel rejected */
+    int64_t max_file_decompressed_bytes; /** all datasets of a file; larger: file rejected */
+    int max_channels;                    /** root members of a file; more: file rejected */
 } ogd_ingest_config;
 
 typedef struct ogd_app_config {

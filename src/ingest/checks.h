@@ -63,8 +63,11 @@ typedef struct ingest_plan {
 
 /* Runs the checks. manifest: the latest manifest document ({"_id","channels"}) or NULL
  * when none is stored. lim: the limits the helper was given (NULL: none): a file with
- * more root members than max_channels is rejected whole. The plan borrows from pr (keep
- * it alive). Returns 0 (look at plan->status) or -ENOMEM. */
+ * more root members than max_channels is rejected whole; a channel whose dataset's
+ * declared size passes max_dataset_bytes is rejected ("data is too large: N bytes when
+ * decompressed, more than the limit of M bytes"; waveforms: "x attribute ..." / "y
+ * attribute ..."), merged with the dataset check (A5.2.4). The plan borrows from pr
+ * (keep it alive). Returns 0 (look at plan->status) or -ENOMEM. */
 int ingest_check(const parse_result *pr, const json_t *manifest, const hdf5_limits *lim,
                  ingest_plan *plan);
 void ingest_plan_free(ingest_plan *plan);
