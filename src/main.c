@@ -31,6 +31,7 @@
 #include "util/log.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,6 +54,20 @@ static void usage(FILE *f)
                "  ogd user passwd NAME | routes NAME [--add R]... [--remove R]... | delete NAME"
                " | list   [--config FILE]\n"
                "  ogd version\n");
+}
+
+/* A decimal number, all of s (the helper's arguments). */
+static bool parse_u64(const char *s, uint64_t *out)
+{
+    if (*s < '0' || *s > '9')
+        return false;
+    char *end = NULL;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || *end)
+        return false;
+    *out = (uint64_t)v;
+    return true;
 }
 
 static const char *option(int argc, char **argv, const char *name)
@@ -371,8 +386,9 @@ int main(int argc, char **argv)
     }
     const char *cmd = argv[1];
     /* Internal: the HDF5 parse helper a worker spawns (ingest/parse_proc.h). */
-    /* `_hdf5-parse MAX_IN MAX_OUT [mapped [SKEW [OFFSET LEN]]]` (hdf5_input) */
-    if (strcmp(cmd, "_hdf5-parse") == 0 && argc >= 4 && argc <= 8 && argc != 7) {
+    /* `_hdf5-parse MAX_IN MAX_OUT MAX_DATASET MAX_FILE MAX_CHANNELS [mapped [SKEW [OFFSET
+     * LEN]]]` (hdf5_limits, hdf5_input) */
+    if (strcmp(cmd, "_hdf5-parse") == 0 && argc >= 7 && argc <= 11 && argc != 10) {
 #ifdef OGD_TEST_HOOKS
         /* Tests of what happens to an ingest still in progress (a stop, a client that
          * leaves): the helper never answers, until it is killed. */
@@ -380,22 +396,24 @@ int main(int argc, char **argv)
             for (;;)
                 pause();
 #endif
-        hdf5_input in = {argc == 8, 0, 0, 0};
-        char *end = NULL;
-        if (argc >= 6) {
-            in.skew = (unsigned)strtoul(argv[5], &end, 10);
-            if (!*argv[5] || *end || in.skew > 7)
+        uint64_t max_in, max_out;
+        hdf5_limits lim;
+        if (!parse_u64(argv[2], &max_in) || !parse_u64(argv[3], &max_out) ||
+            !parse_u64(argv[4], &lim.max_dataset_bytes) ||
+            !parse_u64(argv[5], &lim.max_file_bytes) || !parse_u64(argv[6], &lim.max_channels) ||
+            max_in > SIZE_MAX || max_out > SIZE_MAX)
+            return 1;
+        hdf5_input in = {argc == 11, 0, 0, 0};
+        if (argc >= 9) {
+            uint64_t skew;
+            if (!parse_u64(argv[8], &skew) || skew > 7)
                 return 1;
+            in.skew = (unsigned)skew;
         }
-        if (argc == 8) {
-            char *e2 = NULL;
-            in.offset = strtoull(argv[6], &end, 10);
-            in.len = strtoull(argv[7], &e2, 10);
-            if (!*argv[6] || *end || !*argv[7] || *e2)
-                return 1;
-        }
-        return hdf5_parse_main(strtoull(argv[2], NULL, 10), strtoull(argv[3], NULL, 10),
-                               argc >= 5 && strcmp(argv[4], "mapped") == 0, &in);
+        if (argc == 11 && (!parse_u64(argv[9], &in.offset) || !parse_u64(argv[10], &in.len)))
+            return 1;
+        return hdf5_parse_main((size_t)max_in, (size_t)max_out, &lim,
+                               argc >= 8 && strcmp(argv[7], "mapped") == 0, &in);
     }
     if (strcmp(cmd, "serve") == 0)
         return cmd_serve(argc, argv);

@@ -155,6 +155,10 @@ static const key_def KEYS[] = {
     {STR(database, url, NULL, KF_URL_SECRET)},
     {INT(database, pool_size, "4", 1, 1024, 0)},
 
+    {I64(ingest, max_decompressed_bytes, "268435456", 1, (int64_t)1 << 40)},
+    {I64(ingest, max_file_decompressed_bytes, "4294967296", 1, (int64_t)1 << 44)},
+    {INT(ingest, max_channels, "5000", 1, 1000000, 0)},
+
     {STR(app, host, NULL, 0)},
     {INT(app, port, NULL, 1, 65535, KF_NULL)},
     {BOOL(app, reload, NULL, KF_NULL)},
@@ -256,10 +260,10 @@ typedef struct section_def {
 
 #define SECTION(S) .name = #S, .present_offset = offsetof(ogd_config, S.present)
 static const section_def SECTIONS[] = {
-    {SECTION(server)},        {SECTION(database)},  {SECTION(app)},         {SECTION(images)},
-    {SECTION(float_images)},  {SECTION(waveforms)}, {SECTION(vectors)},     {SECTION(echo)},
-    {SECTION(mongodb)},       {SECTION(auth)},      {SECTION(experiments)}, {SECTION(export)},
-    {SECTION(observability)}, {SECTION(backup)},
+    {SECTION(server)}, {SECTION(database)},      {SECTION(ingest)},    {SECTION(app)},
+    {SECTION(images)}, {SECTION(float_images)},  {SECTION(waveforms)}, {SECTION(vectors)},
+    {SECTION(echo)},   {SECTION(mongodb)},       {SECTION(auth)},      {SECTION(experiments)},
+    {SECTION(export)}, {SECTION(observability)}, {SECTION(backup)},
 };
 _Static_assert(ARRAY_LEN(SECTIONS) <= ARRAY_LEN(((ogd_config *)0)->section_lines),
                "ogd_config.section_lines is too small");

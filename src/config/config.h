@@ -3,9 +3,9 @@
  *
  * ogd reads the reference's config.yml unchanged (sections app, images, float_images,
  * waveforms, vectors, echo, mongodb, auth, experiments, export, observability, backup)
- * plus its own `server:` and `database:` sections and a few keys of its own. Every key,
- * with its type, default, range and meaning, is listed in config.yml.example at the
- * repository root; the same list lives once, as a table, in config.c.
+ * plus its own `server:`, `database:` and `ingest:` sections and a few keys of its own.
+ * Every key, with its type, default, range and meaning, is listed in config.yml.example
+ * at the repository root; the same list lives once, as a table, in config.c.
  *
  * Data flows through four steps, which the caller runs in this order:
  *   config_defaults   built-in defaults: ogd runs with no file at all;
@@ -93,6 +93,14 @@ typedef struct ogd_database_config {
                        sqlite://<data_dir>/ogd.sqlite3 */
     int pool_size; /** connections per worker (PostgreSQL) */
 } ogd_database_config;
+
+/* (ogd) Limits on what one HDF5 upload may make the ingest do (issue 15). */
+typedef struct ogd_ingest_config {
+    bool present;
+    int64_t max_decompressed_bytes;      /** one dataset's size as read; larger: channel rejected */
+    int64_t max_file_decompressed_bytes; /** all datasets of a file; larger: file rejected */
+    int max_channels;                    /** root members of a file; more: file rejected */
+} ogd_ingest_config;
 
 typedef struct ogd_app_config {
     bool present;
@@ -225,6 +233,7 @@ typedef struct ogd_backup_config {
 typedef struct ogd_config {
     ogd_server_config server;
     ogd_database_config database;
+    ogd_ingest_config ingest;
     ogd_app_config app;
     ogd_images_config images;
     ogd_float_images_config float_images;

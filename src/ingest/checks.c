@@ -27,6 +27,10 @@
 #define R_X_MISSING "x attribute is missing"
 #define R_Y_MISSING "y attribute is missing"
 #define R_DATA_SHAPE "data has wrong shape"
+/* ogd: a dataset whose declared size passes ingest.max_decompressed_bytes (never read) */
+#define R_DATA_LARGE "data is too large"
+#define R_X_LARGE "x attribute is too large"
+#define R_Y_LARGE "y attribute is too large"
 
 static const char *const kind_names[] = {"scalar", "image", "float_image", "waveform", "vector"};
 
@@ -481,9 +485,47 @@ static void build_metadata(ingest_plan *p, const json_t *attrs, const char *ts_t
     p->metadata = md;
 }
 
+/* Whether dataset ds (the description's "data" of a member) passes the limit on one
+ * dataset's declared size, or the helper said so ("too_large": it was not read); then
+ * adds the reason ("<what> is too large: ...") to internal. */
+static bool too_large(const json_t *ds, const hdf5_limits *lim, const char *name, const char *what,
+                      json_t *internal)
+{
+    uint64_t max = lim ? lim->max_dataset_bytes : 0;
+    bool flagged = json_is_true(json_object_get(ds, "too_large"));
+    const json_t *size = json_object_get(ds, "size");
+    if (!flagged && (!max || !json_is_integer(size)))
+        return false;
+    const json_t *shape = json_object_get(ds, "shape");
+    size_t rank = json_array_size(shape);
+    uint64_t dims[8];
+    bool known = rank <= 8 && json_is_integer(size);
+    for (size_t i = 0; known && i < rank; i++) {
+        const json_t *v = json_array_get(shape, i);
+        known = json_is_integer(v);
+        dims[i] = (uint64_t)json_integer_value(v);
+    }
+    uint64_t bytes = 0;
+    bool fits =
+        known && hdf5_declared_bytes(dims, (int)rank, (uint64_t)json_integer_value(size), &bytes);
+    if (!flagged && fits && bytes <= max)
+        return false;
+    /* the size when it is known to pass the limit (a flag alone says nothing about it) */
+    char n[48] = "", limit[80] = "", msg[200];
+    if (fits && max && bytes > max)
+        snprintf(n, sizeof(n), ": %" PRIu64 " bytes", bytes);
+    else if (known && !fits)
+        snprintf(n, sizeof(n), ": over 2^64 bytes");
+    if (max)
+        snprintf(limit, sizeof(limit), ", more than the limit of %" PRIu64 " bytes", max);
+    snprintf(msg, sizeof(msg), "%s%s when decompressed%s", what, n, limit);
+    add_reason(internal, name, msg);
+    return true;
+}
+
 /* Extracts one root member (A5.1). Returns true when it enters the record. */
 static bool extract(const parse_result *pr, const json_t *member, const json_t *mchannels,
-                    json_t *internal, ingest_channel *out)
+                    const hdf5_limits *lim, json_t *internal, ingest_channel *out)
 {
     const char *name = json_string_value(json_object_get(member, "name"));
     const json_t *mc = json_object_get(mchannels, name);
@@ -534,6 +576,10 @@ static bool extract(const parse_result *pr, const json_t *member, const json_t *
             add_reason(internal, name, R_Y_MISSING);
         if (!x || !y)
             return false;
+        bool big_x = too_large(json_object_get(x, "data"), lim, name, R_X_LARGE, internal);
+        bool big_y = too_large(json_object_get(y, "data"), lim, name, R_Y_LARGE, internal);
+        if (big_x || big_y)
+            return false;
         array_from(pr, json_object_get(x, "data"), &out->x);
         array_from(pr, json_object_get(y, "data"), &out->y);
     } else {
@@ -543,6 +589,8 @@ static bool extract(const parse_result *pr, const json_t *member, const json_t *
             return false;
         }
         const json_t *ds = json_object_get(d, "data");
+        if (k != INGEST_SCALAR && too_large(ds, lim, name, R_DATA_LARGE, internal))
+            return false;
         if (k == INGEST_SCALAR) {
             const char *cls = json_string_value(json_object_get(ds, "class"));
             ingest_array a;
@@ -592,6 +640,7 @@ static bool extract(const parse_result *pr, const json_t *member, const json_t *
             out->data.rank = (int)json_array_size(json_object_get(ds, "shape"));
         }
     }
+    out->attrs = attrs;
     out->metadata = channel_metadata(attrs, k);
     return true;
 }
@@ -674,12 +723,8 @@ static void channel_check(const ingest_channel *c, const json_t *attrs, int stag
     }
 }
 
-static const json_t *member_attrs(const json_t *members, const char *name)
-{
-    return json_object_get(member_named(members, name), "attrs");
-}
-
-int ingest_check(const parse_result *pr, const json_t *manifest, ingest_plan *p)
+int ingest_check(const parse_result *pr, const json_t *manifest, const hdf5_limits *lim,
+                 ingest_plan *p)
 {
     memset(p, 0, sizeof(*p));
     p->rejected = json_object();
@@ -688,16 +733,24 @@ int ingest_check(const parse_result *pr, const json_t *manifest, ingest_plan *p)
     const json_t *attrs = json_object_get(desc, "attrs");
     const json_t *members = json_object_get(desc, "members");
     const char *err = json_string_value(json_object_get(desc, "error"));
-    if (err) { /* the helper refused a dataset (too large for the output cap) */
+    if (err) { /* the helper refused the file (its datasets too large) */
         char msg[400];
         snprintf(msg, sizeof(msg), "Uploaded HDF5 file is not accepted: %s", err);
         fail(p, msg);
         return 0;
     }
-    if (json_array_size(members) > INGEST_MAX_CHANNELS) {
-        char msg[128];
-        snprintf(msg, sizeof(msg), "File has too many channels (more than %d)",
-                 INGEST_MAX_CHANNELS);
+    /* the helper says how many members a file has when it has too many to describe */
+    const json_t *declared = json_object_get(desc, "channels");
+    uint64_t nch = json_array_size(members);
+    if (json_is_integer(declared) && (uint64_t)json_integer_value(declared) > nch)
+        nch = (uint64_t)json_integer_value(declared);
+    uint64_t max_ch = lim ? lim->max_channels : 0;
+    if (declared || (max_ch && nch > max_ch)) {
+        char msg[160], limit[96] = "";
+        if (max_ch)
+            snprintf(limit, sizeof(limit),
+                     ", more than the limit of %" PRIu64 " (ingest.max_channels)", max_ch);
+        snprintf(msg, sizeof(msg), "File has too many channels: %" PRIu64 "%s", nch, limit);
         fail(p, msg);
         return 0;
     }
@@ -754,7 +807,7 @@ int ingest_check(const parse_result *pr, const json_t *manifest, ingest_plan *p)
     json_t *m;
     json_array_foreach(members, i, m)
     {
-        if (extract(pr, m, mchannels, internal, &p->channels[p->nchannels]))
+        if (extract(pr, m, mchannels, lim, internal, &p->channels[p->nchannels]))
             p->nchannels++;
     }
     /* 8. channel checks, merged in order */
@@ -764,7 +817,8 @@ int ingest_check(const parse_result *pr, const json_t *manifest, ingest_plan *p)
     static const char *const pre_none[] = {NULL};
     static const char *const pre_dataset[] = {
         R_DATA_MISSING,  R_DATA_TYPE, R_X_MISSING,  R_Y_MISSING,
-        R_DTYPE_MISSING, R_DTYPE_BAD, R_DATA_SHAPE, NULL};
+        R_DTYPE_MISSING, R_DTYPE_BAD, R_DATA_SHAPE, R_DATA_LARGE,
+        R_X_LARGE,       R_Y_LARGE,   NULL};
     static const char *const pre_unexpected[] = {R_UNEXPECTED, NULL};
     static const char *const pre_name[] = {R_NAME, NULL};
     const char *const *stages[7] = {NULL,        pre_dtype,      pre_required, pre_none,
@@ -772,7 +826,7 @@ int ingest_check(const parse_result *pr, const json_t *manifest, ingest_plan *p)
     for (int stage = 1; stage <= 6; stage++) {
         json_t *list = json_array();
         for (size_t c = 0; c < p->nchannels; c++)
-            channel_check(&p->channels[c], member_attrs(members, p->channels[c].name), stage, list);
+            channel_check(&p->channels[c], p->channels[c].attrs, stage, list);
         merge(p->rejected, list, internal, stages[stage]);
     }
     json_decref(internal);

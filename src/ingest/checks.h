@@ -42,10 +42,11 @@ typedef struct ingest_array {
 typedef struct ingest_channel {
     const char *name; /** borrowed from the description */
     ingest_kind kind;
-    json_t *metadata;  /** {"channel_dtype": ..., optional attributes present} (owned) */
-    json_t *scalar;    /** scalar channels: the value (owned) */
-    ingest_array data; /** image, float_image, vector */
-    ingest_array x, y; /** waveform */
+    const json_t *attrs; /** the group's attributes (borrowed from the description) */
+    json_t *metadata;    /** {"channel_dtype": ..., optional attributes present} (owned) */
+    json_t *scalar;      /** scalar channels: the value (owned) */
+    ingest_array data;   /** image, float_image, vector */
+    ingest_array x, y;   /** waveform */
     bool rejected;
 } ingest_channel;
 
@@ -64,9 +65,14 @@ typedef struct ingest_plan {
 } ingest_plan;
 
 /* Runs the checks. manifest: the latest manifest document ({"_id","channels"}) or NULL
- * when none is stored. The plan borrows from pr (keep it alive). Returns 0 (look at
- * plan->status) or -ENOMEM. */
-int ingest_check(const parse_result *pr, const json_t *manifest, ingest_plan *plan);
+ * when none is stored. lim: the limits the helper was given (NULL: none): a file with
+ * more root members than max_channels is rejected whole; a channel whose dataset's
+ * declared size passes max_dataset_bytes is rejected ("data is too large: N bytes when
+ * decompressed, more than the limit of M bytes"; waveforms: "x attribute ..." / "y
+ * attribute ..."), merged with the dataset check (A5.2.4). The plan borrows from pr
+ * (keep it alive). Returns 0 (look at plan->status) or -ENOMEM. */
+int ingest_check(const parse_result *pr, const json_t *manifest, const hdf5_limits *lim,
+                 ingest_plan *plan);
 void ingest_plan_free(ingest_plan *plan);
 
 /* Parses a timestamp as strptime("%Y-%m-%dT%H:%M:%S%z") does; *wall_us is the wall
@@ -80,9 +86,6 @@ int ingest_parse_timestamp(const char *s, int64_t *wall_us, int *offset_s);
  * hold (0001-01-01T00:00:00+14:00 is in year 0 in UTC). Whole seconds (any fraction of
  * wall_us is dropped). */
 int ingest_record_id(int64_t wall_us, int offset_s, char id[INGEST_ID_LEN + 1]);
-
-/* Root members a file may have (a larger file is rejected whole with 400). */
-#define INGEST_MAX_CHANNELS 20000
 
 #define INGEST_TIMESTAMP_ERROR                                                                     \
     "Invalid timestamp metadata. Expected key 'timestamp' with value formatted, for example as: "  \

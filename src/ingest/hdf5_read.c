@@ -1,7 +1,11 @@
 /*
  * hdf5_read.c: the libhdf5 side of ingest (runs in the parse helper process only; see
  * hdf5_read.h for the output format). Opens the bytes as a file image (no temp file),
- * walks the root group in name order, reads attributes and datasets in native types.
+ * walks the root group in name order describing every member (attributes read, datasets
+ * sized from their declared shape and type), then checks the limits (channels, one
+ * dataset, the file's total, the output cap) and only then reads the datasets that pass,
+ * in native types. A compressed dataset costs nothing until it is read, so a small file
+ * declaring gigabytes is refused before libhdf5 allocates or inflates anything.
  */
 #include "ingest/hdf5_read.h"
 
@@ -21,57 +25,53 @@
 
 #define MAX_RANK 8
 
-/* The data part goes either to a growing capped buffer (the pipe) or to a fixed area
- * (the output memfd's mapping). */
+/* A dataset to copy into the data part: described during the walk, read after it, once
+ * every limit has been checked. */
+typedef struct pending {
+    json_t *out;  /* its description (owned by the document) */
+    haddr_t addr; /* the dataset object, reopened to read it */
+    hid_t mt;     /* the native type it is read as */
+    int rank;
+    size_t bytes;
+    size_t off; /* where it goes in the data part */
+} pending;
+
+/* The data part goes either to a capped buffer (the pipe) or to a fixed area (the
+ * output memfd's mapping). */
 typedef struct walk {
     buf_t *data;         /* dataset bytes (pipe), or NULL */
     unsigned char *area; /* dataset bytes (memfd), when data is NULL */
-    size_t len;          /* bytes in area */
+    size_t len;          /* bytes in the data part */
     size_t cap;          /* bytes the data part may hold */
     size_t image_len;    /* the file image's length (references into it) */
     unsigned skew;       /* the reader's copy of the image starts this far past 8k */
     bool refs;           /* datasets may be reported by reference ("ref") */
-    int status;          /* first hard error */
+    hdf5_limits lim;     /* 0 = none */
+    hid_t file;
+    uint64_t total;      /* declared bytes of the datasets read or referenced */
+    bool total_overflow; /* ... past 64 bits */
+    pending *reads;      /* the datasets to copy, in walk order */
+    size_t nreads, reads_cap;
+    int status; /* first hard error */
     char error[256];
 } walk;
 
-static size_t data_len(const walk *w)
+bool hdf5_declared_bytes(const uint64_t *dims, int rank, uint64_t elem_size, uint64_t *bytes)
 {
-    return w->data ? w->data->len : w->len;
-}
-
-/* Pads the data part to a multiple of 8 and makes room for bytes more; returns where
- * they go (NULL: -E2BIG or -ENOMEM in *rc). */
-static unsigned char *data_reserve(walk *w, size_t bytes, int *rc)
-{
-    static const char zeros[8];
-    size_t pad = data_len(w) % 8 ? 8 - data_len(w) % 8 : 0;
-    if (w->data) {
-        if (pad && buf_append(w->data, zeros, pad) != 0) {
-            *rc = -E2BIG;
-            return NULL;
+    uint64_t n = elem_size;
+    for (int i = 0; i < rank; i++) {
+        if (dims[i] == 0) {
+            *bytes = 0;
+            return true;
         }
-        if (buf_reserve(w->data, bytes + 1) != 0) {
-            *rc = -ENOMEM;
-            return NULL;
-        }
-        return (unsigned char *)w->data->data + w->data->len;
     }
-    if (pad > w->cap - w->len || bytes > w->cap - w->len - pad) {
-        *rc = -E2BIG;
-        return NULL;
+    for (int i = 0; i < rank; i++) {
+        if (n && dims[i] > UINT64_MAX / n)
+            return false;
+        n *= dims[i];
     }
-    memset(w->area + w->len, 0, pad);
-    w->len += pad;
-    return w->area + w->len;
-}
-
-static void data_commit(walk *w, size_t bytes)
-{
-    if (w->data)
-        w->data->len += bytes;
-    else
-        w->len += bytes;
+    *bytes = n;
+    return true;
 }
 
 static json_t *str_value(hid_t type, hid_t obj, bool attr)
@@ -220,28 +220,32 @@ static bool can_reference(const walk *w, hid_t ds, hid_t type, hid_t mt, size_t 
 {
     if (!w->refs || bytes == 0 || H5Tequal(type, mt) <= 0)
         return false;
+    /* the cheap tests first: chunked and compact data have no address */
+    haddr_t addr = H5Dget_offset(ds);
+    if (addr == HADDR_UNDEF || addr > w->image_len || bytes > w->image_len - addr ||
+        (w->skew + addr) % size != 0 || H5Dget_storage_size(ds) != (hsize_t)bytes)
+        return false;
     hid_t dcpl = H5Dget_create_plist(ds);
     if (dcpl < 0)
         return false;
     bool plain = H5Pget_layout(dcpl) == H5D_CONTIGUOUS && H5Pget_nfilters(dcpl) == 0 &&
                  H5Pget_external_count(dcpl) == 0;
     H5Pclose(dcpl);
-    if (!plain || H5Dget_storage_size(ds) != (hsize_t)bytes)
-        return false;
-    haddr_t addr = H5Dget_offset(ds);
-    if (addr == HADDR_UNDEF || addr > w->image_len || bytes > w->image_len - addr ||
-        (w->skew + addr) % size != 0)
+    if (!plain)
         return false;
     *off = (uint64_t)addr;
     return true;
 }
 
-static json_t *read_dataset(walk *w, hid_t ds)
+/* Describes a dataset; a numeric one is either too large (not read), referenced in the
+ * image, or queued to be copied once the walk is over (w->reads). */
+static json_t *read_dataset(walk *w, hid_t ds, haddr_t addr)
 {
     hid_t type = H5Dget_type(ds);
     hid_t space = H5Dget_space(ds);
     int rank = H5Sget_simple_extent_ndims(space);
     hsize_t dims[MAX_RANK];
+    uint64_t sides[MAX_RANK];
     json_t *out = json_object();
     if (rank < 0 || rank > MAX_RANK) {
         json_object_set_new(out, "class", json_string("other"));
@@ -249,13 +253,9 @@ static json_t *read_dataset(walk *w, hid_t ds)
     }
     H5Sget_simple_extent_dims(space, dims, NULL);
     json_t *shape = json_array();
-    uint64_t n = 1;
-    bool overflow = false;
     for (int i = 0; i < rank; i++) {
         json_array_append_new(shape, json_integer((json_int_t)dims[i]));
-        if (dims[i] && n > UINT64_MAX / dims[i])
-            overflow = true;
-        n *= dims[i];
+        sides[i] = (uint64_t)dims[i];
     }
     json_object_set_new(out, "shape", shape);
     H5T_class_t cls = H5Tget_class(type);
@@ -299,41 +299,97 @@ static json_t *read_dataset(walk *w, hid_t ds)
     json_object_set_new(out, "size", json_integer((json_int_t)size));
     if (H5Tget_order(type) == H5T_ORDER_BE)
         json_object_set_new(out, "big_endian", json_true());
+    /* the declared size, before anything is read: a few kilobytes of compressed chunks
+     * (or none at all: unwritten chunks read as the fill value) may declare gigabytes */
+    uint64_t bytes = 0;
+    if (!hdf5_declared_bytes(sides, rank, size, &bytes) ||
+        (w->lim.max_dataset_bytes && bytes > w->lim.max_dataset_bytes) || bytes > SIZE_MAX) {
+        json_object_set_new(out, "too_large", json_true());
+        goto done;
+    }
+    if (bytes > UINT64_MAX - w->total)
+        w->total_overflow = true;
+    w->total += bytes;
     /* a dataset read by reference costs no output (it lies within the input) */
     uint64_t ref = 0;
-    if (!overflow && n <= w->image_len / size &&
-        can_reference(w, ds, type, mt, size, (size_t)n * size, &ref)) {
+    if (can_reference(w, ds, type, mt, size, (size_t)bytes, &ref)) {
         json_object_set_new(out, "ref", json_integer((json_int_t)ref));
-        json_object_set_new(out, "len", json_integer((json_int_t)(n * size)));
+        json_object_set_new(out, "len", json_integer((json_int_t)bytes));
         goto done;
     }
-    if (overflow || n > (w->cap - data_len(w)) / size) {
-        w->status = -E2BIG;
-        snprintf(w->error, sizeof(w->error), "a dataset is too large (%d dimensions)", rank);
-        goto done;
+    if (w->nreads == w->reads_cap) {
+        size_t cap = w->reads_cap ? w->reads_cap * 2 : 64;
+        pending *r = realloc(w->reads, cap * sizeof(*r));
+        if (!r) {
+            w->status = -ENOMEM;
+            goto done;
+        }
+        w->reads = r;
+        w->reads_cap = cap;
     }
-    size_t bytes = (size_t)n * size;
-    /* every dataset starts 8-byte aligned in the data part (which starts aligned too) */
-    int rc = 0;
-    unsigned char *dst = data_reserve(w, bytes, &rc);
-    if (!dst) {
-        w->status = rc;
-        if (rc == -E2BIG)
-            snprintf(w->error, sizeof(w->error), "the datasets are too large together");
-        goto done;
-    }
-    size_t off = data_len(w);
-    if (bytes && H5Dread(ds, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, dst) < 0) {
-        json_object_set_new(out, "class", json_string("unreadable"));
-        goto done;
-    }
-    data_commit(w, bytes);
-    json_object_set_new(out, "off", json_integer((json_int_t)off));
-    json_object_set_new(out, "len", json_integer((json_int_t)bytes));
+    w->reads[w->nreads++] = (pending){out, addr, mt, rank, (size_t)bytes, 0};
 done:
     H5Sclose(space);
     H5Tclose(type);
     return out;
+}
+
+/* Places every queued dataset in the data part (8-byte aligned, walk order) within the
+ * cap; false (w->error set) when they do not fit. Nothing has been read yet. */
+static bool place_reads(walk *w)
+{
+    size_t len = 0;
+    for (size_t i = 0; i < w->nreads; i++) {
+        pending *r = &w->reads[i];
+        size_t pad = len % 8 ? 8 - len % 8 : 0;
+        if (pad > w->cap - len) {
+            snprintf(w->error, sizeof(w->error), "the datasets are too large together");
+            return false;
+        }
+        if (r->bytes > w->cap - len - pad) {
+            snprintf(w->error, sizeof(w->error), "a dataset is too large (%d dimensions)", r->rank);
+            return false;
+        }
+        r->off = len + pad;
+        len = r->off + r->bytes;
+    }
+    w->len = len;
+    return true;
+}
+
+/* Reads the queued datasets into their places. */
+static void run_reads(walk *w, unsigned char *base)
+{
+    size_t end = 0;
+    for (size_t i = 0; i < w->nreads; i++) {
+        pending *r = &w->reads[i];
+        unsigned char *dst = base + r->off;
+        memset(base + end, 0, r->off - end); /* the padding */
+        end = r->off + r->bytes;
+        bool ok = true;
+        if (r->bytes) {
+            hid_t ds = H5Oopen_by_addr(w->file, r->addr);
+            ok = ds >= 0 && H5Iget_type(ds) == H5I_DATASET;
+            if (ok) {
+                /* the object the walk described: its size must not have changed */
+                hid_t space = H5Dget_space(ds);
+                hssize_t n = space >= 0 ? H5Sget_simple_extent_npoints(space) : -1;
+                if (space >= 0)
+                    H5Sclose(space);
+                ok = n >= 0 && (uint64_t)n == r->bytes / H5Tget_size(r->mt) &&
+                     H5Dread(ds, r->mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, dst) >= 0;
+            }
+            if (ds >= 0)
+                H5Oclose(ds);
+        }
+        if (!ok) {
+            memset(dst, 0, r->bytes);
+            json_object_set_new(r->out, "class", json_string("unreadable"));
+            continue;
+        }
+        json_object_set_new(r->out, "off", json_integer((json_int_t)r->off));
+        json_object_set_new(r->out, "len", json_integer((json_int_t)r->bytes));
+    }
 }
 
 typedef struct member_ctx {
@@ -349,8 +405,8 @@ static herr_t member_cb(hid_t loc, const char *name, const H5L_info_t *info, voi
     if (m->w->status)
         return 1;
     json_t *item = json_pack("{ss}", "name", name);
-    H5O_info_t oi;
-    if (H5Oget_info_by_name(loc, name, &oi, H5P_DEFAULT) < 0) {
+    H5O_info_t oi; /* the type only: the full info reads every header message */
+    if (H5Oget_info_by_name2(loc, name, &oi, H5O_INFO_BASIC, H5P_DEFAULT) < 0) {
         json_object_set_new(item, "kind", json_string("other"));
     } else if (oi.type == H5O_TYPE_GROUP) {
         json_object_set_new(item, "kind", json_string("group"));
@@ -369,7 +425,7 @@ static herr_t member_cb(hid_t loc, const char *name, const H5L_info_t *info, voi
         json_object_set_new(item, "kind", json_string("dataset"));
         hid_t d = H5Dopen2(loc, name, H5P_DEFAULT);
         if (d >= 0) {
-            json_object_set_new(item, "data", read_dataset(m->w, d));
+            json_object_set_new(item, "data", read_dataset(m->w, d, oi.addr));
             if (m->top)
                 json_object_set_new(item, "attrs", read_attrs(d));
             H5Dclose(d);
@@ -381,8 +437,10 @@ static herr_t member_cb(hid_t loc, const char *name, const H5L_info_t *info, voi
     return 0;
 }
 
-/* Walks the file into w's data part; *text: the JSON description (malloc'd). Returns 0,
- * -EINVAL (not HDF5) or -ENOMEM; w->status -E2BIG means the error member says so. */
+/* Describes the file (every member first, then, when the limits and the cap allow it,
+ * the copied datasets' bytes into w's data part: w->len bytes); *text: the JSON
+ * description (malloc'd). Returns 0 (w->error: the refusal the "error" member carries,
+ * nothing read), -EINVAL (not HDF5) or -ENOMEM. */
 static int describe(void *image, size_t len, walk *w, char **text)
 {
     *text = NULL;
@@ -393,19 +451,71 @@ static int describe(void *image, size_t len, walk *w, char **text)
         H5LTopen_file_image(image, len, H5LT_FILE_IMAGE_DONT_COPY | H5LT_FILE_IMAGE_DONT_RELEASE);
     if (f < 0)
         return -EINVAL;
+    /* A small fixed metadata cache: the walk visits each object once, so a bigger cache
+     * buys nothing, and the library does not count the decoded messages it keeps with
+     * each cached object header: with the default (adaptive, up to 32 MiB of raw
+     * headers) a file of 20 000 channels held ~300 MB and spent its time in malloc. */
+    H5AC_cache_config_t mdc;
+    memset(&mdc, 0, sizeof(mdc));
+    mdc.version = H5AC__CURR_CACHE_CONFIG_VERSION;
+    if (H5Fget_mdc_config(f, &mdc) >= 0) {
+        mdc.set_initial_size = true;
+        mdc.initial_size = (size_t)2 << 20;
+        mdc.max_size = (size_t)2 << 20;
+        mdc.min_size = (size_t)1 << 20;
+        mdc.incr_mode = H5C_incr__off;
+        mdc.flash_incr_mode = H5C_flash_incr__off;
+        mdc.decr_mode = H5C_decr__off;
+        H5Fset_mdc_config(f, &mdc);
+    }
     hid_t root = H5Gopen2(f, "/", H5P_DEFAULT);
     if (root < 0) {
         H5Fclose(f);
         return -EINVAL;
     }
+    w->file = f;
     json_t *doc = json_object();
-    json_object_set_new(doc, "attrs", read_attrs(root));
-    member_ctx m = {w, json_array(), true};
-    hsize_t idx = 0;
-    H5Literate(root, H5_INDEX_NAME, H5_ITER_INC, &idx, member_cb, &m);
-    json_object_set_new(doc, "members", m.list);
-    if (w->error[0])
+    H5G_info_t gi;
+    if (w->lim.max_channels && H5Gget_info(root, &gi) >= 0 && gi.nlinks > w->lim.max_channels) {
+        /* too many channels: say how many, read nothing */
+        json_object_set_new(doc, "attrs", json_object());
+        json_object_set_new(doc, "members", json_array());
+        json_object_set_new(doc, "channels", json_integer((json_int_t)gi.nlinks));
+    } else {
+        json_object_set_new(doc, "attrs", read_attrs(root));
+        member_ctx m = {w, json_array(), true};
+        hsize_t idx = 0;
+        H5Literate(root, H5_INDEX_NAME, H5_ITER_INC, &idx, member_cb, &m);
+        json_object_set_new(doc, "members", m.list);
+    }
+    /* every dataset is described: the limits, then the reads */
+    if (!w->status && w->lim.max_file_bytes &&
+        (w->total_overflow || w->total > w->lim.max_file_bytes))
+        snprintf(w->error, sizeof(w->error),
+                 "its datasets hold %s%llu bytes when decompressed, more than the limit of %llu "
+                 "bytes (ingest.max_file_decompressed_bytes)",
+                 w->total_overflow ? "more than " : "",
+                 (unsigned long long)(w->total_overflow ? UINT64_MAX : w->total),
+                 (unsigned long long)w->lim.max_file_bytes);
+    if (!w->status && !w->error[0] && place_reads(w)) {
+        unsigned char *base = w->area;
+        if (w->data) {
+            if (buf_reserve(w->data, w->len + 1) != 0)
+                w->status = -ENOMEM;
+            base = (unsigned char *)w->data->data;
+        }
+        if (!w->status) {
+            run_reads(w, base);
+            if (w->data)
+                w->data->len = w->len;
+        }
+    }
+    if (w->error[0]) { /* the error text says it: no data was read */
+        w->len = 0;
         json_object_set_new(doc, "error", json_string(w->error));
+    }
+    free(w->reads);
+    w->reads = NULL;
     H5Gclose(root);
     H5Fclose(f);
     int rc = w->status == -ENOMEM ? -ENOMEM : 0;
@@ -422,11 +532,13 @@ static void put64le(unsigned char *p, uint64_t v)
         p[i] = (unsigned char)(v >> (8 * i));
 }
 
-int hdf5_describe(void *image, size_t len, buf_t *out)
+int hdf5_describe(void *image, size_t len, const hdf5_limits *lim, buf_t *out)
 {
     buf_t data;
     buf_init(&data, out->max);
-    walk w = {&data, NULL, 0, out->max, len, 0, false, 0, ""};
+    walk w = {.data = &data, .cap = out->max, .image_len = len};
+    if (lim)
+        w.lim = *lim;
     char *text = NULL;
     int rc = describe(image, len, &w, &text);
     if (!rc) {
@@ -435,11 +547,8 @@ int hdf5_describe(void *image, size_t len, buf_t *out)
         tl += pad;
         unsigned char hdr[12] = {'O', 'G', 'D', 'H'};
         put64le(hdr + 4, tl);
-        if (w.status == -E2BIG) /* the error text says it: drop the data */
-            data.len = 0;
         if (buf_append(out, hdr, sizeof(hdr)) || buf_append(out, text, tl - pad) ||
-            buf_append(out, "        ", pad) ||
-            buf_append(out, data.data ? data.data : "", data.len))
+            buf_append(out, "        ", pad) || buf_append(out, data.data ? data.data : "", w.len))
             rc = -E2BIG;
     }
     free(text);
@@ -447,20 +556,23 @@ int hdf5_describe(void *image, size_t len, buf_t *out)
     return rc;
 }
 
-int hdf5_describe_mapped(void *image, size_t len, unsigned skew, unsigned char *area, size_t cap,
-                         size_t *used)
+int hdf5_describe_mapped(void *image, size_t len, unsigned skew, const hdf5_limits *lim,
+                         unsigned char *area, size_t cap, size_t *used)
 {
     *used = 0;
     if (cap < HDF5_MAPPED_HEADER)
         return -E2BIG;
-    walk w = {NULL, area + HDF5_MAPPED_HEADER, 0, cap - HDF5_MAPPED_HEADER, len, skew % 8, true, 0,
-              ""};
+    walk w = {.area = area + HDF5_MAPPED_HEADER,
+              .cap = cap - HDF5_MAPPED_HEADER,
+              .image_len = len,
+              .skew = skew % 8,
+              .refs = true};
+    if (lim)
+        w.lim = *lim;
     char *text = NULL;
     int rc = describe(image, len, &w, &text);
     if (rc)
         return rc;
-    if (w.status == -E2BIG) /* the error text says it: drop the data */
-        w.len = 0;
     size_t json_off = HDF5_MAPPED_HEADER + (w.len + 7) / 8 * 8;
     size_t tl = strlen(text);
     if (json_off > cap || tl > cap - json_off) {
@@ -480,7 +592,7 @@ int hdf5_describe_mapped(void *image, size_t len, unsigned skew, unsigned char *
 
 /* The memfd variant of the helper (see hdf5_parse_main): maps fd 0 (the whole file, or
  * the window of it `in` names) and fd 3. */
-static int parse_mapped(size_t max_in, size_t max_out, const hdf5_input *in)
+static int parse_mapped(size_t max_in, size_t max_out, const hdf5_limits *lim, const hdf5_input *in)
 {
     struct stat st;
     if (fstat(0, &st) != 0 || !S_ISREG(st.st_mode)) {
@@ -525,8 +637,8 @@ static int parse_mapped(size_t max_in, size_t max_out, const hdf5_input *in)
         return 1;
     }
     size_t used = 0;
-    int rc =
-        hdf5_describe_mapped(image ? image : (void *)"", len, in ? in->skew : 0, area, cap, &used);
+    int rc = hdf5_describe_mapped(image ? image : (void *)"", len, in ? in->skew : 0, lim, area,
+                                  cap, &used);
     munmap(area, cap);
     if (map)
         munmap(map, map_len);
@@ -541,7 +653,8 @@ static int parse_mapped(size_t max_in, size_t max_out, const hdf5_input *in)
     return 0;
 }
 
-int hdf5_parse_main(size_t max_in, size_t max_out, bool mapped, const hdf5_input *input)
+int hdf5_parse_main(size_t max_in, size_t max_out, const hdf5_limits *lim, bool mapped,
+                    const hdf5_input *input)
 {
 #if !defined(__SANITIZE_ADDRESS__)
     /* libhdf5 may allocate on a hostile file's say-so (chunk caches, huge attributes):
@@ -553,7 +666,7 @@ int hdf5_parse_main(size_t max_in, size_t max_out, bool mapped, const hdf5_input
     setrlimit(RLIMIT_AS, &rl);
 #endif
     if (mapped)
-        return parse_mapped(max_in, max_out, input);
+        return parse_mapped(max_in, max_out, lim, input);
     buf_t in;
     buf_init(&in, max_in);
     char chunk[65536];
@@ -572,7 +685,7 @@ int hdf5_parse_main(size_t max_in, size_t max_out, bool mapped, const hdf5_input
     }
     buf_t out;
     buf_init(&out, max_out);
-    int rc = hdf5_describe(in.data, in.len, &out);
+    int rc = hdf5_describe(in.data, in.len, lim, &out);
     buf_free(&in);
     if (rc) {
         buf_free(&out);

@@ -19,6 +19,14 @@
  *           "shape":[...], "off":n, "len":n} for numbers (native byte order, elements of
  *           `size` bytes at offset off of the data part), {"class":"str","shape":[],
  *           "v":s} for a scalar string, {"class":"str","shape":[n...]} for string arrays.
+ *           A numeric dataset larger than the limits' max_dataset_bytes (its declared
+ *           size, hdf5_declared_bytes) is not read: {"class", "size", "shape",
+ *           "too_large": true}, no "off"/"ref"/"len".
+ * Whole-file refusals: "error" (text) when the numeric datasets within
+ * max_dataset_bytes hold more than max_file_bytes together, or do not fit the output
+ * cap (then no dataset was read and "members" still describes the file); "channels": n
+ * and empty "attrs" and "members" when the root group has more than max_channels
+ * members (nothing else was read).
  *
  * Output into a shared file (the "OGDM" format, parse_proc's memfd path): the data part
  * is read by libhdf5 straight into the mapping, so nothing is copied on either side:
@@ -43,11 +51,24 @@
 
 #include "util/buf.h"
 
-/* Describes image[0..len) into out (whose cap bounds the whole output; a dataset that
- * would pass it is reported as the "error" member). Returns 0 when the file opened
- * (check the "error" member anyway), -EINVAL when it is not a readable HDF5 file, -E2BIG
- * when the output cap was hit, -ENOMEM. */
-int hdf5_describe(void *image, size_t len, buf_t *out);
+/* What one file may make the reader do (config section ingest:); 0 = no limit. All are
+ * decided from the file's metadata before any dataset is read. */
+typedef struct hdf5_limits {
+    uint64_t max_dataset_bytes; /** one numeric dataset's declared size */
+    uint64_t max_file_bytes;    /** the sum of those within max_dataset_bytes */
+    uint64_t max_channels;      /** members of the root group */
+} hdf5_limits;
+
+/* The bytes a dataset of rank dims (rank 0: one element) of elements of elem_size bytes
+ * holds once read: *bytes, true; false when that does not fit in 64 bits. A zero side
+ * makes it 0 whatever the others are. */
+bool hdf5_declared_bytes(const uint64_t *dims, int rank, uint64_t elem_size, uint64_t *bytes);
+
+/* Describes image[0..len) into out (whose cap bounds the whole output; datasets that
+ * would pass it are reported as the "error" member), within lim (NULL: no limits).
+ * Returns 0 when the file opened (check the "error" member anyway), -EINVAL when it is
+ * not a readable HDF5 file, -E2BIG when the output cap was hit, -ENOMEM. */
+int hdf5_describe(void *image, size_t len, const hdf5_limits *lim, buf_t *out);
 
 /* Bytes before the data part of an "OGDM" output. */
 #define HDF5_MAPPED_HEADER 64
@@ -56,8 +77,8 @@ int hdf5_describe(void *image, size_t len, buf_t *out);
  * reference where they can be, offsets relative to image, aligned for a copy of image
  * that starts skew (0..7) bytes past a multiple of 8); *used: the bytes written. Returns as
  * hdf5_describe (-E2BIG: cap too small even for the description). */
-int hdf5_describe_mapped(void *image, size_t len, unsigned skew, unsigned char *area, size_t cap,
-                         size_t *used);
+int hdf5_describe_mapped(void *image, size_t len, unsigned skew, const hdf5_limits *lim,
+                         unsigned char *area, size_t cap, size_t *used);
 
 /* Where the helper's input is: the HDF5 bytes are [offset, offset + len) of the stdin
  * file when window is set, else the whole file; the reader's own copy of them starts
@@ -70,13 +91,15 @@ typedef struct hdf5_input {
     unsigned skew;
 } hdf5_input;
 
-/* The helper's main. Pipe mode: reads the file from stdin (at most max_in bytes), writes
- * the "OGDH" description to stdout (at most max_out bytes). Mapped mode: stdin is a
- * regular file (a memfd, or the caller's own file) holding the HDF5 bytes as `in` says
- * (NULL: the whole file, skew 0), at most max_in of them, mapped, not read; fd 3 is a file
- * (a memfd) that receives the "OGDM" description (at most max_out + HDF5_MAPPED_HEADER
- * bytes, the file truncated to its length). Exit 0; 3 not HDF5; 4 too large; 1 other
- * failures (a message on stderr). */
-int hdf5_parse_main(size_t max_in, size_t max_out, bool mapped, const hdf5_input *in);
+/* The helper's main (`ogd _hdf5-parse MAX_IN MAX_OUT MAX_DATASET MAX_FILE MAX_CHANNELS
+ * [mapped SKEW [OFFSET LEN]]`, src/main.c), within lim. Pipe mode: reads the file from
+ * stdin (at most max_in bytes), writes the "OGDH" description to stdout (at most max_out
+ * bytes). Mapped mode: stdin is a regular file (a memfd, or the caller's own file)
+ * holding the HDF5 bytes as `in` says (NULL: the whole file, skew 0), at most max_in of
+ * them, mapped, not read; fd 3 is a file (a memfd) that receives the "OGDM" description
+ * (at most max_out + HDF5_MAPPED_HEADER bytes, the file truncated to its length). Exit 0;
+ * 3 not HDF5; 4 too large; 1 other failures (a message on stderr). */
+int hdf5_parse_main(size_t max_in, size_t max_out, const hdf5_limits *lim, bool mapped,
+                    const hdf5_input *in);
 
 #endif

@@ -549,7 +549,7 @@ static void lookup(ingest_t *in, bool by_shotnum)
 static void check_run(void *data)
 {
     ingest_t *in = data;
-    int rc = ingest_check(&in->parsed, in->manifest, &in->plan);
+    int rc = ingest_check(&in->parsed, in->manifest, &in->env.limits.hdf5, &in->plan);
     if (rc)
         in->plan.status = 500;
 }
@@ -640,5 +640,9 @@ void ingest_env_from_config(const ogd_config *cfg, ingest_env *env)
     env->sizes.vector[1] = (uint32_t)cfg->vectors.thumbnail_size[1];
     /* the helper's answer: every frame at most twice the upload, plus thumbnails */
     env->limits.max_output = (size_t)cfg->server.max_upload_bytes * 2 + ((size_t)64 << 20);
+    /* what one file may hold (config ingest:), checked before any dataset is read */
+    env->limits.hdf5.max_dataset_bytes = (uint64_t)cfg->ingest.max_decompressed_bytes;
+    env->limits.hdf5.max_file_bytes = (uint64_t)cfg->ingest.max_file_decompressed_bytes;
+    env->limits.hdf5.max_channels = (uint64_t)cfg->ingest.max_channels;
     env->backup_dir = cfg->backup.present ? cfg->backup.cache_directory : NULL;
 }

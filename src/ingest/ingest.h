@@ -59,8 +59,9 @@ int ingest_start(const ingest_env *env, const void *bytes, size_t len, int fd, u
  * started are finished and, with no record written, deleted). cb still runs. */
 void ingest_cancel(ingest_t *in);
 
-/* The thumbnail sizes, the helper's output cap and the backup directory of env from
- * the config (the server and `ogd ingest` use the same); the caller sets the rest. */
+/* The thumbnail sizes, the helper's output cap, the file limits (ingest:) and the backup
+ * directory of env from the config (the server and `ogd ingest` use the same); the
+ * caller sets the rest. */
 void ingest_env_from_config(const ogd_config *cfg, ingest_env *env);
 
 #endif

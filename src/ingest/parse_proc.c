@@ -50,6 +50,7 @@ struct parse_proc {
     size_t len;
     size_t max_output;
     unsigned timeout_ms;
+    hdf5_limits hdf5;
     bool fill_failed;
     void *in_map;     /* the filled input memfd, mapped (the references' base), or NULL */
     int early_status; /* set when the helper never ran (memfd path): the cb's status */
@@ -208,23 +209,24 @@ static void on_timeout(uv_timer_t *t)
 /* Spawns the helper (pipe path: and starts writing the upload to it). */
 static int spawn(parse_proc_t *p)
 {
-    char max_in[32], max_out[32], skew[8], win_off[32];
+    char max_in[32], max_out[32], max_ds[32], max_file[32], max_ch[32], skew[8], win_off[32];
     snprintf(max_in, sizeof(max_in), "%zu", p->len);
     snprintf(max_out, sizeof(max_out), "%zu", p->max_output);
+    snprintf(max_ds, sizeof(max_ds), "%llu", (unsigned long long)p->hdf5.max_dataset_bytes);
+    snprintf(max_file, sizeof(max_file), "%llu", (unsigned long long)p->hdf5.max_file_bytes);
+    snprintf(max_ch, sizeof(max_ch), "%llu", (unsigned long long)p->hdf5.max_channels);
     /* references are checked against our bytes: the helper aligns them for where they are */
     snprintf(skew, sizeof(skew), "%u",
              (unsigned)((uintptr_t)(p->in_map ? p->in_map : p->bytes) % 8));
     snprintf(win_off, sizeof(win_off), "%llu", (unsigned long long)p->fd_offset);
-    /* ogd _hdf5-parse MAX_IN MAX_OUT [mapped SKEW [OFFSET LEN]] (LEN: MAX_IN, the upload's) */
-    char *args[] = {(char *)"ogd",
-                    (char *)"_hdf5-parse",
-                    max_in,
-                    max_out,
-                    p->mapped ? (char *)"mapped" : NULL,
-                    skew,
-                    p->window ? win_off : NULL,
-                    max_in,
-                    NULL};
+    /* ogd _hdf5-parse MAX_IN MAX_OUT MAX_DATASET MAX_FILE MAX_CHANNELS
+     *                  [mapped SKEW [OFFSET LEN]] (LEN: MAX_IN, the upload's) */
+    char *args[] = {(char *)"ogd", (char *)"_hdf5-parse",
+                    max_in,        max_out,
+                    max_ds,        max_file,
+                    max_ch,        p->mapped ? (char *)"mapped" : NULL,
+                    skew,          p->window ? win_off : NULL,
+                    max_in,        NULL};
     uv_stdio_container_t stdio[4];
     if (p->mapped) {
         stdio[0].flags = UV_INHERIT_FD;
@@ -325,6 +327,7 @@ int parse_proc_start(uv_loop_t *loop, const void *bytes, size_t len, int fd, uin
     p->len = len;
     p->max_output = lim->max_output;
     p->timeout_ms = lim->timeout_ms;
+    p->hdf5 = lim->hdf5;
     p->in_fd = p->out_fd = -1;
     buf_init(&p->output, lim->max_output + 64);
     uv_pipe_init(loop, &p->in, 0);

@@ -32,6 +32,8 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "ingest/hdf5_read.h"
+
 /* Statuses besides 0. */
 #define PARSE_NOT_HDF5 (-20001)  /* the helper could not open the bytes as HDF5 */
 #define PARSE_TOO_LARGE (-20002) /* the description passed the output cap */
@@ -63,6 +65,7 @@ typedef struct parse_limits {
     size_t max_output;   /** bytes of description + data */
     unsigned timeout_ms; /** wall-clock limit of the helper */
     bool pipe_only;      /** use the pipes even where memfds work (tests) */
+    hdf5_limits hdf5;    /** what the file may hold (0 = no limit), told to the helper */
 } parse_limits;
 
 /* The helper binary; "/proc/self/exe" unless set (tests). */

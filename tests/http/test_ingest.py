@@ -437,10 +437,15 @@ def test_first_manifest_is_stored(make_server):
     assert got["channels"]["B"] == {"name": "b", "path": "/b", "type": "scalar", "precision": 3}
 
 
-def test_absurd_dimensions(srv, tmp_path):
-    """A dataset that declares 40 GB but stores nothing (chunked, never written): the
-    helper refuses it instead of allocating it; the worker is untouched."""
+def test_absurd_dimensions(make_server, tmp_path):
+    """A dataset that declares 40 GB but stores nothing (chunked, never written), on a
+    server whose ingest limits let it through to the helper's output cap: the helper
+    refuses it instead of allocating it; the worker is untouched. (Within the default
+    limits the channel is rejected instead: test_decompression_bomb.)"""
     import h5py
+    srv = make_server(records=0, config={"ingest": {"max_decompressed_bytes": 1 << 40,
+                                                    "max_file_decompressed_bytes": 1 << 44}})
+    assert post_manifest(srv, hdfgen.manifest()).status_code == 201
     p = str(tmp_path / "huge.h5")
     hdfgen.make_file(p, channels={"PM-201-FE-CAM-2": None})
     with h5py.File(p, "a") as f:
@@ -456,6 +461,116 @@ def test_absurd_dimensions(srv, tmp_path):
     assert r.json()["detail"].startswith("Uploaded HDF5 file is not accepted: a dataset is too large")
     assert srv.worker_pids() == pids
     assert srv.object_keys() == []
+
+
+def bomb_file(tmp_path, name="PM-201-FE-CAM-2", side=24000):
+    """The default file with image channel `name` holding a gzip-compressed side x side
+    uint16 frame of which one 1000 x 1000 chunk is written (the rest reads as the fill
+    value): a few kilobytes declaring 2 * side^2 bytes."""
+    import h5py
+    p = str(tmp_path / "bomb.h5")
+    hdfgen.make_file(p, channels={name: None})
+    with h5py.File(p, "a") as f:
+        g = f.create_group(name)
+        g.attrs["channel_dtype"] = "image"
+        d = g.create_dataset("data", shape=(side, side), dtype=np.uint16, chunks=(1000, 1000),
+                             compression="gzip")
+        d[:1000, :1000] = np.full((1000, 1000), 7, dtype=np.uint16)
+    with open(p, "rb") as f:
+        return f.read()
+
+
+def test_decompression_bomb(srv, tmp_path):
+    """A small gzip file declaring a 24000 x 24000 16-bit image (1.15 GB once inflated):
+    that channel is rejected from its declared size, within the default limits
+    (ingest.max_decompressed_bytes, 256 MiB), and never read; the file's other channels
+    are stored; no worker is harmed."""
+    data = bomb_file(tmp_path)
+    assert len(data) < 1 << 20
+    pids = srv.worker_pids()
+    r = post_file(srv, "/submit/hdf", data)
+    assert r.status_code == 201, r.text
+    resp = r.json()["response"]
+    assert resp["rejected_channels"] == {"PM-201-FE-CAM-2": [
+        "data is too large: 1152000000 bytes when decompressed, more than the limit of "
+        "268435456 bytes"]}
+    others = sorted(set(hdfgen.default_channels()) - {"PM-201-FE-CAM-2"})
+    assert resp["accepted_channels"] == others
+    assert sorted(srv.get("/records/" + ID).json()["channels"]) == others
+    assert "images/%s/PM-201-FE-CAM-2.png" % DIR not in srv.object_keys()
+    assert "images/%s/PM-201-FE-CAM-1.png" % DIR in srv.object_keys()
+    assert srv.worker_pids() == pids
+    assert srv.get("/healthz").status_code == 200
+
+
+def numeric_bytes(chans):
+    """What the numeric datasets of a file made by hdfgen with these channels hold."""
+    total = 0
+    for ch in chans.values():
+        for key in ("data", "x", "y"):
+            if key in ch and not isinstance(ch[key], str):
+                total += np.asarray(ch[key]).nbytes
+    return total
+
+
+def test_decompressed_size_limits(make_server, tmp_path):
+    """ingest.max_decompressed_bytes applies to every kind of channel (a waveform names
+    its x or y), and ingest.max_file_decompressed_bytes to the sum: a file over it is
+    rejected whole, naming the limit, and leaves nothing behind; at it, it is stored."""
+    chans = hdfgen.default_channels()
+    chans["PM-201-HJ-PD"] = {"dtype": "waveform", "x": np.arange(200.0), "y": np.arange(200.0)}
+    whole = numeric_bytes(chans)
+    cfg = {"ingest": {"max_decompressed_bytes": 1000}}
+    srv = make_server(records=0, config=cfg)
+    assert post_manifest(srv, hdfgen.manifest()).status_code == 201
+    r = post_file(srv, "/submit/hdf", hdf_bytes(tmp_path, channels=chans))
+    assert r.status_code == 201, r.text
+    assert r.json()["response"]["rejected_channels"] == {
+        "CM-202-CVC-WFS": ["data is too large: 80000 bytes when decompressed, more than the "
+                           "limit of 1000 bytes"],
+        "PM-201-HJ-PD": ["x attribute is too large: 1600 bytes when decompressed, more than "
+                         "the limit of 1000 bytes",
+                         "y attribute is too large: 1600 bytes when decompressed, more than "
+                         "the limit of 1000 bytes"]}
+
+    for limit, ok in ((whole - 1, False), (whole, True)):
+        srv = make_server(records=0, config={"ingest": {"max_file_decompressed_bytes": limit}})
+        assert post_manifest(srv, hdfgen.manifest()).status_code == 201
+        r = post_file(srv, "/submit/hdf", hdf_bytes(tmp_path, channels=chans))
+        if ok:
+            assert r.status_code == 201, r.text
+            assert r.json()["response"]["rejected_channels"] == {}
+            continue
+        assert r.status_code == 400, r.text
+        assert r.json() == {"detail": "Uploaded HDF5 file is not accepted: its datasets hold "
+                                      "%d bytes when decompressed, more than the limit of %d "
+                                      "bytes (ingest.max_file_decompressed_bytes)"
+                                      % (whole, limit)}
+        assert srv.get("/records/" + ID).status_code == 404
+        assert srv.object_keys() == []
+
+
+def test_channel_count_limit(make_server, tmp_path):
+    """ingest.max_channels: a file with one channel more is rejected whole (400 naming
+    the count and the limit) before anything is stored; a file at the limit is
+    ingested."""
+    data = hdf_bytes(tmp_path)
+    n = len(hdfgen.default_channels())
+    srv = make_server(records=0, config={"ingest": {"max_channels": n - 1}})
+    assert post_manifest(srv, hdfgen.manifest()).status_code == 201
+    r = post_file(srv, "/submit/hdf", data)
+    assert r.status_code == 400, r.text
+    assert r.json() == {"detail": "File has too many channels: %d, more than the limit of %d "
+                                  "(ingest.max_channels)" % (n, n - 1)}
+    assert srv.get("/records/" + ID).status_code == 404
+    assert srv.object_keys() == []
+
+    srv = make_server(records=0, config={"ingest": {"max_channels": n}})
+    assert post_manifest(srv, hdfgen.manifest()).status_code == 201
+    r = post_file(srv, "/submit/hdf", data)
+    assert r.status_code == 201, r.text
+    assert r.json()["response"]["accepted_channels"] == sorted(hdfgen.default_channels())
+    assert len(srv.object_keys()) == 5
 
 
 def test_wrong_attribute_types(srv, tmp_path):

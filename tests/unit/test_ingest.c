@@ -281,8 +281,10 @@ static void test_manifest(void **state)
                              "Invalid channel is called: n");
 }
 
-/* A description as the helper writes it, with no data part. */
-static int check_desc(const char *json, const char *manifest, ingest_plan *plan)
+/* A description as the helper writes it, with no data part, checked within lim (NULL:
+ * no limits). */
+static int check_desc_lim(const char *json, const char *manifest, const hdf5_limits *lim,
+                          ingest_plan *plan)
 {
     parse_result pr;
     memset(&pr, 0, sizeof(pr));
@@ -290,10 +292,15 @@ static int check_desc(const char *json, const char *manifest, ingest_plan *plan)
     pr.desc = json_loads(json, 0, &e);
     assert_non_null(pr.desc);
     json_t *m = manifest ? json_loads(manifest, 0, &e) : NULL;
-    int rc = ingest_check(&pr, m, plan);
+    int rc = ingest_check(&pr, m, lim, plan);
     json_decref(m);
     json_decref(pr.desc);
     return rc;
+}
+
+static int check_desc(const char *json, const char *manifest, ingest_plan *plan)
+{
+    return check_desc_lim(json, manifest, NULL, plan);
 }
 
 #define ROOT(extra)                                                                                \
@@ -362,23 +369,115 @@ static void test_file_checks(void **state)
     ingest_plan_free(&p);
 }
 
+/* Root members past ingest.max_channels: the whole file is rejected, naming the count
+ * and the limit, whether the helper described them all or (as it does) only counted
+ * them. At the limit the file goes on to the other checks. */
 static void test_too_many_channels(void **state)
 {
     (void)state;
-    json_t *members = json_array();
-    for (int i = 0; i <= INGEST_MAX_CHANNELS; i++)
-        json_array_append_new(members, json_pack("{ss ss}", "name", "X", "kind", "group"));
-    parse_result pr;
-    memset(&pr, 0, sizeof(pr));
-    pr.desc = json_pack("{s{} so}", "attrs", "members", members);
-    ingest_plan p;
+    const hdf5_limits lim = {0, 0, 3};
     json_t *m = json_pack("{ss s{}}", "_id", "1", "channels");
-    assert_int_equal(ingest_check(&pr, m, &p), 0);
+    for (int n = 3; n <= 4; n++) {
+        json_t *members = json_array();
+        for (int i = 0; i < n; i++)
+            json_array_append_new(members, json_pack("{ss ss}", "name", "X", "kind", "group"));
+        parse_result pr;
+        memset(&pr, 0, sizeof(pr));
+        pr.desc = json_pack("{s{s{ss ss}} so}", "attrs", "timestamp", "t", "str", "v",
+                            "2020-04-07T14:28:16Z", "members", members);
+        ingest_plan p;
+        assert_int_equal(ingest_check(&pr, m, &lim, &p), 0);
+        assert_int_equal(p.status, 400);
+        if (n == 3) /* on to the file checks */
+            assert_string_equal(p.message, "epac_ops_data_version does not exist");
+        else
+            assert_string_equal(p.message, "File has too many channels: 4, more than the limit "
+                                           "of 3 (ingest.max_channels)");
+        ingest_plan_free(&p);
+        json_decref(pr.desc);
+    }
+    ingest_plan p;
+    assert_int_equal(check_desc_lim("{\"attrs\": {}, \"members\": [], \"channels\": 20000}",
+                                    "{\"_id\": \"1\", \"channels\": {}}", &lim, &p),
+                     0);
     assert_int_equal(p.status, 400);
-    assert_string_equal(p.message, "File has too many channels (more than 20000)");
+    assert_string_equal(p.message, "File has too many channels: 20000, more than the limit of 3 "
+                                   "(ingest.max_channels)");
     ingest_plan_free(&p);
     json_decref(m);
-    json_decref(pr.desc);
+}
+
+/* A channel whose dataset declares more than max_dataset_bytes is rejected with its size
+ * and the limit (merged with the dataset check), whether the helper left it unread
+ * ("too_large") or not; its other problems are not looked at. Sizes past 64 bits are
+ * named as such. */
+static void test_too_large_channels(void **state)
+{
+    (void)state;
+    const hdf5_limits lim = {1000, 0, 0};
+    const char *man = "{\"_id\": \"1\", \"channels\": {\"I\": {\"type\": \"image\"}, "
+                      "\"W\": {\"type\": \"waveform\"}, \"F\": {\"type\": \"float_image\"}, "
+                      "\"V\": {\"type\": \"vector\"}}}";
+#define DS(name, d) "{\"name\": \"" name "\", \"kind\": \"dataset\", \"data\": " d "}"
+#define CH(name, dtype, attrs, members)                                                            \
+    "{\"name\": \"" name "\", \"kind\": \"group\", \"attrs\": {\"channel_dtype\": {\"t\":\"str\"," \
+    "\"v\":\"" dtype "\"}" attrs "}, \"members\": [" members "]}"
+    const char *chans[] = {
+        /* over 2^64: 2^32 x 2^32 elements of 8 bytes, left unread */
+        CH("F", "float_image", "",
+           DS("data", "{\"class\": \"float\", \"size\": 8, \"shape\": "
+                      "[4294967296, 4294967296], \"too_large\": true}")),
+        /* read by the helper (no limits there), over the checks' limit; a bad attribute */
+        CH("I", "image", ", \"gain\": {\"t\":\"str\",\"v\":\"x\"}",
+           DS("data", "{\"class\": \"uint\", \"size\": 2, \"shape\": [30, 20], \"off\": 0, "
+                      "\"len\": 1200}")),
+        /* unread, with no shape: still rejected, no size to give */
+        CH("V", "vector", "",
+           DS("data", "{\"class\": \"float\", \"size\": 8, \"too_large\": true}")),
+        /* y unread (200 doubles), x fine */
+        CH("W", "waveform", "",
+           DS("x", "{\"class\": \"float\", \"size\": 8, \"shape\": [3], \"off\": 0, "
+                   "\"len\": 24}") "," DS("y", "{\"class\": \"float\", \"size\": 8, "
+                                               "\"shape\": [200], \"too_large\": true}")),
+    };
+    char d[4096];
+    int n = snprintf(d, sizeof(d),
+                     "{\"attrs\": {\"epac_ops_data_version\": {\"t\":\"str\",\"v\":\"1.0\"}, "
+                     "\"timestamp\": {\"t\":\"str\",\"v\":\"2020-04-07T14:28:16Z\"}, "
+                     "\"active_area\": {\"t\":\"str\",\"v\":\"ea1\"}}, \"members\": [");
+    for (size_t i = 0; i < sizeof(chans) / sizeof(chans[0]); i++)
+        n += snprintf(d + n, sizeof(d) - (size_t)n, "%s%s", i ? "," : "", chans[i]);
+    snprintf(d + n, sizeof(d) - (size_t)n, "]}");
+#undef DS
+#undef CH
+    ingest_plan p;
+    assert_int_equal(check_desc_lim(d, man, &lim, &p), 0);
+    assert_int_equal(p.status, 0);
+    assert_int_equal(p.nchannels, 0);
+    char *t = json_dumps(p.rejected, JSON_COMPACT);
+    assert_string_equal(
+        t, "{\"F\":[\"data is too large: over 2^64 bytes when decompressed, more than the limit "
+           "of 1000 bytes\"],\"I\":[\"data is too large: 1200 bytes when decompressed, more "
+           "than the limit of 1000 bytes\"],\"V\":[\"data is too large when decompressed, more "
+           "than the limit of 1000 bytes\"],\"W\":[\"y attribute is too "
+           "large: 1600 bytes when decompressed, more than the limit of 1000 bytes\"]}");
+    free(t);
+    ingest_plan_free(&p);
+    /* no limit at all: only what the helper left unread */
+    assert_int_equal(check_desc(d, man, &p), 0);
+    /* I, now checked as usual (and this description has no data part to point into) */
+    assert_int_equal(p.nchannels, 1);
+    t = json_dumps(json_object_get(p.rejected, "I"), JSON_COMPACT);
+    assert_string_equal(t, "[\"gain attribute has wrong datatype\",\"data has wrong datatype, "
+                           "should be uint16 or uint8\"]");
+    free(t);
+    t = json_dumps(json_object_get(p.rejected, "V"), JSON_COMPACT);
+    assert_string_equal(t, "[\"data is too large when decompressed\"]");
+    free(t);
+    t = json_dumps(json_object_get(p.rejected, "F"), JSON_COMPACT);
+    assert_string_equal(t, "[\"data is too large: over 2^64 bytes when decompressed\"]");
+    free(t);
+    ingest_plan_free(&p);
 }
 
 static void test_waveform_missing_both(void **state)
@@ -438,7 +537,7 @@ static void test_hostile_descriptions(void **state)
     pr.data_len = sizeof(data);
     json_t *m = json_loads(man, 0, NULL);
     ingest_plan p;
-    assert_int_equal(ingest_check(&pr, m, &p), 0);
+    assert_int_equal(ingest_check(&pr, m, NULL, &p), 0);
     assert_int_equal(p.status, 0);
     assert_int_equal(p.nchannels, 1);
     assert_string_equal(p.channels[0].name, "V");
@@ -454,7 +553,7 @@ static void test_hostile_descriptions(void **state)
     pr.desc = json_loads("{\"attrs\": {\"shotnum\": {\"t\":\"str\",\"v\":12}, \"timestamp\": "
                          "{\"t\":\"str\",\"v\":\"2020-04-07T14:28:16Z\"}}, \"members\": []}",
                          0, NULL);
-    assert_int_equal(ingest_check(&pr, m, &p), 0);
+    assert_int_equal(ingest_check(&pr, m, NULL, &p), 0);
     assert_int_equal(p.status, 400);
     assert_non_null(strstr(p.message, "unable to parse string as an integer"));
     ingest_plan_free(&p);
@@ -464,7 +563,7 @@ static void test_hostile_descriptions(void **state)
      * and the id was cut out of "326-06-05T...": "326-6-05T08:00:") */
     pr.desc = json_loads(ROOT_TS("0326-06-05T08:00:00+01:00"), 0, NULL);
     assert_non_null(pr.desc);
-    assert_int_equal(ingest_check(&pr, m, &p), 0);
+    assert_int_equal(ingest_check(&pr, m, NULL, &p), 0);
     assert_int_equal(p.status, 0);
     assert_string_equal(p.id, "03260605080000");
     assert_string_equal(json_string_value(json_object_get(p.metadata, "timestamp")),
@@ -542,7 +641,7 @@ static int run_helper_on(const char *script, unsigned timeout_ms, size_t max_out
     uv_loop_t loop;
     uv_loop_init(&loop);
     helper_run h = {0, false, NULL};
-    parse_limits lim = {max_output, timeout_ms, pipe_only};
+    parse_limits lim = {max_output, timeout_ms, pipe_only, {0, 0, 0}};
     static const char bytes[] = "some upload bytes";
     assert_int_equal(
         parse_proc_start(&loop, bytes, sizeof(bytes), -1, 0, &lim, helper_done, &h, NULL), 0);
@@ -784,7 +883,7 @@ static void describe_mapped(unsigned char *image, size_t len, parse_result *res)
     size_t cap = (size_t)4 << 20, used = 0;
     unsigned char *area = malloc(cap);
     assert_non_null(area);
-    assert_int_equal(hdf5_describe_mapped(image, len, skew, area, cap, &used), 0);
+    assert_int_equal(hdf5_describe_mapped(image, len, skew, NULL, area, cap, &used), 0);
     void *map = mmap(NULL, used, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     assert_true(map != MAP_FAILED);
     memcpy(map, area, used);
@@ -840,7 +939,7 @@ static void test_describe_references(void **state)
 
     buf_t out;
     buf_init(&out, (size_t)4 << 20);
-    assert_int_equal(hdf5_describe(image, len, &out), 0);
+    assert_int_equal(hdf5_describe(image, len, NULL, &out), 0);
     size_t n = out.len;
     assert_int_equal(parse_result_decode(buf_take(&out), n, &res), 0);
     assert_null(json_object_get(dataset_of(res.desc, "plain"), "ref"));
@@ -851,6 +950,135 @@ static void test_describe_references(void **state)
     assert_int_equal(json_object_size(mapped), 6);
     json_decref(mapped);
     json_decref(piped);
+    free(image);
+}
+
+/* The declared size of a dataset: a zero side wins over any overflow, and products past
+ * 64 bits (sides or the element size) are refused, not wrapped. */
+static void test_declared_bytes(void **state)
+{
+    (void)state;
+    uint64_t b = 1;
+    assert_true(hdf5_declared_bytes(NULL, 0, 8, &b)); /* a scalar: one element */
+    assert_int_equal(b, 8);
+    uint64_t frame[2] = {24000, 24000};
+    assert_true(hdf5_declared_bytes(frame, 2, 2, &b));
+    assert_int_equal(b, 1152000000);
+    uint64_t empty[3] = {UINT64_MAX, UINT64_MAX, 0};
+    assert_true(hdf5_declared_bytes(empty, 3, 8, &b));
+    assert_int_equal(b, 0);
+    uint64_t empty2[2] = {0, UINT64_MAX};
+    assert_true(hdf5_declared_bytes(empty2, 2, 8, &b));
+    assert_int_equal(b, 0);
+    uint64_t max[1] = {UINT64_MAX};
+    assert_true(hdf5_declared_bytes(max, 1, 1, &b));
+    assert_true(b == UINT64_MAX);
+    assert_false(hdf5_declared_bytes(max, 1, 2, &b)); /* the element size overflows it */
+    uint64_t half[2] = {(uint64_t)1 << 32, (uint64_t)1 << 31};
+    assert_true(hdf5_declared_bytes(half, 2, 1, &b));
+    assert_true(b == (uint64_t)1 << 63);
+    assert_false(hdf5_declared_bytes(half, 2, 2, &b)); /* exactly 2^64 */
+    uint64_t wrap[2] = {(uint64_t)1 << 32, (uint64_t)1 << 32};
+    assert_false(hdf5_declared_bytes(wrap, 2, 1, &b)); /* would wrap to 0 */
+    uint64_t wrap3[3] = {(uint64_t)1 << 63, 2, 3};
+    assert_false(hdf5_declared_bytes(wrap3, 3, 1, &b));
+    uint64_t eight[8] = {256, 256, 256, 256, 256, 256, 256, 256};
+    assert_false(hdf5_declared_bytes(eight, 8, 1, &b)); /* 2^64 over eight sides */
+    assert_true(hdf5_declared_bytes(eight, 7, 8, &b));
+    assert_true(b == (uint64_t)1 << 59);
+    uint64_t odd[3] = {3, 5, 7};
+    assert_true(hdf5_declared_bytes(odd, 3, 4, &b));
+    assert_int_equal(b, 420);
+}
+
+/* A dataset that declares more than max_dataset_bytes (chunked, compressed, never
+ * written: it stores nothing) is described but not read ("too_large"), and does not
+ * count towards the file's total; the others are read as before. The file's total over
+ * max_file_bytes, or more root members than max_channels, refuse the file before any
+ * dataset is read. Both output formats. */
+static void test_describe_limits(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/ogd-test-h5-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+    make_h5(path);
+    hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+    assert_true(f >= 0);
+    hsize_t dims[2] = {24000, 24000}, chunk[2] = {1000, 1000};
+    hid_t sp = H5Screate_simple(2, dims, NULL);
+    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    H5Pset_chunk(dcpl, 2, chunk);
+    H5Pset_deflate(dcpl, 4);
+    hid_t d = H5Dcreate2(f, "bomb", H5T_STD_U16LE, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    assert_true(d >= 0);
+    H5Dclose(d);
+    H5Pclose(dcpl);
+    H5Sclose(sp);
+    H5Fclose(f);
+    size_t len = 0;
+    unsigned char *image = slurp(path, &len);
+    unlink(path);
+    /* make_h5's datasets: four of 64 x 48 uint16, 3 uint8, 5 int64 */
+    const uint64_t total = 4 * H5_ROWS * H5_COLS * 2 + 3 + 40;
+
+    for (int mapped = 0; mapped <= 1; mapped++) {
+        for (int round = 0; round < 4; round++) {
+            hdf5_limits lim = {(uint64_t)256 << 20, 0, 0};
+            if (round == 1)
+                lim.max_file_bytes = total; /* at the limit */
+            if (round == 2)
+                lim.max_file_bytes = total - 1;
+            if (round == 3)
+                lim.max_channels = 6; /* seven members */
+            parse_result res;
+            if (mapped) {
+                size_t cap = (size_t)4 << 20, used = 0;
+                unsigned char *area = malloc(cap);
+                assert_non_null(area);
+                assert_int_equal(hdf5_describe_mapped(image, len, 0, &lim, area, cap, &used), 0);
+                void *map =
+                    mmap(NULL, used, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+                assert_true(map != MAP_FAILED);
+                memcpy(map, area, used);
+                free(area);
+                assert_int_equal(parse_result_decode_mapped(map, used, image, len, &res), 0);
+            } else {
+                buf_t out;
+                buf_init(&out, (size_t)4 << 20);
+                assert_int_equal(hdf5_describe(image, len, &lim, &out), 0);
+                size_t n = out.len;
+                assert_int_equal(parse_result_decode(buf_take(&out), n, &res), 0);
+            }
+            const char *err = json_string_value(json_object_get(res.desc, "error"));
+            if (round == 2) {
+                char want[256];
+                snprintf(want, sizeof(want),
+                         "its datasets hold %llu bytes when decompressed, more than the limit "
+                         "of %llu bytes (ingest.max_file_decompressed_bytes)",
+                         (unsigned long long)total, (unsigned long long)total - 1);
+                assert_non_null(err);
+                assert_string_equal(err, want);
+                assert_int_equal(res.data_len, 0); /* nothing was read */
+                assert_int_equal(json_array_size(json_object_get(res.desc, "members")), 7);
+            } else if (round == 3) {
+                assert_null(err);
+                assert_int_equal(json_integer_value(json_object_get(res.desc, "channels")), 7);
+                assert_int_equal(json_array_size(json_object_get(res.desc, "members")), 0);
+                assert_int_equal(res.data_len, 0);
+            } else {
+                assert_null(err);
+                const json_t *bomb = dataset_of(res.desc, "bomb");
+                assert_true(json_is_true(json_object_get(bomb, "too_large")));
+                assert_null(json_object_get(bomb, "off"));
+                assert_null(json_object_get(bomb, "ref"));
+                assert_int_equal(json_integer_value(json_object_get(bomb, "size")), 2);
+                assert_h5_values(&res);
+            }
+            parse_result_free(&res);
+        }
+    }
     free(image);
 }
 
@@ -947,7 +1175,7 @@ static json_t *parse_with(const void *bytes, size_t len, int fd, uint64_t off, b
 {
     uv_loop_t loop;
     uv_loop_init(&loop);
-    parse_limits lim = {(size_t)16 << 20, 20000, pipe_only};
+    parse_limits lim = {(size_t)16 << 20, 20000, pipe_only, {0, 0, 0}};
     digest_run d = {0, false, false, NULL};
     assert_int_equal(parse_proc_start(&loop, bytes, len, fd, off, &lim, digest_done, &d, NULL), 0);
     uv_run(&loop, UV_RUN_DEFAULT);
@@ -1036,10 +1264,13 @@ int main(void)
         cmocka_unit_test(test_npz),
         cmocka_unit_test(test_encode_image_depths),
         cmocka_unit_test(test_too_many_channels),
+        cmocka_unit_test(test_too_large_channels),
         cmocka_unit_test(test_helper_failures),
         cmocka_unit_test(test_helper_pipe_answer),
         cmocka_unit_test(test_helper_memfd_answer),
         cmocka_unit_test(test_describe_references),
+        cmocka_unit_test(test_declared_bytes),
+        cmocka_unit_test(test_describe_limits),
         cmocka_unit_test(test_hostile_references),
         cmocka_unit_test(test_helper_fd_input),
     };
