@@ -3,7 +3,8 @@
  * per upload: a uv_process_t with two pipes and a timer (plus, on the memfd path, two
  * files: the upload (the caller's file, or a memfd filled and mapped on the thread pool
  * before the spawn) and the output memfd); the callback runs after the helper exited,
- * its stdout hit EOF and every handle has closed.
+ * its stdout hit EOF, every handle has closed and its description has been decoded on
+ * the thread pool (decode_run: megabytes of JSON for a file of many channels).
  */
 #include "ingest/parse_proc.h"
 
@@ -56,6 +57,8 @@ struct parse_proc {
     int early_status; /* set when the helper never ran (memfd path): the cb's status */
     int64_t exit_status;
     int term_signal;
+    int status;       /* the result's status, once the helper's handles have closed */
+    parse_result res; /* the decoded description (decode_run) */
     char chunk[65536];
 };
 
@@ -94,6 +97,39 @@ static int mapped_result(parse_proc_t *p, parse_result *res)
     return rc;
 }
 
+/* On the thread pool: the helper's description decoded (JSON of up to megabytes for a
+ * file of many channels), then the files closed and the upload's copy unmapped (tens of
+ * milliseconds for a large one): none of it on the loop. */
+static void decode_run(void *data)
+{
+    parse_proc_t *p = data;
+    if (p->status == 0) {
+        if (p->mapped) {
+            p->status = mapped_result(p, &p->res);
+        } else {
+            size_t len = p->output.len;
+            p->status = parse_result_decode(buf_take(&p->output), len, &p->res);
+        }
+    }
+    close_fds(p);
+    if (p->in_map)
+        munmap(p->in_map, p->len);
+    p->in_map = NULL;
+    buf_free(&p->output);
+}
+
+static void decode_done(void *data, int status)
+{
+    (void)status; /* never cancelled: nothing holds its handle */
+    parse_proc_t *p = data;
+    parse_cb cb = p->cb;
+    void *cbdata = p->data;
+    int st = p->status;
+    parse_result res = p->res;
+    free(p);
+    cb(st, st == 0 ? &res : NULL, cbdata);
+}
+
 static void on_closed(uv_handle_t *h)
 {
     parse_proc_t *p = h->data;
@@ -105,35 +141,25 @@ static void on_closed(uv_handle_t *h)
         free(p);
         return;
     }
-    int status;
-    parse_result res;
-    memset(&res, 0, sizeof(res));
+    memset(&p->res, 0, sizeof(p->res));
     if (p->canceled)
-        status = -ECANCELED;
+        p->status = -ECANCELED;
     else if (p->early_status)
-        status = p->early_status;
+        p->status = p->early_status;
     else if (p->killed_timeout)
-        status = PARSE_TIMEOUT;
+        p->status = PARSE_TIMEOUT;
     else if (p->too_large || p->exit_status == 4)
-        status = PARSE_TOO_LARGE;
+        p->status = PARSE_TOO_LARGE;
     else if (p->exit_status == 3)
-        status = PARSE_NOT_HDF5;
+        p->status = PARSE_NOT_HDF5;
     else if (p->term_signal || p->exit_status != 0)
-        status = PARSE_CRASHED;
-    else if (p->mapped)
-        status = mapped_result(p, &res);
-    else {
-        size_t len = p->output.len;
-        status = parse_result_decode(buf_take(&p->output), len, &res);
+        p->status = PARSE_CRASHED;
+    else
+        p->status = 0; /* the description is decoded by decode_run */
+    if (work_submit(p->loop, decode_run, decode_done, p, NULL) != 0) {
+        decode_run(p);
+        decode_done(p, 0);
     }
-    close_fds(p);
-    if (p->in_map)
-        munmap(p->in_map, p->len);
-    buf_free(&p->output);
-    parse_cb cb = p->cb;
-    void *data = p->data;
-    free(p);
-    cb(status, status == 0 ? &res : NULL, data);
 }
 
 static void close_one(parse_proc_t *p, uv_handle_t *h)
