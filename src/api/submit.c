@@ -46,6 +46,11 @@ static bool multipart_error(submit_ctx *ctx)
     case MULTIPART_NOT_FILE:
         api_respond_422(ctx->req, "missing", "body", "file", "Field required", NULL, NULL);
         return true;
+    case MULTIPART_BAD_BOUNDARY:
+        http_respond_error(ctx->req, 400,
+                           "Malformed multipart/form-data body: the boundary parameter must be 1 "
+                           "to 70 characters long (RFC 2046)");
+        return true;
     default:
         http_respond_error(ctx->req, 400, "Malformed multipart/form-data body");
         return true;

@@ -8,11 +8,12 @@
 #include <string.h>
 #include <strings.h>
 
-/* Copies the boundary parameter of a Content-Type into out (quotes removed). */
-static bool boundary_of(const char *ct, char *out, size_t outlen)
+/* Copies the boundary parameter of a Content-Type into out (quotes removed): OK,
+ * NOT_MULTIPART (another type, or no boundary parameter) or BAD_BOUNDARY. */
+static multipart_status boundary_of(const char *ct, char *out, size_t outlen)
 {
     if (!ct || strncasecmp(ct, "multipart/form-data", 19) != 0)
-        return false;
+        return MULTIPART_NOT_MULTIPART;
     const char *p = ct + 19;
     while ((p = strchr(p, ';'))) {
         p++;
@@ -30,13 +31,13 @@ static bool boundary_of(const char *ct, char *out, size_t outlen)
             while (p[n] && p[n] != ';' && p[n] != ' ' && p[n] != '\t')
                 n++;
         }
-        if (n == 0 || n > 70 || n + 1 > outlen)
-            return false;
+        if (n == 0 || n > MULTIPART_MAX_BOUNDARY || n + 1 > outlen)
+            return MULTIPART_BAD_BOUNDARY;
         memcpy(out, p, n);
         out[n] = 0;
-        return true;
+        return MULTIPART_OK;
     }
-    return false;
+    return MULTIPART_NOT_MULTIPART;
 }
 
 /* The value of parameter `param` in a Content-Disposition line [s, end). */
@@ -71,8 +72,9 @@ multipart_status multipart_find_file(const char *content_type, const char *body,
                                      const char *name, const char **data, size_t *data_len)
 {
     char b[80], delim[90];
-    if (!boundary_of(content_type, b, sizeof(b)))
-        return MULTIPART_NOT_MULTIPART;
+    multipart_status bs = boundary_of(content_type, b, sizeof(b));
+    if (bs != MULTIPART_OK)
+        return bs;
     int dl = snprintf(delim, sizeof(delim), "\r\n--%s", b);
     /* The first delimiter may start the body without the CRLF. */
     const char *end = body + len;

@@ -17,7 +17,11 @@ typedef enum multipart_status {
     MULTIPART_MALFORMED,     /* the body does not follow the boundary structure */
     MULTIPART_MISSING,       /* no part with that name */
     MULTIPART_NOT_FILE,      /* the part is a plain field (no filename) */
+    MULTIPART_BAD_BOUNDARY,  /* multipart/form-data with a boundary that is empty or longer
+                                than MULTIPART_MAX_BOUNDARY (RFC 2046: 1..70 characters) */
 } multipart_status;
+
+#define MULTIPART_MAX_BOUNDARY 70
 
 /* Finds the part named `name` in body[0..len) given the Content-Type header value.
  * On MULTIPART_OK, *data and *data_len point into body. */

@@ -61,7 +61,8 @@ struct http_conn {
     bool parse_error_pending;
     unsigned served;        /* requests finished on this connection */
     const char *exec_start; /* first byte of the current llhttp_execute call */
-    char prev_last;         /* last byte fed to the previous call */
+    char prev_tail[64];     /* the last bytes fed to the previous calls, newest last */
+    size_t prev_tail_len;
     bool obs_fold;
     bool lingering; /* response sent, discarding input until the peer closes */
     uv_shutdown_t shutdown_req;
@@ -834,18 +835,55 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len)
     return buf_append(&c->field, at, len) ? -1 : 0;
 }
 
+/* Whether the bytes before a header value chunk at `at` are a line feed and then only
+ * blanks: the value continues on a folded line (obs-fold), also when it was empty before
+ * the fold ("Transfer-Encoding:\r\n chunked": llhttp 8 then hands over "chunked"). Looks
+ * back through the current llhttp_execute input and the tail of the previous ones. */
+static bool continues_a_line(const http_conn_t *c, const char *at)
+{
+    const char *p = at;
+    size_t tail = c->prev_tail_len;
+    bool blank = false;
+    for (;;) {
+        char ch;
+        if (p > c->exec_start)
+            ch = *--p;
+        else if (tail > 0)
+            ch = c->prev_tail[--tail];
+        else
+            return false; /* the start of the connection's input */
+        if (ch == '\n')
+            return blank || (at[0] == ' ' || at[0] == '\t');
+        if (ch != ' ' && ch != '\t')
+            return false;
+        blank = true;
+    }
+}
+
+/* Keeps the last bytes of an llhttp_execute input for continues_a_line. */
+static void remember_tail(http_conn_t *c, const char *data, size_t n)
+{
+    size_t cap = sizeof(c->prev_tail);
+    if (n >= cap) {
+        memcpy(c->prev_tail, data + n - cap, cap);
+        c->prev_tail_len = cap;
+        return;
+    }
+    size_t keep = c->prev_tail_len + n > cap ? cap - n : c->prev_tail_len;
+    memmove(c->prev_tail, c->prev_tail + c->prev_tail_len - keep, keep);
+    memcpy(c->prev_tail + keep, data, n);
+    c->prev_tail_len = keep + n;
+}
+
 static int on_header_value(llhttp_t *p, const char *at, size_t len)
 {
     http_conn_t *c = p->data;
     /* llhttp 8 accepts obs-fold (a value continued on a line that starts with SP/HT) and
      * hands the continuation over as more value. Smuggling rules: reject it. A value
      * chunk starting with whitespace right after a line feed is such a continuation. */
-    if (len && (at[0] == ' ' || at[0] == '\t')) {
-        char before = at > c->exec_start ? at[-1] : c->prev_last;
-        if (before == '\n') {
-            c->obs_fold = true;
-            return -1;
-        }
+    if (len && continues_a_line(c, at)) {
+        c->obs_fold = true;
+        return -1;
     }
     if (count_header_bytes(c, len))
         return -1;
@@ -929,7 +967,10 @@ static int on_headers_complete(llhttp_t *p)
     for (size_t i = 0; i < req->nheaders; i++)
         if (strcmp(req->headers[i].name, "host") == 0)
             host_count++;
-    if (host_count > 1) {
+    /* RFC 9112: exactly one Host in HTTP/1.1 (3.2), none of HTTP/0.9's version-less
+     * request lines (a message without headers that some servers read differently). */
+    if (host_count > 1 || (p->http_major == 1 && p->http_minor == 1 && host_count == 0) ||
+        p->http_major != 1) {
         c->parse_error_pending = true;
         return -1;
     }
@@ -999,6 +1040,19 @@ static int on_body(llhttp_t *p, const char *at, size_t len)
     return 0;
 }
 
+/* A chunk's size is known before its data: one that would take the body past the
+ * route's limit is refused at once (413), not after the client has sent it. */
+static int on_chunk_header(llhttp_t *p)
+{
+    http_conn_t *c = p->data;
+    http_request_t *req = c->req;
+    if (req && p->content_length > req->body.max - req->body.len) {
+        c->parse_error_pending = true;
+        return -1;
+    }
+    return 0;
+}
+
 static int on_message_complete(llhttp_t *p)
 {
     http_conn_t *c = p->data;
@@ -1043,7 +1097,7 @@ static void body_parse_in_place(http_conn_t *c, const char *at, size_t n)
 {
     c->exec_start = at;
     llhttp_errno_t err = llhttp_execute(&c->parser, at, n);
-    c->prev_last = at[n - 1];
+    remember_tail(c, at, n);
     if (err == HPE_OK)
         return;
     if (err == HPE_PAUSED && llhttp_get_error_pos(&c->parser) == at + n) {
@@ -1076,7 +1130,7 @@ static void conn_parse(http_conn_t *c)
         const char *start = c->in + c->inpos;
         c->exec_start = start;
         llhttp_errno_t err = llhttp_execute(&c->parser, start, c->inlen - c->inpos);
-        c->prev_last = c->in[c->inlen - 1];
+        remember_tail(c, start, c->inlen - c->inpos);
         if (err == HPE_OK) {
             c->inpos = c->inlen;
             break;
@@ -1284,6 +1338,7 @@ int http_server_create(uv_loop_t *loop, int listen_fd, const http_route *routes,
     parser_settings.on_header_value_complete = on_header_value_complete;
     parser_settings.on_headers_complete = on_headers_complete;
     parser_settings.on_body = on_body;
+    parser_settings.on_chunk_header = on_chunk_header;
     parser_settings.on_message_complete = on_message_complete;
 
     http_server_t *s = calloc(1, sizeof(*s));

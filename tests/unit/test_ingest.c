@@ -229,6 +229,17 @@ static void test_multipart(void **state)
     /* truncated: no closing delimiter */
     assert_int_equal(multipart_find_file(ct, body, 120, "file", &d, &n), MULTIPART_MALFORMED);
     assert_int_equal(multipart_find_file(ct, "", 0, "file", &d, &n), MULTIPART_MALFORMED);
+    /* boundaries of 1..70 characters (RFC 2046); longer or empty ones are named as such */
+    char long_ct[160];
+    snprintf(long_ct, sizeof(long_ct), "multipart/form-data; boundary=%0*d", 71, 0);
+    assert_int_equal(multipart_find_file(long_ct, body, sizeof(body) - 1, "file", &d, &n),
+                     MULTIPART_BAD_BOUNDARY);
+    assert_int_equal(multipart_find_file("multipart/form-data; boundary=", body, sizeof(body) - 1,
+                                         "file", &d, &n),
+                     MULTIPART_BAD_BOUNDARY);
+    assert_int_equal(
+        multipart_find_file("multipart/form-data", body, sizeof(body) - 1, "file", &d, &n),
+        MULTIPART_NOT_MULTIPART);
 }
 
 static void test_manifest(void **state)

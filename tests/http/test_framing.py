@@ -1,0 +1,116 @@
+"""Strict HTTP/1.1 framing, one table of raw-socket cases (issue: hardening, part 2).
+
+Every refused case is answered 400 (or 413 where a limit is passed) with
+`Connection: close`, and nothing after it on that connection is answered: bytes a lenient
+parser would read as a second request (the smuggling shape) get no answer of their own.
+Accepted cases are there too, so that strictness does not refuse what clients send. Each
+case runs against a fresh connection of one shared server, on both back-end pairs."""
+import socket
+
+import pytest
+
+LOGIN = b'{"username":"nobody","password":"x"}'
+SECOND = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+
+
+def chunked_login(chunks):
+    return (b"POST /login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n" + chunks)
+
+
+# (name, request bytes, expected status of the first answer, answers expected in total,
+#  connection closed by the server after them)
+CASES = [
+    # --- refused ---
+    ("chunk data not followed by CRLF",
+     chunked_login(b"%x\r\n%s" % (len(LOGIN), LOGIN) + b"XX0\r\n\r\n") + SECOND, 400, 1, True),
+    ("chunk data followed by LF only",
+     chunked_login(b"%x\r\n%s" % (len(LOGIN), LOGIN) + b"\n0\r\n\r\n") + SECOND, 400, 1, True),
+    ("obs-fold after an empty Transfer-Encoding",
+     b"POST /login HTTP/1.1\r\nHost: x\r\nTransfer-Encoding:\r\n chunked\r\n\r\n0\r\n\r\n"
+     + SECOND, 400, 1, True),
+    ("obs-fold after an empty Content-Length",
+     b"POST /login HTTP/1.1\r\nHost: x\r\nContent-Length:\r\n 5\r\n\r\nhello" + SECOND,
+     400, 1, True),
+    ("obs-fold with a tab after a value",
+     b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-A: 1\r\n\tfolded\r\n\r\n" + SECOND, 400, 1, True),
+    ("HTTP/1.1 without Host", b"GET /healthz HTTP/1.1\r\n\r\n" + SECOND, 400, 1, True),
+    ("HTTP/0.9 request line", b"GET /healthz\r\n\r\n" + SECOND, 400, 1, True),
+    ("space inside a header name",
+     b"GET /healthz HTTP/1.1\r\nHost: x\r\nX Foo: 1\r\n\r\n" + SECOND, 400, 1, True),
+    ("space before the colon",
+     b"GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length : 0\r\n\r\n" + SECOND, 400, 1, True),
+    ("chunk size over the route's body limit",
+     chunked_login(b"FFFFFFF\r\n"), 413, 1, True),
+    ("chunk size that overflows", chunked_login(b"FFFFFFFFFFFFFFFFFF\r\n"), 400, 1, True),
+    ("two Host headers", b"GET /healthz HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n" + SECOND,
+     400, 1, True),
+    ("Content-Length and Transfer-Encoding",
+     b"POST /login HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n"
+     b"\r\n0\r\n\r\n" + SECOND, 400, 1, True),
+    ("a bare CR in the request line", b"GET /healthz\rX HTTP/1.1\r\nHost: x\r\n\r\n", 400, 1,
+     True),
+    # --- accepted ---
+    ("a chunked body", chunked_login(b"%x\r\n%s\r\n0\r\n\r\n" % (len(LOGIN), LOGIN)) + SECOND,
+     401, 2, False),
+    ("chunk extensions and a trailer",
+     chunked_login(b"%x;name=value\r\n%s\r\n0\r\nX-Trailer: 1\r\n\r\n" % (len(LOGIN), LOGIN))
+     + SECOND, 401, 2, False),
+    ("HTTP/1.0 without Host", b"GET /healthz HTTP/1.0\r\n\r\n", 200, 1, True),
+    ("an empty header value", b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Empty:\r\n\r\n" + SECOND,
+     200, 2, False),
+    ("spaces around a header value",
+     b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-A:   1   \r\n\r\n" + SECOND, 200, 2, False),
+]
+
+
+def exchange(srv, data):
+    """Sends data, reads until the server closes or stays quiet; returns (answers, closed):
+    each answer's status, in order."""
+    s = socket.create_connection(("127.0.0.1", srv.port), timeout=5)
+    s.sendall(data)
+    buf = b""
+    closed = False
+    try:
+        while True:
+            b = s.recv(65536)
+            if not b:
+                closed = True
+                break
+            buf += b
+    except socket.timeout:
+        pass
+    s.close()
+    statuses = []
+    while buf.startswith(b"HTTP/1."):
+        head, _, rest = buf.partition(b"\r\n\r\n")
+        statuses.append(int(head.split(b" ", 2)[1]))
+        length = 0
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        buf = rest[length:]
+    assert buf == b"", buf[:200]
+    return statuses, closed
+
+
+@pytest.mark.parametrize("name,data,status,answers,closed", CASES, ids=[c[0] for c in CASES])
+def test_framing(fixture_server, name, data, status, answers, closed):
+    got, was_closed = exchange(fixture_server, data)
+    assert got[:1] == [status], (name, got)
+    assert len(got) == answers, (name, got)
+    if closed:
+        assert was_closed, name
+    assert fixture_server.get("/healthz").status_code == 200
+
+
+def test_long_multipart_boundary_is_400_saying_so(fixture_server):
+    boundary = "b" * 200
+    body = ("--%s\r\nContent-Disposition: form-data; name=\"file\"; filename=\"f.h5\"\r\n\r\n"
+            "x\r\n--%s--\r\n" % (boundary, boundary)).encode()
+    r = fixture_server.request("POST", "/submit/hdf", data=body, headers={
+        "Content-Type": "multipart/form-data; boundary=" + boundary})
+    assert r.status_code == 400
+    assert "boundary" in r.json()["detail"]
+    assert "70" in r.json()["detail"]
