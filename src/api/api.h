@@ -42,8 +42,23 @@ extern const size_t api_nroutes;
 /* 422 in FastAPI's shape for one query parameter. ctx_json: e.g. {"ge":0} or NULL. */
 void api_respond_422(http_request_t *req, const char *type, const char *loc_kind, const char *name,
                      const char *msg, const char *input, const char *ctx_json);
-/* Responds with the store op's error: 400 for bad queries, 503 unavailable, else 500 with
- * `detail500`. */
+/* The one mapping of errors (util/error.h) to answers. err != 0. Sets *detail to the
+ * text to send and returns the status:
+ *   - a back end that cannot be reached or did not answer in time (ogd_unavailable):
+ *     503, "Database unavailable" or "Object storage unavailable, try again later"
+ *     (the object store: OGD_EOBJ_UNAVAILABLE and the connection errnos; the database:
+ *     OGD_EDB_UNAVAILABLE); the HTTP server adds Retry-After to every 503;
+ *   - -ENOENT: 404 with not_found (a route's own text), or 500 when not_found is NULL;
+ *   - anything else (OGD_EDB, -EIO, -ENOMEM, -ECANCELED, ...): 500 with detail500.
+ * A "not found" is never made of an unavailable back end. */
+int api_error_answer(int err, const char *not_found, const char *detail500, const char **detail);
+/* Answers err as api_error_answer says, and logs it once, at
+ * warn for 5xx, naming `what` (e.g. "image 2023.../CAM-1"); nothing is logged for a
+ * request whose client has gone (-ECANCELED). */
+void api_respond_error_code(http_request_t *req, int err, const char *not_found,
+                            const char *detail500, const char *what);
+/* Responds with the store op's error: 400 for bad queries (the op's message), else as
+ * api_respond_error_code (503 unavailable, 500 with `detail500`). */
 void api_respond_store_error(http_request_t *req, const store_op_t *op, const char *detail500);
 /* Serialises v (takes ownership) on the thread pool and responds with it. */
 void api_respond_json(http_request_t *req, int status, json_t *v);

@@ -51,24 +51,50 @@ void api_respond_422(http_request_t *req, const char *type, const char *loc_kind
     http_respond_take(req, 422, "application/json", buf_take(&b), len);
 }
 
+int api_error_answer(int err, const char *not_found, const char *detail500, const char **detail)
+{
+    if (err == OGD_EDB_UNAVAILABLE) {
+        *detail = "Database unavailable";
+        return 503;
+    }
+    if (ogd_unavailable(err)) {
+        *detail = "Object storage unavailable, try again later";
+        return 503;
+    }
+    if (err == -ENOENT && not_found) {
+        *detail = not_found;
+        return 404;
+    }
+    *detail = detail500;
+    return 500;
+}
+
+void api_respond_error_code(http_request_t *req, int err, const char *not_found,
+                            const char *detail500, const char *what)
+{
+    const char *detail;
+    int status = api_error_answer(err, not_found, detail500, &detail);
+    if (status >= 500 && !(err == -ECANCELED && req->aborted))
+        log_warn("%s: %s (%d)", what ? what : req->path, ogd_strerror(err), err);
+    http_respond_error(req, status, detail);
+}
+
 void api_respond_store_error(http_request_t *req, const store_op_t *op, const char *detail500)
 {
     if (op->status == STORE_EBADQUERY) {
         http_respond_error(req, 400, op->err);
         return;
     }
-    if (op->status == STORE_EUNAVAILABLE) {
-        log_error("database unavailable: %s", op->err);
-        http_add_header(req, "Retry-After", "1");
-        http_respond_error(req, 503, "Database unavailable");
-        return;
-    }
     if (op->status == -ECANCELED && req->aborted) { /* its client left: nothing to say */
         http_respond_error(req, 500, detail500);
         return;
     }
-    log_error("database error: %s (status %d)", op->err, op->status);
-    http_respond_error(req, 500, detail500);
+    if (op->status != STORE_EUNAVAILABLE || !op->err[0]) {
+        api_respond_error_code(req, op->status, NULL, detail500, op->err[0] ? op->err : NULL);
+        return;
+    }
+    log_warn("database unavailable: %s", op->err);
+    http_respond_error(req, 503, "Database unavailable");
 }
 
 typedef struct json_job {

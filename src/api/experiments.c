@@ -37,10 +37,8 @@ static void refreshed(int status, const char *err, json_t *results, void *data)
         http_respond_error(req, 500, err);
     } else if (status == EXPERIMENTS_EMODEL) {
         http_respond_error(req, 400, "Model creation error");
-    } else if (status == STORE_EUNAVAILABLE) {
-        http_respond_error(req, 503, "Database unavailable");
     } else {
-        http_respond_error(req, 500, "Database error");
+        api_respond_error_code(req, status, NULL, "Database error", "experiments refresh");
     }
 }
 

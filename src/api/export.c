@@ -23,9 +23,14 @@
  *      arrival goes to the thread pool, which turns it into finished zip members (CRC,
  *      deflate, false colour, CSV text, plots). Members are placed and written in entry
  *      order, one write in flight: a slow client stalls the writes, the held bytes stop
- *      shrinking and no new GET starts (backpressure). Failures become the reference's
- *      "Could not find ..." lines. After the last entry: the main CSV (only if a file was
- *      written, as the reference), EXPORT_ERRORS.txt, the central directory.
+ *      shrinking and no new GET starts (backpressure). Objects that are missing (404,
+ *      both keys) become the reference's "Could not find ..." lines. After the last entry:
+ *      the main CSV (only if a file was written, as the reference), EXPORT_ERRORS.txt,
+ *      the central directory. The answer's head goes out with the first member.
+ *   4b. An object call that fails otherwise (storage unreachable, timing out, answering
+ *      5xx): before the first byte the answer is 503 "Object storage unavailable" (or 500
+ *      for other errors); after it the stream is cut (no final chunk), so a download
+ *      never looks whole when it is not. One log line says why, for the whole export.
  *   5. A client that goes away cancels every GET, HEAD, queued render and function
  *      evaluation; the request finishes once the ones already running have reported.
  *
@@ -57,6 +62,7 @@
 #include "imaging/figure.h"
 #include "objstore/keys.h"
 #include "runtime/taskgroup.h"
+#include "util/error.h"
 #include "util/log.h"
 
 #include <errno.h>
@@ -167,6 +173,7 @@ typedef struct exp_ctx {
     size_t nbatches, next_batch, batches_done, evaluating;
     struct batch *batches; /* nbatches */
     size_t batch_limit;    /* batches at once: 1 until the answer is chosen */
+    bool head_sent;        /* the answer's head went out: a failure now cuts the stream */
     int err_status;        /* a failure to answer with, while nothing was sent */
     char err_detail[512];
     bool csv_pending; /* the CSV's lines wait for the function results */
@@ -215,9 +222,9 @@ static void maybe_finish(exp_ctx *x)
         return;
     x->finished = true;
     http_set_abort(x->req, NULL, NULL);
-    if (x->streaming && !x->ended)
+    if (x->head_sent && !x->ended)
         http_stream_abort(x->req);
-    else if (!x->streaming) /* gone while sizing, or functions failed before the first byte */
+    else if (!x->head_sent) /* gone, or failed, before the first byte: a plain answer */
         http_respond_error(x->req, x->err_status ? x->err_status : 500,
                            x->err_status ? x->err_detail : "Unknown error");
     ctx_free(x);
@@ -812,6 +819,8 @@ static void render_done(void *data, int status)
 
 /* ---- fetching ---- */
 
+static void fail_object(exp_ctx *x, const ent *e, int status);
+
 /* Accounts an object-store call that reported; false when the export is being torn
  * down (the caller drops the result). */
 static bool call_finished(ent *e)
@@ -833,6 +842,10 @@ static void got_object(int status, const objstore_blob_t *blob, void *data)
     exp_ctx *x = e->x;
     if (!call_finished(e))
         return;
+    if (status != 0 && status != -ENOENT && status != -ECANCELED) {
+        fail_object(x, e, status); /* EXPORT_ERRORS.txt is for objects that are missing */
+        return;
+    }
     e->status = status;
     if (status == 0) {
         e->blob = objstore_blob_ref(blob);
@@ -883,12 +896,37 @@ static void start_get(exp_ctx *x, ent *e)
 
 static void written(http_request_t *req, int status, void *data);
 
+/* The answer's head goes out with its first bytes: until then a failure (storage that
+ * cannot be reached) is still a plain 503, not a cut stream. */
+static void send_head(exp_ctx *x)
+{
+    if (!x->head_sent) {
+        x->head_sent = true;
+        http_stream_start(x->req, 200, "application/zip");
+    }
+}
+
+/* An object call failed with something other than "missing": the export cannot be
+ * whole. Before the first byte the client gets the error (503 when storage cannot be
+ * reached); after it the stream is cut, so no well-formed zip claims success. */
+static void fail_object(exp_ctx *x, const ent *e, int status)
+{
+    const char *detail;
+    x->err_status = api_error_answer(status, NULL, "Unknown error", &detail);
+    snprintf(x->err_detail, sizeof(x->err_detail), "%s", detail);
+    char why[512];
+    snprintf(why, sizeof(why), "reading %s %s: %s (%d)%s", e->id, e->channel, ogd_strerror(status),
+             status, x->head_sent ? ", the stream is cut" : "");
+    fail_stream(x, why);
+}
+
 /* Sends one member: places it in the archive and hands its bytes to the connection. */
 static int send_member(exp_ctx *x, zip_member *m)
 {
     int rc = zip_writer_add(&x->zw, m);
     if (rc)
         return rc;
+    send_head(x);
     char *bytes = (char *)m->bytes;
     size_t len = m->len;
     m->bytes = NULL;
@@ -943,6 +981,7 @@ static void write_end(exp_ctx *x)
     x->writing = true;
     x->outstanding++;
     x->tail_sent = x->tail_n + 1; /* marks the end record as sent */
+    send_head(x);
     if (http_stream_write_take(x->req, (char *)tail, len, written, x) != 0) {
         x->writing = false;
         x->outstanding--;
@@ -1066,7 +1105,7 @@ static void batch_done(api_fn_results *res, void *data)
     int status = api_fn_results_status(res, &msg);
     if (x->aborted || status != 0) {
         if (status != 0 && !x->aborted) {
-            if (x->streaming)
+            if (x->head_sent)
                 log_warn("export: functions failed after the first byte: %s", msg ? msg : "");
             x->err_status = status;
             snprintf(x->err_detail, sizeof(x->err_detail), "%s", msg ? msg : "Unknown error");
@@ -1210,8 +1249,7 @@ static void start_stream(exp_ctx *x)
         return;
     }
     set_disposition(x, "zip");
-    x->streaming = true;
-    http_stream_start(x->req, 200, "application/zip");
+    x->streaming = true; /* the head goes out with the first member (send_head) */
     pump(x);
 }
 
@@ -1236,7 +1274,11 @@ static void got_size(int status, uint64_t size, void *data)
     exp_ctx *x = e->x;
     if (!call_finished(e))
         return;
-    if (status != 0 && status != -ECANCELED && !e->legacy_tried) {
+    if (status != 0 && status != -ENOENT && status != -ECANCELED) {
+        fail_object(x, e, status); /* before the first byte: 503 when storage is down */
+        return;
+    }
+    if (status == -ENOENT && !e->legacy_tried) {
         /* New key missing: the legacy one, as a GET would. */
         char key[OBJSTORE_KEY_MAX];
         e->legacy_tried = true;

@@ -594,9 +594,11 @@ static void count_done(store_op_t *op)
     c->op_pending = false;
     const char *cls = objstore_kind_class(c->okind);
     if (op->status != 0) {
-        c->status = op->status == STORE_EUNAVAILABLE ? 503 : 500;
-        snprintf(c->err, sizeof(c->err), "%s",
-                 op->status == -ECANCELED ? "Unknown error" : "Database error");
+        const char *detail;
+        c->status = api_error_answer(op->status, NULL,
+                                     op->status == -ECANCELED ? "Unknown error" : "Database error",
+                                     &detail);
+        snprintf(c->err, sizeof(c->err), "%s", detail);
         if (op->status != -ECANCELED)
             log_warn("channel count for %s/%s: %s", c->record_id, c->channel, op->err);
     } else if (op->count == 0) {
@@ -643,8 +645,18 @@ static void object_got(int status, const objstore_blob_t *blob, void *data)
         render_finish(c);
         return;
     }
+    if (status == -ENOENT) {
+        object_missing(c); /* which of the two "not found" texts */
+        return;
+    }
     if (status != 0) {
-        object_missing(c);
+        /* storage down or failing: never "not found" */
+        const char *detail;
+        c->status = api_error_answer(status, NULL, "Unknown error", &detail);
+        snprintf(c->err, sizeof(c->err), "%s", detail);
+        log_warn("%s %s/%s: object read failed: %s (%d)", objstore_kind_class(c->okind),
+                 c->record_id, c->channel, ogd_strerror(status), status);
+        render_finish(c);
         return;
     }
     /* Levels and colour map are checked once the object is known to exist. */

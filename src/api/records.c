@@ -46,7 +46,7 @@ typedef struct records_ctx {
         int index;
     } tasks[OBJSTORE_RECORD_PREFIXES];
     int pending;
-    int failed;
+    int failed; /* DELETE: 0, or the status of the first failure */
     char fail_detail[512];
 } records_ctx;
 
@@ -589,7 +589,8 @@ static void delete_finish(records_ctx *ctx)
     objstore_cache_clear(app->objstore);
     ctx_done(ctx);
     if (ctx->failed)
-        http_respond_error(req, 500, ctx->fail_detail);
+        /* the reference's text, with the store's code; 503 when it cannot be reached */
+        http_respond_error(req, ctx->failed, ctx->fail_detail);
     else
         http_respond(req, 204, NULL, "", 0);
 }
@@ -600,7 +601,7 @@ static void prefix_deleted(int status, size_t removed, void *data)
     records_ctx *ctx = task->ctx;
     (void)removed;
     if (status < 0 && status != -ENOENT && !ctx->failed) {
-        ctx->failed = 1;
+        ctx->failed = ogd_unavailable(status) ? 503 : 500;
         snprintf(ctx->fail_detail, sizeof(ctx->fail_detail), "%s when deleting directory '%s'",
                  objstore_error_code(status), ctx->prefixes[task->index]);
     }
@@ -632,7 +633,7 @@ static void delete_done(store_op_t *op)
         if (objstore_delete_prefix(app->objstore, ctx->prefixes[i], prefix_deleted, &ctx->tasks[i],
                                    NULL) != 0) {
             ctx->pending--;
-            ctx->failed = 1;
+            ctx->failed = 500;
             snprintf(ctx->fail_detail, sizeof(ctx->fail_detail),
                      "Error when deleting directory '%s'", ctx->prefixes[i]);
         }

@@ -1046,9 +1046,15 @@ static void input_got(int status, const objstore_blob_t *blob, void *data)
     } else if (status != -ECANCELED) {
         json_t *rec = json_array_get(in->page->records, in->rec);
         const char *id = json_string_value(json_object_get(rec, "_id"));
-        page_fail(in->page, 500, "%s for channel '%s' of record '%s' could not be read (%s)",
-                  objstore_kind_class(in->kind), in->var, id ? id : "",
-                  objstore_error_code(status));
+        if (ogd_unavailable(status)) { /* storage down: 503 (page_finish logs it once) */
+            const char *detail;
+            int http_status = api_error_answer(status, NULL, "Unknown error", &detail);
+            page_fail(in->page, http_status, "%s", detail);
+        } else {
+            page_fail(in->page, 500, "%s for channel '%s' of record '%s' could not be read (%s)",
+                      objstore_kind_class(in->kind), in->var, id ? id : "",
+                      objstore_error_code(status));
+        }
     }
     taskgroup_task_done(t, status);
 }
@@ -1096,8 +1102,9 @@ static void manifest_read(store_op_t *op)
 {
     fn_page *pg = op->data;
     if (op->status != 0 && op->status != -ENOENT) {
-        page_fail(pg, op->status == STORE_EUNAVAILABLE ? 503 : 500, "%s",
-                  op->status == STORE_EUNAVAILABLE ? "Database unavailable" : "Unknown error");
+        const char *detail;
+        int status = api_error_answer(op->status, NULL, "Unknown error", &detail);
+        page_fail(pg, status, "%s", detail);
         store_op_cleanup(op);
         page_finish(pg);
         return;
@@ -1135,8 +1142,9 @@ static void deps_read(store_op_t *op)
 {
     fn_page *pg = op->data;
     if (op->status != 0 || pg->req->aborted || pg->canceled) {
-        page_fail(pg, op->status == STORE_EUNAVAILABLE ? 503 : 500, "%s",
-                  op->status == STORE_EUNAVAILABLE ? "Database unavailable" : "Unknown error");
+        const char *detail = "Unknown error";
+        int status = op->status ? api_error_answer(op->status, NULL, detail, &detail) : 500;
+        page_fail(pg, status, "%s", detail);
         if (op->status && op->status != -ECANCELED)
             log_warn("functions: dependency lookup: %s", op->err);
         store_op_cleanup(op);

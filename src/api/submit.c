@@ -154,7 +154,7 @@ static void manifest_put(store_op_t *op)
     if (status == -EEXIST) {
         http_respond_error(req, 400, "Session name already exists for this user.");
     } else if (status) {
-        http_respond_error(req, status == STORE_EUNAVAILABLE ? 503 : 500, "Database error");
+        api_respond_error_code(req, status, NULL, "Database error", "submit/manifest: store");
     } else {
         json_t *id = json_incref(json_object_get(ctx->manifest, "_id"));
         api_respond_json(req, 201, id);
@@ -171,7 +171,7 @@ static void manifest_latest(store_op_t *op)
     store_op_cleanup(op);
     if (status && status != -ENOENT) {
         json_decref(ctx->manifest);
-        http_respond_error(req, status == STORE_EUNAVAILABLE ? 503 : 500, "Database error");
+        api_respond_error_code(req, status, NULL, "Database error", "submit/manifest: latest");
         return;
     }
     int rc = manifest_compare(ctx->manifest, stored, ctx->bypass, ctx->err, sizeof(ctx->err));

@@ -193,9 +193,12 @@ static void item_got(int status, const objstore_blob_t *blob, void *data)
                      it->record_id, it->channel);
         else
             snprintf(msg, sizeof(msg), "Unknown error");
-        log_warn("vector %s/%s: %s", it->record_id, it->channel, objstore_error_code(status));
-        fail(c, c->one_record && status == -ENOENT ? 404 : 500,
-             c->one_record && status == -ENOENT ? msg : "Unknown error");
+        if (!c->status) /* the first failure says it for the page */
+            log_warn("vector %s/%s: %s (%d)", it->record_id, it->channel, ogd_strerror(status),
+                     status);
+        const char *detail;
+        int st = api_error_answer(status, c->one_record ? msg : NULL, "Unknown error", &detail);
+        fail(c, st, detail);
     }
     taskgroup_task_done(t, status);
 }

@@ -196,6 +196,7 @@ static const key_def KEYS[] = {
     {INT(echo, max_connections, "128", 1, 100000, 0)},
     {STR(echo, region, "us-east-1", 0)},
     {INT(echo, request_timeout, "30", 1, 3600, 0)},
+    {INT(echo, max_read_wait, "0", 0, 3600, 0)},
     {INT(echo, max_retries, "3", 0, 100, 0)},
     {INT(echo, max_in_flight_per_request, "0", 0, 100000, 0)},
     {I64(echo, multipart_threshold, "67108864", (int64_t)5 << 20, (int64_t)5 << 30)},

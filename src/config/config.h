@@ -157,6 +157,7 @@ typedef struct ogd_echo_config {
     int max_connections;     /** S3 connections per worker */
     char *region;            /** SigV4 region */
     int request_timeout;     /** per S3 call */
+    int max_read_wait;       /** (ogd) seconds an object read may wait in all (0 = auto) */
     int max_retries;
     int max_in_flight_per_request; /** S3 transfers one request may hold (0 = max_connections) */
     int64_t multipart_threshold;   /** larger puts use S3 multipart upload */

@@ -20,12 +20,13 @@
 
 #include "config/config.h"
 #include "store/store.h"
+#include "util/error.h"
 
 /* The failure kinds a run reports besides store statuses (STORE_EDB, STORE_EUNAVAILABLE). */
-#define EXPERIMENTS_EUPSTREAM                                                                      \
-    (-20001)                        /* the user office / Scheduler failed: err is the              \
-                                       client text (HTTP 500) */
-#define EXPERIMENTS_EMODEL (-20002) /* an experiment could not be stored as given (400) */
+/* (util/error.h codes) the user office / Scheduler failed: err is the client text (HTTP
+ * 500); an experiment could not be stored as given (400). */
+#define EXPERIMENTS_EUPSTREAM OGD_EUPSTREAM
+#define EXPERIMENTS_EMODEL OGD_EMODEL
 
 /* status 0: results is an array of strings, one per experiment found: the new _id, or
  * "Updated <_id>" when an identical document existed. Otherwise err says why. results and

@@ -29,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -309,6 +310,21 @@ static void cors_headers(http_request_t *req, buf_t *h)
     buf_puts(h, "Access-Control-Expose-Headers: Content-Disposition\r\n");
 }
 
+/* Whether the CRLF-terminated header lines in b hold one named name. */
+static bool has_header_line(const buf_t *b, const char *name)
+{
+    size_t n = strlen(name);
+    for (size_t i = 0; b->data && i < b->len;) {
+        if (b->len - i > n && strncasecmp(b->data + i, name, n) == 0 && b->data[i + n] == ':')
+            return true;
+        const char *nl = memchr(b->data + i, '\n', b->len - i);
+        if (!nl)
+            break;
+        i = (size_t)(nl - b->data) + 1;
+    }
+    return false;
+}
+
 static void build_head(http_request_t *req, buf_t *h, int status, const char *content_type,
                        long long content_length, bool chunked)
 {
@@ -324,6 +340,9 @@ static void build_head(http_request_t *req, buf_t *h, int status, const char *co
     cors_headers(req, h);
     if (req->resp_headers.len)
         buf_append(h, req->resp_headers.data, req->resp_headers.len);
+    /* Every 503 says when to come back (unless the handler set its own Retry-After). */
+    if (status == 503 && !has_header_line(&req->resp_headers, "Retry-After"))
+        buf_puts(h, "Retry-After: 1\r\n");
     buf_puts(h, "\r\n");
 }
 

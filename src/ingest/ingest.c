@@ -201,9 +201,10 @@ static void written(store_op_t *op)
         log_warn("ingest %s: a record with this id was inserted concurrently", in->record_id);
         return fail(in, 400, "Session name already exists for this user.");
     }
-    if (status == STORE_EUNAVAILABLE || status != 0) {
-        log_error("ingest %s: record write failed (%d)", in->record_id, status);
-        return rollback(in, 500, "Database error");
+    if (status != 0) {
+        log_error("ingest %s: record write failed: %s (%d)", in->record_id, ogd_strerror(status),
+                  status);
+        return rollback(in, ogd_unavailable(status) ? 503 : 500, "Database error");
     }
     /* The backup copy is part of the request, as the reference's: written off the loop. */
     if (in->env.backup_dir && work_submit(in->env.loop, backup_run, backup_done, in, NULL) == 0)
@@ -519,7 +520,7 @@ static void found(store_op_t *op)
     filter_free(in->filter);
     in->filter = NULL;
     if (status)
-        return fail(in, status == STORE_EUNAVAILABLE ? 503 : 500, "Database error");
+        return fail(in, ogd_unavailable(status) ? 503 : 500, "Database error");
     if (in->canceled)
         return fail(in, 499, "Client closed the request");
     if (!in->existing && !in->by_shotnum && in->plan.has_shotnum)
@@ -577,7 +578,7 @@ static void manifest_loaded(store_op_t *op)
         in->manifest = json_incref(op->result);
     store_op_cleanup(op);
     if (status && status != -ENOENT)
-        return fail(in, status == STORE_EUNAVAILABLE ? 503 : 500, "Database error");
+        return fail(in, ogd_unavailable(status) ? 503 : 500, "Database error");
     if (work_submit(in->env.loop, check_run, check_done, in, NULL) != 0)
         fail(in, 500, "Unknown error");
 }

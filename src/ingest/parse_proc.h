@@ -33,12 +33,13 @@
 #include <uv.h>
 
 #include "ingest/hdf5_read.h"
+#include "util/error.h"
 
-/* Statuses besides 0. */
-#define PARSE_NOT_HDF5 (-20001)  /* the helper could not open the bytes as HDF5 */
-#define PARSE_TOO_LARGE (-20002) /* the description passed the output cap */
-#define PARSE_CRASHED (-20003)   /* the helper died (signal) or failed otherwise */
-#define PARSE_TIMEOUT (-20004)   /* the helper ran past the time limit and was killed */
+/* Statuses besides 0 (util/error.h codes). */
+#define PARSE_NOT_HDF5 OGD_EHDF5_NOT_HDF5   /* the helper could not open the bytes as HDF5 */
+#define PARSE_TOO_LARGE OGD_EHDF5_TOO_LARGE /* the description passed the output cap */
+#define PARSE_CRASHED OGD_EHDF5_CRASHED     /* the helper died (signal) or failed otherwise */
+#define PARSE_TIMEOUT OGD_EHDF5_TIMEOUT     /* the helper ran past the time limit, was killed */
 
 typedef struct parse_result {
     json_t *desc;              /** the description (hdf5_read.h format) */

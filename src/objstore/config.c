@@ -18,6 +18,7 @@ void objstore_options_from_config(const ogd_config *cfg, objstore_options *out)
     out->max_connections = (unsigned)e->max_connections;
     out->max_per_owner = (unsigned)e->max_in_flight_per_request;
     out->request_timeout_ms = (unsigned)e->request_timeout * 1000u;
+    out->max_read_wait_ms = (unsigned)e->max_read_wait * 1000u;
     out->max_retries = (unsigned)e->max_retries;
     out->multipart_threshold = (size_t)e->multipart_threshold;
     out->create_bucket = e->create_bucket;

@@ -8,8 +8,8 @@
  *                        record id is longer than 8 characters
  *   <dir> legacy layout: the bare record id (also the new layout for ids of <= 8 chars)
  *
- * Writers use the new key. Readers use objstore_get_channel: the new key, then on any
- * error the legacy key. DELETE /records/{id} removes the 8 prefixes of
+ * Writers use the new key. Readers use objstore_get_channel: the new key, then, when it
+ * is missing (-ENOENT), the legacy key. DELETE /records/{id} removes the 8 prefixes of
  * objstore_record_prefixes (§4.5). The functions here only format strings; key
  * validation happens when a key reaches objstore.c.
  */

@@ -9,7 +9,8 @@
  * head/put/delete, any number for a GET, since concurrent misses of one key join the
  * registered op (cache.c's flight table). When an op completes (objstore_op_done, on the
  * loop) every waiter gets the result and its callback runs right away; a GET waiter with a
- * fallback key that failed is re-issued on that key instead.
+ * fallback key whose first key is missing (-ENOENT, only: a store that is down must not
+ * cost a second wait, nor turn into "not found") is re-issued on that key instead.
  *
  * Requests answered without a back end (cache hits, cancellations) go to the *ready
  * queue*, drained by a uv_idle handle on the next loop turn: a callback never runs
@@ -26,6 +27,8 @@
  * the first one (closing handles are processed in batches, one batch per loop turn).
  */
 #include "objstore/objstore.h"
+
+#include "util/error.h"
 
 #include "objstore/cache.h"
 
@@ -469,7 +472,7 @@ void objstore_op_done(objstore_op *bop)
     while (o->waiters) {
         objstore_req_t *r = o->waiters;
         waiter_unlink(o, r);
-        if (bop->kind == OBJSTORE_OP_GET && status != 0 && status != -ECANCELED && r->fallback) {
+        if (bop->kind == OBJSTORE_OP_GET && status == -ENOENT && r->fallback) {
             char *fallback = r->fallback;
             r->fallback = NULL;
             const void *owner = objstore_set_owner(os, r->owner);
@@ -896,6 +899,7 @@ const char *objstore_error_code(int status)
     case -ECONNREFUSED:
     case -ECONNRESET:
     case -EHOSTUNREACH:
+    case OGD_EOBJ_UNAVAILABLE:
         return "ServiceUnavailable";
     case -EFBIG:
         return "EntityTooLarge";

@@ -28,9 +28,13 @@
  *     already started (on a thread or on the wire) runs to its end in the background and
  *     its result is discarded (a cancelled put may or may not have stored the object).
  *
- * Error codes (negative errno): -ENOENT no such object; -EINVAL bad key or argument;
+ * Error codes (util/error.h): -ENOENT no such object; -EINVAL bad key or argument;
  * -ENAMETOOLONG key longer than OBJSTORE_KEY_MAX - 1; -ENOMEM; -ECANCELED cancelled;
  * -ESHUTDOWN the objstore is closing; -EFBIG object too large to read into memory;
+ * the store cannot be reached or does not answer in time: OGD_EOBJ_UNAVAILABLE (S3
+ * answered 5xx/429 on every try), -ETIMEDOUT (no answer within the call's deadline, or a
+ * read's whole wait passed max_read_wait_ms), -ECONNREFUSED, -ECONNRESET, -EHOSTUNREACH
+ * (ogd_unavailable() is true for all of these: callers answer 503, never "not found");
  * anything else is a back-end I/O error (-EIO, -EACCES, -ENOSPC, ...).
  *
  * Memory: objects come back as refcounted immutable blobs. A callback *borrows* its blob
@@ -76,6 +80,8 @@ typedef struct objstore_options {
     unsigned max_connections;    /** transfers (= connections) at once; 0 = 128 */
     unsigned max_per_owner;      /** transfers at once for one owner; 0 = max_connections */
     unsigned request_timeout_ms; /** deadline of one call, retries included; 0 = 30 s */
+    unsigned max_read_wait_ms;   /** GET/HEAD: the whole wait, queueing for a connection
+                                     included; 0 = request_timeout_ms + 5 s */
     unsigned max_retries;        /** retries of a failed idempotent call (0 = none) */
     size_t multipart_threshold;  /** larger puts use multipart upload; 0 = 64 MiB */
     size_t multipart_part_size;  /** 0 = 16 MiB (S3's minimum is 5 MiB) */
@@ -164,7 +170,7 @@ void objstore_close(objstore_t *os, objstore_close_cb cb, void *data);
 /* GET key: status 0 and a borrowed blob; -ENOENT when missing; other negative errno. */
 int objstore_get(objstore_t *os, const char *key, objstore_get_cb cb, void *data,
                  objstore_req_t **req);
-/* GET key; on any error but -ECANCELED, GET fallback_key and report that result instead.
+/* GET key; when it is missing (-ENOENT), GET fallback_key and report that result instead.
  * fallback_key may be NULL or equal to key (plain GET). Both keys are validated up front. */
 int objstore_get_fallback(objstore_t *os, const char *key, const char *fallback_key,
                           objstore_get_cb cb, void *data, objstore_req_t **req);

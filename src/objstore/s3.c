@@ -36,6 +36,7 @@
 #include "objstore/objstore.h"
 
 #include "util/buf.h"
+#include "util/error.h"
 #include "util/log.h"
 
 #include <curl/curl.h>
@@ -124,6 +125,7 @@ struct xfer {
     bool is_error_body;
     /* retries */
     unsigned attempt;
+    uint64_t created_ms;  /* when the call was made (a read's whole wait counts from it) */
     uint64_t deadline_ms; /* 0 until the first attempt starts */
     uint64_t retry_at_ms;
     int last_err;
@@ -160,6 +162,9 @@ struct s3 {
     char sigv4[128];
     unsigned max_connections, max_per_owner;
     unsigned timeout_ms, max_retries;
+    unsigned max_read_wait_ms; /* GET/HEAD: the whole wait from the call */
+    uint64_t warned_ms;        /* the last failure logged at warn */
+    unsigned quiet_failures;   /* failures since then, logged at debug only */
     size_t multipart_threshold, part_size;
     unsigned active; /* transfers in the multi handle */
     unsigned queued;
@@ -777,8 +782,13 @@ static const char *step_method(step_kind k)
 static void xfer_activate(s3 *s, xfer *x)
 {
     uint64_t now = now_ms(s);
-    if (!x->deadline_ms)
+    if (!x->deadline_ms) {
         x->deadline_ms = now + s->timeout_ms;
+        /* a read also ends when its whole wait (queueing included) is over */
+        if ((x->step == STEP_GET || x->step == STEP_HEAD) &&
+            x->created_ms + s->max_read_wait_ms < x->deadline_ms)
+            x->deadline_ms = x->created_ms + s->max_read_wait_ms;
+    }
     if (now >= x->deadline_ms) {
         xfer_finish(x, x->last_err ? x->last_err : -ETIMEDOUT);
         return;
@@ -1081,7 +1091,36 @@ static int errno_for_status(long status)
         return -ENOENT;
     if (status == 401 || status == 403)
         return -EACCES;
+    if (status >= 500 || status == 429 || status == 408)
+        return OGD_EOBJ_UNAVAILABLE; /* after every retry the deadline allowed */
     return -EIO;
+}
+
+/* A failed attempt, logged: at debug always, at warn at most once per 10 s per worker
+ * with the count of those in between, so an outage under load (thousands of failing
+ * calls) writes a line every 10 s, not a line per call. */
+static void note_failure(s3 *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void note_failure(s3 *s, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    uint64_t now = now_ms(s);
+    if (s->warned_ms && now - s->warned_ms < 10000) {
+        s->quiet_failures++;
+        log_debug("objstore: %s", msg);
+        return;
+    }
+    if (s->quiet_failures)
+        log_warn("objstore: %s (and %u more failed S3 calls in the last %llu s)", msg,
+                 s->quiet_failures, (unsigned long long)((now - s->warned_ms) / 1000));
+    else
+        log_warn("objstore: %s", msg);
+    s->warned_ms = now;
+    s->quiet_failures = 0;
 }
 
 static int errno_for_curl(CURLcode cc)
@@ -1342,8 +1381,8 @@ static void xfer_done(s3 *s, xfer *x, CURLcode cc)
     }
     if (cc != CURLE_OK) {
         int err = errno_for_curl(cc);
-        log_warn("objstore: S3 %s %s: %s (attempt %u)", method, x->op->key, curl_easy_strerror(cc),
-                 x->attempt + 1);
+        note_failure(x->s, "S3 %s %s: %s (attempt %u)", method, x->op->key, curl_easy_strerror(cc),
+                     x->attempt + 1);
         step_failed(x, err, err != -ENOMEM, err == -ETIMEDOUT);
         return;
     }
@@ -1353,8 +1392,9 @@ static void xfer_done(s3 *s, xfer *x, CURLcode cc)
     snprintf(x->s3code, sizeof(x->s3code), "%s", code ? code : "");
     free(code);
     bool retryable = status >= 500 || status == 429 || status == 408;
-    if (status != 404 || x->step != STEP_GET)
-        log_warn("objstore: S3 %s %s: HTTP %ld %s", method, x->op->key, status, x->s3code);
+    if (status != 404 || (x->step != STEP_GET && x->step != STEP_HEAD))
+        note_failure(x->s, "S3 %s %s: HTTP %ld %s (attempt %u)", method, x->op->key, status,
+                     x->s3code, x->attempt + 1);
     if (status == 404 && (x->step == STEP_GET || x->step == STEP_HEAD || x->step == STEP_DELETE)) {
         if (x->step == STEP_DELETE) { /* deleting a missing object succeeds */
             step_ok(x);
@@ -1546,6 +1586,7 @@ static int s3_open(uv_loop_t *loop, const char *url, const objstore_options *opt
                            ? opts->max_per_owner
                            : s->max_connections;
     s->timeout_ms = opts->request_timeout_ms ? opts->request_timeout_ms : S3_DEFAULT_TIMEOUT_MS;
+    s->max_read_wait_ms = opts->max_read_wait_ms ? opts->max_read_wait_ms : s->timeout_ms + 5000;
     s->max_retries = opts->max_retries;
     s->multipart_threshold =
         opts->multipart_threshold ? opts->multipart_threshold : S3_DEFAULT_MULTIPART;
@@ -1578,6 +1619,7 @@ static int s3_start(void *state, objstore_op *op)
         return -ENOMEM;
     x->s = s;
     x->op = op;
+    x->created_ms = now_ms(s);
     x->oq = owner_get(s, op->owner);
     if (!x->oq) {
         free(x);

@@ -27,6 +27,7 @@
 #include <uv.h>
 
 #include "store/filter.h"
+#include "util/error.h"
 
 typedef struct store store_t;
 typedef struct store_op store_op_t;
@@ -74,10 +75,11 @@ typedef enum store_op_kind {
     STORE_EXPERIMENTS_STAMP_PUT, /* id = the collection_last_updated text to store */
 } store_op_kind;
 
-/* Statuses besides 0 and negative errno values (-ENOENT, -EEXIST, -ECANCELED). */
-#define STORE_EBADQUERY (-10001)    /* the query is not valid: err holds a client message (400) */
-#define STORE_EDB (-10002)          /* the database failed: err holds a log message (500) */
-#define STORE_EUNAVAILABLE (-10003) /* cannot reach the database (503) */
+/* Statuses besides 0 and negative errno values (-ENOENT, -EEXIST, -ECANCELED): codes of
+ * util/error.h under the store's names. */
+#define STORE_EBADQUERY OGD_EBADQUERY /* the query is not valid: err holds a client message */
+#define STORE_EDB OGD_EDB             /* the database failed: err holds a log message */
+#define STORE_EUNAVAILABLE OGD_EDB_UNAVAILABLE /* cannot reach the database */
 
 struct store_op {
     store_op_kind kind;

@@ -52,11 +52,19 @@ def test_s3_error_on_delete_names_the_code(make_server, faultproxy):
     srv = make_server(config={"echo": {"url": faultproxy.url, "max_retries": 1}}, records=3)
     rid = "20230605080000"
     assert srv.object_keys("images/2023/06/05/080000/")
+    # a store that answers 500 on every try cannot be reached: 503 (the reference: 500),
+    # in the reference's words with the store's code
     faultproxy(mode="status", code=500, count=-1)
     r = srv.request("DELETE", "/records/" + rid, timeout=30)
-    assert r.status_code == 500
+    assert r.status_code == 503
+    assert r.headers["Retry-After"] == "1"
     detail = r.json()["detail"]
-    assert detail.startswith("InternalError when deleting directory '")
+    assert detail.startswith("ServiceUnavailable when deleting directory '")
+    # a refusal that is not an outage keeps the reference's 500 and names its code
+    faultproxy(mode="status", code=403, count=-1)
+    r = srv.request("DELETE", "/records/" + rid, timeout=30)
+    assert r.status_code == 500
+    assert r.json()["detail"].startswith("AccessDenied when deleting directory '")
     faultproxy(mode="pass")
     # the worker is fine and the objects are still there to retry the delete
     assert srv.object_keys("images/2023/06/05/080000/")

@@ -16,7 +16,8 @@ upstream:
     GET  /__fault__                                JSON: requests seen, faults served
 
 `count=-1` arms a fault for every request until disarmed. Only requests whose path
-starts with `match` (optional, e.g. `match=/bucket/images/`) are affected. The proxy
+starts with `match` (optional, e.g. `match=/bucket/images/`), and whose method is
+`method` when given (e.g. `method=GET`), are affected. The proxy
 prints "ready PORT" on stdout once it listens (PORT 0 picks a free one).
 """
 import argparse
@@ -27,7 +28,8 @@ import struct
 import threading
 import urllib.parse
 
-STATE = {"mode": "pass", "code": 503, "count": 0, "match": "", "seen": 0, "faults": 0}
+STATE = {"mode": "pass", "code": 503, "count": 0, "match": "", "method": "", "seen": 0,
+         "faults": 0}
 LOCK = threading.Lock()
 UPSTREAM = ("127.0.0.1", 7480)
 CODES = {500: "InternalError", 503: "SlowDown", 429: "SlowDown", 403: "AccessDenied",
@@ -74,12 +76,14 @@ def read_body(f, h, method=None, status=None):
     return f.read(n) if n else b""
 
 
-def take_fault(path):
+def take_fault(path, method=""):
     with LOCK:
         STATE["seen"] += 1
         if STATE["mode"] == "pass" or STATE["count"] == 0:
             return None
         if STATE["match"] and not path.startswith(STATE["match"]):
+            return None
+        if STATE["method"] and method != STATE["method"]:
             return None
         if STATE["count"] > 0:
             STATE["count"] -= 1
@@ -102,7 +106,7 @@ class Handler(socketserver.StreamRequestHandler):
                 if target.startswith("/__fault__"):
                     self.control(method, target)
                     continue
-                fault = take_fault(target)
+                fault = take_fault(target, method)
                 if fault and fault[0] == "status":
                     code = fault[1]
                     xml = ("<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>%s</Code>"
@@ -150,6 +154,7 @@ class Handler(socketserver.StreamRequestHandler):
                 STATE["code"] = int(q.get("code", ["503"])[0])
                 STATE["count"] = int(q.get("count", ["1"])[0])
                 STATE["match"] = q.get("match", [""])[0]
+                STATE["method"] = q.get("method", [""])[0]
         with LOCK:
             out = json.dumps(STATE).encode()
         self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
