@@ -27,6 +27,7 @@
 
 #include "experiments/cron.h"
 #include "util/buf.h"
+#include "util/ipaddr.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -99,8 +100,9 @@ struct key_table {
 #define BOOL(S, N, D, F) KEY_(S, N, KT_BOOL, F, D)
 #define DBL(S, N, D, L, H) KEY_(S, N, KT_DOUBLE, 0, D), .dlo = L, .dhi = H
 #define PAIR(S, N, D, L, H) KEY_(S, N, KT_PAIR, 0, D), .lo = L, .hi = H
-#define LIST(S, N, F)                                                                              \
-    KEY_(S, N, KT_LIST, F, NULL), .count_offset = offsetof(ogd_config, S.N##_count)
+#define LIST(S, N, F) LIST_D(S, N, NULL, F)
+#define LIST_D(S, N, D, F)                                                                         \
+    KEY_(S, N, KT_LIST, F, D), .count_offset = offsetof(ogd_config, S.N##_count)
 #define MAP(S, N, TB)                                                                              \
     KEY_(S, N, KT_MAP, 0, NULL), .count_offset = offsetof(ogd_config, S.N##_count), .sub = &TB
 #define STRUCT(S, N, TB, F) KEY_(S, N, KT_STRUCT, F, NULL), .sub = &TB
@@ -134,6 +136,8 @@ static const key_def KEYS[] = {
     {STR(server, bind, NULL, 0)},
     {INT(server, workers, "0", 0, 1024, 0)},
     {INT(server, worker_connections, "1000", 1, 1000000, 0)},
+    {INT(server, max_connections_per_client, "64", 0, 1000000, 0)},
+    {LIST_D(server, forwarded_allow_ips, "127.0.0.1,::1", 0)},
     {INT(server, threads, "2", 1, 128, 0)},
     {INT(server, max_heavy_per_user, "0", 0, 4096, 0)},
     {INT(server, max_pool_waiting, "256", 1, 1000000, 0)},
@@ -1665,6 +1669,17 @@ int config_resolve(ogd_config *c, char **errors)
     if (c->auth.fedid_server_url && strncasecmp(c->auth.fedid_server_url, "ldap://", 7) != 0 &&
         strncasecmp(c->auth.fedid_server_url, "ldaps://", 8) != 0)
         report_line(&src, 0, "auth.fedid_server_url: expected ldap://HOST[:PORT] or ldaps://...");
+    for (size_t i = 0; i < c->server.forwarded_allow_ips_count; i++) {
+        ip_net net;
+        if (!ip_net_parse(c->server.forwarded_allow_ips[i], &net)) {
+            char shown[80];
+            excerpt(shown, sizeof(shown), c->server.forwarded_allow_ips[i], true);
+            report_line(&src, 0,
+                        "server.forwarded_allow_ips[%zu]: expected an IP address or a network "
+                        "like 10.0.0.0/8, got %s",
+                        i, shown);
+        }
+    }
     for (size_t i = 0; i < c->app.cors_origins_count; i++) {
         if (!origin_ok(c->app.cors_origins[i])) {
             char shown[80];

@@ -85,6 +85,11 @@ typedef struct ogd_server_config {
     int body_timeout;
     char *log_file;  /** NULL = stderr */
     char *log_level; /** debug | info | warn | error */
+    /** open connections one client address may hold in a worker (0 = no cap) */
+    int max_connections_per_client;
+    /** peers (addresses or CIDR networks) whose X-Forwarded-For names the client */
+    char **forwarded_allow_ips;
+    size_t forwarded_allow_ips_count;
 } ogd_server_config;
 
 typedef struct ogd_database_config {

@@ -79,7 +79,12 @@ typedef struct http_limits {
     unsigned header_timeout_ms;
     unsigned body_timeout_ms;
     unsigned keepalive_ms;
-    unsigned max_connections;
+    unsigned max_connections;      /** open connections (see "Connection slots" in server.c) */
+    unsigned max_conns_per_client; /** open connections of one client address (0 = no cap) */
+    /** Peers whose X-Forwarded-For names the client (addresses or networks, text as
+     * ip_net_parse takes it; copied by http_server_create). Never capped themselves. */
+    const char *const *forwarded_allow_ips;
+    size_t nforwarded_allow_ips;
     size_t max_upload_bytes; /** routes with max_body HTTP_BODY_UPLOAD (0 = max_body_bytes) */
     unsigned heavy_per_user; /** heavy requests one user runs at once (0 = no cap) */
     size_t max_pool_waiting; /** thread-pool backlog beyond which heavy requests get 503 (0 =
@@ -163,6 +168,9 @@ void http_server_free(http_server_t *s);
 const http_route *http_server_routes(const http_server_t *s, size_t *n);
 uint64_t http_server_requests(const http_server_t *s);
 unsigned http_server_connections(const http_server_t *s);
+/* Connections closed so far to make room for new ones (idle or unfinished: see
+ * "Connection slots" in server.c), and new connections answered 503 for want of one. */
+void http_server_conn_stats(const http_server_t *s, uint64_t *dropped, uint64_t *refused);
 /* Called after each finished request (max_requests, metrics), with the request (its
  * route, status and start_ns are final). */
 void http_server_on_request_done(http_server_t *s, void (*cb)(http_request_t *req, void *data),
@@ -175,7 +183,9 @@ const char *http_method_name(http_method m);
 typedef bool (*http_authorizer)(http_request_t *req);
 void http_server_set_authorizer(http_server_t *s, http_authorizer fn);
 http_authorizer http_server_authorizer(const http_server_t *s);
-/* The client's address as text ("" if unknown); out: at least 64 bytes. */
+/* The client's address as text ("" if unknown); out: at least 64 bytes. The TCP peer, or
+ * for a request from a trusted proxy (http_limits.forwarded_allow_ips) the client its
+ * X-Forwarded-For names: the address the connection caps count this request under. */
 void http_request_peer(const http_request_t *req, char *out, size_t outlen);
 
 const char *http_header_get(const http_request_t *req, const char *name);

@@ -12,11 +12,28 @@
  * (a client that half-closes after its request counts as gone, as in nginx). One
  * uv_timer per connection enforces the header, body and keep-alive timeouts; it is
  * stopped while a handler works (a long export is not a slow client).
+ *
+ * Connection slots. A worker holds at most limits.max_connections open connections, and
+ * one client address at most limits.max_conns_per_client of them. A new connection beyond
+ * either cap takes the place of one that can be dropped: the one idle the longest
+ * (between keep-alive requests, or lingering after its last answer), else the oldest that
+ * has not completed a request header (new, or slow: what a slowloris flood holds; one
+ * that had begun a header is answered 503). At the client cap only that client's own
+ * connections are candidates. A connection whose header is complete, whose request is
+ * being served or whose answer is still being written is never dropped; when no
+ * connection can be, the new one is answered 503 and closed (conn_admit). The client is
+ * the TCP peer, known at accept; for a connection from a trusted proxy
+ * (limits.forwarded_allow_ips) it becomes, once a request's header is complete, the
+ * client X-Forwarded-For names (conn_attribute), and the proxies' own addresses are not
+ * capped. The candidates wait in two lists (droppable[], by drop class) in the order they
+ * became droppable; the clients are a hash table with a secret SipHash key, as their
+ * addresses are the attacker's choice.
  */
 #include "http/http.h"
 
 #include "http/gate.h"
 #include "http/router.h"
+#include "util/ipaddr.h"
 #include "util/jsonw.h"
 #include "util/log.h"
 #include "util/pool.h"
@@ -26,6 +43,7 @@
 #include <llhttp.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,6 +60,26 @@
 #define PIPELINE_MAX ((size_t)64 << 10)
 
 typedef enum { CONN_IDLE, CONN_HEADERS, CONN_BODY, CONN_PROCESSING } conn_state;
+
+/* Which connections may give up their slot to a new one, in order of preference. */
+enum {
+    DROP_NEVER,      /* header complete, being served, or an answer still being written */
+    DROP_IDLE,       /* between keep-alive requests, or lingering after its last answer */
+    DROP_UNFINISHED, /* new, or its request header incomplete */
+    DROP_CLASSES
+};
+
+/* At most one warning about dropped or refused connections per worker this often. */
+#define FLOOD_LOG_NS ((uint64_t)10 * 1000000000)
+
+/* A client address and the open connections counted for it (in one worker). */
+typedef struct http_client {
+    ip_addr addr;
+    bool trusted;       /* a trusted proxy: not capped */
+    unsigned nconns;    /* connections in conns */
+    http_conn_t *conns; /* linked by cprev/cnext */
+    struct http_client *hnext;
+} http_client;
 
 struct http_conn {
     uv_tcp_t tcp;
@@ -68,6 +106,16 @@ struct http_conn {
     bool lingering; /* response sent, discarding input until the peer closes */
     uv_shutdown_t shutdown_req;
     http_conn_t *prev, *next;
+    unsigned writes; /* uv_writes in flight */
+    /* connection slots (see the header comment) */
+    ip_addr peer;                  /* the TCP peer */
+    bool peer_trusted;             /* in limits.forwarded_allow_ips */
+    http_client *client;           /* counted for; NULL before admission and once closing */
+    http_conn_t *cprev, *cnext;    /* client->conns */
+    char client_text[IP_TEXT_MAX]; /* the client's address (http_request_peer) */
+    int drop_class;                /* DROP_*; not DROP_NEVER: in droppable[drop_class] */
+    uint64_t drop_seq;             /* when it joined that list (smaller: longer ago) */
+    http_conn_t *dprev, *dnext;
 };
 
 struct http_server {
@@ -98,6 +146,20 @@ struct http_server {
     http_request_t *dead; /* finished requests waiting for the reaper */
     http_authorizer authorizer;
     http_gate_t *gate; /* fairness for heavy routes */
+    /* connection slots (see the header comment) */
+    ip_net *trusted; /* limits.forwarded_allow_ips, parsed */
+    size_t ntrusted;
+    http_client **clients; /* hash buckets */
+    size_t nbuckets;       /* a power of two */
+    size_t nclients;
+    unsigned char client_key[crypto_shorthash_KEYBYTES];
+    struct {
+        http_conn_t *head, *tail; /* head: droppable the longest */
+    } droppable[DROP_CLASSES];
+    uint64_t drop_seq;
+    unsigned nopen; /* connections counted for a client (admitted, not closing) */
+    uint64_t conns_dropped, conns_refused;
+    uint64_t flood_logged_ns; /* the last warning about them */
 };
 
 typedef struct write_req {
@@ -118,6 +180,7 @@ static void conn_free_if_done(http_conn_t *c);
 static void reaper_fired(uv_timer_t *t);
 static void conn_continue(http_conn_t *c);
 static void request_free(http_request_t *req);
+static void conn_slot_update(http_conn_t *c);
 
 static uint64_t now_ns(void)
 {
@@ -372,8 +435,11 @@ static void write_done(uv_write_t *w, int status)
         wr->cb(wr->req, status < 0 ? status : 0, wr->cbdata);
     free(wr->head);
     free(wr->body);
+    c->writes--;
     if (wr->close_after && !c->closing)
         conn_linger(c);
+    else
+        conn_slot_update(c); /* the answer is out: an idle connection may be dropped */
     free(wr);
 }
 
@@ -413,6 +479,8 @@ static int queue_write(http_conn_t *c, http_request_t *req, char *head, size_t h
         return 0;
     }
     int rc = uv_write(&wr->w, (uv_stream_t *)&c->tcp, wr->bufs, n, write_done);
+    if (rc == 0)
+        c->writes++;
     if (rc < 0) {
         if (cb)
             cb(req, rc, cbdata);
@@ -463,6 +531,7 @@ static void reap_dead(http_server_t *s)
         } else if (keep) {
             /* Not keep-alive: the close happens after the last write (close_after). */
             c->state = CONN_IDLE;
+            conn_slot_update(c);
             conn_continue(c);
         }
         req = next;
@@ -706,11 +775,343 @@ static void close_finished(http_server_t *s)
         uv_close((uv_handle_t *)&s->reaper, reaper_handle_closed);
 }
 
+/* ---- connection slots (see the header comment) ---- */
+
+static const char busy_response[] = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: "
+                                    "application/json\r\nRetry-After: 1\r\nContent-Length: "
+                                    "41\r\nConnection: close\r\n\r\n"
+                                    "{\"detail\":\"Server busy, try again later\"}";
+
+static void try_write_busy(http_conn_t *c)
+{
+    uv_buf_t b = uv_buf_init((char *)busy_response, sizeof(busy_response) - 1);
+    uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+}
+
+static size_t client_bucket(const http_server_t *s, const ip_addr *a)
+{
+    uint64_t h;
+    crypto_shorthash((unsigned char *)&h, a->b, sizeof(a->b), s->client_key);
+    return (size_t)h & (s->nbuckets - 1);
+}
+
+/* Doubles the buckets (as many as clients); on failure the chains just grow longer. */
+static void clients_grow(http_server_t *s)
+{
+    size_t n = s->nbuckets * 2;
+    http_client **t = calloc(n, sizeof(*t));
+    if (!t)
+        return;
+    http_client **old = s->clients;
+    size_t oldn = s->nbuckets;
+    s->clients = t;
+    s->nbuckets = n;
+    for (size_t i = 0; i < oldn; i++) {
+        for (http_client *cl = old[i], *next; cl; cl = next) {
+            next = cl->hnext;
+            size_t b = client_bucket(s, &cl->addr);
+            cl->hnext = t[b];
+            t[b] = cl;
+        }
+    }
+    free(old);
+}
+
+/* The client of address a, made if it has no connection yet (NULL: out of memory). */
+static http_client *client_get(http_server_t *s, const ip_addr *a)
+{
+    for (http_client *cl = s->clients[client_bucket(s, a)]; cl; cl = cl->hnext)
+        if (ip_equal(&cl->addr, a))
+            return cl;
+    if (s->nclients >= s->nbuckets)
+        clients_grow(s);
+    http_client *cl = calloc(1, sizeof(*cl));
+    if (!cl)
+        return NULL;
+    cl->addr = *a;
+    cl->trusted = ip_nets_contain(s->trusted, s->ntrusted, a);
+    size_t b = client_bucket(s, a);
+    cl->hnext = s->clients[b];
+    s->clients[b] = cl;
+    s->nclients++;
+    return cl;
+}
+
+/* Forgets a client without connections. */
+static void client_release(http_server_t *s, http_client *cl)
+{
+    if (cl->nconns > 0)
+        return;
+    http_client **pp = &s->clients[client_bucket(s, &cl->addr)];
+    while (*pp && *pp != cl)
+        pp = &(*pp)->hnext;
+    if (*pp)
+        *pp = cl->hnext;
+    s->nclients--;
+    free(cl);
+}
+
+static void client_attach(http_conn_t *c, http_client *cl)
+{
+    c->client = cl;
+    c->cprev = NULL;
+    c->cnext = cl->conns;
+    if (cl->conns)
+        cl->conns->cprev = c;
+    cl->conns = c;
+    cl->nconns++;
+    c->server->nopen++;
+    ip_format(&cl->addr, c->client_text, sizeof(c->client_text));
+}
+
+/* The connection no longer counts for its client (which goes once it has none). */
+static void client_detach(http_conn_t *c)
+{
+    http_client *cl = c->client;
+    if (!cl)
+        return;
+    if (c->cprev)
+        c->cprev->cnext = c->cnext;
+    else
+        cl->conns = c->cnext;
+    if (c->cnext)
+        c->cnext->cprev = c->cprev;
+    c->cprev = c->cnext = NULL;
+    c->client = NULL;
+    cl->nconns--;
+    c->server->nopen--;
+    client_release(c->server, cl);
+}
+
+static void drop_unlink(http_conn_t *c)
+{
+    if (c->drop_class == DROP_NEVER)
+        return;
+    http_server_t *s = c->server;
+    if (c->dprev)
+        c->dprev->dnext = c->dnext;
+    else
+        s->droppable[c->drop_class].head = c->dnext;
+    if (c->dnext)
+        c->dnext->dprev = c->dprev;
+    else
+        s->droppable[c->drop_class].tail = c->dprev;
+    c->dprev = c->dnext = NULL;
+    c->drop_class = DROP_NEVER;
+}
+
+/* Puts the connection in the drop class its state gives it. A connection that stays in
+ * its class keeps its place: a new connection that starts its header is as old as when
+ * it was accepted. */
+static void conn_slot_update(http_conn_t *c)
+{
+    int cls = DROP_NEVER;
+    if (!c->closing && c->client && c->writes == 0) {
+        if (c->lingering)
+            cls = DROP_IDLE;
+        else if (c->state == CONN_IDLE)
+            cls = c->served ? DROP_IDLE : DROP_UNFINISHED;
+        else if (c->state == CONN_HEADERS)
+            cls = DROP_UNFINISHED;
+    }
+    if (cls == c->drop_class)
+        return;
+    drop_unlink(c);
+    if (cls == DROP_NEVER)
+        return;
+    http_server_t *s = c->server;
+    c->drop_class = cls;
+    c->drop_seq = ++s->drop_seq;
+    c->dprev = s->droppable[cls].tail;
+    if (c->dprev)
+        c->dprev->dnext = c;
+    else
+        s->droppable[cls].head = c;
+    s->droppable[cls].tail = c;
+}
+
+/* A closing connection holds no slot. */
+static void conn_forget(http_conn_t *c)
+{
+    drop_unlink(c);
+    client_detach(c);
+}
+
+static bool drops_before(const http_conn_t *a, const http_conn_t *b)
+{
+    return a->drop_class < b->drop_class ||
+           (a->drop_class == b->drop_class && a->drop_seq < b->drop_seq);
+}
+
+static http_conn_t *oldest_droppable(http_server_t *s)
+{
+    if (s->droppable[DROP_IDLE].head)
+        return s->droppable[DROP_IDLE].head;
+    return s->droppable[DROP_UNFINISHED].head;
+}
+
+/* The client's own connection to drop first (not except), or NULL. */
+static http_conn_t *client_oldest_droppable(const http_client *cl, const http_conn_t *except)
+{
+    http_conn_t *best = NULL;
+    for (http_conn_t *c = cl->conns; c; c = c->cnext)
+        if (c != except && c->drop_class != DROP_NEVER && (!best || drops_before(c, best)))
+            best = c;
+    return best;
+}
+
+/* One warning per FLOOD_LOG_NS at most while slots are taken back or refused. */
+static void flood_note(http_server_t *s, const char *cap, const http_client *cl)
+{
+    uint64_t now = now_ns();
+    if (s->flood_logged_ns && now - s->flood_logged_ns < FLOOD_LOG_NS)
+        return;
+    s->flood_logged_ns = now;
+    char addr[IP_TEXT_MAX];
+    ip_format(&cl->addr, addr, sizeof(addr));
+    log_warn("connections: %s reached (a new connection of %s); so far %llu idle or "
+             "unfinished connections dropped to make room, %llu new ones refused (503)",
+             cap, addr, (unsigned long long)s->conns_dropped, (unsigned long long)s->conns_refused);
+}
+
+/* Takes a slot back: a connection that had begun a request header is told why. */
+static void conn_drop(http_conn_t *c)
+{
+    c->server->conns_dropped++;
+    if (c->state == CONN_HEADERS)
+        try_write_busy(c);
+    conn_close(c);
+}
+
+/* Gives a new connection its slot, or answers it 503 and closes it (false). */
+static bool conn_admit(http_conn_t *c)
+{
+    http_server_t *s = c->server;
+    struct sockaddr_storage ss;
+    int len = sizeof(ss);
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) != 0 ||
+        !ip_from_sockaddr((struct sockaddr *)&ss, &c->peer)) {
+        conn_close(c); /* gone already */
+        return false;
+    }
+    c->peer_trusted = ip_nets_contain(s->trusted, s->ntrusted, &c->peer);
+    http_client *cl = client_get(s, &c->peer);
+    if (!cl) {
+        conn_close(c);
+        return false;
+    }
+    unsigned cap = s->limits.max_conns_per_client;
+    const char *full = NULL;
+    http_conn_t *victim = NULL;
+    if (cap && !cl->trusted && cl->nconns >= cap) {
+        full = "max_connections_per_client";
+        victim = client_oldest_droppable(cl, NULL);
+    } else if (s->nopen >= s->limits.max_connections) {
+        full = "worker_connections";
+        victim = oldest_droppable(s);
+    }
+    if (full && !victim) {
+        s->conns_refused++;
+        flood_note(s, full, cl);
+        client_release(s, cl);
+        try_write_busy(c);
+        conn_close(c);
+        return false;
+    }
+    client_attach(c, cl); /* first: the victim may be the client's only other one */
+    if (victim) {
+        conn_drop(victim);
+        flood_note(s, full, cl);
+    }
+    return true;
+}
+
+/* One X-Forwarded-For entry, s[0..len) trimmed: an address, with a port as some proxies
+ * write it ("192.0.2.1:443", "[2001:db8::1]:443"). */
+static bool forwarded_entry(const char *s, size_t len, ip_addr *out)
+{
+    if (s[0] == '[') {
+        const char *end = memchr(s, ']', len);
+        return end && ip_parse(s + 1, (size_t)(end - s - 1), out);
+    }
+    const char *colon = memchr(s, ':', len);
+    if (colon && !memchr(colon + 1, ':', len - (size_t)(colon + 1 - s)))
+        len = (size_t)(colon - s); /* IPv4 and a port */
+    return ip_parse(s, len, out);
+}
+
+/* The client of a request from a trusted proxy: X-Forwarded-For read from the right (the
+ * last header line first; each proxy appends the address it got the request from), the
+ * first entry that is not a trusted proxy itself, or the left-most when all are (as
+ * gunicorn and uvicorn read it). False without the header, or when that entry is not an
+ * address ("unknown"): the request then counts for the peer. */
+static bool forwarded_client(const http_server_t *s, const http_request_t *req, ip_addr *out)
+{
+    bool found = false;
+    for (size_t i = req->nheaders; i-- > 0;) {
+        if (strcmp(req->headers[i].name, "x-forwarded-for") != 0)
+            continue;
+        const char *v = req->headers[i].value;
+        size_t end = strlen(v);
+        for (;;) {
+            size_t start = end;
+            while (start > 0 && v[start - 1] != ',')
+                start--;
+            size_t a = start, b = end;
+            while (a < b && (v[a] == ' ' || v[a] == '\t'))
+                a++;
+            while (b > a && (v[b - 1] == ' ' || v[b - 1] == '\t'))
+                b--;
+            if (b > a) {
+                if (!forwarded_entry(v + a, b - a, out))
+                    return false;
+                found = true;
+                if (!ip_nets_contain(s->trusted, s->ntrusted, out))
+                    return true;
+            }
+            if (start == 0)
+                break;
+            end = start - 1;
+        }
+    }
+    return found;
+}
+
+/* A request header from a trusted proxy is complete: the connection now counts for the
+ * client the request names (or the proxy, without X-Forwarded-For). A capped client over
+ * its cap loses its own oldest idle or unfinished connection; the request itself is
+ * complete and is served either way. */
+static void conn_attribute(http_conn_t *c, const http_request_t *req)
+{
+    http_server_t *s = c->server;
+    if (!c->peer_trusted || !c->client)
+        return;
+    ip_addr a;
+    if (!forwarded_client(s, req, &a))
+        a = c->peer;
+    if (ip_equal(&a, &c->client->addr))
+        return;
+    http_client *cl = client_get(s, &a);
+    if (!cl)
+        return;
+    client_detach(c);
+    client_attach(c, cl);
+    unsigned cap = s->limits.max_conns_per_client;
+    if (cap && !cl->trusted && cl->nconns > cap) {
+        http_conn_t *victim = client_oldest_droppable(cl, c);
+        if (victim) {
+            conn_drop(victim);
+            flood_note(s, "max_connections_per_client", cl);
+        }
+    }
+}
+
 static void conn_free_if_done(http_conn_t *c)
 {
     if (c->handles > 0 || c->req)
         return;
     http_server_t *s = c->server;
+    conn_forget(c);
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -745,6 +1146,7 @@ static void conn_close(http_conn_t *c)
         return;
     }
     c->closing = true;
+    conn_forget(c);
     uv_timer_stop(&c->timer);
     uv_close((uv_handle_t *)&c->tcp, handle_closed);
     uv_close((uv_handle_t *)&c->timer, handle_closed);
@@ -800,6 +1202,7 @@ static void reject(http_conn_t *c, int status, const char *detail)
     c->reading = false;
     uv_timer_stop(&c->timer);
     c->state = CONN_PROCESSING;
+    conn_slot_update(c);
     req->keep_alive = false;
     http_respond_error(req, status, detail);
 }
@@ -811,6 +1214,7 @@ static int on_message_begin(llhttp_t *p)
     if (!c->req)
         return -1;
     c->state = CONN_HEADERS;
+    conn_slot_update(c);
     c->header_bytes = 0;
     c->in_value = false;
     buf_reset(&c->field);
@@ -993,6 +1397,7 @@ static int on_headers_complete(llhttp_t *p)
         c->parse_error_pending = true;
         return -1;
     }
+    conn_attribute(c, req);
 
     /* Split target into path and query; strip the url_prefix. */
     const char *t = req->target;
@@ -1026,7 +1431,8 @@ static int on_headers_complete(llhttp_t *p)
         req->body_file_wait = true; /* body_to_file, once the first part's start is seen */
         req->body.max = (size_t)p->content_length;
     }
-    c->state = CONN_BODY;
+    c->state = CONN_BODY; /* not droppable from here on */
+    conn_slot_update(c);
     arm_timer(c, s->limits.body_timeout_ms);
     return 0;
 }
@@ -1076,6 +1482,7 @@ static int on_message_complete(llhttp_t *p)
 {
     http_conn_t *c = p->data;
     c->state = CONN_PROCESSING;
+    conn_slot_update(c);
     uv_timer_stop(&c->timer);
     return HPE_PAUSED;
 }
@@ -1280,22 +1687,11 @@ static void conn_linger(http_conn_t *c)
     if (c->closing || c->lingering)
         return;
     c->lingering = true;
+    conn_slot_update(c);
     uv_timer_stop(&c->timer);
     c->shutdown_req.data = c;
     if (uv_shutdown(&c->shutdown_req, (uv_stream_t *)&c->tcp, shutdown_done) != 0)
         conn_close(c);
-}
-
-static void reject_busy(http_server_t *s, uv_tcp_t *client)
-{
-    static const char resp[] = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: "
-                               "application/json\r\nRetry-After: 1\r\nContent-Length: "
-                               "41\r\nConnection: close\r\n\r\n"
-                               "{\"detail\":\"Server busy, try again later\"}";
-    (void)s;
-    uv_buf_t b = uv_buf_init((char *)resp, sizeof(resp) - 1);
-    uv_try_write((uv_stream_t *)client, &b, 1);
-    uv_close((uv_handle_t *)client, (uv_close_cb)free);
 }
 
 static void on_connection(uv_stream_t *listener, int status)
@@ -1303,17 +1699,6 @@ static void on_connection(uv_stream_t *listener, int status)
     http_server_t *s = listener->data;
     if (status < 0)
         return;
-    if (s->nconns >= s->limits.max_connections) {
-        uv_tcp_t *client = malloc(sizeof(*client));
-        if (!client)
-            return;
-        uv_tcp_init(s->loop, client);
-        if (uv_accept(listener, (uv_stream_t *)client) == 0)
-            reject_busy(s, client);
-        else
-            uv_close((uv_handle_t *)client, (uv_close_cb)free);
-        return;
-    }
     http_conn_t *c = calloc(1, sizeof(*c));
     if (!c)
         return;
@@ -1334,10 +1719,13 @@ static void on_connection(uv_stream_t *listener, int status)
         conn_close(c);
         return;
     }
+    if (!conn_admit(c))
+        return;
     uv_tcp_nodelay(&c->tcp, 1);
     llhttp_init(&c->parser, HTTP_REQUEST, &parser_settings);
     c->parser.data = c;
     c->state = CONN_IDLE;
+    conn_slot_update(c);
     arm_timer(c, s->limits.keepalive_ms);
     uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb);
     c->reading = true;
@@ -1375,6 +1763,29 @@ int http_server_create(uv_loop_t *loop, int listen_fd, const http_route *routes,
         free(s);
         return -ENOMEM;
     }
+    /* Connection slots: the trusted proxies, the clients' table and its hash key. */
+    s->limits.forwarded_allow_ips = NULL; /* borrowed: parsed here */
+    s->limits.nforwarded_allow_ips = 0;
+    size_t nt = limits->nforwarded_allow_ips;
+    s->trusted = calloc(nt ? nt : 1, sizeof(*s->trusted));
+    s->nbuckets = 64;
+    s->clients = calloc(s->nbuckets, sizeof(*s->clients));
+    if (!s->trusted || !s->clients || sodium_init() < 0) {
+        free(s->trusted);
+        free(s->clients);
+        gate_free(s->gate);
+        free(s);
+        return -ENOMEM;
+    }
+    for (size_t i = 0; i < nt; i++) {
+        if (!ip_net_parse(limits->forwarded_allow_ips[i], &s->trusted[s->ntrusted])) {
+            log_error("http: forwarded_allow_ips: not an address or network: %.80s",
+                      limits->forwarded_allow_ips[i]);
+            continue;
+        }
+        s->ntrusted++;
+    }
+    randombytes_buf(s->client_key, sizeof(s->client_key));
     /* A trailing slash in the prefix is ignored: "/api/" and "/api" mean the same. */
     s->url_prefix = strdup(url_prefix ? url_prefix : "");
     size_t pl = strlen(s->url_prefix);
@@ -1481,6 +1892,8 @@ void http_server_free(http_server_t *s)
     free(s->cors_origins);
     free(s->url_prefix);
     gate_free(s->gate);
+    free(s->trusted);
+    free(s->clients); /* empty: every connection has left its client */
     free(s);
 }
 
@@ -1507,15 +1920,11 @@ http_authorizer http_server_authorizer(const http_server_t *s)
 
 void http_request_peer(const http_request_t *req, char *out, size_t outlen)
 {
-    struct sockaddr_storage ss;
-    int len = sizeof(ss);
-    out[0] = '\0';
-    if (!req->conn || uv_tcp_getpeername(&req->conn->tcp, (struct sockaddr *)&ss, &len) != 0)
+    if (outlen == 0)
         return;
-    if (ss.ss_family == AF_INET)
-        uv_ip4_name((const struct sockaddr_in *)&ss, out, outlen);
-    else if (ss.ss_family == AF_INET6)
-        uv_ip6_name((const struct sockaddr_in6 *)&ss, out, outlen);
+    out[0] = '\0';
+    if (req->conn)
+        snprintf(out, outlen, "%s", req->conn->client_text);
 }
 
 const http_route *http_server_routes(const http_server_t *s, size_t *n)
@@ -1532,6 +1941,12 @@ uint64_t http_server_requests(const http_server_t *s)
 unsigned http_server_connections(const http_server_t *s)
 {
     return s->nconns;
+}
+
+void http_server_conn_stats(const http_server_t *s, uint64_t *dropped, uint64_t *refused)
+{
+    *dropped = s->conns_dropped;
+    *refused = s->conns_refused;
 }
 
 void http_server_on_request_done(http_server_t *s, void (*cb)(http_request_t *req, void *data),

@@ -36,6 +36,8 @@ enum {
     OS_RETRIES,
     OS_RETRIES_DENIED,
     OS_SHED,
+    OS_CONNS_DROPPED,
+    OS_CONNS_REFUSED,
     OS_NCOUNTERS
 };
 
@@ -58,6 +60,12 @@ static const struct {
     {"ogd_http_requests_shed_total",
      "Expensive requests answered 503: the thread pool's backlog was over "
      "server.max_pool_waiting."},
+    {"ogd_http_connections_dropped_total",
+     "Idle or unfinished connections closed to make room for new ones (server."
+     "worker_connections or max_connections_per_client reached)."},
+    {"ogd_http_connections_refused_total",
+     "New connections answered 503: their worker or client was at its connection cap and "
+     "none of its connections could be dropped."},
 };
 
 enum {
@@ -175,6 +183,8 @@ void metrics_publish_objstore(const objstore_stats *st)
         [OS_RETRIES] = st->retries,
         [OS_RETRIES_DENIED] = st->retries_denied,
         [OS_SHED] = runtime_now[OS_SHED],
+        [OS_CONNS_DROPPED] = runtime_now[OS_CONNS_DROPPED],
+        [OS_CONNS_REFUSED] = runtime_now[OS_CONNS_REFUSED],
     };
     for (int i = 0; i < OS_NCOUNTERS; i++) {
         if (now[i] > last[i])
@@ -197,11 +207,14 @@ void metrics_publish_objstore(const objstore_stats *st)
         atomic_store_explicit(&shared->slots[my_slot].v[i], g[i], memory_order_relaxed);
 }
 
-void metrics_set_runtime(size_t pool_waiting, size_t heavy_waiting, uint64_t shed)
+void metrics_set_runtime(size_t pool_waiting, size_t heavy_waiting, uint64_t shed,
+                         uint64_t conns_dropped, uint64_t conns_refused)
 {
     runtime_gauge[G_POOL_WAITING] = pool_waiting;
     runtime_gauge[G_HEAVY_WAITING] = heavy_waiting;
     runtime_now[OS_SHED] = shed;
+    runtime_now[OS_CONNS_DROPPED] = conns_dropped;
+    runtime_now[OS_CONNS_REFUSED] = conns_refused;
 }
 
 /* Prometheus label value escaping: backslash, double quote, newline. */

@@ -41,9 +41,11 @@ void metrics_record_request(int route_index, int status, bool aborted, uint64_t 
 /* Worker: publishes the object store's counters (adds what grew since the last call)
  * and sets this slot's gauges. */
 void metrics_publish_objstore(const objstore_stats *st);
-/* Worker: the thread pool's backlog, the heavy requests waiting their user's turn and the
- * count shed so far; published with the next metrics_publish_objstore. */
-void metrics_set_runtime(size_t pool_waiting, size_t heavy_waiting, uint64_t shed);
+/* Worker: the thread pool's backlog, the heavy requests waiting their user's turn, the
+ * count shed so far, and the connections dropped to make room and refused so far
+ * (http_server_conn_stats); published with the next metrics_publish_objstore. */
+void metrics_set_runtime(size_t pool_waiting, size_t heavy_waiting, uint64_t shed,
+                         uint64_t conns_dropped, uint64_t conns_refused);
 
 /* Appends the Prometheus text exposition to out. */
 int metrics_render(buf_t *out, const http_route *routes, size_t nroutes);

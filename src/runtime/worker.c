@@ -54,7 +54,9 @@ static void beat(uv_timer_t *t)
     size_t heavy_waiting;
     uint64_t shed;
     http_server_gate_stats(w->server, &heavy_waiting, &shed);
-    metrics_set_runtime(pool_waiting(), heavy_waiting, shed);
+    uint64_t dropped, refused;
+    http_server_conn_stats(w->server, &dropped, &refused);
+    metrics_set_runtime(pool_waiting(), heavy_waiting, shed, dropped, refused);
     metrics_publish_objstore(&st);
 }
 
@@ -209,6 +211,9 @@ void worker_run(const ogd_config *cfg, int listen_fd, worker_slot *slot)
         .body_timeout_ms = (unsigned)cfg->server.body_timeout * 1000,
         .keepalive_ms = (unsigned)cfg->server.keepalive * 1000,
         .max_connections = (unsigned)cfg->server.worker_connections,
+        .max_conns_per_client = (unsigned)cfg->server.max_connections_per_client,
+        .forwarded_allow_ips = (const char *const *)cfg->server.forwarded_allow_ips,
+        .nforwarded_allow_ips = cfg->server.forwarded_allow_ips_count,
         .max_upload_bytes = (size_t)cfg->server.max_upload_bytes,
         .heavy_per_user = cfg->server.max_heavy_per_user > 0
                               ? (unsigned)cfg->server.max_heavy_per_user

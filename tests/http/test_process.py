@@ -106,11 +106,22 @@ def test_test_hook_is_off_without_env(make_server):
 
 
 def test_worker_connections_limit_answers_503(make_server):
-    srv = make_server(config={"server": {"worker_connections": 3, "workers": 1}}, records=0)
-    # let the worker see the start-up probe's connection close, so exactly 3 are held
-    time.sleep(0.5)
-    held = [socket.create_connection(("127.0.0.1", srv.port)) for _ in range(3)]
-    time.sleep(0.3)
+    """Beyond worker_connections a new connection takes the place of an idle or unfinished
+    one (tests/http/test_flood.py); when every connection is serving a request, none can
+    be dropped and the new one is answered 503."""
+    srv = make_server(config={"server": {"worker_connections": 3, "workers": 1,
+                                         "max_heavy_per_user": 3}},
+                      records=0, env={"OGD_ENABLE_TEST_HOOKS": "1"})
+    # Three requests that run until released hold the three slots (whatever else was
+    # open, idle, has been dropped to admit them).
+    held = []
+    for i in range(3):
+        h = socket.create_connection(("127.0.0.1", srv.port))
+        h.sendall(("GET /_test/hold?name=h%d HTTP/1.1\r\nHost: x\r\n"
+                   "Authorization: Bearer %s\r\n\r\n" % (i, srv.token)).encode())
+        held.append(h)
+    assert wait_for(lambda: all(os.path.exists(os.path.join(srv.data_dir, "hold-h%d.started" % i))
+                                for i in range(3)))
     s = socket.create_connection(("127.0.0.1", srv.port), timeout=5)
     s.sendall(b"GET /version HTTP/1.1\r\nHost: x\r\n\r\n")
     resp = s.recv(4096)
@@ -120,7 +131,10 @@ def test_worker_connections_limit_answers_503(make_server):
     head, body = resp.split(b"\r\n\r\n", 1)
     assert b"Content-Length: %d" % len(body) in head
     assert json.loads(body) == {"detail": "Server busy, try again later"}
-    for h in held:
+    for i, h in enumerate(held):
+        open(os.path.join(srv.data_dir, "hold-h%d.release" % i), "w").close()
+        h.settimeout(30)
+        assert h.recv(4096).startswith(b"HTTP/1.1 200")
         h.close()
     assert wait_for(lambda: srv.get("/version").status_code == 200)
 

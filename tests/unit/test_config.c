@@ -91,6 +91,10 @@ static void test_defaults_need_no_file(void **state)
     assert_int_equal(c.server.port, 8000);
     assert_true(c.server.workers >= 1);
     assert_int_equal(c.server.worker_connections, 1000);
+    assert_int_equal(c.server.max_connections_per_client, 64);
+    assert_int_equal(c.server.forwarded_allow_ips_count, 2);
+    assert_string_equal(c.server.forwarded_allow_ips[0], "127.0.0.1");
+    assert_string_equal(c.server.forwarded_allow_ips[1], "::1");
     assert_int_equal(c.server.max_requests, 0);
     assert_int_equal(c.server.max_requests_jitter, 0);
     assert_int_equal(c.server.timeout, 30);
@@ -906,6 +910,49 @@ static void test_resolve_checks(void **state)
     config_free(&c);
 }
 
+/* server.forwarded_allow_ips: addresses or networks, from the file or the environment;
+ * anything else is reported with its index. */
+static void test_forwarded_allow_ips(void **state)
+{
+    (void)state;
+    ogd_config c;
+    char *err = NULL;
+    assert_int_equal(load_text(&c,
+                               "server:\n  max_connections_per_client: 0\n"
+                               "  forwarded_allow_ips: [\"10.0.0.0/8\", \"192.0.2.7\", "
+                               "\"fd00::/8\", \"2001:db8::1\"]\n",
+                               &err),
+                     0);
+    assert_int_equal(config_resolve(&c, &err), 0);
+    assert_int_equal(c.server.max_connections_per_client, 0);
+    assert_int_equal(c.server.forwarded_allow_ips_count, 4);
+    assert_string_equal(c.server.forwarded_allow_ips[2], "fd00::/8");
+    config_free(&c);
+
+    assert_int_equal(load_text(&c,
+                               "server:\n  forwarded_allow_ips: [\"10.0.0.1/8\", \"127.0.0.1\", "
+                               "\"proxy.example.org\", \"*\"]\n",
+                               &err),
+                     0);
+    assert_int_equal(config_resolve(&c, &err), -1);
+    assert_string_equal(err, "server.forwarded_allow_ips[0]: expected an IP address or a "
+                             "network like 10.0.0.0/8, got \"10.0.0.1/8\"\n"
+                             "server.forwarded_allow_ips[2]: expected an IP address or a "
+                             "network like 10.0.0.0/8, got \"proxy.example.org\"\n"
+                             "server.forwarded_allow_ips[3]: expected an IP address or a "
+                             "network like 10.0.0.0/8, got \"*\"");
+    free(err);
+    config_free(&c);
+
+    /* an empty variable trusts no one */
+    config_defaults(&c);
+    char *env[] = {"OGD_SERVER__FORWARDED_ALLOW_IPS=", NULL};
+    assert_int_equal(config_apply_env(&c, env, &err), 0);
+    assert_int_equal(config_resolve(&c, &err), 0);
+    assert_int_equal(c.server.forwarded_allow_ips_count, 0);
+    config_free(&c);
+}
+
 /* ---- dump ---- */
 
 static void test_dump_masks_secrets(void **state)
@@ -1193,6 +1240,7 @@ int main(void)
         cmocka_unit_test(test_env_overrides),
         cmocka_unit_test(test_env_errors),
         cmocka_unit_test(test_resolve_checks),
+        cmocka_unit_test(test_forwarded_allow_ips),
         cmocka_unit_test(test_resolve_fedid_checks),
         cmocka_unit_test(test_dump_masks_secrets),
         cmocka_unit_test(test_dump_loads_again),

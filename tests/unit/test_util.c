@@ -1,4 +1,4 @@
-/* Unit tests for src/util (buf, arena, jsonw, dtoa, objectid) and src/store (timestamp,
+/* Unit tests for src/util (buf, arena, jsonw, dtoa, objectid, ipaddr) and src/store (timestamp,
  * projection). */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -23,6 +23,7 @@
 #include "util/arena.h"
 #include "util/buf.h"
 #include "util/dtoa.h"
+#include "util/ipaddr.h"
 #include "util/jsonw.h"
 #include "util/objectid.h"
 
@@ -461,6 +462,80 @@ static void test_objectid_fork(void **state)
     assert_follows(before, after);
 }
 
+static ip_addr addr_of(const char *s)
+{
+    ip_addr a;
+    assert_true(ip_parse(s, strlen(s), &a));
+    return a;
+}
+
+static void test_ipaddr(void **state)
+{
+    (void)state;
+    ip_addr a;
+    char text[IP_TEXT_MAX];
+    /* both families, one form: v4 and its v4-mapped IPv6 text are the same key */
+    ip_addr v4 = addr_of("192.0.2.7"), mapped = addr_of("::ffff:192.0.2.7");
+    assert_true(ip_equal(&v4, &mapped));
+    ip_format(&mapped, text, sizeof(text));
+    assert_string_equal(text, "192.0.2.7");
+    a = addr_of("2001:DB8:0:0::1");
+    ip_format(&a, text, sizeof(text));
+    assert_string_equal(text, "2001:db8::1");
+    /* a prefix of a longer string, as X-Forwarded-For entries are handed over */
+    assert_true(ip_parse("10.1.2.3, 10.9.9.9", 8, &a));
+    ip_format(&a, text, sizeof(text));
+    assert_string_equal(text, "10.1.2.3");
+    const char *bad[] = {"",      "1.2.3",      "1.2.3.4.5",  "256.1.1.1", "01.2.3.4x",
+                         "[::1]", "1.2.3.4:80", "fe80::1%lo", "unknown",   " 1.2.3.4"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        assert_false(ip_parse(bad[i], strlen(bad[i]), &a));
+
+    /* networks: an address alone, IPv4 and IPv6 prefixes, and what they contain */
+    ip_net n;
+    assert_true(ip_net_parse("127.0.0.1", &n));
+    assert_int_equal(n.prefix, 128);
+    a = addr_of("127.0.0.1");
+    assert_true(ip_net_contains(&n, &a));
+    a = addr_of("127.0.0.2");
+    assert_false(ip_net_contains(&n, &a));
+    assert_true(ip_net_parse("10.0.0.0/8", &n));
+    a = addr_of("10.255.1.2");
+    assert_true(ip_net_contains(&n, &a));
+    a = addr_of("11.0.0.0");
+    assert_false(ip_net_contains(&n, &a));
+    a = addr_of("::a00:1"); /* not the v4-mapped 10.0.0.1 */
+    assert_false(ip_net_contains(&n, &a));
+    assert_true(ip_net_parse("172.16.0.0/12", &n));
+    a = addr_of("172.31.255.255");
+    assert_true(ip_net_contains(&n, &a));
+    a = addr_of("172.32.0.0");
+    assert_false(ip_net_contains(&n, &a));
+    assert_true(ip_net_parse("fd00::/8", &n));
+    a = addr_of("fd12:3456::1");
+    assert_true(ip_net_contains(&n, &a));
+    a = addr_of("fe80::1");
+    assert_false(ip_net_contains(&n, &a));
+    assert_true(ip_net_parse("0.0.0.0/0", &n));
+    a = addr_of("203.0.113.9");
+    assert_true(ip_net_contains(&n, &a));
+    a = addr_of("2001:db8::1");
+    assert_false(ip_net_contains(&n, &a)); /* every IPv4 address, not every address */
+    assert_true(ip_net_parse("::/0", &n));
+    assert_true(ip_net_contains(&n, &a));
+    const char *badnet[] = {"10.0.0.1/8",  "10.0.0.0/33",   "::/129", "10.0.0.0/", "10.0.0.0/x",
+                            "10.0.0.0/-1", "10.0.0.0/0008", "/8",     "localhost"};
+    for (size_t i = 0; i < sizeof(badnet) / sizeof(badnet[0]); i++)
+        assert_false(ip_net_parse(badnet[i], &n));
+    ip_net list[2];
+    assert_true(ip_net_parse("127.0.0.1", &list[0]));
+    assert_true(ip_net_parse("::1", &list[1]));
+    a = addr_of("::1");
+    assert_true(ip_nets_contain(list, 2, &a));
+    a = addr_of("127.0.0.2");
+    assert_false(ip_nets_contain(list, 2, &a));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -476,6 +551,7 @@ int main(void)
         cmocka_unit_test(test_objectid_valid),
         cmocka_unit_test(test_objectid_threads),
         cmocka_unit_test(test_objectid_fork),
+        cmocka_unit_test(test_ipaddr),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
