@@ -60,6 +60,17 @@ def production_config():
                      "bucket_name": f"ogd-http-{tag}", "create_bucket": True}}
 
 
+def wait_for(what, cond, timeout=60):
+    """Polls cond() until it is true: a wait for a state, not a timing assumption (the
+    timeout is a guard only ever reached when the server fails to act)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if cond():
+            return
+        time.sleep(0.05)
+    raise AssertionError("timed out waiting for " + what)
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

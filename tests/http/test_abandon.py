@@ -10,22 +10,12 @@ import json
 import os
 import socket
 import subprocess
-import time
 
 import pytest
 
-from conftest import BACKEND
+from conftest import BACKEND, wait_for
 
 HOOKS = {"OGD_ENABLE_TEST_HOOKS": "1"}
-
-
-def wait_for(what, cond, timeout=60):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if cond():
-            return
-        time.sleep(0.05)
-    raise AssertionError("timed out waiting for " + what)
 
 
 def raw_get(srv, path, token=None):

@@ -12,9 +12,10 @@ answered or closed a connection (a state), with a timeout only as a guard."""
 import json
 import os
 import socket
-import time
 
 import requests
+
+import conftest
 
 LOOPBACK = "127.0.0.1"
 CLIENT_A, CLIENT_B = "127.0.0.2", "127.0.0.3"
@@ -22,12 +23,7 @@ GUARD = 30  # seconds: only ever reached when the server fails to act
 
 
 def wait_for(what, cond, timeout=GUARD):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if cond():
-            return
-        time.sleep(0.05)
-    raise AssertionError("timed out waiting for " + what)
+    conftest.wait_for(what, cond, timeout)
 
 
 def connect(srv, source=LOOPBACK):

@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 
 import hdfgen
+from conftest import wait_for
 
 ID = "20200407142816"
 DIR = "2020/04/07/142816"
@@ -706,17 +707,6 @@ def test_concurrent_merges_keep_every_channel(make_server, tmp_path):
 def submits_finished(srv):
     """How many POST /submit/hdf requests the server has finished (its access log)."""
     return srv.read_log().count('"method":"POST","route":"/submit/hdf"')
-
-
-def wait_for(what, cond, timeout=60):
-    """Polls cond() until it is true: a wait for a state, not a timing assumption."""
-    import time
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if cond():
-            return
-        time.sleep(0.05)
-    raise AssertionError("timed out waiting for " + what)
 
 
 EXPECTED_KEYS = {"images/%s/PM-201-FE-CAM-1.png" % DIR, "images/%s/PM-201-FE-CAM-2.png" % DIR,
