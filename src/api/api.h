@@ -2,11 +2,11 @@
  * api: the HTTP handlers of the OperationsGateway API and what they share.
  *
  * app_t is one worker's context (config, store, object store, loop); every handler
- * reaches it through req->app. Handlers parse and validate parameters on the loop
- * thread (cheap, bounded), hand the slow part to the store / object store (off the
- * loop), and serialise large results on the thread pool (api_respond_json). Errors
- * go out as {"detail": ...} with the statuses of the reference (spec/data.md §3.2,
- * spec/control.md §4); query-parameter validation failures as 422 in FastAPI's shape.
+ * reaches it through req->app. Handlers parse and validate parameters on the loop thread
+ * (cheap, bounded), hand the slow part to the store / object store (off the loop), and
+ * serialise large results on the thread pool (api_respond_json). Errors go out as
+ * {"detail": ...} with the statuses of the reference (docs/api.md §3); query-parameter
+ * validation failures as 422 in FastAPI's shape.
  */
 #ifndef OGD_API_API_H
 #define OGD_API_API_H

@@ -1,6 +1,6 @@
 /*
  * auth.c: the authorizer every protected route passes through, POST /login, /verify and
- * /refresh (spec/control.md §5, §6), and the helpers the control-plane handlers share
+ * /refresh (docs/auth.md, docs/api.md §6.1-§6.3), and the helpers the control-plane handlers share
  * (control.h).
  *
  * Token types are distinct (a fix, docs/security.md): access tokens carry
@@ -363,7 +363,7 @@ static bool body_method(http_method m)
 
 bool api_authorize(http_request_t *req)
 {
-    /* FastAPI decodes a JSON body before its dependencies run (§4.3). */
+    /* FastAPI decodes a JSON body before its dependencies run (docs/api.md §3.4). */
     if (body_method(req->method) && req->body.len > 0 && json_content_type(req)) {
         json_error_t e;
         json_t *v = json_loadb(req->body.data, req->body.len, JSON_DECODE_ANY, &e);

@@ -1,6 +1,6 @@
 /*
  * channels.c: GET /channels, /channels/{channel_system_name} and
- * /channels/summary/{channel_name} (spec/data.md §4.13-4.15): the most recent channel
+ * /channels/summary/{channel_name} (docs/api.md §5.13-§5.15): the most recent channel
  * manifest, shaped with a fixed key order and `type` defaulting to "scalar".
  */
 #include "api/api.h"

@@ -9,7 +9,7 @@
 #include "api/api.h"
 
 /* The router's authorizer (http_server_set_authorizer): bearer access token, then the
- * route's permission; spec/control.md §4.2, §4.3, §6. */
+ * route's permission; docs/api.md §2.4, §3.4. */
 bool api_authorize(http_request_t *req);
 
 /* Parses the request body as JSON (FastAPI's rules: no or a JSON content type). Empty or
@@ -57,7 +57,7 @@ typedef struct api_fedid_job {
 bool api_fedid_submit(http_request_t *req, api_fedid_job *job, void (*run)(void *data),
                       void (*done)(void *data, int status), void *data);
 
-/* 200 with the access token as a JSON string and the refresh cookie (§5.5). */
+/* 200 with the access token as a JSON string and the refresh cookie (docs/auth.md §3). */
 void api_respond_tokens(http_request_t *req, const char *access, const char *refresh);
 
 /* OIDC per-worker state (oidc.c): made by the worker, closed before its loop stops. */

@@ -1,7 +1,7 @@
 /*
- * export.c: GET /export (spec/data.md §4.16, §7): the records a query selects, as one CSV
- * file or as a zip of per-channel files plus the main CSV, streamed while the objects
- * arrive.
+ * export.c: GET /export (docs/export.md, docs/api.md §5.16): the records a query selects,
+ * as one CSV file or as a zip of per-channel files plus the main CSV, streamed while the
+ * objects arrive.
  *
  * Flow:
  *   1. Parameters (loop). The records query and the latest manifest run at once (store
@@ -34,14 +34,14 @@
  *   5. A client that goes away cancels every GET, HEAD, queued render and function
  *      evaluation; the request finishes once the ones already running have reported.
  *
- * Functions (`functions=`, §5.4): their result types come first (the header); the store
- * projection also carries the metadata and data of every channel they use, so which
- * records will have a result is known from the plan (build_entries' prediction). The
+ * Functions (`functions=`, docs/export.md §11): their result types come first (the header);
+ * the store projection also carries the metadata and data of every channel they use, so
+ * which records will have a result is known from the plan (build_entries' prediction). The
  * functions engine runs over batches of FN_BATCH records that share the export's record
- * documents: scalar results land in them (the CSV lines are written after the last
- * batch), waveform data and image PNGs go to their entries, which are packed like
- * fetched objects. The first batch runs before the answer is chosen, so a mistake in an
- * expression is still a 4xx; later ones run alongside the window (start_batches).
+ * documents: scalar results land in them (the CSV lines are written after the last batch),
+ * waveform data and image PNGs go to their entries, which are packed like fetched objects.
+ * The first batch runs before the answer is chosen, so a mistake in an expression is still
+ * a 4xx; later ones run alongside the window (start_batches).
  *
  * Differences from the reference, all deliberate: member order is deterministic (the
  * reference's is completion order); PNG and .npz members are STOREd (already compressed);
@@ -371,7 +371,7 @@ static bool build_store_projection(exp_ctx *x)
     return true;
 }
 
-/* 400 for the projection's terms, as §7.2 step 3; fills x->cols. */
+/* 400 for the projection's terms, as docs/export.md §3 step 3; fills x->cols. */
 static bool build_columns(exp_ctx *x)
 {
     http_request_t *req = x->req;
@@ -434,7 +434,7 @@ static bool known_metadata(const char *k)
     return false;
 }
 
-/* The header (§7.3). */
+/* The header (docs/export.md §4). */
 static int build_csv_header(exp_ctx *x)
 {
     buf_t *b = &x->csv;
@@ -447,7 +447,7 @@ static int build_csv_header(exp_ctx *x)
     return rc;
 }
 
-/* One line per record, empty lines skipped (§7.3); function values are in the records'
+/* One line per record, empty lines skipped (docs/export.md §4); function values are in the records'
  * channels by now. */
 static int build_csv_lines(exp_ctx *x)
 {
@@ -503,9 +503,9 @@ static bool kind_exported(const exp_ctx *x, objstore_kind k)
     return false;
 }
 
-/* Whether function f will have a result for a record (§5.2 step 4): every name it uses is
- * a channel the record has, or an earlier function that has a result. has[] holds the
- * answers for the earlier functions. */
+/* Whether function f will have a result for a record (docs/functions.md §9.2 step 4): every
+ * name it uses is a channel the record has, or an earlier function that has a result. has[]
+ * holds the answers for the earlier functions. */
 typedef struct fn_predict {
     const api_fn_list *fns;
     json_t *chans;
@@ -590,7 +590,7 @@ static int build_entries(exp_ctx *x)
     return 0;
 }
 
-/* <first>[_to_<last>][_<second part>] (§7.7). */
+/* <first>[_to_<last>][_<second part>] (docs/export.md §8). */
 static char *make_stem(exp_ctx *x)
 {
     const char *lo = NULL, *hi = NULL;
@@ -943,7 +943,7 @@ static int send_member(exp_ctx *x, zip_member *m)
 static void build_tail(void *data)
 {
     exp_ctx *x = data;
-    /* §7.5: the CSV only when a file made it into the zip and it has text. */
+    /* docs/export.md §6: the CSV only when a file made it into the zip and it has text. */
     if (x->ex_scalars && x->any_file && x->csv.len > 0) {
         char name[ZIP_NAME_MAX + 8];
         snprintf(name, sizeof(name), "%s.csv", x->stem);
@@ -1497,7 +1497,7 @@ void api_export(http_request_t *req)
     x->original_image = lo == 0 && up == 255 && bits == 8 && !x->colourmap_name;
     x->levels_err = falsecolour_check(&x->levels);
     x->cm_ok = colourmap_find(x->colourmap_name ? x->colourmap_name : "viridis", &x->cm) == 0;
-    /* /export sorts by _id when no order is given (spec/data.md §3.6). */
+    /* /export sorts by _id when no order is given (docs/api.md §4.4). */
     static const char *const by_id[] = {"_id asc"};
     if (x->find.norder == 0) {
         x->find.order = by_id;

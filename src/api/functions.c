@@ -1,6 +1,6 @@
 /*
  * functions.c (api): GET /functions/tokens and POST /functions/validate
- * (spec/functions.md §B4-B5, spec/frontend-client.md call 14).
+ * (docs/functions.md §4-§5, docs/api.md §5.17-§5.18).
  *
  * validate: the body (a JSON array of {"name","expression"}) is checked for shape first,
  * every problem reported at once as a pydantic-style 422; then the latest channel manifest

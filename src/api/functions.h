@@ -26,7 +26,7 @@ typedef struct api_function {
     fn_type_t type;         /** result type, set by api_functions_check */
 } api_function;
 
-/* Vets fns[0..n) in order as POST /functions/validate does (spec/functions.md §B4 steps
+/* Vets fns[0..n) in order as POST /functions/validate does (docs/functions.md §4 steps
  * 1-6): parses each expression into fns[i].tree and sets fns[i].type. manifest_channels:
  * the manifest's "channels" object (borrowed, may be NULL). 0, or -EINVAL with the failing
  * index and message. Trees are allocated from a. */
@@ -51,7 +51,7 @@ const api_function *api_fn_list_get(const api_fn_list *list, size_t i);
 /* Index of the function named `name`, or -1. */
 long api_fn_list_find(const api_fn_list *list, const char *name);
 
-/* Result types known before evaluation (spec/data.md §7.2 step 2, e.g. for an export
+/* Result types known before evaluation (docs/export.md §11, e.g. for an export
  * header): vets the list against the manifest's "channels" object (borrowed, may be NULL)
  * as api_functions_check does and sets each function's `type` (read it back with
  * api_fn_list_get). 0, or -EINVAL with the failing index and the message in err
@@ -59,13 +59,13 @@ long api_fn_list_find(const api_fn_list *list, const char *name);
 int api_functions_types(http_request_t *req, api_fn_list *list, json_t *manifest_channels,
                         size_t *bad_index, char *err);
 
-/* ---- evaluation over records (spec/data.md §5) ---- */
+/* ---- evaluation over records (docs/functions.md §9) ---- */
 
 typedef enum api_fn_mode {
-    /* §5.3 (GET /records): scalar -> data; waveform -> thumbnail (plot); image ->
+    /* docs/functions.md §9.3 (GET /records): scalar -> data; waveform -> thumbnail (plot); image ->
      * false-colour thumbnail (base64 RGBA PNG) with x/y_pixel_size = pixel counts. */
     API_FN_THUMBNAILS,
-    /* §5.4 (/export, /images, /waveforms, crosshair): scalar -> data; waveform ->
+    /* docs/functions.md §9.4 (/export, /images, /waveforms, crosshair): scalar -> data; waveform ->
      * data {"x","y"} + metadata.x_units; image -> metadata only in the JSON, the PNG bytes
      * through api_fn_results_png (and the storage array through api_fn_results_image). */
     API_FN_FULL,
@@ -73,9 +73,10 @@ typedef enum api_fn_mode {
 
 typedef struct api_fn_options {
     api_fn_mode mode;
-    /* Image colouring: levels (checked by the engine: 400 with the §6.1 text) and the
-     * colour map name (NULL or empty = images.default_colour_map). THUMBNAILS always
-     * colour with limit_bit_depth 8 and the given lower/upper. */
+    /* Image colouring: levels (checked by the engine: 400 with the text of
+     * docs/api.md §4.10) and the colour map name (NULL or empty =
+     * images.default_colour_map). THUMBNAILS always colour with limit_bit_depth 8 and the
+     * given lower/upper. */
     falsecolour_levels levels;
     const char *colourmap_name;
     bool truncate;       /** THUMBNAILS: cut image thumbnails to 50 characters */
@@ -83,7 +84,8 @@ typedef struct api_fn_options {
     bool want_png;       /** FULL: encode image results as PNG (else only the arrays) */
     bool keep_images;    /** FULL: keep each image result's storage form (crosshair) */
     /* true when every channel the functions name is already in the records as far as it
-     * exists (GET /records widens its projection): skips the §5.2 step 2 lookup. */
+     * exists (GET /records widens its projection): skips the docs/functions.md §9.2 step 2
+     * lookup. */
     bool channels_complete;
     /* The caller cancels (api_functions_cancel) instead of the engine taking over the
      * request's abort hook: for callers that run several evaluations at once (/export). */
@@ -99,16 +101,16 @@ typedef struct api_fn_results api_fn_results;
 typedef void (*api_fn_done_cb)(api_fn_results *res, void *data);
 
 /* Evaluates list over `records` (a JSON array of record documents with "_id"; takes
- * ownership) as §5.2 says: reads the latest manifest, fetches (one store query) the
- * channels the functions name that a record lacks and merges them into its "channels"
- * (unless opts->channels_complete; a record id the store does not know is 404 "Record
- * cannot be found"), fetches every waveform/image object needed (one task group, S3
- * fan-out), then evaluates each record's functions in order on the thread pool and adds
- * the result channels named after the functions. opts is copied (colourmap_name must live
- * as long as the request). Always calls done exactly once (also when it cannot start).
- * Memory: the stored objects of the whole call are capped (512 MB, else 400), but every
- * result PNG / kept image stays in the results until api_fn_results_free, so a caller with
- * many records (the export) calls this on bounded batches of records. */
+ * ownership) as docs/functions.md §9.2 says: reads the latest manifest, fetches (one store
+ * query) the channels the functions name that a record lacks and merges them into its
+ * "channels" (unless opts->channels_complete; a record id the store does not know is 404
+ * "Record cannot be found"), fetches every waveform/image object needed (one task group, S3
+ * fan-out), then evaluates each record's functions in order on the thread pool and adds the
+ * result channels named after the functions. opts is copied (colourmap_name must live as
+ * long as the request). Always calls done exactly once (also when it cannot start). Memory:
+ * the stored objects of the whole call are capped (512 MB, else 400), but every result PNG
+ * / kept image stays in the results until api_fn_results_free, so a caller with many
+ * records (the export) calls this on bounded batches of records. */
 void api_functions_apply(http_request_t *req, api_fn_list *list, json_t *records,
                          const api_fn_options *opts, api_fn_done_cb done, void *data);
 

@@ -1,13 +1,13 @@
 /*
  * images.c: the endpoints that render or return a channel's stored object
- * (spec/data.md §4.6-4.12): GET /images/{id}/{ch} (false colour or the original PNG),
+ * (docs/api.md §5.6-§5.12): GET /images/{id}/{ch} (false colour or the original PNG),
  * /images/{id}/{ch}/crosshair, /images/colour_bar, /images/colourmap_names,
  * /images/float/{id}/{ch}, /waveforms/{id}/{ch}, /vectors/{id}/{ch}.
  *
  * Flow of a channel request: parameters are validated on the loop (422 in FastAPI's
  * shape); the object is read with objstore_get_channel (new key, then legacy key); a miss
  * asks the store how many records hold that id and channel and answers the 404/500 texts
- * of §2.3; a hit goes to the thread pool (render_run), which hashes the object and the
+ * of docs/api.md §3.5; a hit goes to the thread pool (render_run), which hashes the object and the
  * rendering parameters into a strong ETag, answers 304 when If-None-Match names it, and
  * otherwise decodes, colours and encodes there. The loop thread only writes bytes.
  * Level and colour-map errors (400) are checked after the object was found, as the
@@ -15,12 +15,12 @@
  * parameter the user's preferred map is read first (api/prefs.h, one store op); with one,
  * nothing is read.
  *
- * Functions (§5.1): when a `functions` entry is named like the requested channel of
- * /images, the crosshair or /waveforms, the functions are evaluated over the record {_id}
- * (api_functions_apply, FULL mode: the engine looks the named channels up, fetches their
- * objects and evaluates on the pool) and that function's result is served instead of a
- * stored object: its PNG, the profiles of its storage array, or its waveform data. Such
- * responses carry no ETag. Functions named otherwise are ignored.
+ * Functions (docs/functions.md §9.1): when a `functions` entry is named like the requested
+ * channel of /images, the crosshair or /waveforms, the functions are evaluated over the
+ * record {_id} (api_functions_apply, FULL mode: the engine looks the named channels up,
+ * fetches their objects and evaluates on the pool) and that function's result is served
+ * instead of a stored object: its PNG, the profiles of its storage array, or its waveform
+ * data. Such responses carry no ETag. Functions named otherwise are ignored.
  */
 #include "api/api.h"
 #include "api/functions.h"
@@ -151,7 +151,7 @@ static bool function_named(http_request_t *req, const char *channel, bool *match
     return true;
 }
 
-/* Colour map resolution on the image endpoints (spec/data.md §4.6, §4.8, §4.10, §9.5):
+/* Colour map resolution on the image endpoints (docs/api.md §4.10):
  * a given `colourmap_name` wins and needs no look-up (an empty one means the config
  * default, as the reference's `name or default`); without one the user's preference
  * (images.preferred_colour_map_pref_name, or the float one) is read, and a user without
@@ -330,7 +330,7 @@ static void render_json(render_ctx *c)
     c->content_type = "application/json";
 }
 
-/* FWHM of a profile (spec/data.md §6.6), x = pixel index. y is modified. */
+/* FWHM of a profile (docs/imaging.md §7), x = pixel index. y is modified. */
 static double profile_fwhm(double *y, size_t n)
 {
     if (n == 0)

@@ -1,5 +1,5 @@
 /*
- * maintenance.c: GET/PUT /maintenance and /scheduled_maintenance (spec/control.md §7.6):
+ * maintenance.c: GET/PUT /maintenance and /scheduled_maintenance (docs/api.md §6.14):
  * the banner messages the web client shows, kept in two small JSON files
  * (app.maintenance_file, app.scheduled_maintenance_file). File I/O runs on the thread
  * pool. Writes are atomic (a temporary file in the same directory, fsync, rename), so a

@@ -1,5 +1,5 @@
 /*
- * oidc.c: OIDC login (spec/control.md §5.8): GET /oidc_providers and
+ * oidc.c: OIDC login (docs/auth.md §6, docs/api.md §6.4-§6.5): GET /oidc_providers and
  * POST /oidc_login/{provider_id}, which takes an id_token from the configured identity
  * provider as the bearer credential and answers with ogd's own tokens, as /login does.
  *
@@ -237,7 +237,7 @@ static void verify_and_find(oidc_ctx *c)
             key = k;
     }
     if (!key) {
-        fail(c, 500, "Unknown error"); /* as the reference (§14.6) */
+        fail(c, 500, "Unknown error"); /* as the reference (docs/api.md §9 item 6) */
         return;
     }
     if (jwt_verify_jwk(key, c->token) != 0) {
@@ -269,7 +269,7 @@ static void verify_and_find(oidc_ctx *c)
     const char *email = json_string_value(json_object_get(claims, claim));
     if (!email) {
         json_decref(claims);
-        fail(c, 500, "Unknown error"); /* as the reference (§14.6) */
+        fail(c, 500, "Unknown error"); /* as the reference (docs/api.md §9 item 6) */
         return;
     }
     char *copy = arena_strdup(&c->req->arena, email);
@@ -351,7 +351,7 @@ void api_oidc_login(http_request_t *req)
     const char *kid = json_string_value(json_object_get(header, "kid"));
     if (!kid || strlen(kid) >= sizeof(c->kid)) {
         json_decref(header);
-        fail(c, 500, "Unknown error"); /* as the reference (§14.6) */
+        fail(c, 500, "Unknown error"); /* as the reference (docs/api.md §9 item 6) */
         return;
     }
     snprintf(c->kid, sizeof(c->kid), "%s", kid);

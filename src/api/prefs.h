@@ -1,6 +1,6 @@
 /*
  * prefs: the authenticated user's display preferences as the data plane reads them
- * (spec/data.md §0, §9 items 4-5; spec/control.md §7.4).
+ * (docs/api.md §4.11, docs/imaging.md §9).
  *
  * Owns one thing: turning the caller's user document (`user_prefs`, written by
  * /users/preferences) into the four values the imaging paths use: the preferred colour

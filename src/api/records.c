@@ -1,6 +1,6 @@
 /*
  * records.c: GET /records, /records/count, /records/range_converter, /records/{id_} and
- * DELETE /records/{id_} (spec/data.md §4.1-4.5).
+ * DELETE /records/{id_} (docs/api.md §5.1-§5.5).
  *
  * Each request gets a small context in its arena: the parsed parameters, the compiled
  * filter and one store op. On /records and /records/{id_} the user's preferences are read
@@ -194,7 +194,7 @@ static void find_done(store_op_t *op)
     http_respond_take(req, 200, "application/json", text, len);
 }
 
-/* Thumbnail colouring of /records and /records/{id_} (spec/data.md §4.1 step 2, §9.5):
+/* Thumbnail colouring of /records and /records/{id_} (docs/api.md §4.9-§4.10):
  * a non-empty parameter, else the user's preference, else (unset or empty) the config
  * default. Which preferences must be read: the vector ones always, a colour map's only
  * when its parameter does not name one. */

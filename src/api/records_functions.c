@@ -1,9 +1,9 @@
 /*
- * records_functions.c: user functions applied to records (spec/data.md §5, spec/functions.md
- * §B9): the `functions` query parameter, and api_functions_apply, the one evaluation entry
- * point. GET /records and /records/{id_} use it in THUMBNAILS mode (api_functions_respond);
- * /images, the crosshair and /waveforms (images.c) in FULL mode on a record {_id}; the
- * export is meant to use it in FULL mode on its pages.
+ * records_functions.c: user functions applied to records (docs/functions.md §9): the
+ * `functions` query parameter, and api_functions_apply, the one evaluation entry point. GET
+ * /records and /records/{id_} use it in THUMBNAILS mode (api_functions_respond); /images,
+ * the crosshair and /waveforms (images.c) in FULL mode on a record {_id}; the export is
+ * meant to use it in FULL mode on its pages.
  *
  * Flow for one page (all on the request's worker loop except the evaluation):
  *   1. api_functions_from_query (loop, before the query): parse each `functions` value
@@ -11,7 +11,7 @@
  *   2. api_functions_apply (loop, after the query): read the latest manifest (store op,
  *      off the loop) to tell "channel absent from this record" from "unknown name".
  *   2b. Unless the caller says its records are complete: one store query for the named
- *      channels the records lack, merged into their "channels" (§5.2 step 2).
+ *      channels the records lack, merged into their "channels" (docs/functions.md §9.2 step 2).
  *   3. One task group over records x variables: every waveform/image object any function
  *      needs on this page is fetched at once through the object store's fan-out
  *      (objstore_get_channel: new key, then legacy); the first failure cancels the rest.
@@ -22,15 +22,16 @@
  *      are done, the earliest record's error wins, and the caller's callback gets the
  *      results (for /records: one more pool item serialises the page).
  *
- * Per record (§5.2): a function that uses a manifest channel this record lacks is skipped
- * silently, and so is every function that uses a skipped one; a name that is neither a
- * channel of the record, a manifest channel nor an earlier function is a 400
+ * Per record (docs/functions.md §9.2): a function that uses a manifest channel this record
+ * lacks is skipped silently, and so is every function that uses a skipped one; a name that
+ * is neither a channel of the record, a manifest channel nor an earlier function is a 400
  * "{'x'} are not recognised channels/functions". Any evaluation error is a 400 naming the
  * function and the record (ogd's position: client mistakes are 4xx, not 500).
  *
- * Results (§5.3/§5.4): waveforms carry a thumbnail drawn by the imaging plotter or their
- * data; images go through imaging/fnimage.h (storage bit depth, strided thumbnail, false
- * colour or the 16-bit original) and their PNG bytes stay in the results object.
+ * Results (docs/functions.md §9.3-§9.4): waveforms carry a thumbnail drawn by the imaging
+ * plotter or their data; images go through imaging/fnimage.h (storage bit depth, strided
+ * thumbnail, false colour or the 16-bit original) and their PNG bytes stay in the results
+ * object.
  */
 #include "api/api.h"
 #include "api/functions.h"
@@ -486,7 +487,7 @@ static int decode_waveform(const objstore_blob_t *b, fn_value *v, char *err)
     return 0;
 }
 
-/* PNG -> doubles with the storage shift undone (spec/data.md §5.2 step 3). */
+/* PNG -> doubles with the storage shift undone (docs/functions.md §9.2 step 3). */
 static int decode_image(const objstore_blob_t *b, json_t *bit_depth, fn_value *v, char *err)
 {
     png_image img;
@@ -618,8 +619,8 @@ static json_t *waveform_data(const fn_value *v)
     return d;
 }
 
-/* The image part of a result (§5.3 thumbnail or §5.4 PNG); 0, or an HTTP status with the
- * problem in err. */
+/* The image part of a result (docs/functions.md §9.3 thumbnail or §9.4 PNG); 0, or an HTTP
+ * status with the problem in err. */
 static int image_result(fn_page *pg, const fn_value *v, int bit_depth, fn_result *res, json_t *ch,
                         json_t *meta, char *err)
 {
@@ -708,7 +709,7 @@ static int image_result(fn_page *pg, const fn_value *v, int bit_depth, fn_result
     return 0;
 }
 
-/* The result channel of spec/data.md §5.3 (THUMBNAILS) or §5.4 (FULL); runs on the pool
+/* The result channel of docs/functions.md §9.3 (THUMBNAILS) or §9.4 (FULL); runs on the pool
  * thread evaluating the chunk. 0, or an HTTP status with the problem in err. */
 static int result_channel(fn_page *pg, const fn_value *v, int bit_depth, fn_result *res,
                           json_t **out, char *err)
@@ -763,8 +764,8 @@ static int result_channel(fn_page *pg, const fn_value *v, int bit_depth, fn_resu
     return 0;
 }
 
-/* The overall bit depth of a function's image (§5.3): the largest known bit depth of the
- * image values it uses, 16 when none is known. */
+/* The overall bit depth of a function's image (docs/functions.md §9.5): the largest known
+ * bit depth of the image values it uses, 16 when none is known. */
 typedef struct depth_scan {
     rec_env *env;
     int depth;
@@ -925,7 +926,7 @@ static bool evaluate_record(fn_chunk *ck, size_t rec, rec_env *env)
             fn_variables(fn->tree, scan_depth, &ds);
         int status = result_channel(pg, &v, ds.depth ? ds.depth : 16,
                                     &pg->results[rec * list->n + f], &rch, env->err);
-        if (status < 0) { /* a colouring error: the §6.1 text as it is */
+        if (status < 0) { /* a colouring error: the text of docs/api.md §4.10 as it is */
             fn_value_free(&v);
             ok = chunk_fail(ck, -status, "%s", env->err);
             break;
@@ -1123,7 +1124,7 @@ static void manifest_read(store_op_t *op)
     fetch_inputs(pg);
 }
 
-/* ---- 2b. the channels the records lack (§5.2 step 2) ---- */
+/* ---- 2b. the channels the records lack (docs/functions.md §9.2 step 2) ---- */
 
 static const char *api_str(json_t *s)
 {

@@ -1,6 +1,6 @@
 /*
  * routes.c: the route table. Order matters where patterns overlap: fixed paths come
- * before the templates that would also match them (spec/data.md §4). The last field
+ * before the templates that would also match them (docs/api.md §2.1). The last field
  * marks the expensive routes that pass the fairness gate (src/http/gate.h): queries that
  * build whole record pages, and renders. /export is not among them: it is long but mostly
  * waits on the object store, and bounds itself (export.max_concurrency, max_buffer_bytes).

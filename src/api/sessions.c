@@ -1,5 +1,5 @@
 /*
- * sessions.c: saved web-client sessions (spec/control.md §7.3): /sessions/list, GET,
+ * sessions.c: saved web-client sessions (docs/api.md §6.12): /sessions/list, GET,
  * POST, PATCH and DELETE /sessions/{id_}. Documents are
  * {_id, username, name, summary, timestamp, auto_saved, session}; (username, name) is
  * unique. Every route checks ownership: the reference checks it on DELETE only, so any
@@ -240,8 +240,8 @@ static bool read_params(sctx *c, bool summary_required_400)
     if (!c->summary) {
         if (summary_required_400)
             http_respond_error(req, 400, "summary: Field required");
-        else
-            http_respond_error(req, 500, "Unknown error"); /* as the reference (§14.6) */
+        else /* as the reference (docs/api.md §9 item 6) */
+            http_respond_error(req, 500, "Unknown error");
         return false;
     }
     return true;

@@ -1,10 +1,10 @@
 /*
- * users.c: the user documents and what hangs off them (spec/control.md §7.1, §7.2,
- * §7.4): /users (POST, PATCH, GET, DELETE), favourite filters (/users/filters...) and
- * preferences (/users/preferences...). Filters and preferences live inside the caller's
- * user document (`filters`, `user_prefs`), as in the reference, and are always scoped to
- * the token's user: a filter id the caller does not hold (none such, or another user's)
- * is 404 naming the id on GET, PATCH and DELETE, where the reference answers 500.
+ * users.c: the user documents and what hangs off them (docs/api.md §6.6-§6.11): /users
+ * (POST, PATCH, GET, DELETE), favourite filters (/users/filters...) and preferences
+ * (/users/preferences...). Filters and preferences live inside the caller's user document
+ * (`filters`, `user_prefs`), as in the reference, and are always scoped to the token's
+ * user: a filter id the caller does not hold (none such, or another user's) is 404 naming
+ * the id on GET, PATCH and DELETE, where the reference answers 500.
  *
  * Every change is load -> change on the loop -> store the whole document only if nobody
  * stored it meanwhile (STORE_USER_UPDATE on the document's "_rev" counter); on a clash
@@ -767,7 +767,7 @@ void api_filters_list(http_request_t *req)
 }
 
 /* c->fid is not among the caller's filters: it exists nowhere or is another user's, and
- * the answer does not tell which. The reference fails with 500 here (spec/control.md §7.2:
+ * the answer does not tell which. The reference fails with 500 here (docs/api.md §8 item 7:
  * `Unknown error` on GET and PATCH, `Change to favourite filter <id> has been
  * unsuccessful` on DELETE); 404 in the style of its other "cannot be found" texts. */
 static apply_result filter_not_found(uctx *c)
@@ -780,7 +780,8 @@ static apply_result filter_not_found(uctx *c)
 
 static apply_result filter_get_apply(uctx *c)
 {
-    if (c->status != 0) { /* the caller's own document is gone: as the reference (§14.6) */
+    if (c->status != 0) {
+        /* the caller's own document is gone: as the reference (docs/api.md §9 item 6) */
         http_respond_error(c->req, 500, "Unknown error");
         return APPLY_DONE;
     }
@@ -869,7 +870,8 @@ void api_filters_create(http_request_t *req)
 
 static apply_result filter_update_apply(uctx *c)
 {
-    if (c->status != 0) { /* the caller's own document is gone: as the reference (§14.6) */
+    if (c->status != 0) {
+        /* the caller's own document is gone: as the reference (docs/api.md §9 item 6) */
         http_respond_error(c->req, 500, "Unknown error");
         return APPLY_DONE;
     }

@@ -1,6 +1,6 @@
 /*
  * vector_thumbs: re-draws the vector thumbnails of a page of records from the user's
- * VECTOR_SKIP / VECTOR_LIMIT preferences (spec/data.md §4.1 step 3a, §6.4, §9 item 4).
+ * VECTOR_SKIP / VECTOR_LIMIT preferences (docs/api.md §4.11, docs/imaging.md §9).
  *
  * Owns the step between the records query and the response on /records and
  * /records/{id_}: it finds every channel whose metadata says "vector" and that carries a
@@ -32,11 +32,11 @@ typedef void (*api_vector_thumbs_cb)(http_request_t *req, json_t *records, void 
 
 /* Re-draws the thumbnails of `records` (an array of record documents; takes ownership).
  * On success cb gets them back. On failure the response has been sent, the records are
- * freed and cb is not called: a missing object is 404 with the §2.3 text when one_record
- * (GET /records/{id_}), every failure is 500 "Unknown error" otherwise (the reference's
- * task group). Sets the request's abort hook while it works and clears it before cb.
- * dtypes: the stored channel types where a projection removed metadata.channel_dtype
- * (store_op.dtypes), or NULL; read during this call only. */
+ * freed and cb is not called: a missing object is 404 with the text of docs/api.md §3.5
+ * when one_record (GET /records/{id_}), every failure is 500 "Unknown error" otherwise (the
+ * reference's task group). Sets the request's abort hook while it works and clears it
+ * before cb. dtypes: the stored channel types where a projection removed
+ * metadata.channel_dtype (store_op.dtypes), or NULL; read during this call only. */
 void api_vector_thumbs(http_request_t *req, json_t *records, const json_t *dtypes,
                        const api_prefs *p, bool one_record, api_vector_thumbs_cb cb, void *data);
 

@@ -1,6 +1,6 @@
 /*
- * fedid: FedID users against an LDAP directory (spec/control.md §5.3 step 3, §7.1.1),
- * with the reference's defects fixed (docs/security.md, §14 item 19).
+ * fedid: FedID users against an LDAP directory (docs/auth.md §4),
+ * with the reference's defects fixed (docs/security.md item 19).
  *
  * Every connection is made to auth.fedid_server_url and is encrypted before any
  * credential or query goes over it: StartTLS on an ldap:// URL (ldaps:// is TLS from the

@@ -1,6 +1,6 @@
 /*
  * demo_hdf5: writes synthetic EPAC-shaped HDF5 files with libhdf5, in the layout the ingest
- * path accepts (spec/ingest.md A2): root attributes, one group per channel with
+ * path accepts (docs/ingest.md §2): root attributes, one group per channel with
  * `channel_dtype` and the per-type datasets and attributes. `ogd demo --hdf5` writes them
  * and ingests them through the same pipeline as POST /submit/hdf, so the demo data set
  * exercises ingestion end to end.

@@ -1,6 +1,6 @@
 /*
  * experiments: one refresh of the experiments table from the facility's systems
- * (spec/control.md §8.2), asynchronous on a libuv loop. Used by POST /experiments on a
+ * (docs/experiments.md §3), asynchronous on a libuv loop. Used by POST /experiments on a
  * worker's loop and by the jobs process on its own loop (src/runtime/jobs.c).
  *
  * A run: read collection_last_updated (window start; else

@@ -27,7 +27,7 @@ int sched_parse_login(long http_status, const char *body, size_t len, char **ses
 {
     *session_id = NULL;
     if (http_status != 201) {
-        /* The spec's text, "%s" and spelling included (spec/control.md §4.1). */
+        /* The reference's text, "%s" and spelling included (docs/experiments.md §8). */
         snprintf(err, errlen, "Logging in to retrieve experiments wasn't successful. %%s recieved");
         return -1;
     }

@@ -1,8 +1,8 @@
 /*
  * scheduler: the wire formats of the facility's user office and Scheduler, and the
- * selection of experiment parts (spec/control.md §8.1-§8.2). Pure functions: they build
+ * selection of experiment parts (docs/experiments.md §3-§4). Pure functions: they build
  * request bodies and turn response bodies into jansson values or a clear error text (the
- * ExperimentDetailsError texts of the spec); no I/O. client.c sends what this builds.
+ * texts of docs/experiments.md §8); no I/O. client.c sends what this builds.
  *
  * Wire formats:
  * - login: POST <user_office_rest_api_url>/sessions with {"username","password"}; 201 and
@@ -18,7 +18,7 @@
  *   {key = RB number, value = instrument} per experiment) answers `return` elements each
  *   holding experimentPartList elements {experimentStartDate, experimentEndDate,
  *   partNumber, referenceNumber, status}. Elements are matched by local name, so any
- *   namespace prefixes work. A soap:Fault becomes the spec's "Problem processing current
+ *   namespace prefixes work. A soap:Fault becomes the reference's "Problem processing current
  *   Scheduler call (<call>): <faultstring>".
  *
  * Returned strings and json values belong to the caller.

@@ -1,5 +1,5 @@
 /*
- * csv: the text formats of GET /export (spec/data.md §7.3-7.4), byte for byte.
+ * csv: the text formats of GET /export (docs/export.md §4-§5), byte for byte.
  *
  * Owns how values are written: Python's str() of numbers (shortest round-trip digits,
  * fixed notation for 1e-4 <= |x| < 1e16 with at least one decimal, else d.ddde+XX;

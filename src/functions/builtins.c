@@ -1,5 +1,5 @@
 /*
- * builtins.c: the numerical builtins of the functions language (spec/functions.md §B7):
+ * builtins.c: the numerical builtins of the functions language (docs/functions.md §7):
  * background, centre, centroid_x/y, falling, fwhm, fwhm_x/y, integrate, rising, with the
  * reference's definitions, including its five-point smoothing and its half-maximum search
  * (`<=`, first argmax, NaN propagating as in numpy). Unlike the reference, builtins work on

@@ -1,6 +1,6 @@
 /*
  * eval.c: evaluation of a type-checked expression tree over double arrays
- * (spec/functions.md §B6). Scalars are doubles; waveform operators act on y and carry x
+ * (docs/functions.md §6). Scalars are doubles; waveform operators act on y and carry x
  * and x_units along; images are row-major double arrays. Array arithmetic follows IEEE /
  * numpy (x / 0 gives inf or NaN, NaN propagates through min/max/mean). Scalar-with-scalar
  * arithmetic that the reference rejects (division by zero, zero to a negative power, a

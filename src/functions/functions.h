@@ -1,12 +1,12 @@
 /*
  * functions: the expression language users write to derive channels from channels
- * (spec/functions.md). An expression goes through three steps, each a pure function:
+ * (docs/functions.md). An expression goes through three steps, each a pure function:
  *
  *   fn_parse      text -> tree (lexer + Pratt parser; whitespace-exact lexical rules of
- *                 spec §B1, conventional precedence: `**` right-associative and tightest,
- *                 then `*` `/`, then `+` `-`, both left-associative)
- *   fn_typecheck  tree + a name -> type lookup -> result type (spec §B3), with the exact
- *                 error texts of POST /functions/validate
+ *                 docs/functions.md §2.1, conventional precedence: `**` right-associative
+ *                 and tightest, then `*` `/`, then `+` `-`, both left-associative)
+ *   fn_typecheck  tree + a name -> type lookup -> result type (docs/functions.md §3), with
+ *                 the exact error texts of POST /functions/validate
  *   fn_eval       tree + a name -> value lookup -> value (double arrays; numpy's NaN
  *                 semantics; builtins in builtins.c)
  *
@@ -110,9 +110,9 @@ int fn_eval(const fn_node *n, fn_value_lookup lookup, void *ctx, fn_value *out, 
 
 /* ---- builtins (builtins.c). Each works on a copy; the inputs are never modified. ---- */
 
-/* Smoothing of spec §B7, in place on y[0..n). */
+/* Smoothing of docs/functions.md §7, in place on y[0..n). */
 void fn_smooth(double *y, size_t n);
-/* Half-maximum positions of spec §B7 (smooths and subtracts the minimum on a copy).
+/* Half-maximum positions of docs/functions.md §7 (smooths and subtracts the minimum on a copy).
  * Needs n >= 1 and nx >= n. */
 int fn_half_max(const double *x, size_t nx, const double *y, size_t n, double *left, double *right,
                 char *err);

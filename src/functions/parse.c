@@ -1,5 +1,5 @@
 /*
- * parse.c: lexer and Pratt parser of the functions language (spec/functions.md §B1-B2).
+ * parse.c: lexer and Pratt parser of the functions language (docs/functions.md §2).
  *
  * The lexer is whitespace-exact: a binary operator is one of the strings " - ", " + ",
  * " * ", " / " (one space each side) or "**" (none); no other whitespace is allowed. A

@@ -1,5 +1,5 @@
 /*
- * tokens.c: the token list of GET /functions/tokens (spec/functions.md §B5, §D.8): the
+ * tokens.c: the token list of GET /functions/tokens (docs/functions.md §5): the
  * seven operator symbols, the five numeric functions and the ten builtins, in the
  * reference's order, with help texts written for ogd that describe what ogd computes.
  */

@@ -1,8 +1,8 @@
 /*
- * typecheck.c: result types of expressions (spec/functions.md §B3) and the type error
- * texts of POST /functions/validate (§B4 step 6). Checking is bottom-up, left operand
- * first; the first error wins. A call's argument is checked before its name, so
- * `unknown(zz)` reports `zz`.
+ * typecheck.c: result types of expressions (docs/functions.md §3) and the type error
+ * texts of POST /functions/validate (docs/functions.md §4 item 6). Checking is bottom-up,
+ * left operand first; the first error wins. A call's argument is checked before its name,
+ * so `unknown(zz)` reports `zz`.
  */
 #include <errno.h>
 #include <stdio.h>

@@ -1,10 +1,10 @@
 /*
  * colourmap: lookup by name and the grouped catalogue (see colourmap.h).
  *
- * The grouping below is the catalogue of spec/data.md 6.2 by base map; the "_r" form of
- * every map is added (its table is generated with it), and each group is sorted case-insensitively
- * when it is written (so "gnuplot2" sorts before "gnuplot_r", as the spec shows). Maps without a
- * generated table are skipped.
+ * The grouping below is the catalogue of docs/imaging.md §3 by base map; the "_r" form of
+ * every map is added (its table is generated with it), and each group is sorted
+ * case-insensitively when it is written (so "gnuplot2" sorts before "gnuplot_r", as the
+ * reference's catalogue has it). Maps without a generated table are skipped.
  */
 #include "imaging/colourmap.h"
 

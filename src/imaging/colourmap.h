@@ -2,7 +2,7 @@
  * colourmap: the colour maps ogd colours images with, and their catalogue.
  *
  * Owns the lookup of a map by name and the grouped catalogue served by
- * GET /images/colourmap_names (spec/data.md 6.2). The tables themselves live in the
+ * GET /images/colourmap_names (docs/imaging.md §3). The tables themselves live in the
  * generated colourmaps_data.c (tools/gen_colourmaps.py, from matplotlib): one RGB table
  * per base map, at the map's own length (256 for most, the colour count for the
  * qualitative sets, 510 for twilight), "X_r" included (sampled from matplotlib's own

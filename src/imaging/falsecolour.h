@@ -1,12 +1,12 @@
 /*
  * falsecolour: turns greyscale and float pixel arrays into RGBA through a colour map.
  *
- * Owns the rules of spec/data.md 6.1 (integer images: level checks, storage and limit
- * bit depths, vmin/vmax, the float32 index arithmetic, under/over colours) and 6.5
- * (float images: symmetric limits around 0, NaN transparent; LA thumbnails used as
- * direct table indices). Pure functions on caller-owned memory, no I/O: callers run
- * them on the thread pool. Output is always 8-bit RGBA, 4 bytes per pixel, same size
- * as the input.
+ * Owns the rules of docs/imaging.md §2 (integer images: level checks, storage and limit bit
+ * depths, vmin/vmax, the float32 index arithmetic, under/over colours) and
+ * docs/imaging.md §6 (float images: symmetric limits around 0, NaN transparent; LA
+ * thumbnails used as direct table indices). Pure functions on caller-owned memory, no I/O:
+ * callers run them on the thread pool. Output is always 8-bit RGBA, 4 bytes per pixel, same
+ * size as the input.
  */
 #ifndef OGD_IMAGING_FALSECOLOUR_H
 #define OGD_IMAGING_FALSECOLOUR_H
@@ -24,7 +24,7 @@ typedef struct falsecolour_levels {
     bool has_lower, has_upper;
 } falsecolour_levels;
 
-/* Checks the levels: NULL when fine, else the spec's 400 message (static). */
+/* Checks the levels: NULL when fine, else the 400 message of docs/api.md §4.10 (static). */
 const char *falsecolour_check(const falsecolour_levels *lv);
 
 /* vmin / vmax for an image stored at storage_bits (8 or 16): vmin = L * 2^(S-B),

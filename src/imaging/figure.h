@@ -1,5 +1,5 @@
 /*
- * figure: the full-size waveform and vector plots of GET /export (spec/data.md §6.4),
+ * figure: the full-size waveform and vector plots of GET /export (docs/imaging.md §5),
  * drawn with cairo in matplotlib's default style.
  *
  * Owns the look of a default matplotlib figure of 8 x 6 inches at 130 dpi, saved with a

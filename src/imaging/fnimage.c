@@ -1,6 +1,6 @@
 /*
  * fnimage.c: the storage form of a function's image value and its two renderings
- * (spec/data.md §5.3 thumbnail, §5.4 full PNG pixels). See fnimage.h for the rules.
+ * (docs/functions.md §9.3 thumbnail, §9.4 full PNG pixels). See fnimage.h for the rules.
  */
 #include "imaging/fnimage.h"
 

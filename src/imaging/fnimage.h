@@ -1,13 +1,14 @@
 /*
  * fnimage: turns the image value of a user function (a w x h array of doubles) into what
- * the data plane serves (spec/data.md §5.3/§5.4): the storage form, a false-colour
+ * the data plane serves (docs/functions.md §9.3-§9.5): the storage form, a false-colour
  * thumbnail for /records, and the full PNG for /images and /export.
  *
- * Storage form (§5.3): the overall bit depth d of the function (the largest bit_depth of
- * the image channels it uses, 16 when none is known) decides how the values are stored:
- * d = 8 or 16 keeps the doubles (storage depth d); d < 8 truncates to 8 bits and shifts
- * left by 8 - d; 8 < d < 16 truncates to 16 bits and shifts left by 16 - d. ogd clamps
- * into the storage range where the reference's integer casts wrap around (NaN -> 0).
+ * Storage form (docs/functions.md §9.5): the overall bit depth d of the function (the
+ * largest bit_depth of the image channels it uses, 16 when none is known) decides how the
+ * values are stored: d = 8 or 16 keeps the doubles (storage depth d); d < 8 truncates to 8
+ * bits and shifts left by 8 - d; 8 < d < 16 truncates to 16 bits and shifts left by 16 - d.
+ * ogd clamps into the storage range where the reference's integer casts wrap around
+ * (NaN -> 0).
  *
  * Pure functions on caller-owned memory, no I/O: callers run them on the thread pool.
  */
@@ -29,7 +30,8 @@ typedef struct fnimage {
     uint16_t *u16;    /** owned */
 } fnimage;
 
-/* The storage depth and shift of §5.3 for overall bit depth d (0 or out of 1..16 = 16). */
+/* The storage depth and shift of docs/functions.md §9.5 for overall bit depth d (0 or out
+ * of 1..16 = 16). */
 int fnimage_storage_bits(int bit_depth);
 /* Builds the storage form of pix[w*h] (borrowed) for overall bit depth bit_depth. 0 or
  * -ENOMEM / -E2BIG (a side over PNG_MAX_DIM). Free with fnimage_free. */

@@ -1,6 +1,6 @@
 /*
  * npz: reads the float images the reference and ogd store (numpy savez_compressed of one
- * 2-D array, spec/data.md 2.2).
+ * 2-D array, docs/imaging.md §8).
  *
  * Owns the parsing of the ZIP container (end of central directory, ZIP64 records and
  * extra fields, one stored or DEFLATE member, preferably "arr_0.npy") and of the .npy

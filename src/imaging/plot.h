@@ -1,6 +1,6 @@
 /*
  * plot: the small line and bar plots used as waveform and vector thumbnails
- * (spec/data.md §6.4), drawn without matplotlib.
+ * (docs/imaging.md §5), drawn without matplotlib.
  *
  * Owns the look: white opaque background, no axes, ticks or frame; data limits with a 5 %
  * margin on each side (matplotlib's default), a waveform as one anti-aliased polyline in

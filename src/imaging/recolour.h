@@ -1,6 +1,6 @@
 /*
  * recolour: false-colours the thumbnails inside record documents on read
- * (spec/data.md §4.1 step 3a, §6.1 item 4, §6.5).
+ * (docs/imaging.md §4, §6).
  *
  * Owns the walk over records -> channels -> thumbnail: an "image" thumbnail (8-bit grey
  * PNG, base64) is coloured with the request's levels at limit_bit_depth 8 and the image
@@ -29,7 +29,7 @@ typedef struct recolour_opts {
  * its metadata.channel_dtype, or where a projection removed that, dtypes[record id][name]
  * (NULL: none known; store_op.dtypes has that shape). 0; -EINVAL when an
  * image thumbnail needs levels or a colour map that are not valid (err: the client
- * message of spec/data.md §6.1, e.g. "x is not a valid colour map name"); -EDOM when a
+ * message of docs/api.md §4.10, e.g. "x is not a valid colour map name"); -EDOM when a
  * float-image thumbnail needs an unknown float colour map (err: a log message; the
  * reference fails inside matplotlib there: 500); -ENOMEM; -ECANCELED when o->cancel was
  * set (checked before each record).

@@ -1,5 +1,5 @@
 /*
- * checks.c: the checks of an HDF5 upload (see checks.h; behaviour: spec/ingest.md A3-A5,
+ * checks.c: the checks of an HDF5 upload (see checks.h; behaviour: docs/ingest.md §3-§5,
  * D1-D2). Pipeline order decides which whole-file error wins: timestamp, manifest
  * presence (when the file has members), shotnum type, file/record checks, manifest
  * presence (no members); then per-channel extraction and the six channel checks, whose

@@ -1,5 +1,5 @@
 /*
- * checks: every file, record and channel check of an HDF5 upload (spec/ingest.md A3-A5),
+ * checks: every file, record and channel check of an HDF5 upload (docs/ingest.md §3-§5),
  * as a pure function of the parsed description (hdf5_read.h) and the latest channel
  * manifest. No I/O: unit-tested directly, run on the thread pool by ingest.c.
  *
@@ -80,7 +80,7 @@ void ingest_plan_free(ingest_plan *plan);
 int ingest_parse_timestamp(const char *s, int64_t *wall_us, int *offset_s);
 
 /* The record id of a timestamp as ingest_parse_timestamp returns it: YYYYMMDDhhmmss of
- * the wall clock (the file's own offset, spec/ingest.md A3), always 14 digits. Total:
+ * the wall clock (the file's own offset, docs/ingest.md §3), always 14 digits. Total:
  * -ERANGE (and id = "") unless both the wall clock and the instant in UTC (wall_us -
  * offset_s) lie in the years 1..9999, the range the store and the reference's datetime
  * hold (0001-01-01T00:00:00+14:00 is in year 0 in UTC). Whole seconds (any fraction of

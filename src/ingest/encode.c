@@ -1,6 +1,6 @@
 /*
  * encode.c: object bytes, thumbnails and channel documents (see encode.h; formats:
- * spec/ingest.md A8, D4).
+ * docs/ingest.md §8).
  */
 #include "ingest/encode.h"
 

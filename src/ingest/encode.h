@@ -39,7 +39,7 @@ int ingest_encode(const ingest_channel *c, const char *record_id, const ingest_t
                   ingest_object *out, const char **why);
 void ingest_object_free(ingest_object *o);
 
-/* Image bit-depth shift (spec/ingest.md A8.1): the stored sample for raw value v of an
+/* Image bit-depth shift (docs/ingest.md §8.1): the stored sample for raw value v of an
  * element of `size` bytes, given the depth rule; *target_bits is 8 or 16. */
 uint32_t ingest_image_shift(uint32_t v, int size, int depth, int *target_bits);
 

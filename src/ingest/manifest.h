@@ -1,6 +1,6 @@
 /*
  * manifest: validation of an uploaded channel manifest and its comparison with the stored
- * one (POST /submit/manifest, spec/ingest.md A12 and D5). Pure functions over jansson
+ * one (POST /submit/manifest, docs/ingest.md §11). Pure functions over jansson
  * documents; the handler does the I/O.
  */
 #ifndef OGD_INGEST_MANIFEST_H

@@ -1,6 +1,6 @@
 /*
- * keys: the object key layout of the bucket (spec/data.md §2.1), shared with the
- * reference service, and the channel read that follows it (§2.3).
+ * keys: the object key layout of the bucket (docs/design.md §6.2), shared with the
+ * reference service, and the channel read that follows it (docs/api.md §3.5).
  *
  *   <prefix>/<dir>/<CHANNEL>.<ext>     prefix/ext by kind: images/png, float_images/npz,
  *                                      waveforms/json, vectors/json
@@ -10,7 +10,7 @@
  *
  * Writers use the new key. Readers use objstore_get_channel: the new key, then, when it
  * is missing (-ENOENT), the legacy key. DELETE /records/{id} removes the 8 prefixes of
- * objstore_record_prefixes (§4.5). The functions here only format strings; key
+ * objstore_record_prefixes (docs/api.md §5.5). The functions here only format strings; key
  * validation happens when a key reaches objstore.c.
  */
 #ifndef OGD_OBJSTORE_KEYS_H
@@ -57,7 +57,7 @@ int objstore_record_prefixes(const char *record_id,
 
 /* GETs a channel's object: the new key, then, on any error but -ECANCELED, the legacy
  * key; the callback gets the final status (0 with a borrowed blob, -ENOENT, ...) and the
- * caller builds the 404/500 texts of §2.3 (they need the database). Returns -EINVAL or
+ * caller builds the 404/500 texts of docs/api.md §3.5 (they need the database). Returns -EINVAL or
  * -ENAMETOOLONG when record_id/channel do not make a valid key (treat it as not found),
  * and the other errors of objstore_get; then cb is never called. req as for
  * objstore_get: one handle covers both reads. */

@@ -206,7 +206,7 @@ int objstore_delete_prefix(objstore_t *os, const char *prefix, objstore_count_cb
  * it after the callback has returned: the handle is freed then. */
 void objstore_cancel(objstore_req_t *req);
 
-/* Empties this store's cache (DELETE /records/{id} does, spec/data.md §2.4). Reads in
+/* Empties this store's cache (DELETE /records/{id} does, docs/design.md §6.3). Reads in
  * flight when it is called are delivered but not cached. */
 void objstore_cache_clear(objstore_t *os);
 /* Sets the owner of the operations started from now on this loop turn (see the top of

@@ -1,5 +1,5 @@
 /*
- * runtime: the process model of `ogd serve` (DESIGN §2).
+ * runtime: the process model of `ogd serve` (docs/design.md §2).
  *
  * The master binds the listening socket, runs migrations, forks `workers` workers and one
  * jobs process (background work, jobs.c) and supervises them; it never serves. Each worker runs one

@@ -15,17 +15,17 @@
 
 enum ogd_error {
     /* the store (metadata database) */
-    OGD_EBADQUERY = -10001,      /* the query is not valid: the op's err is the client message */
-    OGD_EDB = -10002,            /* the database failed: the op's err is a log message */
+    OGD_EBADQUERY = -10001,       /* the query is not valid: the op's err is the client message */
+    OGD_EDB = -10002,             /* the database failed: the op's err is a log message */
     OGD_EDB_UNAVAILABLE = -10003, /* the database cannot be reached */
     /* the object store */
     OGD_EOBJ_UNAVAILABLE = -10101, /* the object store answered 5xx/429 on every try, or the
                                       read's total wait (echo.max_read_wait) ran out */
     /* the HDF5 helper (ingest/parse_proc.h) */
-    OGD_EHDF5_NOT_HDF5 = -10201, /* the bytes are not HDF5 */
+    OGD_EHDF5_NOT_HDF5 = -10201,  /* the bytes are not HDF5 */
     OGD_EHDF5_TOO_LARGE = -10202, /* the description passed the output cap */
-    OGD_EHDF5_CRASHED = -10203,  /* the helper died or failed otherwise */
-    OGD_EHDF5_TIMEOUT = -10204,  /* the helper ran past its time limit */
+    OGD_EHDF5_CRASHED = -10203,   /* the helper died or failed otherwise */
+    OGD_EHDF5_TIMEOUT = -10204,   /* the helper ran past its time limit */
     /* the experiments client (experiments/experiments.h) */
     OGD_EUPSTREAM = -10301, /* the user office / Scheduler failed */
     OGD_EMODEL = -10302,    /* an experiment could not be stored as given */

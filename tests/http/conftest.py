@@ -299,7 +299,8 @@ def make_server():
 
 @pytest.fixture(scope="session")
 def fixture_server():
-    """A server holding only the hand-written records of tests/http/data (spec examples)."""
+    """A server holding only the hand-written records of tests/http/data (examples of
+    docs/api.md)."""
     d = tempfile.mkdtemp(prefix="ogd-test-")
     s = OgdServer(d, None)
     s.import_fixtures()

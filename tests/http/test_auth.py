@@ -1,4 +1,4 @@
-"""Login, tokens, permissions (spec/control.md §4.2, §5, §6) and the fixes of the
+"""Login, tokens, permissions (docs/api.md §2.4, docs/auth.md) and the fixes of the
 reference's security defects (docs/security.md), on whichever back-end pair runs."""
 import base64
 import hashlib
@@ -139,13 +139,14 @@ def test_login_body_validation(auth_server):
 
 
 def test_fedid_empty_password_is_refused(auth_server):
-    """Fix (§14.19): an empty password never reaches the directory."""
+    """Fix (docs/security.md item 19): an empty password never reaches the directory."""
     r = login(auth_server, "fedid_user", "")
     assert r.status_code == 401 and r.json() == {"detail": "User not authorised"}
 
 
 def test_legacy_sha256_hash_is_upgraded_to_argon2id(make_server):
-    """Fix (§14.18): the reference's unsalted SHA-256 is accepted once, then replaced."""
+    """Fix (docs/security.md item 18): the reference's unsalted SHA-256 is accepted once,
+    then replaced."""
     srv = make_server(records=0)
     import_users(srv, [{"_id": "legacy", "auth_type": "local", "sha256_password": sha("pw1"),
                         "authorised_routes": []}])
@@ -238,7 +239,8 @@ def test_permission_text_and_precedence(auth_server):
 
 
 def test_refresh_token_is_not_a_bearer_token(auth_server):
-    """Fix (§14.15): the reference accepts a 7-day refresh token as a bearer token."""
+    """Fix (docs/security.md item 15): the reference accepts a 7-day refresh token as a
+    bearer token."""
     r = login(auth_server, "backend", "back")
     refresh = r.cookies["refresh_token"]
     assert auth_server.get("/records/count", headers=bearer(r.json())).status_code == 200
@@ -272,7 +274,7 @@ def test_verify(auth_server):
     assert v.status_code == 200 and v.content == b""
     bad = requests.post(auth_server.url + "/verify", json={"token": "x.y.z"}, timeout=30)
     assert bad.status_code == 403 and bad.json() == {"detail": "Invalid token"}
-    # Fix (§14.15): a refresh token does not verify as an access token.
+    # Fix (docs/security.md item 15): a refresh token does not verify as an access token.
     rt = requests.post(auth_server.url + "/verify", json={"token": r.cookies["refresh_token"]},
                        timeout=30)
     assert rt.status_code == 403
@@ -313,14 +315,16 @@ def test_refresh_errors(auth_server):
 
 
 def test_an_access_token_in_the_cookie_does_not_refresh(auth_server):
-    """Fix (§14.16): the reference extends any token put in the cookie, for ever."""
+    """Fix (docs/security.md item 16): the reference extends any token put in the cookie,
+    for ever."""
     access = login(auth_server, "backend", "back").json()
     r = refresh(auth_server, access, access)
     assert r.status_code == 403 and r.json() == {"detail": "Invalid token"}
 
 
 def test_an_expired_access_token_is_refreshed_with_a_real_refresh_token(auth_server):
-    """Kept (§14.17): the web harness refreshes after expiry; the cookie must be genuine."""
+    """Kept (docs/security.md item 17): the web harness refreshes after expiry; the cookie
+    must be genuine."""
     r = login(auth_server, "backend", "back")
     expired = sign({"username": "backend", "authorised_routes": ALL_ROUTES, "userIsAdmin": True,
                     "exp": int(time.time()) - 3600, "token_type": "access"})
@@ -342,7 +346,8 @@ def test_revocation_file(make_server):
 
 
 def test_refresh_rotates_the_refresh_token(make_server):
-    """Fix (§14.16): each refresh token refreshes once; reusing one revokes its session."""
+    """Fix (docs/security.md item 16): each refresh token refreshes once; reusing one
+    revokes its session."""
     srv = make_server(records=0)
     r = login(srv, ADMIN_USER, ADMIN_PASSWORD)
     access, first = r.json(), r.cookies["refresh_token"]
@@ -379,7 +384,8 @@ def test_refresh_rotates_the_refresh_token(make_server):
 
 
 def test_refresh_rereads_permissions_and_stops_for_deleted_users(make_server):
-    """Fix (§14.16, §14.22): the reference copies the old claims into every refreshed token."""
+    """Fix (docs/security.md items 16, 22): the reference copies the old claims into every
+    refreshed token."""
     srv = make_server(records=0)
     srv.user_cli("add", "temp", "--route", "/users GET", password="temp-password")
     r = login(srv, "temp", "temp-password")

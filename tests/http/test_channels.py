@@ -1,4 +1,4 @@
-"""GET /channels, /channels/{name}, /channels/summary/{name} (spec/data.md §4.13-4.15)."""
+"""GET /channels, /channels/{name}, /channels/summary/{name} (docs/api.md §5.13-§5.15)."""
 
 
 def test_manifest_is_most_recent_with_type_default(fixture_server):

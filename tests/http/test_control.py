@@ -1,5 +1,5 @@
 """/users, favourite filters, preferences, sessions and maintenance messages
-(spec/control.md §7), on whichever back-end pair runs."""
+(docs/api.md §6), on whichever back-end pair runs."""
 import json
 import os
 import re
@@ -87,7 +87,7 @@ def test_create_user_validation_and_auth(srv):
     assert call(srv, "POST", "/users", json={"_id": "x", "auth_type": "local",
                                             "sha256_password": "p",
                                             "email": "not-an-email"}).status_code == 422
-    # 401 before 422: dependencies run before body validation (§4.3)
+    # 401 before 422: dependencies run before body validation (docs/api.md §3.4)
     r = call(srv, "POST", "/users", who=None, json={"auth_type": 1})
     assert r.status_code == 401
     # but a body that is not JSON is 422 even without a token
@@ -118,7 +118,8 @@ def test_update_user(srv):
                                           "remove_authorised_routes": ["/users GET"]})
     assert r.status_code == 200 and r.json() == "Updated upd"
     assert claims(login(srv, "upd", "old-pass").json())["authorised_routes"] == ["/maintenance PUT"]
-    # Fix (§14.9): no updated_password keeps the password (the reference erases it).
+    # Fix (docs/api.md §8 item 19): no updated_password keeps the password (the reference
+    # erases it).
     assert login(srv, "upd", "old-pass").status_code == 200
     r = call(srv, "PATCH", "/users", json={"_id": "upd", "updated_password": "new-secret-1"})
     assert r.status_code == 200
@@ -127,7 +128,8 @@ def test_update_user(srv):
 
 
 def test_remove_routes_from_a_user_without_routes_grants_nothing(srv):
-    """Fix (§14.9): the reference sets the routes to the list it was asked to remove."""
+    """Fix (docs/api.md §8 item 19): the reference sets the routes to the list it was asked
+    to remove."""
     r = call(srv, "PATCH", "/users", json={"_id": "norout",
                                           "remove_authorised_routes": ["/users POST"]})
     assert r.status_code == 200
@@ -185,7 +187,7 @@ def test_preferences_are_per_user_and_deletable(srv):
 
 
 def test_preference_names_are_opaque(srv):
-    """Fix (§14.25): dotted and $ names are plain names, not database paths."""
+    """Fix (docs/security.md item 25): dotted and $ names are plain names, not database paths."""
     for name in ("a.b", "$set"):
         assert call(srv, "POST", "/users/preferences",
                     json={"name": name, "value": 5}).status_code == 201
@@ -340,7 +342,8 @@ def test_sessions_list_in_the_order_saved(srv):
 
 
 def test_sessions_belong_to_their_owner(srv):
-    """Fix (§14.21): the reference lets any user read and overwrite (take over) any session."""
+    """Fix (docs/security.md item 21): the reference lets any user read and overwrite (take
+    over) any session."""
     sid = call(srv, "POST", "/sessions", params={"name": "private", "summary": "s",
                                                 "auto_saved": "false"}, json={"x": 1}).json()
     r = call(srv, "GET", "/sessions/" + sid, who="frontend")
@@ -373,7 +376,7 @@ def test_maintenance(srv, path, body):
     assert f.json() == {"detail": f"User 'frontend' is not authorised to use endpoint '{path} PUT'"}
     assert call(srv, "PUT", path, json={"show": "maybe", "message": "x",
                                        "severity": "info"}).status_code == 422
-    # no temporary files left behind: the write is a rename (fix §14.27)
+    # no temporary files left behind: the write is a rename (fix: docs/security.md item 27)
     assert not [n for n in os.listdir(srv.data_dir) if ".tmp." in n]
 
 
@@ -384,8 +387,8 @@ def test_scheduled_maintenance_severity(srv):
 
 
 def test_maintenance_readers_never_see_a_torn_file(srv):
-    """Fix (§14.27): the reference truncates and rewrites in place, so a reader racing a
-    writer can read a partial file (500)."""
+    """Fix (docs/security.md item 27): the reference truncates and rewrites in place, so a
+    reader racing a writer can read a partial file (500)."""
     import threading
     stop = threading.Event()
     statuses = []

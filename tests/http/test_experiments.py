@@ -1,4 +1,4 @@
-"""Experiments (spec/control.md §7.5, §8): GET/POST /experiments and the jobs process's
+"""Experiments (docs/experiments.md): GET/POST /experiments and the jobs process's
 scheduled refresh, against a fake user office (REST login) and Scheduler (WSDL + SOAP)
 served by the test. Runs on both back-end pairs."""
 import json

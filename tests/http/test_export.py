@@ -1,5 +1,5 @@
-"""GET /export (spec/data.md §4.16, §7): the CSV byte for byte, the zip's members, names and
-order, EXPORT_ERRORS.txt, the size check, backpressure and a client that goes away.
+"""GET /export (docs/api.md §5.16, docs/export.md): the CSV byte for byte, the zip's members,
+names and order, EXPORT_ERRORS.txt, the size check, backpressure and a client that goes away.
 
 The records are ingested from HDF5 files shaped like the reference's export test data
 (five hourly shots with FE-204-PSO-EM, an image and a waveform; a shot with a float image
@@ -163,7 +163,7 @@ def members(r):
     return z
 
 
-# ---- the main CSV, byte for byte (§7.3, §7.7) ----
+# ---- the main CSV, byte for byte (docs/export.md §4, §8) ----
 
 EXPECTED = ('"shotnum","timestamp","epac_ops_data_version","FE-204-PSO-EM",\n'
             '423648000000,2023-06-05 08:00:00,"1.0",0.00010594708035376446,\n'
@@ -227,7 +227,7 @@ def test_single_record_name(srv):
     assert filename(r) == "20230605100000.csv"
 
 
-# ---- errors (§7.1, §7.2) ----
+# ---- errors (docs/export.md §2-§3) ----
 
 @pytest.mark.parametrize("params,status,detail", [
     ({}, 400, "No channels specified to export"),
@@ -258,7 +258,7 @@ def test_export_needs_a_token(srv):
     assert r.status_code == 401
 
 
-# ---- the zip (§7.4-7.8) ----
+# ---- the zip (docs/export.md §5-§9) ----
 
 def test_images_zip_members_order_and_bytes(srv):
     r = export(srv, META + ["channels." + EM, "channels." + CAM], conditions=FIVE)
@@ -528,7 +528,7 @@ def test_export_does_not_fill_the_object_cache(own):
     assert metric(s, "ogd_objstore_cache_entries") == 1
 
 
-# ---- functions (§5.4, §7.2 step 4, §7.8) ----
+# ---- functions (docs/export.md §9, §11) ----
 
 def fns(*pairs):
     return [json.dumps({"name": n, "expression": e}) for n, e in pairs]

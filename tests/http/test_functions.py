@@ -1,5 +1,5 @@
-"""GET /functions/tokens, POST /functions/validate (spec/functions.md §B4-B5) and functions
-evaluated in GET /records (spec/data.md §5)."""
+"""GET /functions/tokens, POST /functions/validate (docs/functions.md §4-§5) and functions
+evaluated in GET /records (docs/functions.md §9)."""
 import base64
 import json
 import struct
@@ -499,7 +499,7 @@ def test_channel_functions_errors(srv):
 
 
 def test_image_function_bit_depths(make_server, tmp_path):
-    """Ingested 6-, 8- and 16-bit images: the storage rules of spec/data.md §5.3."""
+    """Ingested 6-, 8- and 16-bit images: the storage rules of docs/functions.md §9.5."""
     import numpy as np
     import hdfgen
     s = make_server(records=0)

@@ -1,4 +1,4 @@
-"""GET /images/..., /waveforms/..., /vectors/... (spec/data.md §4.6-4.12, §6).
+"""GET /images/..., /waveforms/..., /vectors/... (docs/api.md §5.6-§5.12, docs/imaging.md).
 
 One server with demo records for the module; objects with known pixels are stored behind
 its back (put_object) under demo record ids, so the expected output pixels are known.
@@ -304,7 +304,7 @@ def test_colour_bar(srv):
     assert (r.status_code, r.json()["detail"]) == (400, "bogus is not a valid colour map name")
 
 
-# spec/data.md 6.2, the exact response
+# docs/api.md §5.9 and docs/imaging.md §3, the exact response
 CATALOGUE = {
     "Cyclic": ["hsv", "hsv_r", "twilight", "twilight_r", "twilight_shifted",
                "twilight_shifted_r"],
@@ -428,7 +428,7 @@ def test_crosshair(srv):
 
 
 def fwhm_reference(y):
-    """The FWHM rule of spec/data.md §6.6, written out independently for the test."""
+    """The FWHM rule of docs/imaging.md §7, written out independently for the test."""
     y = [float(v) for v in y]
     n = len(y)
     d = [y[i + 1] - y[i] for i in range(n - 1)]

@@ -1,4 +1,4 @@
-"""POST /submit/hdf and /submit/manifest (spec/ingest.md): accepted, rejected, partial,
+"""POST /submit/hdf and /submit/manifest (docs/ingest.md): accepted, rejected, partial,
 duplicate and merged uploads, manifests, hostile files, and what ends up stored."""
 import base64
 import io

@@ -1,8 +1,7 @@
-"""FedID login over LDAP (spec/control.md §5.3 step 3, §7.1 step 7) and the fixes of
-§14 item 19 (docs/security.md), against a real OpenLDAP slapd started by
-scripts/start-slapd.sh (its environment: OGD_TEST_LDAP_*). Without that environment the
-slapd cases are skipped; the cases that need no directory (empty password, a server that
-is down or never answers) always run."""
+"""FedID login over LDAP (docs/auth.md §4) and the fixes of docs/security.md item 19,
+against a real OpenLDAP slapd started by scripts/start-slapd.sh (its environment:
+OGD_TEST_LDAP_*). Without that environment the slapd cases are skipped; the cases that need
+no directory (empty password, a server that is down or never answers) always run."""
 import os
 import shutil
 import socket

@@ -1,4 +1,4 @@
-"""OIDC login (spec/control.md §5.8) against a local identity provider served by the test:
+"""OIDC login (docs/auth.md §6) against a local identity provider served by the test:
 a discovery document, a JWKS, and id_tokens it signs with its own RSA key."""
 import json
 import threading

@@ -1,5 +1,4 @@
-"""User preferences on the imaging paths (spec/data.md §0, §4.1, §4.4, §4.6, §4.8, §4.10,
-§4.14, §6.4, §9 items 4-5; spec/control.md §7.4).
+"""User preferences on the imaging paths (docs/api.md §4.10-§4.11, docs/imaging.md §9).
 
 The administrator the tests log in as sets preferences with POST /users/preferences; every
 rendering that follows a preference is compared with the same request naming the map in

@@ -1,4 +1,4 @@
-"""The process model (DESIGN §2): supervision, reload, recycling, watchdog, connection
+"""The process model (docs/design.md §2): supervision, reload, recycling, watchdog, connection
 limit. Every request in these tests uses a fresh connection, so "zero failed requests"
 means zero refused or reset connections."""
 import json

@@ -1,5 +1,5 @@
 """GET /records, /records/count, /records/{id_}, /records/range_converter against the
-hand-written fixture records (tests/http/data/records.jsonl), per spec/data.md §3-4."""
+hand-written fixture records (tests/http/data/records.jsonl), per docs/api.md §4-§5."""
 import json
 
 import pytest
@@ -162,7 +162,7 @@ def test_expr_channel_vs_channel(fixture_server):
 
 
 def test_frontend_conditions(fixture_server):
-    """The exact shape the web client builds (spec/frontend-client.md §4.1)."""
+    """The exact shape the web client builds (docs/api.md §4.3)."""
     cond = {"$and": [{"metadata.timestamp": {"$gte": "2023-06-05T08:00:00",
                                              "$lte": "2023-06-05T09:00:59"}},
                      {"$and": [{"channels.SER-202-BI-RH-1.data": {"$lt": 48}},

@@ -1,6 +1,6 @@
 /*
  * Unit tests for src/imaging/fnimage.c: the storage form of function images (bit depth
- * rules of spec/data.md §5.3), the strided thumbnail, the full colouring and the 16-bit
+ * rules of docs/functions.md §9.5), the strided thumbnail, the full colouring and the 16-bit
  * original form.
  */
 #include <setjmp.h>

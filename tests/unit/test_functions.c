@@ -1,5 +1,5 @@
 /* Unit tests for src/functions: lexer/parser (precedence, every error text, limits), type
- * checker (every rule and error text), evaluator and builtins (spec/functions.md §B8 worked
+ * checker (every rule and error text), evaluator and builtins (docs/functions.md §8 worked
  * examples, NaN, empty, ties, flat signals). */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -420,7 +420,7 @@ static void test_eval_errors(void **state)
                         "'FI' is a float_image channel, which functions cannot read");
 }
 
-/* ---- builtins: spec §B8 worked examples ---- */
+/* ---- builtins: docs/functions.md §8 worked examples ---- */
 
 static fn_value wave(const double *x, const double *y, size_t n)
 {

@@ -89,7 +89,7 @@ static void test_catalogue(void **state)
     }
     json_decref(doc);
     assert_int_equal(names, colourmap_catalogue_count());
-    assert_int_equal(names, 172); /* spec/data.md 6.2: 86 maps and their _r forms */
+    assert_int_equal(names, 172); /* docs/imaging.md §3: 86 maps and their _r forms */
     buf_free(&b);
 }
 

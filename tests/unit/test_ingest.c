@@ -129,7 +129,7 @@ static void test_image_shift_table(void **state)
 {
     (void)state;
     int t;
-    /* spec/ingest.md A8.1: uint8 255 */
+    /* docs/ingest.md §8.1: uint8 255 */
     assert_int_equal(ingest_image_shift(255, 1, 0, &t), 0);
     assert_int_equal(t, 8);
     assert_int_equal(ingest_image_shift(255, 1, 6, &t), 252);
@@ -148,9 +148,10 @@ static void test_image_shift_table(void **state)
     assert_int_equal(ingest_image_shift(65535, 2, 24, &t), 255);
 }
 
-/* ingest_encode of image channels: the stored PNG holds exactly ingest_image_shift of
- * every pixel (its fast paths agree with the table), with the PNG depth and sBIT the spec
- * asks for, for 8- and 16-bit data and bit depths inside and outside the sample size. */
+/* ingest_encode of image channels: the stored PNG holds exactly ingest_image_shift of every
+ * pixel (its fast paths agree with the table), with the PNG depth and sBIT
+ * docs/ingest.md §8.1 asks for, for 8- and 16-bit data and bit depths inside and outside
+ * the sample size. */
 static void test_encode_image_depths(void **state)
 {
     (void)state;
