@@ -195,12 +195,30 @@ static void supervise(master *m)
                 kill(s->pid, SIGKILL);
                 s->state = SLOT_DRAINING; /* reaped as gone; a replacement starts now */
                 s->drain_started_ms = now;
-            } else if (atomic_load(&s->retire) && !m->stopping) {
+            } else if (atomic_load(&s->retire) == 1 && !m->stopping) {
+                /* The replacement first; this one drains once it serves (below). */
                 log_info("worker %d reached max_requests, replacing it", (int)s->pid);
-                drain_slot(m, s);
+                atomic_store(&s->retire, 2);
+                worker_slot *r = free_slot(m);
+                if (r) {
+                    spawn(m, r);
+                    r->replaces = i + 1;
+                    r->replaces_pid = s->pid;
+                } else {
+                    drain_slot(m, s);
+                }
             }
-        } else if (s->state == SLOT_DRAINING && grace_ms &&
-                   now - s->drain_started_ms > grace_ms + WORKER_STOP_SETTLE_MS + 1000) {
+        }
+        /* A replacement that serves, or has had 10 s to start: its predecessor drains. */
+        if (s->state == SLOT_RUNNING && s->replaces &&
+            (atomic_load(&s->ready) || now - s->started_ms > 10000)) {
+            worker_slot *old = &m->slots[s->replaces - 1];
+            s->replaces = 0;
+            if (old->state == SLOT_RUNNING && old->pid == s->replaces_pid)
+                drain_slot(m, old);
+        }
+        if (s->state == SLOT_DRAINING && grace_ms &&
+            now - s->drain_started_ms > grace_ms + WORKER_STOP_SETTLE_MS + 1000) {
             kill(s->pid, SIGKILL);
         }
     }
@@ -244,12 +262,21 @@ static void reload(master *m)
     for (int i = 0; i < MAX_SLOTS; i++)
         if (m->slots[i].state == SLOT_RUNNING)
             old[nold++] = i;
+    /* Each new worker replaces an old one, which drains once the new one serves
+     * (supervise); old ones left over drain now. */
+    int paired = 0;
     for (int k = 0; k < m->cfg->server.workers; k++) {
         worker_slot *s = free_slot(m);
-        if (s)
-            spawn(m, s);
+        if (!s)
+            break;
+        spawn(m, s);
+        if (paired < nold && s->state == SLOT_RUNNING) {
+            s->replaces = old[paired] + 1;
+            s->replaces_pid = m->slots[old[paired]].pid;
+            paired++;
+        }
     }
-    for (int k = 0; k < nold; k++)
+    for (int k = paired; k < nold; k++)
         drain_slot(m, &m->slots[old[k]]);
     /* The jobs process restarts on the new configuration (reaped, then started again). */
     if (m->jobs_pid)

@@ -6,7 +6,8 @@
  * libuv loop (worker.c) with the HTTP server, the store and the object store. Workers write a
  * heartbeat into a shared slot from a loop timer; a worker whose heartbeat is older than `timeout`
  * has a blocked loop and is killed and replaced. A worker that reached max_requests asks to retire
- * through its slot; the master starts its replacement first, then drains it.
+ * through its slot; the master starts its replacement first and drains it once the
+ * replacement serves (worker_slot.ready), as it does for every worker on a reload.
  *
  * Signals to the master: TERM/INT fast stop, QUIT graceful stop, HUP reload the config and
  * roll every worker (new ones first), USR1 reopen logs (forwarded to workers).
@@ -24,6 +25,9 @@
 typedef struct worker_slot {
     _Atomic uint64_t heartbeat_ms; /** CLOCK_MONOTONIC ms of the last loop tick */
     _Atomic int retire;            /** the worker asks to be replaced (max_requests) */
+    _Atomic int ready;             /** the worker is serving (its HTTP server listens) */
+    int replaces;                  /** master-side: 1 + the slot this worker replaces (0: none) */
+    pid_t replaces_pid;            /** master-side: that slot's worker then */
     pid_t pid;                     /** master-side bookkeeping */
     int state;                     /** master-side: SLOT_* */
     uint64_t started_ms;

@@ -245,6 +245,8 @@ void worker_run(const ogd_config *cfg, int listen_fd, worker_slot *slot)
         sigs[i]->data = w;
         uv_signal_start(sigs[i], on_signal, nums[i]);
     }
+    atomic_store(&slot->ready, 1); /* a worker it replaces may now drain: tell the master */
+    kill(getppid(), SIGCHLD);
     log_info("worker started");
 
     uv_run(&w->loop, UV_RUN_DEFAULT);
