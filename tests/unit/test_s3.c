@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "objstore/objstore.h"
+#include "util/error.h"
 
 static const char *s3_url, *s3_ak, *s3_sk;
 static char bucket[64];
@@ -550,12 +551,12 @@ static void test_fault_5xx_retried(void **state)
     objstore_stats_get(e->os, &st);
     assert_int_equal(st.retries, 2);
 
-    /* A server that keeps failing: max_retries + 1 calls, then -EIO. */
+    /* A server that keeps failing: max_retries + 1 calls, then "unavailable". */
     proxy_arm("mode=status&code=500&count=-1");
     objstore_stats before;
     objstore_stats_get(e->os, &before);
     r = get(e, "f/ok2");
-    assert_int_equal(r.status, -EIO);
+    assert_int_equal(r.status, OGD_EOBJ_UNAVAILABLE);
     objstore_stats_get(e->os, &st);
     assert_int_equal(st.calls - before.calls, 4);
     proxy_arm("mode=pass");
@@ -630,7 +631,7 @@ static void test_retry_budget(void **state)
     assert_true(st.retries <= 12);
     assert_true(st.retries_denied > 0);
     for (int i = 0; i < N; i++)
-        assert_int_equal(r[i].status, -EIO);
+        assert_int_equal(r[i].status, OGD_EOBJ_UNAVAILABLE);
     proxy_arm("mode=pass");
     close_env(e);
 }
