@@ -79,18 +79,45 @@ static void user_drop_if_idle(http_gate_t *g, gate_user *u)
         }
 }
 
-static void run(gate_user *u, http_request_t *req)
+static void hold(gate_user *u, http_request_t *req)
 {
     u->running++;
     req->gate_held = true;
-    req->route->handler(req);
 }
 
-/* A waiting request whose client left: out of the queue, finished without an answer. */
-static void waiting_abort(http_request_t *req, void *data)
+gate_decision gate_enter(http_gate_t *g, http_request_t *req)
 {
-    http_gate_t *g = data;
+    if (!g)
+        return GATE_RUN;
+    if (g->max_pool_waiting && pool_waiting() > g->max_pool_waiting) {
+        g->shed++;
+        return GATE_SHED;
+    }
+    if (!g->per_user)
+        return GATE_RUN;
+    gate_user *u = user_get(g, req->username ? req->username : "");
+    if (!u)
+        return GATE_NOMEM;
+    req->gate_user = u;
+    if (u->running < g->per_user) {
+        hold(u, req);
+        return GATE_RUN;
+    }
+    req->gate_next = NULL;
+    if (u->tail)
+        u->tail->gate_next = req;
+    else
+        u->head = req;
+    u->tail = req;
+    g->waiting++;
+    return GATE_WAIT;
+}
+
+void gate_drop(http_gate_t *g, http_request_t *req)
+{
     gate_user *u = req->gate_user;
+    if (!g || !u || req->gate_held)
+        return;
     http_request_t **p = &u->head, *prev = NULL;
     while (*p && *p != req) {
         prev = *p;
@@ -104,66 +131,29 @@ static void waiting_abort(http_request_t *req, void *data)
     }
     req->gate_next = NULL;
     req->gate_user = NULL;
-    http_set_abort(req, NULL, NULL);
     user_drop_if_idle(g, u);
-    http_respond_error(req, 503, "Client closed the request"); /* writes nothing */
 }
 
-void gate_enter(http_gate_t *g, http_request_t *req)
-{
-    if (!g) {
-        req->route->handler(req);
-        return;
-    }
-    if (g->max_pool_waiting && pool_waiting() > g->max_pool_waiting) {
-        g->shed++;
-        http_add_header(req, "Retry-After", "1");
-        http_respond_error(req, 503, "Server busy, try again later");
-        return;
-    }
-    if (!g->per_user) {
-        req->route->handler(req);
-        return;
-    }
-    gate_user *u = user_get(g, req->username ? req->username : "");
-    if (!u) {
-        http_respond_error(req, 500, "Unknown error");
-        return;
-    }
-    req->gate_user = u;
-    if (u->running < g->per_user) {
-        run(u, req);
-        return;
-    }
-    req->gate_next = NULL;
-    if (u->tail)
-        u->tail->gate_next = req;
-    else
-        u->head = req;
-    u->tail = req;
-    g->waiting++;
-    http_set_abort(req, waiting_abort, g);
-}
-
-void gate_leave(http_gate_t *g, http_request_t *req)
+http_request_t *gate_leave(http_gate_t *g, http_request_t *req)
 {
     gate_user *u = req->gate_user;
     if (!g || !u || !req->gate_held)
-        return;
+        return NULL;
     req->gate_held = false;
     req->gate_user = NULL;
     u->running--;
-    while (u->running < g->per_user && u->head) {
-        http_request_t *next = u->head;
+    http_request_t *next = NULL;
+    if (u->running < g->per_user && u->head) {
+        next = u->head;
         u->head = next->gate_next;
         if (!u->head)
             u->tail = NULL;
         next->gate_next = NULL;
         g->waiting--;
-        http_set_abort(next, NULL, NULL);
-        run(u, next);
+        hold(u, next);
     }
     user_drop_if_idle(g, u);
+    return next;
 }
 
 size_t gate_waiting(const http_gate_t *g)

@@ -140,6 +140,11 @@ struct http_request {
     void *gate_user;           /** private: the fairness gate's entry for the caller */
     http_request_t *gate_next; /** private: the caller's queue of waiting heavy requests */
     bool gate_held;            /** private: the request holds one of its caller's slots */
+    /* private: how the router answered when route is NULL (router.h): 405 with this
+     * Allow, or 307 to route_location (NULL: the other form cannot be a header) */
+    const char *route_allow;
+    bool route_redirect;
+    char *route_location;
 };
 
 /* Creates the server for a loop. listen_fd: a listening socket (inherited). routes: a
@@ -182,7 +187,6 @@ const char *http_method_name(http_method m);
  * returns false. Without one, such routes answer 401: nothing is served unchecked. */
 typedef bool (*http_authorizer)(http_request_t *req);
 void http_server_set_authorizer(http_server_t *s, http_authorizer fn);
-http_authorizer http_server_authorizer(const http_server_t *s);
 /* The client's address as text ("" if unknown); out: at least 64 bytes. The TCP peer, or
  * for a request from a trusted proxy (http_limits.forwarded_allow_ips) the client its
  * X-Forwarded-For names: the address the connection caps count this request under. */

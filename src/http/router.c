@@ -4,12 +4,10 @@
  */
 #include "http/router.h"
 
-#include "http/gate.h"
-
 #include <string.h>
 #include <strings.h>
 
-static bool pattern_match(const char *pattern, const char *path, http_request_t *req, bool capture)
+static bool pattern_match(const char *pattern, const char *path, arena_t *arena, route_match *m)
 {
     const char *p = pattern, *s = path;
     size_t np = 0;
@@ -25,8 +23,8 @@ static bool pattern_match(const char *pattern, const char *path, http_request_t 
         if (pl >= 2 && p[0] == '{' && p[pl - 1] == '}') {
             if (sl == 0)
                 return false;
-            if (capture && np < HTTP_MAX_PARAMS)
-                req->params[np] = arena_strndup(&req->arena, s, sl);
+            if (m && np < HTTP_MAX_PARAMS)
+                m->params[np] = arena_strndup(arena, s, sl);
             np++;
         } else if (pl != sl || memcmp(p, s, pl) != 0) {
             return false;
@@ -36,22 +34,9 @@ static bool pattern_match(const char *pattern, const char *path, http_request_t 
     }
     if (*p || *s)
         return false;
-    if (capture)
-        req->nparams = np;
+    if (m)
+        m->nparams = np;
     return true;
-}
-
-void router_match(const http_route *routes, size_t n, http_request_t *req)
-{
-    req->route = NULL;
-    for (size_t i = 0; i < n; i++) {
-        if (routes[i].method != req->method)
-            continue;
-        if (pattern_match(routes[i].pattern, req->path, req, true)) {
-            req->route = &routes[i];
-            return;
-        }
-    }
 }
 
 const char *http_method_name(http_method m)
@@ -73,105 +58,63 @@ const char *http_method_name(http_method m)
     return "GET";
 }
 
-/* True when some route's pattern matches path. allow gets the method of the first such
- * route: like the reference's router, the first route whose path matches answers 405 with
- * its own methods. */
-static bool path_exists(const char *path, http_request_t *req, buf_t *allow)
+/* The first route whose pattern matches path, any method; NULL if none. */
+static const http_route *path_route(const http_route *routes, size_t n, const char *path)
 {
-    size_t n;
-    const http_route *routes = http_server_routes(req->server, &n);
+    for (size_t i = 0; i < n; i++)
+        if (pattern_match(routes[i].pattern, path, NULL, NULL))
+            return &routes[i];
+    return NULL;
+}
+
+void router_match(const http_route *routes, size_t n, http_method method, const char *path,
+                  const char *query, arena_t *arena, route_match *out)
+{
+    memset(out, 0, sizeof(*out));
     for (size_t i = 0; i < n; i++) {
-        if (pattern_match(routes[i].pattern, path, req, false)) {
-            if (allow)
-                buf_puts(allow, http_method_name(routes[i].method));
-            return true;
-        }
-    }
-    return false;
-}
-
-static void preflight(http_request_t *req)
-{
-    static const char *const allowed[] = {"DELETE", "GET",  "HEAD", "OPTIONS",
-                                          "PATCH",  "POST", "PUT"};
-    const char *want = http_header_get(req, "access-control-request-method");
-    bool ok = false;
-    for (size_t i = 0; i < sizeof(allowed) / sizeof(allowed[0]); i++)
-        if (strcmp(want, allowed[i]) == 0)
-            ok = true;
-    http_add_header(req, "Access-Control-Allow-Methods",
-                    "DELETE, GET, HEAD, OPTIONS, PATCH, POST, PUT");
-    http_add_header(req, "Access-Control-Max-Age", "600");
-    const char *hdrs = http_header_get(req, "access-control-request-headers");
-    if (hdrs)
-        http_add_header(req, "Access-Control-Allow-Headers", hdrs);
-    if (!ok) {
-        http_respond(req, 400, "text/plain; charset=utf-8", "Disallowed CORS method", 22);
-        return;
-    }
-    http_respond(req, 200, "text/plain; charset=utf-8", "OK", 2);
-}
-
-void router_dispatch(http_request_t *req)
-{
-    if (req->method == OGD_OPTIONS && http_header_get(req, "origin") &&
-        http_header_get(req, "access-control-request-method")) {
-        preflight(req);
-        return;
-    }
-    if (req->route) {
-        if (req->route->auth != AUTH_NONE) {
-            http_authorizer check = http_server_authorizer(req->server);
-            if (!check) {
-                http_add_header(req, "WWW-Authenticate", "Bearer");
-                http_respond_error(req, 401, "Not authenticated");
-                return;
-            }
-            if (!check(req))
-                return;
-        }
-        if (req->route->heavy)
-            gate_enter(http_server_gate(req->server), req);
-        else
-            req->route->handler(req);
-        return;
-    }
-    buf_t allow;
-    buf_init(&allow, 1024);
-    if (path_exists(req->path, req, &allow)) {
-        http_add_header(req, "Allow", allow.data);
-        buf_free(&allow);
-        http_respond_error(req, 405, "Method Not Allowed");
-        return;
-    }
-    buf_free(&allow);
-    /* Trailing-slash variants redirect, as the reference's framework does. */
-    size_t len = strlen(req->path);
-    char *alt = arena_alloc(&req->arena, len + 2);
-    if (alt && len > 1) {
-        if (req->path[len - 1] == '/') {
-            memcpy(alt, req->path, len - 1);
-            alt[len - 1] = '\0';
-        } else {
-            memcpy(alt, req->path, len);
-            alt[len] = '/';
-            alt[len + 1] = '\0';
-        }
-        if (path_exists(alt, req, NULL)) {
-            buf_t loc;
-            buf_init(&loc, 16384);
-            buf_puts(&loc, alt);
-            if (*req->query) {
-                buf_putc(&loc, '?');
-                buf_puts(&loc, req->query);
-            }
-            /* Location carries the path only; control characters were decoded away. */
-            if (loc.data && !strpbrk(loc.data, "\r\n"))
-                http_add_header(req, "Location", loc.data);
-            buf_free(&loc);
-            http_respond(req, 307, NULL, "", 0);
+        if (routes[i].method != method)
+            continue;
+        if (pattern_match(routes[i].pattern, path, arena, out)) {
+            out->outcome = ROUTE_FOUND;
+            out->route = &routes[i];
             return;
         }
     }
-    http_respond_error(req, 404, "Not Found");
+    out->nparams = 0;
+    const http_route *other = path_route(routes, n, path);
+    if (other) {
+        out->outcome = ROUTE_METHOD_NOT_ALLOWED;
+        out->allow = http_method_name(other->method);
+        return;
+    }
+    /* Trailing-slash variants redirect, as the reference's framework does. */
+    out->outcome = ROUTE_NOT_FOUND;
+    size_t len = strlen(path);
+    if (len <= 1)
+        return;
+    char *alt = arena_alloc(arena, len + 2);
+    if (!alt)
+        return;
+    if (path[len - 1] == '/') {
+        memcpy(alt, path, len - 1);
+        alt[len - 1] = '\0';
+    } else {
+        memcpy(alt, path, len);
+        alt[len] = '/';
+        alt[len + 1] = '\0';
+    }
+    if (!path_route(routes, n, alt))
+        return;
+    out->outcome = ROUTE_REDIRECT;
+    size_t ql = query ? strlen(query) : 0;
+    char *loc = arena_alloc(arena, strlen(alt) + ql + 2);
+    if (!loc)
+        return;
+    strcpy(loc, alt);
+    if (ql) {
+        strcat(loc, "?");
+        strcat(loc, query);
+    }
+    /* Location carries the path only; control characters were decoded away. */
+    out->location = strpbrk(loc, "\r\n") ? NULL : loc;
 }

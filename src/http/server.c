@@ -523,7 +523,8 @@ static void reap_dead(http_server_t *s)
         http_request_t *next = req->dead_next;
         http_conn_t *c = req->conn;
         bool keep = req->keep_alive && !req->aborted;
-        gate_leave(s->gate, req); /* the caller's next heavy request may start */
+        /* the caller's next heavy request may start */
+        http_request_t *turn = gate_leave(s->gate, req);
         c->req = NULL;
         request_free(req);
         if (c->closing) {
@@ -533,6 +534,10 @@ static void reap_dead(http_server_t *s)
             c->state = CONN_IDLE;
             conn_slot_update(c);
             conn_continue(c);
+        }
+        if (turn) {
+            http_set_abort(turn, NULL, NULL);
+            turn->route->handler(turn);
         }
         req = next;
     }
@@ -1414,7 +1419,14 @@ static int on_headers_complete(llhttp_t *p)
         if (!*req->path)
             req->path = "/";
     }
-    router_match(s->routes, s->nroutes, req);
+    route_match m;
+    router_match(s->routes, s->nroutes, req->method, req->path, req->query, &req->arena, &m);
+    req->route = m.route;
+    memcpy(req->params, m.params, sizeof(req->params));
+    req->nparams = m.nparams;
+    req->route_allow = m.outcome == ROUTE_METHOD_NOT_ALLOWED ? m.allow : NULL;
+    req->route_redirect = m.outcome == ROUTE_REDIRECT;
+    req->route_location = m.location;
     c->max_body = s->limits.max_body_bytes;
     if (req->route && req->route->max_body)
         c->max_body = req->route->max_body;
@@ -1489,10 +1501,97 @@ static int on_message_complete(llhttp_t *p)
 
 static llhttp_settings_t parser_settings;
 
+/* A CORS preflight (OPTIONS with Origin and Access-Control-Request-Method) is answered
+ * here for any path, as the reference's CORS middleware does, before routing. */
+static void preflight(http_request_t *req)
+{
+    static const char *const allowed[] = {"DELETE", "GET",  "HEAD", "OPTIONS",
+                                          "PATCH",  "POST", "PUT"};
+    const char *want = http_header_get(req, "access-control-request-method");
+    bool ok = false;
+    for (size_t i = 0; i < sizeof(allowed) / sizeof(allowed[0]); i++)
+        if (strcmp(want, allowed[i]) == 0)
+            ok = true;
+    http_add_header(req, "Access-Control-Allow-Methods",
+                    "DELETE, GET, HEAD, OPTIONS, PATCH, POST, PUT");
+    http_add_header(req, "Access-Control-Max-Age", "600");
+    const char *hdrs = http_header_get(req, "access-control-request-headers");
+    if (hdrs)
+        http_add_header(req, "Access-Control-Allow-Headers", hdrs);
+    if (!ok) {
+        http_respond(req, 400, "text/plain; charset=utf-8", "Disallowed CORS method", 22);
+        return;
+    }
+    http_respond(req, 200, "text/plain; charset=utf-8", "OK", 2);
+}
+
+/* A heavy request waiting for its user's turn whose client went away: out of the queue,
+ * and finished (the 503 writes nothing: the connection is gone). */
+static void gate_waiting_abort(http_request_t *req, void *data)
+{
+    http_gate_t *g = data;
+    gate_drop(g, req);
+    http_set_abort(req, NULL, NULL);
+    http_respond_error(req, 503, "Client closed the request");
+}
+
+/* Runs a matched, authorised request: heavy routes pass the fairness gate first. */
+static void run_route(http_server_t *s, http_request_t *req)
+{
+    if (!req->route->heavy) {
+        req->route->handler(req);
+        return;
+    }
+    switch (gate_enter(s->gate, req)) {
+    case GATE_RUN:
+        req->route->handler(req);
+        return;
+    case GATE_WAIT:
+        http_set_abort(req, gate_waiting_abort, s->gate);
+        return;
+    case GATE_SHED:
+        http_add_header(req, "Retry-After", "1");
+        http_respond_error(req, 503, "Server busy, try again later");
+        return;
+    case GATE_NOMEM:
+        http_respond_error(req, 500, "Unknown error");
+        return;
+    }
+}
+
+/* A complete request: the preflight, the router's outcome, authorisation, the handler. */
 static void dispatch(http_conn_t *c)
 {
     http_request_t *req = c->req;
-    router_dispatch(req);
+    http_server_t *s = c->server;
+    if (req->method == OGD_OPTIONS && http_header_get(req, "origin") &&
+        http_header_get(req, "access-control-request-method")) {
+        preflight(req);
+        return;
+    }
+    if (!req->route) {
+        if (req->route_allow) {
+            http_add_header(req, "Allow", req->route_allow);
+            http_respond_error(req, 405, "Method Not Allowed");
+        } else if (req->route_redirect) {
+            if (req->route_location)
+                http_add_header(req, "Location", req->route_location);
+            http_respond(req, 307, NULL, "", 0);
+        } else {
+            http_respond_error(req, 404, "Not Found");
+        }
+        return;
+    }
+    if (req->route->auth != AUTH_NONE) {
+        if (!s->authorizer) {
+            http_add_header(req, "WWW-Authenticate", "Bearer");
+            http_respond_error(req, 401, "Not authenticated");
+            return;
+        }
+        if (!s->authorizer(req))
+            return;
+    }
+    run_route(s, req);
 }
 
 /* Answers a parse error: the limits we set, or malformed / smuggling-shaped input. */
@@ -1897,11 +1996,6 @@ void http_server_free(http_server_t *s)
     free(s);
 }
 
-http_gate_t *http_server_gate(const http_server_t *s)
-{
-    return s->gate;
-}
-
 void http_server_gate_stats(const http_server_t *s, size_t *waiting, uint64_t *shed)
 {
     *waiting = gate_waiting(s->gate);
@@ -1911,11 +2005,6 @@ void http_server_gate_stats(const http_server_t *s, size_t *waiting, uint64_t *s
 void http_server_set_authorizer(http_server_t *s, http_authorizer fn)
 {
     s->authorizer = fn;
-}
-
-http_authorizer http_server_authorizer(const http_server_t *s)
-{
-    return s->authorizer;
 }
 
 void http_request_peer(const http_request_t *req, char *out, size_t outlen)
