@@ -474,18 +474,23 @@ void http_respond_take(http_request_t *req, int status, const char *content_type
     if (req->server->draining)
         req->keep_alive = false;
     bool no_body = status == 204 || status == 304;
+    /* The answer to a HEAD request (only the router's and the protocol errors': no route
+     * serves HEAD) ends with its header section, Content-Length included (RFC 9110 9.3.2):
+     * the client reads no content, so bytes sent anyway would be taken for the next
+     * answer on the connection. */
+    bool head_only = no_body || req->method == (http_method)HTTP_HEAD;
     buf_t h;
     buf_init(&h, 1 << 20);
     build_head(req, &h, status, no_body ? NULL : content_type, no_body ? -1 : (long long)len,
                false);
     size_t hlen = h.len;
-    req->bytes_out = no_body ? 0 : len;
+    req->bytes_out = head_only ? 0 : len;
     bool close_after = !req->keep_alive;
     /* Finished (logged, counted) before the bytes go out: a client that has its answer
      * finds the request in the metrics. */
     request_finish(req);
-    queue_write(c, req, buf_take(&h), hlen, no_body ? (free(body), NULL) : body, no_body ? 0 : len,
-                NULL, NULL, NULL, close_after);
+    queue_write(c, req, buf_take(&h), hlen, head_only ? (free(body), NULL) : body,
+                head_only ? 0 : len, NULL, NULL, NULL, close_after);
 }
 
 void http_respond(http_request_t *req, int status, const char *content_type, const void *body,
