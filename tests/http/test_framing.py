@@ -50,6 +50,16 @@ CASES = [
      b"\r\n0\r\n\r\n" + SECOND, 400, 1, True),
     ("a bare CR in the request line", b"GET /healthz\rX HTTP/1.1\r\nHost: x\r\n\r\n", 400, 1,
      True),
+    # found by fuzz_http: llhttp refuses a bare LF everywhere but in these two empty lines
+    ("a bare LF ending the header section",
+     b"GET /healthz HTTP/1.1\r\nHost: x\r\n\n" + SECOND, 400, 1, True),
+    ("a bare LF ending the header section of a body",
+     b"POST /login HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\n{}" + SECOND, 400, 1, True),
+    ("a bare LF ending the trailer section",
+     chunked_login(b"%x\r\n%s\r\n0\r\nX-Trailer: 1\r\n\n" % (len(LOGIN), LOGIN)) + SECOND,
+     400, 1, True),
+    ("a bare LF after the last chunk",
+     chunked_login(b"%x\r\n%s\r\n0\r\n\n" % (len(LOGIN), LOGIN)) + SECOND, 400, 1, True),
     # --- accepted ---
     ("a chunked body", chunked_login(b"%x\r\n%s\r\n0\r\n\r\n" % (len(LOGIN), LOGIN)) + SECOND,
      401, 2, False),
