@@ -901,6 +901,15 @@ static int on_header_value_complete(llhttp_t *p)
 {
     http_conn_t *c = p->data;
     http_request_t *req = c->req;
+    if (c->state == CONN_BODY) {
+        /* A field of a chunked body's trailer section: not a header (RFC 9110 6.5.1),
+         * so it cannot add a Host, an Authorization or a Content-Type that the header
+         * section, and whatever checked it on the way, did not have. Counted in the
+         * header bytes, then dropped. */
+        buf_reset(&c->field);
+        buf_reset(&c->value);
+        return 0;
+    }
     if (req->nheaders >= HTTP_MAX_HEADERS) {
         c->parse_error_pending = true;
         return -1;

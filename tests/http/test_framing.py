@@ -135,3 +135,17 @@ def test_head_answers_have_no_content(fixture_server):
             b"HEAD /nope HTTP/1.1\r\nHost: x\r\n\r\n" + SECOND)
     got, _ = exchange(fixture_server, data, heads=2)
     assert got == [405, 404, 200]
+
+
+def test_trailer_fields_are_not_headers(fixture_server):
+    """Found by fuzz_http: the fields of a chunked body's trailer section were added to the
+    request's headers after the header checks, so a trailer could bring a second Host,
+    or the Authorization that the header section (and any proxy checking it) lacked."""
+    head = b"GET /records/count HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+    auth = b"Authorization: Bearer " + fixture_server.token.encode() + b"\r\n"
+    got, _ = exchange(fixture_server, head + auth + b"\r\n0\r\n\r\n" + SECOND)
+    assert got == [200, 200]
+    got, _ = exchange(fixture_server, head + b"\r\n0\r\n" + auth + b"\r\n" + SECOND)
+    assert got == [401, 200]
+    got, _ = exchange(fixture_server, head + auth + b"\r\n0\r\nHost: y\r\n\r\n" + SECOND)
+    assert got == [200, 200]
