@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <libdeflate.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -44,6 +45,57 @@ static unsigned char *put64(unsigned char *p, uint64_t v)
     return p + 8;
 }
 
+/* Idle compressors, per level: a compressor's set-up (a few hundred KiB of match-finder
+ * tables at the export's level 6, a few MiB at 12) is paid once per thread at most, not
+ * once per member. A compressor serves one member at a time: it is taken out of the
+ * cache for the member and put back after, so members built at once on several threads
+ * use several compressors. Its output does not depend on what it compressed before. */
+#define LEVELS 12
+#define IDLE_PER_LEVEL 16
+static pthread_mutex_t idle_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct libdeflate_compressor *idle[LEVELS][IDLE_PER_LEVEL];
+static unsigned nidle[LEVELS];
+
+static struct libdeflate_compressor *compressor_take(int level)
+{
+    struct libdeflate_compressor *c = NULL;
+    pthread_mutex_lock(&idle_lock);
+    if (nidle[level - 1])
+        c = idle[level - 1][--nidle[level - 1]];
+    pthread_mutex_unlock(&idle_lock);
+    return c ? c : libdeflate_alloc_compressor(level);
+}
+
+static void compressor_give(int level, struct libdeflate_compressor *c)
+{
+    pthread_mutex_lock(&idle_lock);
+    if (nidle[level - 1] < IDLE_PER_LEVEL) {
+        idle[level - 1][nidle[level - 1]++] = c;
+        c = NULL;
+    }
+    pthread_mutex_unlock(&idle_lock);
+    libdeflate_free_compressor(c); /* NULL: kept */
+}
+
+size_t zip_compressors_idle(void)
+{
+    size_t n = 0;
+    pthread_mutex_lock(&idle_lock);
+    for (int l = 0; l < LEVELS; l++)
+        n += nidle[l];
+    pthread_mutex_unlock(&idle_lock);
+    return n;
+}
+
+void zip_compressors_free(void)
+{
+    pthread_mutex_lock(&idle_lock);
+    for (int l = 0; l < LEVELS; l++)
+        while (nidle[l])
+            libdeflate_free_compressor(idle[l][--nidle[l]]);
+    pthread_mutex_unlock(&idle_lock);
+}
+
 void zip_dos_time(time_t t, uint16_t *date, uint16_t *time)
 {
     struct tm tm;
@@ -72,8 +124,9 @@ int zip_member_build(const char *name, const void *data, size_t len, bool deflat
     /* Room for the header, the Zip64 extra (20 bytes) and the larger of the two forms. */
     size_t bound = len;
     struct libdeflate_compressor *c = NULL;
+    level = level < 1 ? 1 : level > LEVELS ? LEVELS : level;
     if (deflate && len > 0) {
-        c = libdeflate_alloc_compressor(level < 1 ? 1 : level > 12 ? 12 : level);
+        c = compressor_take(level);
         if (!c)
             return -ENOMEM;
         size_t b = libdeflate_deflate_compress_bound(c, len);
@@ -87,7 +140,8 @@ int zip_member_build(const char *name, const void *data, size_t len, bool deflat
         free(buf);
         free(out->name);
         out->name = NULL;
-        libdeflate_free_compressor(c);
+        if (c)
+            compressor_give(level, c);
         return -ENOMEM;
     }
     memcpy(out->name, name, nlen + 1);
@@ -98,7 +152,7 @@ int zip_member_build(const char *name, const void *data, size_t len, bool deflat
     size_t clen = len;
     if (c) {
         size_t n = libdeflate_deflate_compress(c, data, len, payload, bound);
-        libdeflate_free_compressor(c);
+        compressor_give(level, c);
         if (n > 0 && n < len) {
             method = 8;
             clen = n;

@@ -52,10 +52,16 @@ void zip_dos_time(time_t t, uint16_t *date, uint16_t *time);
 /* Builds a member named name holding data[0..len). deflate: compress with libdeflate at
  * level (1..12), falling back to STORE when that does not make it smaller. 0, -EINVAL
  * (empty or over-long name), -ENOMEM. On success free it with zip_member_free unless the
- * bytes were taken (set m->bytes to NULL after taking them). */
+ * bytes were taken (set m->bytes to NULL after taking them). Thread-safe: compressors
+ * are reused from a process-wide cache of idle ones (at most 16 per level), each used by
+ * one member at a time. */
 int zip_member_build(const char *name, const void *data, size_t len, bool deflate, int level,
                      uint16_t dos_date, uint16_t dos_time, zip_member *out);
 void zip_member_free(zip_member *m);
+/* The compressors idle in the cache, and freeing them (at exit, or to give the memory
+ * back; members built later allocate new ones). */
+size_t zip_compressors_idle(void);
+void zip_compressors_free(void);
 
 typedef struct zip_writer {
     uint64_t offset; /** bytes of the archive so far */

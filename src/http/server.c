@@ -3,7 +3,8 @@
  * See http.h for the request life cycle.
  *
  * Per connection: bytes read are appended to an input buffer and fed to llhttp. The
- * parser is paused at the end of each message and the request is dispatched; when its
+ * parser is paused at the end of each header section (to check how it ended) and of each
+ * message, where the request is dispatched; when its
  * response has been queued (or its stream ended) parsing resumes on the bytes already
  * buffered, so pipelined requests are answered in order. While a request is dispatched
  * the socket is still read, without parsing: pipelined bytes wait in the buffer (up to
@@ -103,7 +104,8 @@ struct http_conn {
     char prev_tail[64];     /* the last bytes fed to the previous calls, newest last */
     size_t prev_tail_len;
     bool obs_fold;
-    bool lingering; /* response sent, discarding input until the peer closes */
+    bool head_paused; /* llhttp paused at the end of a header section */
+    bool lingering;   /* response sent, discarding input until the peer closes */
     uv_shutdown_t shutdown_req;
     http_conn_t *prev, *next;
     unsigned writes; /* uv_writes in flight */
@@ -567,18 +569,23 @@ void http_respond_take(http_request_t *req, int status, const char *content_type
     if (req->server->draining)
         req->keep_alive = false;
     bool no_body = status == 204 || status == 304;
+    /* The answer to a HEAD request (only the router's and the protocol errors': no route
+     * serves HEAD) ends with its header section, Content-Length included (RFC 9110 9.3.2):
+     * the client reads no content, so bytes sent anyway would be taken for the next
+     * answer on the connection. */
+    bool head_only = no_body || req->method == (http_method)HTTP_HEAD;
     buf_t h;
     buf_init(&h, 1 << 20);
     build_head(req, &h, status, no_body ? NULL : content_type, no_body ? -1 : (long long)len,
                false);
     size_t hlen = h.len;
-    req->bytes_out = no_body ? 0 : len;
+    req->bytes_out = head_only ? 0 : len;
     bool close_after = !req->keep_alive;
     /* Finished (logged, counted) before the bytes go out: a client that has its answer
      * finds the request in the metrics. */
     request_finish(req);
-    queue_write(c, req, buf_take(&h), hlen, no_body ? (free(body), NULL) : body, no_body ? 0 : len,
-                NULL, NULL, NULL, close_after);
+    queue_write(c, req, buf_take(&h), hlen, head_only ? (free(body), NULL) : body,
+                head_only ? 0 : len, NULL, NULL, NULL, close_after);
 }
 
 void http_respond(http_request_t *req, int status, const char *content_type, const void *body,
@@ -1322,6 +1329,15 @@ static int on_header_value_complete(llhttp_t *p)
 {
     http_conn_t *c = p->data;
     http_request_t *req = c->req;
+    if (c->state == CONN_BODY) {
+        /* A field of a chunked body's trailer section: not a header (RFC 9110 6.5.1),
+         * so it cannot add a Host, an Authorization or a Content-Type that the header
+         * section, and whatever checked it on the way, did not have. Counted in the
+         * header bytes, then dropped. */
+        buf_reset(&c->field);
+        buf_reset(&c->value);
+        return 0;
+    }
     if (req->nheaders >= HTTP_MAX_HEADERS) {
         c->parse_error_pending = true;
         return -1;
@@ -1446,7 +1462,9 @@ static int on_headers_complete(llhttp_t *p)
     c->state = CONN_BODY; /* not droppable from here on */
     conn_slot_update(c);
     arm_timer(c, s->limits.body_timeout_ms);
-    return 0;
+    /* Paused, so conn_parse sees where the header section ended (ends_with_crlf). */
+    c->head_paused = true;
+    return HPE_PAUSED;
 }
 
 static int on_body(llhttp_t *p, const char *at, size_t len)
@@ -1647,27 +1665,55 @@ static void hold_pipelined(http_conn_t *c)
     }
 }
 
+/* Whether the bytes parsed so far end with CRLF. llhttp 8 (strict) refuses a bare LF at
+ * the end of the request line, of a header line, of a chunk line, but takes one for the
+ * empty line that ends the header section or the trailer section ("Host: x\r\n\n",
+ * "0\r\n\n"): checked here, at the pauses that end those sections. */
+static bool ends_with_crlf(const http_conn_t *c)
+{
+    return c->prev_tail_len >= 2 && c->prev_tail[c->prev_tail_len - 2] == '\r' &&
+           c->prev_tail[c->prev_tail_len - 1] == '\n';
+}
+
 /* Feeds buffered input to the parser until a request is complete, input runs out, or an
  * error closes the connection. */
 static void conn_parse(http_conn_t *c)
 {
-    while (!c->closing && c->inpos < c->inlen) {
+    bool resume = false; /* llhttp goes on from a pause without needing more bytes */
+    while (!c->closing && (c->inpos < c->inlen || resume)) {
+        resume = false;
         const char *start = c->in + c->inpos;
+        size_t n = c->inlen - c->inpos;
         c->exec_start = start;
-        llhttp_errno_t err = llhttp_execute(&c->parser, start, c->inlen - c->inpos);
-        remember_tail(c, start, c->inlen - c->inpos);
+        llhttp_errno_t err = llhttp_execute(&c->parser, start, n);
         if (err == HPE_OK) {
+            remember_tail(c, start, n);
             c->inpos = c->inlen;
             break;
         }
         if (err == HPE_PAUSED) {
             const char *pos = llhttp_get_error_pos(&c->parser);
+            remember_tail(c, start, (size_t)(pos - start)); /* what was parsed */
             c->inpos = (size_t)(pos - c->in);
             llhttp_resume(&c->parser);
+            if (c->head_paused) { /* the end of a header section */
+                c->head_paused = false;
+                if (!ends_with_crlf(c)) {
+                    reject(c, 400, "Bad request: a bare LF ends the header section");
+                    return;
+                }
+                resume = true;
+                continue;
+            }
+            if (c->parser.flags & F_CHUNKED && !ends_with_crlf(c)) {
+                reject(c, 400, "Bad request: a bare LF ends the chunked body");
+                return;
+            }
             hold_pipelined(c);
             dispatch(c);
             return;
         }
+        remember_tail(c, start, n);
         parse_failed(c, err);
         return;
     }

@@ -50,6 +50,16 @@ CASES = [
      b"\r\n0\r\n\r\n" + SECOND, 400, 1, True),
     ("a bare CR in the request line", b"GET /healthz\rX HTTP/1.1\r\nHost: x\r\n\r\n", 400, 1,
      True),
+    # found by fuzz_http: llhttp refuses a bare LF everywhere but in these two empty lines
+    ("a bare LF ending the header section",
+     b"GET /healthz HTTP/1.1\r\nHost: x\r\n\n" + SECOND, 400, 1, True),
+    ("a bare LF ending the header section of a body",
+     b"POST /login HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\n{}" + SECOND, 400, 1, True),
+    ("a bare LF ending the trailer section",
+     chunked_login(b"%x\r\n%s\r\n0\r\nX-Trailer: 1\r\n\n" % (len(LOGIN), LOGIN)) + SECOND,
+     400, 1, True),
+    ("a bare LF after the last chunk",
+     chunked_login(b"%x\r\n%s\r\n0\r\n\n" % (len(LOGIN), LOGIN)) + SECOND, 400, 1, True),
     # --- accepted ---
     ("a chunked body", chunked_login(b"%x\r\n%s\r\n0\r\n\r\n" % (len(LOGIN), LOGIN)) + SECOND,
      401, 2, False),
@@ -64,9 +74,10 @@ CASES = [
 ]
 
 
-def exchange(srv, data):
+def exchange(srv, data, heads=0):
     """Sends data, reads until the server closes or stays quiet; returns (answers, closed):
-    each answer's status, in order."""
+    each answer's status, in order. The first `heads` answers are to HEAD requests: they
+    end with their head, whatever their Content-Length says (RFC 9110 9.3.2)."""
     s = socket.create_connection(("127.0.0.1", srv.port), timeout=5)
     s.sendall(data)
     buf = b""
@@ -90,7 +101,7 @@ def exchange(srv, data):
             name, _, value = line.partition(b":")
             if name.strip().lower() == b"content-length":
                 length = int(value)
-        buf = rest[length:]
+        buf = rest if len(statuses) <= heads else rest[length:]
     assert buf == b"", buf[:200]
     return statuses, closed
 
@@ -114,3 +125,27 @@ def test_long_multipart_boundary_is_400_saying_so(fixture_server):
     assert r.status_code == 400
     assert "boundary" in r.json()["detail"]
     assert "70" in r.json()["detail"]
+
+
+def test_head_answers_have_no_content(fixture_server):
+    """Found by fuzz_http: the router's answers to HEAD (405 for a GET route, 404) carried
+    their JSON body, which a client pipelining on the connection reads as the start of
+    the next answer."""
+    data = (b"HEAD /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+            b"HEAD /nope HTTP/1.1\r\nHost: x\r\n\r\n" + SECOND)
+    got, _ = exchange(fixture_server, data, heads=2)
+    assert got == [405, 404, 200]
+
+
+def test_trailer_fields_are_not_headers(fixture_server):
+    """Found by fuzz_http: the fields of a chunked body's trailer section were added to the
+    request's headers after the header checks, so a trailer could bring a second Host,
+    or the Authorization that the header section (and any proxy checking it) lacked."""
+    head = b"GET /records/count HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+    auth = b"Authorization: Bearer " + fixture_server.token.encode() + b"\r\n"
+    got, _ = exchange(fixture_server, head + auth + b"\r\n0\r\n\r\n" + SECOND)
+    assert got == [200, 200]
+    got, _ = exchange(fixture_server, head + b"\r\n0\r\n" + auth + b"\r\n" + SECOND)
+    assert got == [401, 200]
+    got, _ = exchange(fixture_server, head + auth + b"\r\n0\r\nHost: y\r\n\r\n" + SECOND)
+    assert got == [200, 200]

@@ -8,7 +8,9 @@
 
 #include <cmocka.h>
 #include <errno.h>
+#include <libdeflate.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -253,6 +255,124 @@ static void test_zip_bad_names(void **state)
     zip_writer_free(&z);
 }
 
+/* Compressors are reused (a cache of idle ones per level, shared by the pool threads):
+ * members built in any order of levels, on several threads at once, are byte for byte
+ * what a fresh libdeflate compressor makes (or stored, when that is not smaller). */
+#define REUSE_INPUTS 5
+#define REUSE_THREADS 4
+#define REUSE_ROUNDS 2
+
+typedef struct reuse_case {
+    unsigned char *data;
+    size_t len;
+    unsigned char *want[13]; /* per level: the deflated payload, NULL if stored */
+    size_t want_len[13];
+} reuse_case;
+
+static reuse_case reuse_cases[REUSE_INPUTS];
+
+static void reuse_expect(reuse_case *rc)
+{
+    for (int level = 1; level <= 12; level++) {
+        struct libdeflate_compressor *c = libdeflate_alloc_compressor(level);
+        assert_non_null(c);
+        size_t bound = libdeflate_deflate_compress_bound(c, rc->len);
+        unsigned char *out = malloc(bound);
+        assert_non_null(out);
+        size_t n = libdeflate_deflate_compress(c, rc->data, rc->len, out, bound);
+        libdeflate_free_compressor(c);
+        if (n > 0 && n < rc->len) {
+            rc->want[level] = out;
+            rc->want_len[level] = n;
+        } else {
+            free(out);
+        }
+    }
+}
+
+/* 0 when the member is what a fresh compressor makes, else 1. */
+static int reuse_check(const reuse_case *rc, int level)
+{
+    zip_member m;
+    if (zip_member_build("r.bin", rc->data, rc->len, true, level, 0, 0, &m) != 0)
+        return 1;
+    const unsigned char *payload = m.bytes + 30 + 5;
+    int bad;
+    if (rc->want[level])
+        bad = m.method != 8 || m.csize != rc->want_len[level] ||
+              memcmp(payload, rc->want[level], rc->want_len[level]) != 0;
+    else
+        bad = m.method != 0 || m.csize != rc->len || memcmp(payload, rc->data, rc->len) != 0;
+    zip_member_free(&m);
+    return bad;
+}
+
+static void *reuse_thread(void *arg)
+{
+    unsigned seed = (unsigned)(uintptr_t)arg;
+    uintptr_t bad = 0;
+    for (int round = 0; round < REUSE_ROUNDS; round++)
+        for (int k = 0; k < REUSE_INPUTS * 12; k++) {
+            seed = seed * 1103515245u + 12345u;
+            /* runs of one level, then levels in a shuffled order */
+            int level = round % 2 ? 1 + (int)((seed >> 16) % 12) : 1 + k / REUSE_INPUTS;
+            bad += (uintptr_t)reuse_check(&reuse_cases[k % REUSE_INPUTS], level);
+        }
+    return (void *)bad;
+}
+
+static void test_zip_compressor_reuse(void **state)
+{
+    (void)state;
+    static const size_t lens[REUSE_INPUTS] = {15, 2000, 70000, 100000, 40000};
+    for (int i = 0; i < REUSE_INPUTS; i++) {
+        reuse_case *rc = &reuse_cases[i];
+        rc->len = lens[i];
+        rc->data = malloc(rc->len);
+        assert_non_null(rc->data);
+        unsigned x = 17u + (unsigned)i;
+        for (size_t k = 0; k < rc->len; k++) {
+            x = x * 1103515245u + 12345u;
+            /* text-like, repetitive, and (the last) noise that does not compress */
+            rc->data[k] = i == 4   ? (unsigned char)(x >> 16)
+                          : i == 2 ? (unsigned char)('a' + (k % 13))
+                                   : (unsigned char)("0123456789,.\n"[(x >> 16) % 13]);
+        }
+        reuse_expect(rc);
+    }
+    zip_compressors_free();
+    /* one thread: each level twice in a row, then levels in a shuffled order */
+    unsigned x = 99;
+    for (int k = 0; k < 48; k++) {
+        x = x * 1103515245u + 12345u;
+        int level = k < 24 ? 1 + k / 2 : 1 + (int)((x >> 16) % 12);
+        for (int i = 0; i < REUSE_INPUTS; i++)
+            assert_int_equal(reuse_check(&reuse_cases[i], level), 0);
+    }
+    assert_true(zip_compressors_idle() >= 1 && zip_compressors_idle() <= 12);
+    /* several threads at once, as the export's pool threads */
+    pthread_t t[REUSE_THREADS];
+    for (uintptr_t i = 0; i < REUSE_THREADS; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, reuse_thread, (void *)(i + 1)), 0);
+    uintptr_t bad = 0;
+    for (int i = 0; i < REUSE_THREADS; i++) {
+        void *r;
+        assert_int_equal(pthread_join(t[i], &r), 0);
+        bad += (uintptr_t)r;
+    }
+    assert_int_equal(bad, 0);
+    assert_true(zip_compressors_idle() <= 12 * REUSE_THREADS);
+    zip_compressors_free();
+    assert_int_equal(zip_compressors_idle(), 0);
+    assert_int_equal(reuse_check(&reuse_cases[1], 6), 0); /* a new one after the free */
+    zip_compressors_free();
+    for (int i = 0; i < REUSE_INPUTS; i++) {
+        for (int level = 1; level <= 12; level++)
+            free(reuse_cases[i].want[level]);
+        free(reuse_cases[i].data);
+    }
+}
+
 /* Found by tests/fuzz/fuzz_zip: after 2107 the 7-bit year wrapped (2108 read as 1980)
  * and far-future years shifted a signed int past its range (UB). DOS times saturate. */
 static void test_zip_dos_time_range(void **state)
@@ -279,7 +399,7 @@ int main(void)
         cmocka_unit_test(test_python_float_text),  cmocka_unit_test(test_main_csv_cells),
         cmocka_unit_test(test_channel_csvs),       cmocka_unit_test(test_zip_small),
         cmocka_unit_test(test_zip64_many_members), cmocka_unit_test(test_zip_bad_names),
-        cmocka_unit_test(test_zip_dos_time_range),
+        cmocka_unit_test(test_zip_dos_time_range), cmocka_unit_test(test_zip_compressor_reuse),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
