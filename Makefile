@@ -4,7 +4,7 @@ ASAN_BUILD ?= build-asan
 FUZZ_BUILD ?= build-fuzz
 JOBS ?= $(shell nproc)
 
-.PHONY: all deps build run test test-unit test-http test-asan fuzz bench format format-check clean
+.PHONY: all deps build run test test-unit test-http test-asan fuzz chaos bench format format-check clean
 
 all: build
 
@@ -31,6 +31,11 @@ test-asan: deps
 # libFuzzer targets (tests/fuzz), clang-14 in $(FUZZ_BUILD), FUZZ_SECONDS (60) per target
 fuzz: deps
 	@FUZZ_BUILD=$(FUZZ_BUILD) bash scripts/fuzz.sh
+
+# fault suite (not part of `make test`): faults under load on both back-end pairs, with
+# the suite's own PostgreSQL and RGW (docs/reliability.md, "Fault suite")
+chaos: build
+	@bash scripts/chaos.sh $(BUILD)
 
 bench: build
 	@bash bench/run.sh $(BUILD)

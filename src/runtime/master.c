@@ -306,6 +306,14 @@ static void stop_all(master *m, int sig, uint64_t wait_ms)
 {
     m->stopping = true;
     signal_all(m, sig);
+    /* Workers close their copies of the listening socket when told to stop; this one goes
+     * too, so the socket itself closes now: a new client is refused at once (and can go
+     * elsewhere) instead of waiting in the backlog, where nobody accepts it any more, to be
+     * reset when the stop ends. Connections the workers have accepted are still served. */
+    if (m->listen_fd >= 0) {
+        close(m->listen_fd);
+        m->listen_fd = -1;
+    }
     uint64_t deadline = runtime_monotonic_ms() + wait_ms;
     while (live_count(m) > 0 && runtime_monotonic_ms() < deadline) {
         usleep(20000);
@@ -400,7 +408,8 @@ int master_run(const char *config_path, ogd_config *cfg)
         }
         supervise(&m);
     }
-    close(m.listen_fd);
+    if (m.listen_fd >= 0)
+        close(m.listen_fd);
     munmap(m.slots, sizeof(worker_slot) * MAX_SLOTS);
     if (m.cfg != cfg) {
         /* The caller owns the original; a reloaded one is ours. */

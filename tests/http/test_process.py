@@ -145,6 +145,35 @@ def test_graceful_quit_finishes(make_server):
     assert srv.proc.wait(timeout=20) == 0
 
 
+def test_graceful_stop_refuses_new_connections_at_once(make_server):
+    """While a graceful stop drains a request still in flight (here: a body half sent), a
+    new client is refused at once, so it can go elsewhere, instead of being let into the
+    listen backlog, where nobody accepts it, and reset when the drain ends (found by the
+    fault suite, tests/chaos: the master kept its copy of the listening socket open
+    until it exited)."""
+    srv = make_server(records=0, config={"server": {"graceful_timeout": 5}})
+    busy = socket.create_connection(("127.0.0.1", srv.port))
+    busy.sendall(b"POST /login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                 b"Content-Length: 100\r\n\r\n{\"user")
+    time.sleep(0.3)
+    t0 = time.monotonic()
+    srv.proc.send_signal(signal.SIGQUIT)
+    refused = None
+    while time.monotonic() - t0 < 3:
+        try:
+            s = socket.create_connection(("127.0.0.1", srv.port), timeout=1)
+            s.close()
+        except ConnectionRefusedError:
+            refused = time.monotonic() - t0
+            break
+        time.sleep(0.05)
+    still_draining = srv.proc.poll() is None
+    assert srv.proc.wait(timeout=30) == 0
+    busy.close()
+    assert still_draining  # the request in flight kept the stop going meanwhile
+    assert refused is not None, "new connections were still let in 3 s into the drain"
+
+
 def test_usr1_reopens_logs(make_server, tmp_path):
     log_file = str(tmp_path / "ogd.jsonl")
     srv = make_server(config={"server": {"log_file": log_file}}, records=0)
