@@ -23,7 +23,7 @@
 #include "auth/jwt.h"
 #include "auth/password.h"
 #include "auth/ratelimit.h"
-#include "runtime/taskgroup.h"
+#include "util/taskgroup.h"
 #include "util/log.h"
 
 #include <errno.h>
@@ -41,20 +41,6 @@
 #define REVOKED_FILE_MAX_BYTES ((size_t)16 << 20)
 #define REFRESH_SESSIONS_MAX 64 /* rotation sessions kept per user */
 #define REFRESH_UPDATE_TRIES 16 /* user document clashes before /refresh gives up */
-
-const char *const api_permissions[] = {
-    "/submit/hdf POST",
-    "/submit/manifest POST",
-    "/records/{id_} DELETE",
-    "/experiments POST",
-    "/users POST",
-    "/users PATCH",
-    "/users GET",
-    "/users/{id_} DELETE",
-    "/maintenance PUT",
-    "/scheduled_maintenance PUT",
-};
-const size_t api_npermissions = sizeof(api_permissions) / sizeof(api_permissions[0]);
 
 /* ================================================================ shared helpers */
 

@@ -5,7 +5,7 @@
  */
 #include "api/api.h"
 
-#include "runtime/taskgroup.h"
+#include "util/taskgroup.h"
 #include "util/jsonw.h"
 #include "util/log.h"
 

@@ -64,8 +64,4 @@ void api_respond_tokens(http_request_t *req, const char *access, const char *ref
 struct oidc_state *oidc_state_new(uv_loop_t *loop, size_t nproviders);
 void oidc_state_close(struct oidc_state *s);
 
-/* The 10 permission strings a user may be granted. */
-extern const char *const api_permissions[];
-extern const size_t api_npermissions;
-
 #endif

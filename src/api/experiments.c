@@ -11,7 +11,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "experiments/cron.h"
+#include "util/cron.h"
 #include "experiments/experiments.h"
 
 static const char *const LIST_KEYS[] = {"_id",        "experiment_id", "part",

@@ -61,7 +61,7 @@
 #include "imaging/falsecolour.h"
 #include "imaging/figure.h"
 #include "objstore/keys.h"
-#include "runtime/taskgroup.h"
+#include "util/taskgroup.h"
 #include "util/error.h"
 #include "util/log.h"
 

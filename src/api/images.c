@@ -33,7 +33,7 @@
 #include "imaging/npz.h"
 #include "imaging/png.h"
 #include "objstore/keys.h"
-#include "runtime/taskgroup.h"
+#include "util/taskgroup.h"
 #include "util/jsonw.h"
 #include "util/log.h"
 

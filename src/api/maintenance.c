@@ -9,7 +9,7 @@
 #include "api/control.h"
 #include "api/handlers.h"
 
-#include "runtime/taskgroup.h"
+#include "util/taskgroup.h"
 #include "util/log.h"
 
 #include <errno.h>

@@ -15,7 +15,7 @@
 
 #include "auth/fetch.h"
 #include "auth/jwt.h"
-#include "runtime/taskgroup.h"
+#include "util/taskgroup.h"
 #include "util/log.h"
 
 #include <errno.h>

@@ -42,7 +42,7 @@
 #include "imaging/png.h"
 #include "objstore/keys.h"
 #include "store/filter.h"
-#include "runtime/taskgroup.h"
+#include "util/taskgroup.h"
 #include "util/jsonw.h"
 #include "util/log.h"
 

@@ -10,7 +10,7 @@
 #include "http/multipart.h"
 #include "ingest/ingest.h"
 #include "ingest/manifest.h"
-#include "runtime/taskgroup.h"
+#include "util/taskgroup.h"
 #include "util/log.h"
 
 #include <errno.h>

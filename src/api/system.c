@@ -5,8 +5,8 @@
  */
 #include "api/api.h"
 #include "api/handlers.h"
-#include "runtime/metrics.h"
-#include "runtime/taskgroup.h"
+#include "metrics/metrics.h"
+#include "util/taskgroup.h"
 
 #include "util/log.h"
 
@@ -29,7 +29,7 @@ void api_healthz(http_request_t *req)
     http_respond(req, 200, "application/json", body, sizeof(body) - 1);
 }
 
-/* Prometheus text of the whole server (every worker's counters: runtime/metrics.h). */
+/* Prometheus text of the whole server (every worker's counters: metrics/metrics.h). */
 void api_metrics(http_request_t *req)
 {
     buf_t out;

@@ -18,7 +18,8 @@
 
 #include "auth/fedid.h"
 #include "auth/password.h"
-#include "runtime/taskgroup.h"
+#include "auth/permissions.h"
+#include "util/taskgroup.h"
 #include "util/log.h"
 #include "util/objectid.h"
 
@@ -180,14 +181,6 @@ static void user_load(uctx *c, uctx_apply apply, void (*stored)(uctx *c))
 
 /* ================================================================ helpers */
 
-static bool is_permission(const char *r)
-{
-    for (size_t i = 0; i < api_npermissions; i++)
-        if (strcmp(api_permissions[i], r) == 0)
-            return true;
-    return false;
-}
-
 /* Python's repr of a str, as the reference prints lists of them. */
 static void py_repr(buf_t *b, const char *s)
 {
@@ -237,7 +230,7 @@ static bool check_routes(http_request_t *req, json_t *list, const char *field)
     int bad = 0;
     json_array_foreach(list, i, v)
     {
-        if (!is_permission(json_string_value(v))) {
+        if (!auth_permission_known(json_string_value(v))) {
             if (bad++)
                 buf_puts(&b, ", ");
             py_repr(&b, json_string_value(v));

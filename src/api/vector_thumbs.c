@@ -8,7 +8,7 @@
 
 #include "imaging/plot.h"
 #include "objstore/keys.h"
-#include "runtime/taskgroup.h"
+#include "util/taskgroup.h"
 #include "util/base64.h"
 #include "util/log.h"
 

@@ -10,21 +10,13 @@
  */
 #include "cli/user.h"
 
-#include "api/control.h"
+#include "auth/permissions.h"
 #include "auth/password.h"
 
 #include <errno.h>
 #include <openssl/crypto.h>
 #include <stdlib.h>
 #include <string.h>
-
-static bool valid_route(const char *r)
-{
-    for (size_t i = 0; i < api_npermissions; i++)
-        if (strcmp(api_permissions[i], r) == 0)
-            return true;
-    return false;
-}
 
 static int read_password(FILE *in, FILE *err, char out[PASSWORD_MAX_BYTES + 2])
 {
@@ -99,8 +91,8 @@ static int save_user(store_t *store, json_t *doc, bool replace, FILE *err)
 static json_t *all_routes(void)
 {
     json_t *a = json_array();
-    for (size_t i = 0; i < api_npermissions; i++)
-        json_array_append_new(a, json_string(api_permissions[i]));
+    for (size_t i = 0; i < auth_npermissions; i++)
+        json_array_append_new(a, json_string(auth_permissions[i]));
     return a;
 }
 
@@ -124,7 +116,7 @@ static int cmd_add(store_t *store, int argc, char **argv, FILE *in, FILE *out, F
     json_t *routes = json_array();
     for (int i = 2; i < argc; i++) {
         if (strcmp(argv[i], "--route") == 0 && i + 1 < argc) {
-            if (!valid_route(argv[++i])) {
+            if (!auth_permission_known(argv[++i])) {
                 fprintf(err, "user: unknown permission \"%s\"\n", argv[i]);
                 json_decref(routes);
                 return 2;
@@ -186,7 +178,7 @@ static int cmd_routes(store_t *store, int argc, char **argv, FILE *out, FILE *er
         bool add = strcmp(argv[i], "--add") == 0, del = strcmp(argv[i], "--remove") == 0;
         if ((add || del) && i + 1 < argc) {
             const char *r = argv[++i];
-            if (!valid_route(r)) {
+            if (!auth_permission_known(r)) {
                 fprintf(err, "user: unknown permission \"%s\"\n", r);
                 rc = 2;
             } else if (add && !has_route(routes, r)) {

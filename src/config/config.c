@@ -25,7 +25,7 @@
  */
 #include "config/config.h"
 
-#include "experiments/cron.h"
+#include "util/cron.h"
 #include "util/buf.h"
 #include "util/ipaddr.h"
 

@@ -22,8 +22,8 @@
  */
 #include "demo/demo.h"
 
-#include <openssl/sha.h>
-
+#include "auth/password.h"
+#include "auth/permissions.h"
 #include "imaging/png.h"
 #include "objstore/keys.h"
 #include "util/base64.h"
@@ -1074,28 +1074,14 @@ out:
 
 int demo_create_user(store_t *store)
 {
-    static const char *const routes[] = {
-        "/submit/hdf POST",
-        "/submit/manifest POST",
-        "/records/{id_} DELETE",
-        "/experiments POST",
-        "/users POST",
-        "/users PATCH",
-        "/users GET",
-        "/users/{id_} DELETE",
-        "/maintenance PUT",
-        "/scheduled_maintenance PUT",
-    };
-    unsigned char digest[SHA256_DIGEST_LENGTH];
-    SHA256((const unsigned char *)"demo", 4, digest);
-    char hex[2 * SHA256_DIGEST_LENGTH + 1];
-    for (int i = 0; i < SHA256_DIGEST_LENGTH; i++)
-        snprintf(hex + 2 * i, 3, "%02x", digest[i]);
+    char hash[PASSWORD_HASH_BYTES];
+    if (password_init() != 0 || password_hash("demo", hash) != 0)
+        return -ENOMEM;
     json_t *list = json_array();
-    for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
-        json_array_append_new(list, json_string(routes[i]));
+    for (size_t i = 0; i < auth_npermissions; i++)
+        json_array_append_new(list, json_string(auth_permissions[i]));
     json_t *user = json_pack("{s:s, s:s, s:s, s:o}", "_id", "demo", "auth_type", "local",
-                             "sha256_password", hex, "authorised_routes", list);
+                             "password_hash", hash, "authorised_routes", list);
     store_op_t op;
     store_op_init(&op, STORE_USER_PUT);
     op.doc = user;

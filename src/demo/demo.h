@@ -65,8 +65,8 @@ int demo_generate(const demo_options *opts, store_t *store, objstore_t *os, uv_l
 /*
  * Creates the local user `demo` (password `demo`, every permission string) unless a user of
  * that name exists. For the embedded default only: the caller decides. The password is
- * stored in the reference's format (unsalted SHA-256 hex); the login code upgrades it.
- * Returns 0, or a store status.
+ * stored as new passwords are (argon2id, auth/password.h). Returns 0, -ENOMEM when hashing
+ * failed, or a store status.
  */
 int demo_create_user(store_t *store);
 

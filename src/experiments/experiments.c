@@ -16,7 +16,7 @@
 
 #include "auth/fetch.h"
 #include "experiments/scheduler.h"
-#include "runtime/taskgroup.h"
+#include "util/taskgroup.h"
 #include "util/log.h"
 #include "util/objectid.h"
 

@@ -10,31 +10,15 @@
 
 #include "functions/functions.h"
 
-static const char *const type_names[] = {"scalar", "waveform", "image", "float_image", "vector"};
 static const char *const type_enums[] = {"SCALAR", "WAVEFORM", "IMAGE", "FLOAT_IMAGE", "VECTOR"};
-
-const char *fn_type_name(fn_type_t t)
-{
-    return type_names[t];
-}
-
-bool fn_type_parse(const char *s, fn_type_t *out)
-{
-    for (int i = 0; i < 5; i++)
-        if (strcmp(s, type_names[i]) == 0) {
-            *out = (fn_type_t)i;
-            return true;
-        }
-    return false;
-}
 
 /* How the reference prints a type in "Operation between types [...]". */
 static void type_repr(const fn_typeinfo *t, char *out, size_t n)
 {
     if (t->manifest)
-        snprintf(out, n, "<ChannelDtype.%s: '%s'>", type_enums[t->type], type_names[t->type]);
+        snprintf(out, n, "<ChannelDtype.%s: '%s'>", type_enums[t->type], fn_type_name(t->type));
     else
-        snprintf(out, n, "'%s'", type_names[t->type]);
+        snprintf(out, n, "'%s'", fn_type_name(t->type));
 }
 
 static bool is_numeric_call(const char *name)
@@ -57,7 +41,8 @@ static void accepts_repr(unsigned set, char *out, size_t n)
     for (int t = 0; t < 5; t++) {
         if (!(set & (1u << t)))
             continue;
-        len += (size_t)snprintf(out + len, n - len, "%s'%s'", first ? "" : ", ", type_names[t]);
+        len += (size_t)snprintf(out + len, n - len, "%s'%s'", first ? "" : ", ",
+                                fn_type_name((fn_type_t)t));
         first = false;
     }
     snprintf(out + len, n - len, "}");
@@ -120,7 +105,7 @@ int fn_typecheck(const fn_node *n, fn_type_lookup lookup, void *ctx, fn_typeinfo
             char s[64];
             accepts_repr(set, s, sizeof s);
             snprintf(err, FN_ERR_MAX, "'%s' accepts %s type(s), '%s' provided", n->name, s,
-                     type_names[arg.type]);
+                     fn_type_name(arg.type));
             return -EINVAL;
         }
         *out = (fn_typeinfo){FN_SCALAR, false};

@@ -6,7 +6,7 @@
 #include "ingest/ingest.h"
 
 #include "ingest/checks.h"
-#include "runtime/taskgroup.h"
+#include "util/taskgroup.h"
 #include "store/filter.h"
 #include "store/timestamp.h"
 #include "util/log.h"

@@ -9,7 +9,7 @@
 #include "ingest/parse_proc.h"
 
 #include "ingest/hdf5_read.h"
-#include "runtime/taskgroup.h"
+#include "util/taskgroup.h"
 #include "util/buf.h"
 
 #include <errno.h>

@@ -21,7 +21,7 @@
  */
 #include "runtime/runtime.h"
 
-#include "experiments/cron.h"
+#include "util/cron.h"
 #include "experiments/experiments.h"
 #include "store/store.h"
 #include "util/log.h"

@@ -9,7 +9,7 @@
 #include "runtime/runtime.h"
 
 #include "objstore/config.h"
-#include "runtime/metrics.h"
+#include "metrics/metrics.h"
 #include "store/store.h"
 #include "auth/ratelimit.h"
 #include "auth/setup.h"

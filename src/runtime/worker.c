@@ -11,7 +11,7 @@
 #include "auth/jwt.h"
 #include "auth/ratelimit.h"
 #include "objstore/config.h"
-#include "runtime/metrics.h"
+#include "metrics/metrics.h"
 #include "util/log.h"
 #include "util/pool.h"
 

@@ -1104,13 +1104,13 @@ def main():
     finally:
         rc = ctx.srv.stop(signal.SIGTERM)
         shutil.copy(ctx.srv.log_path, os.path.join(a.out, "ogd-%s.log" % a.pair))
+        # what the processes wrote while stopping (sanitizer builds report leaks at exit)
+        late, _ = scan_log(ctx.srv.log_since(ctx.log_mark), set())
         if not a.keep:
             shutil.rmtree(workdir, ignore_errors=True)
     if rc != 0:
         print("chaos: %s: final stop exited %s" % (a.pair, rc))
         failed = True
-    # what the processes wrote while stopping (sanitizer builds report leaks at exit)
-    late, _ = scan_log(ctx.srv.log_since(ctx.log_mark), set())
     if late:
         print("chaos: %s: at the final stop: %s" % (a.pair, "; ".join(late[:5])))
         failed = True

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "auth/password.h"
 #include "demo/demo.h"
 #include "imaging/png.h"
 #include "objstore/objstore.h"
@@ -381,9 +382,15 @@ static void test_demo_user(void **state)
     op.id = "demo";
     assert_int_equal(store_run_sync(e->store, &op), 0);
     assert_string_equal(json_string_value(json_object_get(op.result, "auth_type")), "local");
-    /* sha256("demo"), the reference's stored form */
-    assert_string_equal(json_string_value(json_object_get(op.result, "sha256_password")),
-                        "2a97516c354b68848cdbd8f54a226a0a55b21ed138e207ad6c5cbb9c00aa5aea");
+    /* stored as new passwords are: argon2id, verifying "demo", nothing to upgrade */
+    const char *stored = json_string_value(json_object_get(op.result, "password_hash"));
+    assert_non_null(stored);
+    assert_true(strncmp(stored, "$argon2id$", 10) == 0);
+    bool upgrade = true;
+    assert_true(password_verify("demo", stored, &upgrade));
+    assert_false(upgrade);
+    assert_false(password_verify("dem0", stored, NULL));
+    assert_null(json_object_get(op.result, "sha256_password"));
     json_t *routes = json_object_get(op.result, "authorised_routes");
     assert_int_equal(json_array_size(routes), 10);
     store_op_cleanup(&op);

@@ -5,7 +5,7 @@
  * does not exist on a DST change never matches: that occurrence is skipped; in a repeated
  * hour the first instance matches).
  */
-#include "experiments/cron.h"
+#include "util/cron.h"
 
 #include <ctype.h>
 #include <stdio.h>

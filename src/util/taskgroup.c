@@ -2,7 +2,7 @@
  * taskgroup.c: see taskgroup.h. Running tasks sit in a doubly linked list (so cancel can
  * reach them), waiting tasks in a FIFO. Completion is counted, not polled.
  */
-#include "runtime/taskgroup.h"
+#include "util/taskgroup.h"
 #include "util/pool.h"
 
 #include <errno.h>

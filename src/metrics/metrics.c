@@ -1,7 +1,7 @@
 /*
  * metrics.c: the shared counter region and its Prometheus rendering (see metrics.h).
  */
-#include "runtime/metrics.h"
+#include "metrics/metrics.h"
 
 #include <errno.h>
 #include <stdatomic.h>

@@ -14,8 +14,8 @@
  * Without metrics_init (CLI tools, unit tests) every call is a no-op and the render
  * says that no counters are kept.
  */
-#ifndef OGD_RUNTIME_METRICS_H
-#define OGD_RUNTIME_METRICS_H
+#ifndef OGD_METRICS_METRICS_H
+#define OGD_METRICS_METRICS_H
 
 #include <stdbool.h>
 #include <stddef.h>

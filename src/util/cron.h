@@ -7,8 +7,8 @@
  * As in Vixie cron, when both day fields are restricted a day matches if either matches. Pure: no
  * I/O, no allocation.
  */
-#ifndef OGD_EXPERIMENTS_CRON_H
-#define OGD_EXPERIMENTS_CRON_H
+#ifndef OGD_UTIL_CRON_H
+#define OGD_UTIL_CRON_H
 
 #include <stdbool.h>
 #include <stddef.h>
