@@ -11,7 +11,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "experiments/cron.h"
+#include "util/cron.h"
 #include "experiments/scheduler.h"
 
 static void use_tz(const char *tz)

@@ -1,4 +1,4 @@
-/* Unit tests for src/runtime/taskgroup.c: fan-out, window, cancel-on-error, cancel, and
+/* Unit tests for src/util/taskgroup.c: fan-out, window, cancel-on-error, cancel, and
  * work items on the thread pool. Tasks complete from real libuv timers. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -10,7 +10,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 
-#include "runtime/taskgroup.h"
+#include "util/taskgroup.h"
 
 typedef struct timer_task {
     uv_timer_t timer;
