@@ -1,8 +1,6 @@
 /*
- * fetch.c: see fetch.h. The usual libcurl-multi-on-libuv shape: curl says which sockets
- * to watch (socket callback -> uv_poll per socket) and when to wake it (timer callback ->
- * one uv_timer); events go back through curl_multi_socket_action; finished transfers are
- * collected with curl_multi_info_read.
+ * fetch.c: see fetch.h. One curl multi handle on the loop (net/curl_uv.h); finished
+ * transfers are collected with curl_multi_info_read after each socket action.
  */
 #include "auth/fetch.h"
 
@@ -11,13 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "net/curl_uv.h"
 #include "util/buf.h"
 
 struct fetcher {
-    uv_loop_t *loop;
-    CURLM *multi;
-    uv_timer_t timer;
-    int open_handles; /* the timer + polls not yet closed */
+    curl_uv cu;
     bool closing;
     struct fetch_req *reqs; /* in flight */
 };
@@ -34,35 +30,12 @@ typedef struct fetch_req {
     void *data;
 } fetch_req;
 
-typedef struct sock_ctx {
-    uv_poll_t poll;
-    curl_socket_t fd;
-    fetcher_t *f;
-} sock_ctx;
-
-static void maybe_free(fetcher_t *f)
-{
-    if (f->closing && f->open_handles == 0) {
-        curl_multi_cleanup(f->multi);
-        free(f);
-    }
-}
-
-static void handle_closed(uv_handle_t *h)
-{
-    fetcher_t *f = h->data;
-    if (h->type == UV_POLL)
-        free(((sock_ctx *)((char *)h - offsetof(sock_ctx, poll))));
-    f->open_handles--;
-    maybe_free(f);
-}
-
 static void finish(fetch_req *r, int status)
 {
     long code = 0;
     if (status == 0)
         curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &code);
-    curl_multi_remove_handle(r->f->multi, r->easy);
+    curl_multi_remove_handle(r->f->cu.multi, r->easy);
     curl_easy_cleanup(r->easy);
     if (r->prev)
         r->prev->next = r->next;
@@ -94,7 +67,7 @@ static void check_done(fetcher_t *f)
 {
     CURLMsg *m;
     int left;
-    while ((m = curl_multi_info_read(f->multi, &left))) {
+    while ((m = curl_multi_info_read(f->cu.multi, &left))) {
         if (m->msg != CURLMSG_DONE)
             continue;
         fetch_req *r = NULL;
@@ -103,73 +76,14 @@ static void check_done(fetcher_t *f)
     }
 }
 
-static void on_poll(uv_poll_t *p, int status, int events)
+static void on_progress(curl_uv *c)
 {
-    sock_ctx *s = (sock_ctx *)p;
-    int flags = status < 0 ? CURL_CSELECT_ERR : 0;
-    if (events & UV_READABLE)
-        flags |= CURL_CSELECT_IN;
-    if (events & UV_WRITABLE)
-        flags |= CURL_CSELECT_OUT;
-    int running;
-    fetcher_t *f = s->f;
-    curl_multi_socket_action(f->multi, s->fd, flags, &running);
-    check_done(f);
+    check_done(c->data);
 }
 
-static void on_timer(uv_timer_t *t)
+static void on_closed(curl_uv *c)
 {
-    fetcher_t *f = t->data;
-    int running;
-    curl_multi_socket_action(f->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-    check_done(f);
-}
-
-static int socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
-{
-    (void)easy;
-    fetcher_t *f = userp;
-    sock_ctx *s = socketp;
-    if (what == CURL_POLL_REMOVE) {
-        if (s) {
-            uv_poll_stop(&s->poll);
-            curl_multi_assign(f->multi, fd, NULL);
-            uv_close((uv_handle_t *)&s->poll, handle_closed);
-        }
-        return 0;
-    }
-    if (!s) {
-        s = calloc(1, sizeof(*s));
-        if (!s)
-            return -1;
-        s->fd = fd;
-        s->f = f;
-        if (uv_poll_init_socket(f->loop, &s->poll, fd) != 0) {
-            free(s);
-            return -1;
-        }
-        s->poll.data = f;
-        f->open_handles++;
-        curl_multi_assign(f->multi, fd, s);
-    }
-    int ev = 0;
-    if (what == CURL_POLL_IN || what == CURL_POLL_INOUT)
-        ev |= UV_READABLE;
-    if (what == CURL_POLL_OUT || what == CURL_POLL_INOUT)
-        ev |= UV_WRITABLE;
-    uv_poll_start(&s->poll, ev, on_poll);
-    return 0;
-}
-
-static int timer_cb(CURLM *multi, long timeout_ms, void *userp)
-{
-    (void)multi;
-    fetcher_t *f = userp;
-    if (timeout_ms < 0)
-        uv_timer_stop(&f->timer);
-    else
-        uv_timer_start(&f->timer, on_timer, (uint64_t)timeout_ms, 0);
-    return 0;
+    free(c->data);
 }
 
 static size_t write_cb(char *ptr, size_t size, size_t n, void *userdata)
@@ -189,19 +103,10 @@ fetcher_t *fetcher_new(uv_loop_t *loop)
     fetcher_t *f = calloc(1, sizeof(*f));
     if (!f)
         return NULL;
-    f->loop = loop;
-    f->multi = curl_multi_init();
-    if (!f->multi) {
+    if (curl_uv_init(&f->cu, loop, on_progress, f) != 0) {
         free(f);
         return NULL;
     }
-    uv_timer_init(loop, &f->timer);
-    f->timer.data = f;
-    f->open_handles = 1;
-    curl_multi_setopt(f->multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
-    curl_multi_setopt(f->multi, CURLMOPT_SOCKETDATA, f);
-    curl_multi_setopt(f->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
-    curl_multi_setopt(f->multi, CURLMOPT_TIMERDATA, f);
     return f;
 }
 
@@ -212,9 +117,7 @@ void fetcher_close(fetcher_t *f)
     f->closing = true;
     while (f->reqs)
         finish(f->reqs, -ECANCELED);
-    uv_timer_stop(&f->timer);
-    if (!uv_is_closing((uv_handle_t *)&f->timer))
-        uv_close((uv_handle_t *)&f->timer, handle_closed);
+    curl_uv_close(&f->cu, on_closed);
 }
 
 int fetch_get(fetcher_t *f, const char *url, bool verify_cert, long timeout_ms, size_t max_bytes,
@@ -283,7 +186,7 @@ int fetch_request(fetcher_t *f, const char *url, const fetch_opts *o, fetch_cb c
         r->headers = curl_slist_append(r->headers, o->extra_header);
     if (r->headers)
         curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->headers);
-    if (curl_multi_add_handle(f->multi, e) != CURLM_OK) {
+    if (curl_multi_add_handle(f->cu.multi, e) != CURLM_OK) {
         req_free(r);
         return -EIO;
     }

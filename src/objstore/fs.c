@@ -18,7 +18,7 @@
  * directory or its temp file. Temp files orphaned by a crash are not objects: they are
  * never read or counted, and a delete of their directory removes them.
  */
-#include "objstore/objstore.h"
+#include "objstore/backend.h"
 #include "util/pool.h"
 
 #include <dirent.h>

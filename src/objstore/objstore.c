@@ -26,7 +26,7 @@
  * twice in a row: the second close completes only after the loop has finished closing
  * the first one (closing handles are processed in batches, one batch per loop turn).
  */
-#include "objstore/objstore.h"
+#include "objstore/backend.h"
 
 #include "util/error.h"
 

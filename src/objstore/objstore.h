@@ -3,7 +3,7 @@
  * interface over several back ends.
  *
  * An objstore_t belongs to one libuv loop (one per worker) and is used on that loop's
- * thread only. Back ends sit behind a vtable (objstore_backend, end of this file): the
+ * thread only. Back ends sit behind a vtable (objstore_backend, in objstore/backend.h): the
  * filesystem (fs.c, the embedded default, I/O on the libuv thread pool) and S3 (s3.c,
  * libcurl multi driven by the same loop), chosen by the URL scheme in objstore.c.
  *
@@ -230,63 +230,5 @@ const char *objstore_backend_name(const objstore_t *os);
 int objstore_key_check(const char *key);
 /* The same for delete prefixes: a valid key, or a valid key followed by one '/'. */
 int objstore_prefix_check(const char *prefix);
-
-/* ---- back-end interface (for fs.c, s3.c; callers of the store never need it) ----
- *
- * The front end (objstore.c) validates keys, runs the cache and single-flight, owns the
- * requests and their callbacks; a back end only executes objstore_op's. Rules:
- *   - start() begins op and returns 0, or returns a negative errno and never completes it;
- *   - a started op is completed exactly once by objstore_op_done(op), on the loop thread,
- *     never inside start() or cancel();
- *   - cancel() is best effort: 0 means op will complete with status -ECANCELED soon;
- *     an error means it is too late and op will complete normally;
- *   - close() frees the back end's state; it is called once, when no op is outstanding.
- * The front end keeps key, bytes and the op itself alive until objstore_op_done. */
-
-typedef enum objstore_op_kind {
-    OBJSTORE_OP_GET,
-    OBJSTORE_OP_HEAD,
-    OBJSTORE_OP_PUT,
-    OBJSTORE_OP_DELETE,
-    OBJSTORE_OP_DELETE_PREFIX,
-} objstore_op_kind;
-
-typedef struct objstore_op {
-    /* inputs, set by the front end, read-only for the back end */
-    objstore_op_kind kind;
-    const char *key;            /** key, or prefix for DELETE_PREFIX (already validated) */
-    const unsigned char *bytes; /** PUT: the object */
-    size_t len;                 /** PUT: its length */
-    const void *owner;          /** who started it (fair sharing); opaque */
-    /* outputs, set by the back end before objstore_op_done */
-    int status;            /** 0 or a negative errno (-ENOENT when GET/HEAD find nothing) */
-    objstore_blob_t *blob; /** GET: made by the back end; the front end takes ownership */
-    uint64_t size;         /** HEAD */
-    size_t removed;        /** DELETE_PREFIX */
-    /* the back end's own per-op state (e.g. its uv_work_t) */
-    void *backend_data;
-} objstore_op;
-
-typedef struct objstore_backend {
-    const char *name;           /** "fs", "s3" */
-    const char *const *schemes; /** URL schemes it serves, NULL-terminated */
-    /* *state receives the back end's state; err as for objstore_open. */
-    int (*open)(uv_loop_t *loop, const char *url, const objstore_options *opts, void **state,
-                char *err, size_t errlen);
-    int (*start)(void *state, objstore_op *op);
-    int (*cancel)(void *state, objstore_op *op);
-    void (*close)(void *state);
-    /* Optional: fills the back end's own counters of *out. */
-    void (*stats)(const void *state, objstore_stats *out);
-    /* Optional: objstore_prepare's blocking checks (no loop, no state). */
-    int (*prepare)(const char *url, const objstore_options *opts, char *err, size_t errlen);
-} objstore_backend;
-
-/* Called by a back end, on the loop thread, when op has finished. */
-void objstore_op_done(objstore_op *op);
-
-/* The back ends objstore_open chooses from (by URL scheme; table in objstore.c). */
-extern const objstore_backend objstore_fs_backend; /* fs.c: file:// */
-extern const objstore_backend objstore_s3_backend; /* s3.c: http://, https:// */
 
 #endif

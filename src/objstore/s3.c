@@ -4,10 +4,10 @@
  *
  * One curl multi handle per objstore (so per worker), made at open and kept until
  * close: its connection cache keeps up to max_connections connections warm, so a
- * request never pays for a connection another one already made. curl tells us which
- * sockets to watch (socket callback -> one uv_poll_t per socket) and when to wake it
- * (timer callback -> a uv_timer_t); we hand events back with curl_multi_socket_action
- * and collect finished transfers with curl_multi_info_read. Nothing here blocks the
+ * request never pays for a connection another one already made. The multi handle runs
+ * on the loop through net/curl_uv.h (sockets as uv_polls, curl's timeout as a
+ * uv_timer); finished transfers are collected with curl_multi_info_read after each
+ * socket action. Nothing here blocks the
  * loop; only objstore_prepare (start-up, before serving) uses curl_easy_perform.
  *
  * An op (objstore_op) becomes an *xfer*: one or more HTTP exchanges ("steps") run one
@@ -33,8 +33,9 @@
  * else -> -EIO, -ETIMEDOUT, -ECONNRESET, -ECONNREFUSED. Failures are logged with the
  * method, key, status and S3 error code; never with credentials or signatures.
  */
-#include "objstore/objstore.h"
+#include "objstore/backend.h"
 
+#include "net/curl_uv.h"
 #include "util/buf.h"
 #include "util/error.h"
 #include "util/log.h"
@@ -142,17 +143,9 @@ struct xfer {
     buf_t etags; /* <Part>...</Part> entries */
 };
 
-typedef struct poll_ctx {
-    uv_poll_t h;
-    s3 *s;
-    curl_socket_t fd;
-    struct poll_ctx *prev, *next;
-} poll_ctx;
-
 struct s3 {
     uv_loop_t *loop;
-    CURLM *multi;
-    uv_timer_t curl_timer; /* curl's timeout */
+    curl_uv cu; /* the multi handle on the loop */
     uv_timer_t retry_timer;
     uv_timer_t defer_timer; /* completions deferred out of start()/cancel() */
     char *endpoint;         /* scheme://host[:port][/path], no trailing '/' */
@@ -175,7 +168,6 @@ struct s3 {
     owner_q *ring; /* round-robin cursor */
     xfer *backoff; /* sorted by retry_at_ms */
     xfer *deferred_head, *deferred_tail;
-    poll_ctx *polls;
     CURL **easy_pool;
     size_t neasy, easy_cap;
     uint64_t calls, retries, retries_denied;
@@ -834,7 +826,7 @@ static void xfer_activate(s3 *s, xfer *x)
     long stall_s = (long)(s->timeout_ms / 1000 / (s->max_retries + 1));
     curl_easy_setopt(x->easy, CURLOPT_LOW_SPEED_LIMIT, 1L);
     curl_easy_setopt(x->easy, CURLOPT_LOW_SPEED_TIME, stall_s < 1 ? 1L : stall_s);
-    if (curl_multi_add_handle(s->multi, x->easy) != CURLM_OK) {
+    if (curl_multi_add_handle(s->cu.multi, x->easy) != CURLM_OK) {
         curl_slist_free_all(x->headers);
         x->headers = NULL;
         easy_put(s, x->easy);
@@ -868,7 +860,7 @@ static void pump(s3 *s)
 /* Takes x out of the multi handle (after it finished or to cancel it). */
 static void xfer_detach(s3 *s, xfer *x)
 {
-    curl_multi_remove_handle(s->multi, x->easy);
+    curl_multi_remove_handle(s->cu.multi, x->easy);
     curl_slist_free_all(x->headers);
     x->headers = NULL;
     easy_put(s, x->easy);
@@ -1410,7 +1402,7 @@ static void check_done(s3 *s)
 {
     CURLMsg *m;
     int left;
-    while ((m = curl_multi_info_read(s->multi, &left))) {
+    while ((m = curl_multi_info_read(s->cu.multi, &left))) {
         if (m->msg != CURLMSG_DONE)
             continue;
         xfer *x = NULL;
@@ -1421,111 +1413,18 @@ static void check_done(s3 *s)
     pump(s);
 }
 
-/* ---- curl <-> libuv ---- */
+/* ---- curl <-> libuv (net/curl_uv.h) ---- */
 
-static void on_poll(uv_poll_t *h, int status, int events)
+static void on_progress(curl_uv *c)
 {
-    poll_ctx *p = h->data;
-    s3 *s = p->s;
-    int flags = 0;
-    if (status < 0)
-        flags = CURL_CSELECT_ERR;
-    else {
-        if (events & UV_READABLE)
-            flags |= CURL_CSELECT_IN;
-        if (events & UV_WRITABLE)
-            flags |= CURL_CSELECT_OUT;
-    }
-    int running;
-    curl_multi_socket_action(s->multi, p->fd, flags, &running);
-    check_done(s);
+    check_done(c->data);
 }
 
-static void on_poll_closed(uv_handle_t *h)
+static void on_cu_closed(curl_uv *c)
 {
-    poll_ctx *p = h->data;
-    s3 *s = p->s;
-    free(p);
-    s->open_handles--;
-    if (s->closing && s->open_handles == 0)
+    s3 *s = c->data;
+    if (--s->open_handles == 0)
         free(s);
-}
-
-static void poll_drop(s3 *s, poll_ctx *p)
-{
-    if (p->prev)
-        p->prev->next = p->next;
-    else
-        s->polls = p->next;
-    if (p->next)
-        p->next->prev = p->prev;
-    if (uv_is_closing((uv_handle_t *)&p->h)) { /* closed by a uv_walk: already done */
-        free(p);
-        s->open_handles--;
-        return;
-    }
-    uv_close((uv_handle_t *)&p->h, on_poll_closed);
-}
-
-static int on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
-{
-    (void)easy;
-    s3 *s = userp;
-    poll_ctx *p = socketp;
-    if (what == CURL_POLL_REMOVE) {
-        if (p) {
-            curl_multi_assign(s->multi, fd, NULL);
-            poll_drop(s, p);
-        }
-        return 0;
-    }
-    if (!p) {
-        p = calloc(1, sizeof(*p));
-        if (!p)
-            return -1;
-        if (uv_poll_init_socket(s->loop, &p->h, fd) != 0) {
-            free(p);
-            return -1;
-        }
-        p->s = s;
-        p->fd = fd;
-        p->h.data = p;
-        p->next = s->polls;
-        if (s->polls)
-            s->polls->prev = p;
-        s->polls = p;
-        s->open_handles++;
-        curl_multi_assign(s->multi, fd, p);
-    }
-    int events = 0;
-    if (what == CURL_POLL_IN || what == CURL_POLL_INOUT)
-        events |= UV_READABLE;
-    if (what == CURL_POLL_OUT || what == CURL_POLL_INOUT)
-        events |= UV_WRITABLE;
-    if (!uv_is_closing((uv_handle_t *)&p->h))
-        uv_poll_start(&p->h, events, on_poll);
-    return 0;
-}
-
-static void on_curl_timer(uv_timer_t *t)
-{
-    s3 *s = t->data;
-    int running;
-    curl_multi_socket_action(s->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-    check_done(s);
-}
-
-static int on_timer(CURLM *multi, long timeout_ms, void *userp)
-{
-    (void)multi;
-    s3 *s = userp;
-    if (uv_is_closing((uv_handle_t *)&s->curl_timer))
-        return 0;
-    if (timeout_ms < 0)
-        uv_timer_stop(&s->curl_timer);
-    else
-        uv_timer_start(&s->curl_timer, on_curl_timer, (uint64_t)timeout_ms, 0);
-    return 0;
 }
 
 /* ---- the back end ---- */
@@ -1563,8 +1462,8 @@ static int s3_open(uv_loop_t *loop, const char *url, const objstore_options *opt
     s->bucket_raw = strdup(opts->bucket);
     s->access_key = strdup(opts->access_key);
     s->secret_key = strdup(opts->secret_key);
-    s->multi = curl_multi_init();
-    if (!rc && (!s->bucket || !s->bucket_raw || !s->access_key || !s->secret_key || !s->multi)) {
+    if (!rc && (!s->bucket || !s->bucket_raw || !s->access_key || !s->secret_key ||
+                curl_uv_init(&s->cu, loop, on_progress, s) != 0)) {
         set_err(err, errlen, "out of memory");
         rc = -ENOMEM;
     }
@@ -1574,8 +1473,6 @@ static int s3_open(uv_loop_t *loop, const char *url, const objstore_options *opt
         free(s->bucket_raw);
         free(s->access_key);
         free(s->secret_key);
-        if (s->multi)
-            curl_multi_cleanup(s->multi);
         free(s);
         return rc;
     }
@@ -1594,17 +1491,12 @@ static int s3_open(uv_loop_t *loop, const char *url, const objstore_options *opt
     if (s->part_size < S3_MIN_PART)
         s->part_size = S3_MIN_PART;
     s->budget = S3_BUDGET_MAX;
-    curl_multi_setopt(s->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
-    curl_multi_setopt(s->multi, CURLMOPT_SOCKETDATA, s);
-    curl_multi_setopt(s->multi, CURLMOPT_TIMERFUNCTION, on_timer);
-    curl_multi_setopt(s->multi, CURLMOPT_TIMERDATA, s);
-    curl_multi_setopt(s->multi, CURLMOPT_MAXCONNECTS, (long)s->max_connections);
-    curl_multi_setopt(s->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)s->max_connections);
-    uv_timer_init(loop, &s->curl_timer);
+    curl_multi_setopt(s->cu.multi, CURLMOPT_MAXCONNECTS, (long)s->max_connections);
+    curl_multi_setopt(s->cu.multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)s->max_connections);
     uv_timer_init(loop, &s->retry_timer);
     uv_timer_init(loop, &s->defer_timer);
-    s->curl_timer.data = s->retry_timer.data = s->defer_timer.data = s;
-    s->open_handles = 3;
+    s->retry_timer.data = s->defer_timer.data = s;
+    s->open_handles = 3; /* cu, retry_timer, defer_timer */
     *state = s;
     return 0;
 }
@@ -1699,10 +1591,8 @@ static void s3_close(void *state)
 {
     s3 *s = state;
     s->closing = true;
-    curl_multi_cleanup(s->multi); /* closes the cached connections (REMOVE callbacks) */
-    s->multi = NULL;
-    while (s->polls)
-        poll_drop(s, s->polls);
+    s->open_handles++; /* hold s while the handles close */
+    curl_uv_close(&s->cu, on_cu_closed);
     for (size_t i = 0; i < s->neasy; i++)
         curl_easy_cleanup(s->easy_pool[i]);
     free(s->easy_pool);
@@ -1717,8 +1607,6 @@ static void s3_close(void *state)
     free(s->bucket_raw);
     free(s->access_key);
     free(s->secret_key);
-    s->open_handles++; /* hold s while the three timers close */
-    close_handle(s, (uv_handle_t *)&s->curl_timer);
     close_handle(s, (uv_handle_t *)&s->retry_timer);
     close_handle(s, (uv_handle_t *)&s->defer_timer);
     if (--s->open_handles == 0)

@@ -32,7 +32,7 @@
  * on first migration if it does not exist.
  */
 #include "store/projection.h"
-#include "store/store.h"
+#include "store/backend.h"
 #include "store/timestamp.h"
 #include "util/buf.h"
 #include "util/log.h"

@@ -15,7 +15,7 @@
  * with bound parameters only.
  */
 #include "store/projection.h"
-#include "store/store.h"
+#include "store/backend.h"
 #include "store/timestamp.h"
 #include "util/buf.h"
 

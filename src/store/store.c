@@ -3,7 +3,7 @@
  * running ops on the libuv thread pool (or synchronously for CLI tools), cancellation,
  * and small shared helpers. The SQL lives in the back ends (sqlite.c, pg.c).
  */
-#include "store/store.h"
+#include "store/backend.h"
 
 #include "store/timestamp.h"
 #include "util/pool.h"

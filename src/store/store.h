@@ -162,56 +162,6 @@ bool store_op_reads(store_op_kind kind);
 void store_op_init(store_op_t *op, store_op_kind kind);
 void store_op_cleanup(store_op_t *op);
 
-/* Back-end vtable; each back end provides one. */
-typedef struct store_backend {
-    const char *scheme;  /* "sqlite" */
-    const char *scheme2; /* another accepted scheme, or NULL */
-    int (*open)(const char *url, const store_options *opts, store_t **out, char *err,
-                size_t errlen);
-    int (*migrate)(const char *url, char *err, size_t errlen);
-    void (*close)(store_t *s);
-    /* Runs op synchronously in the calling (pool) thread. */
-    void (*execute)(store_t *s, store_op_t *op);
-    /* Optional: runs op asynchronously on s->loop (instead of execute on the thread pool)
-     * and completes it through store_complete. 0 or a negative errno (no callback then). */
-    int (*submit)(store_t *s, store_op_t *op);
-    /* Optional, with submit: cancels a submitted op (store_cancel). */
-    void (*cancel)(store_op_t *op);
-} store_backend;
-
-struct store {
-    const store_backend *backend;
-    uv_loop_t *loop;
-};
-
-extern const store_backend store_sqlite_backend;
-extern const store_backend store_pg_backend;
-
-/* For back ends with submit: delivers a finished op to its callback on the loop thread
- * (a canceled op gets -ECANCELED and loses its result). */
-void store_complete(store_op_t *op);
-
-/* Back ends: the result of STORE_RECORDS_RANGE from the aggregate row (count of matching
- * records, min and max of the other axis, how many of them have it): sets op->count,
- * op->result ({from,to} or {min,max}), or -ENOENT when n is 0. */
-void store_range_result(store_op_t *op, int64_t n, int64_t lo, int64_t hi, int64_t nfield);
-
-/* Channel fields that ogd stores for itself and never shows a client: "object_size" (the
- * stored object's length in bytes, for the export's size check). NULL-terminated. */
-extern const char *const STORE_PRIVATE_CHANNEL_FIELDS[];
-
-/* Back ends: a channel body as op asked for it (in place): the private fields removed
- * unless op->private_fields. NULL is passed through. */
-json_t *store_channel_for(const store_op_t *op, json_t *body);
-/* Back ends: notes a loaded channel's stored dtype (NULL: none) in op->dtypes when the op
- * asked for them (channel_dtypes with a projection). */
-void store_note_dtype(store_op_t *op, const char *record_id, const char *channel,
-                      const char *dtype);
-
-/* Back ends: the uniqueness key of an experiment document (every field but _id, compact JSON
- * with sorted keys; caller frees), or NULL when doc lacks a field or memory runs out. */
-char *store_experiment_key(const json_t *doc);
-
 /* Formats microseconds since the epoch as the API's naive ISO-8601 text
  * (YYYY-MM-DDTHH:MM:SS, plus .ffffff only when non-zero). out: at least 32 bytes. */
 void store_format_timestamp(int64_t us, char *out);
