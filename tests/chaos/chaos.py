@@ -41,6 +41,7 @@ import requests
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "http"))
 import hdfgen  # noqa: E402
+from conftest import dechunk, free_port, to_yaml  # noqa: E402
 from s3client import S3  # noqa: E402
 
 PGBIN = "/usr/lib/postgresql/15/bin"
@@ -73,21 +74,6 @@ CHAOS_CHANNELS = {"CHAOS-CAM": "image", "CHAOS-CAM-BIG": "image", "CHAOS-FLOAT":
 
 def now():
     return time.monotonic()
-
-
-def to_yaml(cfg):
-    lines = []
-    for section, values in cfg.items():
-        lines.append(f"{section}:")
-        for key, value in values.items():
-            lines.append(f"  {key}: {json.dumps(value)}")
-    return "\n".join(lines) + "\n"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def object_key(rid, name, dtype):
@@ -500,26 +486,6 @@ def export_path(ctx, ids=None, channels=None):
     return "/export?" + "&".join("%s=%s" % (k, urllib.parse.quote(v, safe="")) for k, v in q)
 
 
-def parse_chunked(body):
-    """(payload, ended) of a chunked body as received."""
-    payload, rest = b"", body
-    while rest:
-        line, sep, rest = rest.partition(b"\r\n")
-        if not sep:
-            return payload, False
-        try:
-            n = int(line.split(b";")[0], 16)
-        except ValueError:
-            return payload, False
-        if n == 0:
-            return payload, rest.startswith(b"\r\n")
-        payload += rest[:n]
-        if len(rest) < n + 2:
-            return payload, False
-        rest = rest[n + 2:]
-    return payload, False
-
-
 class PausedExport(threading.Thread):
     """An export of every demo record: reads the head and the first bytes, waits for
     `go`, then reads to the end. Its result: 'ok' (a complete, valid zip), 'cut' (the
@@ -555,7 +521,7 @@ class PausedExport(threading.Thread):
             if status != 200:
                 self.result = str(status)
                 return
-            payload, ended = parse_chunked(body)
+            payload, ended = dechunk(body)
             if not ended:
                 self.result = "cut"
                 return

@@ -77,6 +77,27 @@ def free_port():
         return s.getsockname()[1]
 
 
+def dechunk(body):
+    """A chunked body as received: (its data, whether it ended with the last chunk). A
+    body cut anywhere, even inside a chunk-size line, gives what came before the cut."""
+    payload, rest = b"", body
+    while rest:
+        line, sep, rest = rest.partition(b"\r\n")
+        if not sep:
+            break
+        try:
+            n = int(line.split(b";")[0], 16)
+        except ValueError:
+            break
+        if n == 0:
+            return payload, rest.startswith(b"\r\n")
+        payload += rest[:n]
+        if len(rest) < n + 2:
+            break
+        rest = rest[n + 2:]
+    return payload, False
+
+
 def to_yaml(cfg):
     """Writes the small nested dict we use as YAML (JSON scalars are valid YAML)."""
     lines = []

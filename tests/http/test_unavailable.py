@@ -14,7 +14,7 @@ import zipfile
 
 import pytest
 
-from conftest import BACKEND
+from conftest import BACKEND, dechunk
 from test_production import faultproxy  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.skipif(BACKEND != "production",
@@ -115,23 +115,6 @@ def raw_export(srv, query):
     else:
         payload, ended = body, True
     return status, head, payload, ended
-
-
-def dechunk(body):
-    """A chunked body as received: (its data, whether it ended with the last chunk)."""
-    payload, rest = b"", body
-    while rest:
-        line, sep, rest = rest.partition(b"\r\n")
-        if not sep:
-            break
-        n = int(line.split(b";")[0], 16)
-        if n == 0:
-            return payload, rest.startswith(b"\r\n")
-        payload += rest[:n]
-        if len(rest) < n + 2:
-            break
-        rest = rest[n + 2:]
-    return payload, False
 
 
 def export_query(srv, channels):
