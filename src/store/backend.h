@@ -55,6 +55,13 @@ json_t *store_channel_for(const store_op_t *op, json_t *body);
 void store_note_dtype(store_op_t *op, const char *record_id, const char *channel,
                       const char *dtype);
 
+/* Back ends: a copy of a record document's metadata (an empty object when it has none)
+ * whose timestamp, if any, is in the API's text form (store_format_timestamp); *ts_us and
+ * *has_ts say what it was. NULL with op->status STORE_EBADQUERY and op->err set when the
+ * timestamp is not a date, or -ENOMEM. id: the record's, for the message. */
+json_t *store_record_metadata(store_op_t *op, const json_t *doc, const char *id, int64_t *ts_us,
+                              bool *has_ts);
+
 /* Back ends: the uniqueness key of an experiment document (every field but _id, compact JSON
  * with sorted keys; caller frees), or NULL when doc lacks a field or memory runs out. */
 char *store_experiment_key(const json_t *doc);

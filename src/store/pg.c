@@ -33,7 +33,6 @@
  */
 #include "store/projection.h"
 #include "store/backend.h"
-#include "store/timestamp.h"
 #include "util/buf.h"
 #include "util/log.h"
 #include "util/pool.h"
@@ -364,21 +363,11 @@ static void build_put_record(pg_job *j, store_op_t *op, json_t *doc)
         bad_query(op, "record has no string _id");
         return;
     }
-    json_t *meta = json_object_get(doc, "metadata");
-    json_t *meta_copy = json_is_object(meta) ? json_deep_copy(meta) : json_object();
-    json_t *ts = json_object_get(meta_copy, "timestamp");
     int64_t ts_us = 0;
-    if (ts) {
-        if (timestamp_from_json(ts, &ts_us) != 0) {
-            snprintf(op->err, sizeof(op->err), "record %s: metadata.timestamp is not a date", id);
-            op->status = STORE_EBADQUERY;
-            json_decref(meta_copy);
-            return;
-        }
-        char text[32];
-        store_format_timestamp(ts_us, text);
-        json_object_set_new(meta_copy, "timestamp", json_string(text));
-    }
+    bool has_ts = false;
+    json_t *meta_copy = store_record_metadata(op, doc, id, &ts_us, &has_ts);
+    if (!meta_copy)
+        return;
     pg_stmt *st;
     if (op->replace) {
         st = job_add(j, "replace channels", "DELETE FROM record_channels WHERE record_id = $1", 1);
@@ -401,7 +390,7 @@ static void build_put_record(pg_job *j, store_op_t *op, json_t *doc)
     json_t *ver = json_object_get(doc, "version");
     if (json_is_integer(ver))
         set_int(st, 1, (long long)json_integer_value(ver));
-    if (ts)
+    if (has_ts)
         set_int(st, 2, (long long)ts_us);
     json_t *shot = json_object_get(meta_copy, "shotnum");
     if (json_is_integer(shot))

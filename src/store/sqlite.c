@@ -16,7 +16,6 @@
  */
 #include "store/projection.h"
 #include "store/backend.h"
-#include "store/timestamp.h"
 #include "util/buf.h"
 
 #include <errno.h>
@@ -585,23 +584,11 @@ static void put_record(sqlite_conn *c, store_op_t *op, json_t *doc)
         op->status = STORE_EBADQUERY;
         return;
     }
-    json_t *meta = json_object_get(doc, "metadata");
-    json_t *meta_copy = json_is_object(meta) ? json_deep_copy(meta) : json_object();
-    json_t *ts = json_object_get(meta_copy, "timestamp");
     int64_t ts_us = 0;
     bool has_ts = false;
-    if (ts) {
-        if (timestamp_from_json(ts, &ts_us) != 0) {
-            snprintf(op->err, sizeof(op->err), "record %s: metadata.timestamp is not a date", id);
-            op->status = STORE_EBADQUERY;
-            json_decref(meta_copy);
-            return;
-        }
-        char text[32];
-        store_format_timestamp(ts_us, text);
-        json_object_set_new(meta_copy, "timestamp", json_string(text));
-        has_ts = true;
-    }
+    json_t *meta_copy = store_record_metadata(op, doc, id, &ts_us, &has_ts);
+    if (!meta_copy)
+        return;
     char *meta_text = json_dumps(meta_copy, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_t *shot = json_object_get(meta_copy, "shotnum");
     sqlite3_stmt *st;

@@ -238,6 +238,32 @@ void store_note_dtype(store_op_t *op, const char *record_id, const char *channel
     json_object_set_new(rec, channel, json_string(dtype));
 }
 
+json_t *store_record_metadata(store_op_t *op, const json_t *doc, const char *id, int64_t *ts_us,
+                              bool *has_ts)
+{
+    json_t *meta = json_object_get(doc, "metadata");
+    json_t *copy = json_is_object(meta) ? json_deep_copy(meta) : json_object();
+    if (!copy) {
+        op->status = -ENOMEM;
+        return NULL;
+    }
+    *has_ts = false;
+    json_t *ts = json_object_get(copy, "timestamp");
+    if (!ts)
+        return copy;
+    if (timestamp_from_json(ts, ts_us) != 0) {
+        snprintf(op->err, sizeof(op->err), "record %s: metadata.timestamp is not a date", id);
+        op->status = STORE_EBADQUERY;
+        json_decref(copy);
+        return NULL;
+    }
+    char text[32];
+    store_format_timestamp(*ts_us, text);
+    json_object_set_new(copy, "timestamp", json_string(text));
+    *has_ts = true;
+    return copy;
+}
+
 char *store_experiment_key(const json_t *doc)
 {
     static const char *const fields[] = {"experiment_id", "part", "start_date", "end_date"};
