@@ -1,5 +1,4 @@
-/* Unit tests for src/util (buf, arena, jsonw, dtoa, objectid, ipaddr) and src/store (timestamp,
- * projection). */
+/* Unit tests for src/util: buf, arena, jsonw, dtoa, objectid, ipaddr. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -17,9 +16,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "store/projection.h"
-#include "store/store.h"
-#include "store/timestamp.h"
 #include "util/arena.h"
 #include "util/buf.h"
 #include "util/dtoa.h"
@@ -99,108 +95,6 @@ static void test_jsonw_strings_and_values(void **state)
     json_decref(v);
 }
 
-static void test_timestamps(void **state)
-{
-    (void)state;
-    int64_t us;
-    char out[32];
-    assert_int_equal(timestamp_parse_iso("2023-06-05T08:00:00", &us), 0);
-    store_format_timestamp(us, out);
-    assert_string_equal(out, "2023-06-05T08:00:00");
-    assert_int_equal(timestamp_parse_iso("2023-06-05 09:00:00+01:00", &us), 0);
-    store_format_timestamp(us, out);
-    assert_string_equal(out, "2023-06-05T08:00:00");
-    assert_int_equal(timestamp_parse_iso("2023-06-05T08:00:00.25Z", &us), 0);
-    store_format_timestamp(us, out);
-    assert_string_equal(out, "2023-06-05T08:00:00.250000");
-    /* years before 1000 in four digits, as Python's isoformat (found by fuzzing: the
-     * ingest record id is cut out of this text) */
-    assert_int_equal(timestamp_parse_iso("0326-06-05T08:00:00", &us), 0);
-    store_format_timestamp(us, out);
-    assert_string_equal(out, "0326-06-05T08:00:00");
-    store_format_timestamp(-62135596800000000LL, out); /* 0001-01-01 */
-    assert_string_equal(out, "0001-01-01T00:00:00");
-    assert_int_equal(timestamp_parse_iso("2023-02-29T00:00:00", &us), -EINVAL);
-    assert_int_equal(timestamp_parse_iso("2023-06-05", &us), -EINVAL);
-    assert_int_equal(timestamp_parse_iso("2023-06-05T08:00:00junk", &us), -EINVAL);
-    json_t *d = json_pack("{s:I}", "$date", (json_int_t)1685952000000);
-    assert_int_equal(timestamp_from_json(d, &us), 0);
-    store_format_timestamp(us, out);
-    assert_string_equal(out, "2023-06-05T08:00:00");
-    json_decref(d);
-}
-
-/* Years below 1000 are padded to four digits (as Python's isoformat; glibc's strftime %Y
- * gave "1-01-01T00:00:00", which the store then refused to parse back). */
-static void test_timestamp_years(void **state)
-{
-    (void)state;
-    const char *texts[] = {"0001-01-01T00:00:00", "0099-03-01T00:00:00", "0999-06-05T08:00:00",
-                           "1969-12-31T23:59:59.999999", "9999-12-31T23:59:59"};
-    for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
-        int64_t us;
-        char out[32];
-        assert_int_equal(timestamp_parse_iso(texts[i], &us), 0);
-        store_format_timestamp(us, out);
-        assert_string_equal(out, texts[i]);
-    }
-    char out[32];
-    store_format_timestamp(-1, out);
-    assert_string_equal(out, "1969-12-31T23:59:59.999999");
-    store_format_timestamp(timestamp_days_from_civil(1, 1, 1) * 86400 * INT64_C(1000000), out);
-    assert_string_equal(out, "0001-01-01T00:00:00");
-    /* civil_from_days inverts days_from_civil over years -1..10001, every day */
-    int64_t first = timestamp_days_from_civil(-1, 1, 1),
-            last = timestamp_days_from_civil(10001, 12, 31);
-    for (int64_t days = first; days <= last; days++) {
-        int64_t y;
-        int m, d;
-        timestamp_civil_from_days(days, &y, &m, &d);
-        if (timestamp_days_from_civil(y, m, d) != days || m < 1 || m > 12 || d < 1 || d > 31)
-            fail_msg("days %lld -> %lld-%d-%d", (long long)days, (long long)y, m, d);
-    }
-    int64_t y;
-    int m, d;
-    timestamp_civil_from_days(timestamp_days_from_civil(0, 2, 29), &y, &m, &d);
-    assert_true(y == 0 && m == 2 && d == 29);
-    timestamp_civil_from_days(timestamp_days_from_civil(9999, 12, 31) + 1, &y, &m, &d);
-    assert_true(y == 10000 && m == 1 && d == 1);
-}
-
-static void test_projection(void **state)
-{
-    (void)state;
-    const char *paths[] = {"metadata.shotnum", "channels.A.data", "channels.B"};
-    projection_t *p;
-    char err[200];
-    assert_int_equal(projection_compile(paths, 3, &p, err, sizeof(err)), 0);
-    json_error_t e;
-    json_t *rec = json_loads("{\"_id\":\"1\",\"version\":2,\"metadata\":{\"shotnum\":5,\"ts\":1},"
-                             "\"channels\":{\"A\":{\"metadata\":{},\"data\":1},\"B\":{\"x\":1},"
-                             "\"C\":{\"data\":3}}}",
-                             0, &e);
-    projection_apply(p, rec);
-    char *text = jsonw_dumps(rec, NULL);
-    assert_string_equal(text, "{\"_id\":\"1\",\"metadata\":{\"shotnum\":5},\"channels\":{\"A\":{"
-                              "\"data\":1},\"B\":{\"x\":1}}}");
-    free(text);
-    json_t *names = projection_channel_names(p);
-    assert_int_equal(json_array_size(names), 2);
-    json_decref(names);
-    assert_true(projection_wants(p, "metadata"));
-    assert_false(projection_wants(p, "version"));
-    json_decref(rec);
-    projection_free(p);
-
-    const char *bad[] = {"metadata", "metadata.shotnum"};
-    assert_int_equal(projection_compile(bad, 2, &p, err, sizeof(err)), -EINVAL);
-    assert_non_null(strstr(err, "collision"));
-    const char *bad2[] = {"a..b"};
-    assert_int_equal(projection_compile(bad2, 1, &p, err, sizeof(err)), -EINVAL);
-}
-
-/* The obvious search dtoa_shortest must agree with: print at 15, 16, 17 digits (from
- * min_prec) and keep the first that strtod reads back as d. */
 static void slow_shortest(double d, int min_prec, char *digits, int *prec, int *exp10)
 {
     char tmp[48];
@@ -544,9 +438,6 @@ int main(void)
         cmocka_unit_test(test_jsonw_doubles),
         cmocka_unit_test(test_jsonw_strings_and_values),
         cmocka_unit_test(test_dtoa_shortest_matches_the_search),
-        cmocka_unit_test(test_timestamps),
-        cmocka_unit_test(test_timestamp_years),
-        cmocka_unit_test(test_projection),
         cmocka_unit_test(test_objectid_layout_and_order),
         cmocka_unit_test(test_objectid_valid),
         cmocka_unit_test(test_objectid_threads),
