@@ -1,9 +1,8 @@
-/* Unit tests for src/ingest/ and src/http/multipart.c: timestamps, the bit-depth shift,
- * the multipart part finder, manifest validation and comparison, whole-file checks on
- * hand-built descriptions, the npz writer, image encoding at every bit depth, and the
- * parse helper on both paths (pipes, memfds): its answers and failure modes (a helper
- * that crashes, hangs, or floods its output); datasets by reference (which are, which
- * are copied, hostile references) and the upload handed over as a file. */
+/* Unit tests for src/ingest/: timestamps, the bit-depth shift, manifest validation and comparison,
+ * whole-file checks on hand-built descriptions, the npz writer, image encoding at every bit depth,
+ * and the parse helper on both paths (pipes, memfds): its answers and failure modes (a helper that
+ * crashes, hangs, or floods its output); datasets by reference (which are, which are copied,
+ * hostile references) and the upload handed over as a file. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -22,7 +21,6 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#include "http/multipart.h"
 #include "imaging/png.h"
 #include "ingest/checks.h"
 #include "ingest/encode.h"
@@ -202,45 +200,6 @@ static void test_encode_image_depths(void **state)
             json_decref(c.metadata);
         }
     }
-}
-
-static void test_multipart(void **state)
-{
-    (void)state;
-    const char *ct = "multipart/form-data; boundary=XyZ";
-    const char body[] = "--XyZ\r\nContent-Disposition: form-data; name=\"note\"\r\n\r\nhello\r\n"
-                        "--XyZ\r\nContent-Disposition: form-data; name=\"file\"; "
-                        "filename=\"a.h5\"\r\nContent-Type: application/octet-stream\r\n\r\n"
-                        "AB\r\nCD\r\n--XyZ--\r\n";
-    const char *d;
-    size_t n;
-    assert_int_equal(multipart_find_file(ct, body, sizeof(body) - 1, "file", &d, &n), MULTIPART_OK);
-    assert_int_equal(n, 6);
-    assert_memory_equal(d, "AB\r\nCD", 6);
-    assert_int_equal(multipart_find_file(ct, body, sizeof(body) - 1, "note", &d, &n),
-                     MULTIPART_NOT_FILE);
-    assert_int_equal(multipart_find_file(ct, body, sizeof(body) - 1, "other", &d, &n),
-                     MULTIPART_MISSING);
-    assert_int_equal(
-        multipart_find_file("application/json", body, sizeof(body) - 1, "file", &d, &n),
-        MULTIPART_NOT_MULTIPART);
-    assert_int_equal(multipart_find_file("multipart/form-data; boundary=\"XyZ\"", body,
-                                         sizeof(body) - 1, "file", &d, &n),
-                     MULTIPART_OK);
-    /* truncated: no closing delimiter */
-    assert_int_equal(multipart_find_file(ct, body, 120, "file", &d, &n), MULTIPART_MALFORMED);
-    assert_int_equal(multipart_find_file(ct, "", 0, "file", &d, &n), MULTIPART_MALFORMED);
-    /* boundaries of 1..70 characters (RFC 2046); longer or empty ones are named as such */
-    char long_ct[160];
-    snprintf(long_ct, sizeof(long_ct), "multipart/form-data; boundary=%0*d", 71, 0);
-    assert_int_equal(multipart_find_file(long_ct, body, sizeof(body) - 1, "file", &d, &n),
-                     MULTIPART_BAD_BOUNDARY);
-    assert_int_equal(multipart_find_file("multipart/form-data; boundary=", body, sizeof(body) - 1,
-                                         "file", &d, &n),
-                     MULTIPART_BAD_BOUNDARY);
-    assert_int_equal(
-        multipart_find_file("multipart/form-data", body, sizeof(body) - 1, "file", &d, &n),
-        MULTIPART_NOT_MULTIPART);
 }
 
 static void test_manifest(void **state)
@@ -1265,25 +1224,15 @@ int main(void)
 {
     signal(SIGPIPE, SIG_IGN); /* as in a worker: a helper that exits early breaks the pipe */
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_timestamps),
-        cmocka_unit_test(test_record_id),
-        cmocka_unit_test(test_image_shift_table),
-        cmocka_unit_test(test_multipart),
-        cmocka_unit_test(test_manifest),
-        cmocka_unit_test(test_file_checks),
-        cmocka_unit_test(test_waveform_missing_both),
-        cmocka_unit_test(test_hostile_descriptions),
-        cmocka_unit_test(test_npz),
-        cmocka_unit_test(test_encode_image_depths),
-        cmocka_unit_test(test_too_many_channels),
-        cmocka_unit_test(test_too_large_channels),
-        cmocka_unit_test(test_helper_failures),
-        cmocka_unit_test(test_helper_pipe_answer),
-        cmocka_unit_test(test_helper_memfd_answer),
-        cmocka_unit_test(test_describe_references),
-        cmocka_unit_test(test_declared_bytes),
-        cmocka_unit_test(test_describe_limits),
-        cmocka_unit_test(test_hostile_references),
+        cmocka_unit_test(test_timestamps),           cmocka_unit_test(test_record_id),
+        cmocka_unit_test(test_image_shift_table),    cmocka_unit_test(test_manifest),
+        cmocka_unit_test(test_file_checks),          cmocka_unit_test(test_waveform_missing_both),
+        cmocka_unit_test(test_hostile_descriptions), cmocka_unit_test(test_npz),
+        cmocka_unit_test(test_encode_image_depths),  cmocka_unit_test(test_too_many_channels),
+        cmocka_unit_test(test_too_large_channels),   cmocka_unit_test(test_helper_failures),
+        cmocka_unit_test(test_helper_pipe_answer),   cmocka_unit_test(test_helper_memfd_answer),
+        cmocka_unit_test(test_describe_references),  cmocka_unit_test(test_declared_bytes),
+        cmocka_unit_test(test_describe_limits),      cmocka_unit_test(test_hostile_references),
         cmocka_unit_test(test_helper_fd_input),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
