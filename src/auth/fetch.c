@@ -15,12 +15,12 @@
 struct fetcher {
     curl_uv cu;
     bool closing;
-    struct fetch_req *reqs; /* in flight */
+    list_node reqs; /* in flight: fetch_req.node */
 };
 
 typedef struct fetch_req {
     fetcher_t *f;
-    struct fetch_req *prev, *next;
+    list_node node; /* fetcher.reqs */
     CURL *easy;
     buf_t body;
     bool too_big;
@@ -37,12 +37,7 @@ static void finish(fetch_req *r, int status)
         curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &code);
     curl_multi_remove_handle(r->f->cu.multi, r->easy);
     curl_easy_cleanup(r->easy);
-    if (r->prev)
-        r->prev->next = r->next;
-    else
-        r->f->reqs = r->next;
-    if (r->next)
-        r->next->prev = r->prev;
+    list_remove(&r->node);
     r->cb(status, code, r->body.data ? r->body.data : "", r->body.len, r->data);
     buf_free(&r->body);
     curl_slist_free_all(r->headers);
@@ -103,6 +98,7 @@ fetcher_t *fetcher_new(uv_loop_t *loop)
     fetcher_t *f = calloc(1, sizeof(*f));
     if (!f)
         return NULL;
+    list_init(&f->reqs);
     if (curl_uv_init(&f->cu, loop, on_progress, f) != 0) {
         free(f);
         return NULL;
@@ -115,8 +111,9 @@ void fetcher_close(fetcher_t *f)
     if (!f)
         return;
     f->closing = true;
-    while (f->reqs)
-        finish(f->reqs, -ECANCELED);
+    list_node *n;
+    while ((n = list_first(&f->reqs)))
+        finish(list_entry(n, fetch_req, node), -ECANCELED);
     curl_uv_close(&f->cu, on_closed);
 }
 
@@ -190,9 +187,6 @@ int fetch_request(fetcher_t *f, const char *url, const fetch_opts *o, fetch_cb c
         req_free(r);
         return -EIO;
     }
-    r->next = f->reqs;
-    if (f->reqs)
-        f->reqs->prev = r;
-    f->reqs = r;
+    list_insert_head(&f->reqs, &r->node);
     return 0;
 }

@@ -1,7 +1,7 @@
 /*
  * gate.c: see gate.h. The users with heavy requests running or waiting are a short list
  * (entries are removed when a user has neither), each with a FIFO of waiting requests
- * linked through http_request.gate_next.
+ * linked through http_request.gate_node.
  */
 #include "http/gate.h"
 
@@ -13,7 +13,7 @@
 typedef struct gate_user {
     char *name;
     unsigned running;
-    http_request_t *head, *tail; /* waiting, in arrival order */
+    list_node waiting; /* http_request.gate_node, in arrival order */
     struct gate_user *next;
 } gate_user;
 
@@ -61,6 +61,7 @@ static gate_user *user_get(http_gate_t *g, const char *name)
         free(u);
         return NULL;
     }
+    list_init(&u->waiting);
     u->next = g->users;
     g->users = u;
     return u;
@@ -68,7 +69,7 @@ static gate_user *user_get(http_gate_t *g, const char *name)
 
 static void user_drop_if_idle(http_gate_t *g, gate_user *u)
 {
-    if (u->running || u->head)
+    if (u->running || !list_empty(&u->waiting))
         return;
     for (gate_user **p = &g->users; *p; p = &(*p)->next)
         if (*p == u) {
@@ -103,12 +104,7 @@ gate_decision gate_enter(http_gate_t *g, http_request_t *req)
         hold(u, req);
         return GATE_RUN;
     }
-    req->gate_next = NULL;
-    if (u->tail)
-        u->tail->gate_next = req;
-    else
-        u->head = req;
-    u->tail = req;
+    list_insert_tail(&u->waiting, &req->gate_node);
     g->waiting++;
     return GATE_WAIT;
 }
@@ -118,18 +114,10 @@ void gate_drop(http_gate_t *g, http_request_t *req)
     gate_user *u = req->gate_user;
     if (!g || !u || req->gate_held)
         return;
-    http_request_t **p = &u->head, *prev = NULL;
-    while (*p && *p != req) {
-        prev = *p;
-        p = &(*p)->gate_next;
-    }
-    if (*p) {
-        *p = req->gate_next;
-        if (u->tail == req)
-            u->tail = prev;
+    if (list_linked(&req->gate_node)) {
+        list_remove(&req->gate_node);
         g->waiting--;
     }
-    req->gate_next = NULL;
     req->gate_user = NULL;
     user_drop_if_idle(g, u);
 }
@@ -143,12 +131,9 @@ http_request_t *gate_leave(http_gate_t *g, http_request_t *req)
     req->gate_user = NULL;
     u->running--;
     http_request_t *next = NULL;
-    if (u->running < g->per_user && u->head) {
-        next = u->head;
-        u->head = next->gate_next;
-        if (!u->head)
-            u->tail = NULL;
-        next->gate_next = NULL;
+    if (u->running < g->per_user && !list_empty(&u->waiting)) {
+        next = list_entry(list_first(&u->waiting), http_request_t, gate_node);
+        list_remove(&next->gate_node);
         g->waiting--;
         hold(u, next);
     }

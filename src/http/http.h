@@ -24,6 +24,7 @@
 
 #include "util/arena.h"
 #include "util/buf.h"
+#include "util/list.h"
 
 #define HTTP_MAX_HEADERS 100
 #define HTTP_MAX_PARAMS 4
@@ -137,9 +138,9 @@ struct http_request {
     } * qparams; /** private: the decoded query, parsed on first use */
     size_t nqparams;
     bool query_parsed;
-    void *gate_user;           /** private: the fairness gate's entry for the caller */
-    http_request_t *gate_next; /** private: the caller's queue of waiting heavy requests */
-    bool gate_held;            /** private: the request holds one of its caller's slots */
+    void *gate_user;     /** private: the fairness gate's entry for the caller */
+    list_node gate_node; /** private: in the caller's queue of waiting heavy requests */
+    bool gate_held;      /** private: the request holds one of its caller's slots */
     /* private: how the router answered when route is NULL (router.h): 405 with this
      * Allow, or 307 to route_location (NULL: the other form cannot be a header) */
     const char *route_allow;

@@ -761,6 +761,7 @@ static http_request_t *request_new(http_conn_t *c)
     arena_init(&req->arena, REQUEST_ARENA_MAX);
     buf_init(&req->body, c->server->limits.max_body_bytes);
     req->body_fd = -1;
+    list_init(&req->gate_node);
     buf_init(&req->resp_headers, 64 * 1024);
     req->start_ns = now_ns();
     req->keep_alive = true;

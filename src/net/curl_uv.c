@@ -13,7 +13,7 @@ typedef struct curl_uv_sock {
     uv_poll_t h;
     curl_uv *c;
     curl_socket_t fd;
-    struct curl_uv_sock *prev, *next;
+    list_node node; /* curl_uv.socks */
 } curl_uv_sock;
 
 static void handle_gone(curl_uv *c)
@@ -33,12 +33,7 @@ static void sock_closed(uv_handle_t *h)
 
 static void sock_drop(curl_uv *c, curl_uv_sock *s)
 {
-    if (s->prev)
-        s->prev->next = s->next;
-    else
-        c->socks = s->next;
-    if (s->next)
-        s->next->prev = s->prev;
+    list_remove(&s->node);
     if (uv_is_closing((uv_handle_t *)&s->h)) {
         free(s);
         handle_gone(c);
@@ -88,10 +83,7 @@ static int on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *
         s->c = c;
         s->fd = fd;
         s->h.data = s;
-        s->next = c->socks;
-        if (c->socks)
-            c->socks->prev = s;
-        c->socks = s;
+        list_insert_head(&c->socks, &s->node);
         c->open++;
         curl_multi_assign(c->multi, fd, s);
     }
@@ -129,6 +121,7 @@ static int on_timer(CURLM *multi, long timeout_ms, void *userp)
 int curl_uv_init(curl_uv *c, uv_loop_t *loop, curl_uv_cb progress, void *data)
 {
     *c = (curl_uv){.loop = loop, .progress = progress, .data = data};
+    list_init(&c->socks);
     c->multi = curl_multi_init();
     if (!c->multi)
         return -ENOMEM;
@@ -154,8 +147,9 @@ void curl_uv_close(curl_uv *c, curl_uv_cb closed)
     c->multi = NULL;
     c->closing = true;
     c->open++; /* held while the handles close, so closed runs once, at the end */
-    while (c->socks)
-        sock_drop(c, c->socks);
+    list_node *n;
+    while ((n = list_first(&c->socks)))
+        sock_drop(c, list_entry(n, curl_uv_sock, node));
     if (uv_is_closing((uv_handle_t *)&c->timer))
         c->open--;
     else

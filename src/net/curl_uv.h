@@ -20,6 +20,8 @@
 #include <stdbool.h>
 #include <uv.h>
 
+#include "util/list.h"
+
 typedef struct curl_uv curl_uv;
 typedef void (*curl_uv_cb)(curl_uv *c);
 
@@ -29,8 +31,8 @@ struct curl_uv {
     /* private */
     uv_loop_t *loop;
     uv_timer_t timer;
-    struct curl_uv_sock *socks;
-    unsigned open; /* handles not yet closed */
+    list_node socks; /* curl_uv_sock.node */
+    unsigned open;   /* handles not yet closed */
     bool closing;
     curl_uv_cb progress, closed;
 };

@@ -29,6 +29,7 @@
 #include "objstore/backend.h"
 
 #include "util/error.h"
+#include "util/list.h"
 
 #include "objstore/cache.h"
 
@@ -84,7 +85,7 @@ struct op {
     bool no_store;                  /* GET: only OBJSTORE_GET_NO_CACHE readers wait on it */
     const objstore_blob_t *payload; /* PUT: one reference */
     objstore_req_t *waiters;
-    op *prev, *next; /* os->ops */
+    list_node node; /* os->ops */
     char key[];
 };
 
@@ -94,7 +95,7 @@ struct objstore {
     uv_loop_t *loop;
     objcache_t *cache;
     objstore_stats stats;
-    op *ops; /* started in the back end, not yet done */
+    list_node ops; /* op.node: started in the back end, not yet done */
     objstore_req_t *ready_head, *ready_tail;
     uv_idle_t idle;  /* drains the ready queue */
     uv_idle_t guard; /* close sequence when idle was closed by someone else */
@@ -298,11 +299,7 @@ static int op_start(objstore_t *os, op *o)
     int rc = os->be->start(os->be_state, &o->be);
     if (rc != 0)
         return rc;
-    o->prev = NULL;
-    o->next = os->ops;
-    if (os->ops)
-        os->ops->prev = o;
-    os->ops = o;
+    list_insert_head(&os->ops, &o->node);
     os->stats.in_flight++;
     return 0;
 }
@@ -378,12 +375,7 @@ void objstore_op_done(objstore_op *bop)
     objstore_t *os = o->os;
     int status = bop->status;
 
-    if (o->prev)
-        o->prev->next = o->next;
-    else
-        os->ops = o->next;
-    if (o->next)
-        o->next->prev = o->prev;
+    list_remove(&o->node);
     os->stats.in_flight--;
     if (status != 0 && status != -ENOENT && status != -ECANCELED)
         os->stats.errors++;
@@ -517,6 +509,7 @@ int objstore_open(const char *url, const objstore_options *opts, uv_loop_t *loop
     }
     os->be = be;
     os->loop = loop;
+    list_init(&os->ops);
     os->cache =
         objcache_new(opts->cache_max_entries,
                      opts->cache_max_bytes ? opts->cache_max_bytes : OBJSTORE_DEFAULT_CACHE_BYTES);
@@ -542,11 +535,11 @@ int objstore_open(const char *url, const objstore_options *opts, uv_loop_t *loop
 
 static void maybe_finish(objstore_t *os)
 {
-    if (!os->closing || !os->idle_closed || os->delivering || os->ops)
+    if (!os->closing || !os->idle_closed || os->delivering || !list_empty(&os->ops))
         return;
     if (os->ready_head) {
         flush_ready(os);
-        if (os->ops)
+        if (!list_empty(&os->ops))
             return;
     }
     objstore_close_cb cb = os->close_cb;
@@ -589,7 +582,10 @@ void objstore_close(objstore_t *os, objstore_close_cb cb, void *data)
     os->closing = true;
     os->close_cb = cb;
     os->close_data = data;
-    for (op *o = os->ops; o; o = o->next) {
+    list_node *n, *tmp;
+    list_foreach_safe(n, tmp, &os->ops)
+    {
+        op *o = list_entry(n, op, node);
         while (o->waiters) {
             objstore_req_t *r = o->waiters;
             waiter_unlink(o, r);

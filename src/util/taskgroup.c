@@ -19,25 +19,6 @@ static void maybe_finish(taskgroup_t *tg)
     }
 }
 
-static void run_list_add(taskgroup_t *tg, task_t *t)
-{
-    t->prev = NULL;
-    t->next = tg->run_head;
-    if (tg->run_head)
-        tg->run_head->prev = t;
-    tg->run_head = t;
-}
-
-static void run_list_remove(taskgroup_t *tg, task_t *t)
-{
-    if (t->prev)
-        t->prev->next = t->next;
-    else
-        tg->run_head = t->next;
-    if (t->next)
-        t->next->prev = t->prev;
-}
-
 static void fail(taskgroup_t *tg, int status);
 
 /* Starts queued tasks while the window has room. */
@@ -45,16 +26,14 @@ static void pump(taskgroup_t *tg)
 {
     bool outer = !tg->in_start;
     tg->in_start = true;
-    while (tg->queue_head && !tg->canceled &&
+    while (!list_empty(&tg->queue) && !tg->canceled &&
            (tg->max_in_flight == 0 || tg->running < tg->max_in_flight)) {
-        task_t *t = tg->queue_head;
-        tg->queue_head = t->next;
-        if (!tg->queue_head)
-            tg->queue_tail = NULL;
+        task_t *t = list_entry(list_first(&tg->queue), task_t, node);
+        list_remove(&t->node);
         tg->queued--;
         t->state = TASK_RUNNING;
         tg->running++;
-        run_list_add(tg, t);
+        list_insert_head(&tg->running_tasks, &t->node);
         int rc = t->start(t);
         if (rc < 0)
             taskgroup_task_done(t, rc);
@@ -67,15 +46,14 @@ static void pump(taskgroup_t *tg)
 
 static void drop_queue(taskgroup_t *tg)
 {
-    task_t *t = tg->queue_head;
-    while (t) {
-        task_t *next = t->next;
-        free(t);
+    list_node *n, *tmp;
+    list_foreach_safe(n, tmp, &tg->queue)
+    {
+        list_remove(n);
+        free(list_entry(n, task_t, node));
         tg->queued--;
         tg->finished++;
-        t = next;
     }
-    tg->queue_head = tg->queue_tail = NULL;
 }
 
 static void fail(taskgroup_t *tg, int status)
@@ -90,14 +68,14 @@ static void fail(taskgroup_t *tg, int status)
     tg->in_start = true;
     /* A cancel function may finish its task at once (freeing it): step first. A task
      * only ever finishes itself, so the saved successor stays valid. */
-    task_t *t = tg->run_head;
-    while (t) {
-        task_t *next = t->next;
+    list_node *n, *tmp;
+    list_foreach_safe(n, tmp, &tg->running_tasks)
+    {
+        task_t *t = list_entry(n, task_t, node);
         if (t->state == TASK_RUNNING && t->cancel) {
             t->state = TASK_CANCELING;
             t->cancel(t);
         }
-        t = next;
     }
     if (outer) {
         tg->in_start = false;
@@ -108,6 +86,8 @@ static void fail(taskgroup_t *tg, int status)
 void taskgroup_init(taskgroup_t *tg, uv_loop_t *loop, size_t max_in_flight)
 {
     *tg = (taskgroup_t){.loop = loop, .max_in_flight = max_in_flight};
+    list_init(&tg->running_tasks);
+    list_init(&tg->queue);
 }
 
 task_t *taskgroup_spawn(taskgroup_t *tg, task_start_fn start, task_cancel_fn cancel, void *arg)
@@ -124,11 +104,7 @@ task_t *taskgroup_spawn(taskgroup_t *tg, task_start_fn start, task_cancel_fn can
     t->cancel = cancel;
     t->arg = arg;
     t->state = TASK_QUEUED;
-    if (tg->queue_tail)
-        tg->queue_tail->next = t;
-    else
-        tg->queue_head = t;
-    tg->queue_tail = t;
+    list_insert_tail(&tg->queue, &t->node);
     tg->queued++;
     tg->spawned++;
     pump(tg);
@@ -138,7 +114,7 @@ task_t *taskgroup_spawn(taskgroup_t *tg, task_start_fn start, task_cancel_fn can
 void taskgroup_task_done(task_t *t, int status)
 {
     taskgroup_t *tg = t->group;
-    run_list_remove(tg, t);
+    list_remove(&t->node);
     tg->running--;
     tg->finished++;
     free(t);

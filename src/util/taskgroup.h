@@ -27,6 +27,8 @@
 #include <stddef.h>
 #include <uv.h>
 
+#include "util/list.h"
+
 typedef struct taskgroup taskgroup_t;
 typedef struct task task_t;
 typedef int (*task_start_fn)(task_t *t);
@@ -37,10 +39,10 @@ struct task {
     taskgroup_t *group;
     task_start_fn start;
     task_cancel_fn cancel;
-    void *arg; /** the caller's, borrowed */
-    void *op;  /** free for the start function: e.g. the operation's handle */
-    int state; /** private */
-    task_t *prev, *next;
+    void *arg;      /** the caller's, borrowed */
+    void *op;       /** free for the start function: e.g. the operation's handle */
+    int state;      /** private */
+    list_node node; /** private: in the group's queue, then in its running list */
 };
 
 struct taskgroup {
@@ -52,8 +54,8 @@ struct taskgroup {
     bool in_start;
     taskgroup_done_cb done;
     void *done_data;
-    task_t *run_head; /* running tasks */
-    task_t *queue_head, *queue_tail;
+    list_node running_tasks; /* private: task.node */
+    list_node queue;         /* private: task.node, in spawn order */
 };
 
 void taskgroup_init(taskgroup_t *tg, uv_loop_t *loop, size_t max_in_flight);

@@ -110,6 +110,8 @@ static void test_gate_per_user(void **state)
     assert_non_null(g);
     http_request_t r[4];
     memset(r, 0, sizeof(r));
+    for (int i = 0; i < 4; i++)
+        list_init(&r[i].gate_node); /* as the server makes requests */
     r[0].username = "alice";
     r[1].username = "alice";
     r[2].username = "alice";
