@@ -32,12 +32,13 @@
  * negations are NOT of the positive predicate, which gives Mongo's semantics for missing
  * fields ($ne, $nin, $not and $exists:false match records that lack the field).
  *
- * Deliberate approximations (see also filter.c): arrays stored in JSON values are not
- * traversed (Mongo would match if any element matched) and numeric path components do not
- * index arrays; object/array operands are rejected; JSON path keys may not contain '"',
- * '\' or control characters (rejected with a 400 message); in sorting, `channels.<X>`
- * alone sorts as `channels.<X>.data` (Mongo would compare the whole sub-documents), and
- * objects/arrays inside JSON values order by their JSON text within their type rank.
+ * Deliberate approximations (see also filter.c and filter_sql.c): arrays stored in JSON
+ * values are not traversed (Mongo would match if any element matched) and numeric path
+ * components do not index arrays; object/array operands are rejected; JSON path keys may
+ * not contain '"', '\' or control characters (rejected with a 400 message); in sorting,
+ * `channels.<X>` alone sorts as `channels.<X>.data` (Mongo would compare the whole
+ * sub-documents), and objects/arrays inside JSON values order by their JSON text within
+ * their type rank.
  * Typed columns cannot tell a stored null from a missing field; `channels` exists when a
  * record has at least one channel; numeric channel data compares through the REAL column
  * (integers beyond 2^53 lose precision); $comment is ignored; dates accept ASCII digits
@@ -93,7 +94,8 @@ int sql_fragment_param(sql_fragment *f, const sql_param *p);
 
 struct sqlite3_stmt;
 /* Binds f's parameters to st as indexes first, first+1, ... (first is 1-based).
- * Returns an SQLite result code (SQLITE_OK = 0). */
+ * Returns an SQLite result code (SQLITE_OK = 0). Defined by the SQLite back end (sqlite.c):
+ * the filter code itself makes no SQLite calls. */
 int sql_fragment_bind_sqlite(const sql_fragment *f, struct sqlite3_stmt *st, int first);
 
 /* ---------------------------------------------------------------- filters */

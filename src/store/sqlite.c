@@ -11,8 +11,8 @@
  * metadata object as JSON) and `record_channels` (one row per channel: its JSON body plus
  * the scalar `data` as typed num/str columns, so channel filters use an index lookup
  * instead of parsing whole documents). Documents are rebuilt from rows and then
- * projected (store/projection.c). Filters and sorts come from store/filter.c as SQL text
- * with bound parameters only.
+ * projected (store/projection.c). Filters and sorts come from store/filter.c and
+ * filter_sql.c as SQL text with parameters only, which this file binds.
  */
 #include "store/projection.h"
 #include "store/backend.h"
@@ -306,6 +306,34 @@ static json_t *column_json(sqlite3_stmt *st, int col)
     if (!text)
         return NULL;
     return json_loadb(text, (size_t)sqlite3_column_bytes(st, col), JSON_DECODE_ANY, NULL);
+}
+
+/* sql_fragment_bind_sqlite (store/filter.h): the filter code writes SQL text and
+ * parameters but makes no SQLite calls; binding them is this back end's job. */
+int sql_fragment_bind_sqlite(const sql_fragment *f, struct sqlite3_stmt *st, int first)
+{
+    for (size_t i = 0; i < f->nparams; i++) {
+        const sql_param *p = &f->params[i];
+        int idx = first + (int)i;
+        int rc;
+        switch (p->type) {
+        case SQLP_INT:
+            rc = sqlite3_bind_int64(st, idx, p->i);
+            break;
+        case SQLP_REAL:
+            rc = sqlite3_bind_double(st, idx, p->d);
+            break;
+        case SQLP_TEXT:
+            rc = sqlite3_bind_text64(st, idx, p->s, p->len, SQLITE_TRANSIENT, SQLITE_UTF8);
+            break;
+        default:
+            rc = sqlite3_bind_null(st, idx);
+            break;
+        }
+        if (rc != SQLITE_OK)
+            return rc;
+    }
+    return SQLITE_OK;
 }
 
 /* Appends " WHERE <filter>" (or nothing) to q, text and parameters. */

@@ -1,6 +1,6 @@
 /*
- * test_filter: the Mongo filter -> SQL translator (src/store/filter.c), tested by running
- * the emitted SQL.
+ * test_filter: the Mongo filter -> SQL translator (src/store/filter.c and filter_sql.c),
+ * tested by running the emitted SQL.
  *
  * Each test compiles a filter (or sort), splices the fragment into a SELECT over an
  * in-memory SQLite database built here with the store's records/record_channels schema
