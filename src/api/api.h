@@ -63,6 +63,33 @@ void api_respond_store_error(http_request_t *req, const store_op_t *op, const ch
 /* Serialises v (takes ownership) on the thread pool and responds with it. */
 void api_respond_json(http_request_t *req, int status, json_t *v);
 
+/* Parses the request body as JSON (FastAPI's rules: no or a JSON content type). Empty or
+ * unparsable -> 422 sent, NULL. The result is a new reference. want_object: a non-object
+ * is 422 too. */
+json_t *api_body_json(http_request_t *req, bool want_object);
+/* The check FastAPI makes before a route's dependencies (the authorizer) run: a non-empty
+ * body with no or a JSON content type must parse. false with the 422 sent when not. */
+bool api_body_decodes(http_request_t *req);
+/* 422 for a body field: type "missing"/"string_type"/..., the field, the message. */
+void api_422_body(http_request_t *req, const char *type, const char *field, const char *msg,
+                  json_t *input);
+/* A required string field of body; NULL (and 422 sent) when missing or not a string. */
+const char *api_body_string(http_request_t *req, json_t *body, const char *field);
+
+/* A JSON string body ("text"), status given. */
+void api_respond_string(http_request_t *req, int status, const char *text);
+
+/* One store op for a handler: api_store_op makes it (request arena; NULL and 500 sent on
+ * failure), the caller fills its inputs, api_store_submit runs it: cb gets it back on the
+ * loop with op->data = data. Canceled when the client goes away. false (500 sent) when it
+ * cannot be submitted. */
+store_op_t *api_store_op(http_request_t *req, store_op_kind kind);
+bool api_store_submit(http_request_t *req, store_op_t *op, store_cb cb, void *data);
+/* A store_cb for list ops submitted with data = the request: answers 200 with the result
+ * array, each document cut to the keys in op->post_data (a NULL-terminated array of key
+ * names, missing ones as null), or the store's error; then cleans the op up. */
+void api_store_list_done(store_op_t *op);
+
 /* Query parameter parsers. Each returns true when the value is usable; on false the
  * 422 response has been sent. `present` tells whether the parameter was given. */
 bool api_query_int(http_request_t *req, const char *name, int64_t def, int64_t *out);

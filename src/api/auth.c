@@ -1,7 +1,10 @@
 /*
- * auth.c: the authorizer every protected route passes through, POST /login, /verify and
- * /refresh (docs/auth.md, docs/api.md §6.1-§6.3), and the helpers the control-plane handlers share
- * (control.h).
+ * auth.c: authentication and nothing else (control.h): the authorizer every protected
+ * route passes through, POST /login, /verify and /refresh (docs/auth.md, docs/api.md
+ * §6.1-§6.3), the FedID directory calls the handlers queue on the thread pool
+ * (api_fedid_submit), and the issuing of access and refresh tokens (api_issue_tokens,
+ * api_respond_tokens). The request plumbing the handlers share (JSON bodies, 422s, store
+ * ops) is in common.c (api.h).
  *
  * Token types are distinct (a fix, docs/security.md): access tokens carry
  * "token_type":"access" and are the only bearer tokens; refresh tokens carry
@@ -42,154 +45,6 @@
 #define REFRESH_SESSIONS_MAX 64 /* rotation sessions kept per user */
 #define REFRESH_UPDATE_TRIES 16 /* user document clashes before /refresh gives up */
 
-/* ================================================================ shared helpers */
-
-void api_respond_string(http_request_t *req, int status, const char *text)
-{
-    json_t *s = json_string(text ? text : "");
-    char *body = s ? json_dumps(s, JSON_ENCODE_ANY | JSON_COMPACT) : NULL;
-    json_decref(s);
-    if (!body) {
-        http_respond_error(req, 500, "Unknown error");
-        return;
-    }
-    http_respond_take(req, status, "application/json", body, strlen(body));
-}
-
-void api_422_body(http_request_t *req, const char *type, const char *field, const char *msg,
-                  json_t *input)
-{
-    json_t *loc = json_pack("[s]", "body");
-    if (field)
-        json_array_append_new(loc, json_string(field));
-    json_t *err = json_pack("{s:s, s:o, s:s, s:O}", "type", type, "loc", loc, "msg", msg, "input",
-                            input ? input : json_null());
-    json_t *detail = json_pack("{s:[o]}", "detail", err);
-    char *body = json_dumps(detail, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    json_decref(detail);
-    if (!body) {
-        http_respond_error(req, 500, "Unknown error");
-        return;
-    }
-    http_respond_take(req, 422, "application/json", body, strlen(body));
-}
-
-static bool json_content_type(const http_request_t *req)
-{
-    const char *ct = http_header_get(req, "content-type");
-    if (!ct)
-        return true;
-    size_t n = strcspn(ct, ";");
-    while (n > 0 && (ct[n - 1] == ' ' || ct[n - 1] == '\t'))
-        n--;
-    if (n == 16 && strncasecmp(ct, "application/json", 16) == 0)
-        return true;
-    return n > 17 && strncasecmp(ct, "application/", 12) == 0 &&
-           strncasecmp(ct + n - 5, "+json", 5) == 0;
-}
-
-/* FastAPI's json_invalid 422; decode errors are reported before authorisation. */
-static void respond_json_invalid(http_request_t *req, const json_error_t *e)
-{
-    char buf[512];
-    snprintf(buf, sizeof(buf),
-             "{\"detail\":[{\"type\":\"json_invalid\",\"loc\":[\"body\",%d],\"msg\":\"JSON decode "
-             "error\",\"input\":{},\"ctx\":{\"error\":\"Expecting value\"}}]}",
-             e ? e->position : 0);
-    http_respond(req, 422, "application/json", buf, strlen(buf));
-}
-
-json_t *api_body_json(http_request_t *req, bool want_object)
-{
-    if (req->body.len == 0 || !json_content_type(req)) {
-        api_422_body(req, "missing", NULL, "Field required", NULL);
-        return NULL;
-    }
-    json_error_t e;
-    json_t *v = json_loadb(req->body.data, req->body.len, JSON_DECODE_ANY, &e);
-    if (!v) {
-        respond_json_invalid(req, &e);
-        return NULL;
-    }
-    if (want_object && !json_is_object(v)) {
-        api_422_body(req, "model_attributes_type", NULL,
-                     "Input should be a valid dictionary or object to extract fields from", v);
-        json_decref(v);
-        return NULL;
-    }
-    return v;
-}
-
-const char *api_body_string(http_request_t *req, json_t *body, const char *field)
-{
-    json_t *v = json_object_get(body, field);
-    if (!v || json_is_null(v)) {
-        api_422_body(req, "missing", field, "Field required", body);
-        return NULL;
-    }
-    if (!json_is_string(v)) {
-        api_422_body(req, "string_type", field, "Input should be a valid string", v);
-        return NULL;
-    }
-    return json_string_value(v);
-}
-
-static void abort_op(http_request_t *req, void *data)
-{
-    (void)req;
-    store_cancel(data);
-}
-
-store_op_t *api_store_op(http_request_t *req, store_op_kind kind)
-{
-    store_op_t *op = arena_alloc(&req->arena, sizeof(*op));
-    if (!op) {
-        http_respond_error(req, 500, "Unknown error");
-        return NULL;
-    }
-    store_op_init(op, kind);
-    return op;
-}
-
-bool api_store_submit(http_request_t *req, store_op_t *op, store_cb cb, void *data)
-{
-    app_t *app = req->app;
-    http_set_abort(req, abort_op, op);
-    if (store_submit(app->store, op, cb, data) != 0) {
-        http_set_abort(req, NULL, NULL);
-        store_op_cleanup(op);
-        http_respond_error(req, 500, "Unknown error");
-        return false;
-    }
-    return true;
-}
-
-void api_store_list_done(store_op_t *op)
-{
-    http_request_t *req = op->data;
-    const char *const *keys = op->post_data;
-    http_set_abort(req, NULL, NULL);
-    if (op->status != 0) {
-        api_respond_store_error(req, op, "Unknown error");
-        store_op_cleanup(op);
-        return;
-    }
-    json_t *out = json_array();
-    size_t i;
-    json_t *d;
-    json_array_foreach(op->result, i, d)
-    {
-        json_t *m = json_object();
-        for (size_t k = 0; keys[k]; k++) {
-            json_t *v = json_object_get(d, keys[k]);
-            json_object_set(m, keys[k], v ? v : json_null());
-        }
-        json_array_append_new(out, m);
-    }
-    store_op_cleanup(op);
-    api_respond_json(req, 200, out);
-}
-
 static uv_loop_t *app_loop(http_request_t *req)
 {
     return ((app_t *)req->app)->loop;
@@ -199,6 +54,8 @@ static int64_t now_s(void)
 {
     return (int64_t)time(NULL);
 }
+
+/* ================================================================ tokens */
 
 /* 16 random bytes as 32 hex digits: refresh-token session ids ("sid") and token ids. */
 #define REFRESH_ID_HEX 33
@@ -350,15 +207,8 @@ static bool body_method(http_method m)
 bool api_authorize(http_request_t *req)
 {
     /* FastAPI decodes a JSON body before its dependencies run (docs/api.md §3.4). */
-    if (body_method(req->method) && req->body.len > 0 && json_content_type(req)) {
-        json_error_t e;
-        json_t *v = json_loadb(req->body.data, req->body.len, JSON_DECODE_ANY, &e);
-        if (!v) {
-            respond_json_invalid(req, &e);
-            return false;
-        }
-        json_decref(v);
-    }
+    if (body_method(req->method) && !api_body_decodes(req))
+        return false;
     const char *h = http_header_get(req, "authorization");
     const char *sp = h ? strchr(h, ' ') : NULL;
     if (!h || !sp || (size_t)(sp - h) != 6 || strncasecmp(h, "bearer", 6) != 0 || !sp[1]) {

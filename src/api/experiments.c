@@ -4,7 +4,7 @@
  * (one refresh from the user office and Scheduler, src/experiments/experiments.h, on this
  * worker's loop; answers the list of new ids and "Updated <id>" strings).
  */
-#include "api/control.h"
+#include "api/api.h"
 #include "api/handlers.h"
 
 #include <stdio.h>

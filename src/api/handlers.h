@@ -51,11 +51,13 @@ void api_users_create(http_request_t *req);
 void api_users_update(http_request_t *req);
 void api_users_list(http_request_t *req);
 void api_users_delete(http_request_t *req);
+/* filters.c */
 void api_filters_list(http_request_t *req);
 void api_filters_get(http_request_t *req);
 void api_filters_create(http_request_t *req);
 void api_filters_update(http_request_t *req);
 void api_filters_delete(http_request_t *req);
+/* prefs.c */
 void api_prefs_get(http_request_t *req);
 void api_prefs_set(http_request_t *req);
 void api_prefs_delete(http_request_t *req);

@@ -6,7 +6,7 @@
  * reader sees the old or the new message, never a torn one (the reference truncates in
  * place: docs/security.md). A missing file reads as {"show": false, "message": ""}.
  */
-#include "api/control.h"
+#include "api/api.h"
 #include "api/handlers.h"
 
 #include "util/taskgroup.h"

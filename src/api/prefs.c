@@ -1,9 +1,14 @@
 /*
- * prefs.c: reads the caller's display preferences from their user document
- * (api/prefs.h). One STORE_USER_GET per request; the document is picked apart on the
+ * prefs.c: the caller's preferences, kept in their user document (`user_prefs`, at most
+ * MAX_PREFS). Both sides are here: /users/preferences (docs/api.md §6.11: POST, and GET
+ * and DELETE of /users/preferences/{name}), which change them through the user round
+ * trip (api/users.h), and the read the data plane makes of the display preferences
+ * (api/prefs.h): one STORE_USER_GET per request; the document is picked apart on the
  * loop thread (a handful of keys), the strings copied into the request's arena.
  */
 #include "api/prefs.h"
+#include "api/handlers.h"
+#include "api/users.h"
 
 #include "util/buf.h"
 #include "util/jsonw.h"
@@ -14,6 +19,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#define MAX_PREFS 1000 /* preferences per user */
+
+/* ================================================================ the display preferences */
 
 typedef struct prefs_ctx {
     http_request_t *req;
@@ -205,4 +214,106 @@ void api_prefs_load(http_request_t *req, unsigned want, api_prefs_cb cb, void *d
         http_respond_error(req, 500, "Unknown error");
         cb(req, NULL, data);
     }
+}
+
+/* ================================================================ /users/preferences */
+
+static api_user_step pref_get_apply(api_user_ctx *c)
+{
+    if (c->status != 0) {
+        http_respond_error(c->req, 500, "Unknown error");
+        return API_USER_DONE;
+    }
+    json_t *v = json_object_get(json_object_get(c->user, "user_prefs"), c->name);
+    if (!v) {
+        http_respond_error(c->req, 404, "No such attribute in database");
+        return API_USER_DONE;
+    }
+    char *text = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT | JSON_PRESERVE_ORDER);
+    if (!text)
+        http_respond_error(c->req, 500, "Unknown error");
+    else
+        http_respond_take(c->req, 200, "application/json", text, strlen(text));
+    return API_USER_DONE;
+}
+
+void api_prefs_get(http_request_t *req)
+{
+    api_user_ctx *c = api_user_ctx_new(req);
+    if (!c)
+        return;
+    c->id = req->username;
+    c->name = req->params[0];
+    api_user_load(c, pref_get_apply, NULL);
+}
+
+static void pref_set_stored(api_user_ctx *c)
+{
+    buf_t loc;
+    buf_init(&loc, 4096);
+    buf_puts(&loc, "/users/preferences/");
+    buf_puts(&loc, c->name);
+    if (loc.data && !strpbrk(loc.data, "\r\n"))
+        http_add_header(c->req, "Location", loc.data);
+    buf_free(&loc);
+    http_respond(c->req, 201, NULL, "", 0);
+}
+
+static api_user_step pref_set_apply(api_user_ctx *c)
+{
+    if (c->status != 0) { /* the reference succeeds silently for a vanished user */
+        pref_set_stored(c);
+        return API_USER_DONE;
+    }
+    json_t *prefs = json_object_get(c->user, "user_prefs");
+    if (!json_is_object(prefs)) {
+        prefs = json_object();
+        json_object_set_new(c->user, "user_prefs", prefs);
+    }
+    if (!json_object_get(prefs, c->name) && json_object_size(prefs) >= MAX_PREFS) {
+        http_respond_error(c->req, 400, "Too many preferences");
+        return API_USER_DONE;
+    }
+    json_object_set(prefs, c->name, json_object_get(c->body, "value"));
+    return API_USER_STORE;
+}
+
+void api_prefs_set(http_request_t *req)
+{
+    api_user_ctx *c = api_user_ctx_new(req);
+    if (!c || !(c->body = api_body_json(req, true)))
+        return;
+    json_t *value = json_object_get(c->body, "value");
+    if (!(c->name = api_body_string(req, c->body, "name"))) {
+        api_user_ctx_free(c);
+        return;
+    }
+    if (!value || json_is_null(value)) {
+        api_422_body(req, "missing", "value", "Field required", c->body);
+        api_user_ctx_free(c);
+        return;
+    }
+    c->id = req->username;
+    api_user_load(c, pref_set_apply, pref_set_stored);
+}
+
+static api_user_step pref_delete_apply(api_user_ctx *c)
+{
+    json_t *prefs = json_object_get(c->user, "user_prefs");
+    if (c->status != 0 || !json_object_get(prefs, c->name)) {
+        http_respond_error(c->req, 404, "No such attribute in database");
+        return API_USER_DONE;
+    }
+    json_object_del(prefs, c->name);
+    return API_USER_STORE;
+}
+
+void api_prefs_delete(http_request_t *req)
+{
+    api_user_ctx *c = api_user_ctx_new(req);
+    if (!c)
+        return;
+    c->id = req->username;
+    c->name = req->params[0];
+    api_user_load(c, pref_delete_apply, api_user_no_content);
 }

@@ -10,7 +10,8 @@
  * `vectors.limit_pref_name`). One store op (STORE_USER_GET) per request, off the loop as
  * every store op; callers that already know everything they need ask for nothing and pay
  * no round trip. Where a preference applies and in which order (query parameter, then
- * preference, then config default) is the caller's business.
+ * preference, then config default) is the caller's business. prefs.c also holds the
+ * /users/preferences handlers that write them (handlers.h).
  */
 #ifndef OGD_API_PREFS_H
 #define OGD_API_PREFS_H

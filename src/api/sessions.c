@@ -5,7 +5,7 @@
  * unique. Every route checks ownership: the reference checks it on DELETE only, so any
  * user can read, overwrite and take over any session (a fix, docs/security.md).
  */
-#include "api/control.h"
+#include "api/api.h"
 #include "api/handlers.h"
 #include "util/objectid.h"
 
