@@ -229,16 +229,20 @@ class OgdServer:
         self.log = open(self.log_path, "ab")
         self.proc = subprocess.Popen([OGD, "serve", "--config", self.config_path],
                                      stdout=self.log, stderr=self.log, env=self.env)
-        deadline = time.time() + 20
+        # Ready when /healthz answers. The listening socket is open before the workers
+        # are: on a loaded machine (an ASan build beside another suite) a probe may wait in
+        # the backlog for seconds, so a probe that times out is simply made again; the
+        # deadline is a guard for a server that never comes up, not a timing.
+        deadline = time.time() + 180
         while time.time() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError("ogd exited early:\n" + self.read_log())
             try:
-                if requests.get(self.url + "/healthz", timeout=1).status_code == 200:
+                if requests.get(self.url + "/healthz", timeout=10).status_code == 200:
                     if made.returncode == 0:
                         self.token = self.login(ADMIN_USER, ADMIN_PASSWORD)
                     return self
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):
                 pass
             time.sleep(0.05)
         raise RuntimeError("ogd did not start:\n" + self.read_log())

@@ -21,7 +21,7 @@ def metrics(srv):
     return out
 
 
-def wait_for(srv, name, at_least, timeout=5):
+def wait_for(srv, name, at_least, timeout=60):  # a guard: it returns once the value is there
     deadline = time.time() + timeout
     while True:
         m = metrics(srv)
