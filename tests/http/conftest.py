@@ -265,7 +265,7 @@ class OgdServer:
     def request(self, method, path, auth=True, **kw):
         """An HTTP request to this server. It carries the administrator's bearer token
         unless auth=False or the caller's headers have their own Authorization."""
-        kw.setdefault("timeout", 30)
+        kw.setdefault("timeout", 120)  # a guard against a hung server, not a timing
         headers = dict(kw.pop("headers", None) or {})
         if auth and self.token and not any(k.lower() == "authorization" for k in headers):
             headers["Authorization"] = "Bearer " + self.token
@@ -273,6 +273,14 @@ class OgdServer:
 
     def get(self, path, **kw):
         return self.request("GET", path, **kw)
+
+    def metric(self, name):
+        """The value of a /metrics series, summed over its labels (0 when absent)."""
+        total = 0.0
+        for line in self.request("GET", "/metrics", auth=False).text.splitlines():
+            if line.startswith(name + " ") or line.startswith(name + "{"):
+                total += float(line.rsplit(" ", 1)[1])
+        return total
 
     def sanitizer_reports(self):
         """Sanitizer reports any process of this server wrote (ASan/UBSan/LSan builds)."""

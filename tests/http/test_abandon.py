@@ -51,13 +51,6 @@ def log_lines(srv, route):
             if '"route":"%s"' % route in x]
 
 
-def gauge(srv, name):
-    for line in srv.get("/metrics").text.splitlines():
-        if line.startswith(name + " "):
-            return float(line.split()[1])
-    return 0.0
-
-
 def second_user(srv, name="bob"):
     srv.user_cli("add", name, "--all-routes", password="pw-" + name)
     return srv.login(name, "pw-" + name)
@@ -74,7 +67,7 @@ def test_waiting_heavy_requests_and_other_users(make_server):
     wait_for("a1 to start", lambda: started(srv, "a1"))
     a2 = hold(srv, "a2")
     a3 = hold(srv, "a3")
-    wait_for("a2 and a3 to wait", lambda: gauge(srv, "ogd_heavy_requests_waiting") == 2)
+    wait_for("a2 and a3 to wait", lambda: srv.metric("ogd_heavy_requests_waiting") == 2)
     assert not started(srv, "a2") and not started(srv, "a3")
     # another user is not held up by them
     r = srv.request("GET", "/records/count", headers={"Authorization": "Bearer " + bob})
@@ -83,7 +76,7 @@ def test_waiting_heavy_requests_and_other_users(make_server):
     wait_for("b1 to start", lambda: started(srv, "b1"))
     # a2's client leaves: dropped from the queue, logged as aborted, never started
     a2.close()
-    wait_for("a2 to be dropped", lambda: gauge(srv, "ogd_heavy_requests_waiting") == 1)
+    wait_for("a2 to be dropped", lambda: srv.metric("ogd_heavy_requests_waiting") == 1)
     aborted = [x for x in log_lines(srv, "/_test/hold") if x.get("aborted")]
     assert len(aborted) == 1 and aborted[0]["status"] == 499
     # a1 ends: a3 starts (a2 never does)
@@ -110,12 +103,12 @@ def test_queued_work_of_a_departed_client_never_runs(make_server):
     p1 = hold(srv, "p1", pool=True)
     wait_for("p1 to start", lambda: started(srv, "p1"))
     q = raw_get(srv, "/records?limit=0")
-    wait_for("the query to wait for the pool", lambda: gauge(srv, "ogd_pool_waiting") >= 1)
+    wait_for("the query to wait for the pool", lambda: srv.metric("ogd_pool_waiting") >= 1)
     q.close()
     wait_for("the query's request to end", lambda: log_lines(srv, "/records"))
     line = log_lines(srv, "/records")[0]
     assert line["status"] == 499 and line["aborted"] is True
-    wait_for("the backlog to empty", lambda: gauge(srv, "ogd_pool_waiting") == 0)
+    wait_for("the backlog to empty", lambda: srv.metric("ogd_pool_waiting") == 0)
     assert not os.path.exists(os.path.join(srv.data_dir, "hold-p1.release"))
     release(srv, "p1")
     assert read_status(p1) == 200
@@ -135,14 +128,14 @@ def test_pool_backlog_over_its_bound_is_503(make_server):
     # record pages are read on the pool on both pairs (SQLite: the query; PostgreSQL: the
     # conversion of its result)
     queued = [raw_get(srv, "/records?limit=1"), raw_get(srv, "/records?limit=1")]
-    wait_for("two items to wait", lambda: gauge(srv, "ogd_pool_waiting") >= 2)
+    wait_for("two items to wait", lambda: srv.metric("ogd_pool_waiting") >= 2)
     r = srv.get("/records")
     assert r.status_code == 503
     assert r.headers["Retry-After"] == "1"
     assert r.json() == {"detail": "Server busy, try again later"}
     assert srv.get("/healthz").status_code == 200
     # counted (published on the worker's next heartbeat)
-    wait_for("the shed count", lambda: gauge(srv, "ogd_http_requests_shed_total") == 1)
+    wait_for("the shed count", lambda: srv.metric("ogd_http_requests_shed_total") == 1)
     release(srv, "p1")
     assert read_status(p1) == 200
     for sock in queued:

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 import hdfgen
-from conftest import OGD, OgdServer
+from conftest import OGD, OgdServer, wait_for
 
 CAM = "FE-204-PSO-CAM-1"
 WF = "FE-204-PSO-P1-SP"
@@ -427,15 +427,6 @@ def test_size_limit_is_checked_before_the_first_byte(own):
     assert export(s, ["channels." + EM], conditions=FIVE).status_code == 200
 
 
-def metric(srv, name):
-    text = srv.request("GET", "/metrics", auth=False).text
-    total = 0.0
-    for line in text.split("\n"):
-        if line.startswith(name + " ") or line.startswith(name + "{"):
-            total += float(line.rsplit(" ", 1)[1])
-    return total
-
-
 def raw_export(srv, query, rcvbuf=None):
     sock = socket.socket()
     if rcvbuf:
@@ -474,12 +465,12 @@ def test_slow_reader_pauses_the_fetching(make_server):
                     records=0)
     n = 40
     big_images(s, n)  # ~320 KB each
-    before = metric(s, "ogd_objstore_gets_total")
+    before = s.metric("ogd_objstore_gets_total")
     import urllib.parse
     q = urllib.parse.urlencode({"projection": "channels." + CAM})
     sock = raw_export(s, q, rcvbuf=16384)
     time.sleep(1.5)  # the client reads nothing: the server must stop fetching
-    stalled = metric(s, "ogd_objstore_gets_total") - before
+    stalled = s.metric("ogd_objstore_gets_total") - before
     assert stalled < n / 2, stalled
     raw = b""
     while True:
@@ -495,7 +486,7 @@ def test_slow_reader_pauses_the_fetching(make_server):
     z = zipfile.ZipFile(io.BytesIO(body))
     assert z.testzip() is None
     assert len(z.namelist()) == n
-    assert metric(s, "ogd_objstore_gets_total") - before >= n
+    assert s.metric("ogd_objstore_gets_total") - before >= n
 
 
 def test_client_going_away_cancels_and_the_worker_stays(make_server):
@@ -509,10 +500,7 @@ def test_client_going_away_cancels_and_the_worker_stays(make_server):
     sock = raw_export(s, q, rcvbuf=16384)
     sock.recv(4096)
     sock.close()
-    deadline = time.time() + 10
-    while metric(s, "ogd_objstore_in_flight") != 0 and time.time() < deadline:
-        time.sleep(0.1)
-    assert metric(s, "ogd_objstore_in_flight") == 0
+    wait_for("the export's reads to be cancelled", lambda: s.metric("ogd_objstore_in_flight") == 0)
     assert s.worker_pids() == pids
     r = export(s, ["channels." + CAM])
     assert len(members(r).namelist()) == 30
@@ -520,12 +508,14 @@ def test_client_going_away_cancels_and_the_worker_stays(make_server):
 
 def test_export_does_not_fill_the_object_cache(own):
     s = own({"server": {"workers": 1}})
+    gets = s.metric("ogd_objstore_gets_total")
     members(export(s, ["channels." + CAM], conditions=FIVE))
-    time.sleep(0.6)  # the worker publishes its counters every 250 ms
-    assert metric(s, "ogd_objstore_cache_entries") == 0
+    # the worker publishes its counters on a heartbeat: once its reads are counted, the
+    # same publication carries the cache's size
+    wait_for("the export's reads in /metrics", lambda: s.metric("ogd_objstore_gets_total") >= gets + 5)
+    assert s.metric("ogd_objstore_cache_entries") == 0
     s.get(f"/images/{HOURS[0]}/{CAM}", params={"original_image": "true"})
-    time.sleep(0.6)
-    assert metric(s, "ogd_objstore_cache_entries") == 1
+    wait_for("the image in the cache", lambda: s.metric("ogd_objstore_cache_entries") == 1)
 
 
 # ---- functions (docs/export.md §9, §11) ----

@@ -104,13 +104,6 @@ def assert_dropped_busy(sock):
     assert read_response(sock) == (None, b"")
 
 
-def metric(srv, name):
-    for line in srv.get("/metrics").text.splitlines():
-        if line.startswith(name + " "):
-            return float(line.split()[1])
-    return 0.0
-
-
 def test_slowloris_flood_does_not_lock_new_clients_out(make_server):
     """150 connections that send part of a header and stall, against one worker of 50
     connections: every new client is still served, and the flood's connections are the
@@ -153,7 +146,7 @@ def test_slowloris_flood_does_not_lock_new_clients_out(make_server):
     for s in flood:
         s.close()
     wait_for("the drops in the metrics",
-             lambda: metric(srv, "ogd_http_connections_dropped_total") >= 150 - len(open_))
+             lambda: srv.metric("ogd_http_connections_dropped_total") >= 150 - len(open_))
 
 
 def test_client_at_its_cap_loses_its_own_oldest_idle_connection(make_server):
@@ -221,7 +214,7 @@ def test_client_at_its_cap_with_every_connection_busy_gets_503(make_server):
         assert read_response(s)[0] == 200
         s.close()
     wait_for("the refusal in the metrics",
-             lambda: metric(srv, "ogd_http_connections_refused_total") >= 1)
+             lambda: srv.metric("ogd_http_connections_refused_total") >= 1)
 
 
 def test_forwarded_clients_are_counted_apart_and_only_from_a_trusted_proxy(make_server):
