@@ -282,7 +282,10 @@ static size_t xfer_write(char *p, size_t size, size_t n, void *userdata)
     return len;
 }
 
-void s3_xfer_activate(s3 *s, xfer *x)
+static void xfer_finish(xfer *x, int status);
+
+/* Adds x to the multi handle for one attempt of its current step. */
+static void xfer_activate(s3 *s, xfer *x)
 {
     uint64_t now = s3_now_ms(s);
     if (!x->deadline_ms) {
@@ -293,12 +296,12 @@ void s3_xfer_activate(s3 *s, xfer *x)
             x->deadline_ms = x->created_ms + s->max_read_wait_ms;
     }
     if (now >= x->deadline_ms) {
-        s3_xfer_finish(x, x->last_err ? x->last_err : -ETIMEDOUT);
+        xfer_finish(x, x->last_err ? x->last_err : -ETIMEDOUT);
         return;
     }
     x->easy = easy_get(s);
     if (!x->easy) {
-        s3_xfer_finish(x, -ENOMEM);
+        xfer_finish(x, -ENOMEM);
         return;
     }
     request req = {.method = s3_step_method(x->step),
@@ -320,7 +323,7 @@ void s3_xfer_activate(s3 *s, xfer *x)
     if (s3_setup_easy(x->easy, &co, &req, &x->headers, x) != 0) {
         easy_put(s, x->easy);
         x->easy = NULL;
-        s3_xfer_finish(x, -ENOMEM);
+        xfer_finish(x, -ENOMEM);
         return;
     }
     if (x->step == STEP_PUT || x->step == STEP_MP_PART)
@@ -342,7 +345,7 @@ void s3_xfer_activate(s3 *s, xfer *x)
         x->headers = NULL;
         easy_put(s, x->easy);
         x->easy = NULL;
-        s3_xfer_finish(x, -EIO);
+        xfer_finish(x, -EIO);
         return;
     }
     x->where = X_ACTIVE;
@@ -383,7 +386,8 @@ static void xfer_free(xfer *x)
         s3_owner_release(s, q);
 }
 
-void s3_xfer_finish(xfer *x, int status)
+/* Hands x's result to its op, frees x and completes the op. */
+static void xfer_finish(xfer *x, int status)
 {
     objstore_op *op = x->op;
     op->status = status;
@@ -503,7 +507,7 @@ static void step_begin(xfer *x)
 {
     int rc = step_prepare(x);
     if (rc) {
-        s3_xfer_finish(x, rc == -E2BIG ? -ENAMETOOLONG : rc);
+        xfer_finish(x, rc == -E2BIG ? -ENAMETOOLONG : rc);
         return;
     }
     x->attempt = 0;
@@ -547,19 +551,19 @@ static void step_ok(xfer *x)
         if (!x->blob) { /* no Content-Length: the bytes are in resp */
             x->blob = objstore_blob_copy(x->resp.data ? x->resp.data : "", x->resp.len);
             if (!x->blob) {
-                s3_xfer_finish(x, -ENOMEM);
+                xfer_finish(x, -ENOMEM);
                 return;
             }
         } else if (x->got != x->blob->len) {
-            s3_xfer_finish(x, -EIO);
+            xfer_finish(x, -EIO);
             return;
         }
-        s3_xfer_finish(x, 0);
+        xfer_finish(x, 0);
         return;
     case STEP_HEAD:
     case STEP_PUT:
     case STEP_DELETE:
-        s3_xfer_finish(x, 0);
+        xfer_finish(x, 0);
         return;
     case STEP_LIST:
         for (size_t i = 0; i < x->nkeys; i++)
@@ -567,13 +571,13 @@ static void step_ok(xfer *x)
         x->nkeys = 0;
         free(x->token);
         if (s3_list_truncation(doc, &x->truncated, &x->token) != 0) {
-            s3_xfer_finish(x, -EIO);
+            xfer_finish(x, -EIO);
             return;
         }
         free(x->keys);
         x->keys = s3_list_keys(doc, &x->nkeys);
         if (!x->keys) {
-            s3_xfer_finish(x, -ENOMEM);
+            xfer_finish(x, -ENOMEM);
             return;
         }
         if (x->nkeys == 0) {
@@ -581,7 +585,7 @@ static void step_ok(xfer *x)
                 step_begin(x);
                 return;
             }
-            s3_xfer_finish(x, 0);
+            xfer_finish(x, 0);
             return;
         }
         x->step = STEP_BATCH_DELETE;
@@ -592,7 +596,7 @@ static void step_ok(xfer *x)
             s3_error_code(doc, x->s3code, sizeof(x->s3code));
             log_warn("objstore: batch delete under '%s' failed for some keys: %s", op->key,
                      x->s3code);
-            s3_xfer_finish(x, -EIO);
+            xfer_finish(x, -EIO);
             return;
         }
         op->removed += x->nkeys;
@@ -600,13 +604,13 @@ static void step_ok(xfer *x)
             x->step = STEP_LIST;
             step_begin(x);
         } else {
-            s3_xfer_finish(x, 0);
+            xfer_finish(x, 0);
         }
         return;
     case STEP_MP_INIT:
         x->upload_id = s3_upload_id(doc);
         if (!x->upload_id) {
-            s3_xfer_finish(x, -EIO);
+            xfer_finish(x, -EIO);
             return;
         }
         x->part = 1;
@@ -628,10 +632,10 @@ static void step_ok(xfer *x)
             step_begin(x);
             return;
         }
-        s3_xfer_finish(x, 0);
+        xfer_finish(x, 0);
         return;
     case STEP_MP_ABORT:
-        s3_xfer_finish(x, x->last_err ? x->last_err : -EIO);
+        xfer_finish(x, x->last_err ? x->last_err : -EIO);
         return;
     }
 }
@@ -652,7 +656,7 @@ static void step_failed(xfer *x, int err, bool retryable, bool is_timeout)
     }
     if (x->step == STEP_MP_ABORT)
         err = x->last_err;
-    s3_xfer_finish(x, err);
+    xfer_finish(x, err);
 }
 
 static void xfer_done(s3 *s, xfer *x, CURLcode cc)
@@ -804,7 +808,7 @@ static int s3_open(uv_loop_t *loop, const char *url, const objstore_options *opt
         s->part_size = S3_MIN_PART;
     curl_multi_setopt(s->cu.multi, CURLMOPT_MAXCONNECTS, (long)s->max_connections);
     curl_multi_setopt(s->cu.multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)s->max_connections);
-    s3_sched_init(s);
+    s3_sched_init(s, (s3_xfer_hooks){.activate = xfer_activate, .finish = xfer_finish});
     s->open_handles = 3; /* cu, retry_timer, defer_timer */
     *state = s;
     return 0;

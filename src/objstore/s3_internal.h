@@ -103,8 +103,15 @@ struct xfer {
     buf_t etags; /* <Part>...</Part> entries */
 };
 
+/* What the scheduler calls back into the back end (s3.c), given at s3_sched_init. */
+typedef struct s3_xfer_hooks {
+    void (*activate)(s3 *s, xfer *x);    /* adds x to the multi handle for one attempt */
+    void (*finish)(xfer *x, int status); /* hands x's result to its op, frees x */
+} s3_xfer_hooks;
+
 struct s3 {
     uv_loop_t *loop;
+    s3_xfer_hooks hooks;
     curl_uv cu; /* the multi handle on the loop */
     uv_timer_t retry_timer;
     uv_timer_t defer_timer; /* completions deferred out of start()/cancel() */
@@ -206,7 +213,7 @@ int s3_errno_for_curl(CURLcode cc);
 
 uint64_t s3_now_ms(s3 *s);
 /* The retry budget and the scheduler's timers (open); the owners (close). */
-void s3_sched_init(s3 *s);
+void s3_sched_init(s3 *s, s3_xfer_hooks hooks);
 void s3_owners_free(s3 *s);
 /* The owner_q of owner, made on first use; each xfer holds a reference (refs++). */
 owner_q *s3_owner_get(s3 *s, const void *owner);
@@ -226,12 +233,5 @@ bool s3_retry_later(xfer *x, bool is_timeout, uint64_t now);
 void s3_backoff_remove(s3 *s, xfer *x);
 /* A success refunds part of a retry to the budget. */
 void s3_budget_refund(s3 *s);
-
-/* ---- s3.c: transfers, as the scheduler drives them ---- */
-
-/* Adds x to the multi handle for one attempt of its current step. */
-void s3_xfer_activate(s3 *s, xfer *x);
-/* Hands x's result to its op, frees x and completes the op. */
-void s3_xfer_finish(xfer *x, int status);
 
 #endif

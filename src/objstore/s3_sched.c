@@ -32,8 +32,9 @@ uint64_t s3_now_ms(s3 *s)
     return uv_now(s->loop);
 }
 
-void s3_sched_init(s3 *s)
+void s3_sched_init(s3 *s, s3_xfer_hooks hooks)
 {
+    s->hooks = hooks;
     s->budget = S3_BUDGET_MAX;
     uv_timer_init(s->loop, &s->retry_timer);
     uv_timer_init(s->loop, &s->defer_timer);
@@ -175,7 +176,7 @@ void s3_pump(s3 *s)
         s->ring = q->rr_next;
         xfer *x = q->head;
         s3_dequeue(s, x);
-        s3_xfer_activate(s, x);
+        s->hooks.activate(s, x);
     }
 }
 
@@ -189,7 +190,7 @@ static void defer_kick(uv_timer_t *t)
     while (list) {
         xfer *x = list;
         list = x->next;
-        s3_xfer_finish(x, x->op->status);
+        s->hooks.finish(x, x->op->status);
     }
     s3_pump(s);
 }
