@@ -107,12 +107,21 @@ static void test_round_trip(void **state)
     env *e = open_env(b);
     const char *keys[] = {"rt/images/2023/06/05/100000/CAM-1.png", "rt/odd key+&=?%#'\"<>~.json",
                           "rt/ünïcode/ß.npz", "rt/empty"};
-    const char *vals[] = {"\x89PNG\r\n\x1a\n bytes", "{\"x\": [1, 2]}", "\0\1\2\3", ""};
-    const size_t lens[] = {16, 13, 4, 0};
+    /* the lengths come from the literals: binary bytes, a NUL inside, nothing at all */
+#define BYTES(lit)                                                                                 \
+    {                                                                                              \
+        lit, sizeof(lit) - 1                                                                       \
+    }
+    const struct {
+        const char *bytes;
+        size_t len;
+    } vals[] = {BYTES("\x89PNG\r\n\x1a\n bytes"), BYTES("{\"x\": [1, 2]}"), BYTES("\0\1\2\3"),
+                BYTES("")};
+#undef BYTES
     for (int i = 0; i < 4; i++)
-        assert_int_equal(put(e, keys[i], vals[i], lens[i]), 0);
+        assert_int_equal(put(e, keys[i], vals[i].bytes, vals[i].len), 0);
     for (int i = 0; i < 4; i++)
-        expect_object(e, keys[i], vals[i], lens[i]);
+        expect_object(e, keys[i], vals[i].bytes, vals[i].len);
     expect_missing(e, "rt/missing");
     expect_missing(e, "rt/images/2023"); /* a "directory" is not an object */
     close_env(e);
