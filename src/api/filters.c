@@ -90,22 +90,34 @@ static api_user_step filter_not_found(api_user_ctx *c)
     return API_USER_DONE;
 }
 
-static api_user_step filter_get_apply(api_user_ctx *c)
+/* The caller's filter c->fid in their loaded document, or NULL once answered: 500 when
+ * the caller's own document is gone (as the reference, docs/api.md §9 item 6), 404 when
+ * the filter is not there. */
+static json_t *own_filter(api_user_ctx *c)
 {
     if (c->status != 0) {
-        /* the caller's own document is gone: as the reference (docs/api.md §9 item 6) */
         http_respond_error(c->req, 500, "Unknown error");
-        return API_USER_DONE;
+        return NULL;
     }
     json_t *filters = json_object_get(c->user, "filters");
     ssize_t i = filter_index(filters, c->fid);
-    if (i < 0)
-        return filter_not_found(c);
-    if (!filter_ok(json_array_get(filters, (size_t)i))) {
+    if (i < 0) {
+        filter_not_found(c);
+        return NULL;
+    }
+    return json_array_get(filters, (size_t)i);
+}
+
+static api_user_step filter_get_apply(api_user_ctx *c)
+{
+    json_t *f = own_filter(c);
+    if (!f)
+        return API_USER_DONE;
+    if (!filter_ok(f)) {
         http_respond_error(c->req, 500, "Unknown error");
         return API_USER_DONE;
     }
-    api_respond_json(c->req, 200, shape_filter(json_array_get(filters, (size_t)i)));
+    api_respond_json(c->req, 200, shape_filter(f));
     return API_USER_DONE;
 }
 
@@ -182,16 +194,9 @@ void api_filters_create(http_request_t *req)
 
 static api_user_step filter_update_apply(api_user_ctx *c)
 {
-    if (c->status != 0) {
-        /* the caller's own document is gone: as the reference (docs/api.md §9 item 6) */
-        http_respond_error(c->req, 500, "Unknown error");
+    json_t *f = own_filter(c);
+    if (!f)
         return API_USER_DONE;
-    }
-    json_t *filters = json_object_get(c->user, "filters");
-    ssize_t i = filter_index(filters, c->fid);
-    if (i < 0)
-        return filter_not_found(c);
-    json_t *f = json_array_get(filters, (size_t)i);
     const char *name = c->name ? c->name : json_string_value(json_object_get(f, "name"));
     const char *filter = c->filter ? c->filter : json_string_value(json_object_get(f, "filter"));
     if (!*name || !*filter) {
