@@ -41,7 +41,7 @@ import requests
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "http"))
 import hdfgen  # noqa: E402
-from conftest import dechunk, free_port, to_yaml  # noqa: E402
+from conftest import dechunk, free_port, read_to_close, to_yaml  # noqa: E402
 from s3client import S3  # noqa: E402
 
 PGBIN = "/usr/lib/postgresql/15/bin"
@@ -510,11 +510,7 @@ class PausedExport(threading.Thread):
             self.started_ev.set()
             self.go.wait(120)
             s.settimeout(120)
-            while True:
-                b = s.recv(65536)
-                if not b:
-                    break
-                data += b
+            data += read_to_close(s)
             s.close()
             head, _, body = data.partition(b"\r\n\r\n")
             status = int(head.split(b" ", 2)[1])

@@ -77,6 +77,16 @@ def free_port():
         return s.getsockname()[1]
 
 
+def read_to_close(sock):
+    """Everything sock receives until the peer closes (the socket's timeout applies)."""
+    data = b""
+    while True:
+        b = sock.recv(65536)
+        if not b:
+            return data
+        data += b
+
+
 def dechunk(body):
     """A chunked body as received: (its data, whether it ended with the last chunk). A
     body cut anywhere, even inside a chunk-size line, gives what came before the cut."""

@@ -14,7 +14,7 @@ import zipfile
 
 import pytest
 
-from conftest import BACKEND, dechunk
+from conftest import BACKEND, dechunk, read_to_close
 from test_production import faultproxy  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.skipif(BACKEND != "production",
@@ -101,12 +101,7 @@ def raw_export(srv, query):
     s = socket.create_connection(("127.0.0.1", srv.port), timeout=60)
     s.sendall(("GET /export?%s HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
                "Connection: close\r\n\r\n" % (query, srv.token)).encode())
-    data = b""
-    while True:
-        b = s.recv(65536)
-        if not b:
-            break
-        data += b
+    data = read_to_close(s)
     s.close()
     head, _, body = data.partition(b"\r\n\r\n")
     status = int(head.split(b" ", 2)[1])
