@@ -8,6 +8,7 @@ import socket
 import threading
 import time
 
+import pytest
 import requests
 
 from conftest import wait_for
@@ -213,3 +214,35 @@ def test_jobs_process_runs_database_maintenance(make_server):
     srv = make_server(config={"server": {"maintenance_interval": 10, "log_level": "debug"}},
                       records=3, images=False)
     wait_for("the database maintenance", lambda: "database maintenance done" in srv.read_log())
+
+
+def worker_tunables(srv):
+    """GLIBC_TUNABLES in each worker's environment (None where it is not set)."""
+    out = []
+    for pid in srv.worker_pids():
+        with open("/proc/%d/environ" % pid, "rb") as f:
+            env = dict(e.split(b"=", 1) for e in f.read().split(b"\0") if b"=" in e)
+        v = env.get(b"GLIBC_TUNABLES")
+        out.append(v.decode() if v is not None else None)
+    return out
+
+
+@pytest.mark.skipif(os.environ.get("OGD_SANITIZED") == "1",
+                    reason="sanitizer builds keep their own allocator")
+@pytest.mark.skipif("GLIBC_TUNABLES" in os.environ,
+                    reason="the environment of this run already sets GLIBC_TUNABLES")
+def test_workers_run_with_huge_page_heap(make_server):
+    # Without GLIBC_TUNABLES, ogd starts itself again with its allocator settings, and the
+    # workers (and the HDF5 helper they run) inherit them.
+    srv = make_server(records=0)
+    tun = worker_tunables(srv)
+    assert tun and all(t is not None and "glibc.malloc.hugetlb=1" in t for t in tun), tun
+
+
+def test_operator_tunables_are_kept(make_server):
+    # What the operator set is left alone, an empty value included (the way to turn
+    # ogd's own settings off).
+    for value in ("glibc.malloc.arena_max=2", ""):
+        srv = make_server(records=0, env={"GLIBC_TUNABLES": value})
+        assert worker_tunables(srv) == [value] * len(srv.worker_pids())
+        assert srv.get("/records/count").status_code in (200, 401)
