@@ -66,4 +66,10 @@ json_t *store_record_metadata(store_op_t *op, const json_t *doc, const char *id,
  * with sorted keys; caller frees), or NULL when doc lacks a field or memory runs out. */
 char *store_experiment_key(const json_t *doc);
 
+/* Back ends: whether doc is what STORE_UNCERTAIN_NOTE takes (an array of objects with
+ * string _id, record_id and channel), and what STORE_UNCERTAIN_TOUCH takes (an array of
+ * strings). */
+bool store_uncertain_notes_valid(const json_t *doc);
+bool store_uncertain_keys_valid(const json_t *doc);
+
 #endif

@@ -100,6 +100,11 @@ static const char *const migrations[] = {
     "  (SELECT count(*) + 1 FROM sessions), false);"
     "ALTER TABLE sessions ALTER COLUMN seq SET NOT NULL, ALTER COLUMN seq SET GENERATED ALWAYS;"
     "CREATE INDEX sessions_user_seq ON sessions(username, seq);",
+    /* 4: objects whose write has an unknown outcome (docs/design.md §6.5) */
+    "CREATE TABLE uncertain_objects ("
+    "  id TEXT COLLATE \"C\" PRIMARY KEY NOT NULL, record_id TEXT COLLATE \"C\" NOT NULL,"
+    "  channel TEXT COLLATE \"C\" NOT NULL, noted_at BIGINT NOT NULL,"
+    "  claim_until BIGINT NOT NULL DEFAULT 0);",
 };
 
 /* ================================================================ jobs */
@@ -707,6 +712,70 @@ static void build_job(pg_job *j, store_op_t *op)
                   "(id) DO UPDATE SET doc = EXCLUDED.doc",
                   op->id ? op->id : "", NULL);
         break;
+    case STORE_UNCERTAIN_NOTE:
+        if (!store_uncertain_notes_valid(op->doc)) {
+            bad_query(op, "notes need string _id, record_id and channel");
+            break;
+        }
+        st =
+            job_add(j, "note uncertain objects",
+                    "INSERT INTO uncertain_objects (id, record_id, channel, noted_at, claim_until) "
+                    "SELECT e->>'_id', e->>'record_id', e->>'channel', $2::bigint, 0 FROM "
+                    "json_array_elements($1::json) e ON CONFLICT (id) DO UPDATE SET record_id = "
+                    "EXCLUDED.record_id, channel = EXCLUDED.channel, noted_at = "
+                    "EXCLUDED.noted_at, claim_until = 0",
+                    2);
+        if (st) {
+            set_json(st, 0, op->doc);
+            set_int(st, 1, (long long)op->lo);
+        }
+        break;
+    case STORE_UNCERTAIN_TOUCH:
+        if (!store_uncertain_keys_valid(op->doc)) {
+            bad_query(op, "keys must be strings");
+            break;
+        }
+        st = job_add(j, "touch uncertain objects",
+                     "UPDATE uncertain_objects SET noted_at = $2::bigint WHERE id IN (SELECT "
+                     "json_array_elements_text($1::json)) AND claim_until < $2::bigint",
+                     2);
+        if (st) {
+            set_json(st, 0, op->doc);
+            set_int(st, 1, (long long)op->lo);
+            st =
+                job_add(j, "claimed uncertain objects",
+                        "SELECT COALESCE(json_agg(id ORDER BY id), '[]'::json)::text FROM "
+                        "uncertain_objects WHERE id IN (SELECT json_array_elements_text($1::json)) "
+                        "AND claim_until >= $2::bigint",
+                        2);
+        }
+        if (st) {
+            set_json(st, 0, op->doc);
+            set_int(st, 1, (long long)op->lo);
+        }
+        break;
+    case STORE_UNCERTAIN_LIST:
+        st = add1(j, "list uncertain objects",
+                  "SELECT json_build_object('_id', id, 'record_id', record_id, 'channel', channel, "
+                  "'noted_at', noted_at)::text FROM uncertain_objects ORDER BY noted_at, id",
+                  NULL, NULL);
+        break;
+    case STORE_UNCERTAIN_CLAIM:
+        st = job_add(j, "claim uncertain object",
+                     "UPDATE uncertain_objects SET claim_until = $3::bigint WHERE id = $1 AND "
+                     "noted_at <= $2::bigint AND claim_until < $4::bigint",
+                     4);
+        if (st) {
+            set_text(st, 0, op->id);
+            set_int(st, 1, (long long)op->lo);
+            set_int(st, 2, (long long)(op->hi + STORE_UNCERTAIN_LEASE_S));
+            set_int(st, 3, (long long)op->hi);
+        }
+        break;
+    case STORE_UNCERTAIN_DELETE:
+        st = add1(j, "delete uncertain object", "DELETE FROM uncertain_objects WHERE id = $1",
+                  op->id, NULL);
+        break;
     case STORE_MAINTENANCE:
         /* Refresh planner statistics (autovacuum does the rest). */
         st = add1(j, "maintenance", "ANALYZE", NULL, NULL);
@@ -882,7 +951,16 @@ static void finish_job(pg_job *j, store_op_t *op)
     case STORE_USER_DELETE:
     case STORE_USER_UPDATE:
     case STORE_SESSION_DELETE:
+    case STORE_UNCERTAIN_CLAIM:
+    case STORE_UNCERTAIN_DELETE:
         op->count = strtoll(PQcmdTuples(j->res[0]), NULL, 10);
+        break;
+    case STORE_UNCERTAIN_TOUCH:
+        op->result = load_json(PQgetvalue(j->res[1], 0, 0));
+        if (!json_is_array(op->result)) {
+            op->status = STORE_EDB;
+            snprintf(op->err, sizeof(op->err), "claimed uncertain objects: not an array");
+        }
         break;
     case STORE_EXPERIMENT_PUT:
         if (PQntuples(r) < 1) {
@@ -901,7 +979,8 @@ static void finish_job(pg_job *j, store_op_t *op)
         break;
     case STORE_USERS_LIST:
     case STORE_EXPERIMENTS_LIST:
-    case STORE_SESSIONS_LIST: {
+    case STORE_SESSIONS_LIST:
+    case STORE_UNCERTAIN_LIST: {
         json_t *out = json_array();
         int n = PQntuples(r);
         for (int i = 0; i < n; i++) {

@@ -84,6 +84,10 @@ static const char *const migrations[] = {
     /* 2: experiments are unique in every field but _id (the bookkeeping row has no key) */
     "ALTER TABLE experiments ADD COLUMN match_key TEXT;"
     "CREATE UNIQUE INDEX experiments_match ON experiments(match_key);",
+    /* 3: objects whose write has an unknown outcome (docs/design.md §6.5) */
+    "CREATE TABLE uncertain_objects ("
+    "  id TEXT PRIMARY KEY NOT NULL, record_id TEXT NOT NULL, channel TEXT NOT NULL,"
+    "  noted_at INTEGER NOT NULL, claim_until INTEGER NOT NULL DEFAULT 0);",
 };
 
 static int url_to_path(const char *url, char **path, char *err, size_t errlen)
@@ -857,6 +861,100 @@ static void delete_by_id(sqlite_conn *c, store_op_t *op, const char *sql)
         op->count = sqlite3_changes(c->db);
 }
 
+/* ---- uncertain objects (store.h, STORE_UNCERTAIN_*) ---- */
+
+static void uncertain_note(sqlite_conn *c, store_op_t *op)
+{
+    if (!store_uncertain_notes_valid(op->doc)) {
+        snprintf(op->err, sizeof(op->err), "notes need string _id, record_id and channel");
+        op->status = STORE_EBADQUERY;
+        return;
+    }
+    sqlite3_stmt *st =
+        stmt_get(c, op,
+                 "INSERT INTO uncertain_objects (id, record_id, channel, noted_at, claim_until) "
+                 "SELECT json_extract(value, '$._id'), json_extract(value, '$.record_id'), "
+                 "json_extract(value, '$.channel'), ?2, 0 FROM json_each(?1) WHERE true "
+                 "ON CONFLICT (id) DO UPDATE SET record_id = excluded.record_id, channel = "
+                 "excluded.channel, noted_at = excluded.noted_at, claim_until = 0");
+    if (!st)
+        return;
+    char *text = json_dumps(op->doc, JSON_COMPACT);
+    sqlite3_bind_text(st, 1, text ? text : "[]", -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, op->lo);
+    step_done(c, op, st, "note uncertain objects");
+    free(text);
+}
+
+static void uncertain_touch(sqlite_conn *c, store_op_t *op)
+{
+    if (!store_uncertain_keys_valid(op->doc)) {
+        snprintf(op->err, sizeof(op->err), "keys must be strings");
+        op->status = STORE_EBADQUERY;
+        return;
+    }
+    char *text = json_dumps(op->doc, JSON_COMPACT);
+    if (!text) {
+        op->status = -ENOMEM;
+        return;
+    }
+    if (exec_simple(c, op, "BEGIN IMMEDIATE")) {
+        free(text);
+        return;
+    }
+    sqlite3_stmt *st = stmt_get(c, op,
+                                "UPDATE uncertain_objects SET noted_at = ?2 WHERE id IN "
+                                "(SELECT value FROM json_each(?1)) AND claim_until < ?2");
+    if (!st)
+        goto fail;
+    sqlite3_bind_text(st, 1, text, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, op->lo);
+    if (step_done(c, op, st, "touch uncertain objects"))
+        goto fail;
+    st = stmt_get(c, op,
+                  "SELECT json_group_array(id) FROM (SELECT id FROM uncertain_objects WHERE id IN "
+                  "(SELECT value FROM json_each(?1)) AND claim_until >= ?2 ORDER BY id)");
+    if (!st)
+        goto fail;
+    sqlite3_bind_text(st, 1, text, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, op->lo);
+    if (sqlite3_step(st) != SQLITE_ROW) {
+        db_error(op, c, "claimed uncertain objects");
+        sqlite3_reset(st);
+        goto fail;
+    }
+    op->result = column_json(st, 0);
+    sqlite3_reset(st);
+    if (!json_is_array(op->result)) {
+        db_error(op, c, "claimed uncertain objects");
+        goto fail;
+    }
+    if (exec_simple(c, op, "COMMIT"))
+        goto fail;
+    free(text);
+    return;
+fail:
+    json_decref(op->result);
+    op->result = NULL;
+    sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+    free(text);
+}
+
+static void uncertain_claim(sqlite_conn *c, store_op_t *op)
+{
+    sqlite3_stmt *st = stmt_get(c, op,
+                                "UPDATE uncertain_objects SET claim_until = ?3 WHERE id = ?1 AND "
+                                "noted_at <= ?2 AND claim_until < ?4");
+    if (!st)
+        return;
+    sqlite3_bind_text(st, 1, op->id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, op->lo);
+    sqlite3_bind_int64(st, 3, op->hi + STORE_UNCERTAIN_LEASE_S);
+    sqlite3_bind_int64(st, 4, op->hi);
+    if (step_done(c, op, st, "claim uncertain object") == 0)
+        op->count = sqlite3_changes(c->db);
+}
+
 static void put_experiment(sqlite_conn *c, store_op_t *op)
 {
     const char *id = json_string_value(json_object_get(op->doc, "_id"));
@@ -1154,6 +1252,24 @@ static void execute_on(sqlite_conn *c, store_op_t *op)
         break;
     case STORE_EXPERIMENTS_STAMP_PUT:
         experiments_stamp(c, op, true);
+        break;
+    case STORE_UNCERTAIN_NOTE:
+        uncertain_note(c, op);
+        break;
+    case STORE_UNCERTAIN_TOUCH:
+        uncertain_touch(c, op);
+        break;
+    case STORE_UNCERTAIN_LIST:
+        list_docs(c, op,
+                  "SELECT json_object('_id', id, 'record_id', record_id, 'channel', channel, "
+                  "'noted_at', noted_at) FROM uncertain_objects ORDER BY noted_at, id",
+                  NULL);
+        break;
+    case STORE_UNCERTAIN_CLAIM:
+        uncertain_claim(c, op);
+        break;
+    case STORE_UNCERTAIN_DELETE:
+        delete_by_id(c, op, "DELETE FROM uncertain_objects WHERE id = ?1");
         break;
     }
 }

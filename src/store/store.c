@@ -280,3 +280,33 @@ char *store_experiment_key(const json_t *doc)
     json_decref(k);
     return text;
 }
+
+bool store_uncertain_notes_valid(const json_t *doc)
+{
+    if (!json_is_array(doc))
+        return false;
+    size_t i;
+    json_t *n;
+    json_array_foreach(doc, i, n)
+    {
+        if (!json_is_string(json_object_get(n, "_id")) ||
+            !json_is_string(json_object_get(n, "record_id")) ||
+            !json_is_string(json_object_get(n, "channel")))
+            return false;
+    }
+    return true;
+}
+
+bool store_uncertain_keys_valid(const json_t *doc)
+{
+    if (!json_is_array(doc))
+        return false;
+    size_t i;
+    json_t *k;
+    json_array_foreach(doc, i, k)
+    {
+        if (!json_is_string(k))
+            return false;
+    }
+    return true;
+}

@@ -73,7 +73,24 @@ typedef enum store_op_kind {
                                     existed */
     STORE_EXPERIMENTS_STAMP_GET, /* -> result: the collection_last_updated text, or -ENOENT */
     STORE_EXPERIMENTS_STAMP_PUT, /* id = the collection_last_updated text to store */
+    /* Objects whose write has an unknown outcome (docs/design.md §6.5): a PUT that failed
+     * may still land, under a key no record refers to. Times are Unix seconds. */
+    STORE_UNCERTAIN_NOTE,   /* doc: array of {"_id": key, "record_id", "channel"}, all noted at
+                               lo (an existing note is renewed, its claim dropped) */
+    STORE_UNCERTAIN_TOUCH,  /* doc: array of keys an ingest is about to write, at lo: their notes
+                               are renewed unless claimed (claim_until >= lo) -> result: array of
+                               the claimed keys (being deleted now: not to be written) */
+    STORE_UNCERTAIN_LIST,   /* -> result: array of {"_id", "record_id", "channel", "noted_at"},
+                               oldest first, at most max_documents */
+    STORE_UNCERTAIN_CLAIM,  /* id = key, hi = now: claims the note for STORE_UNCERTAIN_LEASE_S
+                               if it was noted at or before lo and is not claimed at hi ->
+                               count 1, else 0 */
+    STORE_UNCERTAIN_DELETE, /* id = key -> count (0 or 1) */
 } store_op_kind;
+
+/* How long a claim on an uncertain object's note holds (seconds): the sweep deletes the
+ * object within it, and an ingest that meets a claim does not write that key. */
+#define STORE_UNCERTAIN_LEASE_S 600
 
 /* Statuses besides 0 and negative errno values (-ENOENT, -EEXIST, -ECANCELED): codes of
  * util/error.h under the store's names. */

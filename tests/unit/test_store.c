@@ -451,6 +451,127 @@ static void test_experiments(void **state)
     store_op_cleanup(&op);
 }
 
+/* One STORE_UNCERTAIN_* op: id, doc (JSON text or NULL), lo, hi. */
+static int run_uncertain(fixture *f, store_op_kind kind, const char *id, const char *doc,
+                         int64_t lo, int64_t hi, store_op_t *out)
+{
+    store_op_init(out, kind);
+    out->id = id;
+    out->doc = doc ? json_loads(doc, JSON_DECODE_ANY, NULL) : NULL;
+    out->lo = lo;
+    out->hi = hi;
+    int rc = store_run_sync(f->store, out);
+    json_decref(out->doc);
+    out->doc = NULL;
+    return rc;
+}
+
+static void assert_json_text(const json_t *v, const char *text)
+{
+    char *got = json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
+    assert_string_equal(got, text);
+    free(got);
+}
+
+/* The notes of writes with an unknown outcome, their claims and renewals (store.h). */
+static void test_uncertain_objects(void **state)
+{
+    fixture *f = *state;
+    store_op_t op;
+    assert_int_equal(run_uncertain(f, STORE_UNCERTAIN_NOTE, NULL,
+                                   "[{\"_id\":\"images/k2.png\",\"record_id\":\"r2\","
+                                   "\"channel\":\"C2\"}]",
+                                   200, 0, &op),
+                     0);
+    store_op_cleanup(&op);
+    assert_int_equal(run_uncertain(f, STORE_UNCERTAIN_NOTE, NULL,
+                                   "[{\"_id\":\"images/k1.png\",\"record_id\":\"r1\","
+                                   "\"channel\":\"C1\"}]",
+                                   100, 0, &op),
+                     0);
+    store_op_cleanup(&op);
+    /* oldest first */
+    assert_int_equal(run_uncertain(f, STORE_UNCERTAIN_LIST, NULL, NULL, 0, 0, &op), 0);
+    assert_json_text(op.result, "[{\"_id\":\"images/k1.png\",\"channel\":\"C1\",\"noted_at\":100,"
+                                "\"record_id\":\"r1\"},{\"_id\":\"images/k2.png\",\"channel\":"
+                                "\"C2\",\"noted_at\":200,\"record_id\":\"r2\"}]");
+    store_op_cleanup(&op);
+    /* a claim needs a note old enough (noted at or before lo) and no live claim */
+    assert_int_equal(run_uncertain(f, STORE_UNCERTAIN_CLAIM, "images/k2.png", NULL, 150, 300, &op),
+                     0);
+    assert_int_equal(op.count, 0);
+    store_op_cleanup(&op);
+    assert_int_equal(run_uncertain(f, STORE_UNCERTAIN_CLAIM, "images/k1.png", NULL, 150, 300, &op),
+                     0);
+    assert_int_equal(op.count, 1);
+    store_op_cleanup(&op);
+    assert_int_equal(run_uncertain(f, STORE_UNCERTAIN_CLAIM, "images/k1.png", NULL, 150, 301, &op),
+                     0);
+    assert_int_equal(op.count, 0); /* claimed until 300 + the lease */
+    store_op_cleanup(&op);
+    /* an ingest about to write: the claimed key is reported, the other one renewed */
+    assert_int_equal(run_uncertain(f, STORE_UNCERTAIN_TOUCH, NULL,
+                                   "[\"images/k1.png\",\"images/k2.png\",\"images/none.png\"]", 400,
+                                   0, &op),
+                     0);
+    assert_json_text(op.result, "[\"images/k1.png\"]");
+    store_op_cleanup(&op);
+    assert_int_equal(run_uncertain(f, STORE_UNCERTAIN_LIST, NULL, NULL, 0, 0, &op), 0);
+    assert_int_equal(json_array_size(op.result), 2);
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(op.result, 0), "noted_at")),
+                     100);
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(op.result, 1), "noted_at")),
+                     400);
+    store_op_cleanup(&op);
+    /* renewed: no longer old enough for a claim with the old cutoff */
+    assert_int_equal(run_uncertain(f, STORE_UNCERTAIN_CLAIM, "images/k2.png", NULL, 250, 500, &op),
+                     0);
+    assert_int_equal(op.count, 0);
+    store_op_cleanup(&op);
+    /* once the lease has passed, the key can be touched (and so renewed) again */
+    int64_t after = 300 + STORE_UNCERTAIN_LEASE_S + 1;
+    assert_int_equal(
+        run_uncertain(f, STORE_UNCERTAIN_TOUCH, NULL, "[\"images/k1.png\"]", after, 0, &op), 0);
+    assert_json_text(op.result, "[]");
+    store_op_cleanup(&op);
+    /* a new note of the same key drops the claim and renews it */
+    assert_int_equal(
+        run_uncertain(f, STORE_UNCERTAIN_CLAIM, "images/k1.png", NULL, after, after, &op), 0);
+    assert_int_equal(op.count, 1);
+    store_op_cleanup(&op);
+    assert_int_equal(run_uncertain(f, STORE_UNCERTAIN_NOTE, NULL,
+                                   "[{\"_id\":\"images/k1.png\",\"record_id\":\"r1\","
+                                   "\"channel\":\"C1\"}]",
+                                   after + 1, 0, &op),
+                     0);
+    store_op_cleanup(&op);
+    assert_int_equal(
+        run_uncertain(f, STORE_UNCERTAIN_TOUCH, NULL, "[\"images/k1.png\"]", after + 2, 0, &op), 0);
+    assert_json_text(op.result, "[]");
+    store_op_cleanup(&op);
+    /* delete */
+    assert_int_equal(run_uncertain(f, STORE_UNCERTAIN_DELETE, "images/k1.png", NULL, 0, 0, &op), 0);
+    assert_int_equal(op.count, 1);
+    store_op_cleanup(&op);
+    assert_int_equal(run_uncertain(f, STORE_UNCERTAIN_DELETE, "images/k1.png", NULL, 0, 0, &op), 0);
+    assert_int_equal(op.count, 0);
+    store_op_cleanup(&op);
+    assert_int_equal(run_uncertain(f, STORE_UNCERTAIN_LIST, NULL, NULL, 0, 0, &op), 0);
+    assert_json_text(op.result, "[{\"_id\":\"images/k2.png\",\"channel\":\"C2\",\"noted_at\":400,"
+                                "\"record_id\":\"r2\"}]");
+    store_op_cleanup(&op);
+    /* malformed input is a bad query, nothing stored */
+    assert_int_equal(run_uncertain(f, STORE_UNCERTAIN_NOTE, NULL, "[{\"_id\":\"x\"}]", 1, 0, &op),
+                     STORE_EBADQUERY);
+    store_op_cleanup(&op);
+    assert_int_equal(run_uncertain(f, STORE_UNCERTAIN_TOUCH, NULL, "[1]", 1, 0, &op),
+                     STORE_EBADQUERY);
+    store_op_cleanup(&op);
+    assert_int_equal(run_uncertain(f, STORE_UNCERTAIN_LIST, NULL, NULL, 0, 0, &op), 0);
+    assert_int_equal(json_array_size(op.result), 1);
+    store_op_cleanup(&op);
+}
+
 /* The tests every back end runs; test_store_pg.c adds them to its own list. */
 #define STORE_BACKEND_TESTS                                                                        \
     cmocka_unit_test_setup_teardown(test_find_shapes_documents, setup, teardown),                  \
@@ -460,7 +581,8 @@ static void test_experiments(void **state)
         cmocka_unit_test_setup_teardown(test_batch_put_is_all_or_nothing, setup, teardown),        \
         cmocka_unit_test_setup_teardown(test_users_and_sessions, setup, teardown),                 \
         cmocka_unit_test_setup_teardown(test_sessions_list_in_insertion_order, setup, teardown),   \
-        cmocka_unit_test_setup_teardown(test_experiments, setup, teardown)
+        cmocka_unit_test_setup_teardown(test_experiments, setup, teardown),                        \
+        cmocka_unit_test_setup_teardown(test_uncertain_objects, setup, teardown)
 
 #if !STORE_TEST_PG
 /* A read whose op is cancelled while it runs stops inside SQLite (the progress handler)
