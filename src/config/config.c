@@ -203,6 +203,7 @@ static const key_def KEYS[] = {
     {INT(echo, max_read_wait, "0", 0, 3600, 0)},
     {INT(echo, max_retries, "3", 0, 100, 0)},
     {INT(echo, max_in_flight_per_request, "0", 0, 100000, 0)},
+    {INT(echo, uncertain_write_grace, "900", 1, 604800, 0)},
     {I64(echo, multipart_threshold, "67108864", (int64_t)5 << 20, (int64_t)5 << 30)},
     {BOOL(echo, create_bucket, "false", 0)},
 

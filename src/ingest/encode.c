@@ -275,35 +275,40 @@ static int encode_arrays(const ingest_channel *c, const ingest_thumb_sizes *ts, 
     return 0;
 }
 
+int ingest_object_key(const ingest_channel *c, const char *record_id, objstore_kind *kind,
+                      char *out)
+{
+    switch (c->kind) {
+    case INGEST_IMAGE:
+        *kind = OBJ_IMAGE;
+        break;
+    case INGEST_FLOAT_IMAGE:
+        *kind = OBJ_FLOAT_IMAGE;
+        break;
+    case INGEST_WAVEFORM:
+        *kind = OBJ_WAVEFORM;
+        break;
+    case INGEST_VECTOR:
+        *kind = OBJ_VECTOR;
+        break;
+    default:
+        return -EINVAL;
+    }
+    return objstore_key_new(*kind, record_id, c->name, out) != 0 ? -ENAMETOOLONG : 0;
+}
+
 int ingest_encode(const ingest_channel *c, const char *record_id, const ingest_thumb_sizes *ts,
                   ingest_object *o, const char **why)
 {
     memset(o, 0, sizeof(*o));
     o->ch = c;
     *why = NULL;
-    const char *path_key;
-    switch (c->kind) {
-    case INGEST_IMAGE:
-        o->kind = OBJ_IMAGE;
-        path_key = "image_path";
-        break;
-    case INGEST_FLOAT_IMAGE:
-        o->kind = OBJ_FLOAT_IMAGE;
-        path_key = "image_path";
-        break;
-    case INGEST_WAVEFORM:
-        o->kind = OBJ_WAVEFORM;
-        path_key = "waveform_path";
-        break;
-    case INGEST_VECTOR:
-        o->kind = OBJ_VECTOR;
-        path_key = "vector_path";
-        break;
-    default:
-        return -EINVAL;
-    }
-    if (objstore_key_new(o->kind, record_id, c->name, o->key) != 0)
-        return -ENAMETOOLONG;
+    int krc = ingest_object_key(c, record_id, &o->kind, o->key);
+    if (krc)
+        return krc;
+    const char *path_key = o->kind == OBJ_WAVEFORM ? "waveform_path"
+                           : o->kind == OBJ_VECTOR ? "vector_path"
+                                                   : "image_path";
     json_t *thumb = NULL;
     int rc;
     if (c->kind == INGEST_IMAGE)

@@ -37,6 +37,10 @@ json_t *ingest_scalar_doc(const ingest_channel *c);
  * *why says why), -ENOMEM, -ENAMETOOLONG (key). */
 int ingest_encode(const ingest_channel *c, const char *record_id, const ingest_thumb_sizes *ts,
                   ingest_object *out, const char **why);
+/* The object kind and key (OBJSTORE_KEY_MAX bytes) ingest_encode gives channel c of the
+ * record: 0, -EINVAL (c has no object) or -ENAMETOOLONG. */
+int ingest_object_key(const ingest_channel *c, const char *record_id, objstore_kind *kind,
+                      char *out);
 void ingest_object_free(ingest_object *o);
 
 /* Image bit-depth shift (docs/ingest.md §8.1): the stored sample for raw value v of an

@@ -31,6 +31,8 @@ typedef struct obj_task {
     const char *why;
     const objstore_blob_t *blob; /* the encoded object, for the store */
     task_t *task;
+    bool claimed;  /* a sweep is deleting this key (an earlier write's leftover): not written */
+    bool put_sent; /* the PUT was sent: if it failed, it may still land */
 } obj_task;
 
 struct ingest {
@@ -335,8 +337,10 @@ static void encode_done(void *data, int status)
         const void *prev = objstore_set_owner(in->env.objstore, in->env.owner);
         int rc = objstore_put_blob(in->env.objstore, o->obj.key, o->blob, put_done, o, NULL);
         objstore_set_owner(in->env.objstore, prev);
-        if (rc == 0)
+        if (rc == 0) {
+            o->put_sent = true;
             return;
+        }
         o->obj.status = rc;
     } else if (status) {
         o->encode_status = status;
@@ -352,38 +356,129 @@ static int obj_start(task_t *t)
     return work_submit(o->in->env.loop, encode_run, encode_done, o, NULL);
 }
 
+static void after_uploads(ingest_t *in)
+{
+    if (in->canceled)
+        return rollback(in, 499, "Client closed the request");
+    write_record(in);
+}
+
+static void noted(store_op_t *op)
+{
+    ingest_t *in = op->data;
+    if (op->status)
+        log_error("ingest %s: could not note the failed uploads (%d: %s); their objects may be "
+                  "left behind if they land late",
+                  in->record_id, op->status, op->err);
+    json_decref(op->doc);
+    store_op_cleanup(op);
+    after_uploads(in);
+}
+
+/* A PUT that failed after it was sent (a timeout, a reset, a 5xx) may still be stored,
+ * under a key the record will not name: each is noted in the store, for the jobs
+ * process to delete once no record refers to it (docs/design.md §6.5). */
 static void uploads_done(taskgroup_t *tg, int status, void *data)
 {
     ingest_t *in = data;
     (void)tg;
     (void)status;
     in->t_uploaded = since(in);
-    if (in->canceled)
-        return rollback(in, 499, "Client closed the request");
-    write_record(in);
+    json_t *notes = json_array();
+    for (size_t i = 0; notes && i < in->nobjs; i++) {
+        obj_task *o = &in->objs[i];
+        if (o->put_sent && !o->obj.uploaded)
+            json_array_append_new(notes, json_pack("{ss ss ss}", "_id", o->obj.key, "record_id",
+                                                   in->record_id, "channel",
+                                                   in->plan.channels[o->channel].name));
+    }
+    if (json_array_size(notes) == 0) {
+        json_decref(notes);
+        return after_uploads(in);
+    }
+    store_op_init(&in->op, STORE_UNCERTAIN_NOTE);
+    in->op.doc = notes;
+    in->op.lo = (int64_t)time(NULL);
+    if (store_submit(in->env.store, &in->op, noted, in) != 0) {
+        in->op.status = -ENOMEM;
+        noted(&in->op);
+    }
 }
 
+static void start_objects(ingest_t *in)
+{
+    in->encodes_pending = in->nobjs;
+    taskgroup_init(&in->tg, in->env.loop, 0);
+    for (size_t i = 0; i < in->nobjs; i++) {
+        obj_task *o = &in->objs[i];
+        if (o->claimed) {
+            in->encodes_pending--;
+            o->encode_status = -EBUSY;
+            o->why = "Upload to Echo failed";
+            log_warn("ingest %s: %s is being deleted as an earlier upload's leftover; channel "
+                     "not stored",
+                     in->record_id, o->obj.key);
+        } else if (!taskgroup_spawn(&in->tg, obj_start, NULL, o)) {
+            o->encode_status = -ENOMEM;
+            o->why = "Upload to Echo failed";
+        }
+    }
+    taskgroup_wait(&in->tg, uploads_done, in);
+}
+
+static void touched(store_op_t *op)
+{
+    ingest_t *in = op->data;
+    int status = op->status;
+    size_t i;
+    json_t *key;
+    json_array_foreach(op->result, i, key)
+    {
+        for (size_t k = 0; k < in->nobjs; k++)
+            if (strcmp(in->objs[k].obj.key, json_string_value(key)) == 0)
+                in->objs[k].claimed = true;
+    }
+    json_decref(op->doc);
+    store_op_cleanup(op);
+    if (status)
+        return fail(in, ogd_unavailable(status) ? 503 : 500, "Database error");
+    if (in->canceled)
+        return fail(in, 499, "Client closed the request");
+    start_objects(in);
+}
+
+/* Before anything is written: the keys this upload will write renew any note an earlier
+ * failed write left on them (so the sweep leaves them be), and a key the sweep is
+ * deleting right now is not written at all (docs/design.md §6.5). */
 static void store_objects(ingest_t *in)
 {
     in->objs = calloc(in->plan.nchannels ? in->plan.nchannels : 1, sizeof(obj_task));
-    if (!in->objs)
+    json_t *keys = json_array();
+    if (!in->objs || !keys) {
+        json_decref(keys);
         return fail(in, 500, "Unknown error");
+    }
     for (size_t i = 0; i < in->plan.nchannels; i++) {
         if (!in->accept[i] || in->plan.channels[i].kind == INGEST_SCALAR)
             continue;
         obj_task *o = &in->objs[in->nobjs++];
         o->in = in;
         o->channel = i;
+        if (ingest_object_key(&in->plan.channels[i], in->record_id, &o->obj.kind, o->obj.key) == 0)
+            json_array_append_new(keys, json_string(o->obj.key));
     }
-    in->encodes_pending = in->nobjs;
-    taskgroup_init(&in->tg, in->env.loop, 0);
-    for (size_t i = 0; i < in->nobjs; i++) {
-        if (!taskgroup_spawn(&in->tg, obj_start, NULL, &in->objs[i])) {
-            in->objs[i].encode_status = -ENOMEM;
-            in->objs[i].why = "Upload to Echo failed";
-        }
+    if (json_array_size(keys) == 0) {
+        json_decref(keys);
+        return start_objects(in);
     }
-    taskgroup_wait(&in->tg, uploads_done, in);
+    store_op_init(&in->op, STORE_UNCERTAIN_TOUCH);
+    in->op.doc = keys;
+    in->op.lo = (int64_t)time(NULL);
+    if (store_submit(in->env.store, &in->op, touched, in) != 0) {
+        json_decref(keys);
+        store_op_cleanup(&in->op);
+        fail(in, 500, "Database error");
+    }
 }
 
 /* ---- decisions ---- */

@@ -12,10 +12,13 @@
  * the occurrence after the one being run; a failed run is retried once after
  * `scheduler_background_retry_mins`, a second failure waits for the next occurrence. A run
  * that is late (the process was busy or just started after a missed occurrence) starts at
- * once. The backup copier will run here too.
+ * once. At each maintenance it also sweeps the objects of failed uploads that may have
+ * landed late (ingest/sweep.h): only when a note is due does it open the object store, on
+ * a private loop, for that sweep.
  *
  * Between jobs it sleeps in sigtimedwait, so TERM, QUIT and INT end it at once and HUP is
- * the master's business (it replaces this process with one on the new config). An
+ * the master's business (it replaces this process with one on the new config). USR2 sent
+ * to it runs the maintenance and the sweep at once (then every interval from there). An
  * experiments run drives its own libuv loop (store and HTTP calls, each with a timeout);
  * a stop signal during it ends the process at once.
  */
@@ -23,6 +26,8 @@
 
 #include "util/cron.h"
 #include "experiments/experiments.h"
+#include "ingest/sweep.h"
+#include "objstore/config.h"
 #include "store/store.h"
 #include "util/log.h"
 
@@ -40,11 +45,16 @@
 #define JOBS_LOCK_RETRY_S 5
 #define JOBS_MAINTENANCE_INTERVAL_S 600
 
-/* Sleeps up to seconds (0: only collects a pending signal); true when told to stop. */
+static bool *run_now; /* set by a SIGUSR2 sleep_or_stop collected */
+
+/* Sleeps up to seconds (0: only collects a pending signal); true when told to stop.
+ * SIGUSR2 ends the sleep too, asking for the maintenance (and sweep) at once. */
 static bool sleep_or_stop(const sigset_t *set, int seconds)
 {
     struct timespec ts = {seconds, 0};
     int sig = sigtimedwait(set, NULL, &ts);
+    if (sig == SIGUSR2 && run_now)
+        *run_now = true;
     return sig == SIGTERM || sig == SIGQUIT || sig == SIGINT;
 }
 
@@ -59,6 +69,39 @@ static void maintenance(store_t *store)
         log_debug("jobs: database maintenance done in %llu ms",
                   (unsigned long long)(runtime_monotonic_ms() - t0));
     store_op_cleanup(&op);
+}
+
+/* Notes looked at per sweep: the rest wait for the next one. */
+#define JOBS_SWEEP_MAX 1000
+
+static void sweep_uncertain(const ogd_config *cfg, store_t *store)
+{
+    int64_t now = (int64_t)time(NULL);
+    int64_t grace = cfg->echo.uncertain_write_grace;
+    if (!uncertain_sweep_due(store, now, grace))
+        return;
+    uv_loop_t loop;
+    if (uv_loop_init(&loop) != 0)
+        return;
+    char err[512];
+    objstore_options oo;
+    objstore_options_from_config(cfg, &oo);
+    oo.cache_max_entries = 0;
+    objstore_t *os = NULL;
+    if (objstore_open(cfg->echo.url, &oo, &loop, &os, err, sizeof(err)) != 0) {
+        log_warn("jobs: uncertain objects: %s", err);
+    } else {
+        uncertain_sweep_stats st;
+        if (uncertain_sweep(store, os, &loop, now, grace, JOBS_SWEEP_MAX, &st) != 0)
+            log_warn("jobs: uncertain objects: cannot list them");
+        else
+            log_info("jobs: uncertain objects: %zu due, %zu deleted, %zu live, %zu skipped, %zu "
+                     "failed",
+                     st.due, st.deleted, st.live, st.skipped, st.failures);
+        objstore_close(os, NULL, NULL);
+    }
+    uv_run(&loop, UV_RUN_DEFAULT);
+    uv_loop_close(&loop);
 }
 
 typedef struct refresh_result {
@@ -134,6 +177,7 @@ void jobs_run(const ogd_config *cfg)
     sigaddset(&set, SIGQUIT);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGHUP);
+    sigaddset(&set, SIGUSR2);
     sigprocmask(SIG_SETMASK, &set, NULL);
 
     char path[4096];
@@ -179,8 +223,14 @@ void jobs_run(const ogd_config *cfg)
         format_local(next_run, when);
         log_info("jobs: experiments refresh scheduled for %s", when);
     }
+    bool usr2 = false;
+    run_now = &usr2;
     for (;;) {
         now = time(NULL);
+        if (usr2) {
+            usr2 = false;
+            next_maintenance = now;
+        }
         time_t wake = next_maintenance;
         if (next_run > 0 && next_run < wake)
             wake = next_run;
@@ -192,8 +242,13 @@ void jobs_run(const ogd_config *cfg)
         if (wait == 0 && sleep_or_stop(&set, 0))
             break;
         now = time(NULL);
+        if (usr2) {
+            usr2 = false;
+            next_maintenance = now;
+        }
         if (now >= next_maintenance) {
             maintenance(store);
+            sweep_uncertain(cfg, store);
             next_maintenance = time(NULL) + interval;
         }
         if (retry_at > 0 && now >= retry_at) {

@@ -52,13 +52,15 @@ SHARED_CEPH = ("/tmp/ogd-ceph", 7480)
 # an object call gives up after 5 s (echo.request_timeout) and a read's whole wait after
 # 8 s (echo.max_read_wait), so a frozen RGW costs seconds, not 35 s; a graceful stop may
 # take 10 s; an export holds at most 1 MiB (export.max_buffer_bytes) so that one started
-# before a fault still needs the object store when the fault hits it.
+# before a fault still needs the object store when the fault hits it; the key of an upload
+# that failed is swept 15 s after (echo.uncertain_write_grace), once it has surely landed.
 CONFIG = {
     "server": {"workers": 2, "threads": 2, "timeout": 30, "graceful_timeout": 10,
                "keepalive": 5, "log_level": "info"},
     "export": {"max_buffer_bytes": 1 << 20},
 }
-S3_CONFIG = {"request_timeout": 5, "max_read_wait": 8, "max_retries": 2}
+S3_CONFIG = {"request_timeout": 5, "max_read_wait": 8, "max_retries": 2,
+             "uncertain_write_grace": 15}
 
 ADMIN, ADMIN_PW = "chaos-admin", "chaos-admin-password"
 DEMO_RECORDS = 100
@@ -160,8 +162,9 @@ class Server:
         with open(self.log_path, "rb") as f:
             return f.read().decode("utf-8", "replace")[-n:]
 
-    def workers(self):
-        """Pids of the master's live worker processes (from /proc, no subprocess)."""
+    def workers(self, comm="ogd-worker"):
+        """Pids of the master's live worker processes (from /proc, no subprocess); with
+        comm="ogd-jobs", of its jobs process."""
         if not self.proc or self.proc.poll() is not None:
             return []
         mp = self.proc.pid
@@ -174,7 +177,7 @@ class Server:
         for p in kids:
             try:
                 with open(f"/proc/{p}/comm") as f:
-                    if f.read().strip() == "ogd-worker":
+                    if f.read().strip() == comm:
                         out.append(p)
             except OSError:
                 pass
@@ -193,28 +196,32 @@ class Server:
 
     # -- what is stored, read behind ogd's back ---------------------------------------
 
+    def sql(self, query):
+        """Rows of a query in the server's database (either pair), as tuples of text."""
+        if self.pg_url:
+            out = subprocess.run(["psql", "-qAt", "-F", "\t", "-v", "ON_ERROR_STOP=1",
+                                  self.pg_url, "-c", query], check=True,
+                                 capture_output=True, text=True, timeout=60).stdout
+            return [tuple(line.split("\t")) for line in out.splitlines() if line]
+        import sqlite3
+        db = sqlite3.connect(os.path.join(self.data_dir, "ogd.sqlite3"), timeout=30)
+        try:
+            return [tuple(str(v) for v in r) for r in db.execute(query)]
+        finally:
+            db.close()
+
+    def uncertain_notes(self):
+        """How many keys of failed uploads wait for the jobs process's sweep."""
+        return int(self.sql("SELECT count(*) FROM uncertain_objects")[0][0])
+
     def inventory(self):
         """(record ids, {record id: {channel: dtype}} of object channels, object keys)."""
-        q_ids = "SELECT id FROM records"
-        q_ch = ("SELECT record_id, name, dtype FROM record_channels WHERE dtype IN "
-                "('image','float_image','waveform','vector')")
+        ids = {r[0] for r in self.sql("SELECT id FROM records")}
+        rows = self.sql("SELECT record_id, name, dtype FROM record_channels WHERE dtype IN "
+                        "('image','float_image','waveform','vector')")
         if self.pg_url:
-            def psql(sql):
-                out = subprocess.run(["psql", "-qAt", "-F", "\t", "-v", "ON_ERROR_STOP=1",
-                                      self.pg_url, "-c", sql], check=True,
-                                     capture_output=True, text=True, timeout=60).stdout
-                return [line.split("\t") for line in out.splitlines() if line]
-            ids = {r[0] for r in psql(q_ids)}
-            rows = psql(q_ch)
             keys = set(self.s3.keys())
         else:
-            import sqlite3
-            db = sqlite3.connect(os.path.join(self.data_dir, "ogd.sqlite3"), timeout=30)
-            try:
-                ids = {r[0] for r in db.execute(q_ids)}
-                rows = list(db.execute(q_ch))
-            finally:
-                db.close()
             root = os.path.join(self.data_dir, "objects")
             keys = set()
             for d, _, files in os.walk(root):
@@ -658,6 +665,20 @@ def scan_log(text, expected_kills):
     return problems, errors
 
 
+def sweep_uncertain(ctx, bound=RECOVERY_BOUND):
+    """Uploads that failed for ogd may land in the store later (a frozen RGW keeps the
+    request): ogd notes their keys and its jobs process deletes them once
+    echo.uncertain_write_grace has passed and no record refers to them. Asks the jobs
+    process for sweeps (SIGUSR2) until no note is left; how many there were."""
+    noted = ctx.srv.uncertain_notes()
+    deadline = now() + bound
+    while ctx.srv.uncertain_notes() and now() < deadline:
+        for pid in ctx.srv.workers("ogd-jobs"):
+            os.kill(pid, signal.SIGUSR2)
+        time.sleep(1.0)
+    return noted
+
+
 def check_data(before, after, ingests, tolerate_orphans_of=()):
     """(lost, orphans, details): records and objects that existed before and are gone,
     records of 201 answers missing or missing objects, records with channels whose
@@ -772,7 +793,9 @@ def run_fault(ctx, name, fault, workers_change=False, warm=2.0, after=2.0):
     tolerate = [rid for rid, outcome, _ in ingests if outcome in ("reset", "cut")] \
         if info.get("sigkill") else []
     problems, errors = scan_log(srv.log_since(log_off), kills)
+    swept = 0
     try:
+        swept = sweep_uncertain(ctx)
         after_inv = settle(ctx)
         lost, orphans, tolerated, details = check_data(before, after_inv, ingests, tolerate)
     except Exception as e:  # noqa: BLE001  (a back end still away: nothing can be counted)
@@ -785,6 +808,8 @@ def run_fault(ctx, name, fault, workers_change=False, warm=2.0, after=2.0):
     if srv.proc.poll() is not None:
         problems.append("the master exited (%s)" % srv.proc.returncode)
     notes = (info["post"]() if "post" in info else []) + list(info.get("notes", []))
+    if swept:
+        notes.append("%d keys of failed uploads noted; the jobs process swept them" % swept)
     if "t_down" in info:  # connection errors while draining vs while nothing listened
         for kind in ("refused", "reset"):
             down = sum(1 for o in ops if o[3] == kind and o[1] >= info["t_down"])

@@ -12,6 +12,10 @@ upstream:
     POST /__fault__?mode=reset&count=1             reset the connection (RST) instead
                                                    of answering the next request
     POST /__fault__?mode=stall&count=1             read the next request, never answer
+    POST /__fault__?mode=lost&code=503&count=1     forward the next request (so the upstream
+                                                   does it) but answer the client with 503:
+                                                   a write that landed although its client
+                                                   saw it fail
     POST /__fault__?mode=pass                      disarm
     GET  /__fault__                                JSON: requests seen, faults served
 
@@ -108,14 +112,7 @@ class Handler(socketserver.StreamRequestHandler):
                     continue
                 fault = take_fault(target, method)
                 if fault and fault[0] == "status":
-                    code = fault[1]
-                    xml = ("<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>%s</Code>"
-                           "<Message>injected</Message></Error>" % CODES.get(code, "Injected"))
-                    out = xml.encode() if method != "HEAD" else b""
-                    self.wfile.write(("HTTP/1.1 %d Injected\r\nContent-Type: application/xml\r\n"
-                                      "Content-Length: %d\r\n\r\n" % (code, len(xml))).encode()
-                                     + out)
-                    self.wfile.flush()
+                    self.answer_error(method, fault[1])
                     continue
                 if fault and fault[0] == "reset":
                     self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
@@ -136,6 +133,9 @@ class Handler(socketserver.StreamRequestHandler):
                         return
                     status = int(rhead[0].split()[1])
                     rbody = read_body(upf, headers_of(rhead), method, status)
+                    if fault and fault[0] == "lost" and status >= 200:
+                        self.answer_error(method, fault[1])
+                        break
                     self.wfile.write(b"".join(rhead) + b"\r\n" + rbody)
                     self.wfile.flush()
                     if status >= 200:
@@ -145,6 +145,14 @@ class Handler(socketserver.StreamRequestHandler):
         finally:
             if up is not None:
                 up.close()
+
+    def answer_error(self, method, code):
+        xml = ("<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>%s</Code>"
+               "<Message>injected</Message></Error>" % CODES.get(code, "Injected"))
+        out = xml.encode() if method != "HEAD" else b""
+        self.wfile.write(("HTTP/1.1 %d Injected\r\nContent-Type: application/xml\r\n"
+                          "Content-Length: %d\r\n\r\n" % (code, len(xml))).encode() + out)
+        self.wfile.flush()
 
     def control(self, method, target):
         q = urllib.parse.parse_qs(urllib.parse.urlsplit(target).query)
