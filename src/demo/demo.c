@@ -674,18 +674,6 @@ static void render_waveform(gen_t *g, int pd, double t, rng_t *r)
     }
 }
 
-/* base64 text of png as a JSON string (frees png). */
-static json_t *thumbnail_json(unsigned char *png, size_t len)
-{
-    char *text = base64_encode(png, len, NULL);
-    free(png);
-    if (!text)
-        return NULL;
-    json_t *s = json_string(text);
-    free(text);
-    return s;
-}
-
 /* Generates one object channel of a record: uploads the object and returns the channel
  * sub-document (NULL + *rc on failure). */
 static json_t *object_channel(gen_t *g, const object_def *d, const char *id, const char *dir,
@@ -774,7 +762,7 @@ static json_t *object_channel(gen_t *g, const object_def *d, const char *id, con
     obj = NULL;
     if (*rc)
         goto fail;
-    json_t *th = thumbnail_json(thumb, thumblen);
+    json_t *th = base64_json_take(thumb, thumblen);
     thumb = NULL;
     if (!th) {
         *rc = -ENOMEM;

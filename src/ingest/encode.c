@@ -70,17 +70,6 @@ uint32_t ingest_image_shift(uint32_t v, int size, int depth, int *target_bits)
     return shift >= 32 ? 0 : v >> shift;
 }
 
-static json_t *thumb_json(unsigned char *png, size_t len)
-{
-    char *text = base64_encode(png, len, NULL);
-    free(png);
-    if (!text)
-        return NULL;
-    json_t *s = json_string(text);
-    free(text);
-    return s;
-}
-
 /* Takes small (the 8-bit thumbnail, tw x th): its PNG as base64 into *thumb. */
 static int thumb_png(unsigned char *small, uint32_t tw, uint32_t th, json_t **thumb)
 {
@@ -89,7 +78,7 @@ static int thumb_png(unsigned char *small, uint32_t tw, uint32_t th, json_t **th
     int rc = png_encode_gray(small, tw, th, 8, 0, PNG_COMPRESSION_DEFAULT, &png, &plen);
     free(small);
     if (!rc) {
-        *thumb = thumb_json(png, plen);
+        *thumb = base64_json_take(png, plen);
         if (!*thumb)
             rc = -ENOMEM;
     }
@@ -225,7 +214,7 @@ static int encode_float_image(const ingest_channel *c, const ingest_thumb_sizes 
         rc = png_encode_gray_alpha(la, tw, th, PNG_COMPRESSION_DEFAULT, &png, &plen);
     free(la);
     if (!rc)
-        *thumb = thumb_json(png, plen);
+        *thumb = base64_json_take(png, plen);
     return rc;
 }
 
@@ -271,7 +260,7 @@ static int encode_arrays(const ingest_channel *c, const ingest_thumb_sizes *ts, 
     }
     o->len = b.len;
     o->bytes = (unsigned char *)buf_take(&b);
-    *thumb = thumb_json(png, plen);
+    *thumb = base64_json_take(png, plen);
     return 0;
 }
 

@@ -141,3 +141,15 @@ int base64_decode(const char *text, size_t len, unsigned char **out, size_t *out
         *outlen = w;
     return 0;
 }
+
+json_t *base64_json_take(unsigned char *png, size_t len)
+{
+    size_t tlen = 0;
+    char *text = base64_encode(png, len, &tlen);
+    free(png);
+    if (!text)
+        return NULL;
+    json_t *s = json_stringn_nocheck(text, tlen);
+    free(text);
+    return s;
+}

@@ -10,6 +10,7 @@
 #ifndef OGD_UTIL_BASE64_H
 #define OGD_UTIL_BASE64_H
 
+#include <jansson.h>
 #include <stddef.h>
 
 #include "util/buf.h"
@@ -20,6 +21,10 @@ size_t base64_encoded_len(size_t len);
 /* Encodes data[0..len) into a new NUL-terminated string (caller frees); *outlen (may be
  * NULL) gets its length. NULL on allocation failure or overflow. data is borrowed. */
 char *base64_encode(const void *data, size_t len, size_t *outlen);
+
+/* Takes png (malloc'd, len bytes; freed here whatever happens): its encoding as a JSON
+ * string (how thumbnails are stored), or NULL when memory runs out. */
+json_t *base64_json_take(unsigned char *png, size_t len);
 
 /* Appends the encoding of data[0..len) to b (which keeps its cap). 0, -E2BIG or -ENOMEM. */
 int base64_encode_append(buf_t *b, const void *data, size_t len);
