@@ -4,7 +4,7 @@ ASAN_BUILD ?= build-asan
 FUZZ_BUILD ?= build-fuzz
 JOBS ?= $(shell nproc)
 
-.PHONY: all deps build run test test-unit test-http test-asan fuzz chaos bench format format-check clean
+.PHONY: all deps build run test test-asan fuzz chaos bench format format-check clean
 
 all: build
 

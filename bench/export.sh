@@ -52,7 +52,7 @@ run() { # $1: label, $2: image side in pixels (8-bit noise: side^2 bytes per PNG
     "$AWS_SECRET_ACCESS_KEY" "$bucket" <<'PY'
 import json, os, random, struct, sys, time, zlib
 from concurrent.futures import ThreadPoolExecutor
-sys.path.insert(0, os.path.join(os.getcwd(), "tests", "http"))
+sys.path.insert(0, os.path.join(os.getcwd(), "tests", "api"))
 from s3client import S3
 data, n, side, url, ak, sk, bucket = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), *sys.argv[4:]
 s3 = S3(url, ak, sk, bucket)

@@ -12,7 +12,7 @@ import time
 
 import requests
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests", "http"))
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests", "api"))
 from conftest import OgdServer  # noqa: E402
 from test_auth import import_users, sha  # noqa: E402
 

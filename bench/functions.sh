@@ -39,7 +39,7 @@ config "$S3_ENDPOINT"
   "$BUCKET" <<'PY'
 import json, math, os, random, sys
 from concurrent.futures import ThreadPoolExecutor
-sys.path.insert(0, os.path.join(os.getcwd(), "tests", "http"))
+sys.path.insert(0, os.path.join(os.getcwd(), "tests", "api"))
 from s3client import S3
 data, n, url, ak, sk, bucket = sys.argv[1], int(sys.argv[2]), *sys.argv[3:]
 s3 = S3(url, ak, sk, bucket)

@@ -26,7 +26,7 @@ import numpy as np
 import requests
 import urllib3
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests", "http"))
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests", "api"))
 from s3client import S3  # noqa: E402
 
 

@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """A decompression bomb (issue 15, "Hostile uploads"): the EPAC-shaped test file of
-tests/http/hdfgen.py with its image channel PM-201-FE-CAM-2 replaced by a 24000 x 24000
+tests/api/hdfgen.py with its image channel PM-201-FE-CAM-2 replaced by a 24000 x 24000
 uint16 frame, chunked 1000 x 1000 and gzip-compressed (every chunk written, all zeros:
 about 1 MB of file for 1.15 GB of pixels). Prints
 
@@ -26,7 +26,7 @@ import time
 import h5py
 import numpy as np
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests", "http"))
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests", "api"))
 import hdfgen  # noqa: E402
 
 CHANNEL = "PM-201-FE-CAM-2"

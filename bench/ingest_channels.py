@@ -26,7 +26,7 @@ import time
 import h5py
 import numpy as np
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests", "http"))
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests", "api"))
 
 
 def cpu_seconds(pid):

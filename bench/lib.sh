@@ -94,7 +94,7 @@ bench_purge_bucket() {
   /usr/bin/python3 - "$@" <<'PY' || true
 import os, sys
 from concurrent.futures import ThreadPoolExecutor
-sys.path.insert(0, os.path.join(os.getcwd(), "tests", "http"))
+sys.path.insert(0, os.path.join(os.getcwd(), "tests", "api"))
 from s3client import S3
 s3 = S3(*sys.argv[1:5])
 try:

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Starts a disposable OpenLDAP slapd for ogd's FedID (LDAP) login tests, and prints the
 # environment that points the tests at it:
-#   eval "$(scripts/start-slapd.sh)"   # then tests/http/test_ldap.py runs its cases
+#   eval "$(scripts/start-slapd.sh)"   # then tests/api/test_ldap.py runs its cases
 # Everything lives under LDAPBASE (default /tmp/ogd-slapd): a test CA and a server
 # certificate for 127.0.0.1/localhost made with openssl (StartTLS), a second CA that
 # signed nothing (for the "untrusted CA" test), a generated slapd.conf, an MDB database

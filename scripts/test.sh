@@ -47,14 +47,14 @@ export OGD_BIN="$PWD/$BUILD/ogd"
 if [ "${OGD_TEST_SERIAL:-}" = "1" ]; then
   for backend in embedded production; do
     echo "== HTTP tests ($BUILD, $backend back ends)"
-    OGD_TEST_BACKEND=$backend /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/http
+    OGD_TEST_BACKEND=$backend /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/api
   done
   exit 0
 fi
 logs=$(mktemp -d)
 pids=()
 for backend in embedded production; do
-  OGD_TEST_BACKEND=$backend /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/http \
+  OGD_TEST_BACKEND=$backend /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/api \
     >"$logs/$backend.log" 2>&1 &
   pids+=($!)
 done

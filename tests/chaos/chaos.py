@@ -39,7 +39,7 @@ import numpy as np
 import requests
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "http"))
+sys.path.insert(0, os.path.join(HERE, "..", "api"))
 import hdfgen  # noqa: E402
 from conftest import dechunk, free_port, read_to_close, to_yaml  # noqa: E402
 from s3client import S3  # noqa: E402

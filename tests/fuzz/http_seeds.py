@@ -85,7 +85,7 @@ SEEDS = {
     "expect_continue": params() + req(b"POST /echo HTTP/1.1", (b"Expect: 100-continue", b"Content-Length: 4"), b"abcd"),
     "drain": params(flags=0x82) + req(b"GET /later/0 HTTP/1.1") + SECOND,
     "early_close": params(flags=0x42) + req(b"GET /later/0 HTTP/1.1") + req(b"GET /stream HTTP/1.1"),
-    # the smuggling shapes of tests/http/test_framing.py and test_protocol.py
+    # the smuggling shapes of tests/api/test_framing.py and test_protocol.py
     "chunk_no_crlf": params() + chunked(b"/echo", b"%x\r\n%s" % (len(LOGIN), LOGIN) + b"XX0\r\n\r\n") + SECOND,
     "chunk_lf_only": params() + chunked(b"/echo", b"%x\r\n%s" % (len(LOGIN), LOGIN) + b"\n0\r\n\r\n") + SECOND,
     "obs_fold_empty_te": params() + b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding:\r\n chunked\r\n\r\n0\r\n\r\n" + SECOND,

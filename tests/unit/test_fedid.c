@@ -2,7 +2,7 @@
  * test_fedid: the pure parts of src/auth/fedid.c: RFC 4514 (DN value) and RFC 4515
  * (filter value) escaping, the bind name in both forms, and the refusals that happen
  * before any connection (empty password, unconfigured server). The LDAP round trips are
- * tested against a real slapd in tests/http/test_ldap.py.
+ * tested against a real slapd in tests/api/test_ldap.py.
  */
 #include <setjmp.h>
 #include <stdarg.h>

@@ -107,7 +107,7 @@ def test_test_hook_is_off_without_env(make_server):
 
 def test_worker_connections_limit_answers_503(make_server):
     """Beyond worker_connections a new connection takes the place of an idle or unfinished
-    one (tests/http/test_flood.py); when every connection is serving a request, none can
+    one (tests/api/test_flood.py); when every connection is serving a request, none can
     be dropped and the new one is answered 503."""
     srv = make_server(config={"server": {"worker_connections": 3, "workers": 1,
                                          "max_heavy_per_user": 3}},

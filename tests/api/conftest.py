@@ -5,7 +5,7 @@ file written from a dict. OGD_TEST_BACKEND picks the back-end pair every server 
 `embedded` (default: SQLite + object files in the data directory) or `production`
 (PostgreSQL at OGD_TEST_PG_URL + S3 at OGD_TEST_S3_URL, a fresh database and bucket per
 server); `scripts/test.sh` runs the suite once with each. `fixture_server` (the
-hand-written records of tests/http/data) is shared by a whole test session (read-only
+hand-written records of tests/api/data) is shared by a whole test session (read-only
 tests); `make_server` starts a private one for tests that
 change data or kill processes.
 """
@@ -342,7 +342,7 @@ def make_server():
 
 @pytest.fixture(scope="session")
 def fixture_server():
-    """A server holding only the hand-written records of tests/http/data (examples of
+    """A server holding only the hand-written records of tests/api/data (examples of
     docs/api.md)."""
     d = tempfile.mkdtemp(prefix="ogd-test-")
     s = OgdServer(d, None)

@@ -1,5 +1,5 @@
 """GET /records, /records/count, /records/{id_}, /records/range_converter against the
-hand-written fixture records (tests/http/data/records.jsonl), per docs/api.md §4-§5."""
+hand-written fixture records (tests/api/data/records.jsonl), per docs/api.md §4-§5."""
 import json
 
 import pytest
