@@ -72,4 +72,9 @@ char *store_experiment_key(const json_t *doc);
 bool store_uncertain_notes_valid(const json_t *doc);
 bool store_uncertain_keys_valid(const json_t *doc);
 
+/* The first op kind that a back end's dispatch table (indexed by kind) has no entry for,
+ * or -1 when every kind has one (for the unit tests). */
+int store_sqlite_missing_kind(void);
+int store_pg_missing_kind(void);
+
 #endif

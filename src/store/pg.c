@@ -9,7 +9,11 @@
  * pipeline with one sync, so they form one implicit transaction and an error rolls all of
  * them back). Jobs wait in a FIFO queue for an idle connection. Results of record reads
  * (and any op with a post hook) are turned into jansson documents on the libuv thread
- * pool; small results are read on the loop.
+ * pool; small results are read on the loop. Which statements an op needs and how its
+ * results are read comes from `kinds[]`, a table indexed by op kind: a builder function or
+ * one SQL text with its parameters, and a result shape (count, rows changed, one document,
+ * a list of documents, nothing) or a finishing function. Every kind has an entry (a static
+ * check on the size, store_pg_missing_kind for the rest).
  *
  * Failure handling: a connection that breaks fails its job with STORE_EUNAVAILABLE and
  * reconnects with backoff (100 ms doubling to 5 s, cut short when a new op arrives and
@@ -520,276 +524,214 @@ static pg_stmt *add1(pg_job *j, const char *what, const char *sql, const char *p
     return st;
 }
 
-/* Fills j with the op's statements, or sets op->status (bad query, out of memory). */
-static void build_job(pg_job *j, store_op_t *op)
+/* Builders of the kinds whose statements need more than one SQL text with op->id or
+ * op->channel as parameters (those are table rows, see kinds[]). Each sets op->status on a
+ * bad query or when memory runs out. */
+
+static void build_range(pg_job *j, store_op_t *op)
 {
-    pg_stmt *st = (pg_stmt *)1; /* kinds that add nothing leave it as is */
-    switch (op->kind) {
-    case STORE_PING:
-        st = add1(j, "ping", "SELECT 1 FROM schema_version LIMIT 1", NULL, NULL);
-        break;
-    case STORE_RECORDS_FIND:
-        build_find(j, op);
-        break;
-    case STORE_RECORDS_COUNT:
-        build_count(j, op);
-        break;
-    case STORE_RECORDS_RANGE:
-        st = job_add(j, "range",
-                     op->range_by_shotnum
-                         ? "SELECT count(*), min(ts_us), max(ts_us), count(ts_us) FROM records "
-                           "WHERE shotnum BETWEEN $1::int8 AND $2::int8"
-                         : "SELECT count(*), min(shotnum), max(shotnum), count(shotnum) FROM "
-                           "records WHERE ts_us BETWEEN $1::int8 AND $2::int8",
-                     2);
-        if (st) {
-            set_int(st, 0, (long long)op->lo);
-            set_int(st, 1, (long long)op->hi);
-        }
-        break;
-    case STORE_RECORD_DELETE:
-        st = add1(j, "delete channels", "DELETE FROM record_channels WHERE record_id = $1", op->id,
-                  NULL);
-        if (st)
-            st = add1(j, "delete record", "DELETE FROM records WHERE id = $1", op->id, NULL);
-        break;
-    case STORE_RECORD_PUT:
-        build_put_record(j, op, op->doc);
-        break;
-    case STORE_RECORD_MERGE:
-        build_merge(j, op);
-        break;
-    case STORE_RECORDS_PUT: {
-        if (!json_is_array(op->doc)) {
-            bad_query(op, "a batch of records must be an array");
-            break;
-        }
-        size_t i;
-        json_t *doc;
-        json_array_foreach(op->doc, i, doc)
-        {
-            build_put_record(j, op, doc);
-            if (op->status)
-                break;
-        }
-        break;
-    }
-    case STORE_CHANNEL_COUNT:
-        st = add1(j, "channel count",
-                  "SELECT count(*) FROM record_channels WHERE record_id = $1 AND name = $2", op->id,
-                  op->channel);
-        break;
-    case STORE_MANIFEST_LATEST:
-        st = add1(j, "get", "SELECT doc::text FROM channel_manifests ORDER BY id DESC LIMIT 1",
-                  NULL, NULL);
-        break;
-    case STORE_MANIFEST_PUT:
-        build_put_doc(j, op, "channel_manifests");
-        break;
-    case STORE_CHANNEL_SUMMARY:
-        st = add1(j, "summary",
-                  "SELECT r.ts_us FROM record_channels c JOIN records r ON r.id = c.record_id "
-                  "WHERE c.name = $1 ORDER BY c.record_id ASC LIMIT 1",
-                  op->channel, NULL);
-        if (st)
-            st = add1(j, "summary",
-                      "SELECT r.ts_us FROM record_channels c JOIN records r ON r.id = "
-                      "c.record_id WHERE c.name = $1 ORDER BY c.record_id DESC LIMIT 1",
-                      op->channel, NULL);
-        if (st)
-            st = add1(j, "summary sample",
-                      "SELECT r.ts_us, c.body_text FROM record_channels c JOIN records r ON "
-                      "r.id = c.record_id WHERE c.name = $1 ORDER BY c.record_id DESC LIMIT 3",
-                      op->channel, NULL);
-        break;
-    case STORE_USER_GET:
-        st = add1(j, "get", "SELECT doc::text FROM users WHERE id = $1", op->id, NULL);
-        break;
-    case STORE_USER_PUT:
-        build_put_doc(j, op, "users");
-        break;
-    case STORE_USER_UPDATE: {
-        const char *id = json_string_value(json_object_get(op->doc, "_id"));
-        if (!id) {
-            bad_query(op, "document has no string _id");
-            break;
-        }
-        st = job_add(j, "update user",
-                     "UPDATE users SET doc = $2::json WHERE id = $1 AND "
-                     "COALESCE((doc->>'_rev')::bigint, 0) = $3::bigint",
-                     3);
-        if (st) {
-            set_text(st, 0, id);
-            set_json(st, 1, op->doc);
-            set_int(st, 2, (long long)op->lo);
-        }
-        break;
-    }
-    case STORE_USER_DELETE:
-        st = add1(j, "delete user", "DELETE FROM users WHERE id = $1", op->id, NULL);
-        break;
-    case STORE_USERS_LIST:
-        st = add1(j, "list users", "SELECT doc::text FROM users ORDER BY id", NULL, NULL);
-        break;
-    case STORE_USER_BY_EMAIL:
-        st = add1(j, "get",
-                  "SELECT doc::text FROM users WHERE doc->>'email' = $1 ORDER BY id LIMIT 1",
-                  op->id, NULL);
-        break;
-    case STORE_SESSION_GET:
-        st = add1(j, "get", "SELECT doc::text FROM sessions WHERE id = $1", op->id, NULL);
-        break;
-    case STORE_SESSION_PUT: {
-        const char *id = json_string_value(json_object_get(op->doc, "_id"));
-        const char *user = json_string_value(json_object_get(op->doc, "username"));
-        const char *name = json_string_value(json_object_get(op->doc, "name"));
-        if (!id || !user || !name) {
-            bad_query(op, "a session needs string _id, username and name");
-            break;
-        }
-        st = job_add(j, "put session",
-                     op->replace
-                         ? "INSERT INTO sessions (id, username, name, doc) VALUES ($1, $2, $3, "
-                           "$4::json) ON CONFLICT (id) DO UPDATE SET username = EXCLUDED.username, "
-                           "name = EXCLUDED.name, doc = EXCLUDED.doc"
-                         : "INSERT INTO sessions (id, username, name, doc) VALUES ($1, $2, $3, "
-                           "$4::json)",
-                     4);
-        if (st) {
-            set_text(st, 0, id);
-            set_text(st, 1, user);
-            set_text(st, 2, name);
-            set_json(st, 3, op->doc);
-        }
-        break;
-    }
-    case STORE_SESSION_DELETE:
-        st = add1(j, "delete session", "DELETE FROM sessions WHERE id = $1", op->id, NULL);
-        break;
-    case STORE_SESSIONS_LIST:
-        /* Creation order (the reference's natural order): seq, as SQLite's rowid. */
-        st = add1(j, "list sessions",
-                  "SELECT doc::text FROM sessions WHERE username = $1 ORDER BY seq", op->id, NULL);
-        break;
-    case STORE_EXPERIMENTS_LIST:
-        st = add1(j, "list experiments",
-                  "SELECT doc::text FROM experiments WHERE match_key IS NOT NULL ORDER BY id", NULL,
-                  NULL);
-        break;
-    case STORE_EXPERIMENT_PUT: {
-        const char *id = json_string_value(json_object_get(op->doc, "_id"));
-        char *key = store_experiment_key(op->doc);
-        if (!id || !key) {
-            free(key);
-            bad_query(op, "an experiment needs _id and every field");
-            break;
-        }
-        /* The insert's row is not visible to the outer SELECT: exactly one branch answers. */
-        st = job_add(j, "put experiment",
-                     "WITH ins AS (INSERT INTO experiments (id, match_key, doc) VALUES ($1, $2, "
-                     "$3::json) ON CONFLICT (match_key) DO NOTHING RETURNING id) "
-                     "SELECT id, 1 FROM ins UNION ALL "
-                     "SELECT id, 0 FROM experiments WHERE match_key = $2",
-                     3);
-        if (st) {
-            set_text(st, 0, id);
-            set_text(st, 1, key);
-            set_json(st, 2, op->doc);
-        }
-        free(key);
-        break;
-    }
-    case STORE_EXPERIMENTS_STAMP_GET:
-        st = add1(j, "get experiments stamp",
-                  "SELECT doc->>'collection_last_updated' FROM experiments WHERE id = "
-                  "'collection_last_updated'",
-                  NULL, NULL);
-        break;
-    case STORE_EXPERIMENTS_STAMP_PUT:
-        st = add1(j, "stamp experiments",
-                  "INSERT INTO experiments (id, match_key, doc) VALUES ('collection_last_updated', "
-                  "NULL, json_build_object('collection_last_updated', $1::text)) ON CONFLICT "
-                  "(id) DO UPDATE SET doc = EXCLUDED.doc",
-                  op->id ? op->id : "", NULL);
-        break;
-    case STORE_UNCERTAIN_NOTE:
-        if (!store_uncertain_notes_valid(op->doc)) {
-            bad_query(op, "notes need string _id, record_id and channel");
-            break;
-        }
-        st =
-            job_add(j, "note uncertain objects",
-                    "INSERT INTO uncertain_objects (id, record_id, channel, noted_at, claim_until) "
-                    "SELECT e->>'_id', e->>'record_id', e->>'channel', $2::bigint, 0 FROM "
-                    "json_array_elements($1::json) e ON CONFLICT (id) DO UPDATE SET record_id = "
-                    "EXCLUDED.record_id, channel = EXCLUDED.channel, noted_at = "
-                    "EXCLUDED.noted_at, claim_until = 0",
-                    2);
-        if (st) {
-            set_json(st, 0, op->doc);
-            set_int(st, 1, (long long)op->lo);
-        }
-        break;
-    case STORE_UNCERTAIN_TOUCH:
-        if (!store_uncertain_keys_valid(op->doc)) {
-            bad_query(op, "keys must be strings");
-            break;
-        }
-        st = job_add(j, "touch uncertain objects",
-                     "UPDATE uncertain_objects SET noted_at = $2::bigint WHERE id IN (SELECT "
-                     "json_array_elements_text($1::json)) AND claim_until < $2::bigint",
-                     2);
-        if (st) {
-            set_json(st, 0, op->doc);
-            set_int(st, 1, (long long)op->lo);
-            st =
-                job_add(j, "claimed uncertain objects",
-                        "SELECT COALESCE(json_agg(id ORDER BY id), '[]'::json)::text FROM "
-                        "uncertain_objects WHERE id IN (SELECT json_array_elements_text($1::json)) "
-                        "AND claim_until >= $2::bigint",
-                        2);
-        }
-        if (st) {
-            set_json(st, 0, op->doc);
-            set_int(st, 1, (long long)op->lo);
-        }
-        break;
-    case STORE_UNCERTAIN_LIST:
-        st = add1(j, "list uncertain objects",
-                  "SELECT json_build_object('_id', id, 'record_id', record_id, 'channel', channel, "
-                  "'noted_at', noted_at)::text FROM uncertain_objects ORDER BY noted_at, id",
-                  NULL, NULL);
-        break;
-    case STORE_UNCERTAIN_CLAIM:
-        st = job_add(j, "claim uncertain object",
-                     "UPDATE uncertain_objects SET claim_until = $3::bigint WHERE id = $1 AND "
-                     "noted_at <= $2::bigint AND claim_until < $4::bigint",
-                     4);
-        if (st) {
-            set_text(st, 0, op->id);
-            set_int(st, 1, (long long)op->lo);
-            set_int(st, 2, (long long)(op->hi + STORE_UNCERTAIN_LEASE_S));
-            set_int(st, 3, (long long)op->hi);
-        }
-        break;
-    case STORE_UNCERTAIN_DELETE:
-        st = add1(j, "delete uncertain object", "DELETE FROM uncertain_objects WHERE id = $1",
-                  op->id, NULL);
-        break;
-    case STORE_MAINTENANCE:
-        /* Refresh planner statistics (autovacuum does the rest). */
-        st = add1(j, "maintenance", "ANALYZE", NULL, NULL);
-        break;
+    pg_stmt *st = job_add(j, "range",
+                          op->range_by_shotnum
+                              ? "SELECT count(*), min(ts_us), max(ts_us), count(ts_us) FROM "
+                                "records WHERE shotnum BETWEEN $1::int8 AND $2::int8"
+                              : "SELECT count(*), min(shotnum), max(shotnum), count(shotnum) FROM "
+                                "records WHERE ts_us BETWEEN $1::int8 AND $2::int8",
+                          2);
+    if (st) {
+        set_int(st, 0, (long long)op->lo);
+        set_int(st, 1, (long long)op->hi);
     }
     if (!st && op->status == 0)
         op->status = -ENOMEM;
-    if (op->status == 0 && j->nstmts == 0 && op->kind == STORE_RECORDS_PUT)
-        return; /* an empty batch: nothing to do */
-    if (op->status == 0) {
-        j->res = calloc((size_t)j->nstmts, sizeof(PGresult *));
-        if (!j->res && j->nstmts)
-            op->status = -ENOMEM;
+}
+
+static void build_delete_record(pg_job *j, store_op_t *op)
+{
+    pg_stmt *st = add1(j, "delete channels", "DELETE FROM record_channels WHERE record_id = $1",
+                       op->id, NULL);
+    if (st)
+        st = add1(j, "delete record", "DELETE FROM records WHERE id = $1", op->id, NULL);
+    if (!st && op->status == 0)
+        op->status = -ENOMEM;
+}
+
+static void build_put_one(pg_job *j, store_op_t *op)
+{
+    build_put_record(j, op, op->doc);
+}
+
+static void build_put_batch(pg_job *j, store_op_t *op)
+{
+    if (!json_is_array(op->doc)) {
+        bad_query(op, "a batch of records must be an array");
+        return;
     }
+    size_t i;
+    json_t *doc;
+    json_array_foreach(op->doc, i, doc)
+    {
+        build_put_record(j, op, doc);
+        if (op->status)
+            break;
+    }
+}
+
+static void build_summary(pg_job *j, store_op_t *op)
+{
+    pg_stmt *st = add1(j, "summary",
+                       "SELECT r.ts_us FROM record_channels c JOIN records r ON r.id = c.record_id "
+                       "WHERE c.name = $1 ORDER BY c.record_id ASC LIMIT 1",
+                       op->channel, NULL);
+    if (st)
+        st = add1(j, "summary",
+                  "SELECT r.ts_us FROM record_channels c JOIN records r ON r.id = "
+                  "c.record_id WHERE c.name = $1 ORDER BY c.record_id DESC LIMIT 1",
+                  op->channel, NULL);
+    if (st)
+        st = add1(j, "summary sample",
+                  "SELECT r.ts_us, c.body_text FROM record_channels c JOIN records r ON "
+                  "r.id = c.record_id WHERE c.name = $1 ORDER BY c.record_id DESC LIMIT 3",
+                  op->channel, NULL);
+    if (!st && op->status == 0)
+        op->status = -ENOMEM;
+}
+
+static void build_update_user(pg_job *j, store_op_t *op)
+{
+    const char *id = json_string_value(json_object_get(op->doc, "_id"));
+    if (!id) {
+        bad_query(op, "document has no string _id");
+        return;
+    }
+    pg_stmt *st = job_add(j, "update user",
+                          "UPDATE users SET doc = $2::json WHERE id = $1 AND "
+                          "COALESCE((doc->>'_rev')::bigint, 0) = $3::bigint",
+                          3);
+    if (st) {
+        set_text(st, 0, id);
+        set_json(st, 1, op->doc);
+        set_int(st, 2, (long long)op->lo);
+    }
+    if (!st && op->status == 0)
+        op->status = -ENOMEM;
+}
+
+static void build_put_session(pg_job *j, store_op_t *op)
+{
+    const char *id = json_string_value(json_object_get(op->doc, "_id"));
+    const char *user = json_string_value(json_object_get(op->doc, "username"));
+    const char *name = json_string_value(json_object_get(op->doc, "name"));
+    if (!id || !user || !name) {
+        bad_query(op, "a session needs string _id, username and name");
+        return;
+    }
+    pg_stmt *st =
+        job_add(j, "put session",
+                op->replace ? "INSERT INTO sessions (id, username, name, doc) VALUES ($1, $2, "
+                              "$3, $4::json) ON CONFLICT (id) DO UPDATE SET username = "
+                              "EXCLUDED.username, name = EXCLUDED.name, doc = EXCLUDED.doc"
+                            : "INSERT INTO sessions (id, username, name, doc) VALUES ($1, $2, "
+                              "$3, $4::json)",
+                4);
+    if (st) {
+        set_text(st, 0, id);
+        set_text(st, 1, user);
+        set_text(st, 2, name);
+        set_json(st, 3, op->doc);
+    }
+    if (!st && op->status == 0)
+        op->status = -ENOMEM;
+}
+
+static void build_put_experiment(pg_job *j, store_op_t *op)
+{
+    const char *id = json_string_value(json_object_get(op->doc, "_id"));
+    char *key = store_experiment_key(op->doc);
+    if (!id || !key) {
+        free(key);
+        bad_query(op, "an experiment needs _id and every field");
+        return;
+    }
+    /* The insert's row is not visible to the outer SELECT: exactly one branch answers. */
+    pg_stmt *st = job_add(j, "put experiment",
+                          "WITH ins AS (INSERT INTO experiments (id, match_key, doc) VALUES ($1, "
+                          "$2, $3::json) ON CONFLICT (match_key) DO NOTHING RETURNING id) "
+                          "SELECT id, 1 FROM ins UNION ALL "
+                          "SELECT id, 0 FROM experiments WHERE match_key = $2",
+                          3);
+    if (st) {
+        set_text(st, 0, id);
+        set_text(st, 1, key);
+        set_json(st, 2, op->doc);
+    }
+    free(key);
+    if (!st && op->status == 0)
+        op->status = -ENOMEM;
+}
+
+static void build_uncertain_note(pg_job *j, store_op_t *op)
+{
+    if (!store_uncertain_notes_valid(op->doc)) {
+        bad_query(op, "notes need string _id, record_id and channel");
+        return;
+    }
+    pg_stmt *st =
+        job_add(j, "note uncertain objects",
+                "INSERT INTO uncertain_objects (id, record_id, channel, noted_at, claim_until) "
+                "SELECT e->>'_id', e->>'record_id', e->>'channel', $2::bigint, 0 FROM "
+                "json_array_elements($1::json) e ON CONFLICT (id) DO UPDATE SET record_id = "
+                "EXCLUDED.record_id, channel = EXCLUDED.channel, noted_at = "
+                "EXCLUDED.noted_at, claim_until = 0",
+                2);
+    if (st) {
+        set_json(st, 0, op->doc);
+        set_int(st, 1, (long long)op->lo);
+    }
+    if (!st && op->status == 0)
+        op->status = -ENOMEM;
+}
+
+static void build_uncertain_touch(pg_job *j, store_op_t *op)
+{
+    if (!store_uncertain_keys_valid(op->doc)) {
+        bad_query(op, "keys must be strings");
+        return;
+    }
+    pg_stmt *st = job_add(j, "touch uncertain objects",
+                          "UPDATE uncertain_objects SET noted_at = $2::bigint WHERE id IN (SELECT "
+                          "json_array_elements_text($1::json)) AND claim_until < $2::bigint",
+                          2);
+    if (st) {
+        set_json(st, 0, op->doc);
+        set_int(st, 1, (long long)op->lo);
+        st = job_add(j, "claimed uncertain objects",
+                     "SELECT COALESCE(json_agg(id ORDER BY id), '[]'::json)::text FROM "
+                     "uncertain_objects WHERE id IN (SELECT json_array_elements_text($1::json)) "
+                     "AND claim_until >= $2::bigint",
+                     2);
+    }
+    if (st) {
+        set_json(st, 0, op->doc);
+        set_int(st, 1, (long long)op->lo);
+    }
+    if (!st && op->status == 0)
+        op->status = -ENOMEM;
+}
+
+static void build_uncertain_claim(pg_job *j, store_op_t *op)
+{
+    pg_stmt *st = job_add(j, "claim uncertain object",
+                          "UPDATE uncertain_objects SET claim_until = $3::bigint WHERE id = $1 AND "
+                          "noted_at <= $2::bigint AND claim_until < $4::bigint",
+                          4);
+    if (st) {
+        set_text(st, 0, op->id);
+        set_int(st, 1, (long long)op->lo);
+        set_int(st, 2, (long long)(op->hi + STORE_UNCERTAIN_LEASE_S));
+        set_int(st, 3, (long long)op->hi);
+    }
+    if (!st && op->status == 0)
+        op->status = -ENOMEM;
 }
 
 /* ================================================================ reading results */
@@ -850,8 +792,9 @@ static void finish_find(pg_job *j, store_op_t *op, const PGresult *r)
     op->result = out;
 }
 
-static void finish_range(store_op_t *op, const PGresult *r)
+static void finish_range(pg_job *j, store_op_t *op, const PGresult *r)
 {
+    (void)j;
     int64_t n = int_at(r, 0, 0), nfield = int_at(r, 0, 3);
     int64_t lo = int_at(r, 0, 1), hi = int_at(r, 0, 2);
     store_range_result(op, n, lo, hi, nfield);
@@ -866,8 +809,9 @@ static json_t *ts_json(const PGresult *r, int row, int col)
     return json_string(text);
 }
 
-static void finish_summary(pg_job *j, store_op_t *op)
+static void finish_summary(pg_job *j, store_op_t *op, const PGresult *first)
 {
+    (void)first;
     if (PQntuples(j->res[0]) == 0 || PQntuples(j->res[1]) == 0) {
         op->status = -ENOENT;
         return;
@@ -900,6 +844,244 @@ static bool unavailable(const PGresult *r, PGconn *c)
            strcmp(state, "53300") == 0;
 }
 
+static void finish_merge(pg_job *j, store_op_t *op, const PGresult *r)
+{
+    (void)r;
+    if (strtoll(PQcmdTuples(j->res[0]), NULL, 10) == 0)
+        op->status = -ENOENT;
+}
+
+static void finish_uncertain_touch(pg_job *j, store_op_t *op, const PGresult *r)
+{
+    (void)r;
+    op->result = load_json(PQgetvalue(j->res[1], 0, 0));
+    if (!json_is_array(op->result)) {
+        op->status = STORE_EDB;
+        snprintf(op->err, sizeof(op->err), "claimed uncertain objects: not an array");
+    }
+}
+
+static void finish_put_experiment(pg_job *j, store_op_t *op, const PGresult *r)
+{
+    (void)j;
+    if (PQntuples(r) < 1) {
+        op->status = STORE_EDB;
+        snprintf(op->err, sizeof(op->err), "put experiment: no row");
+    } else {
+        op->result = json_string(PQgetvalue(r, 0, 0));
+        op->count = int_at(r, 0, 1);
+    }
+}
+
+static void finish_stamp_get(pg_job *j, store_op_t *op, const PGresult *r)
+{
+    (void)j;
+    if (PQntuples(r) < 1 || PQgetisnull(r, 0, 0))
+        op->status = -ENOENT;
+    else
+        op->result = json_string(PQgetvalue(r, 0, 0));
+}
+
+static void finish_ping(pg_job *j, store_op_t *op, const PGresult *r)
+{
+    (void)j;
+    if (PQntuples(r) == 0) {
+        op->status = STORE_EDB;
+        snprintf(op->err, sizeof(op->err), "ping: no schema version");
+    }
+}
+
+/* ================================================================ the kinds */
+
+/* How a kind's statements are built. */
+typedef enum pg_build {
+    PB_MISSING, /* no entry (never in a complete table) */
+    PB_FN,      /* build(j, op) */
+    PB_SQL,     /* one statement: sql, named what, with the parameters `params` */
+    PB_PUT_DOC, /* build_put_doc: doc by its _id into `table` */
+} pg_build;
+
+/* The parameters of a PB_SQL statement (add1: a NULL one is left out). */
+typedef enum pg_params {
+    PP_NONE,
+    PP_ID,          /* $1 = op->id */
+    PP_CHANNEL,     /* $1 = op->channel */
+    PP_ID_CHANNEL,  /* $1 = op->id, $2 = op->channel */
+    PP_ID_OR_EMPTY, /* $1 = op->id, or "" without one */
+} pg_params;
+
+/* How a kind's results become the op's outputs. */
+typedef enum pg_reading {
+    PR_NONE,    /* nothing to read (writes) */
+    PR_FN,      /* finish(j, op, first result) */
+    PR_COUNT,   /* count = the first result's first value */
+    PR_CHANGED, /* count = rows changed by statement `changed` */
+    PR_GET,     /* result = the one document of the first result, or -ENOENT */
+    PR_LIST,    /* result = the documents of the first result, at most max_documents */
+} pg_reading;
+
+typedef struct pg_kind {
+    pg_build build;
+    void (*build_fn)(pg_job *j, store_op_t *op); /* PB_FN */
+    const char *what;                            /* PB_SQL: the statement's name in messages */
+    const char *sql;                             /* PB_SQL */
+    pg_params params;                            /* PB_SQL */
+    const char *table;                           /* PB_PUT_DOC */
+    pg_reading result;
+    void (*finish)(pg_job *j, store_op_t *op, const PGresult *r); /* PR_FN */
+    int changed;  /* PR_CHANGED: index of the statement counted */
+    bool on_pool; /* results are turned into documents on the thread pool */
+} pg_kind;
+
+static const pg_kind kinds[] = {
+    [STORE_PING] = {PB_SQL, .what = "ping", .sql = "SELECT 1 FROM schema_version LIMIT 1",
+                    .result = PR_FN, .finish = finish_ping},
+    [STORE_RECORDS_FIND] = {PB_FN, .build_fn = build_find, .result = PR_FN, .finish = finish_find,
+                            .on_pool = true},
+    [STORE_RECORDS_COUNT] = {PB_FN, .build_fn = build_count, .result = PR_COUNT},
+    [STORE_RECORDS_RANGE] = {PB_FN, .build_fn = build_range, .result = PR_FN,
+                             .finish = finish_range},
+    [STORE_RECORD_DELETE] = {PB_FN, .build_fn = build_delete_record, .result = PR_CHANGED,
+                             .changed = 1},
+    [STORE_RECORD_PUT] = {PB_FN, .build_fn = build_put_one},
+    [STORE_RECORDS_PUT] = {PB_FN, .build_fn = build_put_batch},
+    [STORE_CHANNEL_COUNT] = {PB_SQL, .what = "channel count",
+                             .sql = "SELECT count(*) FROM record_channels WHERE record_id = $1 "
+                                    "AND name = $2",
+                             .params = PP_ID_CHANNEL, .result = PR_COUNT},
+    [STORE_MANIFEST_LATEST] = {PB_SQL, .what = "get",
+                               .sql = "SELECT doc::text FROM channel_manifests ORDER BY id DESC "
+                                      "LIMIT 1",
+                               .result = PR_GET},
+    [STORE_MANIFEST_PUT] = {PB_PUT_DOC, .table = "channel_manifests"},
+    [STORE_CHANNEL_SUMMARY] = {PB_FN, .build_fn = build_summary, .result = PR_FN,
+                               .finish = finish_summary},
+    [STORE_USER_GET] = {PB_SQL, .what = "get", .sql = "SELECT doc::text FROM users WHERE id = $1",
+                        .params = PP_ID, .result = PR_GET},
+    [STORE_USER_PUT] = {PB_PUT_DOC, .table = "users"},
+    /* Refresh planner statistics (autovacuum does the rest). */
+    [STORE_MAINTENANCE] = {PB_SQL, .what = "maintenance", .sql = "ANALYZE"},
+    [STORE_RECORD_MERGE] = {PB_FN, .build_fn = build_merge, .result = PR_FN,
+                            .finish = finish_merge},
+    [STORE_USER_DELETE] = {PB_SQL, .what = "delete user", .sql = "DELETE FROM users WHERE id = $1",
+                           .params = PP_ID, .result = PR_CHANGED},
+    [STORE_USERS_LIST] = {PB_SQL, .what = "list users",
+                          .sql = "SELECT doc::text FROM users ORDER BY id", .result = PR_LIST},
+    [STORE_SESSION_GET] = {PB_SQL, .what = "get",
+                           .sql = "SELECT doc::text FROM sessions WHERE id = $1", .params = PP_ID,
+                           .result = PR_GET},
+    [STORE_SESSION_PUT] = {PB_FN, .build_fn = build_put_session},
+    [STORE_SESSION_DELETE] = {PB_SQL, .what = "delete session",
+                              .sql = "DELETE FROM sessions WHERE id = $1", .params = PP_ID,
+                              .result = PR_CHANGED},
+    /* Creation order (the reference's natural order): seq, as SQLite's rowid. */
+    [STORE_SESSIONS_LIST] = {PB_SQL, .what = "list sessions",
+                             .sql = "SELECT doc::text FROM sessions WHERE username = $1 ORDER BY "
+                                    "seq",
+                             .params = PP_ID, .result = PR_LIST},
+    [STORE_USER_BY_EMAIL] = {PB_SQL, .what = "get",
+                             .sql = "SELECT doc::text FROM users WHERE doc->>'email' = $1 ORDER "
+                                    "BY id LIMIT 1",
+                             .params = PP_ID, .result = PR_GET},
+    [STORE_USER_UPDATE] = {PB_FN, .build_fn = build_update_user, .result = PR_CHANGED},
+    [STORE_EXPERIMENTS_LIST] = {PB_SQL, .what = "list experiments",
+                                .sql = "SELECT doc::text FROM experiments WHERE match_key IS NOT "
+                                       "NULL ORDER BY id",
+                                .result = PR_LIST},
+    [STORE_EXPERIMENT_PUT] = {PB_FN, .build_fn = build_put_experiment, .result = PR_FN,
+                              .finish = finish_put_experiment},
+    [STORE_EXPERIMENTS_STAMP_GET] = {PB_SQL, .what = "get experiments stamp",
+                                     .sql = "SELECT doc->>'collection_last_updated' FROM "
+                                            "experiments WHERE id = 'collection_last_updated'",
+                                     .result = PR_FN, .finish = finish_stamp_get},
+    [STORE_EXPERIMENTS_STAMP_PUT] = {PB_SQL, .what = "stamp experiments",
+                                     .sql = "INSERT INTO experiments (id, match_key, doc) VALUES "
+                                            "('collection_last_updated', NULL, "
+                                            "json_build_object('collection_last_updated', "
+                                            "$1::text)) ON CONFLICT (id) DO UPDATE SET doc = "
+                                            "EXCLUDED.doc",
+                                     .params = PP_ID_OR_EMPTY},
+    [STORE_UNCERTAIN_NOTE] = {PB_FN, .build_fn = build_uncertain_note},
+    [STORE_UNCERTAIN_TOUCH] = {PB_FN, .build_fn = build_uncertain_touch, .result = PR_FN,
+                               .finish = finish_uncertain_touch},
+    [STORE_UNCERTAIN_LIST] = {PB_SQL, .what = "list uncertain objects",
+                              .sql = "SELECT json_build_object('_id', id, 'record_id', record_id, "
+                                     "'channel', channel, 'noted_at', noted_at)::text FROM "
+                                     "uncertain_objects ORDER BY noted_at, id",
+                              .result = PR_LIST},
+    [STORE_UNCERTAIN_CLAIM] = {PB_FN, .build_fn = build_uncertain_claim, .result = PR_CHANGED},
+    [STORE_UNCERTAIN_DELETE] = {PB_SQL, .what = "delete uncertain object",
+                                .sql = "DELETE FROM uncertain_objects WHERE id = $1",
+                                .params = PP_ID, .result = PR_CHANGED},
+};
+_Static_assert(sizeof(kinds) / sizeof(kinds[0]) == STORE_OP_KINDS,
+               "every op kind needs an entry in pg.c's kinds[]");
+
+int store_pg_missing_kind(void)
+{
+    for (int k = 0; k < STORE_OP_KINDS; k++) {
+        const pg_kind *e = &kinds[k];
+        bool ok = e->build == PB_FN    ? e->build_fn != NULL
+                  : e->build == PB_SQL ? e->what && e->sql
+                                       : e->build == PB_PUT_DOC && e->table;
+        if (!ok || (e->result == PR_FN && !e->finish))
+            return k;
+    }
+    return -1;
+}
+
+/* Whether the op's results are turned into documents on the thread pool. */
+static bool kind_on_pool(store_op_kind kind)
+{
+    return (unsigned)kind < STORE_OP_KINDS && kinds[kind].on_pool;
+}
+
+/* Fills j with the op's statements, or sets op->status (bad query, out of memory). */
+static void build_job(pg_job *j, store_op_t *op)
+{
+    const pg_kind *k = (unsigned)op->kind < STORE_OP_KINDS ? &kinds[op->kind] : NULL;
+    switch (k ? k->build : PB_MISSING) {
+    case PB_FN:
+        k->build_fn(j, op);
+        break;
+    case PB_SQL: {
+        const char *p1 = NULL, *p2 = NULL;
+        switch (k->params) {
+        case PP_NONE:
+            break;
+        case PP_ID:
+            p1 = op->id;
+            break;
+        case PP_CHANNEL:
+            p1 = op->channel;
+            break;
+        case PP_ID_CHANNEL:
+            p1 = op->id;
+            p2 = op->channel;
+            break;
+        case PP_ID_OR_EMPTY:
+            p1 = op->id ? op->id : "";
+            break;
+        }
+        if (!add1(j, k->what, k->sql, p1, p2) && op->status == 0)
+            op->status = -ENOMEM;
+        break;
+    }
+    case PB_PUT_DOC:
+        build_put_doc(j, op, k->table);
+        break;
+    case PB_MISSING:
+        break;
+    }
+    if (op->status == 0 && j->nstmts == 0 && op->kind == STORE_RECORDS_PUT)
+        return; /* an empty batch: nothing to do */
+    if (op->status == 0) {
+        j->res = calloc((size_t)j->nstmts, sizeof(PGresult *));
+        if (!j->res && j->nstmts)
+            op->status = -ENOMEM;
+    }
+}
+
 /* Turns the collected results into the op's outputs. Runs on the loop or a pool thread. */
 static void finish_job(pg_job *j, store_op_t *op)
 {
@@ -930,57 +1112,20 @@ static void finish_job(pg_job *j, store_op_t *op)
         return;
     }
     const PGresult *r = j->nstmts ? j->res[0] : NULL;
-    switch (op->kind) {
-    case STORE_RECORDS_FIND:
-        finish_find(j, op, r);
+    const pg_kind *k = (unsigned)op->kind < STORE_OP_KINDS ? &kinds[op->kind] : NULL;
+    switch (k ? k->result : PR_NONE) {
+    case PR_NONE:
         break;
-    case STORE_RECORDS_COUNT:
-    case STORE_CHANNEL_COUNT:
+    case PR_FN:
+        k->finish(j, op, r);
+        break;
+    case PR_COUNT:
         op->count = int_at(r, 0, 0);
         break;
-    case STORE_RECORDS_RANGE:
-        finish_range(op, r);
+    case PR_CHANGED:
+        op->count = strtoll(PQcmdTuples(j->res[k->changed]), NULL, 10);
         break;
-    case STORE_RECORD_DELETE:
-        op->count = strtoll(PQcmdTuples(j->res[1]), NULL, 10);
-        break;
-    case STORE_RECORD_MERGE:
-        if (strtoll(PQcmdTuples(j->res[0]), NULL, 10) == 0)
-            op->status = -ENOENT;
-        break;
-    case STORE_USER_DELETE:
-    case STORE_USER_UPDATE:
-    case STORE_SESSION_DELETE:
-    case STORE_UNCERTAIN_CLAIM:
-    case STORE_UNCERTAIN_DELETE:
-        op->count = strtoll(PQcmdTuples(j->res[0]), NULL, 10);
-        break;
-    case STORE_UNCERTAIN_TOUCH:
-        op->result = load_json(PQgetvalue(j->res[1], 0, 0));
-        if (!json_is_array(op->result)) {
-            op->status = STORE_EDB;
-            snprintf(op->err, sizeof(op->err), "claimed uncertain objects: not an array");
-        }
-        break;
-    case STORE_EXPERIMENT_PUT:
-        if (PQntuples(r) < 1) {
-            op->status = STORE_EDB;
-            snprintf(op->err, sizeof(op->err), "put experiment: no row");
-        } else {
-            op->result = json_string(PQgetvalue(r, 0, 0));
-            op->count = int_at(r, 0, 1);
-        }
-        break;
-    case STORE_EXPERIMENTS_STAMP_GET:
-        if (PQntuples(r) < 1 || PQgetisnull(r, 0, 0))
-            op->status = -ENOENT;
-        else
-            op->result = json_string(PQgetvalue(r, 0, 0));
-        break;
-    case STORE_USERS_LIST:
-    case STORE_EXPERIMENTS_LIST:
-    case STORE_SESSIONS_LIST:
-    case STORE_UNCERTAIN_LIST: {
+    case PR_LIST: {
         json_t *out = json_array();
         int n = PQntuples(r);
         for (int i = 0; i < n; i++) {
@@ -993,10 +1138,7 @@ static void finish_job(pg_job *j, store_op_t *op)
         op->result = out;
         break;
     }
-    case STORE_MANIFEST_LATEST:
-    case STORE_USER_BY_EMAIL:
-    case STORE_SESSION_GET:
-    case STORE_USER_GET:
+    case PR_GET:
         if (PQntuples(r) == 0) {
             op->status = -ENOENT;
         } else {
@@ -1006,17 +1148,6 @@ static void finish_job(pg_job *j, store_op_t *op)
                 snprintf(op->err, sizeof(op->err), "get: stored document is not JSON");
             }
         }
-        break;
-    case STORE_CHANNEL_SUMMARY:
-        finish_summary(j, op);
-        break;
-    case STORE_PING:
-        if (PQntuples(r) == 0) {
-            op->status = STORE_EDB;
-            snprintf(op->err, sizeof(op->err), "ping: no schema version");
-        }
-        break;
-    default:
         break;
     }
 }
@@ -1145,8 +1276,7 @@ static void job_done(pg_store *s, pg_job *j)
 {
     store_op_t *op = j->op;
     j->conn = NULL;
-    if (!op->canceled && op->status == 0 && !j->broken &&
-        (op->kind == STORE_RECORDS_FIND || op->post)) {
+    if (!op->canceled && op->status == 0 && !j->broken && (kind_on_pool(op->kind) || op->post)) {
         op->work.data = op;
         if (pool_queue_work(s->base.loop, &op->work, convert_work, convert_after) == 0) {
             j->converting = true;

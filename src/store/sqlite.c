@@ -13,6 +13,11 @@
  * instead of parsing whole documents). Documents are rebuilt from rows and then
  * projected (store/projection.c). Filters and sorts come from store/filter.c and
  * filter_sql.c as SQL text with parameters only, which this file binds.
+ *
+ * Dispatch: `kinds[]`, indexed by op kind, says how each kind runs: its own function, or
+ * SQL text with a shape (get one document, list documents, put a document by _id, delete
+ * by id, exec) that one shared helper runs. Every kind has an entry (a static check on
+ * the size, store_sqlite_missing_kind for the rest).
  */
 #include "store/projection.h"
 #include "store/backend.h"
@@ -995,19 +1000,20 @@ static void put_experiment(sqlite_conn *c, store_op_t *op)
     free(key);
 }
 
-static void experiments_stamp(sqlite_conn *c, store_op_t *op, bool put)
+static void experiments_stamp_get(sqlite_conn *c, store_op_t *op)
 {
-    if (!put) {
-        get_doc(c, op, "SELECT doc FROM experiments WHERE id = 'collection_last_updated'", NULL);
-        if (op->status == 0) {
-            json_t *v = json_incref(json_object_get(op->result, "collection_last_updated"));
-            json_decref(op->result);
-            op->result = v;
-            if (!json_is_string(v))
-                op->status = -ENOENT;
-        }
-        return;
+    get_doc(c, op, "SELECT doc FROM experiments WHERE id = 'collection_last_updated'", NULL);
+    if (op->status == 0) {
+        json_t *v = json_incref(json_object_get(op->result, "collection_last_updated"));
+        json_decref(op->result);
+        op->result = v;
+        if (!json_is_string(v))
+            op->status = -ENOENT;
     }
+}
+
+static void experiments_stamp_put(sqlite_conn *c, store_op_t *op)
+{
     sqlite3_stmt *st = stmt_get(c, op,
                                 "INSERT OR REPLACE INTO experiments (id, match_key, doc) VALUES "
                                 "('collection_last_updated', NULL, ?1)");
@@ -1138,7 +1144,144 @@ fail:
     json_decref(res);
 }
 
-static void execute_on(sqlite_conn *c, store_op_t *op);
+static void op_ping(sqlite_conn *c, store_op_t *op)
+{
+    sqlite3_stmt *st = stmt_get(c, op, "SELECT 1 FROM schema_version LIMIT 1");
+    if (st) {
+        if (sqlite3_step(st) != SQLITE_ROW)
+            db_error(op, c, "ping");
+        sqlite3_reset(st);
+    }
+}
+
+/* One read transaction: one snapshot for the rows and their channels, and one lock/unlock
+ * of the database instead of one per statement. */
+static void op_find_tx(sqlite_conn *c, store_op_t *op)
+{
+    if (exec_simple(c, op, "BEGIN") == 0) {
+        op_find(c, op);
+        sqlite3_exec(c->db, "COMMIT", NULL, NULL, NULL);
+    }
+}
+
+/* ---- dispatch: one table entry per op kind ---- */
+
+/* How a kind is run: its own function, or one of the simple shapes over SQL text. */
+typedef enum sqlite_shape {
+    SQ_MISSING, /* no entry (never in a complete table) */
+    SQ_CALL,    /* fn(c, op) */
+    SQ_GET,     /* get_doc: one document from sql, or -ENOENT */
+    SQ_LIST,    /* list_docs: the documents of sql, at most max_documents */
+    SQ_PUT,     /* put_doc: doc by its _id, sql to insert, sql_replace with replace */
+    SQ_DELETE,  /* delete_by_id: sql with ?1 = id -> count */
+    SQ_EXEC,    /* exec_simple: sql, no parameters or rows */
+} sqlite_shape;
+
+typedef struct sqlite_kind {
+    sqlite_shape shape;
+    void (*fn)(sqlite_conn *c, store_op_t *op); /* SQ_CALL */
+    const char *sql;
+    const char *sql_replace; /* SQ_PUT with op->replace */
+    bool by_id;              /* SQ_GET, SQ_LIST: ?1 = op->id */
+} sqlite_kind;
+
+static const sqlite_kind kinds[] = {
+    [STORE_PING] = {SQ_CALL, .fn = op_ping},
+    [STORE_RECORDS_FIND] = {SQ_CALL, .fn = op_find_tx},
+    [STORE_RECORDS_COUNT] = {SQ_CALL, .fn = op_count},
+    [STORE_RECORDS_RANGE] = {SQ_CALL, .fn = op_range},
+    [STORE_RECORD_DELETE] = {SQ_CALL, .fn = op_delete},
+    [STORE_RECORD_PUT] = {SQ_CALL, .fn = op_put},
+    [STORE_RECORDS_PUT] = {SQ_CALL, .fn = op_put},
+    [STORE_CHANNEL_COUNT] = {SQ_CALL, .fn = op_channel_count},
+    [STORE_MANIFEST_LATEST] = {SQ_GET,
+                               .sql = "SELECT doc FROM channel_manifests ORDER BY id DESC LIMIT 1"},
+    [STORE_MANIFEST_PUT] = {SQ_PUT,
+                            .sql = "INSERT INTO channel_manifests (id, doc) VALUES (?1, ?2)",
+                            .sql_replace = "INSERT OR REPLACE INTO channel_manifests (id, doc) "
+                                           "VALUES (?1, ?2)"},
+    [STORE_CHANNEL_SUMMARY] = {SQ_CALL, .fn = op_summary},
+    [STORE_USER_GET] = {SQ_GET, .sql = "SELECT doc FROM users WHERE id = ?1", .by_id = true},
+    [STORE_USER_PUT] = {SQ_PUT, .sql = "INSERT INTO users (id, doc) VALUES (?1, ?2)",
+                        .sql_replace = "INSERT OR REPLACE INTO users (id, doc) VALUES (?1, ?2)"},
+    /* Fold the WAL back into the database file and refresh planner statistics. */
+    [STORE_MAINTENANCE] = {SQ_EXEC, .sql = "PRAGMA wal_checkpoint(TRUNCATE); PRAGMA optimize;"},
+    [STORE_RECORD_MERGE] = {SQ_CALL, .fn = op_merge},
+    [STORE_USER_DELETE] = {SQ_DELETE, .sql = "DELETE FROM users WHERE id = ?1"},
+    [STORE_USERS_LIST] = {SQ_LIST, .sql = "SELECT doc FROM users ORDER BY id"},
+    [STORE_SESSION_GET] = {SQ_GET, .sql = "SELECT doc FROM sessions WHERE id = ?1", .by_id = true},
+    [STORE_SESSION_PUT] = {SQ_CALL, .fn = put_session},
+    [STORE_SESSION_DELETE] = {SQ_DELETE, .sql = "DELETE FROM sessions WHERE id = ?1"},
+    /* Creation order, the reference's natural order: rowid, which only grows for new rows
+     * (max + 1) and is kept by the PATCH upsert. Not by id: ids made by two workers in the
+     * same second are not ordered (util/objectid.h). */
+    [STORE_SESSIONS_LIST] = {SQ_LIST,
+                             .sql = "SELECT doc FROM sessions WHERE username = ?1 ORDER BY rowid",
+                             .by_id = true},
+    [STORE_USER_BY_EMAIL] = {SQ_GET,
+                             .sql = "SELECT doc FROM users WHERE json_extract(doc, '$.email') = ?1 "
+                                    "ORDER BY id LIMIT 1",
+                             .by_id = true},
+    [STORE_USER_UPDATE] = {SQ_CALL, .fn = update_user},
+    [STORE_EXPERIMENTS_LIST] = {SQ_LIST, .sql = "SELECT doc FROM experiments WHERE match_key IS "
+                                                "NOT NULL ORDER BY id"},
+    [STORE_EXPERIMENT_PUT] = {SQ_CALL, .fn = put_experiment},
+    [STORE_EXPERIMENTS_STAMP_GET] = {SQ_CALL, .fn = experiments_stamp_get},
+    [STORE_EXPERIMENTS_STAMP_PUT] = {SQ_CALL, .fn = experiments_stamp_put},
+    [STORE_UNCERTAIN_NOTE] = {SQ_CALL, .fn = uncertain_note},
+    [STORE_UNCERTAIN_TOUCH] = {SQ_CALL, .fn = uncertain_touch},
+    [STORE_UNCERTAIN_LIST] = {SQ_LIST, .sql =
+                                           "SELECT json_object('_id', id, 'record_id', record_id, "
+                                           "'channel', channel, 'noted_at', noted_at) FROM "
+                                           "uncertain_objects ORDER BY noted_at, id"},
+    [STORE_UNCERTAIN_CLAIM] = {SQ_CALL, .fn = uncertain_claim},
+    [STORE_UNCERTAIN_DELETE] = {SQ_DELETE, .sql = "DELETE FROM uncertain_objects WHERE id = ?1"},
+};
+_Static_assert(sizeof(kinds) / sizeof(kinds[0]) == STORE_OP_KINDS,
+               "every op kind needs an entry in sqlite.c's kinds[]");
+
+int store_sqlite_missing_kind(void)
+{
+    for (int k = 0; k < STORE_OP_KINDS; k++) {
+        const sqlite_kind *e = &kinds[k];
+        bool ok = e->shape == SQ_CALL  ? e->fn != NULL
+                  : e->shape == SQ_PUT ? e->sql && e->sql_replace
+                                       : e->shape != SQ_MISSING && e->sql;
+        if (!ok)
+            return k;
+    }
+    return -1;
+}
+
+static void execute_on(sqlite_conn *c, store_op_t *op)
+{
+    if ((unsigned)op->kind >= STORE_OP_KINDS)
+        return;
+    const sqlite_kind *k = &kinds[op->kind];
+    const char *key = k->by_id ? op->id : NULL;
+    switch (k->shape) {
+    case SQ_CALL:
+        k->fn(c, op);
+        break;
+    case SQ_GET:
+        get_doc(c, op, k->sql, key);
+        break;
+    case SQ_LIST:
+        list_docs(c, op, k->sql, key);
+        break;
+    case SQ_PUT:
+        put_doc(c, op, k->sql, k->sql_replace);
+        break;
+    case SQ_DELETE:
+        delete_by_id(c, op, k->sql);
+        break;
+    case SQ_EXEC:
+        exec_simple(c, op, k->sql);
+        break;
+    case SQ_MISSING:
+        break;
+    }
+}
 
 static void sqlite_execute(store_t *base, store_op_t *op)
 {
@@ -1149,129 +1292,6 @@ static void sqlite_execute(store_t *base, store_op_t *op)
     c->running = store_op_reads(op->kind) ? op : NULL;
     execute_on(c, op);
     c->running = NULL;
-}
-
-static void execute_on(sqlite_conn *c, store_op_t *op)
-{
-    switch (op->kind) {
-    case STORE_PING: {
-        sqlite3_stmt *st = stmt_get(c, op, "SELECT 1 FROM schema_version LIMIT 1");
-        if (st) {
-            if (sqlite3_step(st) != SQLITE_ROW)
-                db_error(op, c, "ping");
-            sqlite3_reset(st);
-        }
-        break;
-    }
-    case STORE_RECORDS_FIND:
-        /* One read transaction: one snapshot for the rows and their channels, and one
-         * lock/unlock of the database instead of one per statement. */
-        if (exec_simple(c, op, "BEGIN") == 0) {
-            op_find(c, op);
-            sqlite3_exec(c->db, "COMMIT", NULL, NULL, NULL);
-        }
-        break;
-    case STORE_RECORDS_COUNT:
-        op_count(c, op);
-        break;
-    case STORE_RECORDS_RANGE:
-        op_range(c, op);
-        break;
-    case STORE_RECORD_DELETE:
-        op_delete(c, op);
-        break;
-    case STORE_RECORD_PUT:
-    case STORE_RECORDS_PUT:
-        op_put(c, op);
-        break;
-    case STORE_CHANNEL_COUNT:
-        op_channel_count(c, op);
-        break;
-    case STORE_RECORD_MERGE:
-        op_merge(c, op);
-        break;
-    case STORE_MANIFEST_LATEST:
-        get_doc(c, op, "SELECT doc FROM channel_manifests ORDER BY id DESC LIMIT 1", NULL);
-        break;
-    case STORE_MANIFEST_PUT:
-        put_doc(c, op, "INSERT INTO channel_manifests (id, doc) VALUES (?1, ?2)",
-                "INSERT OR REPLACE INTO channel_manifests (id, doc) VALUES (?1, ?2)");
-        break;
-    case STORE_CHANNEL_SUMMARY:
-        op_summary(c, op);
-        break;
-    case STORE_USER_GET:
-        get_doc(c, op, "SELECT doc FROM users WHERE id = ?1", op->id);
-        break;
-    case STORE_MAINTENANCE:
-        /* Fold the WAL back into the database file and refresh planner statistics. */
-        exec_simple(c, op, "PRAGMA wal_checkpoint(TRUNCATE); PRAGMA optimize;");
-        break;
-    case STORE_USER_PUT:
-        put_doc(c, op, "INSERT INTO users (id, doc) VALUES (?1, ?2)",
-                "INSERT OR REPLACE INTO users (id, doc) VALUES (?1, ?2)");
-        break;
-    case STORE_USER_UPDATE:
-        update_user(c, op);
-        break;
-    case STORE_USER_DELETE:
-        delete_by_id(c, op, "DELETE FROM users WHERE id = ?1");
-        break;
-    case STORE_USERS_LIST:
-        list_docs(c, op, "SELECT doc FROM users ORDER BY id", NULL);
-        break;
-    case STORE_USER_BY_EMAIL:
-        get_doc(c, op,
-                "SELECT doc FROM users WHERE json_extract(doc, '$.email') = ?1 ORDER BY id LIMIT 1",
-                op->id);
-        break;
-    case STORE_SESSION_GET:
-        get_doc(c, op, "SELECT doc FROM sessions WHERE id = ?1", op->id);
-        break;
-    case STORE_SESSION_PUT:
-        put_session(c, op);
-        break;
-    case STORE_SESSION_DELETE:
-        delete_by_id(c, op, "DELETE FROM sessions WHERE id = ?1");
-        break;
-    case STORE_SESSIONS_LIST:
-        /* Creation order, the reference's natural order: rowid, which only grows for new
-         * rows (max + 1) and is kept by the PATCH upsert. Not by id: ids made by two
-         * workers in the same second are not ordered (util/objectid.h). */
-        list_docs(c, op, "SELECT doc FROM sessions WHERE username = ?1 ORDER BY rowid", op->id);
-        break;
-    case STORE_EXPERIMENTS_LIST:
-        list_docs(c, op, "SELECT doc FROM experiments WHERE match_key IS NOT NULL ORDER BY id",
-                  NULL);
-        break;
-    case STORE_EXPERIMENT_PUT:
-        put_experiment(c, op);
-        break;
-    case STORE_EXPERIMENTS_STAMP_GET:
-        experiments_stamp(c, op, false);
-        break;
-    case STORE_EXPERIMENTS_STAMP_PUT:
-        experiments_stamp(c, op, true);
-        break;
-    case STORE_UNCERTAIN_NOTE:
-        uncertain_note(c, op);
-        break;
-    case STORE_UNCERTAIN_TOUCH:
-        uncertain_touch(c, op);
-        break;
-    case STORE_UNCERTAIN_LIST:
-        list_docs(c, op,
-                  "SELECT json_object('_id', id, 'record_id', record_id, 'channel', channel, "
-                  "'noted_at', noted_at) FROM uncertain_objects ORDER BY noted_at, id",
-                  NULL);
-        break;
-    case STORE_UNCERTAIN_CLAIM:
-        uncertain_claim(c, op);
-        break;
-    case STORE_UNCERTAIN_DELETE:
-        delete_by_id(c, op, "DELETE FROM uncertain_objects WHERE id = ?1");
-        break;
-    }
 }
 
 const store_backend store_sqlite_backend = {

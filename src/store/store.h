@@ -86,6 +86,8 @@ typedef enum store_op_kind {
                                if it was noted at or before lo and is not claimed at hi ->
                                count 1, else 0 */
     STORE_UNCERTAIN_DELETE, /* id = key -> count (0 or 1) */
+    STORE_OP_KINDS          /* not a kind: how many there are (the back ends' dispatch tables,
+                               indexed by kind, have exactly this many entries) */
 } store_op_kind;
 
 /* How long a claim on an uncertain object's note holds (seconds): the sweep deletes the

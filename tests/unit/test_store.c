@@ -3,7 +3,8 @@
  * and the same test bodies against PostgreSQL (src/store/pg.c) when test_store_pg.c
  * includes this file with STORE_TEST_PG set. The PostgreSQL run needs OGD_TEST_PG_URL
  * (see scripts/start-pg.sh) and gives every test its own fresh database, dropped after
- * the test; it also runs the asynchronous tests at the end of test_store_pg.c.
+ * the test; it also runs the asynchronous tests at the end of test_store_pg.c. Whether both
+ * back ends' dispatch tables have an entry for every op kind is checked here once.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -17,6 +18,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "store/backend.h"
 #include "store/store.h"
 
 #ifndef STORE_TEST_PG
@@ -628,11 +630,22 @@ static void test_cancelled_read_is_interrupted(void **state)
     store_op_cleanup(&op);
 }
 
+/* Each back end runs an op through a table indexed by its kind (sqlite.c, pg.c: kinds[]);
+ * every kind from the first to the last has an entry in both. Needs no database, so it runs
+ * here for both back ends. */
+static void test_dispatch_tables_complete(void **state)
+{
+    (void)state;
+    assert_int_equal(store_sqlite_missing_kind(), -1);
+    assert_int_equal(store_pg_missing_kind(), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         STORE_BACKEND_TESTS,
-        cmocka_unit_test_setup_teardown(test_cancelled_read_is_interrupted, setup, teardown)};
+        cmocka_unit_test_setup_teardown(test_cancelled_read_is_interrupted, setup, teardown),
+        cmocka_unit_test(test_dispatch_tables_complete)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
 #endif
