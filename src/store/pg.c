@@ -669,26 +669,32 @@ static void build_put_experiment(pg_job *j, store_op_t *op)
         op->status = -ENOMEM;
 }
 
+/* A statement of the uncertain-object kinds: $1 = op->doc (JSON), $2 = op->lo. */
+static bool add_doc_lo(pg_job *j, store_op_t *op, const char *what, const char *sql)
+{
+    pg_stmt *st = job_add(j, what, sql, 2);
+    if (!st) {
+        if (op->status == 0)
+            op->status = -ENOMEM;
+        return false;
+    }
+    set_json(st, 0, op->doc);
+    set_int(st, 1, (long long)op->lo);
+    return true;
+}
+
 static void build_uncertain_note(pg_job *j, store_op_t *op)
 {
     if (!store_uncertain_notes_valid(op->doc)) {
         bad_query(op, "notes need string _id, record_id and channel");
         return;
     }
-    pg_stmt *st =
-        job_add(j, "note uncertain objects",
-                "INSERT INTO uncertain_objects (id, record_id, channel, noted_at, claim_until) "
-                "SELECT e->>'_id', e->>'record_id', e->>'channel', $2::bigint, 0 FROM "
-                "json_array_elements($1::json) e ON CONFLICT (id) DO UPDATE SET record_id = "
-                "EXCLUDED.record_id, channel = EXCLUDED.channel, noted_at = "
-                "EXCLUDED.noted_at, claim_until = 0",
-                2);
-    if (st) {
-        set_json(st, 0, op->doc);
-        set_int(st, 1, (long long)op->lo);
-    }
-    if (!st && op->status == 0)
-        op->status = -ENOMEM;
+    add_doc_lo(j, op, "note uncertain objects",
+               "INSERT INTO uncertain_objects (id, record_id, channel, noted_at, claim_until) "
+               "SELECT e->>'_id', e->>'record_id', e->>'channel', $2::bigint, 0 FROM "
+               "json_array_elements($1::json) e ON CONFLICT (id) DO UPDATE SET record_id = "
+               "EXCLUDED.record_id, channel = EXCLUDED.channel, noted_at = "
+               "EXCLUDED.noted_at, claim_until = 0");
 }
 
 static void build_uncertain_touch(pg_job *j, store_op_t *op)
@@ -697,25 +703,13 @@ static void build_uncertain_touch(pg_job *j, store_op_t *op)
         bad_query(op, "keys must be strings");
         return;
     }
-    pg_stmt *st = job_add(j, "touch uncertain objects",
-                          "UPDATE uncertain_objects SET noted_at = $2::bigint WHERE id IN (SELECT "
-                          "json_array_elements_text($1::json)) AND claim_until < $2::bigint",
-                          2);
-    if (st) {
-        set_json(st, 0, op->doc);
-        set_int(st, 1, (long long)op->lo);
-        st = job_add(j, "claimed uncertain objects",
-                     "SELECT COALESCE(json_agg(id ORDER BY id), '[]'::json)::text FROM "
-                     "uncertain_objects WHERE id IN (SELECT json_array_elements_text($1::json)) "
-                     "AND claim_until >= $2::bigint",
-                     2);
-    }
-    if (st) {
-        set_json(st, 0, op->doc);
-        set_int(st, 1, (long long)op->lo);
-    }
-    if (!st && op->status == 0)
-        op->status = -ENOMEM;
+    if (add_doc_lo(j, op, "touch uncertain objects",
+                   "UPDATE uncertain_objects SET noted_at = $2::bigint WHERE id IN (SELECT "
+                   "json_array_elements_text($1::json)) AND claim_until < $2::bigint"))
+        add_doc_lo(j, op, "claimed uncertain objects",
+                   "SELECT COALESCE(json_agg(id ORDER BY id), '[]'::json)::text FROM "
+                   "uncertain_objects WHERE id IN (SELECT json_array_elements_text($1::json)) "
+                   "AND claim_until >= $2::bigint");
 }
 
 static void build_uncertain_claim(pg_job *j, store_op_t *op)
