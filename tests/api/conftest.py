@@ -340,18 +340,24 @@ def make_server():
         shutil.rmtree(d, ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
-def fixture_server():
-    """A server holding only the hand-written records of tests/api/data (examples of
-    docs/api.md)."""
-    d = tempfile.mkdtemp(prefix="ogd-test-")
-    s = OgdServer(d, None)
-    s.import_fixtures()
+def serve(s):
+    """For module- and session-scoped fixtures (`yield from serve(s)`): starts s, gives it
+    to the tests, then stops it, removes its data directory and fails on a non-zero exit
+    or a sanitizer report, as make_server does for its servers."""
     s.start()
     yield s
     rc = s.stop()
     reports = s.sanitizer_reports()
     log = s.read_log()
-    shutil.rmtree(d, ignore_errors=True)
-    assert rc == 0
+    shutil.rmtree(s.data_dir, ignore_errors=True)
+    assert rc == 0, "ogd exited with %r:\n%s" % (rc, log[-5000:])
     assert not reports, log[-20000:]
+
+
+@pytest.fixture(scope="session")
+def fixture_server():
+    """A server holding only the hand-written records of tests/api/data (examples of
+    docs/api.md)."""
+    s = OgdServer(tempfile.mkdtemp(prefix="ogd-test-"), None)
+    s.import_fixtures()
+    yield from serve(s)

@@ -15,20 +15,12 @@ SCA = "PM-201-FE-EM"         # demo scalar channel
 @pytest.fixture(scope="module")
 def srv(request):
     # one demo server for the module (module-scoped wrapper around make_server's logic)
-    import shutil
     import tempfile
-    from conftest import OgdServer
+    from conftest import OgdServer, serve
     d = tempfile.mkdtemp(prefix="ogd-test-")
     s = OgdServer(d, None)
     s.demo(6, True)
-    s.start()
-    yield s
-    rc = s.stop()
-    log = s.read_log()
-    reports = s.sanitizer_reports()
-    shutil.rmtree(d, ignore_errors=True)
-    assert rc == 0
-    assert not reports, log[-20000:]
+    yield from serve(s)
 
 
 def validate(srv, fns):

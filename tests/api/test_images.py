@@ -8,7 +8,6 @@ import base64
 import io
 import json
 import os
-import shutil
 import struct
 import subprocess
 import tempfile
@@ -18,7 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import OGD, OgdServer
+from conftest import OGD, OgdServer, serve
 
 RID = "20230605080000"
 
@@ -92,14 +91,7 @@ def srv():
     s.put_object("float_images/2023/06/05/080000/BAD.npz", b"PK\x03\x04" + b"\0" * 64)
     s.put_object("waveforms/2023/06/05/080000/BAD.json", b"{not json")
     import_thumbnail_record(s)
-    s.start()
-    yield s
-    rc = s.stop()
-    log = s.read_log()
-    reports = s.sanitizer_reports()
-    shutil.rmtree(d, ignore_errors=True)
-    assert rc == 0
-    assert not reports, log[-20000:]
+    yield from serve(s)
 
 
 THUMB_GREY = [[0, 1, 50], [128, 200, 255]]

@@ -9,7 +9,6 @@ import base64
 import io
 import json
 import os
-import shutil
 import subprocess
 import tempfile
 
@@ -17,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import OGD, OgdServer
+from conftest import OGD, OgdServer, serve
 from test_images import png_gray, rgba
 
 RID = "20230605080000"
@@ -73,14 +72,7 @@ def srv():
     np.savez_compressed(buf, np.array([[-2.0, 0.0, np.nan], [1.0, 2.0, 0.3]], dtype=np.float32))
     s.put_object("float_images/2023/06/05/080000/TEST-FLOAT.npz", buf.getvalue())
     _import(s)
-    s.start()
-    yield s
-    rc = s.stop()
-    log = s.read_log()
-    reports = s.sanitizer_reports()
-    shutil.rmtree(d, ignore_errors=True)
-    assert rc == 0
-    assert not reports, log[-20000:]
+    yield from serve(s)
 
 
 @pytest.fixture
