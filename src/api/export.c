@@ -169,7 +169,7 @@ typedef struct exp_ctx {
     work_t *tail_work;
     bool tail_built;
     /* functions */
-    api_fn_list *fns;
+    fneval_list *fns;
     size_t nbatches, next_batch, batches_done, evaluating;
     struct batch *batches; /* nbatches */
     size_t batch_limit;    /* batches at once: 1 until the answer is chosen */
@@ -183,7 +183,7 @@ typedef struct exp_ctx {
 typedef struct batch {
     exp_ctx *x;
     size_t index;
-    api_fn_results *handle; /* while it runs */
+    fneval *handle; /* while it runs */
 } batch;
 
 static void pump(exp_ctx *x);
@@ -247,7 +247,7 @@ static void fail_stream(exp_ctx *x, const char *why)
             work_cancel(x->tail_work);
         for (size_t b = 0; b < x->nbatches; b++)
             if (x->batches[b].handle)
-                api_functions_cancel(x->batches[b].handle);
+                fneval_cancel(x->batches[b].handle, NULL, NULL);
     }
     maybe_finish(x);
 }
@@ -330,8 +330,8 @@ static bool build_store_projection(exp_ctx *x)
 {
     arena_t *a = &x->req->arena;
     size_t nvars = 0;
-    for (size_t f = 0; x->fns && f < api_fn_list_count(x->fns); f++)
-        fn_variables(api_fn_list_get(x->fns, f)->tree, count_var, &nvars);
+    for (size_t f = 0; x->fns && f < fneval_list_count(x->fns); f++)
+        fn_variables(fneval_list_get(x->fns, f)->tree, count_var, &nvars);
     x->store_proj = arena_alloc(a, (3 * x->nproj + 2 * nvars + 1) * sizeof(char *));
     if (!x->store_proj)
         return false;
@@ -340,8 +340,8 @@ static bool build_store_projection(exp_ctx *x)
     /* What the functions use: each channel's metadata (bit depth, units) and data
      * (scalars); objects are fetched by the functions engine. */
     var_paths vp = {x, &n, true};
-    for (size_t f = 0; x->fns && f < api_fn_list_count(x->fns); f++)
-        fn_variables(api_fn_list_get(x->fns, f)->tree, add_var_paths, &vp);
+    for (size_t f = 0; x->fns && f < fneval_list_count(x->fns); f++)
+        fn_variables(fneval_list_get(x->fns, f)->tree, add_var_paths, &vp);
     if (!vp.ok)
         return false;
     for (size_t i = 0; i < x->nproj; i++) {
@@ -401,11 +401,11 @@ static bool build_columns(exp_ctx *x)
         c->fn = -1;
         if (first_part_is(p, "channels")) {
             c->kind = COL_CHANNEL;
-            c->fn = x->fns ? api_fn_list_find(x->fns, second) : -1;
+            c->fn = x->fns ? fneval_list_find(x->fns, second) : -1;
             json_t *m = json_object_get(x->mchannels, second);
             const char *dtype = m ? json_string_value(json_object_get(m, "type")) : NULL;
             if (c->fn >= 0)
-                dtype = fn_type_name(api_fn_list_get(x->fns, (size_t)c->fn)->type);
+                dtype = fn_type_name(fneval_list_get(x->fns, (size_t)c->fn)->type);
             else if (!m) {
                 snprintf(msg, sizeof(msg), "'%.400s' is not a recognised channel or function name",
                          second);
@@ -507,7 +507,7 @@ static bool kind_exported(const exp_ctx *x, objstore_kind k)
  * name it uses is a channel the record has, or an earlier function that has a result. has[]
  * holds the answers for the earlier functions. */
 typedef struct fn_predict {
-    const api_fn_list *fns;
+    const fneval_list *fns;
     json_t *chans;
     const bool *has;
     size_t f;
@@ -517,7 +517,7 @@ typedef struct fn_predict {
 static void predict_var(void *data, const char *name)
 {
     fn_predict *p = data;
-    long g = api_fn_list_find(p->fns, name);
+    long g = fneval_list_find(p->fns, name);
     if (g >= 0 && (size_t)g < p->f)
         p->ok = p->ok && p->has[g];
     else
@@ -526,10 +526,10 @@ static void predict_var(void *data, const char *name)
 
 static void predict_record(const exp_ctx *x, json_t *chans, bool *has)
 {
-    size_t n = api_fn_list_count(x->fns);
+    size_t n = fneval_list_count(x->fns);
     for (size_t f = 0; f < n; f++) {
         fn_predict p = {x->fns, chans, has, f, true};
-        fn_variables(api_fn_list_get(x->fns, f)->tree, predict_var, &p);
+        fn_variables(fneval_list_get(x->fns, f)->tree, predict_var, &p);
         has[f] = p.ok;
     }
 }
@@ -546,7 +546,7 @@ static int build_entries(exp_ctx *x)
     x->ents = calloc(cap * nrec, sizeof(ent));
     if (!x->ents)
         return -ENOMEM;
-    bool has[API_FUNCTIONS_MAX];
+    bool has[FNEVAL_FUNCTIONS_MAX];
     size_t r;
     json_t *rec;
     json_array_foreach(x->records, r, rec)
@@ -1094,7 +1094,7 @@ static size_t batch_of(size_t rec)
 /* The results of a batch go where the export needs them: scalar values stay in the
  * records (the CSV is written after the last batch), a waveform's data and an image's PNG
  * go to their entries, which then render as fetched objects do. */
-static void batch_done(api_fn_results *res, void *data)
+static void batch_done(fneval *res, void *data)
 {
     batch *bt = data;
     exp_ctx *x = bt->x;
@@ -1102,7 +1102,7 @@ static void batch_done(api_fn_results *res, void *data)
     x->evaluating--;
     x->outstanding--;
     const char *msg = NULL;
-    int status = api_fn_results_status(res, &msg);
+    int status = api_fneval_status(res, &msg);
     if (x->aborted || status != 0) {
         if (status != 0 && !x->aborted) {
             if (x->head_sent)
@@ -1110,13 +1110,13 @@ static void batch_done(api_fn_results *res, void *data)
             x->err_status = status;
             snprintf(x->err_detail, sizeof(x->err_detail), "%s", msg ? msg : "Unknown error");
         }
-        api_fn_results_free(res);
+        fneval_free(res);
         fail_stream(x, "functions failed");
         return;
     }
-    json_t *recs = api_fn_results_records(res);
+    json_t *recs = fneval_records(res);
     size_t from = bt->index * FN_BATCH;
-    size_t nfn = api_fn_list_count(x->fns);
+    size_t nfn = fneval_list_count(x->fns);
     /* entries of this batch: the first one of its first record onwards */
     size_t lo = 0, hi = x->nents;
     while (lo < hi) {
@@ -1133,11 +1133,11 @@ static void batch_done(api_fn_results *res, void *data)
         size_t r = e->rec - from;
         const unsigned char *png;
         size_t len;
-        if (!api_fn_results_has(res, r, (size_t)e->fn)) {
+        if (!fneval_has(res, r, (size_t)e->fn)) {
             e->state = ENT_READY; /* no result for this record after all: nothing */
             continue;
         }
-        if (e->kind == OBJ_IMAGE && api_fn_results_png(res, r, (size_t)e->fn, &png, &len)) {
+        if (e->kind == OBJ_IMAGE && fneval_png(res, r, (size_t)e->fn, &png, &len)) {
             e->blob = objstore_blob_copy(png, len);
             if (e->blob)
                 hold(x, e, len);
@@ -1148,7 +1148,7 @@ static void batch_done(api_fn_results *res, void *data)
         }
         e->state = ENT_RENDERING;
         if (work_submit(x->app->loop, render_run, render_done, e, &e->work) != 0) {
-            api_fn_results_free(res);
+            fneval_free(res);
             fail_stream(x, "cannot queue work");
             return;
         }
@@ -1161,12 +1161,12 @@ static void batch_done(api_fn_results *res, void *data)
     {
         json_t *chans = json_object_get(rec, "channels");
         for (size_t f = 0; f < nfn; f++) {
-            const api_function *fn = api_fn_list_get(x->fns, f);
+            const fneval_function *fn = fneval_list_get(x->fns, f);
             if (fn->type != FN_SCALAR)
                 json_object_del(chans, fn->name);
         }
     }
-    api_fn_results_free(res);
+    fneval_free(res);
     x->batches_done++;
     if (!x->streaming && !x->sizing)
         proceed(x); /* the first batch ran before the answer was chosen */
@@ -1195,18 +1195,21 @@ static void start_batches(exp_ctx *x)
             fail_stream(x, "no memory");
             return;
         }
-        api_fn_options o = {
-            .mode = API_FN_FULL,
+        fneval_options o = {
+            .mode = FNEVAL_FULL,
             .levels = x->levels,
             .colourmap_name = x->colourmap_name ? x->colourmap_name : "viridis",
             .original_image = x->original_image,
             .want_png = x->ex_images,
             .channels_complete = true,
-            .caller_aborts = true,
         };
         x->evaluating++;
         x->outstanding++;
-        api_functions_apply_ex(x->req, x->fns, arr, &o, batch_done, bt, &bt->handle);
+        /* the export cancels its batches itself (fail_stream) */
+        fneval_ctx ctx;
+        api_fneval_context(x->req, &ctx);
+        if (fneval_start(&ctx, x->fns, arr, &o, batch_done, bt, &bt->handle) != 0)
+            http_respond_error(x->req, 500, "Unknown error");
     }
 }
 
@@ -1351,7 +1354,7 @@ static void ops_done(store_op_t *op)
     if (x->fns) {
         size_t bad = 0;
         char err[FN_ERR_MAX];
-        if (api_functions_types(req, x->fns, x->mchannels, &bad, err) != 0) {
+        if (fneval_list_types(&req->arena, x->fns, x->mchannels, &bad, err) != 0) {
             respond_and_free(x, 400, err);
             return;
         }

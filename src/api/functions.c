@@ -5,10 +5,11 @@
  * validate: the body (a JSON array of {"name","expression"}) is checked for shape first,
  * every problem reported at once as a pydantic-style 422; then the latest channel manifest
  * is read from the store (off the loop) and each function is vetted in order against it
- * and the earlier functions: name clashes, name syntax, expression syntax, types. The first
+ * and the earlier functions (fneval_check, fneval/check.c): name clashes, name syntax,
+ * expression syntax, types. The first
  * failure answers 400 "Error at index <i>: <message>"; success is the array of result
  * types. Parsing and type checking are bounded (FN_MAX_EXPRESSION bytes each, at most
- * API_FUNCTIONS_MAX functions), so they run on the loop thread.
+ * FNEVAL_FUNCTIONS_MAX functions), so they run on the loop thread.
  */
 #include "api/api.h"
 #include "api/functions.h"
@@ -89,81 +90,9 @@ static const char *body_field(arena_t *a, json_t *errors, size_t i, json_t *obj,
 typedef struct validate_ctx {
     http_request_t *req;
     store_op_t op;
-    api_function *fns;
+    fneval_function *fns;
     size_t nfns;
 } validate_ctx;
-
-typedef struct type_env {
-    json_t *manifest; /* channels object of the manifest, may be NULL */
-    const api_function *fns;
-    const fn_typeinfo *types;
-    size_t n; /* functions defined so far */
-} type_env;
-
-static bool env_lookup(void *data, const char *name, fn_typeinfo *out)
-{
-    type_env *env = data;
-    json_t *ch = json_object_get(env->manifest, name);
-    if (ch) {
-        const char *t = json_string_value(json_object_get(ch, "type"));
-        if (!t || !fn_type_parse(t, &out->type))
-            out->type = FN_SCALAR;
-        out->manifest = true;
-        return true;
-    }
-    for (size_t i = env->n; i-- > 0;)
-        if (strcmp(env->fns[i].name, name) == 0) {
-            *out = env->types[i];
-            return true;
-        }
-    return false;
-}
-
-int api_functions_check(arena_t *a, json_t *manifest_channels, api_function *fns, size_t n,
-                        size_t *bad_index, char *err)
-{
-    fn_typeinfo *types = arena_alloc(a, (n ? n : 1) * sizeof *types);
-    if (!types) {
-        snprintf(err, FN_ERR_MAX, "out of memory");
-        *bad_index = 0;
-        return -ENOMEM;
-    }
-    type_env env = {manifest_channels, fns, types, 0};
-    for (size_t i = 0; i < n; i++) {
-        const char *name = fns[i].name;
-        *bad_index = i;
-        bool earlier = false;
-        for (size_t k = 0; k < i; k++)
-            if (strcmp(fns[k].name, name) == 0)
-                earlier = true;
-        if (json_object_get(manifest_channels, name)) {
-            snprintf(err, FN_ERR_MAX, "name '%s' is already a channel name", name);
-            return -EINVAL;
-        }
-        if (earlier) {
-            snprintf(err, FN_ERR_MAX, "name '%s' is already a function name", name);
-            return -EINVAL;
-        }
-        if (fn_is_token_symbol(name)) {
-            snprintf(err, FN_ERR_MAX, "name '%s' is already a builtin name", name);
-            return -EINVAL;
-        }
-        if (!fn_is_variable_name(name)) {
-            snprintf(err, FN_ERR_MAX,
-                     "name '%s' must start with a letter, and can only contain letters, digits, "
-                     "'-' or '_' characters",
-                     name);
-            return -EINVAL;
-        }
-        if (fn_parse(a, fns[i].expression, &fns[i].tree, err) != 0)
-            return -EINVAL;
-        if (fn_typecheck(fns[i].tree, env_lookup, &env, &types[i], err) != 0)
-            return -EINVAL;
-        fns[i].type = types[i].type;
-        env.n = i + 1;
-    }
-    return 0;
-}
 
 static void validate_abort(http_request_t *req, void *data)
 {
@@ -186,7 +115,7 @@ static void validate_manifest(store_op_t *op)
     json_t *channels = op->status == 0 ? json_object_get(op->result, "channels") : NULL;
     char err[FN_ERR_MAX];
     size_t bad;
-    if (api_functions_check(&req->arena, channels, ctx->fns, ctx->nfns, &bad, err) != 0) {
+    if (fneval_check(&req->arena, channels, ctx->fns, ctx->nfns, &bad, err) != 0) {
         char msg[FN_ERR_MAX + 64];
         snprintf(msg, sizeof msg, "Error at index %zu: %s", bad, err);
         http_respond_error(req, 400, msg);
@@ -235,16 +164,17 @@ void api_functions_validate(http_request_t *req)
         return;
     }
     size_t n = json_array_size(body);
-    if (n > API_FUNCTIONS_MAX) {
+    if (n > FNEVAL_FUNCTIONS_MAX) {
         json_decref(body);
         json_decref(errors);
         char msg[96];
-        snprintf(msg, sizeof msg, "At most %d functions may be given at once", API_FUNCTIONS_MAX);
+        snprintf(msg, sizeof msg, "At most %d functions may be given at once",
+                 FNEVAL_FUNCTIONS_MAX);
         http_respond_error(req, 400, msg);
         return;
     }
     validate_ctx *ctx = arena_alloc(&req->arena, sizeof *ctx);
-    api_function *fns = arena_alloc(&req->arena, (n ? n : 1) * sizeof *fns);
+    fneval_function *fns = arena_alloc(&req->arena, (n ? n : 1) * sizeof *fns);
     if (!ctx || !fns) {
         json_decref(body);
         json_decref(errors);

@@ -85,10 +85,10 @@ typedef struct render_ctx {
     char etag[24];
     bool not_modified;
     /* a function named like the channel */
-    api_fn_results *fres;
+    fneval *fres;
     size_t fn;
-    api_fn_list *fn_list; /** functions waiting for the colour map */
-    api_fn_options fn_opts;
+    fneval_list *fn_list; /** functions waiting for the colour map */
+    fneval_options fn_opts;
     const fnimage *fimg; /** crosshair of a function image (borrowed from fres) */
     const json_t *fdata; /** waveform data of a function (borrowed from fres) */
 } render_ctx;
@@ -558,7 +558,7 @@ static void render_finish(render_ctx *c)
         c->blob = NULL;
     }
     if (c->fres) {
-        api_fn_results_free(c->fres);
+        fneval_free(c->fres);
         c->fres = NULL;
         c->fimg = NULL;
         c->fdata = NULL;
@@ -745,18 +745,18 @@ static void function_run(void *data)
         set_error(c, 500, "Unknown error");
 }
 
-static void function_evaluated(api_fn_results *res, void *data)
+static void function_evaluated(fneval *res, void *data)
 {
     render_ctx *c = data;
     c->fres = res;
     const char *msg;
-    int status = api_fn_results_status(res, &msg);
+    int status = api_fneval_status(res, &msg);
     if (status) {
         set_error(c, status, msg);
         render_finish(c);
         return;
     }
-    if (!api_fn_results_has(res, 0, c->fn)) {
+    if (!fneval_has(res, 0, c->fn)) {
         c->status = 404;
         snprintf(c->err, sizeof c->err,
                  "Function '%s' has no value for record '%s': a channel it uses is missing",
@@ -765,7 +765,7 @@ static void function_evaluated(api_fn_results *res, void *data)
         return;
     }
     json_t *ch = json_object_get(
-        json_object_get(json_array_get(api_fn_results_records(res), 0), "channels"), c->channel);
+        json_object_get(json_array_get(fneval_records(res), 0), "channels"), c->channel);
     const char *type =
         json_string_value(json_object_get(json_object_get(ch, "metadata"), "channel_dtype"));
     bool want_image = c->kind != RENDER_WAVEFORM;
@@ -782,7 +782,7 @@ static void function_evaluated(api_fn_results *res, void *data)
     if (c->kind == RENDER_IMAGE || c->kind == RENDER_ORIGINAL) {
         const unsigned char *png;
         size_t len;
-        c->body = api_fn_results_png(res, 0, c->fn, &png, &len) ? malloc(len) : NULL;
+        c->body = fneval_png(res, 0, c->fn, &png, &len) ? malloc(len) : NULL;
         if (!c->body)
             set_error(c, 500, "Unknown error");
         else {
@@ -794,7 +794,7 @@ static void function_evaluated(api_fn_results *res, void *data)
         return;
     }
     if (c->kind == RENDER_CROSSHAIR)
-        c->fimg = api_fn_results_image(res, 0, c->fn);
+        c->fimg = fneval_image(res, 0, c->fn);
     else
         c->fdata = json_object_get(ch, "data");
     if ((c->kind == RENDER_CROSSHAIR && !c->fimg) || (c->kind == RENDER_WAVEFORM && !c->fdata)) {
@@ -833,19 +833,19 @@ static bool function_route(http_request_t *req, render_kind kind, const falsecol
         return true;
     if (!match)
         return false;
-    api_fn_list *list;
+    fneval_list *list;
     if (!api_functions_from_query(req, &list))
         return true;
     render_ctx *c = render_new(req, kind, OBJ_IMAGE);
     if (!c)
         return true;
-    c->fn = (size_t)api_fn_list_find(list, c->channel);
+    c->fn = (size_t)fneval_list_find(list, c->channel);
     c->has_position = has_position;
     c->pos_x = px;
     c->pos_y = py;
     c->fn_list = list;
-    c->fn_opts = (api_fn_options){
-        .mode = API_FN_FULL,
+    c->fn_opts = (fneval_options){
+        .mode = FNEVAL_FULL,
         .levels = lv ? *lv : (falsecolour_levels){.limit_bit_depth = 8},
         .original_image = kind == RENDER_ORIGINAL,
         .want_png = kind == RENDER_IMAGE || kind == RENDER_ORIGINAL,

@@ -35,7 +35,7 @@ typedef struct records_ctx {
     recolour_opts recolour; /* thumbnail false colour (imaging/recolour.h) */
     int recolour_status;
     char recolour_err[256];
-    api_fn_list *functions; /* GET /records?functions=...: evaluated after the query */
+    fneval_list *functions; /* GET /records?functions=...: evaluated after the query */
     int64_t lower, upper;   /* thumbnail levels */
     api_prefs prefs;        /* the user's preferences (api/prefs.h) */
     bool vectors;           /* vector thumbnails re-drawn (api/vector_thumbs.h) */
@@ -92,10 +92,10 @@ static void truncate_thumbnails(json_t *rec)
 /* ---- GET /records ---- */
 
 /* Image-valued functions colour their thumbnails as the stored thumbnails are coloured. */
-static api_fn_options functions_options(const records_ctx *ctx)
+static fneval_options functions_options(const records_ctx *ctx)
 {
-    return (api_fn_options){
-        .mode = API_FN_THUMBNAILS,
+    return (fneval_options){
+        .mode = FNEVAL_THUMBNAILS,
         .levels = {.lower = ctx->recolour.lower_level,
                    .upper = ctx->recolour.upper_level,
                    .limit_bit_depth = 8,
@@ -143,7 +143,7 @@ static void page_vectors_done(http_request_t *req, json_t *records, void *data)
         json_array_foreach(records, i, rec) truncate_thumbnails(rec);
     }
     if (ctx->functions) {
-        api_fn_options fo = functions_options(ctx);
+        fneval_options fo = functions_options(ctx);
         api_functions_respond(req, ctx->functions, records, &fo, false);
     } else
         api_respond_json(req, 200, records);
@@ -176,8 +176,8 @@ static void find_done(store_op_t *op)
     if (ctx->functions) {
         json_t *records = op->result;
         op->result = NULL;
-        api_fn_list *functions = ctx->functions;
-        api_fn_options fo = functions_options(ctx);
+        fneval_list *functions = ctx->functions;
+        fneval_options fo = functions_options(ctx);
         ctx_done(ctx);
         api_functions_respond(req, functions, records, &fo, false);
         return;
@@ -272,7 +272,7 @@ void api_records_list(http_request_t *req)
         return;
     }
     if (ctx->functions)
-        api_functions_projection(req, ctx->functions, &ctx->op.projection, &ctx->op.nprojection);
+        fneval_projection(&req->arena, ctx->functions, &ctx->op.projection, &ctx->op.nprojection);
     /* a channel projected down to its thumbnail is still coloured as its type says */
     ctx->op.channel_dtypes = true;
     api_prefs_load(req, prefs_wanted(req), list_prefs_loaded, ctx);
@@ -462,7 +462,7 @@ static void one_vectors_done(http_request_t *req, json_t *page, void *data)
     if (ctx->truncate)
         truncate_thumbnails(json_array_get(page, 0));
     if (ctx->functions) {
-        api_fn_options fo = functions_options(ctx);
+        fneval_options fo = functions_options(ctx);
         api_functions_respond(req, ctx->functions, page, &fo, true);
         return;
     }
@@ -512,10 +512,10 @@ static void get_one_done(store_op_t *op)
     if (ctx->truncate)
         truncate_thumbnails(rec);
     if (ctx->functions) {
-        api_fn_list *functions = ctx->functions;
+        fneval_list *functions = ctx->functions;
         json_t *page = json_array();
         json_array_append_new(page, rec);
-        api_fn_options fo = functions_options(ctx);
+        fneval_options fo = functions_options(ctx);
         ctx_done(ctx);
         api_functions_respond(req, functions, page, &fo, true);
         return;
