@@ -60,6 +60,9 @@ void api_respond_error_code(http_request_t *req, int err, const char *not_found,
 /* Responds with the store op's error: 400 for bad queries (the op's message), else as
  * api_respond_error_code (503 unavailable, 500 with `detail500`). */
 void api_respond_store_error(http_request_t *req, const store_op_t *op, const char *detail500);
+/* The same from a store op's status and error text (err: "" when none). */
+void api_respond_store_status(http_request_t *req, int status, const char *err,
+                              const char *detail500);
 /* Serialises v (takes ownership) on the thread pool and responds with it. */
 void api_respond_json(http_request_t *req, int status, json_t *v);
 

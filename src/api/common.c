@@ -84,19 +84,25 @@ void api_respond_error_code(http_request_t *req, int err, const char *not_found,
 
 void api_respond_store_error(http_request_t *req, const store_op_t *op, const char *detail500)
 {
-    if (op->status == STORE_EBADQUERY) {
-        http_respond_error(req, 400, op->err);
+    api_respond_store_status(req, op->status, op->err, detail500);
+}
+
+void api_respond_store_status(http_request_t *req, int status, const char *err,
+                              const char *detail500)
+{
+    if (status == STORE_EBADQUERY) {
+        http_respond_error(req, 400, err);
         return;
     }
-    if (op->status == -ECANCELED && req->aborted) { /* its client left: nothing to say */
+    if (status == -ECANCELED && req->aborted) { /* its client left: nothing to say */
         http_respond_error(req, 500, detail500);
         return;
     }
-    if (op->status != STORE_EUNAVAILABLE || !op->err[0]) {
-        api_respond_error_code(req, op->status, NULL, detail500, op->err[0] ? op->err : NULL);
+    if (status != STORE_EUNAVAILABLE || !err[0]) {
+        api_respond_error_code(req, status, NULL, detail500, err[0] ? err : NULL);
         return;
     }
-    log_warn("database unavailable: %s", op->err);
+    log_warn("database unavailable: %s", err);
     http_respond_error(req, 503, "Database unavailable");
 }
 

@@ -28,6 +28,9 @@ void api_fneval_context(http_request_t *req, fneval_ctx *ctx);
  * by ev or static): a client mistake is 400, an unknown record 404, a back-end failure
  * what api_error_answer says (503 when it cannot be reached), anything else 500. */
 int api_fneval_status(const fneval *ev, const char **message);
+/* The same for a failure already taken out of its evaluation: the class, the code and
+ * the message (in/out) as fneval_status gave them. */
+int api_fneval_error_status(fneval_error e, int code, const char **message);
 
 /* fneval_start on behalf of req, which holds the request's abort hook while evaluating
  * and chains to the one the caller had set (if the client goes away, the engine cancels

@@ -5,7 +5,8 @@
  * mapped to statuses, api_functions_apply (an evaluation that holds the request's abort
  * hook) and GET /records and /records/{id_} (api_functions_respond, THUMBNAILS mode).
  * /images, the crosshair and /waveforms (images.c) use api_functions_apply in FULL mode on
- * a record {_id}; the export (export.c) starts the engine itself, on batches it cancels.
+ * a record {_id}; the export pipeline (export/export.c) starts the engine itself, on
+ * batches it cancels; its failures come back through api_fneval_error_status.
  */
 #include "api/api.h"
 #include "api/functions.h"
@@ -102,7 +103,13 @@ void api_fneval_context(http_request_t *req, fneval_ctx *ctx)
 int api_fneval_status(const fneval *ev, const char **message)
 {
     int code;
-    switch (fneval_status(ev, message, &code)) {
+    fneval_error e = fneval_status(ev, message, &code);
+    return api_fneval_error_status(e, code, message);
+}
+
+int api_fneval_error_status(fneval_error e, int code, const char **message)
+{
+    switch (e) {
     case FNEVAL_OK:
         return 0;
     case FNEVAL_EINVAL:
