@@ -15,6 +15,8 @@
 
 #include "fneval/fneval.h"
 
+#include "service_harness.h"
+
 /* ---- the list ---- */
 
 static void test_list(void **state)
@@ -76,69 +78,24 @@ static void test_check(void **state)
 
 /* ---- evaluation ---- */
 
-typedef struct fixture {
-    char dir[64];
-    uv_loop_t loop;
-    store_t *store;
-    objstore_t *objstore;
-    ogd_config cfg;
-    arena_t arena;
-} fixture;
-
-static void put(fixture *f, int type, const char *doc)
-{
-    store_op_t op;
-    store_op_init(&op, type);
-    op.doc = json_loads(doc, 0, NULL);
-    assert_non_null(op.doc);
-    assert_int_equal(store_run_sync(f->store, &op), 0);
-    json_decref(op.doc);
-}
+typedef svc_fixture fixture;
 
 static int setup(void **state)
 {
-    fixture *f = calloc(1, sizeof *f);
-    strcpy(f->dir, "/tmp/ogd-fneval-XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
-    assert_int_equal(uv_loop_init(&f->loop), 0);
-    char url[128], err[256];
-    snprintf(url, sizeof url, "sqlite://%s/db.sqlite3", f->dir);
-    assert_int_equal(store_migrate(url, err, sizeof err), 0);
-    assert_int_equal(store_open(url, &f->loop, &f->store, err, sizeof err), 0);
-    snprintf(url, sizeof url, "file://%s/objects", f->dir);
-    assert_int_equal(objstore_open(url, NULL, &f->loop, &f->objstore, err, sizeof err), 0);
-    config_defaults(&f->cfg);
-    arena_init(&f->arena, 1 << 24);
-    put(f, STORE_MANIFEST_PUT,
+    fixture *f = svc_open("fneval");
+    svc_put(
+        f, STORE_MANIFEST_PUT,
         "{\"_id\":\"20240101000000\",\"channels\":{\"A\":{\"name\":\"a\",\"type\":\"scalar\"}}}");
-    put(f, STORE_RECORD_PUT,
-        "{\"_id\":\"20240101000001\",\"metadata\":{\"shotnum\":1},\"channels\":{\"A\":{"
-        "\"metadata\":{\"channel_dtype\":\"scalar\"},\"data\":5}}}");
+    svc_put(f, STORE_RECORD_PUT,
+            "{\"_id\":\"20240101000001\",\"metadata\":{\"shotnum\":1},\"channels\":{\"A\":{"
+            "\"metadata\":{\"channel_dtype\":\"scalar\"},\"data\":5}}}");
     *state = f;
     return 0;
 }
 
-static void closed(void *data)
-{
-    *(bool *)data = true;
-}
-
 static int teardown(void **state)
 {
-    fixture *f = *state;
-    bool done = false;
-    objstore_close(f->objstore, closed, &done);
-    while (!done)
-        uv_run(&f->loop, UV_RUN_ONCE);
-    store_close(f->store);
-    uv_run(&f->loop, UV_RUN_DEFAULT);
-    assert_int_equal(uv_loop_close(&f->loop), 0);
-    arena_free(&f->arena);
-    config_free(&f->cfg);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", f->dir);
-    assert_int_equal(system(cmd), 0);
-    free(f);
+    svc_close(*state);
     return 0;
 }
 
