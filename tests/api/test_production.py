@@ -139,4 +139,4 @@ def test_postgresql_restart_during_requests(make_server):
     assert srv.worker_pids() == workers  # nobody crashed
     assert srv.get("/records/count").json() == 5
     log = srv.read_log()
-    assert "database: connection" in log and "database: connected again" in log
+    assert "database: connection" in log and "database: connected again" in log, log[-6000:]
