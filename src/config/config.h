@@ -165,7 +165,7 @@ typedef struct ogd_echo_config {
     int max_read_wait;       /** (ogd) seconds an object read may wait in all (0 = auto) */
     int max_retries;
     int max_in_flight_per_request; /** S3 transfers one request may hold (0 = max_connections) */
-    int uncertain_write_grace; /** (ogd) seconds before a failed PUT's key may be swept */
+    int uncertain_write_grace;     /** (ogd) seconds before a failed PUT's key may be swept */
     int64_t multipart_threshold;   /** larger puts use S3 multipart upload */
     bool create_bucket;            /** create a missing bucket at start-up */
 } ogd_echo_config;
