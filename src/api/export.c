@@ -107,7 +107,6 @@ static bool bool_param(http_request_t *req, const char *name, bool def, bool *ou
 
 void api_export(http_request_t *req)
 {
-    app_t *app = req->app;
     export_params p = {0};
     store_op_t q; /* the records query's parameters, as the list routes parse them */
     store_op_init(&q, STORE_RECORDS_FIND);
@@ -147,16 +146,8 @@ void api_export(http_request_t *req)
     p.limit_bit_depth = bits;
     p.colourmap_name = http_query_get(req, "colourmap_name");
 
-    export_ctx ctx = {
-        .loop = app->loop,
-        .store = app->store,
-        .objstore = app->objstore,
-        .cfg = app->cfg,
-        .arena = &req->arena,
-        /* the request owns its transfers: S3 connections are shared fairly between
-         * requests */
-        .owner = req,
-    };
+    export_ctx ctx;
+    api_fneval_context(req, &ctx);
     export_http *h = arena_alloc(&req->arena, sizeof(*h));
     if (!h) {
         filter_free(p.filter);

@@ -23,15 +23,10 @@
 #include "store/store.h"
 #include "util/arena.h"
 
-/* What an export needs of the process; everything is borrowed and must outlive it. */
-typedef struct export_ctx {
-    uv_loop_t *loop;       /** callbacks, work and the sink's calls come here */
-    store_t *store;        /** the records query and the manifest */
-    objstore_t *objstore;  /** the objects */
-    const ogd_config *cfg; /** export.* limits, images.png_compression_level */
-    arena_t *arena;        /** small allocations that live as long as the export */
-    const void *owner;     /** owner of the object-store transfers (objstore_set_owner) */
-} export_ctx;
+/* What an export needs of the process: the same context the functions engine takes
+ * (loop, store, object store, configuration, arena, object-store owner; borrowed, must
+ * outlive the export), so a caller builds one and hands it to both. */
+typedef fneval_ctx export_ctx;
 
 /* The parsed parameters (docs/export.md §2). Strings and arrays are borrowed and must
  * outlive the export (arena memory). */
