@@ -9,6 +9,9 @@
  *   u < 0 -> entry 0 ("under"), u >= N -> entry N - 1 ("over"), NaN -> transparent,
  *   else entry floor(u).
  *
+ * Float images scale symmetrically to the largest finite |v|; +inf and -inf are then "over"
+ * and "under" (the reference takes an infinite maximum and paints everything flat).
+ *
  * For 8- and 16-bit input the colour of every possible value is computed once into a
  * 256 / 65536 entry RGBA table, so a full image costs one table lookup per pixel.
  */
@@ -56,6 +59,8 @@ static int index_f32(float v, float vmin, float span, int n, bool flat)
 {
     float t = flat ? 0.0f : (v - vmin) / span;
     float u = t * (float)n;
+    if (isnan(u)) /* inf / inf: only a float image's span past the largest float, and */
+        return v > 0 ? n - 1 : 0; /* those are symmetric about 0 */
     if (u == (float)n)
         u = (float)(n - 1);
     if (u < 0.0f)
@@ -69,6 +74,8 @@ static int index_f64(double v, double vmin, double span, int n, bool flat)
 {
     double t = flat ? 0.0 : (v - vmin) / span;
     double u = t * (double)n;
+    if (isnan(u)) /* as in index_f32 */
+        return v > 0 ? n - 1 : 0;
     if (u == (double)n)
         u = (double)(n - 1);
     if (u < 0.0)
@@ -146,7 +153,7 @@ double falsecolour_absmax_f32(const float *v, size_t n)
 {
     float m = 0;
     for (size_t i = 0; i < n; i++)
-        if (!isnan(v[i]) && fabsf(v[i]) > m)
+        if (isfinite(v[i]) && fabsf(v[i]) > m)
             m = fabsf(v[i]);
     return m == 0 ? 1.0 : (double)m;
 }
@@ -155,7 +162,7 @@ double falsecolour_absmax_f64(const double *v, size_t n)
 {
     double m = 0;
     for (size_t i = 0; i < n; i++)
-        if (!isnan(v[i]) && fabs(v[i]) > m)
+        if (isfinite(v[i]) && fabs(v[i]) > m)
             m = fabs(v[i]);
     return m == 0 ? 1.0 : m;
 }

@@ -45,7 +45,8 @@ void falsecolour_int64(const int64_t *values, size_t n, double vmin, double vmax
  * their values); NaN -> (0,0,0,0). */
 void falsecolour_f64(const double *values, size_t n, double vmin, double vmax, const colourmap *cm,
                      uint8_t *rgba);
-/* Float images: absmax = max |v| over non-NaN values, or 1 when all are NaN or zero. */
+/* Float images: absmax = max |v| over finite values, or 1 when there are none or all are
+ * zero (+-inf then colour as over / under). */
 double falsecolour_absmax_f32(const float *v, size_t n);
 double falsecolour_absmax_f64(const double *v, size_t n);
 /* Colours with vmin = -absmax, vmax = +absmax; NaN -> (0,0,0,0). f32 variant computes in

@@ -172,7 +172,7 @@ static int encode_float_image(const ingest_channel *c, const ingest_thumb_sizes 
     double m = 0;
     for (size_t i = 0; i < n; i++) {
         double v = element(a, i);
-        if (!isnan(v) && fabs(v) > m)
+        if (isfinite(v) && fabs(v) > m) /* +-inf saturate below instead of flattening all */
             m = fabs(v);
     }
     if (m == 0)

@@ -79,6 +79,9 @@ def srv():
     buf = io.BytesIO()
     np.savez_compressed(buf, np.array([[-2.0, 0.0, np.nan], [1.0, 2.0, 0.3]], dtype=np.float32))
     s.put_object(f"float_images/2023/06/05/080000/TEST-FLOAT.npz", buf.getvalue())
+    buf = io.BytesIO()
+    np.savez_compressed(buf, np.array([[-2.0, np.inf, 0.0], [-np.inf, 2.0, 1.0]]))
+    s.put_object(f"float_images/2023/06/05/080000/TEST-FLOAT-INF.npz", buf.getvalue())
     s.put_object("images/2023/06/05/080000/TEST-RGB.png", _rgb_png())
     s.put_object(f"waveforms/2023/06/05/080000/TEST-WAVE.json",
                  b'{\n  "x": [1.0, 2.5, 1e-05],\n  "y": [3, null, -0.1]\n}')
@@ -386,6 +389,17 @@ def test_float_image(srv):
     assert (r.status_code, r.json()["detail"]) == (400, "nope is not a valid colour map name")
     r = srv.get(f"/images/float/{RID}/TEST-FLOAT", params={"colourmap_name": "viridis"})
     assert rgba(r.content)[0, 0].tolist() == VIRIDIS_0
+
+
+def test_float_image_with_infinities(srv):
+    # the finite values keep their scale; +inf and -inf take the map's ends (an infinite
+    # scale used to index past the colour table and take the worker down)
+    r = srv.get(f"/images/float/{RID}/TEST-FLOAT-INF")
+    assert r.status_code == 200
+    px = rgba(r.content).reshape(-1, 4).tolist()
+    assert px == [[0, 0, 255, 255], [255, 0, 0, 255], [255, 254, 254, 255],
+                  [0, 0, 255, 255], [255, 0, 0, 255], [255, 126, 126, 255]]
+    assert srv.get(f"/images/float/{RID}/TEST-FLOAT").status_code == 200
 
 
 def test_crosshair(srv):

@@ -289,6 +289,30 @@ static void test_float_symmetric_nan(void **state)
     assert_true(falsecolour_absmax_f64(d, 2) == 1.0);
 }
 
+/* Infinities do not set the scale: the finite values keep theirs, +inf is "over" and -inf
+ * "under"; a span past the largest double colours by sign instead of by an undefined cast. */
+static void test_float_infinities(void **state)
+{
+    (void)state;
+    float v[] = {-2.0f, INFINITY, 0.0f, -INFINITY, 2.0f, 1.0f};
+    static const uint8_t want[][4] = {{0, 0, 255, 255}, {255, 0, 0, 255}, {255, 254, 254, 255},
+                                      {0, 0, 255, 255}, {255, 0, 0, 255}, {255, 126, 126, 255}};
+    uint8_t out[6 * 4];
+    colourmap cm = map("bwr");
+    falsecolour_float_f32(v, 6, &cm, out);
+    expect_pixels(out, want, 6);
+    assert_true(falsecolour_absmax_f32(v, 6) == 2.0);
+    double d[] = {-INFINITY, 1.5, INFINITY};
+    assert_true(falsecolour_absmax_f64(d, 3) == 1.5);
+    double only_inf[] = {INFINITY, -INFINITY, NAN};
+    assert_true(falsecolour_absmax_f64(only_inf, 3) == 1.0);
+    double huge[] = {-1.5e308, 1.5e308, 1e308, -1e308};
+    static const uint8_t want_huge[][4] = {
+        {0, 0, 255, 255}, {255, 0, 0, 255}, {255, 0, 0, 255}, {0, 0, 255, 255}};
+    falsecolour_float_f64(huge, 4, &cm, out);
+    expect_pixels(out, want_huge, 4);
+}
+
 static void test_la_thumbnail(void **state)
 {
     uint8_t la[] = {0, 255, 255, 255, 128, 0, 40, 1};
@@ -600,6 +624,7 @@ int main(void)
         cmocka_unit_test(test_limit_above_storage),
         cmocka_unit_test(test_short_tables),
         cmocka_unit_test(test_float_symmetric_nan),
+        cmocka_unit_test(test_float_infinities),
         cmocka_unit_test(test_la_thumbnail),
         cmocka_unit_test(test_colour_bar),
         cmocka_unit_test(test_npz),

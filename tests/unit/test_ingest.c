@@ -11,6 +11,7 @@
 #include <cmocka.h>
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +26,7 @@
 #include "ingest/checks.h"
 #include "ingest/encode.h"
 #include "ingest/hdf5_read.h"
+#include "util/base64.h"
 #include "ingest/manifest.h"
 #include "ingest/npz_write.h"
 #include "ingest/parse_proc.h"
@@ -200,6 +202,51 @@ static void test_encode_image_depths(void **state)
             json_decref(c.metadata);
         }
     }
+}
+
+/* A float image's thumbnail scales to the largest finite |v|: +inf and -inf saturate white
+ * and black instead of making the scale infinite (which flattened every finite pixel to
+ * grey and turned the infinities into an undefined NaN-to-byte cast); NaN is transparent. */
+static void test_encode_float_image_infinities(void **state)
+{
+    (void)state;
+    double d[] = {2.0, -1.0, INFINITY, -INFINITY, NAN, 0.0};
+    ingest_thumb_sizes ts = {{50, 50}, {50, 50}, {100, 75}, {100, 75}, 1.0};
+    ingest_channel c;
+    memset(&c, 0, sizeof(c));
+    c.name = "FLT";
+    c.kind = INGEST_FLOAT_IMAGE;
+    c.metadata = json_pack("{ss}", "channel_dtype", "float_image");
+    c.data.cls = 'f';
+    c.data.size = 8;
+    c.data.rank = 2;
+    c.data.shape[0] = 1;
+    c.data.shape[1] = 6;
+    c.data.count = 6;
+    c.data.data = (const unsigned char *)d;
+    ingest_object o;
+    const char *why = NULL;
+    assert_int_equal(ingest_encode(&c, "20240101000000", &ts, &o, &why), 0);
+    const char *b64 = json_string_value(json_object_get(o.doc, "thumbnail"));
+    assert_non_null(b64);
+    unsigned char *png = NULL;
+    size_t plen = 0;
+    assert_int_equal(base64_decode(b64, strlen(b64), &png, &plen), 0);
+    png_image img;
+    assert_int_equal(png_decode(png, plen, &img), 0);
+    assert_int_equal(img.width, 6);
+    assert_int_equal(img.height, 1);
+    assert_int_equal(img.channels, 2);
+    static const uint8_t want[][2] = {{255, 255}, {63, 255}, {255, 255},
+                                      {0, 255},   {0, 0},    {127, 255}};
+    for (int i = 0; i < 6; i++) {
+        assert_int_equal(((const uint8_t *)img.pixels)[2 * i], want[i][0]);
+        assert_int_equal(((const uint8_t *)img.pixels)[2 * i + 1], want[i][1]);
+    }
+    png_image_free(&img);
+    free(png);
+    ingest_object_free(&o);
+    json_decref(c.metadata);
 }
 
 static void test_manifest(void **state)
@@ -1224,15 +1271,25 @@ int main(void)
 {
     signal(SIGPIPE, SIG_IGN); /* as in a worker: a helper that exits early breaks the pipe */
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_timestamps),           cmocka_unit_test(test_record_id),
-        cmocka_unit_test(test_image_shift_table),    cmocka_unit_test(test_manifest),
-        cmocka_unit_test(test_file_checks),          cmocka_unit_test(test_waveform_missing_both),
-        cmocka_unit_test(test_hostile_descriptions), cmocka_unit_test(test_npz),
-        cmocka_unit_test(test_encode_image_depths),  cmocka_unit_test(test_too_many_channels),
-        cmocka_unit_test(test_too_large_channels),   cmocka_unit_test(test_helper_failures),
-        cmocka_unit_test(test_helper_pipe_answer),   cmocka_unit_test(test_helper_memfd_answer),
-        cmocka_unit_test(test_describe_references),  cmocka_unit_test(test_declared_bytes),
-        cmocka_unit_test(test_describe_limits),      cmocka_unit_test(test_hostile_references),
+        cmocka_unit_test(test_timestamps),
+        cmocka_unit_test(test_record_id),
+        cmocka_unit_test(test_image_shift_table),
+        cmocka_unit_test(test_manifest),
+        cmocka_unit_test(test_file_checks),
+        cmocka_unit_test(test_waveform_missing_both),
+        cmocka_unit_test(test_hostile_descriptions),
+        cmocka_unit_test(test_npz),
+        cmocka_unit_test(test_encode_image_depths),
+        cmocka_unit_test(test_encode_float_image_infinities),
+        cmocka_unit_test(test_too_many_channels),
+        cmocka_unit_test(test_too_large_channels),
+        cmocka_unit_test(test_helper_failures),
+        cmocka_unit_test(test_helper_pipe_answer),
+        cmocka_unit_test(test_helper_memfd_answer),
+        cmocka_unit_test(test_describe_references),
+        cmocka_unit_test(test_declared_bytes),
+        cmocka_unit_test(test_describe_limits),
+        cmocka_unit_test(test_hostile_references),
         cmocka_unit_test(test_helper_fd_input),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
