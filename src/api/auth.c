@@ -334,22 +334,39 @@ static void login_check_run(void *data)
         c->sign_failed = true;
 }
 
-static void login_check_done(void *data, int status)
+/* The start of both logins' pool callbacks: a failed run, a client gone or tokens that
+ * could not be signed are 500 (c is freed, false); a refusal is 401 and counts towards
+ * the limit (false); else true. */
+static bool login_run_passed(login_ctx *c, int status, bool refused)
 {
-    login_ctx *c = data;
     http_request_t *req = c->req;
     if (status != 0 || req->aborted || c->sign_failed) {
         http_respond_error(req, 500, "Unknown error");
         login_free(c);
-        return;
+        return false;
     }
-    if (!c->ok) {
+    if (refused) {
         login_refuse(c, 401, "User not authorised");
-        return;
+        return false;
     }
-    app_t *app = req->app;
+    return true;
+}
+
+/* A password or directory check passed: the user's failures no longer count. */
+static void login_passed(login_ctx *c)
+{
+    app_t *app = c->req->app;
     if (app->login_limiter)
         ratelimit_clear(app->login_limiter, c->user_key);
+}
+
+static void login_check_done(void *data, int status)
+{
+    login_ctx *c = data;
+    http_request_t *req = c->req;
+    if (!login_run_passed(c, status, !c->ok))
+        return;
+    login_passed(c);
     if (!c->upgrade) {
         login_send(c);
         return;
@@ -389,23 +406,14 @@ static void login_fedid_done(void *data, int status)
 {
     login_ctx *c = data;
     http_request_t *req = c->req;
-    if (status != 0 || req->aborted || c->sign_failed) {
-        http_respond_error(req, 500, "Unknown error");
-        login_free(c);
+    if (!login_run_passed(c, status, c->fedid == FEDID_REFUSED))
         return;
-    }
-    if (c->fedid == FEDID_REFUSED) {
-        login_refuse(c, 401, "User not authorised");
-        return;
-    }
     if (c->fedid != FEDID_OK) {
         http_respond_error(req, 500, "Authentication server error");
         login_free(c);
         return;
     }
-    app_t *app = req->app;
-    if (app->login_limiter)
-        ratelimit_clear(app->login_limiter, c->user_key);
+    login_passed(c);
     login_send(c);
 }
 

@@ -133,20 +133,34 @@ static void shape_page(store_op_t *op)
     op->text = jsonw_dumps(op->result, &op->text_len);
 }
 
-/* GET /records, after the vector thumbnails were re-drawn: truncate, functions, answer. */
-static void page_vectors_done(http_request_t *req, json_t *records, void *data)
+/* The last steps of GET /records (one = false) and /records/{id_} (one = true, page holds
+ * the record), once the store op is cleaned up: truncate, functions, answer (the page, or
+ * the record alone). Takes page. */
+static void respond_page(http_request_t *req, records_ctx *ctx, json_t *page, bool one)
 {
-    records_ctx *ctx = data;
     if (ctx->truncate) {
         size_t i;
         json_t *rec;
-        json_array_foreach(records, i, rec) truncate_thumbnails(rec);
+        json_array_foreach(page, i, rec) truncate_thumbnails(rec);
     }
     if (ctx->functions) {
         fneval_options fo = functions_options(ctx);
-        api_functions_respond(req, ctx->functions, records, &fo, false);
-    } else
-        api_respond_json(req, 200, records);
+        api_functions_respond(req, ctx->functions, page, &fo, one);
+        return;
+    }
+    if (!one) {
+        api_respond_json(req, 200, page);
+        return;
+    }
+    json_t *rec = json_incref(json_array_get(page, 0));
+    json_decref(page);
+    api_respond_json(req, 200, rec);
+}
+
+/* GET /records, after the vector thumbnails were re-drawn. */
+static void page_vectors_done(http_request_t *req, json_t *records, void *data)
+{
+    respond_page(req, data, records, false);
 }
 
 static void find_done(store_op_t *op)
@@ -455,20 +469,10 @@ out:
 
 /* ---- GET /records/{id_} ---- */
 
-/* After the vector thumbnails were re-drawn: truncate, functions, answer. */
+/* After the vector thumbnails were re-drawn. */
 static void one_vectors_done(http_request_t *req, json_t *page, void *data)
 {
-    records_ctx *ctx = data;
-    if (ctx->truncate)
-        truncate_thumbnails(json_array_get(page, 0));
-    if (ctx->functions) {
-        fneval_options fo = functions_options(ctx);
-        api_functions_respond(req, ctx->functions, page, &fo, true);
-        return;
-    }
-    json_t *rec = json_incref(json_array_get(page, 0));
-    json_decref(page);
-    api_respond_json(req, 200, rec);
+    respond_page(req, data, page, true);
 }
 
 static void get_one_done(store_op_t *op)
@@ -508,20 +512,10 @@ static void get_one_done(store_op_t *op)
         api_vector_thumbs(req, page, NULL, &ctx->prefs, true, one_vectors_done, ctx);
         return;
     }
-    json_t *rec = json_incref(json_array_get(op->result, 0));
-    if (ctx->truncate)
-        truncate_thumbnails(rec);
-    if (ctx->functions) {
-        fneval_list *functions = ctx->functions;
-        json_t *page = json_array();
-        json_array_append_new(page, rec);
-        fneval_options fo = functions_options(ctx);
-        ctx_done(ctx);
-        api_functions_respond(req, functions, page, &fo, true);
-        return;
-    }
+    json_t *page = json_array();
+    json_array_append(page, json_array_get(op->result, 0));
     ctx_done(ctx);
-    api_respond_json(req, 200, rec);
+    respond_page(req, ctx, page, true);
 }
 
 /* On the store's pool thread: the thumbnail colouring of the one record. */

@@ -35,9 +35,14 @@ typedef struct submit_ctx {
     char err[1024];
 } submit_ctx;
 
-/* Answers a multipart failure; false when the part was found. */
-static bool multipart_error(submit_ctx *ctx)
+/* Answers a failed search for the file part (status: the search's own failure, else
+ * ctx->mp); false when the part was found. */
+static bool multipart_error(submit_ctx *ctx, int status)
 {
+    if (status) {
+        http_respond_error(ctx->req, 500, "Unknown error");
+        return true;
+    }
     switch (ctx->mp) {
     case MULTIPART_OK:
         return false;
@@ -103,11 +108,7 @@ static void hdf_part_found(void *data, int status)
 {
     submit_ctx *ctx = data;
     http_request_t *req = ctx->req;
-    if (status) {
-        http_respond_error(req, 500, "Unknown error");
-        return;
-    }
-    if (multipart_error(ctx))
+    if (multipart_error(ctx, status))
         return;
     if (req->aborted) { /* the client left while the part was located: nothing started */
         http_respond_error(req, 400, "Client closed the request");
@@ -194,11 +195,7 @@ static void manifest_part_found(void *data, int status)
 {
     submit_ctx *ctx = data;
     http_request_t *req = ctx->req;
-    if (status) {
-        http_respond_error(req, 500, "Unknown error");
-        return;
-    }
-    if (multipart_error(ctx))
+    if (multipart_error(ctx, status))
         return;
     /* The id is the server's local time, as the reference's. */
     char id[32];
