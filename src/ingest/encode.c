@@ -185,7 +185,8 @@ static int encode_float_image(const ingest_channel *c, const ingest_thumb_sizes 
     }
     for (size_t i = 0; i < n; i++) {
         double v = element(a, i);
-        double s = 255.0 * (v / (2 * m) + 0.5);
+        /* v / m / 2 is v / (2m) exactly, and 2m cannot overflow here (inf / inf) */
+        double s = 255.0 * (v / m * 0.5 + 0.5);
         l[i] = isnan(v) ? 0 : s <= 0 ? 0 : s >= 255 ? 255 : (uint8_t)s;
         al[i] = isnan(v) ? 0 : 255;
     }

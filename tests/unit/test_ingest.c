@@ -204,13 +204,9 @@ static void test_encode_image_depths(void **state)
     }
 }
 
-/* A float image's thumbnail scales to the largest finite |v|: +inf and -inf saturate white
- * and black instead of making the scale infinite (which flattened every finite pixel to
- * grey and turned the infinities into an undefined NaN-to-byte cast); NaN is transparent. */
-static void test_encode_float_image_infinities(void **state)
+/* The grey + alpha thumbnail ingest_encode makes of a 1 x 6 float64 image. */
+static void float_thumbnail(const double *d, uint8_t out[6][2])
 {
-    (void)state;
-    double d[] = {2.0, -1.0, INFINITY, -INFINITY, NAN, 0.0};
     ingest_thumb_sizes ts = {{50, 50}, {50, 50}, {100, 75}, {100, 75}, 1.0};
     ingest_channel c;
     memset(&c, 0, sizeof(c));
@@ -237,16 +233,33 @@ static void test_encode_float_image_infinities(void **state)
     assert_int_equal(img.width, 6);
     assert_int_equal(img.height, 1);
     assert_int_equal(img.channels, 2);
-    static const uint8_t want[][2] = {{255, 255}, {63, 255}, {255, 255},
-                                      {0, 255},   {0, 0},    {127, 255}};
-    for (int i = 0; i < 6; i++) {
-        assert_int_equal(((const uint8_t *)img.pixels)[2 * i], want[i][0]);
-        assert_int_equal(((const uint8_t *)img.pixels)[2 * i + 1], want[i][1]);
-    }
+    memcpy(out, img.pixels, 12);
     png_image_free(&img);
     free(png);
     ingest_object_free(&o);
     json_decref(c.metadata);
+}
+
+/* A float image's thumbnail scales to the largest finite |v|: +inf and -inf saturate white
+ * and black instead of making the scale infinite (which flattened every finite pixel to
+ * grey and turned the infinities into an undefined NaN-to-byte cast); NaN is transparent.
+ * A largest |v| whose double overflows keeps its scale too (2 * 1e308 is inf). */
+static void test_encode_float_image_infinities(void **state)
+{
+    (void)state;
+    static const double d[][6] = {{2.0, -1.0, INFINITY, -INFINITY, NAN, 0.0},
+                                  {1e308, -1e308, INFINITY, -INFINITY, NAN, 0.0}};
+    static const uint8_t want[][6][2] = {
+        {{255, 255}, {63, 255}, {255, 255}, {0, 255}, {0, 0}, {127, 255}},
+        {{255, 255}, {0, 255}, {255, 255}, {0, 255}, {0, 0}, {127, 255}}};
+    for (int k = 0; k < 2; k++) {
+        uint8_t got[6][2];
+        float_thumbnail(d[k], got);
+        for (int i = 0; i < 6; i++) {
+            assert_int_equal(got[i][0], want[k][i][0]);
+            assert_int_equal(got[i][1], want[k][i][1]);
+        }
+    }
 }
 
 static void test_manifest(void **state)
