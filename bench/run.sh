@@ -14,3 +14,4 @@ bash bench/fedid.sh "$BUILD"
 bash bench/export.sh "$BUILD"
 bash bench/abandon.sh "$BUILD"
 bash bench/flood.sh "$BUILD"
+bash bench/cache_hits.sh "$BUILD/ogd" 68675b5

@@ -6,8 +6,15 @@
  * entries are also on a doubly linked recency list (head = most recently used) that
  * eviction consumes from the tail. Prefix deletes in progress are a short linked list:
  * they are rare (DELETE /records) and checked only when a read ends.
+ *
+ * The node's write log (coherence.h) carries the other processes' writes: every lookup
+ * first checks it (one atomic load when nothing was written) and drops the entries and
+ * flights of keys written since; a read that ends checks the writes made since it began
+ * before its bytes are stored. This cache's own writes go into the log when they end.
  */
 #include "objstore/cache.h"
+
+#include "objstore/coherence.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -21,21 +28,11 @@ typedef struct htable {
     size_t count;
 } htable;
 
-static uint64_t hash_key(const char *s)
-{
-    uint64_t h = 1469598103934665603ull;
-    for (; *s; s++) {
-        h ^= (unsigned char)*s;
-        h *= 1099511628211ull;
-    }
-    return h;
-}
-
 static objcache_node *ht_find(const htable *t, const char *key)
 {
     if (t->nslots == 0)
         return NULL;
-    uint64_t h = hash_key(key);
+    uint64_t h = coherence_hash(key);
     for (objcache_node *n = t->slots[h & (t->nslots - 1)]; n; n = n->next)
         if (n->hash == h && strcmp(n->key, key) == 0)
             return n;
@@ -72,7 +69,7 @@ static int ht_insert(htable *t, objcache_node *n)
         if (rc != 0)
             return rc;
     }
-    n->hash = hash_key(n->key);
+    n->hash = coherence_hash(n->key);
     size_t idx = n->hash & (t->nslots - 1);
     n->next = t->slots[idx];
     t->slots[idx] = n;
@@ -123,6 +120,7 @@ struct objcache {
     centry *head, *tail;
     size_t nbytes, max_entries, max_bytes;
     pentry *prefix_writes;
+    coherence_cursor log; /* the node's writes applied so far */
 };
 
 static bool has_prefix(const char *s, const char *prefix)
@@ -137,6 +135,7 @@ objcache_t *objcache_new(size_t max_entries, size_t max_bytes)
         return NULL;
     c->max_entries = max_entries;
     c->max_bytes = max_bytes;
+    coherence_cursor_now(&c->log);
     return c;
 }
 
@@ -173,8 +172,11 @@ static void entry_drop(objcache_t *c, centry *e)
     free(e);
 }
 
+static void log_sync(objcache_t *c);
+
 const objstore_blob_t *objcache_get(objcache_t *c, const char *key)
 {
+    log_sync(c);
     centry *e = (centry *)ht_find(&c->entries, key);
     if (!e)
         return NULL;
@@ -239,6 +241,7 @@ size_t objcache_bytes(const objcache_t *c)
 
 objcache_flight *objcache_flight_find(objcache_t *c, const char *key)
 {
+    log_sync(c);
     return (objcache_flight *)ht_find(&c->flights, key);
 }
 
@@ -246,6 +249,7 @@ int objcache_flight_begin(objcache_t *c, objcache_flight *f, const char *key)
 {
     f->node.key = key;
     f->stale = false;
+    coherence_cursor_now(&f->log);
     int rc = ht_insert(&c->flights, &f->node);
     f->registered = rc == 0;
     return rc;
@@ -294,11 +298,32 @@ static bool write_pending(const objcache_t *c, const char *key)
     return false;
 }
 
+typedef struct hash_match {
+    uint64_t hash;
+    bool seen;
+} hash_match;
+
+static void match_hash(uint64_t h, void *data)
+{
+    hash_match *m = data;
+    if (h == m->hash)
+        m->seen = true;
+}
+
+/* Whether another process of the node wrote key while f was reading it. */
+static bool written_during(objcache_flight *f)
+{
+    hash_match m = {coherence_hash(f->node.key), false};
+    return !coherence_read(&f->log, match_hash, &m) || m.seen;
+}
+
 bool objcache_flight_end(objcache_t *c, objcache_flight *f, const objstore_blob_t *blob)
 {
     objcache_flight_detach(c, f);
-    if (!blob || f->stale || write_pending(c, f->node.key))
+    if (!blob || c->max_entries == 0 || f->stale || write_pending(c, f->node.key) ||
+        written_during(f))
         return false;
+    log_sync(c);
     return objcache_put(c, f->node.key, blob);
 }
 
@@ -307,6 +332,43 @@ void objcache_clear(objcache_t *c)
     while (c->head)
         entry_drop(c, c->head);
     flights_stale(c, NULL, true);
+}
+
+/* Drops the entries and flights of the key(s) with hash h (a collision drops a neighbour
+ * too, which costs only a read). */
+static void drop_hash(uint64_t h, void *data)
+{
+    objcache_t *c = data;
+    if (c->entries.nslots) {
+        objcache_node *n = c->entries.slots[h & (c->entries.nslots - 1)];
+        while (n) {
+            objcache_node *next = n->next;
+            if (n->hash == h)
+                entry_drop(c, (centry *)n);
+            n = next;
+        }
+    }
+    if (c->flights.nslots) {
+        objcache_node *n = c->flights.slots[h & (c->flights.nslots - 1)];
+        while (n) {
+            objcache_node *next = n->next;
+            if (n->hash == h) {
+                objcache_flight *f = (objcache_flight *)n;
+                f->stale = true;
+                objcache_flight_detach(c, f);
+            }
+            n = next;
+        }
+    }
+}
+
+/* Applies what the node's other processes wrote since the last look. */
+static void log_sync(objcache_t *c)
+{
+    if (coherence_quiet(&c->log))
+        return;
+    if (!coherence_read(&c->log, drop_hash, c))
+        objcache_clear(c);
 }
 
 /* ---- write barrier ---- */
@@ -353,6 +415,10 @@ int objcache_write_begin(objcache_t *c, const char *key, bool is_prefix)
 
 void objcache_write_end(objcache_t *c, const char *key, bool is_prefix)
 {
+    if (is_prefix)
+        coherence_publish_clear();
+    else
+        coherence_publish_key(key);
     if (is_prefix) {
         for (pentry **pp = &c->prefix_writes; *pp; pp = &(*pp)->next) {
             if (strcmp((*pp)->prefix, key) == 0) {

@@ -15,6 +15,9 @@
  *     but not cached: writes mark such flights stale and unlink them from the table (new
  *     readers start a fresh read), and a flight ending while a write of its key is still in
  *     progress is not cached either.
+ *   - the node's other processes: their finished writes arrive through the shared write
+ *     log (coherence.h) and are applied as if they were this cache's own, before every
+ *     lookup and before a finished read is stored.
  */
 #ifndef OGD_OBJSTORE_CACHE_H
 #define OGD_OBJSTORE_CACHE_H
@@ -23,6 +26,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "objstore/coherence.h"
 #include "objstore/objstore.h"
 
 typedef struct objcache objcache_t;
@@ -36,9 +40,10 @@ typedef struct objcache_node {
 
 /* A back-end read, embedded in its owner. Zero it before objcache_flight_begin. */
 typedef struct objcache_flight {
-    objcache_node node; /** private; node.key is the flight's key (borrowed) */
-    bool registered;    /** in the table: new readers of the key join this flight */
-    bool stale;         /** overlapped a write or a clear: its result must not be cached */
+    objcache_node node;   /** private; node.key is the flight's key (borrowed) */
+    bool registered;      /** in the table: new readers of the key join this flight */
+    bool stale;           /** overlapped a write or a clear: its result must not be cached */
+    coherence_cursor log; /** private: the node's write log when the read began */
 } objcache_flight;
 
 /* max_entries 0 makes a cache that stores nothing (flights and barriers still work).

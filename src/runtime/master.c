@@ -8,6 +8,7 @@
  */
 #include "runtime/runtime.h"
 
+#include "objstore/coherence.h"
 #include "objstore/config.h"
 #include "metrics/metrics.h"
 #include "store/store.h"
@@ -366,6 +367,11 @@ int master_run(const char *config_path, ogd_config *cfg)
     int lrc = ratelimit_shared_init(300); /* failed logins, counted across the workers */
     if (lrc != 0) {
         log_error("login limits: cannot map shared memory: %s", strerror(-lrc));
+        return 1;
+    }
+    int crc = coherence_init(); /* the workers' caches drop what another process wrote */
+    if (crc != 0) {
+        log_error("object cache coherence: cannot map shared memory: %s", strerror(-crc));
         return 1;
     }
 

@@ -1,6 +1,7 @@
 """DELETE /records/{id_} (document and every object, both key layouts) and the demo data
 set that `make run` serves."""
 import json
+import os
 
 
 def objects_of(srv, record_id):
@@ -41,6 +42,56 @@ def test_delete_removes_document_and_objects(make_server):
     assert objects_of(srv, "20230605080000")
     # unknown ids are fine too
     assert srv.request("DELETE", "/records/19990101000000").status_code == 204
+
+
+def image_answers(srv, offset):
+    """(pid, status) of each /images/{id}/{channel} request the log holds past offset."""
+    with open(srv.log_path, "rb") as f:
+        f.seek(offset)
+        lines = f.read().decode(errors="replace").splitlines()
+    out = []
+    for line in lines:
+        try:
+            e = json.loads(line)
+        except ValueError:
+            continue
+        route = e.get("route", "")
+        if e.get("msg") == "request" and route.startswith("/images/{") and \
+                not route.endswith("crosshair"):
+            out.append((e["pid"], e["status"]))
+    return out
+
+
+def test_deleted_images_are_served_by_no_worker(make_server):
+    # Every worker first holds the image in its cache; after the DELETE has answered, no
+    # worker serves it again (each one's own cache is dropped through the node's write
+    # log, not only the deleting worker's). Connections are spread over the workers by
+    # the kernel: the loops stop once each worker is seen in the log, with a bound.
+    srv = make_server(records=3, images=True)
+    assert len(srv.worker_pids()) == 2
+    rid = "20230605080000"
+    rec = srv.get("/records/" + rid).json()
+    ch = next(n for n, c in rec["channels"].items()
+              if c["metadata"]["channel_dtype"] == "image")
+    url = f"/images/{rid}/{ch}"
+    start = os.path.getsize(srv.log_path)
+    for _ in range(400):
+        assert srv.get(url).status_code == 200
+        if len({pid for pid, st in image_answers(srv, start) if st == 200}) == 2:
+            break
+    else:
+        raise AssertionError("one worker took every connection: %r" % image_answers(srv, start))
+    assert srv.request("DELETE", "/records/" + rid).status_code == 204
+    after = os.path.getsize(srv.log_path)
+    seen = []
+    for _ in range(400):
+        seen.append(srv.get(url).status_code)
+        if seen[-1] != 404 or \
+                len({pid for pid, st in image_answers(srv, after) if st == 404}) == 2:
+            break
+    else:
+        raise AssertionError("one worker took every connection: %r" % image_answers(srv, after))
+    assert set(seen) == {404}, "served after its DELETE: %r" % image_answers(srv, after)
 
 
 def test_demo_is_deterministic_and_skips_when_not_empty(make_server):

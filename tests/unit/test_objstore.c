@@ -21,8 +21,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include "objstore/coherence.h"
 #include "objstore/keys.h"
 #include "objstore/objstore.h"
 
@@ -668,6 +670,77 @@ static void test_cache_clear(void **state)
     close_env(e);
 }
 
+/* Another process of the node (a worker forked by the same master) rewrites and deletes
+ * objects and says so in the node's write log: this process's cache no longer serves
+ * them, a read in flight across such a write is delivered but not cached, and a prefix
+ * delete empties the cache. (The other process writes the files itself: the point is
+ * what this cache does with the log.) */
+static void rewrite_in_child(env *e, const char *key, const char *text, bool clear)
+{
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        char path[PATH_MAX];
+        snprintf(path, sizeof path, "%s/%s", e->dir, key);
+        int ok = 1;
+        if (text) {
+            FILE *f = fopen(path, "w");
+            ok = f && fputs(text, f) >= 0 && fclose(f) == 0;
+        } else {
+            ok = unlink(path) == 0;
+        }
+        if (clear)
+            coherence_publish_clear();
+        else
+            coherence_publish_key(key);
+        _exit(ok ? 0 : 1);
+    }
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
+static void test_coherence_across_processes(void **state)
+{
+    (void)state;
+    assert_int_equal(coherence_init(), 0);
+    env *e = open_env(10, 1 << 20);
+    put(e, "a", "old-a");
+    put(e, "b", "old-b");
+    put(e, "p/c", "old-c");
+    get(e, "a");
+    get(e, "b");
+    get(e, "p/c");
+    assert_int_equal(stats(e).cache_entries, 3);
+
+    rewrite_in_child(e, "a", "new-a", false);
+    rewrite_in_child(e, "b", NULL, false);
+    assert_string_equal(get(e, "a").text, "new-a");
+    assert_int_equal(get(e, "b").status, -ENOENT);
+    uint64_t hits = stats(e).hits;
+    assert_string_equal(get(e, "p/c").text, "old-c"); /* untouched: still a hit */
+    assert_int_equal(stats(e).hits, hits + 1);
+
+    /* a read that began before the other process's write is delivered, not cached */
+    objstore_cache_clear(e->os);
+    got g = {0};
+    assert_int_equal(objstore_get(e->os, "p/c", on_get, &g, NULL), 0);
+    rewrite_in_child(e, "p/c", "new-c", false);
+    run(e);
+    assert_int_equal(g.calls, 1);
+    assert_int_equal(g.status, 0);
+    assert_int_equal(stats(e).cache_entries, 0);
+    assert_string_equal(get(e, "p/c").text, "new-c");
+
+    /* a prefix delete elsewhere drops everything */
+    get(e, "a");
+    assert_true(stats(e).cache_entries > 0);
+    rewrite_in_child(e, "p/c", NULL, true);
+    assert_int_equal(get(e, "p/c").status, -ENOENT);
+    assert_int_equal(stats(e).cache_entries, 0);
+    close_env(e);
+}
+
 static void test_write_races_read(void **state)
 {
     (void)state;
@@ -1026,6 +1099,7 @@ int main(void)
         cmocka_unit_test(test_lru_by_bytes_and_oversize),
         cmocka_unit_test(test_cache_clear),
         cmocka_unit_test(test_write_races_read),
+        cmocka_unit_test(test_coherence_across_processes),
         cmocka_unit_test(test_cancel),
         cmocka_unit_test(test_close_with_pending_work),
         cmocka_unit_test(test_close_after_foreign_walk),
