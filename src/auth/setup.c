@@ -7,7 +7,9 @@
 #include "auth/password.h"
 #include "util/log.h"
 
+#include <stdbool.h>
 #include <stdio.h>
+#include <string.h>
 #include <unistd.h>
 
 int auth_prepare_keys(const ogd_config *cfg, char *err, size_t errlen)
@@ -19,6 +21,17 @@ int auth_prepare_keys(const ogd_config *cfg, char *err, size_t errlen)
     }
     if (!priv || !pub) {
         snprintf(err, errlen, "auth.private_key_path and auth.public_key_path are required");
+        return -1;
+    }
+    const char *db = cfg->database.url ? cfg->database.url : "";
+    bool shared_db = strncmp(db, "postgresql://", 13) == 0 || strncmp(db, "postgres://", 11) == 0;
+    if (shared_db && (access(priv, R_OK) != 0 || access(pub, R_OK) != 0)) {
+        /* Every node of a cluster must sign and verify with one pair: a pair of its own
+         * would make the tokens of the other nodes invalid here and this node's there. */
+        snprintf(err, errlen,
+                 "a server on PostgreSQL signs with the cluster's key pair: %s and %s must both "
+                 "exist and be readable (set auth.private_key_path and auth.public_key_path)",
+                 priv, pub);
         return -1;
     }
     if (!cfg->auth.present && access(priv, F_OK) != 0 && access(pub, F_OK) != 0) {

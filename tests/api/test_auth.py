@@ -452,6 +452,24 @@ def test_key_pair_is_generated_without_an_auth_section(tmp_path):
         p.wait(timeout=30)
 
 
+@pytest.mark.skipif(not os.environ.get("OGD_TEST_PG_URL"), reason="needs PostgreSQL")
+def test_no_key_pair_of_its_own_on_postgresql(tmp_path):
+    """Nodes sharing a PostgreSQL database share one key pair: a node without the
+    configured pair refuses to start instead of making its own."""
+    from conftest import free_port
+    port = free_port()
+    cfg = tmp_path / "c.yml"
+    cfg.write_text(f'server:\n  bind: "127.0.0.1:{port}"\n  workers: 1\n'
+                   f'  data_dir: "{tmp_path}/var"\n'
+                   f'database:\n  url: "{os.environ["OGD_TEST_PG_URL"]}"\n')
+    p = subprocess.run([OGD, "serve", "--config", str(cfg)], capture_output=True, text=True,
+                       timeout=120)
+    assert p.returncode != 0
+    assert "signs with the cluster's key pair" in p.stderr
+    assert f"{tmp_path}/var/jwt_rsa" in p.stderr
+    assert not (tmp_path / "var" / "jwt_rsa").exists()
+
+
 def test_reload_with_unusable_keys_keeps_the_running_configuration(make_server):
     import signal
     srv = make_server(records=0)
