@@ -3,11 +3,12 @@
  *
  * The master forks exactly one jobs process and replaces it if it dies. Before doing
  * anything it takes an exclusive lock on <data_dir>/jobs.lock, so two servers sharing a
- * data directory still run one set of jobs (a PostgreSQL advisory lock will play this
- * part across hosts). Jobs today: database maintenance every `maintenance_interval`
- * seconds (SQLite: checkpoint and truncate the WAL, refresh the planner's statistics),
- * and, with `experiments.scheduler_background_task_enabled`, the experiments refresh on the
- * cron schedule `scheduler_background_frequency`, evaluated in
+ * data directory still run one set of jobs; on PostgreSQL it then contends for the
+ * cluster's lease (store/lease.h), and only while it holds the lease does it run them (the
+ * others keep the schedule and try again every few seconds). Jobs today: database maintenance every
+ * `maintenance_interval` seconds (SQLite: checkpoint and truncate the WAL, refresh the planner's
+ * statistics), and, with `experiments.scheduler_background_task_enabled`, the experiments refresh
+ * on the cron schedule `scheduler_background_frequency`, evaluated in
  * `scheduler_background_timezone` (this process sets TZ to it): each run searches up to
  * the occurrence after the one being run; a failed run is retried once after
  * `scheduler_background_retry_mins`, a second failure waits for the next occurrence. A run
@@ -28,6 +29,7 @@
 #include "experiments/experiments.h"
 #include "ingest/sweep.h"
 #include "objstore/config.h"
+#include "store/lease.h"
 #include "store/store.h"
 #include "util/log.h"
 
@@ -161,6 +163,24 @@ static bool experiments_run_once(const ogd_config *cfg, time_t window_end)
     return res.done && res.status == 0;
 }
 
+/* Whether this process runs the cluster's jobs now (store/lease.h); says so when that
+ * changes, and once at the start. */
+static bool lead(store_lease *l, bool was, bool first)
+{
+    char err[256] = "";
+    int rc = store_lease_hold(l, err, sizeof err);
+    bool now = rc == 1;
+    if (now && !was)
+        log_info("jobs: this node runs the cluster's jobs");
+    else if (!now && was)
+        log_warn("jobs: this node no longer runs the cluster's jobs%s%s", rc < 0 ? ": " : "",
+                 rc < 0 ? err : "");
+    else if (!now && first)
+        log_info("jobs: another node runs the cluster's jobs; standing by%s%s", rc < 0 ? ": " : "",
+                 rc < 0 ? err : "");
+    return now;
+}
+
 static void format_local(time_t t, char out[40])
 {
     struct tm tm;
@@ -199,7 +219,13 @@ void jobs_run(const ogd_config *cfg)
         log_error("jobs: %s", err);
         _exit(1);
     }
+    store_lease *lease = store_lease_new(cfg->database.url);
+    if (!lease) {
+        log_error("jobs: out of memory");
+        _exit(1);
+    }
     log_info("jobs process started");
+    bool leader = lead(lease, false, true);
     int interval = cfg->server.maintenance_interval > 0 ? cfg->server.maintenance_interval
                                                         : JOBS_MAINTENANCE_INTERVAL_S;
     const ogd_experiments_config *ex = &cfg->experiments;
@@ -236,6 +262,8 @@ void jobs_run(const ogd_config *cfg)
             wake = next_run;
         if (retry_at > 0 && retry_at < wake)
             wake = retry_at;
+        if (!leader && now + JOBS_LOCK_RETRY_S < wake)
+            wake = now + JOBS_LOCK_RETRY_S; /* another node's lease may end any time */
         int wait = wake > now ? (int)(wake - now) : 0;
         if (wait > 0 && sleep_or_stop(&set, wait))
             break;
@@ -246,14 +274,19 @@ void jobs_run(const ogd_config *cfg)
             usr2 = false;
             next_maintenance = now;
         }
+        /* Only the lease's holder runs the jobs; the others keep the schedule, so a
+         * take-over starts from the next occurrence, not from every missed one. */
+        leader = lead(lease, leader, false);
         if (now >= next_maintenance) {
-            maintenance(store);
-            sweep_uncertain(cfg, store);
+            if (leader) {
+                maintenance(store);
+                sweep_uncertain(cfg, store);
+            }
             next_maintenance = time(NULL) + interval;
         }
         if (retry_at > 0 && now >= retry_at) {
             retry_at = -1;
-            if (!experiments_run_once(cfg, cron_next(&cron, failed_run))) {
+            if (leader && !experiments_run_once(cfg, cron_next(&cron, failed_run))) {
                 char when[40];
                 format_local(next_run, when);
                 log_error("jobs: experiments refresh failed again; next run at %s", when);
@@ -264,7 +297,7 @@ void jobs_run(const ogd_config *cfg)
             next_run = cron_next(&cron, this_run);
             if (next_run > 0 && next_run <= now) /* catch up once, not once per missed run */
                 next_run = cron_next(&cron, now);
-            if (!experiments_run_once(cfg, next_run > 0 ? next_run : now)) {
+            if (leader && !experiments_run_once(cfg, next_run > 0 ? next_run : now)) {
                 failed_run = this_run;
                 retry_at = time(NULL) + (time_t)(ex->scheduler_background_retry_mins * 60.0);
                 log_warn("jobs: experiments refresh failed; retrying in %g minute(s)",
@@ -272,6 +305,7 @@ void jobs_run(const ogd_config *cfg)
             }
         }
     }
+    store_lease_free(lease);
     store_close(store);
     close(fd);
     log_info("jobs process stopped");

@@ -145,3 +145,42 @@ def test_postgresql_restart_during_requests(make_server):
              lambda: "database: connected again" in srv.read_log())
     log = srv.read_log()
     assert "database: connection" in log, log[-6000:]
+
+
+def test_one_node_runs_the_cluster_jobs_and_another_takes_over():
+    # Two nodes on one database: one jobs process holds the cluster's lease, the other
+    # stands by; when the holder's whole node is killed (-9: no clean-up), the other takes
+    # the lease. Waits are for log lines, not for a time.
+    import shutil
+    import signal
+    import tempfile
+    from conftest import OgdServer
+    dirs = [tempfile.mkdtemp(prefix="ogd-test-"), tempfile.mkdtemp(prefix="ogd-test-")]
+    b = OgdServer(dirs[0], None)
+    a = None
+    try:
+        b.start()
+        wait_for("b's jobs to hold the lease",
+                 lambda: "this node runs the cluster's jobs" in b.read_log())
+        shared = {"database": {"url": b.config_value("database", "url")},
+                  "echo": {"bucket_name": b.config_value("echo", "bucket_name")}}
+        a = OgdServer(dirs[1], shared)
+        a.start()
+        wait_for("a's jobs to stand by",
+                 lambda: "another node runs the cluster's jobs; standing by" in a.read_log())
+        assert "this node runs the cluster's jobs" not in a.read_log()
+        # b's node dies at once, workers and jobs process included
+        for pid in [b.proc.pid] + b.worker_pids() + b.jobs_pids():
+            os.kill(pid, signal.SIGKILL)
+        b.stop()
+        wait_for("a to take the lease", lambda: "this node runs the cluster's jobs" in a.read_log())
+        assert a.get("/readyz", auth=False).status_code == 200  # and it serves as before
+        rc = a.stop()
+        assert rc == 0, a.read_log()[-5000:]
+        assert not a.sanitizer_reports(), a.read_log()[-20000:]
+    finally:
+        for s in (a, b):
+            if s:
+                s.stop()
+        for d in dirs:
+            shutil.rmtree(d, ignore_errors=True)
