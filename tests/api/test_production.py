@@ -147,40 +147,75 @@ def test_postgresql_restart_during_requests(make_server):
     assert "database: connection" in log, log[-6000:]
 
 
-def test_one_node_runs_the_cluster_jobs_and_another_takes_over():
-    # Two nodes on one database: one jobs process holds the cluster's lease, the other
-    # stands by; when the holder's whole node is killed (-9: no clean-up), the other takes
-    # the lease. Waits are for log lines, not for a time.
+@pytest.fixture
+def two_nodes():
+    """Two nodes (own data directories and ports) on one database and one bucket: the
+    second is started by the test (start_second), after anything it wants of the first."""
     import shutil
-    import signal
     import tempfile
     from conftest import OgdServer
     dirs = [tempfile.mkdtemp(prefix="ogd-test-"), tempfile.mkdtemp(prefix="ogd-test-")]
-    b = OgdServer(dirs[0], None)
-    a = None
+    nodes = [OgdServer(dirs[0], None)]
+
+    def start_second():
+        first = nodes[0]
+        shared = {"database": {"url": first.config_value("database", "url")},
+                  "echo": {"bucket_name": first.config_value("echo", "bucket_name")}}
+        nodes.append(OgdServer(dirs[1], shared))
+        nodes[1].start()
+        return nodes[1]
+
+    nodes[0].start()
     try:
-        b.start()
-        wait_for("b's jobs to hold the lease",
-                 lambda: "this node runs the cluster's jobs" in b.read_log())
-        shared = {"database": {"url": b.config_value("database", "url")},
-                  "echo": {"bucket_name": b.config_value("echo", "bucket_name")}}
-        a = OgdServer(dirs[1], shared)
-        a.start()
-        wait_for("a's jobs to stand by",
-                 lambda: "another node runs the cluster's jobs; standing by" in a.read_log())
-        assert "this node runs the cluster's jobs" not in a.read_log()
-        # b's node dies at once, workers and jobs process included
-        for pid in [b.proc.pid] + b.worker_pids() + b.jobs_pids():
-            os.kill(pid, signal.SIGKILL)
-        b.stop()
-        wait_for("a to take the lease", lambda: "this node runs the cluster's jobs" in a.read_log())
-        assert a.get("/readyz", auth=False).status_code == 200  # and it serves as before
-        rc = a.stop()
-        assert rc == 0, a.read_log()[-5000:]
-        assert not a.sanitizer_reports(), a.read_log()[-20000:]
+        yield nodes[0], start_second
     finally:
-        for s in (a, b):
-            if s:
-                s.stop()
+        for n in nodes:
+            n.stop()
         for d in dirs:
             shutil.rmtree(d, ignore_errors=True)
+
+
+def test_one_node_runs_the_cluster_jobs_and_another_takes_over(two_nodes):
+    # One jobs process holds the cluster's lease, the other stands by; when the holder's
+    # whole node is killed (-9: no clean-up), the other takes the lease. Waits are for log
+    # lines, not for a time.
+    import signal
+    b, start_second = two_nodes
+    wait_for("b's jobs to hold the lease",
+             lambda: "this node runs the cluster's jobs" in b.read_log())
+    a = start_second()
+    wait_for("a's jobs to stand by",
+             lambda: "another node runs the cluster's jobs; standing by" in a.read_log())
+    assert "this node runs the cluster's jobs" not in a.read_log()
+    # b's node dies at once, workers and jobs process included
+    for pid in [b.proc.pid] + b.worker_pids() + b.jobs_pids():
+        os.kill(pid, signal.SIGKILL)
+    b.stop()
+    wait_for("a to take the lease", lambda: "this node runs the cluster's jobs" in a.read_log())
+    assert a.get("/readyz", auth=False).status_code == 200  # and it serves as before
+    assert a.stop() == 0, a.read_log()[-5000:]
+    assert not a.sanitizer_reports(), a.read_log()[-20000:]
+
+
+def test_a_refresh_token_rotated_on_one_node_is_refused_on_another(two_nodes):
+    # Rotation is recorded in the user's document, so it holds across nodes: the token
+    # already used on a is a replay on b, and the replay revokes the session everywhere.
+    first, start_second = two_nodes
+    first.user_cli("add", "rotor", password="pw-rotor")
+    second = start_second()
+
+    def refresh(srv, access, cookie):
+        return requests.post(srv.url + "/refresh", json={"token": access},
+                             headers={"Cookie": "refresh_token=" + cookie}, timeout=30)
+
+    r = requests.post(first.url + "/login", json={"username": "rotor", "password": "pw-rotor"},
+                      timeout=30)
+    assert r.status_code == 200
+    access, old = r.json(), r.cookies["refresh_token"]
+    n = refresh(first, access, old)
+    assert n.status_code == 200
+    new = n.cookies["refresh_token"]
+    replay = refresh(second, access, old)
+    assert (replay.status_code, replay.json()) == (403, {"detail": "Token is blacklisted"})
+    after = refresh(first, n.json(), new)
+    assert (after.status_code, after.json()) == (403, {"detail": "Token is blacklisted"})
