@@ -206,6 +206,7 @@ typedef struct batch {
 } batch;
 
 static void pump(exp_ctx *x);
+static bool start_batches(exp_ctx *x);
 
 /* ---- lifetime ---- */
 
@@ -1112,6 +1113,11 @@ static void emit(exp_ctx *x)
         hold(x, e, 0);
         e->state = ENT_DONE;
         x->next_emit++;
+        /* The batches' window follows the entry being written (FN_AHEAD). Move it now: when
+         * the entries left are all written here, or wait for batches that have not started,
+         * no other callback comes to do it. */
+        if (!start_batches(x))
+            return;
     }
     if (x->writing || x->next_emit < x->nents)
         return;

@@ -182,6 +182,14 @@ static int setup_objects(void **state)
     return 0;
 }
 
+/* Only the first record has an object: every entry is written long before the last
+ * batches may start. */
+static int setup_one_object(void **state)
+{
+    *state = open_records(1);
+    return 0;
+}
+
 static int teardown(void **state)
 {
     if (inj.refusing)
@@ -426,6 +434,21 @@ static void test_stream_functions(void **state)
     collected_free(&c);
 }
 
+/* The entries all lie in the first batch, and the client is slower than the functions:
+ * by the time the last entry is written, the batches the window allowed are done and the
+ * rest (FN_AHEAD past the first batch) have not started. Writing the last entry moves
+ * the window: they start, and the stream ends with the CSV of every record. */
+static void test_stream_window_moves_with_writes(void **state)
+{
+    fixture *f = *state;
+    collected c;
+    run_fns(f, ZIP_PROJ, 3, 0, twice(f), &c);
+    assert_string_equal(c.events, "SED");
+    assert_int_equal(inj.calls, NBATCHES);
+    assert_int_equal(zip_members(&c), 2);
+    collected_free(&c);
+}
+
 /* The first batch (before the answer is chosen) cannot be started at all: the plain 500
  * of an internal failure, after detach, and the export is freed. */
 static void test_first_batch_enomem(void **state)
@@ -538,6 +561,8 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_no_records, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unknown_channel, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stream_functions, setup_objects, teardown),
+        cmocka_unit_test_setup_teardown(test_stream_window_moves_with_writes, setup_one_object,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_first_batch_enomem, setup_objects, teardown),
         cmocka_unit_test_setup_teardown(test_first_batch_fails_inside, setup_objects, teardown),
         cmocka_unit_test_setup_teardown(test_csv_batch_enomem, setup_objects, teardown),
