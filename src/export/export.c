@@ -35,6 +35,14 @@
  *      and function evaluation; the export finishes once the ones already running have
  *      reported.
  *
+ * Lifetime: the export frees itself once it has ended (maybe_finish, finish_planned), and
+ * that can happen inside a call it makes: fneval_start runs the batch's done inside the call
+ * when the evaluation cannot start, and that failure may end the export (fneval_cancel may
+ * run done too). Such calls are made between enter and leave: the sink's last calls happen
+ * at once, the free waits for the outermost leave, which tells its caller to stop. Helpers
+ * that may end the export and have callers with more to do (start_batches, start_get)
+ * return false when it is over or being torn down, and those callers return at once.
+ *
  * Output goes to the caller's sink (export.h): the CSV alone and every failure before the
  * first byte are whole answers (a failure as a class and code the caller maps to a
  * status); the zip is a stream of writes, one in flight, each reported back when done.
@@ -186,6 +194,8 @@ typedef struct export_job {
                               none) */
     char err_detail[512];  /* its message */
     bool csv_pending;      /* the CSV's lines wait for the function results */
+    unsigned depth;        /* calls between enter and leave in progress: no free until the
+                              last leave */
 } exp_ctx;
 
 /* One evaluation of the functions over FN_BATCH records. */
@@ -196,6 +206,7 @@ typedef struct batch {
 } batch;
 
 static void pump(exp_ctx *x);
+static bool start_batches(exp_ctx *x);
 
 /* ---- lifetime ---- */
 
@@ -230,14 +241,38 @@ static void ctx_free(exp_ctx *x)
     free(x);
 }
 
-static void ctx_free(exp_ctx *x);
+/* Frees an export that has ended, unless a call that may end it is still running further
+ * up the stack: then the outermost leave frees it. */
+static void ctx_release(exp_ctx *x)
+{
+    if (x->depth == 0)
+        ctx_free(x);
+}
+
+/* Around a call that may end the export inside it (fneval_start, fneval_cancel: their done
+ * may run there): x stays allocated until the matching leave. */
+static void enter(exp_ctx *x)
+{
+    x->depth++;
+}
+
+/* True when the export goes on; false when it ended during the call (freed here unless an
+ * outer call is still running): the caller must not touch x any more. */
+static bool leave(exp_ctx *x)
+{
+    x->depth--;
+    if (!x->finished)
+        return true;
+    ctx_release(x);
+    return false;
+}
 
 /* Ends an export whose answer was given while planning (nothing outstanding). */
 static void finish_planned(exp_ctx *x)
 {
     x->finished = true;
     x->sink.detach(x->sink.data);
-    ctx_free(x);
+    ctx_release(x);
 }
 
 /* Ends the export once nothing is outstanding: a stream still running is cut (the
@@ -255,7 +290,7 @@ static void maybe_finish(exp_ctx *x)
             x->err = (export_failure){.error = EXPORT_EINTERNAL, .message = "Unknown error"};
         x->sink.fail(x->sink.data, &x->err);
     }
-    ctx_free(x);
+    ctx_release(x);
 }
 
 /* A failure after the first byte: stop everything and cut the stream. */
@@ -273,9 +308,13 @@ static void fail_stream(exp_ctx *x, const char *why)
         }
         if (x->tail_work)
             work_cancel(x->tail_work);
+        /* a batch's done may run inside its cancel, and end the export */
+        enter(x);
         for (size_t b = 0; b < x->nbatches; b++)
             if (x->batches[b].handle)
                 fneval_cancel(x->batches[b].handle, NULL, NULL);
+        if (!leave(x))
+            return;
     }
     maybe_finish(x);
 }
@@ -896,7 +935,9 @@ static bool started(exp_ctx *x, ent *e, int rc)
     return true;
 }
 
-static void start_get(exp_ctx *x, ent *e)
+/* Starts e's GET. False when the export is being torn down (it may be freed: the caller
+ * returns at once). */
+static bool start_get(exp_ctx *x, ent *e)
 {
     e->state = ENT_FETCHING;
     hold(x, e, e->sized ? e->est : SIZE_UNKNOWN_GUESS);
@@ -906,15 +947,16 @@ static void start_get(exp_ctx *x, ent *e)
                                      got_object, e, &e->oreq);
     objstore_set_owner(x->objstore, owner);
     if (started(x, e, rc))
-        return;
+        return true;
     /* Not a valid key (odd id or channel): not found, as a failed GET. */
     e->status = rc;
     e->state = ENT_RENDERING;
     if (work_submit(x->loop, render_run, render_done, e, &e->work) != 0) {
         fail_stream(x, "cannot queue work");
-        return;
+        return false;
     }
     x->outstanding++;
+    return true;
 }
 
 /* ---- writing ---- */
@@ -1071,6 +1113,11 @@ static void emit(exp_ctx *x)
         hold(x, e, 0);
         e->state = ENT_DONE;
         x->next_emit++;
+        /* The batches' window follows the entry being written (FN_AHEAD). Move it now: when
+         * the entries left are all written here, or wait for batches that have not started,
+         * no other callback comes to do it. */
+        if (!start_batches(x))
+            return;
     }
     if (x->writing || x->next_emit < x->nents)
         return;
@@ -1199,13 +1246,18 @@ static void batch_done(fneval *res, void *data)
 }
 
 /* Starts the batches the window allows: FN_BATCHES at once, at most FN_AHEAD past the
- * batch of the entry being written. */
-static void start_batches(exp_ctx *x)
+ * batch of the entry being written. A batch that cannot start ends the export as any
+ * failure of the functions does: its done runs inside fneval_start (the engine's own
+ * failure, in x->err), or, when the engine could not even arrange that (-ENOMEM: done never
+ * runs), the batch is uncounted here and the export fails (500 before the first byte, a cut
+ * stream after it). False when the export is over or being torn down (x may be freed then:
+ * the caller returns at once). */
+static bool start_batches(exp_ctx *x)
 {
     while (x->fns && !x->aborted && x->next_batch < x->nbatches && x->evaluating < x->batch_limit) {
         if (x->next_emit < x->nents &&
             x->next_batch > batch_of(x->ents[x->next_emit].rec) + FN_AHEAD)
-            return;
+            return true;
         batch *bt = &x->batches[x->next_batch];
         bt->x = x;
         bt->index = x->next_batch++;
@@ -1217,7 +1269,7 @@ static void start_batches(exp_ctx *x)
                                                                       the records */
         if (!arr) {
             fail_stream(x, "no memory");
-            return;
+            return false;
         }
         fneval_options o = {
             .mode = FNEVAL_FULL,
@@ -1238,9 +1290,19 @@ static void start_batches(exp_ctx *x)
             .arena = x->arena,
             .owner = x->owner,
         };
-        if (fneval_start(&ctx, x->fns, arr, &o, batch_done, bt, &bt->handle) != 0)
-            answer_error(x, EXPORT_EINTERNAL, "Unknown error");
+        enter(x);
+        int rc = fneval_start(&ctx, x->fns, arr, &o, batch_done, bt, &bt->handle);
+        if (!leave(x))
+            return false; /* done ran inside (the batch could not start) and ended the export */
+        if (rc != 0) {
+            /* done will not come; the engine released arr */
+            x->evaluating--;
+            x->outstanding--;
+            fail_stream(x, "no memory to start the functions");
+            return false;
+        }
     }
+    return !x->aborted;
 }
 
 static void pump(exp_ctx *x)
@@ -1249,8 +1311,7 @@ static void pump(exp_ctx *x)
         maybe_finish(x);
         return;
     }
-    start_batches(x);
-    if (x->aborted)
+    if (!start_batches(x))
         return;
     while (x->next_start < x->nents && x->in_flight < x->max_in_flight) {
         ent *e = &x->ents[x->next_start];
@@ -1262,8 +1323,7 @@ static void pump(exp_ctx *x)
         if (x->held > 0 && x->held + need > x->max_held)
             break; /* backpressure: wait for writes to drain */
         x->next_start++;
-        start_get(x, e);
-        if (x->aborted)
+        if (!start_get(x, e))
             return;
     }
     emit(x);
@@ -1415,7 +1475,7 @@ static void ops_done(store_op_t *op)
             return;
         }
         /* The first batch runs alone before anything is sent: a mistake in the functions
-         * is still a 4xx then. */
+         * is still a 4xx then. Its done goes on (proceed); x may be freed here. */
         x->batch_limit = 1;
         start_batches(x);
         return;
@@ -1429,7 +1489,8 @@ static void proceed(exp_ctx *x)
     x->batch_limit = FN_BATCHES;
     if (x->nents == 0) {
         if (x->batches_done < x->nbatches) {
-            start_batches(x); /* the CSV needs every record's function values */
+            /* the CSV needs every record's function values; x may be freed here */
+            start_batches(x);
             return;
         }
         if (x->csv_pending && build_csv_lines(x) != 0) {
