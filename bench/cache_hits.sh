@@ -33,14 +33,7 @@ fi
 source bench/lib.sh
 DURATION=${BENCH_SECONDS:-5}
 ROUNDS=${ROUNDS:-3}
-DATA=$(mktemp -d /tmp/ogd-bench-cache.XXXXXX)
-cleanup() {
-  bench_stop
-  rm -rf "$DATA"
-}
-trap cleanup EXIT
-PORT=$(bench_port)
-bench_config "$PORT" "$DATA" > "$DATA/config.yml"
+bench_scratch cache
 OGD="$NEW"
 "$OGD" demo --config "$DATA/config.yml" --records 10 >/dev/null 2>&1
 bench_user "$DATA/config.yml"

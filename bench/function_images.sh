@@ -14,14 +14,7 @@ BUILD=${1:-build}
 OGD="$PWD/$BUILD/ogd"
 source bench/lib.sh
 RUNS=${BENCH_FUNCTION_IMAGES_RUNS:-5}
-DATA=$(mktemp -d /tmp/ogd-bench-fnimg.XXXXXX)
-cleanup() {
-  bench_stop
-  rm -rf "$DATA"
-}
-trap cleanup EXIT
-PORT=$(bench_port)
-bench_config "$PORT" "$DATA" > "$DATA/config.yml"
+bench_scratch fnimg
 "$OGD" demo --config "$DATA/config.yml" --records 200 >/dev/null
 bench_user "$DATA/config.yml"
 bench_serve "$DATA/config.yml" "$DATA/ogd.log"

@@ -9,6 +9,9 @@
 #   bench_serve CONFIG LOG    starts `ogd serve` in the background (PID) and waits until
 #                             /healthz answers on the config's port (PORT)
 #   bench_stop                stops it
+#   bench_scratch NAME        a scratch directory (DATA) and port (PORT), with the server
+#                             stopped and DATA removed when the script exits; DATA holds
+#                             a one-worker config.yml
 # Every route but /healthz and /login needs a bearer token, so each benchmark adds a user
 # with every permission to its scratch database and logs in as it:
 #   bench_user CONFIG         adds the user "ogd-bench" (idempotent)
@@ -76,6 +79,13 @@ bench_stop() {
   fi
 }
 BENCH_PASSWORD=ogd-bench-password
+
+bench_scratch() {
+  DATA=$(mktemp -d "/tmp/ogd-bench-$1.XXXXXX")
+  trap 'bench_stop; rm -rf "$DATA"' EXIT
+  PORT=$(bench_port)
+  bench_config "$PORT" "$DATA" > "$DATA/config.yml"
+}
 
 bench_user() {
   printf '%s\n' "$BENCH_PASSWORD" |

@@ -15,14 +15,7 @@ BUILD=${1:-build}
 OGD="$PWD/$BUILD/ogd"
 source bench/lib.sh
 DURATION=${BENCH_SECONDS:-5}
-DATA=$(mktemp -d /tmp/ogd-bench-prefs.XXXXXX)
-cleanup() {
-  bench_stop
-  rm -rf "$DATA"
-}
-trap cleanup EXIT
-PORT=$(bench_port)
-bench_config "$PORT" "$DATA" > "$DATA/config.yml"
+bench_scratch prefs
 "$OGD" demo --config "$DATA/config.yml" --records 50 >/dev/null 2>&1
 bench_user "$DATA/config.yml"
 bench_serve "$DATA/config.yml" "$DATA/serve.log"

@@ -4,6 +4,8 @@
  */
 #include "auth/ratelimit.h"
 
+#include "util/pshared.h"
+
 #include <errno.h>
 #include <pthread.h>
 #include <sodium.h>
@@ -52,14 +54,7 @@ int ratelimit_shared_init(unsigned window_s)
         return -errno;
     ratelimit_t *r = p;
     memset(r, 0, sizeof(*r));
-    pthread_mutexattr_t a;
-    pthread_mutexattr_init(&a);
-    int rc = pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
-    if (rc == 0)
-        rc = pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
-    if (rc == 0)
-        rc = pthread_mutex_init(&r->lock, &a);
-    pthread_mutexattr_destroy(&a);
+    int rc = pshared_mutex_init(&r->lock);
     if (rc != 0) {
         munmap(p, sizeof(*r));
         return -rc;
@@ -91,8 +86,8 @@ void ratelimit_free(ratelimit_t *r)
 
 static void lock(ratelimit_t *r)
 {
-    if (r->shared && pthread_mutex_lock(&r->lock) == EOWNERDEAD)
-        pthread_mutex_consistent(&r->lock); /* a worker died holding it: carry on */
+    if (r->shared)
+        pshared_mutex_lock(&r->lock); /* a worker died holding it: carry on */
 }
 
 static void unlock(ratelimit_t *r)

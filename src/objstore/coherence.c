@@ -6,6 +6,8 @@
  */
 #include "objstore/coherence.h"
 
+#include "util/pshared.h"
+
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -34,15 +36,7 @@ int coherence_init(void)
     if (p == MAP_FAILED)
         return -errno;
     region *r = p; /* zero-filled: head 0, clears 0, every tag 0 */
-    pthread_mutexattr_t a;
-    int rc = pthread_mutexattr_init(&a);
-    if (rc == 0)
-        rc = pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
-    if (rc == 0)
-        rc = pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
-    if (rc == 0)
-        rc = pthread_mutex_init(&r->lock, &a);
-    pthread_mutexattr_destroy(&a);
+    int rc = pshared_mutex_init(&r->lock);
     if (rc != 0) {
         munmap(p, sizeof(region));
         return -rc;
@@ -51,18 +45,12 @@ int coherence_init(void)
     return 0;
 }
 
-static void lock(void)
-{
-    if (pthread_mutex_lock(&shared->lock) == EOWNERDEAD)
-        pthread_mutex_consistent(&shared->lock); /* its append never became visible */
-}
-
 void coherence_publish_key(const char *key)
 {
     if (!shared)
         return;
     uint64_t h = coherence_hash(key);
-    lock();
+    pshared_mutex_lock(&shared->lock); /* a dead holder's append never became visible */
     uint64_t n = atomic_load_explicit(&shared->head, memory_order_relaxed);
     slot *s = &shared->slots[n % COHERENCE_LOG_SLOTS];
     /* tag 0 while the hash changes, so a reader of the old entry sees the change */

@@ -3,8 +3,9 @@
  * engine, the export pipeline) without HTTP: a libuv loop, an SQLite store in a fresh
  * temporary directory (migrated), a filesystem object store under it, the default
  * configuration and an arena, as a worker would hand them to the service. Include it in
- * one test file after <cmocka.h>; svc_open and svc_close are its setup and teardown,
- * svc_put stores a document with a put op kind.
+ * one test file after <cmocka.h>; svc_open and svc_close are its setup and teardown
+ * (svc_teardown the latter as a cmocka teardown), svc_put stores a document with a put
+ * op kind.
  */
 #ifndef OGD_TESTS_SERVICE_HARNESS_H
 #define OGD_TESTS_SERVICE_HARNESS_H
@@ -79,6 +80,13 @@ static void svc_close(svc_fixture *f)
     snprintf(cmd, sizeof cmd, "rm -rf %s", f->dir);
     assert_int_equal(system(cmd), 0);
     free(f);
+}
+
+/* A cmocka teardown for tests whose setup put a fixture in *state. */
+static int svc_teardown(void **state)
+{
+    svc_close(*state);
+    return 0;
 }
 
 #endif

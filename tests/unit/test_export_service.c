@@ -195,8 +195,7 @@ static int teardown(void **state)
     if (inj.refusing)
         store_close(inj.refusing);
     inj = (struct injection){0};
-    svc_close(*state);
-    return 0;
+    return svc_teardown(state);
 }
 
 /* ---- the sink: collects the answer ---- */

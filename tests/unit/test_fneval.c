@@ -93,12 +93,6 @@ static int setup(void **state)
     return 0;
 }
 
-static int teardown(void **state)
-{
-    svc_close(*state);
-    return 0;
-}
-
 typedef struct outcome {
     bool done;
     fneval_error error;
@@ -179,9 +173,9 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_list),
         cmocka_unit_test(test_check),
-        cmocka_unit_test_setup_teardown(test_scalar_result, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_unknown_name, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_unknown_record, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_scalar_result, setup, svc_teardown),
+        cmocka_unit_test_setup_teardown(test_unknown_name, setup, svc_teardown),
+        cmocka_unit_test_setup_teardown(test_unknown_record, setup, svc_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -63,12 +63,6 @@ static int setup(void **state)
     return 0;
 }
 
-static int teardown(void **state)
-{
-    svc_close(*state);
-    return 0;
-}
-
 /* What a job answered, copied out of the callback. */
 typedef struct answer {
     bool done;
@@ -309,11 +303,11 @@ static void test_cancel(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_image_and_validator, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_not_found_and_check_order, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_crosshair_waveform_colour_bar, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_function_results, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cancel, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_image_and_validator, setup, svc_teardown),
+        cmocka_unit_test_setup_teardown(test_not_found_and_check_order, setup, svc_teardown),
+        cmocka_unit_test_setup_teardown(test_crosshair_waveform_colour_bar, setup, svc_teardown),
+        cmocka_unit_test_setup_teardown(test_function_results, setup, svc_teardown),
+        cmocka_unit_test_setup_teardown(test_cancel, setup, svc_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
