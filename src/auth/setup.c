@@ -25,16 +25,17 @@ int auth_prepare_keys(const ogd_config *cfg, char *err, size_t errlen)
     }
     const char *db = cfg->database.url ? cfg->database.url : "";
     bool shared_db = strncmp(db, "postgresql://", 13) == 0 || strncmp(db, "postgres://", 11) == 0;
-    if (shared_db && (access(priv, R_OK) != 0 || access(pub, R_OK) != 0)) {
-        /* Every node of a cluster must sign and verify with one pair: a pair of its own
-         * would make the tokens of the other nodes invalid here and this node's there. */
-        snprintf(err, errlen,
-                 "a server on PostgreSQL signs with the cluster's key pair: %s and %s must both "
-                 "exist and be readable (set auth.private_key_path and auth.public_key_path)",
-                 priv, pub);
-        return -1;
-    }
     if (!cfg->auth.present && access(priv, F_OK) != 0 && access(pub, F_OK) != 0) {
+        if (shared_db) {
+            /* Every node of a cluster must sign and verify with one pair: a pair of its
+             * own would make the other nodes' tokens invalid here and this node's there. */
+            snprintf(err, errlen,
+                     "a server on PostgreSQL signs with the cluster's key pair, it does not make "
+                     "one: %s and %s must both exist (set auth.private_key_path and "
+                     "auth.public_key_path)",
+                     priv, pub);
+            return -1;
+        }
         if (jwt_keys_generate(priv, pub, err, errlen) != 0)
             return -1;
         log_info("generated a JWT signing key pair: %s, %s", priv, pub);
