@@ -7,9 +7,7 @@
 #include "auth/password.h"
 #include "util/log.h"
 
-#include <stdbool.h>
 #include <stdio.h>
-#include <string.h>
 #include <unistd.h>
 
 int auth_prepare_keys(const ogd_config *cfg, char *err, size_t errlen)
@@ -23,10 +21,8 @@ int auth_prepare_keys(const ogd_config *cfg, char *err, size_t errlen)
         snprintf(err, errlen, "auth.private_key_path and auth.public_key_path are required");
         return -1;
     }
-    const char *db = cfg->database.url ? cfg->database.url : "";
-    bool shared_db = strncmp(db, "postgresql://", 13) == 0 || strncmp(db, "postgres://", 11) == 0;
     if (!cfg->auth.present && access(priv, F_OK) != 0 && access(pub, F_OK) != 0) {
-        if (shared_db) {
+        if (config_url_is_postgresql(cfg->database.url)) {
             /* Every node of a cluster must sign and verify with one pair: a pair of its
              * own would make the other nodes' tokens invalid here and this node's there. */
             snprintf(err, errlen,

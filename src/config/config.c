@@ -1453,6 +1453,11 @@ static bool starts_with(const char *s, const char *prefix)
     return s && strncmp(s, prefix, strlen(prefix)) == 0;
 }
 
+bool config_url_is_postgresql(const char *url)
+{
+    return url && (starts_with(url, "postgresql://") || starts_with(url, "postgres://"));
+}
+
 /* server.bind -> server.host / server.port. Forms: HOST:PORT, [V6]:PORT, HOST (port 8000). */
 static void resolve_bind(const source *src, ogd_config *c)
 {
@@ -1626,8 +1631,7 @@ int config_resolve(ogd_config *c, char **errors)
     if (c->database.url) {
         const char *u = c->database.url;
         bool sqlite = starts_with(u, "sqlite://") && u[9];
-        bool pg = starts_with(u, "postgresql://") || starts_with(u, "postgres://");
-        if (!sqlite && !pg)
+        if (!sqlite && !config_url_is_postgresql(u))
             report_line(&src, 0, "database.url: expected sqlite://PATH or postgresql://...");
     }
     if (c->echo.url) {

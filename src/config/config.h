@@ -261,6 +261,10 @@ typedef struct ogd_config {
 
 /* Fills c with the built-in defaults. c need not be initialised: its previous contents
  * are overwritten, not freed. */
+/* Whether a database URL names PostgreSQL (postgresql:// or postgres://): a database
+ * several nodes may share (docs/deploy.md). */
+bool config_url_is_postgresql(const char *url);
+
 void config_defaults(ogd_config *c);
 
 /* Loads the YAML file at path over the current values. path NULL: does nothing and

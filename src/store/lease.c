@@ -5,6 +5,8 @@
  */
 #include "store/lease.h"
 
+#include "store/store.h"
+
 #include <errno.h>
 #include <libpq-fe.h>
 #include <stdbool.h>
@@ -28,7 +30,7 @@ store_lease *store_lease_new(const char *url)
         free(l);
         return NULL;
     }
-    l->pg = strncmp(url, "postgresql://", 13) == 0 || strncmp(url, "postgres://", 11) == 0;
+    l->pg = store_url_is_postgresql(url);
     return l;
 }
 

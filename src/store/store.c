@@ -30,6 +30,11 @@ static const store_backend *backend_for(const char *url)
     return NULL;
 }
 
+bool store_url_is_postgresql(const char *url)
+{
+    return url && backend_for(url) == &store_pg_backend;
+}
+
 int store_open(const char *url, uv_loop_t *loop, store_t **out, char *err, size_t errlen)
 {
     return store_open_ex(url, loop, NULL, out, err, errlen);

@@ -151,6 +151,9 @@ struct store_op {
     void *backend_data;   /* the back end's state for a submitted op */
 };
 
+/* Whether url selects the PostgreSQL back end (a database several nodes may share). */
+bool store_url_is_postgresql(const char *url);
+
 /* Opens a store for one loop (NULL for CLI use with store_run_sync only).
  * url: sqlite:///abs/path, sqlite://rel/path, postgresql://... (or postgres://...). */
 int store_open(const char *url, uv_loop_t *loop, store_t **out, char *err, size_t errlen);

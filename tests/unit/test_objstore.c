@@ -683,9 +683,11 @@ static void rewrite_in_child(env *e, const char *key, const char *text, bool cle
         char path[PATH_MAX];
         snprintf(path, sizeof path, "%s/%s", e->dir, key);
         int ok = 1;
-        if (text) {
-            FILE *f = fopen(path, "w");
-            ok = f && fputs(text, f) >= 0 && fclose(f) == 0;
+        if (text) { /* atomically, as a writer does: a read in flight sees old or new */
+            char tmp[PATH_MAX + 8];
+            snprintf(tmp, sizeof tmp, "%s.new", path);
+            FILE *f = fopen(tmp, "w");
+            ok = f && fputs(text, f) >= 0 && fclose(f) == 0 && rename(tmp, path) == 0;
         } else {
             ok = unlink(path) == 0;
         }
